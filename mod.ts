@@ -1,0 +1,7 @@
+/**
+ * layerfs: a container layer store for Deno.
+ *
+ * @module
+ */
+
+export * from "./src/errors.ts";

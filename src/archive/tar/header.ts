@@ -1,0 +1,94 @@
+/**
+ * The tar header shared by the reader and the writer (after Go's archive/tar:
+ * one plain header type, named type-flag constants).
+ *
+ * @module
+ */
+
+/** Type flags of the tar formats layerfs reads and writes (ustar, PAX, GNU long names). */
+export const TypeFlag = {
+  /** Regular file. */
+  Reg: 0x30, // '0'
+  /** Regular file (pre-POSIX, NUL flag). */
+  RegA: 0x00,
+  /** Hard link to an earlier entry. */
+  Link: 0x31, // '1'
+  /** Symbolic link. */
+  Symlink: 0x32, // '2'
+  /** Character device. */
+  Char: 0x33, // '3'
+  /** Block device. */
+  Block: 0x34, // '4'
+  /** Directory. */
+  Dir: 0x35, // '5'
+  /** FIFO. */
+  Fifo: 0x36, // '6'
+  /** Contiguous file: treated as a regular file. */
+  Cont: 0x37, // '7'
+  /** PAX extended header for the next entry. */
+  XHeader: 0x78, // 'x'
+  /** PAX global extended header. */
+  XGlobalHeader: 0x67, // 'g'
+  /** GNU long name for the next entry. */
+  GNULongName: 0x4c, // 'L'
+  /** GNU long link name for the next entry. */
+  GNULongLink: 0x4b, // 'K'
+  /** GNU sparse file: refused. */
+  GNUSparse: 0x53, // 'S'
+} as const;
+
+/** The kind of file an entry describes (type flags '0'/'7'/NUL all become "file"). */
+export type EntryType =
+  | "file"
+  | "hardlink"
+  | "symlink"
+  | "char"
+  | "block"
+  | "dir"
+  | "fifo";
+
+/**
+ * One tar entry's metadata, after PAX and GNU long-name records have been merged in.
+ *
+ * @example
+ * ```ts
+ * import type { TarHeader } from "./header.ts";
+ * const h: TarHeader = {
+ *   name: "etc/hosts", type: "file", size: 12, mode: 0o644, uid: 0, gid: 0,
+ *   uname: "", gname: "", mtime: 1700000000, mtimeNsec: 0, linkname: "",
+ *   devmajor: 0, devminor: 0, xattrs: new Map(),
+ * };
+ * ```
+ */
+export interface TarHeader {
+  /** Path inside the archive, "/"-separated; directories may end in "/". */
+  name: string;
+  /** Entry kind. */
+  type: EntryType;
+  /** Body size in bytes (0 for everything but files). */
+  size: number;
+  /** Permission bits including setuid, setgid and sticky (07777). */
+  mode: number;
+  /** Numeric owner. */
+  uid: number;
+  /** Numeric group. */
+  gid: number;
+  /** Owner name (informational; layerfs uses numeric ids). */
+  uname: string;
+  /** Group name (informational). */
+  gname: string;
+  /** Modification time, whole seconds since the epoch (may be negative). */
+  mtime: number;
+  /** Nanoseconds part of the modification time (0-999999999), from PAX `mtime`. */
+  mtimeNsec: number;
+  /** Target of a symlink or hardlink. */
+  linkname: string;
+  /** Device major number (char/block). */
+  devmajor: number;
+  /** Device minor number (char/block). */
+  devminor: number;
+  /** Extended attributes from `SCHILY.xattr.<name>`, values kept as raw bytes. */
+  xattrs: Map<string, Uint8Array>;
+  /** Other PAX records of this entry, raw values (absent when none). */
+  pax?: Map<string, Uint8Array>;
+}

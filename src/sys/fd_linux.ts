@@ -1,0 +1,117 @@
+/**
+ * File-descriptor basics shared by the store and the archive code: open
+ * (openat, openat2 with RESOLVE_* flags), close, read, write, fsync.
+ *
+ * @module
+ */
+
+import { check, cstr, libc } from "./libc_linux.ts";
+
+/** open(2) flags (x86_64/aarch64 generic values). */
+export const O = {
+  RDONLY: 0,
+  WRONLY: 1,
+  RDWR: 2,
+  CREAT: 0o100,
+  EXCL: 0o200,
+  NOCTTY: 0o400,
+  TRUNC: 0o1000,
+  APPEND: 0o2000,
+  NONBLOCK: 0o4000,
+  DIRECTORY: 0o200000,
+  NOFOLLOW: 0o400000,
+  CLOEXEC: 0o2000000,
+  PATH: 0o10000000,
+} as const;
+
+/** openat2(2) `resolve` flags. */
+export const RESOLVE = {
+  NO_XDEV: 0x01,
+  NO_MAGICLINKS: 0x02,
+  NO_SYMLINKS: 0x04,
+  BENEATH: 0x08,
+  IN_ROOT: 0x10,
+  CACHED: 0x20,
+} as const;
+
+/** The `dirfd` value meaning "the current directory". */
+export const AT_FDCWD = -100;
+
+/** `*at` flags. */
+export const AT = {
+  SYMLINK_NOFOLLOW: 0x100,
+  REMOVEDIR: 0x200,
+  SYMLINK_FOLLOW: 0x400,
+  EMPTY_PATH: 0x1000,
+} as const;
+
+const SYS_openat2 = 437n;
+
+/** openat(2) with a path string; throws SysError. */
+export function openat(
+  dirfd: number,
+  path: string,
+  flags: number,
+  mode = 0,
+): number {
+  return check(
+    libc().openat(dirfd, cstr(path), flags | O.CLOEXEC, mode),
+    "openat",
+    path,
+  );
+}
+
+const how = new Uint8Array(24);
+const howView = new DataView(how.buffer);
+
+/**
+ * openat2(2): opens `path` below `dirfd` under `resolve` rules (e.g.
+ * RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS), so a symlink can never lead out.
+ * `path` may be a string or raw NUL-terminated bytes.
+ */
+export function openat2(
+  dirfd: number,
+  path: string | Uint8Array<ArrayBuffer>,
+  flags: number,
+  resolve: number,
+  mode = 0,
+): number {
+  howView.setBigUint64(0, BigInt(flags | O.CLOEXEC), true);
+  howView.setBigUint64(8, BigInt(mode), true);
+  howView.setBigUint64(16, BigInt(resolve), true);
+  const p = typeof path === "string" ? cstr(path) : path;
+  return check(
+    libc().syscall_openat2(SYS_openat2, BigInt(dirfd), p, how, 24n),
+    "openat2",
+    typeof path === "string" ? path : undefined,
+  );
+}
+
+/** close(2), ignoring errors (there is nothing useful to do about them). */
+export function close(fd: number): void {
+  libc().close(fd);
+}
+
+/** read(2) into `buf`; returns bytes read (0 at end). */
+export function read(
+  fd: number,
+  buf: Uint8Array<ArrayBuffer>,
+  len = buf.byteLength,
+): number {
+  return check(libc().read(fd, buf, BigInt(len)), "read");
+}
+
+/** Writes all of `buf` to `fd`, looping over short writes. */
+export function writeAll(fd: number, buf: Uint8Array<ArrayBuffer>): void {
+  let off = 0;
+  const c = libc();
+  while (off < buf.byteLength) {
+    const chunk = off === 0 ? buf : buf.subarray(off);
+    off += check(c.write(fd, chunk, BigInt(chunk.byteLength)), "write");
+  }
+}
+
+/** fsync(2). */
+export function fsync(fd: number): void {
+  check(libc().fsync(fd), "fsync");
+}

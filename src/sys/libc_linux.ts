@@ -1,0 +1,185 @@
+/**
+ * The libc FFI surface: one `Deno.dlopen` of glibc with every symbol layerfs
+ * calls. Only `src/sys/` imports this file; the rest of the code base uses the
+ * small typed wrappers next to it.
+ *
+ * Conventions:
+ * - Paths are passed as NUL-terminated byte buffers made by {@link cstr}.
+ * - Every wrapper reads `errno` right after a failing call (through the cached
+ *   `__errno_location()` pointer) and throws {@link SysError}.
+ * - Syscalls that glibc 2.36 has no wrapper for (openat2) go through
+ *   `syscall(2)` under an aliased symbol with a fixed signature.
+ *
+ * @module
+ */
+
+import { errnoName } from "./errno.ts";
+
+const SYMBOLS = {
+  __errno_location: { parameters: [], result: "pointer" },
+  geteuid: { parameters: [], result: "u32" },
+  getegid: { parameters: [], result: "u32" },
+  // mounts
+  mount: {
+    parameters: ["buffer", "buffer", "buffer", "u64", "buffer"],
+    result: "i32",
+  },
+  umount2: { parameters: ["buffer", "i32"], result: "i32" },
+  fsopen: { parameters: ["buffer", "u32"], result: "i32" },
+  fsconfig: {
+    parameters: ["i32", "u32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  fsmount: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  move_mount: {
+    parameters: ["i32", "buffer", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  statfs: { parameters: ["buffer", "buffer"], result: "i32" },
+  fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
+  // file descriptors
+  openat: { parameters: ["i32", "buffer", "i32", "u32"], result: "i32" },
+  // long syscall(long nr, int dirfd, const char *path, struct open_how *how, size_t size)
+  syscall_openat2: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "buffer", "u64"],
+    result: "i64",
+  },
+  close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
+  fsync: { parameters: ["i32"], result: "i32" },
+  syncfs: { parameters: ["i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "i64"], result: "i32" },
+  copy_file_range: {
+    parameters: ["i32", "pointer", "i32", "pointer", "usize", "u32"],
+    result: "isize",
+  },
+  // *at calls
+  mkdirat: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  mknodat: { parameters: ["i32", "buffer", "u32", "u64"], result: "i32" },
+  symlinkat: { parameters: ["buffer", "i32", "buffer"], result: "i32" },
+  linkat: {
+    parameters: ["i32", "buffer", "i32", "buffer", "i32"],
+    result: "i32",
+  },
+  unlinkat: { parameters: ["i32", "buffer", "i32"], result: "i32" },
+  renameat2: {
+    parameters: ["i32", "buffer", "i32", "buffer", "u32"],
+    result: "i32",
+  },
+  fchownat: {
+    parameters: ["i32", "buffer", "u32", "u32", "i32"],
+    result: "i32",
+  },
+  fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
+  utimensat: {
+    parameters: ["i32", "buffer", "buffer", "i32"],
+    result: "i32",
+  },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  statx: {
+    parameters: ["i32", "buffer", "i32", "u32", "buffer"],
+    result: "i32",
+  },
+  readlinkat: {
+    parameters: ["i32", "buffer", "buffer", "usize"],
+    result: "isize",
+  },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  // extended attributes
+  fgetxattr: {
+    parameters: ["i32", "buffer", "buffer", "usize"],
+    result: "isize",
+  },
+  fsetxattr: {
+    parameters: ["i32", "buffer", "buffer", "usize", "i32"],
+    result: "i32",
+  },
+  flistxattr: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  fremovexattr: { parameters: ["i32", "buffer"], result: "i32" },
+  lgetxattr: {
+    parameters: ["buffer", "buffer", "buffer", "usize"],
+    result: "isize",
+  },
+  lsetxattr: {
+    parameters: ["buffer", "buffer", "buffer", "usize", "i32"],
+    result: "i32",
+  },
+  llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+} as const;
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | undefined;
+let errnoView: Deno.UnsafePointerView | undefined;
+
+/** The loaded libc symbols (loaded on first use, so importing is free). */
+export function libc(): Deno.DynamicLibrary<typeof SYMBOLS>["symbols"] {
+  if (!lib) {
+    lib = Deno.dlopen("libc.so.6", SYMBOLS);
+    const p = lib.symbols.__errno_location();
+    if (p === null) throw new Error("libc: __errno_location returned NULL");
+    errnoView = new Deno.UnsafePointerView(p);
+  }
+  return lib.symbols;
+}
+
+/** The calling thread's current `errno`. */
+export function errno(): number {
+  libc();
+  return errnoView!.getInt32(0);
+}
+
+const encoder = new TextEncoder();
+
+/** A NUL-terminated copy of `s` for passing to libc. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(s.length * 3 + 1);
+  const { written } = encoder.encodeInto(s, out);
+  return out.subarray(0, written + 1);
+}
+
+/** A NUL-terminated copy of raw name bytes (names from tar need not be UTF-8). */
+export function cbytes(b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(b.length + 1);
+  out.set(b);
+  return out;
+}
+
+/**
+ * A failed system call: carries the errno number and name and the operation.
+ * Higher layers translate it into the typed errors of `src/errors.ts`.
+ */
+export class SysError extends Error {
+  /** errno value, e.g. 2. */
+  readonly errno: number;
+  /** errno name, e.g. "ENOENT". */
+  readonly code: string;
+  /** The call that failed, e.g. "openat2". */
+  readonly syscall: string;
+  /** The path the call was about, when there is one. */
+  readonly path?: string;
+
+  constructor(syscall: string, errnum: number, path?: string) {
+    const code = errnoName(errnum);
+    super(`${syscall}${path === undefined ? "" : ` "${path}"`}: ${code}`);
+    this.name = "SysError";
+    this.errno = errnum;
+    this.code = code;
+    this.syscall = syscall;
+    this.path = path;
+  }
+}
+
+/** Throws {@link SysError} when `ret` is negative; returns it otherwise. */
+export function check(
+  ret: number | bigint,
+  syscall: string,
+  path?: string,
+): number {
+  const n = Number(ret);
+  if (n < 0) throw new SysError(syscall, errno(), path);
+  return n;
+}
