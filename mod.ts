@@ -1,5 +1,35 @@
 /**
- * layerfs: a container layer store for Deno.
+ * layerfs: a container layer store ("graph driver") for Deno.
+ *
+ * ## Vocabulary
+ * - **Layer**: a directory of file-system changes, stored as `diff/<id>` under the store root.
+ * - **Id**: a layer's name, `^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`, never ending in `-removing`.
+ * - **Parent chain**: the layers a layer sits on, nearest first, kept in `layers/<id>`
+ *   (Docker's aufs layout). A layer without a parent is a base layer.
+ * - **Read-only layer**: an image layer, made by `create` or `applyDiff`.
+ *   **Read-write layer**: a container's writable layer, made by `createReadWrite`.
+ * - **Backend**: how a chain becomes one root filesystem: kernel `overlay` (default), `aufs`
+ *   (where the kernel has it), or `vfs` (full copies, no privileges needed).
+ * - **get / put**: `get` mounts the union view of a layer and its parents (once, however many
+ *   callers; counts are shared across processes) and returns its path; `put` releases one
+ *   reference and the last one unmounts.
+ * - **diff / applyDiff**: a layer's own changes as an uncompressed OCI layer tar, and back.
+ *   OCI whiteouts (`.wh.<name>`, `.wh..wh..opq`) are converted to and from the backend's form.
+ *
+ * ## Import a layer, then run a container on it
+ * ```ts ignore
+ * import { openStore } from "@layerfs/layerfs";
+ *
+ * const store = await openStore({ root: "/var/lib/layerfs", backend: "auto" });
+ * const tar = (await Deno.open("base.tar")).readable;
+ * await store.applyDiff("base", undefined, tar);           // import an image layer
+ * await store.createReadWrite("ctr1", "base");             // a container's writable layer
+ * const rootfs = await store.get("ctr1");                  // mount the union view
+ * console.log(await Array.fromAsync(Deno.readDir(rootfs)));
+ * await store.put("ctr1");                                 // unmount on the last put
+ * for (const c of await store.changes("ctr1")) console.log(c.kind, c.path);
+ * store.close();
+ * ```
  *
  * @module
  */
