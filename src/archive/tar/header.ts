@@ -81,6 +81,10 @@ export interface TarHeader {
   mtime: number;
   /** Nanoseconds part of the modification time (0-999999999), from PAX `mtime`. */
   mtimeNsec: number;
+  /** Access time, whole seconds (from PAX `atime`; absent when the archive has none). */
+  atime?: number;
+  /** Nanoseconds part of {@link TarHeader.atime}. */
+  atimeNsec?: number;
   /** Target of a symlink or hardlink. */
   linkname: string;
   /** Device major number (char/block). */

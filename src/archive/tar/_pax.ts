@@ -1,0 +1,115 @@
+/**
+ * Internal: PAX extended-header records (`"%d %s=%s\n"`, POSIX.1-2001 pax),
+ * values kept as raw bytes so binary `SCHILY.xattr.*` values survive.
+ *
+ * @module
+ */
+
+import { decodeUtf8Exact, encodeUtf8 } from "./_block.ts";
+
+/**
+ * Parses the records of a PAX header body into `into` (later records win).
+ * Returns an error message for a malformed body, or `null`.
+ */
+export function parsePaxRecords(
+  body: Uint8Array,
+  into: Map<string, Uint8Array>,
+): string | null {
+  let i = 0;
+  while (i < body.length) {
+    // Trailing NUL padding (some writers) ends the records.
+    if (body[i] === 0) break;
+    let len = 0;
+    let j = i;
+    while (j < body.length && body[j] >= 0x30 && body[j] <= 0x39) {
+      len = len * 10 + (body[j] - 0x30);
+      if (len > body.length) return "PAX record length runs past the header";
+      j++;
+    }
+    if (j === i || body[j] !== 0x20) {
+      return "malformed PAX record length";
+    }
+    const end = i + len;
+    if (len < 5 || end > body.length || body[end - 1] !== 0x0a) {
+      return "PAX record length does not match its content";
+    }
+    const keyStart = j + 1;
+    let eq = keyStart;
+    while (eq < end - 1 && body[eq] !== 0x3d) eq++;
+    if (eq === keyStart || eq >= end - 1) {
+      return "PAX record without a key=value pair";
+    }
+    const key = decodeUtf8Exact(body.subarray(keyStart, eq));
+    if (key === null || key.includes("\0")) {
+      return "PAX record key is not valid UTF-8";
+    }
+    // A copy: the body buffer is reused by the reader.
+    into.set(key, body.slice(eq + 1, end - 1));
+    i = end;
+  }
+  return null;
+}
+
+/** Encodes one record; the length prefix counts itself. */
+export function paxRecord(key: string, value: Uint8Array): Uint8Array {
+  const k = encodeUtf8(key);
+  const base = 3 + k.length + value.length; // " " "=" "\n"
+  let len = base + String(base).length;
+  if (String(len).length !== String(base).length) {
+    len = base + String(len).length;
+  }
+  const prefix = encodeUtf8(`${len} `);
+  const out = new Uint8Array(len);
+  out.set(prefix, 0);
+  out.set(k, prefix.length);
+  out[prefix.length + k.length] = 0x3d;
+  out.set(value, prefix.length + k.length + 1);
+  out[len - 1] = 0x0a;
+  return out;
+}
+
+/** Decimal ASCII value of a record, or `null` when it is not a plain non-negative integer. */
+export function paxInteger(v: Uint8Array): number | bigint | null {
+  if (v.length === 0 || v.length > 40) return null;
+  let n = 0n;
+  for (const c of v) {
+    if (c < 0x30 || c > 0x39) return null;
+    n = n * 10n + BigInt(c - 0x30);
+  }
+  return n <= 9007199254740991n ? Number(n) : n;
+}
+
+/**
+ * Parses a PAX time (`[-]seconds[.fraction]`) into whole seconds and
+ * nanoseconds, normalised so that nanoseconds are in [0, 1e9) (Go does the
+ * same with time.Unix). Digits past nanoseconds are truncated.
+ */
+export function paxTime(v: Uint8Array): [number, number] | null {
+  let s = "";
+  for (const c of v) s += String.fromCharCode(c);
+  const m = /^(-?)(\d{1,20})(?:\.(\d*))?$/.exec(s);
+  if (!m) return null;
+  let sec = Number(m[2]);
+  if (!Number.isSafeInteger(sec)) return null;
+  let nsec = Number(((m[3] ?? "") + "000000000").slice(0, 9));
+  if (m[1] === "-") {
+    sec = -sec;
+    if (nsec !== 0) {
+      sec -= 1;
+      nsec = 1e9 - nsec;
+    }
+  }
+  return [sec, nsec];
+}
+
+/** Formats seconds + nanoseconds as a PAX time (GNU tar's 9-digit form). */
+export function formatPaxTime(sec: number, nsec: number): string {
+  if (nsec === 0) return String(sec);
+  if (sec < 0) {
+    // -1.5 s is stored as seconds -2, nsec 5e8.
+    const whole = sec + 1;
+    const frac = 1e9 - nsec;
+    return `${whole === 0 ? "-0" : whole}.${String(frac).padStart(9, "0")}`;
+  }
+  return `${sec}.${String(nsec).padStart(9, "0")}`;
+}

@@ -1,0 +1,158 @@
+/**
+ * Internal: turns every input the tar reader accepts into one pull interface
+ * that hands out chunks of about 1 MiB.
+ *
+ * @module
+ */
+
+/** What {@link TarReader} reads from. */
+export type TarInput =
+  | ReadableStream<Uint8Array>
+  | Uint8Array
+  | AsyncIterable<Uint8Array>
+  | Deno.FsFile;
+
+/** A pull source of byte chunks. */
+export interface ChunkSource {
+  /**
+   * The next non-empty chunk, or `null` at the end. The chunk may be
+   * overwritten by the following call (the file source reuses its buffer).
+   */
+  read(): Promise<Uint8Array | null>;
+  /** Stops reading: cancels a stream after an error, releases it at the end. */
+  close(error?: unknown): void;
+}
+
+/** Read size: large enough that per-read overhead vanishes, small enough to stay in cache. */
+export const READ_SIZE = 1 << 20;
+
+/** Wraps any accepted input as a {@link ChunkSource}. */
+export function chunkSource(
+  input: TarInput,
+  readSize = READ_SIZE,
+): ChunkSource {
+  if (input instanceof Uint8Array) return bytesSource(input);
+  if (typeof Deno !== "undefined" && input instanceof Deno.FsFile) {
+    return fileSource(input, readSize);
+  }
+  if (input instanceof ReadableStream) return streamSource(input, readSize);
+  if (
+    input &&
+    typeof (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] ===
+      "function"
+  ) {
+    return iterSource(input as AsyncIterable<Uint8Array>);
+  }
+  throw new TypeError(
+    "Tar source must be a ReadableStream<Uint8Array>, Uint8Array, AsyncIterable<Uint8Array> or Deno.FsFile",
+  );
+}
+
+function bytesSource(bytes: Uint8Array): ChunkSource {
+  let done = false;
+  return {
+    read() {
+      if (done || bytes.length === 0) return Promise.resolve(null);
+      done = true;
+      return Promise.resolve(bytes);
+    },
+    close() {
+      done = true;
+    },
+  };
+}
+
+function fileSource(file: Deno.FsFile, readSize: number): ChunkSource {
+  // One buffer, reused: the reader copies what it must keep across reads.
+  const buf = new Uint8Array(readSize);
+  let done = false;
+  return {
+    async read() {
+      if (done) return null;
+      const n = await file.read(buf);
+      if (n === null) {
+        done = true;
+        return null;
+      }
+      return buf.subarray(0, n);
+    },
+    close() {
+      done = true;
+    },
+  };
+}
+
+function streamSource(
+  stream: ReadableStream<Uint8Array>,
+  readSize: number,
+): ChunkSource {
+  // Byte streams (Deno.FsFile.readable, fetch bodies) can fill our own 1 MiB
+  // buffer instead of handing out 64 KiB chunks.
+  let byob: ReadableStreamBYOBReader | undefined;
+  let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  try {
+    byob = stream.getReader({ mode: "byob" });
+  } catch {
+    reader = stream.getReader();
+  }
+  let buffer: ArrayBuffer | undefined = byob
+    ? new ArrayBuffer(readSize)
+    : undefined;
+  let done = false;
+  return {
+    async read() {
+      while (!done) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        if (byob) {
+          r = await byob.read(new Uint8Array(buffer!, 0, readSize));
+          if (r.value) buffer = r.value.buffer as ArrayBuffer;
+        } else {
+          r = await reader!.read();
+        }
+        if (r.done) {
+          done = true;
+          (byob ?? reader)!.releaseLock();
+          return null;
+        }
+        if (!(r.value instanceof Uint8Array)) {
+          throw new TypeError("Tar stream chunks must be Uint8Array");
+        }
+        if (r.value.length > 0) return r.value;
+      }
+      return null;
+    },
+    close(error) {
+      if (done) return;
+      done = true;
+      const r = (byob ?? reader)!;
+      if (error !== undefined) r.cancel(error).catch(() => {});
+      else r.releaseLock();
+    },
+  };
+}
+
+function iterSource(iterable: AsyncIterable<Uint8Array>): ChunkSource {
+  const it = iterable[Symbol.asyncIterator]();
+  let done = false;
+  return {
+    async read() {
+      while (!done) {
+        const r = await it.next();
+        if (r.done) {
+          done = true;
+          return null;
+        }
+        if (!(r.value instanceof Uint8Array)) {
+          throw new TypeError("Tar source chunks must be Uint8Array");
+        }
+        if (r.value.length > 0) return r.value;
+      }
+      return null;
+    },
+    close(error) {
+      if (done) return;
+      done = true;
+      if (error !== undefined) it.return?.().catch?.(() => {});
+    },
+  };
+}

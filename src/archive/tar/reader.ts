@@ -1,0 +1,863 @@
+/**
+ * The tar reader: ustar, PAX (values as bytes), GNU long names and links,
+ * base-256 numbers. {@link TarReader} is the fast pull API the extractor uses;
+ * {@link readTar} wraps it as an async iterable of entries with streaming bodies.
+ *
+ * Like Go's archive/tar, errors are sticky (after a failure every later call
+ * throws the same error) and the end of the archive ends iteration.
+ *
+ * @module
+ */
+
+import { InvalidArchive } from "../../errors.ts";
+import {
+  BLOCK,
+  checksumOk,
+  decodeString,
+  decodeUtf8Exact,
+  isZeroBlock,
+  Magic,
+  magicOf,
+  parseNumeric,
+} from "./_block.ts";
+import { parsePaxRecords, paxInteger, paxTime } from "./_pax.ts";
+import { type ChunkSource, chunkSource, type TarInput } from "./_source.ts";
+import type { EntryType, TarHeader } from "./header.ts";
+
+export type { TarInput } from "./_source.ts";
+
+/** Limits the reader enforces; each breach is an {@link InvalidArchive} error. */
+export interface TarReaderOptions {
+  /**
+   * Largest PAX extended header body (`x` or `g`) accepted, in bytes; also caps
+   * the PAX records that pile up before one entry.
+   * @default {1048576}
+   */
+  maxPaxSize?: number;
+  /**
+   * Longest entry name or link target, in UTF-8 bytes (Linux PATH_MAX).
+   * @default {4096}
+   */
+  maxNameLength?: number;
+  /**
+   * Longest single path component, in UTF-8 bytes (Linux NAME_MAX).
+   * @default {255}
+   */
+  maxComponentLength?: number;
+  /**
+   * Most path components in one entry name.
+   * @default {1024}
+   */
+  maxDepth?: number;
+  /**
+   * Most entries in one archive.
+   * @default {10000000}
+   */
+  maxEntries?: number;
+}
+
+/** Defaults of {@link TarReaderOptions}. */
+const DEFAULTS: Required<TarReaderOptions> = {
+  maxPaxSize: 1 << 20,
+  maxNameLength: 4096,
+  maxComponentLength: 255,
+  maxDepth: 1024,
+  maxEntries: 10_000_000,
+};
+
+const RESOLVED = Promise.resolve();
+const EMPTY = new Uint8Array(0);
+
+/** Type flags whose entries carry no body whatever their size field says (POSIX; Go does the same). */
+function entryType(flag: number): EntryType | undefined {
+  switch (flag) {
+    case 0x30: // '0'
+    case 0x37: // '7' contiguous: a regular file everywhere but on one 1980s OS
+    case 0x00:
+      return "file";
+    case 0x31:
+      return "hardlink";
+    case 0x32:
+      return "symlink";
+    case 0x33:
+      return "char";
+    case 0x34:
+      return "block";
+    case 0x35:
+      return "dir";
+    case 0x36:
+      return "fifo";
+  }
+  return undefined;
+}
+
+function flagName(flag: number): string {
+  return flag >= 0x20 && flag < 0x7f
+    ? `'${String.fromCharCode(flag)}'`
+    : `0x${flag.toString(16).padStart(2, "0")}`;
+}
+
+/**
+ * A fast, pull-based tar reader.
+ *
+ * Call {@link TarReader.next} for each header; read the body with
+ * {@link TarReader.readBody} (chunks are views into the reader's buffer, valid
+ * only during the callback) or let the next `next()` skip it. Reads the source
+ * in ~1 MiB chunks. After an error every call throws that same error.
+ *
+ * @example Listing an archive
+ * ```ts
+ * import { TarReader } from "./reader.ts";
+ * import { TarWriter } from "./writer.ts";
+ *
+ * const w = new TarWriter();
+ * const out = new Response(w.readable).bytes();
+ * await w.add({
+ *   name: "hello.txt", type: "file", size: 5, mode: 0o644, uid: 0, gid: 0,
+ *   uname: "", gname: "", mtime: 0, mtimeNsec: 0, linkname: "",
+ *   devmajor: 0, devminor: 0, xattrs: new Map(),
+ * }, new TextEncoder().encode("hello"));
+ * await w.close();
+ *
+ * const r = new TarReader(await out);
+ * for (let h; (h = await r.next()) !== null;) {
+ *   let n = 0;
+ *   await r.readBody((chunk) => n += chunk.length);
+ *   console.log(h.name, n);
+ * }
+ * ```
+ */
+export class TarReader {
+  #src: ChunkSource;
+  #opts: Required<TarReaderOptions>;
+  #buf: Uint8Array = EMPTY;
+  #pos = 0;
+  /** Rest of a chunk split by a header that straddled two chunks. */
+  #next: Uint8Array | null = null;
+  #block = new Uint8Array(BLOCK);
+  #consumed = 0;
+  /** Body bytes of the current entry not yet read, then its padding. */
+  #remaining = 0;
+  #padding = 0;
+  #entry: string | undefined;
+  #entries = 0;
+  #global = new Map<string, Uint8Array>();
+  #err: unknown = undefined;
+  #done = false;
+  #busy = false;
+
+  /**
+   * @param source The archive: a stream, bytes, an async iterable of chunks or an open file
+   *   (read from its current position; not closed by the reader).
+   * @param options Caps; see {@link TarReaderOptions}.
+   */
+  constructor(source: TarInput, options: TarReaderOptions = {}) {
+    this.#src = chunkSource(source);
+    this.#opts = { ...DEFAULTS, ...options };
+  }
+
+  /** Archive bytes consumed so far (headers, bodies and padding). */
+  get bytesRead(): number {
+    return this.#consumed;
+  }
+
+  /**
+   * Reads the next entry's header, skipping whatever is left of the previous
+   * body. Resolves to `null` at the end of the archive (two zero blocks, or a
+   * clean end of input at a block boundary).
+   *
+   * @throws {InvalidArchive} A malformed, truncated, refused or over-cap entry.
+   */
+  async next(): Promise<TarHeader | null> {
+    this.#enter();
+    try {
+      if (this.#done) return null;
+      const skip = this.#remaining + this.#padding;
+      if (skip > 0) {
+        this.#remaining = 0;
+        this.#padding = 0;
+        await this.#skip(skip);
+      }
+      const h = await this.#readHeader();
+      if (h === null) {
+        this.#done = true;
+        this.#src.close();
+      }
+      return h;
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * Delivers the rest of the current entry's body to `onChunk`, as views that
+   * are valid only during the call (copy what you keep). A body that is already
+   * buffered is delivered synchronously, before this returns.
+   *
+   * @throws {InvalidArchive} The archive ends inside the body.
+   */
+  readBody(onChunk: (chunk: Uint8Array) => void): Promise<void> {
+    this.#enter();
+    const avail = this.#buf.length - this.#pos;
+    const rem = this.#remaining;
+    if (rem <= avail) {
+      // Fast path: the whole (small) body is in the buffer.
+      try {
+        if (rem > 0) {
+          const p = this.#pos;
+          this.#pos = p + rem;
+          this.#consumed += rem;
+          this.#remaining = 0;
+          onChunk(this.#buf.subarray(p, p + rem));
+        }
+        return RESOLVED;
+      } catch (e) {
+        return Promise.reject(e);
+      } finally {
+        this.#busy = false;
+      }
+    }
+    return this.#readBodySlow(onChunk);
+  }
+
+  async #readBodySlow(onChunk: (chunk: Uint8Array) => void): Promise<void> {
+    try {
+      while (this.#remaining > 0) {
+        const c = await this.#bodyChunk();
+        onChunk(c);
+      }
+    } catch (e) {
+      // An error thrown by onChunk is the caller's; only archive errors poison the reader.
+      if (e instanceof InvalidArchive || this.#err !== undefined) {
+        throw this.#fail(e);
+      }
+      throw e;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * Returns the next piece of the current body (a view valid until the next
+   * call on this reader), or `null` when the body is finished.
+   *
+   * @example
+   * ```ts
+   * import { TarReader } from "./reader.ts";
+   * const r = new TarReader(new Uint8Array(1024));
+   * console.log(await r.next(), await r.readBodyChunk());
+   * ```
+   */
+  async readBodyChunk(): Promise<Uint8Array | null> {
+    this.#enter();
+    try {
+      if (this.#remaining === 0) return null;
+      return await this.#bodyChunk();
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** Skips the rest of the current body (next() would do it too). */
+  async skipBody(): Promise<void> {
+    this.#enter();
+    try {
+      const n = this.#remaining;
+      this.#remaining = 0;
+      if (n > 0) await this.#skip(n);
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * Stops reading: a stream source is cancelled, and every later call throws.
+   *
+   * @example
+   * ```ts
+   * import { TarReader } from "./reader.ts";
+   * const r = new TarReader(new Uint8Array(1024));
+   * r.cancel();
+   * ```
+   */
+  cancel(reason?: unknown): void {
+    if (this.#err !== undefined) return;
+    this.#err = new InvalidArchive("the reader was cancelled", this.#entry, {
+      cause: reason,
+    });
+    this.#src.close(reason ?? this.#err);
+  }
+
+  #enter(): void {
+    if (this.#err !== undefined) throw this.#err;
+    if (this.#busy) {
+      throw new TypeError(
+        "TarReader: a call is already in progress; await it before the next one",
+      );
+    }
+    this.#busy = true;
+  }
+
+  #fail(e: unknown): unknown {
+    if (this.#err === undefined) {
+      this.#err = e;
+      this.#src.close(e);
+    }
+    return this.#err;
+  }
+
+  #truncated(where: string): InvalidArchive {
+    return new InvalidArchive(
+      `unexpected end of archive ${where}; the tar is truncated`,
+      this.#entry,
+    );
+  }
+
+  async #pull(): Promise<Uint8Array | null> {
+    const n = this.#next;
+    if (n !== null) {
+      this.#next = null;
+      return n;
+    }
+    return await this.#src.read();
+  }
+
+  /**
+   * Makes `n` contiguous bytes available at `#buf[#pos]`, copying only when
+   * they straddle chunks. Returns the number available (< n only at the end).
+   */
+  async #ensure(n: number, carry?: Uint8Array): Promise<number> {
+    const avail = this.#buf.length - this.#pos;
+    if (avail >= n) return n;
+    const dst = carry ?? new Uint8Array(n);
+    if (avail > 0) dst.set(this.#buf.subarray(this.#pos), 0);
+    let have = avail;
+    // The leftover is now in dst: chunks we pull may reuse the old buffer.
+    this.#buf = EMPTY;
+    this.#pos = 0;
+    while (have < n) {
+      const c = await this.#pull();
+      if (c === null) break;
+      const take = Math.min(n - have, c.length);
+      if (have === 0 && c.length >= n) {
+        // The new chunk alone suffices: no copy.
+        this.#buf = c;
+        this.#pos = 0;
+        return n;
+      }
+      dst.set(c.subarray(0, take), have);
+      have += take;
+      if (take < c.length) this.#next = c.subarray(take);
+    }
+    this.#buf = dst.subarray(0, have);
+    this.#pos = 0;
+    return have;
+  }
+
+  async #bodyChunk(): Promise<Uint8Array> {
+    if (this.#pos >= this.#buf.length) {
+      const c = await this.#pull();
+      if (c === null) throw this.#truncated("inside the body");
+      this.#buf = c;
+      this.#pos = 0;
+    }
+    const p = this.#pos;
+    const n = Math.min(this.#buf.length - p, this.#remaining);
+    this.#pos = p + n;
+    this.#consumed += n;
+    this.#remaining -= n;
+    return this.#buf.subarray(p, p + n);
+  }
+
+  async #skip(n: number): Promise<void> {
+    while (n > 0) {
+      if (this.#pos >= this.#buf.length) {
+        const c = await this.#pull();
+        if (c === null) throw this.#truncated("inside the body");
+        this.#buf = c;
+        this.#pos = 0;
+      }
+      const k = Math.min(this.#buf.length - this.#pos, n);
+      this.#pos += k;
+      this.#consumed += k;
+      n -= k;
+    }
+  }
+
+  /** Reads a metadata body (PAX or GNU long name) of `size` bytes plus padding; returns a view. */
+  async #readMeta(size: number, what: string): Promise<Uint8Array> {
+    const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
+    const got = await this.#ensure(padded);
+    if (got < padded) throw this.#truncated(`inside a ${what}`);
+    const p = this.#pos;
+    this.#pos = p + padded;
+    this.#consumed += padded;
+    return this.#buf.subarray(p, p + size);
+  }
+
+  async #readHeader(): Promise<TarHeader | null> {
+    const o = this.#opts;
+    let local: Map<string, Uint8Array> | undefined;
+    let localSize = 0;
+    let longName: string | undefined;
+    let longLink: string | undefined;
+    for (;;) {
+      const got = await this.#ensure(BLOCK, this.#block);
+      if (got === 0) return null; // clean end at a block boundary
+      if (got < BLOCK) {
+        throw this.#truncated(
+          this.#entry === undefined
+            ? "inside the first header"
+            : "inside the header after this entry",
+        );
+      }
+      const b = this.#buf;
+      const off = this.#pos;
+      if (!checksumOk(b, off)) {
+        if (isZeroBlock(b, off)) {
+          this.#pos += BLOCK;
+          this.#consumed += BLOCK;
+          // End of archive: a second zero block, or the input just ends.
+          const g2 = await this.#ensure(BLOCK, this.#block);
+          if (g2 === 0) return null;
+          if (g2 === BLOCK && isZeroBlock(this.#buf, this.#pos)) {
+            this.#pos += BLOCK;
+            this.#consumed += BLOCK;
+            return null;
+          }
+          if (g2 < BLOCK) return null; // zero block then a stub: nothing more to read
+          throw new InvalidArchive(
+            "a zero block is followed by data; the archive is corrupt",
+            this.#entry,
+          );
+        }
+        const name = decodeString(b, off, 100) ?? undefined;
+        throw new InvalidArchive(
+          `header checksum mismatch at byte ${this.#consumed}${
+            name ? ` (name field ${JSON.stringify(name)})` : ""
+          }; the archive is corrupt or not a tar`,
+          this.#entry,
+        );
+      }
+      const flag = b[off + 156];
+      this.#pos += BLOCK;
+      this.#consumed += BLOCK;
+
+      if (flag === 0x78 || flag === 0x67) { // 'x' PAX, 'g' PAX global
+        const size = this.#numField(b, off + 124, 12, "size");
+        if (size > o.maxPaxSize || localSize + size > o.maxPaxSize) {
+          throw new InvalidArchive(
+            `PAX header of ${size} bytes exceeds the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
+            this.#entry,
+          );
+        }
+        const body = await this.#readMeta(size, "PAX header");
+        let target: Map<string, Uint8Array>;
+        if (flag === 0x78) {
+          localSize += size;
+          target = local ??= new Map();
+        } else {
+          target = new Map();
+        }
+        const err = parsePaxRecords(body, target);
+        if (err !== null) {
+          throw new InvalidArchive(`${err} (PAX header)`, this.#entry);
+        }
+        if (flag === 0x67) {
+          for (const [k, v] of target) {
+            // POSIX: an empty global value removes the default.
+            if (v.length === 0) this.#global.delete(k);
+            else this.#global.set(k, v);
+          }
+          let total = 0;
+          for (const [k, v] of this.#global) total += k.length + v.length;
+          if (total > o.maxPaxSize) {
+            throw new InvalidArchive(
+              `PAX global headers exceed the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
+              this.#entry,
+            );
+          }
+        }
+        continue;
+      }
+      if (flag === 0x4c || flag === 0x4b) { // 'L' GNU long name, 'K' long link
+        const size = this.#numField(b, off + 124, 12, "size");
+        // +1: GNU tar counts the terminating NUL.
+        if (size > o.maxNameLength + 1) {
+          throw new InvalidArchive(
+            `GNU long ${
+              flag === 0x4c ? "name" : "link"
+            } of ${size} bytes exceeds the ${o.maxNameLength}-byte cap (maxNameLength)`,
+            this.#entry,
+          );
+        }
+        const body = await this.#readMeta(size, "GNU long name");
+        let end = body.length;
+        while (end > 0 && body[end - 1] === 0) end--;
+        const raw = body.subarray(0, end);
+        if (raw.includes(0)) {
+          throw new InvalidArchive(
+            "GNU long name contains a NUL byte",
+            this.#entry,
+          );
+        }
+        const s = decodeUtf8Exact(raw);
+        if (s === null) {
+          throw new InvalidArchive(
+            "GNU long name is not valid UTF-8",
+            this.#entry,
+          );
+        }
+        if (flag === 0x4c) longName = s;
+        else longLink = s;
+        continue;
+      }
+
+      const magic = magicOf(b, off);
+      let name = longName;
+      if (name === undefined) {
+        const n = decodeString(b, off, 100);
+        if (n === null) throw this.#notUtf8("name");
+        name = n;
+        if (magic === Magic.Ustar && b[off + 345] !== 0) {
+          const prefix = decodeString(b, off + 345, 155);
+          if (prefix === null) throw this.#notUtf8("name prefix");
+          name = prefix + "/" + name;
+        }
+      }
+      let type = entryType(flag);
+      if (type === undefined) {
+        this.#entry = name;
+        throw new InvalidArchive(
+          flag === 0x53
+            ? "GNU sparse files (type 'S') are not supported; re-create the archive without --sparse"
+            : `unsupported entry type ${flagName(flag)}`,
+          name,
+        );
+      }
+      if (flag === 0 && name.endsWith("/")) type = "dir"; // V7 directories
+      let linkname = longLink;
+      if (linkname === undefined) {
+        const l = decodeString(b, off + 157, 100);
+        if (l === null) throw this.#notUtf8("link name");
+        linkname = l;
+      }
+      const h: TarHeader = {
+        name,
+        type,
+        size: this.#numField(b, off + 124, 12, "size"),
+        mode: this.#numField(b, off + 100, 8, "mode") & 0o7777,
+        uid: this.#numField(b, off + 108, 8, "uid"),
+        gid: this.#numField(b, off + 116, 8, "gid"),
+        uname: magic === Magic.V7 ? "" : decodeString(b, off + 265, 32) ?? "",
+        gname: magic === Magic.V7 ? "" : decodeString(b, off + 297, 32) ?? "",
+        mtime: this.#numField(b, off + 136, 12, "mtime", true),
+        mtimeNsec: 0,
+        linkname,
+        devmajor: 0,
+        devminor: 0,
+        xattrs: new Map(),
+      };
+      if (type === "char" || type === "block") {
+        h.devmajor = this.#numField(b, off + 329, 8, "devmajor");
+        h.devminor = this.#numField(b, off + 337, 8, "devminor");
+      }
+      if (this.#global.size > 0) this.#applyPax(h, this.#global, true);
+      if (local !== undefined) this.#applyPax(h, local, false);
+      // Header-only types carry no body whatever the size field says.
+      if (type !== "file") h.size = 0;
+      this.#checkName(h);
+      if (++this.#entries > o.maxEntries) {
+        throw new InvalidArchive(
+          `more than ${o.maxEntries} entries (maxEntries)`,
+          h.name,
+        );
+      }
+      this.#entry = h.name;
+      this.#remaining = h.size;
+      this.#padding = (BLOCK - (h.size % BLOCK)) % BLOCK;
+      return h;
+    }
+  }
+
+  #notUtf8(field: string): InvalidArchive {
+    return new InvalidArchive(
+      `the ${field} is not valid UTF-8; layerfs keeps names as strings and refuses bytes it cannot represent exactly`,
+      this.#entry,
+    );
+  }
+
+  #numField(
+    b: Uint8Array,
+    o: number,
+    len: number,
+    field: string,
+    signed = false,
+  ): number {
+    const v = parseNumeric(b, o, len);
+    if (v === null || typeof v === "bigint" || (!signed && v < 0)) {
+      // Name the entry from the header's own name field: this is its header.
+      const at = this.#pos - BLOCK;
+      const name = at >= 0 && b === this.#buf
+        ? decodeString(b, at, 100) ?? undefined
+        : undefined;
+      throw new InvalidArchive(
+        v === null
+          ? `malformed ${field} field`
+          : `${field} ${v} is out of range${
+            field === "size" ? ` (over ${Number.MAX_SAFE_INTEGER} bytes)` : ""
+          }`,
+        name ?? this.#entry,
+      );
+    }
+    return v;
+  }
+
+  #applyPax(
+    h: TarHeader,
+    recs: Map<string, Uint8Array>,
+    global: boolean,
+  ): void {
+    const bad = (k: string, why = "is malformed") =>
+      new InvalidArchive(`PAX record ${k} ${why}`, h.name);
+    for (const [k, v] of recs) {
+      switch (k) {
+        case "path":
+        case "linkpath": {
+          // Per-file by nature: a global path would rename every entry.
+          if (global || v.length === 0) break;
+          if (v.includes(0)) throw bad(k, "contains a NUL byte");
+          const s = decodeUtf8Exact(v);
+          if (s === null) throw bad(k, "is not valid UTF-8");
+          if (k === "path") h.name = s;
+          else h.linkname = s;
+          break;
+        }
+        case "size": {
+          if (global || v.length === 0) break;
+          const n = paxInteger(v);
+          if (n === null) throw bad(k);
+          if (typeof n === "bigint") {
+            throw bad(k, `(${n}) exceeds ${Number.MAX_SAFE_INTEGER} bytes`);
+          }
+          h.size = n;
+          break;
+        }
+        case "uid":
+        case "gid": {
+          if (v.length === 0) break;
+          const n = paxInteger(v);
+          if (n === null || typeof n === "bigint" || n > 0xffffffff) {
+            throw bad(k);
+          }
+          h[k] = n;
+          break;
+        }
+        case "uname":
+        case "gname": {
+          if (v.length === 0) break;
+          const s = decodeUtf8Exact(v);
+          if (s === null) throw bad(k, "is not valid UTF-8");
+          h[k] = s;
+          break;
+        }
+        case "mtime":
+        case "atime": {
+          if (v.length === 0) break;
+          const t = paxTime(v);
+          if (t === null) throw bad(k);
+          if (k === "mtime") [h.mtime, h.mtimeNsec] = t;
+          else [h.atime, h.atimeNsec] = t;
+          break;
+        }
+        default:
+          if (k.startsWith("SCHILY.xattr.")) {
+            const name = k.slice(13);
+            if (name.length > 0) h.xattrs.set(name, v);
+          } else if (k.startsWith("GNU.sparse.")) {
+            throw new InvalidArchive(
+              "GNU sparse files (PAX GNU.sparse.*) are not supported; re-create the archive without --sparse",
+              h.name,
+            );
+          } else if (!global) {
+            (h.pax ??= new Map()).set(k, v);
+          }
+      }
+    }
+  }
+
+  #checkName(h: TarHeader): void {
+    const o = this.#opts;
+    const name = h.name;
+    if (name.length === 0) {
+      throw new InvalidArchive("entry has an empty name", this.#entry);
+    }
+    // One pass: total UTF-8 length, component lengths, depth, NUL.
+    let total = 0;
+    let comp = 0;
+    let depth = 0;
+    for (let i = 0; i < name.length; i++) {
+      const c = name.charCodeAt(i);
+      if (c === 0x2f) {
+        if (comp > 0) depth++;
+        comp = 0;
+        total++;
+        continue;
+      }
+      const w = c < 0x80
+        ? 1
+        : c < 0x800
+        ? 2
+        : (c >= 0xd800 && c < 0xe000)
+        ? 2
+        : 3;
+      if (c === 0) {
+        throw new InvalidArchive("entry name contains a NUL byte", name);
+      }
+      comp += w;
+      total += w;
+      if (comp > o.maxComponentLength) {
+        throw new InvalidArchive(
+          `a path component is longer than ${o.maxComponentLength} bytes (maxComponentLength)`,
+          name,
+        );
+      }
+    }
+    if (comp > 0) depth++;
+    if (total > o.maxNameLength) {
+      throw new InvalidArchive(
+        `name is ${total} bytes, over the ${o.maxNameLength}-byte cap (maxNameLength)`,
+        name,
+      );
+    }
+    if (depth > o.maxDepth) {
+      throw new InvalidArchive(
+        `name is ${depth} components deep, over the cap of ${o.maxDepth} (maxDepth)`,
+        name,
+      );
+    }
+    const l = h.linkname;
+    if (l.length > 0) {
+      if (l.includes("\0")) {
+        throw new InvalidArchive("link target contains a NUL byte", name);
+      }
+      if (l.length > o.maxNameLength) {
+        // UTF-16 length <= UTF-8 length, so only long strings need encoding.
+        const bytes = new TextEncoder().encode(l).length;
+        if (bytes > o.maxNameLength) {
+          throw new InvalidArchive(
+            `link target is ${bytes} bytes, over the ${o.maxNameLength}-byte cap (maxNameLength)`,
+            name,
+          );
+        }
+      }
+    }
+  }
+}
+
+/**
+ * One entry of {@link readTar}: the header and its body. The body must be read
+ * before the iteration moves on (it is skipped otherwise and becomes unreadable).
+ */
+export interface TarEntry {
+  /** The entry's metadata. */
+  readonly header: TarHeader;
+  /** The body as a stream of chunks (each chunk is a fresh copy). */
+  readonly body: ReadableStream<Uint8Array>;
+  /** The whole body in one array. */
+  bytes(): Promise<Uint8Array>;
+  /** The whole body decoded as UTF-8. */
+  text(): Promise<string>;
+}
+
+/**
+ * Reads a tar archive as an async iterable of entries with streaming bodies.
+ * Breaking out of the loop cancels a stream source.
+ *
+ * @param source A stream, bytes, async iterable of chunks, or open file.
+ * @param options Caps; see {@link TarReaderOptions}.
+ * @returns The entries in archive order.
+ * @throws {InvalidArchive} A malformed, truncated, refused or over-cap entry (while iterating).
+ *
+ * @example
+ * ```ts
+ * import { readTar } from "./reader.ts";
+ * import { TarWriter } from "./writer.ts";
+ *
+ * const w = new TarWriter();
+ * const out = new Response(w.readable).bytes();
+ * await w.add({
+ *   name: "etc/hostname", type: "file", size: 4, mode: 0o644, uid: 0, gid: 0,
+ *   uname: "", gname: "", mtime: 0, mtimeNsec: 0, linkname: "",
+ *   devmajor: 0, devminor: 0, xattrs: new Map(),
+ * }, new TextEncoder().encode("box\n"));
+ * await w.close();
+ *
+ * for await (const entry of readTar(await out)) {
+ *   console.log(entry.header.name, await entry.text());
+ * }
+ * ```
+ */
+export async function* readTar(
+  source: TarInput,
+  options?: TarReaderOptions,
+): AsyncGenerator<TarEntry, void, undefined> {
+  const r = new TarReader(source, options);
+  let finished = false;
+  try {
+    let seq = 0;
+    for (;;) {
+      const header = await r.next();
+      if (header === null) {
+        finished = true;
+        return;
+      }
+      const mine = ++seq;
+      const live = () => {
+        if (seq !== mine) {
+          throw new TypeError(
+            `The body of ${
+              JSON.stringify(header.name)
+            } is gone: read it before moving to the next entry`,
+          );
+        }
+      };
+      let stream: ReadableStream<Uint8Array> | undefined;
+      const entry: TarEntry = {
+        header,
+        get body() {
+          return stream ??= new ReadableStream<Uint8Array>({
+            async pull(c) {
+              live();
+              const chunk = await r.readBodyChunk();
+              if (chunk === null) c.close();
+              else c.enqueue(chunk.slice());
+            },
+          }, { highWaterMark: 0 });
+        },
+        async bytes() {
+          live();
+          const out = new Uint8Array(header.size);
+          let at = 0;
+          await r.readBody((c) => {
+            out.set(c, at);
+            at += c.length;
+          });
+          return at === out.length ? out : out.subarray(0, at);
+        },
+        async text() {
+          return new TextDecoder().decode(await entry.bytes());
+        },
+      };
+      yield entry;
+    }
+  } finally {
+    if (!finished) r.cancel();
+  }
+}

@@ -1,0 +1,566 @@
+/**
+ * The tar writer: POSIX ustar blocks, preceded by a PAX `x` record when a
+ * field does not fit (long or non-ASCII names, sub-second mtimes, big numbers,
+ * xattrs). Output is deterministic: the same headers give the same bytes (PAX
+ * keys sorted, no pid or time in PAX header names).
+ *
+ * @module
+ */
+
+import {
+  BLOCK,
+  encodeUtf8,
+  octalMax,
+  writeBase256,
+  writeChecksum,
+  writeOctal,
+} from "./_block.ts";
+import { formatPaxTime, paxRecord } from "./_pax.ts";
+import type { EntryType, TarHeader } from "./header.ts";
+
+/** Two zero blocks: the end-of-archive marker. */
+export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(2 * BLOCK);
+
+const ZEROS = new Uint8Array(BLOCK);
+const OCT8 = octalMax(8); // mode, uid, gid, devmajor, devminor: 2097151
+const OCT12 = octalMax(12); // size, mtime: 8 GiB - 1
+
+const TYPE_FLAG: Record<EntryType, number> = {
+  file: 0x30,
+  hardlink: 0x31,
+  symlink: 0x32,
+  char: 0x33,
+  block: 0x34,
+  dir: 0x35,
+  fifo: 0x36,
+};
+
+/**
+ * The zero bytes that pad a body of `size` bytes to a whole block.
+ *
+ * @param size The body size.
+ * @returns A view of 0-511 zero bytes (shared: do not modify).
+ *
+ * @example
+ * ```ts
+ * import { paddingFor } from "./writer.ts";
+ * console.log(paddingFor(5).length); // 507
+ * ```
+ */
+export function paddingFor(size: number): Uint8Array {
+  return ZEROS.subarray(0, (BLOCK - (size % BLOCK)) % BLOCK);
+}
+
+function isAscii(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
+  return true;
+}
+
+/** Writes an ASCII string (already checked) into a field, NUL-padded by the zeroed block. */
+function putAscii(b: Uint8Array, o: number, s: string): void {
+  for (let i = 0; i < s.length; i++) b[o + i] = s.charCodeAt(i);
+}
+
+/** Writes as many bytes of `s` as fit (a PAX record carries the full value). */
+function putTruncated(b: Uint8Array, o: number, len: number, s: string): void {
+  if (isAscii(s)) putAscii(b, o, s.length > len ? s.slice(0, len) : s);
+  else {
+    const e = encodeUtf8(s);
+    b.set(e.length > len ? e.subarray(0, len) : e, o);
+  }
+}
+
+/** Splits a long ASCII name into ustar prefix (<= 155) and name (<= 100), or `null`. */
+function splitUstar(name: string): [string, string] | null {
+  if (name.length <= 100) return ["", name];
+  if (name.length > 256) return null;
+  // The rightmost "/" that leaves a prefix of at most 155 bytes.
+  let i = name.lastIndexOf("/", 155);
+  while (i > 0) {
+    const rest = name.length - i - 1;
+    if (rest > 100) return null;
+    if (rest > 0) return [name.slice(0, i), name.slice(i + 1)];
+    i = name.lastIndexOf("/", i - 1);
+  }
+  return null;
+}
+
+/** What one header needs: the ustar name split (or null) and the PAX body (or null). */
+interface Plan {
+  prefix: string;
+  name: string;
+  pax: Uint8Array | null;
+}
+
+function checkHeader(h: TarHeader): void {
+  if (!(h.type in TYPE_FLAG)) {
+    throw new TypeError(`TarHeader.type ${JSON.stringify(h.type)} is unknown`);
+  }
+  if (h.name.length === 0 || h.name.includes("\0")) {
+    throw new TypeError(
+      `TarHeader.name ${
+        JSON.stringify(h.name)
+      } must be non-empty and free of NUL`,
+    );
+  }
+  if (h.linkname.includes("\0")) {
+    throw new TypeError(`TarHeader.linkname of ${h.name} contains NUL`);
+  }
+  const ints: [string, number][] = [
+    ["size", h.size],
+    ["uid", h.uid],
+    ["gid", h.gid],
+    ["mode", h.mode],
+    ["devmajor", h.devmajor],
+    ["devminor", h.devminor],
+  ];
+  for (const [k, v] of ints) {
+    if (!Number.isSafeInteger(v) || v < 0) {
+      throw new RangeError(
+        `TarHeader.${k} of ${
+          JSON.stringify(h.name)
+        } must be a non-negative safe integer, got ${v}`,
+      );
+    }
+  }
+  if (!Number.isSafeInteger(h.mtime)) {
+    throw new RangeError(`TarHeader.mtime of ${h.name} must be an integer`);
+  }
+  if (
+    !Number.isInteger(h.mtimeNsec) || h.mtimeNsec < 0 || h.mtimeNsec > 999999999
+  ) {
+    throw new RangeError(
+      `TarHeader.mtimeNsec of ${h.name} must be 0-999999999`,
+    );
+  }
+}
+
+function plan(h: TarHeader): Plan {
+  checkHeader(h);
+  let recs: [string, Uint8Array][] | undefined;
+  const add = (k: string, v: string | Uint8Array) =>
+    (recs ??= []).push([k, typeof v === "string" ? encodeUtf8(v) : v]);
+
+  let prefix = "";
+  let name = h.name;
+  if (name.length > 100 || !isAscii(name)) {
+    const split = isAscii(name) ? splitUstar(name) : null;
+    if (split) [prefix, name] = split;
+    else add("path", h.name);
+  }
+  if (h.linkname.length > 100 || !isAscii(h.linkname)) {
+    add("linkpath", h.linkname);
+  }
+  if (h.uname.length > 32 || !isAscii(h.uname)) add("uname", h.uname);
+  if (h.gname.length > 32 || !isAscii(h.gname)) add("gname", h.gname);
+  if (h.uid > OCT8) add("uid", String(h.uid));
+  if (h.gid > OCT8) add("gid", String(h.gid));
+  const size = h.type === "file" ? h.size : 0;
+  if (size > OCT12) add("size", String(size));
+  if (h.mtimeNsec !== 0 || h.mtime < 0 || h.mtime > OCT12) {
+    add("mtime", formatPaxTime(h.mtime, h.mtimeNsec));
+  }
+  if (h.atime !== undefined) {
+    add("atime", formatPaxTime(h.atime, h.atimeNsec ?? 0));
+  }
+  for (const [k, v] of h.xattrs) {
+    if (k.length === 0 || k.includes("=") || k.includes("\0")) {
+      throw new TypeError(
+        `xattr name ${
+          JSON.stringify(k)
+        } of ${h.name} cannot be stored in PAX (empty, "=" or NUL)`,
+      );
+    }
+    add("SCHILY.xattr." + k, v);
+  }
+  if (h.pax) {
+    for (const [k, v] of h.pax) {
+      // Records the header's own fields already express are not forwarded.
+      if (
+        /^(path|linkpath|size|uid|gid|uname|gname|mtime|atime)$/.test(k) ||
+        k.startsWith("SCHILY.xattr.") || k.startsWith("GNU.sparse.") ||
+        k.includes("=")
+      ) continue;
+      add(k, v);
+    }
+  }
+  let pax: Uint8Array | null = null;
+  if (recs) {
+    recs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const parts = recs.map(([k, v]) => paxRecord(k, v));
+    let len = 0;
+    for (const p of parts) len += p.length;
+    pax = new Uint8Array(len);
+    let at = 0;
+    for (const p of parts) {
+      pax.set(p, at);
+      at += p.length;
+    }
+  }
+  return { prefix, name, pax };
+}
+
+/** Bytes {@link writePlanned} writes for a plan. */
+function plannedSize(p: Plan): number {
+  return p.pax === null
+    ? BLOCK
+    : 2 * BLOCK + p.pax.length + ((BLOCK - (p.pax.length % BLOCK)) % BLOCK);
+}
+
+function writeBlock(
+  b: Uint8Array,
+  o: number,
+  h: TarHeader,
+  prefix: string,
+  name: string,
+): void {
+  putTruncated(b, o, 100, name);
+  writeOctal(b, o + 100, 8, h.mode & 0o7777);
+  writeNum(b, o + 108, 8, h.uid, OCT8);
+  writeNum(b, o + 116, 8, h.gid, OCT8);
+  writeNum(b, o + 124, 12, h.type === "file" ? h.size : 0, OCT12);
+  writeNum(b, o + 136, 12, h.mtime, OCT12);
+  b[o + 156] = TYPE_FLAG[h.type];
+  putTruncated(b, o + 157, 100, h.linkname);
+  putAscii(b, o + 257, "ustar\x0000");
+  putTruncated(b, o + 265, 32, h.uname);
+  putTruncated(b, o + 297, 32, h.gname);
+  if (h.type === "char" || h.type === "block") {
+    writeNum(b, o + 329, 8, h.devmajor, OCT8);
+    writeNum(b, o + 337, 8, h.devminor, OCT8);
+  } else {
+    writeOctal(b, o + 329, 8, 0);
+    writeOctal(b, o + 337, 8, 0);
+  }
+  if (prefix.length > 0) putAscii(b, o + 345, prefix);
+  writeChecksum(b, o);
+}
+
+/** Octal when it fits, else GNU base-256 (a PAX record carries it too). */
+function writeNum(
+  b: Uint8Array,
+  o: number,
+  len: number,
+  v: number,
+  max: number,
+): void {
+  if (v >= 0 && v <= max) writeOctal(b, o, len, v);
+  else writeBase256(b, o, len, v);
+}
+
+/** Writes a planned header at `b[o]`, which must be zero-filled; returns the bytes written. */
+function writePlanned(
+  b: Uint8Array,
+  o: number,
+  h: TarHeader,
+  p: Plan,
+): number {
+  let at = o;
+  if (p.pax !== null) {
+    // GNU tar's default name template "%d/PaxHeaders/%f", without pid: deterministic.
+    const slash = h.name.replace(/\/+$/, "").lastIndexOf("/");
+    const dir = slash < 0 ? "." : h.name.slice(0, slash);
+    const base = h.name.slice(slash + 1);
+    const xh: TarHeader = {
+      name: `${dir}/PaxHeaders/${base}`,
+      type: "file",
+      size: p.pax.length,
+      mode: 0o644,
+      uid: 0,
+      gid: 0,
+      uname: "",
+      gname: "",
+      mtime: Math.min(Math.max(h.mtime, 0), OCT12),
+      mtimeNsec: 0,
+      linkname: "",
+      devmajor: 0,
+      devminor: 0,
+      xattrs: new Map(),
+    };
+    writeBlock(b, at, xh, "", xh.name);
+    b[at + 156] = 0x78; // 'x'
+    writeChecksum(b, at);
+    at += BLOCK;
+    b.set(p.pax, at);
+    at += p.pax.length + ((BLOCK - (p.pax.length % BLOCK)) % BLOCK);
+  }
+  writeBlock(b, at, h, p.prefix, p.name);
+  return at + BLOCK - o;
+}
+
+/**
+ * Encodes one entry's header: a ustar block, preceded by a PAX `x` header when
+ * a value does not fit ustar (names over 100 bytes that cannot be split into
+ * prefix/name, non-ASCII names, sub-second or negative mtimes, numbers over
+ * the octal range, xattrs as `SCHILY.xattr.<name>` with raw byte values).
+ * Only `file` entries carry a size; other types are written with size 0.
+ *
+ * @param h The header.
+ * @returns The header bytes (a multiple of 512).
+ * @throws {TypeError} An unknown type, an empty name, NUL bytes, or an xattr name with "=".
+ * @throws {RangeError} A negative or non-integer number.
+ *
+ * @example
+ * ```ts
+ * import { encodeHeader } from "./writer.ts";
+ * const block = encodeHeader({
+ *   name: "bin/", type: "dir", size: 0, mode: 0o755, uid: 0, gid: 0,
+ *   uname: "root", gname: "root", mtime: 1700000000, mtimeNsec: 0,
+ *   linkname: "", devmajor: 0, devminor: 0, xattrs: new Map(),
+ * });
+ * console.log(block.length); // 512
+ * ```
+ */
+export function encodeHeader(h: TarHeader): Uint8Array {
+  const p = plan(h);
+  const out = new Uint8Array(plannedSize(p));
+  writePlanned(out, 0, h, p);
+  return out;
+}
+
+/** Options of {@link TarWriter}. */
+export interface TarWriterOptions {
+  /**
+   * Size of the chunks the writer emits (small entries are batched into them).
+   * @default {1048576}
+   */
+  chunkSize?: number;
+  /**
+   * Chunks queued in `readable` before `add` waits for the consumer.
+   * @default {4}
+   */
+  highWaterMark?: number;
+}
+
+/** Bodies at least this large are passed through without copying into the batch. */
+const PASS_THROUGH = 256 * 1024;
+
+/**
+ * Streams a tar archive: `add` entries, then `close`; read the bytes from
+ * `readable`. Output comes in ~1 MiB chunks (small entries are batched), and
+ * `add` waits while the consumer is behind (backpressure). A body's length
+ * must equal `header.size`. Large `Uint8Array` bodies and stream chunks are
+ * passed on without a copy: do not modify them after `add`.
+ *
+ * @example
+ * ```ts
+ * import { TarWriter } from "./writer.ts";
+ * const w = new TarWriter();
+ * const bytes = new Response(w.readable).bytes();
+ * const base = {
+ *   type: "file" as const, mode: 0o644, uid: 0, gid: 0, uname: "", gname: "",
+ *   mtime: 0, mtimeNsec: 0, linkname: "", devmajor: 0, devminor: 0,
+ *   xattrs: new Map<string, Uint8Array>(),
+ * };
+ * await w.add({ ...base, name: "a.txt", size: 2 }, new TextEncoder().encode("a\n"));
+ * await w.close();
+ * console.log((await bytes).length); // 2048
+ * ```
+ */
+export class TarWriter {
+  /** The archive bytes. */
+  readonly readable: ReadableStream<Uint8Array>;
+  #ctl!: ReadableStreamDefaultController<Uint8Array>;
+  #size: number;
+  #batch: Uint8Array;
+  #fill = 0;
+  #resume: (() => void) | null = null;
+  #err: unknown = undefined;
+  #closed = false;
+  #busy = false;
+
+  /** @param options Chunk size and queue length; see {@link TarWriterOptions}. */
+  constructor(options: TarWriterOptions = {}) {
+    this.#size = options.chunkSize ?? 1 << 20;
+    this.#batch = new Uint8Array(this.#size);
+    this.readable = new ReadableStream<Uint8Array>({
+      start: (c) => {
+        this.#ctl = c;
+      },
+      pull: () => {
+        const r = this.#resume;
+        this.#resume = null;
+        r?.();
+      },
+      cancel: (reason) => {
+        this.#err ??= reason ?? new Error("TarWriter output was cancelled");
+        const r = this.#resume;
+        this.#resume = null;
+        r?.();
+      },
+    }, { highWaterMark: options.highWaterMark ?? 4 });
+  }
+
+  /**
+   * Appends one entry. Resolves once its bytes are queued (after waiting for
+   * the consumer when the queue is full).
+   *
+   * @param header The entry's header; `size` is the body length for files.
+   * @param body The body of a file entry (none for other types or empty files).
+   * @throws {RangeError} The body length differs from `header.size` (the writer is then failed).
+   */
+  async add(
+    header: TarHeader,
+    body?: Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
+  ): Promise<void> {
+    this.#enter();
+    try {
+      const p = plan(header);
+      const hsize = plannedSize(p);
+      if (this.#fill + hsize > this.#batch.length) {
+        await this.#flush(hsize);
+      }
+      this.#fill += writePlanned(this.#batch, this.#fill, header, p);
+      const size = header.type === "file" ? header.size : 0;
+      let written = 0;
+      const mismatch = () =>
+        new RangeError(
+          `Body of ${JSON.stringify(header.name)} has ${
+            written > size ? "more than" : "only"
+          } ${written} bytes but header.size is ${size}; the archive is now incomplete`,
+        );
+      if (body instanceof Uint8Array) {
+        written = body.length;
+        if (written !== size) throw mismatch();
+        await this.#put(body, written >= PASS_THROUGH);
+      } else if (body !== undefined) {
+        const stream = body instanceof ReadableStream;
+        const it = stream
+          ? body.values()
+          : (body as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]();
+        try {
+          for (;;) {
+            const r = await it.next();
+            if (r.done) break;
+            written += r.value.length;
+            if (written > size) throw mismatch();
+            // Stream chunks belong to us once read; iterator chunks may be a reused buffer.
+            await this.#put(r.value, stream && r.value.length >= PASS_THROUGH);
+          }
+        } catch (e) {
+          await it.return?.();
+          throw e;
+        }
+        if (written !== size) throw mismatch();
+      } else if (size !== 0) {
+        throw mismatch();
+      }
+      await this.#pad(size);
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * Writes the end-of-archive marker and closes `readable`.
+   *
+   * @example
+   * ```ts
+   * import { TarWriter } from "./writer.ts";
+   * const w = new TarWriter();
+   * const bytes = new Response(w.readable).bytes();
+   * await w.close();
+   * console.log((await bytes).length); // 1024
+   * ```
+   */
+  async close(): Promise<void> {
+    this.#enter();
+    try {
+      await this.#advance(END_OF_ARCHIVE.length);
+      await this.#emit(this.#batch.subarray(0, this.#fill));
+      this.#batch = END_OF_ARCHIVE;
+      this.#fill = 0;
+      this.#closed = true;
+      this.#ctl.close();
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * Fails the archive: `readable` errors with `reason` and later calls throw.
+   *
+   * @example
+   * ```ts
+   * import { TarWriter } from "./writer.ts";
+   * const w = new TarWriter();
+   * w.abort(new Error("source vanished"));
+   * ```
+   */
+  abort(reason?: unknown): void {
+    this.#fail(reason ?? new Error("TarWriter was aborted"));
+  }
+
+  #enter(): void {
+    if (this.#err !== undefined) throw this.#err;
+    if (this.#closed) throw new TypeError("TarWriter is closed");
+    if (this.#busy) {
+      throw new TypeError(
+        "TarWriter: add/close is already in progress; await it first",
+      );
+    }
+    this.#busy = true;
+  }
+
+  #fail(e: unknown): unknown {
+    if (this.#err === undefined) {
+      this.#err = e;
+      try {
+        this.#ctl.error(e);
+      } catch { /* already closed or errored */ }
+    }
+    return this.#err;
+  }
+
+  /** Emits the batch and starts a fresh zeroed one with room for `need` bytes. */
+  async #flush(need: number): Promise<void> {
+    if (this.#fill > 0) {
+      await this.#emit(this.#batch.subarray(0, this.#fill));
+    }
+    this.#batch = new Uint8Array(Math.max(this.#size, need));
+    this.#fill = 0;
+  }
+
+  async #emit(chunk: Uint8Array): Promise<void> {
+    if (this.#err !== undefined) throw this.#err;
+    this.#ctl.enqueue(chunk);
+    while ((this.#ctl.desiredSize ?? 1) <= 0 && this.#err === undefined) {
+      await new Promise<void>((r) => this.#resume = r);
+    }
+    if (this.#err !== undefined) throw this.#err;
+  }
+
+  async #put(data: Uint8Array, passThrough: boolean): Promise<void> {
+    if (passThrough) {
+      if (this.#fill > 0) await this.#flush(0);
+      await this.#emit(data);
+      return;
+    }
+    let at = 0;
+    while (at < data.length) {
+      if (this.#fill === this.#batch.length) await this.#flush(0);
+      const n = Math.min(data.length - at, this.#batch.length - this.#fill);
+      this.#batch.set(data.subarray(at, at + n), this.#fill);
+      this.#fill += n;
+      at += n;
+    }
+  }
+
+  /** Skips `n` bytes of the (zero-filled) batch. */
+  async #advance(n: number): Promise<void> {
+    while (n > 0) {
+      if (this.#fill === this.#batch.length) await this.#flush(0);
+      const k = Math.min(n, this.#batch.length - this.#fill);
+      this.#fill += k;
+      n -= k;
+    }
+  }
+
+  #pad(size: number): Promise<void> {
+    return this.#advance((BLOCK - (size % BLOCK)) % BLOCK);
+  }
+}
