@@ -35,3 +35,13 @@
  */
 
 export * from "./src/errors.ts";
+export {
+  encodeHeader,
+  type EntryType,
+  readTar,
+  type TarEntry,
+  type TarHeader,
+  TarReader,
+  TarWriter,
+  TypeFlag,
+} from "./src/archive/tar/mod.ts";
