@@ -1,0 +1,545 @@
+/**
+ * Small typed wrappers for walking a directory tree from directory fds without
+ * ever following a symlink: `statx` (AT_SYMLINK_NOFOLLOW), a `getdents64`
+ * directory reader, `readlinkat`, no-follow `openat`, and xattr listing for
+ * open fds and (through `/proc/self/fd/<dirfd>/<name>`) for entries that
+ * cannot be opened (symlinks, devices, fifos).
+ *
+ * Everything here is synchronous: the archive walkers call these in hot loops
+ * where one `await` per file costs more than the syscall itself.
+ *
+ * @module
+ */
+
+import { check, cstr, errno, libc, SysError } from "./libc_linux.ts";
+import { Errno } from "./errno.ts";
+import { AT, AT_FDCWD, O } from "./fd_linux.ts";
+
+/** File kinds, from `st_mode & S_IFMT`. */
+export type FileKind =
+  | "file"
+  | "dir"
+  | "symlink"
+  | "char"
+  | "block"
+  | "fifo"
+  | "socket"
+  | "unknown";
+
+/**
+ * What layerfs needs of `statx(2)`, as a plain object.
+ *
+ * @example
+ * ```ts
+ * import { statxAt } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD } from "./fd_linux.ts";
+ * const st = statxAt(AT_FDCWD, "/etc");
+ * console.log(st.kind, (st.mode & 0o777).toString(8));
+ * ```
+ */
+export interface Stat {
+  /** File kind. */
+  kind: FileKind;
+  /** Permission bits including setuid, setgid and sticky (07777). */
+  mode: number;
+  /** Owner. */
+  uid: number;
+  /** Group. */
+  gid: number;
+  /** Size in bytes. */
+  size: number;
+  /** Inode number. */
+  ino: bigint;
+  /** Device of the file system holding the file, as "major:minor". */
+  dev: string;
+  /** Number of hard links. */
+  nlink: number;
+  /** Device major number (char/block devices). */
+  rdevMajor: number;
+  /** Device minor number (char/block devices). */
+  rdevMinor: number;
+  /** Modification time, whole seconds since the epoch. */
+  mtimeSec: number;
+  /** Nanoseconds part of the modification time. */
+  mtimeNsec: number;
+}
+
+const S_IFMT = 0o170000;
+
+function kindOf(mode: number): FileKind {
+  switch (mode & S_IFMT) {
+    case 0o100000:
+      return "file";
+    case 0o040000:
+      return "dir";
+    case 0o120000:
+      return "symlink";
+    case 0o020000:
+      return "char";
+    case 0o060000:
+      return "block";
+    case 0o010000:
+      return "fifo";
+    case 0o140000:
+      return "socket";
+  }
+  return "unknown";
+}
+
+const STATX_BASIC_STATS = 0x7ff;
+const statxBuf = new Uint8Array(256);
+const statxView = new DataView(statxBuf.buffer);
+const EMPTY = new Uint8Array(1);
+
+function parseStatx(): Stat {
+  const v = statxView;
+  const mode = v.getUint16(28, true);
+  // 64-bit seconds as hi*2^32+lo: exact for any date a file system stores and
+  // cheaper than a BigInt conversion per file.
+  const mtimeSec = v.getInt32(116, true) * 4294967296 +
+    v.getUint32(112, true);
+  return {
+    kind: kindOf(mode),
+    mode: mode & 0o7777,
+    uid: v.getUint32(20, true),
+    gid: v.getUint32(24, true),
+    size: v.getUint32(44, true) * 4294967296 + v.getUint32(40, true),
+    ino: v.getBigUint64(32, true),
+    dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
+    nlink: v.getUint32(16, true),
+    rdevMajor: v.getUint32(128, true),
+    rdevMinor: v.getUint32(132, true),
+    mtimeSec,
+    mtimeNsec: v.getUint32(120, true),
+  };
+}
+
+/** A NUL-terminated name: raw bytes from `getdents64`, or a string. */
+export type CName = Uint8Array<ArrayBuffer> | string;
+
+function cname(name: CName): Uint8Array<ArrayBuffer> {
+  return typeof name === "string" ? cstr(name) : name;
+}
+
+function show(name: CName): string {
+  return typeof name === "string" ? name : displayName(name);
+}
+
+/** A printable form of a NUL-terminated raw name (for error messages). */
+export function displayName(name: Uint8Array): string {
+  const end = name.indexOf(0);
+  return new TextDecoder().decode(end < 0 ? name : name.subarray(0, end));
+}
+
+/**
+ * `statx(dirfd, name, AT_SYMLINK_NOFOLLOW)`: the entry itself, never a
+ * symlink's target. Throws {@link SysError}.
+ *
+ * @example
+ * ```ts
+ * import { statxAt } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD } from "./fd_linux.ts";
+ * console.log(statxAt(AT_FDCWD, "/proc/self").kind); // "symlink"
+ * ```
+ */
+export function statxAt(dirfd: number, name: CName): Stat {
+  const r = libc().statx(
+    dirfd,
+    cname(name),
+    AT.SYMLINK_NOFOLLOW,
+    STATX_BASIC_STATS,
+    statxBuf,
+  );
+  if (r < 0) throw new SysError("statx", errno(), show(name));
+  return parseStatx();
+}
+
+/**
+ * Like {@link statxAt} but returns `null` when the entry does not exist
+ * (ENOENT) or a path component is not a directory (ENOTDIR).
+ *
+ * @example
+ * ```ts
+ * import { statxAtOrNull } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD } from "./fd_linux.ts";
+ * console.log(statxAtOrNull(AT_FDCWD, "/no/such/file")); // null
+ * ```
+ */
+export function statxAtOrNull(dirfd: number, name: CName): Stat | null {
+  const r = libc().statx(
+    dirfd,
+    cname(name),
+    AT.SYMLINK_NOFOLLOW,
+    STATX_BASIC_STATS,
+    statxBuf,
+  );
+  if (r < 0) {
+    const e = errno();
+    if (e === Errno.ENOENT || e === Errno.ENOTDIR) return null;
+    throw new SysError("statx", e, show(name));
+  }
+  return parseStatx();
+}
+
+/**
+ * `statx` of an open fd (AT_EMPTY_PATH): what was actually opened.
+ *
+ * @example
+ * ```ts
+ * import { fstatx } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD, close, O, openat } from "./fd_linux.ts";
+ * const fd = openat(AT_FDCWD, "/etc", O.RDONLY | O.DIRECTORY);
+ * console.log(fstatx(fd).kind); // "dir"
+ * close(fd);
+ * ```
+ */
+export function fstatx(fd: number): Stat {
+  check(
+    libc().statx(
+      fd,
+      EMPTY,
+      AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW,
+      STATX_BASIC_STATS,
+      statxBuf,
+    ),
+    "statx",
+  );
+  return parseStatx();
+}
+
+/**
+ * Opens a directory below `dirfd` without following a symlink in the last
+ * component (O_NOFOLLOW | O_DIRECTORY): a symlink planted in place of the
+ * directory fails with ELOOP/ENOTDIR instead of leading out of the tree.
+ *
+ * @example
+ * ```ts
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD, close } from "./fd_linux.ts";
+ * const fd = openDirAt(AT_FDCWD, "/etc");
+ * close(fd);
+ * ```
+ */
+export function openDirAt(dirfd: number, name: CName): number {
+  return check(
+    libc().openat(
+      dirfd,
+      cname(name),
+      O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC,
+      0,
+    ),
+    "openat",
+    show(name),
+  );
+}
+
+/**
+ * Opens a file below `dirfd` for reading without following a symlink
+ * (O_NOFOLLOW), without blocking on a fifo swapped in by a racing writer
+ * (O_NONBLOCK) and without acquiring a controlling tty (O_NOCTTY). Callers
+ * must `fstatx` the fd and check it is the regular file they expect.
+ *
+ * @example
+ * ```ts
+ * import { openFileAt } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD, close } from "./fd_linux.ts";
+ * const fd = openFileAt(AT_FDCWD, "/etc/hostname");
+ * close(fd);
+ * ```
+ */
+export function openFileAt(dirfd: number, name: CName): number {
+  return check(
+    libc().openat(
+      dirfd,
+      cname(name),
+      O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY | O.CLOEXEC,
+      0,
+    ),
+    "openat",
+    show(name),
+  );
+}
+
+/** `d_type` values of `getdents64`. */
+export const DT = {
+  UNKNOWN: 0,
+  FIFO: 1,
+  CHR: 2,
+  DIR: 4,
+  BLK: 6,
+  REG: 8,
+  LNK: 10,
+  SOCK: 12,
+} as const;
+
+/**
+ * One directory entry as `getdents64` returns it.
+ *
+ * @example
+ * ```ts
+ * import { type DirEntry, readDirFd } from "./fs_walk_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const fd = openDirAt(-100, "/etc");
+ * const entries: DirEntry[] = readDirFd(fd);
+ * close(fd);
+ * console.log(entries.length);
+ * ```
+ */
+export interface DirEntry {
+  /** The name decoded as UTF-8 (`null` when the bytes are not UTF-8). */
+  name: string | null;
+  /** The raw name bytes plus a terminating NUL, ready for `*at` calls. */
+  cname: Uint8Array<ArrayBuffer>;
+  /** Inode number. */
+  ino: bigint;
+  /** `d_type` (see {@link DT}); DT.UNKNOWN on file systems that do not fill it. */
+  type: number;
+}
+
+const direntBuf = new Uint8Array(1 << 16);
+const direntView = new DataView(direntBuf.buffer);
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/** Decodes raw name bytes `[o, end)`: ASCII by hand (fast), else strict UTF-8 or `null`. */
+export function decodeName(
+  b: Uint8Array,
+  o: number,
+  end: number,
+): string | null {
+  let s = "";
+  for (let i = o; i < end; i++) {
+    const c = b[i];
+    if (c > 0x7f) {
+      try {
+        return utf8.decode(b.subarray(o, end));
+      } catch {
+        return null;
+      }
+    }
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/**
+ * Reads every entry of an open directory with `getdents64` (".", ".." left
+ * out), in the order the file system returns them.
+ *
+ * @example
+ * ```ts
+ * import { openDirAt, readDirFd } from "./fs_walk_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * const fd = openDirAt(-100, "/etc");
+ * for (const e of readDirFd(fd)) console.log(e.name);
+ * close(fd);
+ * ```
+ */
+export function readDirFd(fd: number): DirEntry[] {
+  const out: DirEntry[] = [];
+  const c = libc();
+  for (;;) {
+    const n = check(
+      c.getdents64(fd, direntBuf, BigInt(direntBuf.byteLength)),
+      "getdents64",
+    );
+    if (n === 0) break;
+    let off = 0;
+    while (off < n) {
+      const reclen = direntView.getUint16(off + 16, true);
+      const type = direntBuf[off + 18];
+      const start = off + 19;
+      let end = start;
+      while (direntBuf[end] !== 0) end++;
+      const len = end - start;
+      // Skip "." and "..".
+      const dot = len <= 2 && direntBuf[start] === 0x2e &&
+        (len === 1 || direntBuf[start + 1] === 0x2e);
+      if (!dot) {
+        out.push({
+          name: decodeName(direntBuf, start, end),
+          cname: direntBuf.slice(start, end + 1),
+          ino: direntView.getBigUint64(off, true),
+          type,
+        });
+      }
+      off += reclen;
+    }
+  }
+  return out;
+}
+
+const linkBuf = new Uint8Array(4097);
+
+/**
+ * `readlinkat(2)`: a symlink's target as raw bytes (no NUL).
+ *
+ * @example
+ * ```ts
+ * import { readlinkAt } from "./fs_walk_linux.ts";
+ * console.log(new TextDecoder().decode(readlinkAt(-100, "/proc/self")));
+ * ```
+ */
+export function readlinkAt(dirfd: number, name: CName): Uint8Array {
+  const n = check(
+    libc().readlinkat(dirfd, cname(name), linkBuf, BigInt(linkBuf.byteLength)),
+    "readlinkat",
+    show(name),
+  );
+  if (n >= linkBuf.byteLength) {
+    throw new SysError("readlinkat", Errno.ENAMETOOLONG, show(name));
+  }
+  return linkBuf.slice(0, n);
+}
+
+// XATTR_LIST_MAX and XATTR_SIZE_MAX are both 64 KiB on Linux.
+const xlistBuf = new Uint8Array(1 << 16);
+const xvalBuf = new Uint8Array(1 << 16);
+const latin1 = new TextDecoder("latin1");
+
+function splitNames(
+  n: number,
+): { name: string; cname: Uint8Array<ArrayBuffer> }[] {
+  const out: { name: string; cname: Uint8Array<ArrayBuffer> }[] = [];
+  let start = 0;
+  for (let i = 0; i < n; i++) {
+    if (xlistBuf[i] === 0) {
+      if (i > start) {
+        out.push({
+          name: decodeName(xlistBuf, start, i) ??
+            latin1.decode(xlistBuf.subarray(start, i)),
+          cname: xlistBuf.slice(start, i + 1),
+        });
+      }
+      start = i + 1;
+    }
+  }
+  return out;
+}
+
+function isNoXattrSupport(e: number): boolean {
+  return e === Errno.EOPNOTSUPP || e === Errno.ENODATA;
+}
+
+/**
+ * All extended attributes of an open file or directory (`flistxattr` +
+ * `fgetxattr`), values as raw bytes. File systems without xattr support give
+ * an empty map. Names the process may not read (trusted.* as non-root) are
+ * simply not listed by the kernel.
+ *
+ * @example
+ * ```ts
+ * import { openDirAt, readXattrsFd } from "./fs_walk_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * const fd = openDirAt(-100, "/tmp");
+ * console.log([...readXattrsFd(fd).keys()]);
+ * close(fd);
+ * ```
+ */
+export function readXattrsFd(fd: number): Map<string, Uint8Array> {
+  const c = libc();
+  const n = Number(c.flistxattr(fd, xlistBuf, BigInt(xlistBuf.byteLength)));
+  const out = new Map<string, Uint8Array>();
+  if (n < 0) {
+    const e = errno();
+    if (isNoXattrSupport(e)) return out;
+    throw new SysError("flistxattr", e);
+  }
+  if (n === 0) return out;
+  for (const { name, cname } of splitNames(n)) {
+    const m = Number(
+      c.fgetxattr(fd, cname, xvalBuf, BigInt(xvalBuf.byteLength)),
+    );
+    if (m < 0) {
+      // Removed between list and get by a racing writer: skip it.
+      if (errno() === Errno.ENODATA) continue;
+      throw new SysError("fgetxattr", errno(), name);
+    }
+    out.set(name, xvalBuf.slice(0, m));
+  }
+  return out;
+}
+
+function procPath(dirfd: number, name: CName): Uint8Array<ArrayBuffer> {
+  if (dirfd === AT_FDCWD) return cname(name);
+  const prefix = new TextEncoder().encode(`/proc/self/fd/${dirfd}/`);
+  const n = cname(name);
+  const out = new Uint8Array(prefix.length + n.length);
+  out.set(prefix);
+  out.set(n, prefix.length);
+  return out;
+}
+
+/**
+ * All extended attributes of the entry `name` below `dirfd`, without following
+ * it if it is a symlink (`llistxattr`/`lgetxattr` on
+ * `/proc/self/fd/<dirfd>/<name>`: the directory is reached through its fd, and
+ * only the last component is looked up, with no-follow). For entries that
+ * cannot be opened safely: symlinks, devices, fifos.
+ *
+ * @example
+ * ```ts
+ * import { openDirAt, readXattrsAt } from "./fs_walk_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * const fd = openDirAt(-100, "/");
+ * console.log(readXattrsAt(fd, "tmp").size);
+ * close(fd);
+ * ```
+ */
+export function readXattrsAt(
+  dirfd: number,
+  name: CName,
+): Map<string, Uint8Array> {
+  const c = libc();
+  const p = procPath(dirfd, name);
+  const n = Number(c.llistxattr(p, xlistBuf, BigInt(xlistBuf.byteLength)));
+  const out = new Map<string, Uint8Array>();
+  if (n < 0) {
+    const e = errno();
+    if (isNoXattrSupport(e)) return out;
+    throw new SysError("llistxattr", e, show(name));
+  }
+  if (n === 0) return out;
+  for (const x of splitNames(n)) {
+    const m = Number(
+      c.lgetxattr(p, x.cname, xvalBuf, BigInt(xvalBuf.byteLength)),
+    );
+    if (m < 0) {
+      if (errno() === Errno.ENODATA) continue;
+      throw new SysError("lgetxattr", errno(), show(name));
+    }
+    out.set(x.name, xvalBuf.slice(0, m));
+  }
+  return out;
+}
+
+/**
+ * One extended attribute of the entry `name` below `dirfd` (no-follow), or
+ * `null` when it is absent or the file system has no xattrs.
+ *
+ * @example
+ * ```ts
+ * import { getXattrAt } from "./fs_walk_linux.ts";
+ * console.log(getXattrAt(-100, "/tmp", "trusted.overlay.opaque"));
+ * ```
+ */
+export function getXattrAt(
+  dirfd: number,
+  name: CName,
+  attr: string,
+): Uint8Array | null {
+  const m = Number(
+    libc().lgetxattr(
+      procPath(dirfd, name),
+      cstr(attr),
+      xvalBuf,
+      BigInt(xvalBuf.byteLength),
+    ),
+  );
+  if (m < 0) {
+    const e = errno();
+    if (isNoXattrSupport(e)) return null;
+    throw new SysError("lgetxattr", e, show(name));
+  }
+  return xvalBuf.slice(0, m);
+}
