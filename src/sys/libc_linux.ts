@@ -45,6 +45,12 @@ const SYMBOLS = {
     parameters: ["i64", "i64", "buffer", "buffer", "u64"],
     result: "i64",
   },
+  // long syscall(long nr, int dirfd, const char *path, mode_t mode, int flags): fchmodat2 (6.6+)
+  syscall_fchmodat2: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "i64", "i64"],
+    result: "i64",
+  },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -75,6 +81,7 @@ const SYMBOLS = {
     result: "i32",
   },
   fchmod: { parameters: ["i32", "u32"], result: "i32" },
+  fchmodat: { parameters: ["i32", "buffer", "u32", "i32"], result: "i32" },
   fchown: { parameters: ["i32", "u32", "u32"], result: "i32" },
   utimensat: {
     parameters: ["i32", "buffer", "buffer", "i32"],

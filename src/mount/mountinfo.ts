@@ -1,0 +1,125 @@
+/**
+ * Parsing `/proc/self/mountinfo`: the only truth about what is mounted.
+ * layerfs reads it to verify every mount it makes and to reconcile its
+ * persisted reference counts with reality.
+ *
+ * @module
+ */
+
+/** One line of mountinfo (proc(5)). */
+export interface MountInfoEntry {
+  /** Mount id. */
+  id: number;
+  /** Parent mount id. */
+  parent: number;
+  /** Mount point, unescaped. */
+  mountPoint: string;
+  /** Per-mount options, e.g. ["ro", "nosuid", "nodev"]. */
+  mountOptions: string[];
+  /** Filesystem type, e.g. "overlay". */
+  fstype: string;
+  /** Mount source, unescaped. */
+  source: string;
+  /** Per-superblock options, each unescaped, e.g. ["rw", "lowerdir+=/a", "upperdir=/u"]. */
+  superOptions: string[];
+}
+
+/** Undoes the kernel's octal escaping (`\040` for a space, `\134` for a backslash). */
+function unescape(s: string): string {
+  return s.includes("\\")
+    ? s.replace(/\\([0-7]{3})/g, (_, o) => String.fromCharCode(parseInt(o, 8)))
+    : s;
+}
+
+/**
+ * Parses mountinfo text into entries (malformed lines are skipped).
+ *
+ * @example
+ * ```ts
+ * import { parseMountInfo } from "./mountinfo.ts";
+ * const [e] = parseMountInfo(
+ *   "45 27 0:39 / /mnt/x ro,nosuid - overlay none rw,lowerdir+=/a,upperdir=/u,workdir=/w\n",
+ * );
+ * console.log(e.fstype, e.mountPoint); // overlay /mnt/x
+ * ```
+ */
+export function parseMountInfo(text: string): MountInfoEntry[] {
+  const out: MountInfoEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const f = line.split(" ");
+    const sep = f.indexOf("-", 6);
+    if (f.length < 10 || sep < 0 || f.length < sep + 4) continue;
+    out.push({
+      id: Number(f[0]),
+      parent: Number(f[1]),
+      mountPoint: unescape(f[4]),
+      mountOptions: f[5].split(","),
+      fstype: f[sep + 1],
+      source: unescape(f[sep + 2]),
+      superOptions: f.slice(sep + 3).join(" ").split(",").map(unescape),
+    });
+  }
+  return out;
+}
+
+/**
+ * Reads and parses `/proc/self/mountinfo`.
+ *
+ * @example
+ * ```ts ignore
+ * import { readMountInfo } from "./mountinfo.ts";
+ * console.log((await readMountInfo()).length);
+ * ```
+ */
+export async function readMountInfo(): Promise<MountInfoEntry[]> {
+  return parseMountInfo(await Deno.readTextFile("/proc/self/mountinfo"));
+}
+
+/**
+ * The topmost mount at `target` (the last one listed), or undefined.
+ *
+ * @example
+ * ```ts
+ * import { mountAt, parseMountInfo } from "./mountinfo.ts";
+ * const info = parseMountInfo("45 27 0:39 / /mnt/x rw - tmpfs tmpfs rw\n");
+ * console.log(mountAt(info, "/mnt/x")?.fstype); // tmpfs
+ * ```
+ */
+export function mountAt(
+  info: MountInfoEntry[],
+  target: string,
+): MountInfoEntry | undefined {
+  for (let i = info.length - 1; i >= 0; i--) {
+    if (info[i].mountPoint === target) return info[i];
+  }
+  return undefined;
+}
+
+/**
+ * The lower dirs and upper dir an overlay mount reports, from either form the
+ * kernel prints: `lowerdir+=` once per layer (new mount API) or one
+ * `lowerdir=a:b:c` (mount(2); `\:` escapes a colon inside a path).
+ *
+ * @example
+ * ```ts
+ * import { overlayLayers, parseMountInfo } from "./mountinfo.ts";
+ * const [e] = parseMountInfo("45 27 0:39 / /m rw - overlay none rw,lowerdir=/a:/b,upperdir=/u\n");
+ * console.log(overlayLayers(e)); // { lowerdirs: ["/a", "/b"], upperdir: "/u" }
+ * ```
+ */
+export function overlayLayers(
+  e: MountInfoEntry,
+): { lowerdirs: string[]; upperdir?: string } {
+  const lowerdirs: string[] = [];
+  let upperdir: string | undefined;
+  for (const o of e.superOptions) {
+    if (o.startsWith("lowerdir+=")) lowerdirs.push(o.slice(10));
+    else if (o.startsWith("lowerdir=")) {
+      lowerdirs.push(
+        ...o.slice(9).split(/(?<!\\):/).map((p) => p.replaceAll("\\:", ":")),
+      );
+    } else if (o.startsWith("upperdir=")) upperdir = o.slice(9);
+  }
+  return { lowerdirs, upperdir };
+}

@@ -1,0 +1,296 @@
+/**
+ * Performs {@link MountPlan}s: the only code in layerfs that mounts and
+ * unmounts. Overlay goes through the new mount API (fsopen + one
+ * `fsconfig lowerdir+` per layer + fsmount + move_mount, Linux 6.8+), so depth
+ * is bounded only by the kernel's 500 lower layers; mount(2) with a
+ * page-limited option string is the fallback for older kernels. Every mount
+ * is checked against /proc/self/mountinfo before it is trusted.
+ *
+ * @module
+ */
+
+import { MountError } from "../errors.ts";
+import { SysError } from "../sys/libc_linux.ts";
+import { FsContext, MNT, MOUNT_ATTR, MS, mount, umount2 } from "../sys/mount_linux.ts";
+import type { AufsMountPlan, MountCall, MountPlan, OverlayMountPlan } from "./plan.ts";
+import { type MountInfoEntry, mountAt, overlayLayers, readMountInfo } from "./mountinfo.ts";
+
+/** Bytes mount(2) copies of its option string (one page, NUL included). */
+export const PAGE_SIZE = 4096;
+
+/** A mount(2) call for the legacy overlay path, with the directory it must run in. */
+export interface LegacyOverlayCall {
+  /** The call. */
+  call: MountCall;
+  /** Directory to chdir to first when the option string uses short relative links. */
+  cwd?: string;
+}
+
+function labelOpt(label: string | undefined): string {
+  return label ? `,context="${label}"` : "";
+}
+
+function overlayData(
+  lowers: string[],
+  upper: string,
+  work: string,
+  label: string | undefined,
+): string {
+  return `lowerdir=${lowers.join(":")},upperdir=${upper},workdir=${work}${labelOpt(label)}`;
+}
+
+/**
+ * Plans the mount(2) fallback for an overlay plan: the absolute option string
+ * if it fits in a page, else moby's short relative links (`l/<short>`, run
+ * from the store root), else a clear error. Never truncates: measured on
+ * Linux 6.18, mount(2) silently cuts the string at 4095 bytes and a cut
+ * 64-layer mount "succeeds" with the host root as its bottom layer.
+ *
+ * @throws {MountError} code "E2BIG" when even the short form does not fit,
+ *   "EINVAL" when a path holds "," or ":" (which the option string cannot carry).
+ *
+ * @example
+ * ```ts
+ * import { legacyOverlayCall } from "./perform.ts";
+ * const { call } = legacyOverlayCall({
+ *   kind: "overlay", target: "/s/mnt/a", lowerdirs: ["/s/diff/b"], upperdir: "/s/diff/a",
+ *   workdir: "/s/work/a", readOnly: false, nosuid: true, nodev: true,
+ * });
+ * console.log(call.data); // lowerdir=/s/diff/b,upperdir=/s/diff/a,workdir=/s/work/a
+ * ```
+ */
+export function legacyOverlayCall(
+  plan: OverlayMountPlan,
+  pageSize: number = PAGE_SIZE,
+): LegacyOverlayCall {
+  const all = [...plan.lowerdirs, plan.upperdir, plan.workdir];
+  if (all.some((p) => p.includes(",") || p.includes(":"))) {
+    throw new MountError(
+      "mount overlay",
+      "EINVAL",
+      plan.target,
+      'a layer path contains "," or ":", which a mount(2) option string cannot carry; ' +
+        "move the store to a plain path or use Linux 6.8+ (fsconfig lowerdir+)",
+    );
+  }
+  const flags = (plan.nosuid ? MS.NOSUID : 0) | (plan.nodev ? MS.NODEV : 0) |
+    (plan.readOnly ? MS.RDONLY : 0);
+  const fits = (s: string) => new TextEncoder().encode(s).length <= pageSize - 1;
+  const data = overlayData(plan.lowerdirs, plan.upperdir, plan.workdir, plan.mountLabel);
+  if (fits(data)) {
+    return { call: { source: "overlay", target: plan.target, fstype: "overlay", flags, data } };
+  }
+  if (plan.short) {
+    const s = plan.short;
+    const short = overlayData(s.lowerdirs, s.upperdir, s.workdir, plan.mountLabel);
+    if (fits(short)) {
+      return {
+        call: { source: "overlay", target: plan.target, fstype: "overlay", flags, data: short },
+        cwd: s.cwd,
+      };
+    }
+  }
+  throw new MountError(
+    "mount overlay",
+    "E2BIG",
+    plan.target,
+    `${plan.lowerdirs.length} lower layers do not fit in one ${pageSize}-byte mount(2) option ` +
+      "string on this kernel; use Linux 6.8+ (fsconfig lowerdir+) or a shorter chain",
+  );
+}
+
+function sysCode(e: unknown): string {
+  return e instanceof SysError ? e.code : "EUNKNOWN";
+}
+
+function fail(op: string, e: unknown, target: string, hint?: string): MountError {
+  const msgs = (e as { kernelMessages?: string[] })?.kernelMessages;
+  const kernel = msgs?.length ? `kernel says: ${msgs.join(" ").trim()}` : undefined;
+  return new MountError(op, sysCode(e), target, [hint, kernel].filter(Boolean).join("; "), {
+    cause: e,
+  });
+}
+
+/** Is `e` the answer of a kernel that lacks fsopen or `lowerdir+` (before 6.8)? */
+function isOldKernel(e: unknown): boolean {
+  return e instanceof SysError && (e.code === "ENOSYS" || e.code === "EINVAL");
+}
+
+function mountOverlayNewApi(plan: OverlayMountPlan): "ok" | "old-kernel" {
+  let fc: FsContext;
+  try {
+    fc = FsContext.open("overlay");
+  } catch (e) {
+    if (isOldKernel(e)) return "old-kernel";
+    throw fail("fsopen overlay", e, plan.target, "is the overlay module loaded? (modprobe overlay)");
+  }
+  try {
+    for (let i = 0; i < plan.lowerdirs.length; i++) {
+      try {
+        fc.setString("lowerdir+", plan.lowerdirs[i]);
+      } catch (e) {
+        if (i === 0 && isOldKernel(e)) return "old-kernel";
+        throw fail(
+          `fsconfig lowerdir+ (layer ${i + 1} of ${plan.lowerdirs.length})`,
+          e,
+          plan.target,
+          `lower dir ${plan.lowerdirs[i]}`,
+        );
+      }
+    }
+    try {
+      fc.setString("upperdir", plan.upperdir);
+      fc.setString("workdir", plan.workdir);
+      if (plan.mountLabel) fc.setString("context", plan.mountLabel);
+    } catch (e) {
+      throw fail("fsconfig", e, plan.target);
+    }
+    const attrs = (plan.nosuid ? MOUNT_ATTR.NOSUID : 0) |
+      (plan.nodev ? MOUNT_ATTR.NODEV : 0) | (plan.readOnly ? MOUNT_ATTR.RDONLY : 0);
+    try {
+      fc.mountAt(plan.target, attrs);
+    } catch (e) {
+      throw fail(
+        (e as SysError).syscall ?? "fsmount",
+        e,
+        plan.target,
+        "the backing filesystem may not support overlay upper dirs (see dmesg)",
+      );
+    }
+    return "ok";
+  } finally {
+    fc.close();
+  }
+}
+
+function performCall(c: MountCall): void {
+  try {
+    mount(c.source, c.target, c.fstype, c.flags, c.data);
+  } catch (e) {
+    throw fail(`mount ${c.fstype}${c.flags & MS.REMOUNT ? " (remount)" : ""}`, e, c.target);
+  }
+}
+
+function mountOverlayLegacy(plan: OverlayMountPlan): void {
+  const { call, cwd } = legacyOverlayCall(plan);
+  if (!cwd) return performCall(call);
+  // Relative short links resolve against the cwd, as moby's overlay2 does.
+  const old = Deno.cwd();
+  Deno.chdir(cwd);
+  try {
+    performCall(call);
+  } finally {
+    Deno.chdir(old);
+  }
+}
+
+/**
+ * Why `entry` (the mount found at the plan's target) is not what `plan` asked
+ * for, or undefined when it matches.
+ *
+ * @example
+ * ```ts
+ * import { parseMountInfo } from "./mountinfo.ts";
+ * import { mismatch } from "./perform.ts";
+ * const [e] = parseMountInfo("1 1 0:1 / /m rw - tmpfs tmpfs rw\n");
+ * console.log(mismatch({ kind: "aufs", target: "/m", branches: 2, calls: [] }, e));
+ * ```
+ */
+export function mismatch(
+  plan: MountPlan,
+  entry: MountInfoEntry | undefined,
+): string | undefined {
+  if (plan.kind === "none") return undefined;
+  if (!entry) return "nothing is mounted there";
+  if (entry.fstype !== plan.kind) return `found a ${entry.fstype} mount, not ${plan.kind}`;
+  if (plan.kind === "overlay") {
+    const got = overlayLayers(entry);
+    const n = plan.lowerdirs.length;
+    if (got.lowerdirs.length !== n) {
+      return `the kernel reports ${got.lowerdirs.length} lower dirs, ${n} were planned`;
+    }
+    const uppers = [plan.upperdir, plan.short?.upperdir];
+    if (!uppers.includes(got.upperdir)) {
+      return `the kernel reports upperdir ${got.upperdir ?? "(none)"}, ${plan.upperdir} was planned`;
+    }
+    const bottoms = [plan.lowerdirs[n - 1], plan.short?.lowerdirs[n - 1]];
+    if (!bottoms.includes(got.lowerdirs[n - 1])) {
+      return `the kernel reports bottom layer ${got.lowerdirs[n - 1]}, ${plan.lowerdirs[n - 1]} was planned`;
+    }
+    if (plan.readOnly && !entry.mountOptions.includes("ro")) return "the mount is not read-only";
+  }
+  return undefined;
+}
+
+/**
+ * Performs `plan` (mounting on `plan.target`), then verifies it from
+ * /proc/self/mountinfo; a mount that is not what was planned is detached and
+ * reported. A `none` plan does nothing.
+ *
+ * @throws {MountError} with the errno name and the failing operation.
+ *
+ * @example
+ * ```ts ignore
+ * import { performMountPlan } from "./perform.ts";
+ * await performMountPlan({
+ *   kind: "overlay", target: "/s/mnt/a", lowerdirs: ["/s/diff/b"], upperdir: "/s/diff/a",
+ *   workdir: "/s/work/a", readOnly: false, nosuid: true, nodev: true,
+ * });
+ * ```
+ */
+export async function performMountPlan(plan: MountPlan): Promise<void> {
+  if (plan.kind === "none") return;
+  if (plan.kind === "overlay") {
+    if (mountOverlayNewApi(plan) === "old-kernel") mountOverlayLegacy(plan);
+  } else {
+    performAufs(plan);
+  }
+  const why = mismatch(plan, mountAt(await readMountInfo(), plan.target));
+  if (why) {
+    detach(plan.target);
+    throw new MountError(
+      `verify ${plan.kind} mount`,
+      "EMISMATCH",
+      plan.target,
+      `${why}; the mount was detached (report this with your kernel version)`,
+    );
+  }
+}
+
+function performAufs(plan: AufsMountPlan): void {
+  try {
+    for (const c of plan.calls) performCall(c);
+  } catch (e) {
+    // A half-appended aufs mount must not stay behind (as moby's aufsMount does).
+    detach(plan.target);
+    throw e;
+  }
+}
+
+function detach(target: string): void {
+  try {
+    umount2(target, MNT.DETACH);
+  } catch { /* not mounted */ }
+}
+
+/**
+ * Unmounts `target` (lazily, MNT_DETACH, as moby's overlay2 Put does, so a
+ * process still inside the view does not make the store fail). Not mounted is
+ * not an error.
+ *
+ * @throws {MountError} on any other failure.
+ *
+ * @example
+ * ```ts ignore
+ * import { unmountTarget } from "./perform.ts";
+ * unmountTarget("/var/lib/layerfs/mnt/app");
+ * ```
+ */
+export function unmountTarget(target: string): void {
+  try {
+    umount2(target, MNT.DETACH | MNT.NOFOLLOW);
+  } catch (e) {
+    if (e instanceof SysError && (e.code === "EINVAL" || e.code === "ENOENT")) return;
+    throw fail("umount2", e, target);
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * Mount plans: plain, serialisable data saying what to mount where. Backends
+ * produce them (pure functions of the store's metadata), `src/mount/`
+ * performs them, and the privileged helper performs the same plan after
+ * re-planning it from the store's own metadata.
+ *
+ * @module
+ */
+
+/**
+ * Nothing to mount: the layer's view is a plain directory (a layer without
+ * parents, or any vfs layer).
+ */
+export interface NoMountPlan {
+  /** Discriminant. */
+  kind: "none";
+  /** The directory that is the layer's view (`diff/<id>`). */
+  target: string;
+}
+
+/** An overlayfs mount of a layer on its parents. */
+export interface OverlayMountPlan {
+  /** Discriminant. */
+  kind: "overlay";
+  /** Mount point (`mnt/<id>`). */
+  target: string;
+  /** Absolute lower dirs, nearest parent first (the top of the stack first). */
+  lowerdirs: string[];
+  /** The layer's own dir (`diff/<id>`). */
+  upperdir: string;
+  /** overlay's workdir (`work/<id>`), on the same filesystem as `upperdir`. */
+  workdir: string;
+  /** Mount read-only (MOUNT_ATTR_RDONLY): read-only layers get a read-only view. */
+  readOnly: boolean;
+  /** MOUNT_ATTR_NOSUID. */
+  nosuid: boolean;
+  /** MOUNT_ATTR_NODEV. */
+  nodev: boolean;
+  /** SELinux label, passed as `context="<label>"`. */
+  mountLabel?: string;
+  /**
+   * For the page-limited mount(2) fallback only: short paths of the same dirs,
+   * relative to `cwd` (moby's `l/<short>` links), used when the absolute
+   * option string would not fit in a page.
+   */
+  short?: { cwd: string; lowerdirs: string[]; upperdir: string; workdir: string };
+}
+
+/** One mount(2) call, as data. */
+export interface MountCall {
+  /** Source, e.g. "none". */
+  source: string;
+  /** Mount point. */
+  target: string;
+  /** Filesystem type, e.g. "aufs". */
+  fstype: string;
+  /** MS_* flags. */
+  flags: number;
+  /** The option string. */
+  data: string;
+}
+
+/** An aufs mount: an exact sequence of mount(2) calls (Docker's aufs driver sequence). */
+export interface AufsMountPlan {
+  /** Discriminant. */
+  kind: "aufs";
+  /** Mount point (`mnt/<id>`). */
+  target: string;
+  /** Branch count: the rw branch plus every ro branch (for verification). */
+  branches: number;
+  /** The calls, in order: one mount, then MS_REMOUNT "append:" calls. */
+  calls: MountCall[];
+}
+
+/**
+ * What to do to show a layer's union view.
+ *
+ * @example
+ * ```ts
+ * import type { MountPlan } from "./plan.ts";
+ * const plan: MountPlan = { kind: "none", target: "/var/lib/layerfs/diff/base" };
+ * console.log(plan.kind);
+ * ```
+ */
+export type MountPlan = NoMountPlan | OverlayMountPlan | AufsMountPlan;

@@ -1,0 +1,183 @@
+/**
+ * Mount syscalls: mount(2), umount2(2) and the new mount API (fsopen,
+ * fsconfig, fsmount, move_mount). Thin typed wrappers that throw
+ * {@link SysError}; only `src/mount/` calls them.
+ *
+ * @module
+ */
+
+import { check, cstr, errno, libc, SysError } from "./libc_linux.ts";
+import { AT_FDCWD, close } from "./fd_linux.ts";
+
+/** mount(2) flags used by layerfs. */
+export const MS = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+  REMOUNT: 0x20,
+  BIND: 0x1000,
+} as const;
+
+/** umount2(2) flags. */
+export const MNT = {
+  FORCE: 0x1,
+  DETACH: 0x2,
+  EXPIRE: 0x4,
+  NOFOLLOW: 0x8,
+} as const;
+
+/** fsmount(2) `attr_flags` (MOUNT_ATTR_*). */
+export const MOUNT_ATTR = {
+  RDONLY: 0x1,
+  NOSUID: 0x2,
+  NODEV: 0x4,
+  NOEXEC: 0x8,
+} as const;
+
+const FSOPEN_CLOEXEC = 1;
+const FSMOUNT_CLOEXEC = 1;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+const FSCONFIG_SET_FLAG = 0;
+const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_CMD_CREATE = 6;
+
+/**
+ * mount(2).
+ *
+ * @example
+ * ```ts ignore
+ * import { MS, mount } from "./mount_linux.ts";
+ * mount("overlay", "/mnt/x", "overlay", MS.NOSUID | MS.NODEV, "lowerdir=/a:/b");
+ * ```
+ */
+export function mount(
+  source: string,
+  target: string,
+  fstype: string,
+  flags: number,
+  data: string,
+): void {
+  check(
+    libc().mount(
+      cstr(source),
+      cstr(target),
+      cstr(fstype),
+      BigInt(flags),
+      data === "" ? null : cstr(data),
+    ),
+    "mount",
+    target,
+  );
+}
+
+/**
+ * umount2(2).
+ *
+ * @example
+ * ```ts ignore
+ * import { MNT, umount2 } from "./mount_linux.ts";
+ * umount2("/mnt/x", MNT.DETACH);
+ * ```
+ */
+export function umount2(target: string, flags: number): void {
+  check(libc().umount2(cstr(target), flags), "umount2", target);
+}
+
+/**
+ * An open filesystem context (fsopen(2)); configure it, then {@link FsContext.mountAt}.
+ *
+ * @example
+ * ```ts ignore
+ * import { FsContext, MOUNT_ATTR } from "./mount_linux.ts";
+ * const fc = FsContext.open("overlay");
+ * try {
+ *   fc.setString("lowerdir+", "/a");
+ *   fc.setString("upperdir", "/u");
+ *   fc.setString("workdir", "/w");
+ *   fc.mountAt("/mnt/x", MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV);
+ * } finally {
+ *   fc.close();
+ * }
+ * ```
+ */
+export class FsContext {
+  #fd: number;
+  private constructor(fd: number) {
+    this.#fd = fd;
+  }
+
+  /** fsopen(2) of `fstype`. */
+  static open(fstype: string): FsContext {
+    return new FsContext(check(libc().fsopen(cstr(fstype), FSOPEN_CLOEXEC), "fsopen", fstype));
+  }
+
+  /** fsconfig(FSCONFIG_SET_STRING, key, value). */
+  setString(key: string, value: string): void {
+    this.#check(
+      libc().fsconfig(this.#fd, FSCONFIG_SET_STRING, cstr(key), cstr(value), 0),
+      `fsconfig ${key}`,
+      value,
+    );
+  }
+
+  /** fsconfig(FSCONFIG_SET_FLAG, key). */
+  setFlag(key: string): void {
+    this.#check(
+      libc().fsconfig(this.#fd, FSCONFIG_SET_FLAG, cstr(key), null, 0),
+      `fsconfig ${key}`,
+    );
+  }
+
+  /** FSCONFIG_CMD_CREATE, fsmount(2) with `attrFlags`, move_mount(2) onto `target`. */
+  mountAt(target: string, attrFlags: number): void {
+    const c = libc();
+    this.#check(
+      c.fsconfig(this.#fd, FSCONFIG_CMD_CREATE, null, null, 0),
+      "fsconfig create",
+      target,
+    );
+    const mfd = this.#check(c.fsmount(this.#fd, FSMOUNT_CLOEXEC, attrFlags), "fsmount", target);
+    try {
+      check(
+        c.move_mount(mfd, cstr(""), AT_FDCWD, cstr(target), MOVE_MOUNT_F_EMPTY_PATH),
+        "move_mount",
+        target,
+      );
+    } finally {
+      close(mfd);
+    }
+  }
+
+  /**
+   * Messages the kernel queued on the context ("e overlayfs: ..."), which
+   * say why a fsconfig failed far better than the errno does.
+   */
+  messages(): string[] {
+    const out: string[] = [];
+    const buf = new Uint8Array(1024);
+    for (let i = 0; i < 16; i++) {
+      const n = Number(libc().read(this.#fd, buf, BigInt(buf.byteLength)));
+      if (n <= 0) break;
+      out.push(new TextDecoder().decode(buf.subarray(0, n)));
+    }
+    return out;
+  }
+
+  /** Closes the context. */
+  close(): void {
+    if (this.#fd >= 0) close(this.#fd);
+    this.#fd = -1;
+  }
+
+  #check(ret: number, op: string, path?: string): number {
+    if (ret < 0) {
+      const e = errno();
+      const msgs = this.messages();
+      const err = new SysError(op, e, path);
+      if (msgs.length) (err as { kernelMessages?: string[] }).kernelMessages = msgs;
+      throw err;
+    }
+    return ret;
+  }
+}
