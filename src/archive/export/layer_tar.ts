@@ -1,10 +1,59 @@
-// PLACEHOLDER (owned by the export work): replaced by the real implementation.
-import type { LayerDirs, LayerTarOptions } from "../layer.ts";
+/**
+ * `layerTar`: a layer's own changes as an uncompressed OCI layer tar.
+ *
+ * @module
+ */
 
-/** Streams the OCI layer tar of a layer's own changes. */
+import type { LayerDirs, LayerTarOptions } from "../layer.ts";
+import { treeChanges } from "../changes/_tree_changes.ts";
+import { tarStream } from "./_tar_pump.ts";
+import { planFromChanges, walkTree } from "./_walk.ts";
+
+/**
+ * Streams the OCI layer tar of a layer's own changes.
+ *
+ * - overlay: the upper dir, with 0/0 character devices written as
+ *   `.wh.<name>` and opaque directories (`trusted.overlay.opaque=y` or
+ *   `user.overlay.opaque=y`) followed by `<dir>/.wh..wh..opq`.
+ * - aufs: the layer dir; `.wh.` files pass through, `/.wh..wh.plnk` and
+ *   `/.wh..wh.aufs` never appear.
+ * - vfs: the entries that differ from `parentDirs[0]` (see `layerChanges`),
+ *   deletions as `.wh.<name>`; without a parent, the whole tree.
+ *
+ * The same layer gives the same bytes: entries sorted by name bytes, parents
+ * first, numeric owners, PAX nanosecond mtimes, content xattrs (not
+ * `*.overlay.*`, not `security.selinux`), hard links as link entries, no
+ * sockets. The stream is pull-based (~1 MiB chunks), so memory stays flat;
+ * cancel it to stop early.
+ *
+ * @param layer The layer's dirs and whiteout format.
+ * @param options Progress callback.
+ * @returns The tar bytes; errors (unreadable files, non-UTF-8 names, a
+ *   redirect_dir/metacopy layer) error the stream.
+ *
+ * @example
+ * ```ts ignore
+ * import { layerTar } from "./layer_tar.ts";
+ * const tar = layerTar({
+ *   dir: "/var/lib/layerfs/diff/app",
+ *   format: "overlay",
+ *   parentDirs: ["/var/lib/layerfs/diff/base"],
+ * });
+ * await tar.pipeTo((await Deno.create("app.tar")).writable);
+ * ```
+ */
 export function layerTar(
-  _layer: LayerDirs,
-  _options?: LayerTarOptions,
+  layer: LayerDirs,
+  options: LayerTarOptions = {},
 ): ReadableStream<Uint8Array> {
-  throw new Error("layerTar: not implemented yet");
+  return tarStream(() => {
+    if (layer.format === "vfs") {
+      const parent = layer.parentDirs[0];
+      const plan = parent === undefined
+        ? undefined
+        : planFromChanges(treeChanges(layer.dir, parent));
+      return walkTree(layer.dir, { whiteouts: "none", plan });
+    }
+    return walkTree(layer.dir, { whiteouts: layer.format });
+  }, options.onProgress);
 }

@@ -1,0 +1,399 @@
+/**
+ * Internal: walks a directory tree from directory fds and yields tar entries
+ * in a reproducible order, converting a backend's whiteouts to OCI form.
+ *
+ * Safety: every open is relative to the parent's directory fd with
+ * O_NOFOLLOW, and file bodies are read from the fd whose `fstatx` says it is
+ * the regular file we emit, so a writer racing the export (renaming a
+ * directory, planting a symlink or a fifo) cannot make us read outside the
+ * tree or block (CVE-2018-15664-style TOCTOU in docker cp is the classic
+ * example of path re-resolution going wrong).
+ *
+ * Format (matches what moby's pkg/archive emits for a layer): names relative
+ * to the tree, no "./" or "/" prefix, directories end in "/", the root itself
+ * is not an entry; numeric uid/gid with empty uname/gname; PAX mtime with
+ * nanoseconds; content xattrs as SCHILY.xattr; siblings sorted by the bytes of
+ * their (emitted) names, parents before children, so the same tree gives the
+ * same bytes; a multiply-linked inode is a file at its first name in that
+ * order and a hardlink entry at the others; sockets are skipped (tar cannot
+ * carry them, as GNU tar says "socket ignored").
+ *
+ * @module
+ */
+
+import {
+  type DirEntry,
+  DT,
+  fstatx,
+  openDirAt,
+  openFileAt,
+  readDirFd,
+  readlinkAt,
+  readXattrsAt,
+  readXattrsFd,
+  type Stat,
+  statxAt,
+} from "../../sys/fs_walk_linux.ts";
+import { close } from "../../sys/fd_linux.ts";
+import { StoreError } from "../../errors.ts";
+import type { Change } from "../layer.ts";
+import type { EntryType, TarHeader } from "../tar/header.ts";
+import { entryName } from "../changes/_change_list.ts";
+import {
+  compareNames,
+  contentXattrs,
+  isOverlayOpaque,
+  isOverlayWhiteout,
+  overlayFeatureXattr,
+  WH_META_PREFIX,
+  WH_OPAQUE,
+  WH_PREFIX,
+} from "../changes/_whiteouts.ts";
+import type { ExportItem } from "./_tar_pump.ts";
+
+/**
+ * Which entries of each directory to export (vfs diffs): directory path
+ * ("" for the root, else "/a/b") to child name and kind. Deletes become
+ * `.wh.<name>` entries; directories without an entry here are not descended.
+ */
+export type ExportPlan = Map<string, Map<string, Change["kind"]>>;
+
+/** How to walk. */
+export interface WalkOptions {
+  /**
+   * Whiteout conversion: "overlay" turns 0/0 char devices into `.wh.<name>`
+   * and opaque dirs into `<dir>/.wh..wh..opq`; "aufs" drops `/.wh..wh.*`
+   * bookkeeping at the root; "none" exports entries as they are.
+   */
+  whiteouts: "overlay" | "aufs" | "none";
+  /** Only these entries (vfs diffs); absent: everything. */
+  plan?: ExportPlan;
+}
+
+/** Builds an {@link ExportPlan} from a change list. */
+export function planFromChanges(changes: Change[]): ExportPlan {
+  const plan: ExportPlan = new Map();
+  for (const c of changes) {
+    const slash = c.path.lastIndexOf("/");
+    const dir = c.path.slice(0, slash);
+    let m = plan.get(dir);
+    if (!m) plan.set(dir, m = new Map());
+    m.set(c.path.slice(slash + 1), c.kind);
+  }
+  return plan;
+}
+
+const EMPTY_XATTRS: Map<string, Uint8Array> = new Map();
+
+function header(
+  name: string,
+  type: EntryType,
+  st: Stat,
+  xattrs: Map<string, Uint8Array>,
+): TarHeader {
+  return {
+    name,
+    type,
+    size: type === "file" ? st.size : 0,
+    mode: st.mode,
+    uid: st.uid,
+    gid: st.gid,
+    uname: "",
+    gname: "",
+    mtime: st.mtimeSec,
+    mtimeNsec: st.mtimeNsec,
+    linkname: "",
+    devmajor: type === "char" || type === "block" ? st.rdevMajor : 0,
+    devminor: type === "char" || type === "block" ? st.rdevMinor : 0,
+    xattrs,
+  };
+}
+
+/** An empty regular file entry (whiteouts and opaque markers). */
+function marker(
+  name: string,
+  mode: number,
+  uid: number,
+  gid: number,
+  mtime: number,
+  mtimeNsec: number,
+): ExportItem {
+  return {
+    header: {
+      name,
+      type: "file",
+      size: 0,
+      mode,
+      uid,
+      gid,
+      uname: "",
+      gname: "",
+      mtime,
+      mtimeNsec,
+      linkname: "",
+      devmajor: 0,
+      devminor: 0,
+      xattrs: EMPTY_XATTRS,
+    },
+    fd: -1,
+  };
+}
+
+/** A child to emit: a real entry, or a synthesized whiteout (vfs delete). */
+interface Child {
+  /** Emitted base name (sort key). */
+  emit: string;
+  /** The directory entry (absent for a synthesized whiteout). */
+  e?: DirEntry;
+  /** Its real name. */
+  name: string;
+  /** Stat taken while sorting (overlay char devices). */
+  st?: Stat;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeTarget(b: Uint8Array, path: string): string {
+  try {
+    return utf8.decode(b);
+  } catch {
+    throw new StoreError(
+      `Cannot export symlink "${path}": its target is not valid UTF-8, which tar headers in layerfs carry as text`,
+    );
+  }
+}
+
+function kindFromDirent(t: number): Stat["kind"] | null {
+  switch (t) {
+    case DT.REG:
+      return "file";
+    case DT.DIR:
+      return "dir";
+    case DT.LNK:
+      return "symlink";
+    case DT.CHR:
+      return "char";
+    case DT.BLK:
+      return "block";
+    case DT.FIFO:
+      return "fifo";
+    case DT.SOCK:
+      return "socket";
+  }
+  return null;
+}
+
+class Walker {
+  readonly #opts: WalkOptions;
+  /** "dev:ino" of multiply-linked inodes to the tar name of their first entry. */
+  readonly #links = new Map<string, string>();
+
+  constructor(opts: WalkOptions) {
+    this.#opts = opts;
+  }
+
+  *dir(fd: number, prefix: string, path: string): Generator<ExportItem> {
+    const plan = this.#opts.plan;
+    const planned = plan?.get(path);
+    if (plan && !planned) return;
+    const children: Child[] = [];
+    for (const e of readDirFd(fd)) {
+      const name = entryName(e, path);
+      if (planned) {
+        const kind = planned.get(name);
+        if (kind === undefined || kind === "delete") continue;
+      }
+      if (e.type === DT.SOCK) continue;
+      if (
+        this.#opts.whiteouts === "aufs" && path === "" &&
+        name.startsWith(WH_META_PREFIX)
+      ) continue;
+      if (
+        this.#opts.whiteouts === "overlay" &&
+        (e.type === DT.CHR || e.type === DT.UNKNOWN)
+      ) {
+        const st = statxAt(fd, e.cname);
+        if (isOverlayWhiteout(st)) {
+          children.push({ emit: WH_PREFIX + name, e, name, st });
+          continue;
+        }
+      }
+      children.push({ emit: name, e, name });
+    }
+    if (planned) {
+      for (const [name, kind] of planned) {
+        if (kind === "delete") children.push({ emit: WH_PREFIX + name, name });
+      }
+    }
+    children.sort((a, b) => compareNames(a.emit, b.emit));
+    for (const c of children) {
+      const tarName = prefix + c.emit;
+      if (!c.e) {
+        // vfs delete: deterministic metadata (moby stamps time.Now() here,
+        // which makes two diffs of the same layer differ).
+        yield marker(tarName, 0o600, 0, 0, 0, 0);
+        continue;
+      }
+      if (c.st && c.emit !== c.name) {
+        // overlay whiteout, as moby's overlayWhiteoutConverter writes it.
+        yield marker(
+          tarName,
+          0o600,
+          c.st.uid,
+          c.st.gid,
+          c.st.mtimeSec,
+          c.st.mtimeNsec,
+        );
+        continue;
+      }
+      yield* this.#entry(fd, c.e, c.name, prefix, path);
+    }
+  }
+
+  *#entry(
+    dirFd: number,
+    e: DirEntry,
+    name: string,
+    prefix: string,
+    path: string,
+  ): Generator<ExportItem> {
+    const childPath = `${path}/${name}`;
+    let st: Stat | null = null;
+    let kind = kindFromDirent(e.type);
+    if (kind === null) {
+      st = statxAt(dirFd, e.cname);
+      kind = st.kind;
+    }
+    if (kind === "dir") {
+      yield* this.#dir(dirFd, e, name, prefix, childPath);
+      return;
+    }
+    if (kind === "file") {
+      const fd = openFileAt(dirFd, e.cname);
+      let handed = false;
+      try {
+        st = fstatx(fd);
+        if (st.kind === "file") {
+          const xattrs = readXattrsFd(fd);
+          this.#checkFeatures(xattrs, childPath);
+          const h = header(prefix + name, "file", st, contentXattrs(xattrs));
+          if (!this.#linked(h, st, name)) {
+            handed = true;
+            yield { header: h, fd };
+            return;
+          }
+          yield { header: h, fd: -1 };
+          return;
+        }
+      } finally {
+        if (!handed) close(fd);
+      }
+      // O_NOFOLLOW|O_NONBLOCK opened something else than the regular file
+      // getdents reported (a racing writer): export what is there now.
+      kind = st.kind;
+      st = null;
+    }
+    st ??= statxAt(dirFd, e.cname);
+    if (st.kind !== kind) {
+      throw new StoreError(
+        `"${childPath}" changed type while it was being exported; stop writers to the layer and retry`,
+      );
+    }
+    if (kind === "dir") {
+      yield* this.#dir(dirFd, e, name, prefix, childPath);
+      return;
+    }
+    if (kind === "socket" || kind === "unknown") return;
+    const xattrs = contentXattrs(readXattrsAt(dirFd, e.cname));
+    const h = header(prefix + name, kind, st, xattrs);
+    if (kind === "symlink") {
+      h.linkname = decodeTarget(readlinkAt(dirFd, e.cname), childPath);
+    }
+    this.#linked(h, st, name);
+    yield { header: h, fd: -1 };
+  }
+
+  *#dir(
+    dirFd: number,
+    e: DirEntry,
+    name: string,
+    prefix: string,
+    childPath: string,
+  ): Generator<ExportItem> {
+    const fd = openDirAt(dirFd, e.cname);
+    try {
+      const st = fstatx(fd);
+      const xattrs = readXattrsFd(fd);
+      this.#checkFeatures(xattrs, childPath);
+      const dirName = `${prefix}${name}/`;
+      yield {
+        header: header(dirName, "dir", st, contentXattrs(xattrs)),
+        fd: -1,
+      };
+      if (this.#opts.whiteouts === "overlay" && isOverlayOpaque(xattrs)) {
+        // Right after the directory, before its children, as moby writes it:
+        // extractors that apply the marker when they meet it must not wipe
+        // entries of this same layer.
+        yield marker(
+          dirName + WH_OPAQUE,
+          st.mode & 0o777,
+          st.uid,
+          st.gid,
+          st.mtimeSec,
+          st.mtimeNsec,
+        );
+      }
+      yield* this.dir(fd, dirName, childPath);
+    } finally {
+      close(fd);
+    }
+  }
+
+  /**
+   * Turns `h` into a hardlink entry when its inode was already emitted;
+   * otherwise remembers it. Whiteout names never take part: aufs whiteouts
+   * are all links to one base inode, and overlay (since Linux 5.8) shares a
+   * whiteout inode too; a link entry there would not mean "delete".
+   */
+  #linked(h: TarHeader, st: Stat, name: string): boolean {
+    if (st.nlink < 2 || name.startsWith(WH_PREFIX)) return false;
+    const key = `${st.dev}:${st.ino}`;
+    const first = this.#links.get(key);
+    if (first === undefined) {
+      this.#links.set(key, h.name);
+      return false;
+    }
+    h.type = "hardlink";
+    h.linkname = first;
+    h.size = 0;
+    // The inode's xattrs travel with its first entry; GNU tar does the same.
+    h.xattrs = EMPTY_XATTRS;
+    return true;
+  }
+
+  #checkFeatures(xattrs: Map<string, Uint8Array>, path: string): void {
+    if (this.#opts.whiteouts !== "overlay") return;
+    const k = overlayFeatureXattr(xattrs);
+    if (k !== null) {
+      throw new StoreError(
+        `Cannot export "${path}": it carries the overlay xattr "${k}" (redirect_dir/metacopy), whose content lives in another layer; mount layers with redirect_dir=off,metacopy=off`,
+      );
+    }
+  }
+}
+
+/**
+ * Yields the tar entries of the tree at `root` (a path opened once; below
+ * it only fds are used).
+ */
+export function* walkTree(
+  root: string,
+  opts: WalkOptions,
+): Generator<ExportItem, void, undefined> {
+  const fd = openDirAt(-100, root);
+  try {
+    yield* new Walker(opts).dir(fd, "", "");
+  } finally {
+    close(fd);
+  }
+}
