@@ -1,0 +1,397 @@
+/**
+ * The CLI's commands: each takes parsed arguments and a {@link CliIo}, calls
+ * the store API, and returns what to print (text and a JSON document).
+ *
+ * @module
+ */
+
+import { StoreError, UsageError } from "../errors.ts";
+import { openStore, type Store } from "../store/store.ts";
+import { compress, maybeDecompress } from "./compress.ts";
+import { countingStream, makeProgress } from "./_progress.ts";
+import type { GlobalOptions } from "./_parse.ts";
+import { checkStore } from "./check.ts";
+import { helperDoctor, helperInstall } from "../../helper/install.ts";
+
+/** The process edges a command may touch, passed in by main.ts. */
+export interface CliIo {
+  /** Environment lookup. */
+  env: (key: string) => string | undefined;
+  /** Effective uid. */
+  uid: number;
+  /** Current directory. */
+  cwd: string;
+  /** Standard input as a stream. */
+  stdin: () => ReadableStream<Uint8Array>;
+  /** Standard output as a stream (for tars). */
+  stdout: () => WritableStream<Uint8Array>;
+  /** Writes text to stderr. */
+  stderr: (text: string) => void;
+  /** Whether each standard stream is a terminal. */
+  isTerminal: { stdin: boolean; stdout: boolean; stderr: boolean };
+}
+
+/** What a command produced. */
+export interface CommandResult {
+  /** The JSON document for `--json`. */
+  json: unknown;
+  /** Human text (a trailing newline is added). Omitted: print nothing. */
+  text?: string;
+  /** True when `text` is requested data (printed even with --quiet). */
+  data?: boolean;
+  /** Exit code (default 0). */
+  exitCode?: number;
+  /** The command wrote stdout itself (a tar): print nothing more. */
+  wroteStdout?: boolean;
+}
+
+/** Context of one command run. */
+export interface CommandContext {
+  /** The store root in use. */
+  root: string;
+  /** Global options. */
+  global: GlobalOptions;
+  /** Command options. */
+  values: Record<string, string | boolean | string[] | undefined>;
+  /** Positional arguments. */
+  args: string[];
+  /** Process edges. */
+  io: CliIo;
+}
+
+type Run = (ctx: CommandContext) => Promise<CommandResult>;
+
+async function storeExists(root: string): Promise<boolean> {
+  try {
+    await Deno.lstat(`${root}/layerfs.json`);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/**
+ * Opens the store. Commands that only read or change existing layers refuse a
+ * root that holds no store (so a typo in --root does not create one).
+ */
+async function withStore<T>(
+  ctx: CommandContext,
+  create: boolean,
+  fn: (store: Store) => Promise<T>,
+): Promise<T> {
+  if (!create && !(await storeExists(ctx.root))) {
+    throw new StoreError(
+      `No layerfs store at ${ctx.root}; run "layerfs --root ${ctx.root} init" or pass the right --root`,
+    );
+  }
+  const store = await openStore({
+    root: ctx.root,
+    backend: ctx.global.backend,
+    helper: ctx.io.env("LAYERFS_HELPER") || undefined,
+  });
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
+  }
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === "string" ? v : undefined;
+}
+
+function progressFor(ctx: CommandContext, label: string) {
+  return makeProgress(
+    label,
+    ctx.io.isTerminal.stderr && !ctx.global.quiet && !ctx.global.json,
+    ctx.io.stderr,
+  );
+}
+
+const commands: Record<string, Run> = {
+  init: (ctx) =>
+    withStore(ctx, true, async (store) => ({
+      json: { root: ctx.root, backend: store.backend },
+      text: `initialised ${ctx.root} (backend ${store.backend})`,
+    })),
+
+  status: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const status = await store.status();
+      const width = Math.max(...status.map(([k]) => k.length));
+      return {
+        json: Object.fromEntries(status),
+        text: status.map(([k, v]) => `${(k + ":").padEnd(width + 1)} ${v}`)
+          .join("\n"),
+        data: true,
+      };
+    }),
+
+  create: (ctx) =>
+    withStore(ctx, true, async (store) => {
+      const [id] = ctx.args;
+      const parent = str(ctx.values.parent);
+      const mountLabel = str(ctx.values["mount-label"]);
+      const rw = ctx.values.rw === true;
+      if (rw) await store.createReadWrite(id, parent, { mountLabel });
+      else await store.create(id, parent, { mountLabel });
+      return {
+        json: { id, parent: parent ?? null, readWrite: rw },
+        text: `created ${rw ? "read-write" : "read-only"} layer ${id}${
+          parent ? ` on ${parent}` : ""
+        }`,
+      };
+    }),
+
+  rm: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const [id] = ctx.args;
+      await store.remove(id, { force: ctx.values.force === true });
+      return { json: { id, removed: true }, text: `removed ${id}` };
+    }),
+
+  exists: async (ctx) => {
+    const [id] = ctx.args;
+    const exists = (await storeExists(ctx.root)) &&
+      await withStore(ctx, false, (store) => store.exists(id));
+    return {
+      json: { id, exists },
+      text: exists
+        ? `layer ${id} exists`
+        : `layer ${id} does not exist`,
+      exitCode: exists ? 0 : 1,
+    };
+  },
+
+  ls: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const layers = await store.list();
+      layers.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+      const rows = [
+        ["ID", "PARENT", "KIND", "MOUNTS"],
+        ...layers.map((
+          l,
+        ) => [l.id, l.parent ?? "-", l.readWrite ? "rw" : "ro", String(l.mounts)]),
+      ];
+      const widths = rows[0].map((_, i) =>
+        Math.max(...rows.map((r) => r[i].length))
+      );
+      return {
+        json: layers.map((l) => ({
+          id: l.id,
+          parent: l.parent ?? null,
+          readWrite: l.readWrite,
+          mounts: l.mounts,
+        })),
+        text: rows.map((r) =>
+          r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join(
+            "  ",
+          )
+        ).join("\n"),
+        data: true,
+      };
+    }),
+
+  mount: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const [id] = ctx.args;
+      const path = await store.get(id, {
+        mountLabel: str(ctx.values["mount-label"]),
+      });
+      return { json: { id, path }, text: path, data: true };
+    }),
+
+  umount: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const [id] = ctx.args;
+      await store.put(id);
+      return { json: { id, released: true }, text: `released ${id}` };
+    }),
+
+  apply: async (ctx) => {
+    const [id, file] = ctx.args;
+    const parent = str(ctx.values.parent);
+    let input: ReadableStream<Uint8Array>;
+    if (file === undefined || file === "-") {
+      if (ctx.io.isTerminal.stdin) {
+        throw new UsageError(
+          "Refusing to read a tar from a terminal; pass FILE or pipe the tar into standard input",
+        );
+      }
+      input = ctx.io.stdin();
+    } else {
+      input = (await Deno.open(file)).readable;
+    }
+    const progress = progressFor(ctx, `apply ${id}`);
+    const { format, stream } = await maybeDecompress(input);
+    return await withStore(ctx, true, async (store) => {
+      const size = await store.applyDiff(
+        id,
+        parent,
+        stream.pipeThrough(countingStream(progress)),
+      );
+      progress.done();
+      return {
+        json: { id, parent: parent ?? null, size, compression: format },
+        text: String(size),
+        data: true,
+      };
+    });
+  },
+
+  diff: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const [id] = ctx.args;
+      const parent = str(ctx.values.parent);
+      const out = str(ctx.values.output);
+      const kind = str(ctx.values.compress);
+      if (kind !== undefined && kind !== "gzip" && kind !== "zstd") {
+        throw new UsageError(
+          `Unknown compression ${JSON.stringify(kind)}; use gzip or zstd`,
+        );
+      }
+      if (out === undefined && ctx.io.isTerminal.stdout) {
+        throw new UsageError(
+          "Refusing to write a tar to a terminal; pass -o FILE or redirect standard output",
+        );
+      }
+      if (out === undefined && ctx.global.json) {
+        throw new UsageError(
+          "--json needs -o FILE with diff: the tar itself goes to standard output",
+        );
+      }
+      const progress = progressFor(ctx, `diff ${id}`);
+      let tar = store.diff(id, parent).pipeThrough(countingStream(progress));
+      if (kind) tar = compress(tar, kind);
+      let written = 0;
+      tar = tar.pipeThrough(
+        new TransformStream({
+          transform(chunk, c) {
+            written += chunk.byteLength;
+            c.enqueue(chunk);
+          },
+        }),
+      );
+      if (out === undefined) {
+        await tar.pipeTo(ctx.io.stdout());
+        progress.done();
+        return { json: null, wroteStdout: true };
+      }
+      // Write next to the target and rename, so a failed diff never leaves a
+      // truncated tar under the name asked for.
+      const tmp = `${out}.layerfs-${crypto.randomUUID().slice(0, 8)}.tmp`;
+      const f = await Deno.open(tmp, {
+        write: true,
+        createNew: true,
+        mode: 0o644,
+      });
+      try {
+        await tar.pipeTo(f.writable);
+        await Deno.rename(tmp, out);
+      } catch (e) {
+        await Deno.remove(tmp).catch(() => {});
+        throw e;
+      }
+      progress.done();
+      return {
+        json: { id, parent: parent ?? null, file: out, bytes: written, compression: kind ?? null },
+        text: `wrote ${out} (${written} bytes)`,
+      };
+    }),
+
+  changes: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const [id] = ctx.args;
+      const changes = await store.changes(id, str(ctx.values.parent));
+      const letter = { add: "A", modify: "C", delete: "D" } as const;
+      return {
+        json: changes,
+        text: changes.map((c) => `${letter[c.kind]} ${c.path}`).join("\n") ||
+          undefined,
+        data: true,
+      };
+    }),
+
+  size: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const [id] = ctx.args;
+      const size = await store.diffSize(id, str(ctx.values.parent));
+      return { json: { id, size }, text: String(size), data: true };
+    }),
+
+  cleanup: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      await store.cleanup();
+      return { json: { root: ctx.root, cleaned: true }, text: `cleaned up ${ctx.root}` };
+    }),
+
+  check: async (ctx) => {
+    if (!(await storeExists(ctx.root))) {
+      throw new StoreError(
+        `No layerfs store at ${ctx.root}; pass the right --root`,
+      );
+    }
+    const report = await checkStore(ctx.root, {
+      repair: ctx.values.repair === true,
+    });
+    const lines = report.problems.map((p) =>
+      `${p.repaired ? "repaired" : "problem"}: ${p.message}`
+    );
+    const left = report.problems.filter((p) => !p.repaired).length;
+    lines.push(
+      report.problems.length === 0
+        ? `store ${ctx.root} is consistent`
+        : `${report.problems.length} problem(s), ${left} left`,
+    );
+    return {
+      json: report,
+      text: lines.join("\n"),
+      data: true,
+      exitCode: left === 0 ? 0 : 1,
+    };
+  },
+
+  helper: async (ctx) => {
+    const [sub] = ctx.args;
+    if (sub === "install") {
+      const r = await helperInstall({
+        group: str(ctx.values.group),
+        path: str(ctx.values.path),
+        stores: ctx.values.store as string[] | undefined,
+      });
+      return { json: r, text: r.messages.join("\n") };
+    }
+    if (sub === "doctor") {
+      const r = await helperDoctor({ path: str(ctx.values.path) });
+      return {
+        json: r,
+        text: r.checks.map((c) => `${c.ok ? "ok  " : "FAIL"} ${c.message}`)
+          .join("\n"),
+        data: true,
+        exitCode: r.ok ? 0 : 1,
+      };
+    }
+    throw new UsageError(
+      `Unknown helper command ${JSON.stringify(sub)}; use install or doctor`,
+    );
+  },
+};
+
+/**
+ * Runs one command by its canonical name.
+ *
+ * @example
+ * ```ts ignore
+ * import { runCommand } from "./_commands.ts";
+ * const r = await runCommand("ls", ctx);
+ * ```
+ */
+export function runCommand(
+  name: string,
+  ctx: CommandContext,
+): Promise<CommandResult> {
+  const run = commands[name];
+  if (!run) throw new UsageError(`Unknown command "${name}"`);
+  return run(ctx);
+}

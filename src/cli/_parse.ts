@@ -1,0 +1,201 @@
+/**
+ * Argument parsing for the CLI with `node:util` parseArgs (JSR's @std/cli is
+ * unreachable here): global options, then the command, then its options and
+ * arguments (global options are accepted after the command too).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { UsageError } from "../errors.ts";
+import {
+  type CommandSpec,
+  findCommand,
+  GLOBAL_OPTIONS,
+  type OptionSpec,
+} from "./_spec.ts";
+
+/** Global options after parsing. */
+export interface GlobalOptions {
+  /** `--root`. */
+  root?: string;
+  /** `--backend`. */
+  backend: "auto" | "overlay" | "aufs" | "vfs";
+  /** `--json`. */
+  json: boolean;
+  /** `--quiet`. */
+  quiet: boolean;
+}
+
+/** A parsed command line. */
+export type Parsed =
+  | { kind: "help"; command?: CommandSpec; global: GlobalOptions }
+  | {
+    kind: "run";
+    command: CommandSpec;
+    global: GlobalOptions;
+    /** Command options by long name. */
+    values: Record<string, string | boolean | string[] | undefined>;
+    /** Positional arguments after the command name. */
+    args: string[];
+  };
+
+/** A usage error that knows which command's help to print. */
+export class CommandUsageError extends UsageError {
+  /** The command being parsed, when known. */
+  readonly command?: CommandSpec;
+  constructor(message: string, command?: CommandSpec) {
+    super(message);
+    this.command = command;
+  }
+}
+
+const BACKENDS = ["auto", "overlay", "aufs", "vfs"] as const;
+
+type ParseArgsOptions = Record<
+  string,
+  { type: "string" | "boolean"; short?: string; multiple?: boolean }
+>;
+
+function toParseArgs(specs: Record<string, OptionSpec>): ParseArgsOptions {
+  const out: ParseArgsOptions = {};
+  for (const [name, o] of Object.entries(specs)) {
+    out[name] = { type: o.type };
+    if (o.short) out[name].short = o.short;
+    if (o.multiple) out[name].multiple = true;
+  }
+  return out;
+}
+
+/** Rewrites parseArgs' error text (which suggests "--" tricks) into one short line. */
+function usageMessage(e: unknown): string {
+  const err = e as { code?: string; message?: string };
+  const m = String(err.message ?? e);
+  const opt = /'([^']+)'/.exec(m)?.[1];
+  switch (err.code) {
+    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
+      return `Unknown option ${opt ?? m}`;
+    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
+      return m.includes("argument missing")
+        ? `Option ${opt ?? ""} needs a value`.replace("  ", " ")
+        : `Option ${opt ?? ""} does not take a value`.replace("  ", " ");
+    default:
+      return m.split(". ")[0];
+  }
+}
+
+/**
+ * Parses the CLI's argument vector.
+ *
+ * @param argv Arguments after the program name.
+ * @returns What to run, or that help was asked for.
+ * @throws {CommandUsageError} on unknown commands/options or wrong arity.
+ * @example
+ * ```ts
+ * import { parseCli } from "./_parse.ts";
+ * const p = parseCli(["--root", "/tmp/s", "create", "app", "--parent", "base"]);
+ * if (p.kind === "run") console.log(p.command.name, p.args, p.values.parent);
+ * ```
+ */
+export function parseCli(argv: string[]): Parsed {
+  // Pass 1: find the command (the first positional) with global options only.
+  const globalOpts = toParseArgs(GLOBAL_OPTIONS);
+  let first;
+  try {
+    first = parseArgs({
+      args: argv,
+      options: globalOpts,
+      allowPositionals: true,
+      strict: false,
+      tokens: true,
+    });
+  } catch (e) {
+    throw new CommandUsageError(usageMessage(e));
+  }
+  const cmdToken = first.tokens.find((t) => t.kind === "positional");
+  const name = cmdToken?.kind === "positional" ? cmdToken.value : undefined;
+  let command: CommandSpec | undefined;
+  if (name === "help") {
+    const target = first.positionals[1];
+    const c = target === undefined ? undefined : findCommand(target);
+    if (target !== undefined && c === undefined) {
+      throw new CommandUsageError(`Unknown command "${target}"`);
+    }
+    return { kind: "help", command: c, global: globalsOf(first.values) };
+  }
+  if (name !== undefined) {
+    command = findCommand(name);
+    if (command === undefined) {
+      throw new CommandUsageError(`Unknown command "${name}"`);
+    }
+  }
+
+  // Pass 2: strict parse with the command's options added.
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...globalOpts, ...toParseArgs(command?.options ?? {}) },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (e) {
+    throw new CommandUsageError(usageMessage(e), command);
+  }
+  const values = parsed.values as Record<
+    string,
+    string | boolean | string[] | undefined
+  >;
+  const global = globalsOf(values, command);
+  if (values.help || command === undefined) {
+    if (command === undefined && !values.help) {
+      throw new CommandUsageError("Missing command");
+    }
+    return { kind: "help", command, global };
+  }
+  const args = parsed.positionals.slice(1);
+  const [min, max] = command.args;
+  if (args.length < min) {
+    throw new CommandUsageError(
+      `Missing argument: ${command.usage.split(" ")[args.length] ?? "ID"}`,
+      command,
+    );
+  }
+  if (args.length > max) {
+    throw new CommandUsageError(
+      `Unexpected argument ${JSON.stringify(args[max])}`,
+      command,
+    );
+  }
+  const own: Record<string, string | boolean | string[] | undefined> = {};
+  for (const k of Object.keys(command.options)) own[k] = values[k];
+  return { kind: "run", command, global, values: own, args };
+}
+
+function globalsOf(
+  values: Record<string, unknown>,
+  command?: CommandSpec,
+): GlobalOptions {
+  const backend = values.backend ?? "auto";
+  if (
+    typeof backend !== "string" ||
+    !(BACKENDS as readonly string[]).includes(backend)
+  ) {
+    throw new CommandUsageError(
+      `Unknown backend ${JSON.stringify(backend)}; use one of ${
+        BACKENDS.join(", ")
+      }`,
+      command,
+    );
+  }
+  const root = values.root;
+  if (root !== undefined && typeof root !== "string") {
+    throw new CommandUsageError("Option --root needs a value", command);
+  }
+  return {
+    root,
+    backend: backend as GlobalOptions["backend"],
+    json: values.json === true,
+    quiet: values.quiet === true,
+  };
+}

@@ -1,0 +1,148 @@
+/**
+ * The `layerfs` command.
+ *
+ * ```
+ * layerfs [--root DIR] [--backend auto|overlay|aufs|vfs] [--json] [--quiet] <command>
+ * ```
+ *
+ * Exit codes: 0 success, 1 error (one line on stderr naming the problem and
+ * what to do), 2 usage error (the message, then the command's help). With
+ * `--json`, every run prints exactly one JSON document on stdout (an
+ * `{"error": ...}` object when it fails), except `diff` without `-o`, which
+ * writes the tar there. Set `LAYERFS_DEBUG=1` to get stack traces.
+ *
+ * @example Run it
+ * ```sh
+ * deno run -A jsr:@layerfs/layerfs/cli --root /tmp/store --backend vfs ls
+ * ```
+ *
+ * @module
+ */
+
+import { LayerfsError, UsageError } from "../errors.ts";
+import { CommandUsageError, parseCli } from "./_parse.ts";
+import { commandHelp, mainHelp } from "./_spec.ts";
+import { type CliIo, runCommand } from "./_commands.ts";
+import { defaultRoot } from "./_root.ts";
+
+export type { CliIo } from "./_commands.ts";
+
+const encoder = new TextEncoder();
+
+/**
+ * The real process edges: Deno's env, uid, cwd and standard streams.
+ *
+ * @example
+ * ```ts ignore
+ * import { processIo, runCli } from "./main.ts";
+ * Deno.exit(await runCli(["ls"], processIo()));
+ * ```
+ */
+export function processIo(): CliIo {
+  return {
+    env: (k) => Deno.env.get(k),
+    uid: Deno.uid() ?? 0,
+    cwd: Deno.cwd(),
+    stdin: () => Deno.stdin.readable,
+    stdout: () => Deno.stdout.writable,
+    stderr: (text) => {
+      Deno.stderr.writeSync(encoder.encode(text));
+    },
+    isTerminal: {
+      stdin: Deno.stdin.isTerminal(),
+      stdout: Deno.stdout.isTerminal(),
+      stderr: Deno.stderr.isTerminal(),
+    },
+  };
+}
+
+function writeStdout(text: string): void {
+  const bytes = encoder.encode(text);
+  let off = 0;
+  while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+}
+
+/** One line of an error's message (our messages are one line; others may not be). */
+function oneLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return (msg.split("\n").find((l) => l.trim() !== "") ?? String(e)).trim();
+}
+
+/**
+ * Runs the CLI with `argv` and returns the exit code. Never throws.
+ *
+ * @param argv Arguments after the program name.
+ * @param io The process edges (see {@link processIo}).
+ * @param print Where stdout text goes (default: the process's stdout).
+ * @returns 0 on success, 1 on error, 2 on usage error.
+ * @example
+ * ```ts ignore
+ * import { processIo, runCli } from "./main.ts";
+ * const code = await runCli(["--root", "/tmp/s", "--backend", "vfs", "init"], processIo());
+ * ```
+ */
+export async function runCli(
+  argv: string[],
+  io: CliIo,
+  print: (text: string) => void = writeStdout,
+): Promise<number> {
+  let json = argv.includes("--json");
+  let helpText = mainHelp();
+  try {
+    const parsed = parseCli(argv);
+    json = parsed.global.json;
+    if (parsed.kind === "help") {
+      const text = parsed.command ? commandHelp(parsed.command) : mainHelp();
+      print(json ? JSON.stringify({ help: text }) + "\n" : text);
+      return 0;
+    }
+    helpText = commandHelp(parsed.command);
+    const root = defaultRoot({
+      flag: parsed.global.root,
+      env: io.env,
+      uid: io.uid,
+      cwd: io.cwd,
+    });
+    const result = await runCommand(parsed.command.name, {
+      root,
+      global: parsed.global,
+      values: parsed.values,
+      args: parsed.args,
+      io,
+    });
+    if (result.wroteStdout) return result.exitCode ?? 0;
+    if (json) print(JSON.stringify(result.json) + "\n");
+    else if (
+      result.text !== undefined && (result.data || !parsed.global.quiet)
+    ) {
+      print(result.text + "\n");
+    }
+    return result.exitCode ?? 0;
+  } catch (e) {
+    if (e instanceof CommandUsageError && e.command === undefined) {
+      helpText = mainHelp();
+    } else if (e instanceof CommandUsageError && e.command) {
+      helpText = commandHelp(e.command);
+    }
+    const usage = e instanceof UsageError;
+    const code = e instanceof LayerfsError ? e.exitCode : 1;
+    const name = e instanceof Error ? e.name : "Error";
+    if (io.env("LAYERFS_DEBUG") === "1" && e instanceof Error) {
+      io.stderr(`${e.stack}\n`);
+    }
+    io.stderr(`layerfs: ${oneLine(e)}\n`);
+    if (usage) io.stderr("\n" + helpText);
+    if (json) {
+      print(
+        JSON.stringify({
+          error: { name, message: oneLine(e), exitCode: code },
+        }) + "\n",
+      );
+    }
+    return code;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await runCli(Deno.args, processIo()));
+}
