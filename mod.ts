@@ -41,7 +41,10 @@ export {
   readTar,
   type TarEntry,
   type TarHeader,
+  type TarInput,
   TarReader,
+  type TarReaderOptions,
   TarWriter,
+  type TarWriterOptions,
   TypeFlag,
 } from "./src/archive/tar/mod.ts";

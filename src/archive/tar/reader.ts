@@ -147,6 +147,8 @@ export class TarReader {
   #busy = false;
 
   /**
+   * Opens a reader on `source`; nothing is read until the first call.
+   *
    * @param source The archive: a stream, bytes, an async iterable of chunks or an open file
    *   (read from its current position; not closed by the reader).
    * @param options Caps; see {@link TarReaderOptions}.
@@ -199,7 +201,11 @@ export class TarReader {
    * @throws {InvalidArchive} The archive ends inside the body.
    */
   readBody(onChunk: (chunk: Uint8Array) => void): Promise<void> {
-    this.#enter();
+    try {
+      this.#enter();
+    } catch (e) {
+      return Promise.reject(e);
+    }
     const avail = this.#buf.length - this.#pos;
     const rem = this.#remaining;
     if (rem <= avail) {

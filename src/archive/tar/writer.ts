@@ -369,7 +369,11 @@ export class TarWriter {
   #closed = false;
   #busy = false;
 
-  /** @param options Chunk size and queue length; see {@link TarWriterOptions}. */
+  /**
+   * Creates an empty archive; read it from {@link TarWriter.readable}.
+   *
+   * @param options Chunk size and queue length; see {@link TarWriterOptions}.
+   */
   constructor(options: TarWriterOptions = {}) {
     this.#size = options.chunkSize ?? 1 << 20;
     this.#batch = new Uint8Array(this.#size);

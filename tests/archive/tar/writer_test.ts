@@ -1,0 +1,324 @@
+import assert from "node:assert/strict";
+import {
+  encodeHeader,
+  END_OF_ARCHIVE,
+  paddingFor,
+  type TarHeader,
+  TarReader,
+  TarWriter,
+} from "../../../src/archive/tar/mod.ts";
+import { isRoot, tempDir } from "../../_privileged.ts";
+import { dumpTree, makeTree, type Meta, run } from "./_gnu.ts";
+
+const LIST = ["--xattrs", "--xattrs-include=*", "--numeric-owner", "-tvvf"];
+
+function header(name: string, extra: Partial<TarHeader> = {}): TarHeader {
+  return {
+    name,
+    type: "file",
+    size: 0,
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    uname: "",
+    gname: "",
+    mtime: 1700000000,
+    mtimeNsec: 0,
+    linkname: "",
+    devmajor: 0,
+    devminor: 0,
+    xattrs: new Map(),
+    ...extra,
+  };
+}
+
+function hexToBytes(h: string): Uint8Array {
+  return new Uint8Array(h.match(/../g)?.map((x) => parseInt(x, 16)) ?? []);
+}
+
+/** Builds headers from python's description of the tree (not from our reader): sorted, hardlinks to the first name. */
+function headersFromTree(tree: Record<string, Meta>): TarHeader[] {
+  const firstByIno = new Map<number, string>();
+  const out: TarHeader[] = [];
+  for (const path of Object.keys(tree).sort()) {
+    const m = tree[path];
+    const h = header(m.type === "dir" ? path + "/" : path, {
+      mode: m.mode,
+      uid: m.uid,
+      gid: m.gid,
+      uname: m.uid === 0 ? "root" : "",
+      gname: m.gid === 0 ? "root" : "",
+      mtime: m.mtime,
+      mtimeNsec: m.nsec,
+      xattrs: new Map(
+        Object.entries(m.xattrs).map(([k, v]) => [k, hexToBytes(v)]),
+      ),
+    });
+    if (m.type === "file") {
+      const first = m.nlink > 1 ? firstByIno.get(m.ino) : undefined;
+      if (first !== undefined) {
+        h.type = "hardlink";
+        h.linkname = first;
+      } else {
+        h.type = "file";
+        h.size = m.size!;
+        if (m.nlink > 1) firstByIno.set(m.ino, path);
+      }
+    } else {
+      h.type = m.type;
+      h.linkname = m.link ?? "";
+      h.devmajor = m.major ?? 0;
+      h.devminor = m.minor ?? 0;
+    }
+    out.push(h);
+  }
+  return out;
+}
+
+async function writeArchive(
+  src: string,
+  headers: TarHeader[],
+  out: string,
+): Promise<void> {
+  const w = new TarWriter();
+  using f = await Deno.open(out, { create: true, write: true, truncate: true });
+  const done = w.readable.pipeTo(f.writable);
+  for (const h of headers) {
+    if (h.type === "file" && h.size > 0) {
+      // Alternate body kinds: bytes, and a file stream.
+      if (h.size > 1 << 20) {
+        await w.add(h, (await Deno.open(`${src}/${h.name}`)).readable);
+      } else await w.add(h, await Deno.readFile(`${src}/${h.name}`));
+    } else await w.add(h);
+  }
+  await w.close();
+  await done;
+}
+
+Deno.test("writer: GNU tar --compare finds no difference and GNU tar extracts the same tree", async () => {
+  await using tmp = await tempDir();
+  const src = `${tmp.path}/src`;
+  await makeTree(src);
+  const tree = await dumpTree(src);
+  const ours = `${tmp.path}/ours.tar`;
+  await writeArchive(src, headersFromTree(tree), ours);
+
+  const cmp = await run("tar", [
+    "--xattrs",
+    "--xattrs-include=*",
+    "-df",
+    ours,
+    "-C",
+    src,
+  ], { allowFail: true });
+  assert.equal(cmp.stdout + cmp.stderr, "", "tar --compare output");
+  assert.equal(cmp.code, 0);
+
+  const out = `${tmp.path}/out`;
+  await Deno.mkdir(out);
+  await run("tar", [
+    "--xattrs",
+    "--xattrs-include=*",
+    "-xpf",
+    ours,
+    "-C",
+    out,
+  ]);
+  const back = await dumpTree(out);
+  assert.deepEqual(Object.keys(back).sort(), Object.keys(tree).sort());
+  for (const [p, m] of Object.entries(tree)) {
+    const b = back[p];
+    const strip = ({ ino: _i, ...rest }: Meta) => rest;
+    if (!isRoot) {
+      b.uid = m.uid;
+      b.gid = m.gid;
+    }
+    assert.deepEqual(strip(b), strip(m), p);
+    if (m.nlink > 1) {
+      const twins = Object.entries(tree).filter(([, x]) => x.ino === m.ino)
+        .map(([q]) => back[q].ino);
+      assert.equal(new Set(twins).size, 1, `${p}: hardlinks kept`);
+    }
+  }
+});
+
+Deno.test("writer: re-encoding a GNU pax archive lists identically under tar -tvv", async () => {
+  await using tmp = await tempDir();
+  const src = `${tmp.path}/src`;
+  await makeTree(src);
+  const gnu = `${tmp.path}/gnu.tar`;
+  await run("tar", [
+    "--format=pax",
+    "--xattrs",
+    "--xattrs-include=*",
+    "-cf",
+    gnu,
+    ".",
+  ], { cwd: src });
+  const ours = `${tmp.path}/ours.tar`;
+  const w = new TarWriter();
+  using f = await Deno.open(ours, { create: true, write: true });
+  const done = w.readable.pipeTo(f.writable);
+  using g = await Deno.open(gnu);
+  const r = new TarReader(g);
+  for (let h; (h = await r.next()) !== null;) {
+    const parts: Uint8Array[] = [];
+    await r.readBody((c) => parts.push(c.slice()));
+    await w.add(h, ReadableStream.from(parts));
+  }
+  await w.close();
+  await done;
+  const a = await run("tar", [...LIST, gnu]);
+  const b = await run("tar", [...LIST, ours]);
+  assert.equal(b.stdout, a.stdout);
+  assert.match(a.stdout, /x: +6 user\.bin/);
+  assert.match(a.stdout, /link to/);
+});
+
+Deno.test("writer: headers round-trip through our reader, edge values included", async () => {
+  const bin = new Uint8Array([0, 0xff, 0x0a, 0x3d, 0x80]);
+  const headers: TarHeader[] = [
+    header("plain.txt", { size: 3 }),
+    header("ünïcode/日本.txt", { uname: "ユーザー", gname: "g".repeat(40) }),
+    header("a/".repeat(60) + "split-into-prefix"), // > 100, ASCII, splittable
+    header("x".repeat(120) + "/" + "y".repeat(120)), // not splittable: PAX path
+    header("neg", { mtime: -1000001, mtimeNsec: 250000000 }),
+    header("future", { mtime: 2 ** 40, mtimeNsec: 1 }),
+    header("ids", { uid: 2 ** 31 + 5, gid: 2097152 }),
+    header("dev", { type: "char", devmajor: 4095, devminor: 1048575 }),
+    header("blk", { type: "block", devmajor: 8, devminor: 1 }),
+    header("ln", { type: "symlink", linkname: "../".repeat(50) + "target" }),
+    header("hl", { type: "hardlink", linkname: "plain.txt" }),
+    header("d/", { type: "dir", mode: 0o1777 }),
+    header("f", { type: "fifo", mode: 0o600, atime: 5, atimeNsec: 6 }),
+    header("x", {
+      xattrs: new Map([["user.bin", bin], ["user.empty", new Uint8Array()]]),
+      pax: new Map([["comment", new TextEncoder().encode("hi")]]),
+    }),
+    header("setuid", { mode: 0o4755 }),
+  ];
+  const w = new TarWriter();
+  const bytes = new Response(w.readable).bytes();
+  for (const h of headers) {
+    await w.add(h, h.size ? new Uint8Array([1, 2, 3]) : undefined);
+  }
+  await w.close();
+  const raw = await bytes;
+  const r = new TarReader(raw);
+  for (const want of headers) {
+    const got = await r.next();
+    assert.ok(got);
+    assert.deepEqual(got, want, want.name);
+  }
+  assert.equal(await r.next(), null);
+  assert.equal(r.bytesRead, raw.length);
+  // GNU tar reads it too.
+  await using tmp = await tempDir();
+  await Deno.writeFile(`${tmp.path}/t.tar`, raw);
+  const l = await run("tar", [...LIST, `${tmp.path}/t.tar`]);
+  assert.match(l.stdout, /ünïcode\/日本\.txt/);
+  assert.match(l.stdout, /x{120}\/y{120}/);
+  assert.match(l.stdout, /4095,1048575/);
+  assert.match(l.stdout, /2147483653\/2097152/);
+});
+
+Deno.test("writer: deterministic output with sorted PAX keys", () => {
+  const h = header("z".repeat(150), {
+    mtimeNsec: 5,
+    uid: 9_000_000,
+    xattrs: new Map([
+      ["user.b", new Uint8Array([2])],
+      ["security.a", new Uint8Array([1])],
+    ]),
+  });
+  const a = encodeHeader(h);
+  const b = encodeHeader(structuredClone(h));
+  assert.deepEqual(a, b);
+  const body = new TextDecoder().decode(a.subarray(512, 1024));
+  const keys = [...body.matchAll(/\d+ ([^=]+)=/g)].map((m) => m[1]);
+  assert.deepEqual(keys, [
+    "SCHILY.xattr.security.a",
+    "SCHILY.xattr.user.b",
+    "mtime",
+    "path",
+    "uid",
+  ]);
+  assert.equal(a[156], 0x78);
+  assert.equal(paddingFor(5).length, 507);
+  assert.equal(paddingFor(512).length, 0);
+  assert.equal(END_OF_ARCHIVE.length, 1024);
+});
+
+Deno.test("writer: body length must equal header.size; the writer then fails", async () => {
+  for (
+    const body of [
+      new Uint8Array(4),
+      ReadableStream.from([new Uint8Array(2), new Uint8Array(3)]),
+      (async function* () {
+        yield new Uint8Array(1);
+      })(),
+      undefined,
+    ]
+  ) {
+    const w = new TarWriter();
+    const out = new Response(w.readable).bytes();
+    await assert.rejects(
+      w.add(header("f", { size: 3 }), body),
+      /header\.size is 3/,
+    );
+    await assert.rejects(w.add(header("g")), /header\.size is 3/);
+    await assert.rejects(out, /header\.size is 3/);
+  }
+  assert.throws(() => encodeHeader(header("")), TypeError);
+  assert.throws(() => encodeHeader(header("a\0b")), TypeError);
+  assert.throws(() => encodeHeader(header("a", { uid: -1 })), RangeError);
+  assert.throws(
+    () =>
+      encodeHeader(
+        header("a", { xattrs: new Map([["a=b", new Uint8Array()]]) }),
+      ),
+    TypeError,
+  );
+});
+
+Deno.test("writer: small entries are batched into ~1 MiB chunks", async () => {
+  const w = new TarWriter();
+  const chunks: number[] = [];
+  const done = w.readable.pipeTo(
+    new WritableStream({ write: (c) => void chunks.push(c.length) }),
+  );
+  const body = new Uint8Array(100);
+  for (let i = 0; i < 5000; i++) {
+    await w.add(header(`f${i}`, { size: 100 }), body);
+  }
+  await w.close();
+  await done;
+  const total = chunks.reduce((a, b) => a + b, 0);
+  assert.equal(total, 5000 * 1024 + 1024);
+  assert.ok(
+    chunks.length <= Math.ceil(total / (1 << 20)) + 1,
+    `${chunks.length} chunks`,
+  );
+});
+
+Deno.test("writer: add waits for a slow consumer (backpressure)", async () => {
+  const w = new TarWriter({ chunkSize: 4096, highWaterMark: 1 });
+  let finished = false;
+  const adding = (async () => {
+    for (let i = 0; i < 100; i++) {
+      await w.add(header(`f${i}`, { size: 4096 }), new Uint8Array(4096));
+    }
+    finished = true;
+  })();
+  // Nobody reads: the writer must stop after a bounded amount of output.
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(finished, false);
+  let total = 0;
+  const reading = w.readable.pipeTo(
+    new WritableStream({ write: (c) => void (total += c.length) }),
+  );
+  await adding;
+  await w.close();
+  await reading;
+  assert.equal(total, 100 * 4608 + 1024);
+});
