@@ -1,11 +1,47 @@
-// PLACEHOLDER (owned by the extract work): replaced by the real implementation.
-import type { ApplyLayerOptions, LayerDirs, TarSource } from "../layer.ts";
+/**
+ * The store's entry point for extraction: `applyLayerTar` fills a layer's
+ * staging directory from an OCI layer tar, in the store backend's whiteout
+ * format. See apply_tar.ts for the safety rules and semantics.
+ *
+ * @module
+ */
 
-/** Extracts an OCI layer tar into `layer.dir`, converting whiteouts; returns the applied size. */
-export function applyLayerTar(
-  _layer: LayerDirs,
-  _tar: TarSource,
-  _options?: ApplyLayerOptions,
+import type { ApplyLayerOptions, LayerDirs, TarSource } from "../layer.ts";
+import { applyTarAt, openTarget } from "./apply_tar.ts";
+import { close } from "../../sys/fd_linux.ts";
+
+/**
+ * Extracts an OCI layer tar into `layer.dir` (an existing staging directory;
+ * for vfs it already holds a full copy of the parent), converting OCI
+ * whiteouts into `layer.format`. Returns the layer's diffSize: bytes of
+ * regular files written, hardlinks counted once.
+ *
+ * On error `layer.dir` is left half-filled: the store removes its staging dir.
+ *
+ * @throws {InvalidArchive} A malformed, truncated or unsafe tar (names the entry).
+ * @throws {LayerfsError} The file system refused a write.
+ *
+ * @example
+ * ```ts ignore
+ * import { applyLayerTar } from "../layer.ts";
+ * const size = await applyLayerTar(
+ *   { dir: "/var/lib/layerfs/staging/x", format: "overlay", parentDirs: [] },
+ *   (await Deno.open("layer.tar")).readable,
+ * );
+ * ```
+ */
+export async function applyLayerTar(
+  layer: LayerDirs,
+  tar: TarSource,
+  options?: ApplyLayerOptions,
 ): Promise<number> {
-  throw new Error("applyLayerTar: not implemented yet");
+  const fd = openTarget(layer.dir);
+  try {
+    return await applyTarAt(fd, tar, {
+      format: layer.format,
+      onProgress: options?.onProgress,
+    });
+  } finally {
+    close(fd);
+  }
 }

@@ -1,0 +1,681 @@
+/**
+ * Internal: the extraction engine shared by {@link applyLayerTar} and
+ * {@link applyTar}. Reads entries from a {@link TarReader} and creates them
+ * below a directory fd, never outside it:
+ *
+ * - every name is cleaned lexically under the root (see `_names.ts`);
+ * - each parent directory is opened with `openat2(RESOLVE_IN_ROOT |
+ *   RESOLVE_NO_MAGICLINKS)` from the root fd, so `..` and symlinks (made by
+ *   this tar or planted by an earlier layer) resolve inside the root;
+ * - the entry itself is one plain component created with `*at` calls that do
+ *   not follow a final symlink (O_CREAT|O_EXCL|O_NOFOLLOW, mknodat, symlinkat,
+ *   linkat without AT_SYMLINK_FOLLOW); metadata goes through the fd we created
+ *   or through `*at(AT_SYMLINK_NOFOLLOW)`: a symlink is changed itself, never
+ *   its target (Deno.chmod/chown/utime would follow it: CVE-2018-15664-style
+ *   escapes in moby's `docker cp` came from re-resolving paths);
+ * - an existing entry at the name is removed first (last entry wins) with
+ *   unlinkat or a no-follow recursive removal;
+ * - hardlink targets must be earlier entries of this tar (moby CVE-2014-6407:
+ *   links to host files); directories get their mode, owner, xattrs and
+ *   times at the end, deepest first, through fds opened O_DIRECTORY|O_NOFOLLOW.
+ *
+ * @module
+ */
+
+import { InvalidArchive, LayerfsError } from "../../errors.ts";
+import { AT, close, O, openat2, RESOLVE } from "../../sys/fd_linux.ts";
+import { Errno } from "../../sys/errno.ts";
+import { check, cstr, errno, libc, SysError } from "../../sys/libc_linux.ts";
+import {
+  fchmod,
+  fchmodatNoFollow,
+  fchown,
+  fchownat,
+  fsetxattr,
+  fstatx,
+  futimens,
+  linkat,
+  lsetxattrAt,
+  makedev,
+  mkdirat,
+  mknodat,
+  openDirNoFollow,
+  readdirFd,
+  removeAllAt,
+  S,
+  statxAt,
+  symlinkat,
+  utimensat,
+} from "../../sys/fs_at_linux.ts";
+import type { ArchiveProgress } from "../layer.ts";
+import type { TarHeader } from "../tar/header.ts";
+import type { TarReader } from "../tar/reader.ts";
+import { type CachedDir, DirCache } from "./_dir_cache.ts";
+import { type EntryNode, EntryTree, Kind } from "./_entry_tree.ts";
+import { cleanPath, joinPath, splitPath } from "./_names.ts";
+import { classifyWhiteout, type ExtractFormat } from "./_whiteout.ts";
+
+/** Settings of one extraction (resolved defaults). */
+export interface EngineOptions {
+  /** Whiteout format of the target directory. */
+  format: ExtractFormat;
+  /** chown entries to the tar's uid/gid (root only; see apply_tar.ts). */
+  sameOwner: boolean;
+  /** Create char/block devices (root only). */
+  devices: boolean;
+  /** Name of the overlay opaque xattr. */
+  opaqueXattr: string;
+  /** Progress callback. */
+  onProgress?: (p: ArchiveProgress) => void;
+}
+
+const RESOLVE_FLAGS = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
+const PROGRESS_EVERY = 1024;
+const OPAQUE_VALUE = new Uint8Array([0x79]); // "y"
+
+/**
+ * xattrs never taken from a tar: overlayfs's own (`trusted.overlay.*`, and
+ * `user.overlay.*` under `userxattr`) would let a layer forge redirects,
+ * origins, metacopy or opaque state of the union mount.
+ */
+function droppedXattr(name: string): boolean {
+  return name.startsWith("trusted.overlay.") ||
+    name.startsWith("user.overlay.");
+}
+
+/** The process umask, read race-free from /proc (umask(2) would change it). */
+function readUmask(): number {
+  try {
+    const s = Deno.readTextFileSync("/proc/self/status");
+    const m = /^Umask:\s*([0-7]+)/m.exec(s);
+    if (m) return parseInt(m[1], 8);
+  } catch { /* no /proc: assume the worst and always chmod */ }
+  return 0o777;
+}
+
+const CONTENT_ERRNOS = new Set<number>([
+  Errno.ENOTDIR,
+  Errno.ELOOP,
+  Errno.EEXIST,
+  Errno.EISDIR,
+  Errno.ENAMETOOLONG,
+  Errno.EMLINK,
+  Errno.EXDEV,
+  Errno.EINVAL,
+]);
+
+/**
+ * Extracts every entry of `reader` below the directory `rootFd` (any fd of a
+ * directory; O_PATH is fine). Returns the applied size: bytes of regular
+ * files this tar left in place, each inode once.
+ */
+export async function extract(
+  rootFd: number,
+  reader: TarReader,
+  opts: EngineOptions,
+): Promise<number> {
+  const x = new Extractor(rootFd, reader, opts);
+  try {
+    return await x.run();
+  } catch (e) {
+    reader.cancel(e);
+    throw e;
+  } finally {
+    x.dispose();
+  }
+}
+
+class Extractor {
+  readonly #root: number;
+  readonly #reader: TarReader;
+  readonly #o: EngineOptions;
+  readonly #cache = new DirCache();
+  readonly #tree = new EntryTree();
+  readonly #uid: number;
+  readonly #gid: number;
+  readonly #umask: number;
+  readonly #rootDir: CachedDir;
+
+  constructor(rootFd: number, reader: TarReader, opts: EngineOptions) {
+    this.#root = rootFd;
+    this.#reader = reader;
+    this.#o = opts;
+    this.#uid = libc().geteuid();
+    this.#gid = libc().getegid();
+    this.#umask = readUmask();
+    this.#rootDir = { fd: rootFd, gid: this.#inheritedGid(rootFd) };
+  }
+
+  dispose(): void {
+    this.#cache.clear();
+  }
+
+  async run(): Promise<number> {
+    const r = this.#reader;
+    let entries = 0;
+    for (let h; (h = await r.next()) !== null;) {
+      try {
+        await this.#entry(h);
+      } catch (e) {
+        throw this.#wrap(e, h.name);
+      }
+      if (++entries % PROGRESS_EVERY === 0) {
+        this.#o.onProgress?.({ bytes: r.bytesRead, entries });
+      }
+    }
+    try {
+      this.#finishDirs();
+    } catch (e) {
+      throw this.#wrap(e, undefined);
+    }
+    this.#o.onProgress?.({ bytes: r.bytesRead, entries });
+    return this.#tree.size;
+  }
+
+  #wrap(e: unknown, entry: string | undefined): unknown {
+    if (e instanceof LayerfsError) return e;
+    if (e instanceof SysError) {
+      if (CONTENT_ERRNOS.has(e.errno)) {
+        return new InvalidArchive(`cannot create it: ${e.message}`, entry, {
+          cause: e,
+        });
+      }
+      return new LayerfsError(
+        `Cannot extract ${
+          entry === undefined
+            ? "the archive's directories"
+            : `entry ${JSON.stringify(entry)}`
+        }: ${e.message}; check free space, permissions and the target file system`,
+        { cause: e },
+      );
+    }
+    return e;
+  }
+
+  async #entry(h: TarHeader): Promise<void> {
+    const path = cleanPath(h.name);
+    if (path === "") {
+      if (h.type !== "dir") {
+        throw new InvalidArchive(
+          `a ${h.type} cannot replace the root directory`,
+          h.name,
+        );
+      }
+      this.#tree.root.meta = h;
+      return;
+    }
+    const [parent, base] = splitPath(path);
+    const wh = classifyWhiteout(this.#o.format, base, h.name);
+    switch (wh.kind) {
+      case "skip":
+        return;
+      case "opaque":
+        return this.#opaque(parent);
+      case "whiteout":
+        return this.#whiteout(parent, wh.name);
+    }
+    switch (h.type) {
+      case "file":
+        return await this.#file(h, path, parent, base);
+      case "dir":
+        return this.#dir(h, path, parent, base);
+      case "symlink":
+        return this.#symlink(h, path, parent, base);
+      case "hardlink":
+        return this.#hardlink(h, path, parent, base);
+      case "char":
+      case "block":
+      case "fifo":
+        return this.#node(h, path, parent, base);
+      default:
+        throw new InvalidArchive(
+          `unsupported entry type ${JSON.stringify(h.type)}`,
+          h.name,
+        );
+    }
+  }
+
+  // ---- parents -----------------------------------------------------------
+
+  /** The gid a new entry in directory `fd` gets: the dir's when it is setgid. */
+  #inheritedGid(fd: number): number {
+    const st = fstatx(fd);
+    return (st.mode & 0o2000) !== 0 ? st.gid : this.#gid;
+  }
+
+  /**
+   * The open parent directory `path` (cleaned), from the cache or resolved
+   * under the root; missing directories are created (0755, like moby and GNU
+   * tar) unless `create` is false, when `null` is returned instead.
+   */
+  #dir_(path: string, create = true): CachedDir | null {
+    if (path === "") return this.#rootDir;
+    const hit = this.#cache.get(path);
+    if (hit !== undefined) return hit;
+    let fd: number;
+    try {
+      fd = openat2(
+        this.#root,
+        path,
+        O.PATH | O.DIRECTORY,
+        RESOLVE_FLAGS,
+      );
+    } catch (e) {
+      if (!(e instanceof SysError)) throw e;
+      if (e.errno === Errno.ENOENT && create) fd = this.#makeParents(path);
+      else if (
+        !create && (e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR)
+      ) return null;
+      else throw this.#notADir(path, e);
+    }
+    const d = { fd, gid: this.#inheritedGid(fd) };
+    this.#cache.put(path, d);
+    this.#tree.touch(path);
+    return d;
+  }
+
+  /** Creates the missing directories of `path` one by one, each under its resolved parent. */
+  #makeParents(path: string): number {
+    const comps = path.split("/");
+    let prev = this.#root;
+    let prefix = "";
+    try {
+      for (let i = 0; i < comps.length; i++) {
+        prefix = joinPath(prefix, comps[i]);
+        let fd: number;
+        try {
+          fd = openat2(this.#root, prefix, O.PATH | O.DIRECTORY, RESOLVE_FLAGS);
+        } catch (e) {
+          if (!(e instanceof SysError) || e.errno !== Errno.ENOENT) {
+            throw this.#notADir(prefix, e);
+          }
+          try {
+            mkdirat(prev, comps[i], 0o755);
+          } catch (e2) {
+            // EEXIST: a dangling symlink or a non-directory sits there.
+            throw this.#notADir(prefix, e2);
+          }
+          fd = openat2(this.#root, prefix, O.PATH | O.DIRECTORY, RESOLVE_FLAGS);
+        }
+        if (prev !== this.#root) close(prev);
+        prev = fd;
+      }
+      return prev;
+    } catch (e) {
+      if (prev !== this.#root) close(prev);
+      throw e;
+    }
+  }
+
+  #notADir(path: string, e: unknown): unknown {
+    if (
+      e instanceof SysError &&
+      (e.errno === Errno.ENOTDIR || e.errno === Errno.ELOOP ||
+        e.errno === Errno.EEXIST || e.errno === Errno.ENOENT)
+    ) {
+      return new InvalidArchive(
+        `parent ${
+          JSON.stringify(path)
+        } is not a directory (a file, a dangling symlink or a whiteout is in the way)`,
+        undefined,
+        { cause: e },
+      );
+    }
+    return e;
+  }
+
+  // ---- replacing ----------------------------------------------------------
+
+  /**
+   * Removes whatever is at `base` in `dir` (last entry wins), without
+   * following it; forgets it in the tree and drops cached fds that may have
+   * been reached through it.
+   */
+  #removeExisting(dir: CachedDir, base: string, path: string): void {
+    const st = statxAt(dir.fd, base);
+    if (st === null) return;
+    const type = st.mode & S.IFMT;
+    removeAllAt(dir.fd, base);
+    if (type === S.IFDIR || type === S.IFLNK) this.#cache.clear(dir.fd);
+    this.#tree.remove(path);
+  }
+
+  /** Runs `create` and, when the name exists, removes it and runs it once more. */
+  #create(dir: CachedDir, base: string, path: string, create: () => void) {
+    try {
+      create();
+    } catch (e) {
+      if (!(e instanceof SysError) || e.errno !== Errno.EEXIST) throw e;
+      this.#removeExisting(dir, base, path);
+      create();
+    }
+  }
+
+  // ---- entry kinds -------------------------------------------------------
+
+  async #file(
+    h: TarHeader,
+    path: string,
+    parent: string,
+    base: string,
+  ): Promise<void> {
+    const dir = this.#dir_(parent)!;
+    const name = cstr(base);
+    const c = libc();
+    const flags = O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC;
+    const mode = h.mode & 0o7777;
+    let fd = c.openat(dir.fd, name, flags, mode & 0o777);
+    if (fd < 0) {
+      const e = new SysError("openat", errno(), base);
+      if (e.errno !== Errno.EEXIST) throw e;
+      this.#removeExisting(dir, base, path);
+      fd = check(c.openat(dir.fd, name, flags, mode & 0o777), "openat", base);
+    }
+    const node = this.#tree.set(path, Kind.File);
+    try {
+      if (h.size > 0) {
+        let written = 0;
+        await this.#reader.readBody((chunk) => {
+          writeAllFd(fd, chunk);
+          written += chunk.length;
+        });
+        this.#tree.addBytes(node, written);
+      }
+      let chmod = (mode & 0o7000) !== 0 || (mode & this.#umask) !== 0;
+      if (this.#o.sameOwner && (h.uid !== this.#uid || h.gid !== dir.gid)) {
+        fchown(fd, h.uid, h.gid);
+        // chown(2) clears setuid/setgid of a regular file: chmod comes after.
+        chmod ||= (mode & 0o6000) !== 0;
+      }
+      if (chmod) fchmod(fd, mode);
+      for (const [k, v] of h.xattrs) {
+        if (!droppedXattr(k)) this.#xattr(() => fsetxattr(fd, k, v), k, true);
+      }
+      futimens(
+        fd,
+        h.atime ?? h.mtime,
+        h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
+        h.mtime,
+        h.mtimeNsec,
+      );
+    } finally {
+      close(fd);
+    }
+  }
+
+  #dir(h: TarHeader, path: string, parent: string, base: string): void {
+    const dir = this.#dir_(parent)!;
+    try {
+      mkdirat(dir.fd, base, 0o755);
+    } catch (e) {
+      if (!(e instanceof SysError) || e.errno !== Errno.EEXIST) throw e;
+      const st = statxAt(dir.fd, base);
+      if (st === null || (st.mode & S.IFMT) !== S.IFDIR) {
+        // A file, symlink or node: replace it (never follow a symlink here).
+        this.#removeExisting(dir, base, path);
+        mkdirat(dir.fd, base, 0o755);
+      }
+      // An existing directory is merged into, as tar does.
+    }
+    const node = this.#tree.dir(path);
+    node.kind = Kind.Dir;
+    node.meta = h;
+  }
+
+  #symlink(h: TarHeader, path: string, parent: string, base: string): void {
+    const dir = this.#dir_(parent)!;
+    // The target is stored verbatim: it is only ever resolved later, inside
+    // the container's root (or under RESOLVE_IN_ROOT by this engine).
+    this.#create(dir, base, path, () => symlinkat(h.linkname, dir.fd, base));
+    this.#tree.set(path, Kind.Other);
+    this.#metaAt(h, dir, base, false);
+  }
+
+  #node(h: TarHeader, path: string, parent: string, base: string): void {
+    const isDev = h.type !== "fifo";
+    if (isDev && !this.#o.devices) return; // rootless: see apply_tar.ts
+    const dir = this.#dir_(parent)!;
+    const type = h.type === "char"
+      ? S.IFCHR
+      : h.type === "block"
+      ? S.IFBLK
+      : S.IFIFO;
+    const mode = h.mode & 0o7777;
+    const dev = isDev ? makedev(h.devmajor, h.devminor) : 0n;
+    this.#create(
+      dir,
+      base,
+      path,
+      () => mknodat(dir.fd, base, type | (mode & 0o777), dev),
+    );
+    this.#tree.set(path, Kind.Other);
+    this.#metaAt(h, dir, base, true);
+  }
+
+  #hardlink(h: TarHeader, path: string, parent: string, base: string): void {
+    const target = cleanPath(h.linkname);
+    const t = this.#tree.get(target);
+    if (t === undefined || t.isDir || t.kind === Kind.Whiteout) {
+      throw new InvalidArchive(
+        `hardlink target ${
+          JSON.stringify(h.linkname)
+        } is not an earlier file of this archive; a layer can only link to its own entries`,
+        h.name,
+      );
+    }
+    if (target === path) return; // a link to itself: already there
+    const [tparent, tbase] = splitPath(target);
+    const link = () => {
+      const td = this.#dir_(tparent)!;
+      const d = this.#dir_(parent)!;
+      // Flags 0: link the target entry itself; a symlink is not followed.
+      linkat(td.fd, tbase, d.fd, base, 0);
+    };
+    try {
+      link();
+    } catch (e) {
+      if (!(e instanceof SysError) || e.errno !== Errno.EEXIST) throw e;
+      this.#removeExisting(this.#dir_(parent)!, base, path);
+      if (this.#tree.get(target) !== t) {
+        throw new InvalidArchive(
+          `hardlink target ${
+            JSON.stringify(h.linkname)
+          } was removed by this entry`,
+          h.name,
+        );
+      }
+      link();
+    }
+    this.#tree.set(path, t.kind, t.inode!);
+    // No metadata: a hardlink shares its target's inode, which already has it.
+  }
+
+  /** Owner, mode, xattrs and times of a symlink or node, never following it. */
+  #metaAt(h: TarHeader, dir: CachedDir, base: string, chmodOk: boolean): void {
+    const mode = h.mode & 0o7777;
+    let chmod = chmodOk &&
+      ((mode & 0o7000) !== 0 || (mode & this.#umask) !== 0);
+    if (this.#o.sameOwner && (h.uid !== this.#uid || h.gid !== dir.gid)) {
+      fchownat(dir.fd, base, h.uid, h.gid, AT.SYMLINK_NOFOLLOW);
+      chmod ||= chmodOk && (mode & 0o6000) !== 0;
+    }
+    // Symlinks have no mode of their own on Linux: never chmod them (chmod(2)
+    // would change the target).
+    if (chmod) fchmodatNoFollow(dir.fd, base, mode);
+    for (const [k, v] of h.xattrs) {
+      if (!droppedXattr(k)) {
+        this.#xattr(() => lsetxattrAt(dir.fd, base, k, v), k, false);
+      }
+    }
+    utimensat(
+      dir.fd,
+      base,
+      h.atime ?? h.mtime,
+      h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
+      h.mtime,
+      h.mtimeNsec,
+      AT.SYMLINK_NOFOLLOW,
+    );
+  }
+
+  /**
+   * Sets one xattr, tolerating what containers/storage and moby tolerate:
+   * ENOTSUP (the file system has no xattrs of that namespace), and EPERM when
+   * unprivileged (trusted.*, security.*) or on a symlink/node (the kernel
+   * allows user.* only on regular files and directories).
+   */
+  #xattr(set: () => void, name: string, regular: boolean): void {
+    try {
+      set();
+    } catch (e) {
+      if (!(e instanceof SysError)) throw e;
+      if (e.errno === Errno.ENOTSUP) return;
+      if (
+        e.errno === Errno.EPERM && (this.#uid !== 0 || !regular ||
+          name.startsWith("user."))
+      ) return;
+      throw e;
+    }
+  }
+
+  // ---- whiteouts -----------------------------------------------------------
+
+  #whiteout(parent: string, name: string): void {
+    const path = joinPath(parent, name);
+    if (this.#o.format === "vfs") {
+      // Delete from the copy; nothing to do when the parent is not there.
+      const dir = this.#dir_(parent, false);
+      if (dir === null) return;
+      this.#removeExisting(dir, name, path);
+      return;
+    }
+    // overlay: a 0/0 char device. Unprivileged creation is allowed since
+    // Linux 5.8 (commit a3c751a50fe6, "vfs: allow unprivileged whiteout creation").
+    const dir = this.#dir_(parent)!;
+    this.#create(dir, name, path, () => mknodat(dir.fd, name, S.IFCHR, 0n));
+    this.#tree.set(path, Kind.Whiteout);
+  }
+
+  #opaque(parent: string): void {
+    if (this.#o.format === "vfs") {
+      const dir = this.#dir_(parent, false);
+      if (dir === null) return;
+      const node = this.#tree.get(parent);
+      // O_PATH fds cannot be listed: open the dir itself, no-follow, from its resolved parent.
+      const fd = parent === ""
+        ? openat2(this.#root, ".", O.RDONLY | O.DIRECTORY, RESOLVE_FLAGS)
+        : openat2(
+          this.#root,
+          parent,
+          O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
+          RESOLVE_FLAGS,
+        );
+      try {
+        this.#clearExcept(fd, node);
+      } finally {
+        close(fd);
+      }
+      this.#cache.clear(dir.fd);
+      return;
+    }
+    // overlay: mark it; the xattr is set with the directory's metadata at the end.
+    this.#dir_(parent);
+    this.#tree.dir(parent).opaque = true;
+  }
+
+  /** Removes every entry of directory `fd` that this tar did not create (vfs opaque). */
+  #clearExcept(fd: number, node: EntryNode | undefined): void {
+    for (const ent of readdirFd(fd)) {
+      const name = decodeName(ent.name);
+      const child = name === null ? undefined : node?.children?.get(name);
+      if (child === undefined) {
+        removeAllAt(fd, ent.name);
+      } else if (child.isDir && ent.isDir !== false) {
+        let sub: number;
+        try {
+          sub = openDirNoFollow(fd, ent.name);
+        } catch (e) {
+          if (e instanceof SysError && e.errno === Errno.ELOOP) continue;
+          throw e;
+        }
+        try {
+          this.#clearExcept(sub, child);
+        } finally {
+          close(sub);
+        }
+      }
+    }
+  }
+
+  // ---- directories, at the end ---------------------------------------------
+
+  #finishDirs(): void {
+    this.#cache.clear();
+    for (const [path, node] of this.#tree.dirsPostOrder()) {
+      let fd: number;
+      try {
+        fd = path === ""
+          ? openat2(this.#root, ".", O.RDONLY | O.DIRECTORY, RESOLVE_FLAGS)
+          : openat2(
+            this.#root,
+            path,
+            O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
+            RESOLVE_FLAGS,
+          );
+      } catch (e) {
+        // Gone or replaced by a non-directory since: nothing of it to set.
+        if (
+          e instanceof SysError &&
+          (e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR ||
+            e.errno === Errno.ELOOP)
+        ) continue;
+        throw e;
+      }
+      try {
+        const h = node.meta;
+        if (h !== null) {
+          if (this.#o.sameOwner) fchown(fd, h.uid, h.gid);
+          fchmod(fd, h.mode);
+          for (const [k, v] of h.xattrs) {
+            if (!droppedXattr(k)) {
+              this.#xattr(() => fsetxattr(fd, k, v), k, true);
+            }
+          }
+        }
+        if (node.opaque) {
+          fsetxattr(fd, this.#o.opaqueXattr, OPAQUE_VALUE);
+        }
+        if (h !== null) {
+          futimens(
+            fd,
+            h.atime ?? h.mtime,
+            h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
+            h.mtime,
+            h.mtimeNsec,
+          );
+        }
+      } finally {
+        close(fd);
+      }
+    }
+  }
+}
+
+function writeAllFd(fd: number, chunk: Uint8Array): void {
+  const c = libc();
+  let buf = chunk as Uint8Array<ArrayBuffer>;
+  while (buf.byteLength > 0) {
+    const n = check(c.write(fd, buf, BigInt(buf.byteLength)), "write");
+    buf = buf.subarray(n);
+  }
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function decodeName(b: Uint8Array): string | null {
+  try {
+    return utf8.decode(b.subarray(0, b.length - 1)); // drop the NUL
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,159 @@
+/**
+ * `applyTar`: extract an (OCI layer) tar into a plain directory, safely and
+ * fast, for users without a store. The store's `applyDiff` uses the same
+ * engine through {@link applyLayerTar}.
+ *
+ * ## Safety
+ * Nothing is ever written, chmodded, chowned or timed outside `dirPath`,
+ * whatever the tar holds. Names are cleaned lexically under the root: a leading
+ * `/` is dropped (absolute names are taken relative to the directory) and `..`
+ * stops at the root, so `../../etc/passwd` lands in `<dir>/etc/passwd` (the
+ * containment containerd and RESOLVE_IN_ROOT use; moby refuses such names
+ * instead, which is equally safe). Parents are resolved with
+ * `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so symlinks in parent
+ * position (made by this tar or already in the directory, e.g. from an earlier
+ * layer) resolve inside the directory too; the entry itself is created
+ * without following a symlink at its name. Hardlinks may only point to earlier
+ * entries of the same tar; anything else is an {@link InvalidArchive}.
+ *
+ * ## Semantics
+ * The last entry for a name wins: an existing file, symlink or directory tree
+ * there is removed first (an existing directory is kept and merged into when
+ * the entry is a directory). Directory modes, owners, xattrs and times are set
+ * after all entries, deepest first. Missing parent directories are created
+ * with mode 0755.
+ *
+ * ## Running unprivileged
+ * As root, owners (uid/gid), all xattrs, setuid/setgid bits and char/block
+ * devices are restored. Unprivileged, like containers/storage in rootless
+ * mode, extraction continues where the kernel forbids a step: entries keep the
+ * caller's owner (no chown), device nodes are skipped, and xattrs the caller may
+ * not set (trusted.*, security.*) are skipped; FIFOs, modes and times are
+ * still applied. Overlay whiteouts (0/0 char devices) can be made without
+ * privileges since Linux 5.8.
+ *
+ * ## On failure
+ * The directory is left as far as extraction got: entries already written stay
+ * (the store extracts into a staging directory and removes it instead).
+ *
+ * @module
+ */
+
+import { LayerfsError } from "../../errors.ts";
+import { AT_FDCWD, close, O, openat } from "../../sys/fd_linux.ts";
+import { libc, SysError } from "../../sys/libc_linux.ts";
+import type { ArchiveProgress, TarSource } from "../layer.ts";
+import { TarReader } from "../tar/reader.ts";
+import { extract } from "./_engine.ts";
+import type { ExtractFormat } from "./_whiteout.ts";
+
+export type { ExtractFormat } from "./_whiteout.ts";
+
+/** Options of {@link applyTar}. */
+export interface ApplyTarOptions {
+  /**
+   * What OCI whiteouts (`.wh.<name>`, `.wh..wh..opq`) become:
+   * - `"vfs"`: applied as deletions, so applying an image's layers one after
+   *   the other into the same directory gives its root filesystem;
+   * - `"overlay"`: 0/0 char devices and the opaque xattr (an overlayfs upper/lower dir);
+   * - `"aufs"`: `.wh.` files kept as they are (aufs internals skipped);
+   * - `"none"`: no conversion, `.wh.` entries are ordinary files (plain `tar -x`).
+   * @default {"vfs"}
+   */
+  format?: ExtractFormat;
+  /**
+   * Give entries the tar's numeric uid/gid. Needs CAP_CHOWN.
+   * @default {true as root, false otherwise}
+   */
+  sameOwner?: boolean;
+  /**
+   * Create char and block device entries (needs CAP_MKNOD); when false they are skipped.
+   * @default {true as root, false otherwise}
+   */
+  devices?: boolean;
+  /**
+   * Overlay format only: mark opaque dirs with `user.overlay.opaque` (for
+   * mounts with the `userxattr` option) instead of `trusted.overlay.opaque`.
+   * @default {false as root, true otherwise}
+   */
+  userXattr?: boolean;
+  /** Called every 1024 entries and at the end. */
+  onProgress?: (p: ArchiveProgress) => void;
+}
+
+/**
+ * Extracts the tar `tar` into the existing directory `dirPath`, converting OCI
+ * whiteouts as `options.format` says. Returns the bytes of regular files the
+ * tar left in the directory (hardlinks counted once).
+ *
+ * @param dirPath An existing directory (the caller's path; it may itself be reached through symlinks).
+ * @param tar The archive: a stream, bytes or an open file.
+ * @param options See {@link ApplyTarOptions}.
+ * @returns Bytes of regular files written.
+ * @throws {InvalidArchive} A malformed or truncated tar, an unsafe entry (a
+ *   hardlink to outside the tar, `.wh..`), or a name whose parent is not a directory.
+ * @throws {LayerfsError} The directory is missing, or the file system refused
+ *   a write (ENOSPC, EACCES, ...).
+ *
+ * Requires `--allow-ffi` and `--allow-read` (for /proc/self/status).
+ *
+ * @example Unpack an image's layers into one root filesystem
+ * ```ts ignore
+ * import { applyTar } from "@layerfs/layerfs";
+ *
+ * await Deno.mkdir("rootfs");
+ * for (const layer of ["layer1.tar", "layer2.tar"]) {
+ *   using f = await Deno.open(layer);
+ *   await applyTar("rootfs", f);          // whiteouts become deletions
+ * }
+ * ```
+ */
+export async function applyTar(
+  dirPath: string,
+  tar: TarSource,
+  options: ApplyTarOptions = {},
+): Promise<number> {
+  const fd = openTarget(dirPath);
+  try {
+    return await applyTarAt(fd, tar, options);
+  } finally {
+    close(fd);
+  }
+}
+
+/**
+ * {@link applyTar} below an already open directory fd (used by the store).
+ * Internal to the archive code.
+ */
+export function applyTarAt(
+  dirFd: number,
+  tar: TarSource,
+  options: ApplyTarOptions = {},
+): Promise<number> {
+  const root = libc().geteuid() === 0;
+  return extract(dirFd, new TarReader(tar), {
+    format: options.format ?? "vfs",
+    sameOwner: options.sameOwner ?? root,
+    devices: options.devices ?? root,
+    opaqueXattr: (options.userXattr ?? !root)
+      ? "user.overlay.opaque"
+      : "trusted.overlay.opaque",
+    onProgress: options.onProgress,
+  });
+}
+
+/** Opens the caller's target directory (O_PATH; following the caller's own symlinks is fine). */
+export function openTarget(dirPath: string): number {
+  try {
+    return openat(AT_FDCWD, dirPath, O.PATH | O.DIRECTORY);
+  } catch (e) {
+    if (e instanceof SysError) {
+      throw new LayerfsError(
+        `Cannot extract into ${JSON.stringify(dirPath)}: ${e.code}; ` +
+          `it must be an existing directory`,
+        { cause: e },
+      );
+    }
+    throw e;
+  }
+}

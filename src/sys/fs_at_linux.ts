@@ -1,0 +1,700 @@
+/**
+ * Small typed wrappers over the `*at` system calls the archive code uses to
+ * create, change and remove files strictly below a directory fd, never
+ * following a symlink in the last component. Every name argument is a single
+ * path component or a path already known to stay inside the directory; callers
+ * resolve parents with `openat2(RESOLVE_IN_ROOT)` first.
+ *
+ * All functions are synchronous (one FFI call each, no promise per call: the
+ * extraction hot loop makes hundreds of thousands of them) and throw
+ * {@link SysError} on failure.
+ *
+ * @module
+ */
+
+import { check, cstr, libc, SysError } from "./libc_linux.ts";
+import { errno } from "./libc_linux.ts";
+import { AT, O, openat } from "./fd_linux.ts";
+import { Errno } from "./errno.ts";
+
+/** File type bits of `st_mode`. */
+export const S = {
+  IFMT: 0o170000,
+  IFSOCK: 0o140000,
+  IFLNK: 0o120000,
+  IFREG: 0o100000,
+  IFBLK: 0o060000,
+  IFDIR: 0o040000,
+  IFCHR: 0o020000,
+  IFIFO: 0o010000,
+} as const;
+
+/** `renameat2` flags. */
+export const RENAME = {
+  NOREPLACE: 1,
+  EXCHANGE: 2,
+  WHITEOUT: 4,
+} as const;
+
+/** `utimensat`/`futimens` special nanosecond value: leave this time unchanged. */
+export const UTIME_OMIT = (1 << 30) - 2;
+
+type Name = string | Uint8Array<ArrayBuffer>;
+
+function nameBuf(name: Name): Uint8Array<ArrayBuffer> {
+  if (typeof name === "string") return cstr(name);
+  // Raw bytes: make sure the buffer is NUL-terminated.
+  if (name.length > 0 && name[name.length - 1] === 0) return name;
+  const out = new Uint8Array(name.length + 1);
+  out.set(name);
+  return out;
+}
+
+function label(name: Name): string {
+  return typeof name === "string"
+    ? name
+    : new TextDecoder().decode(name).replace(/\0$/, "");
+}
+
+/**
+ * Linux `makedev()`: the `dev_t` of a device number pair (glibc's encoding:
+ * 12 bits of major and 20 of minor in the low word, the rest above).
+ *
+ * @example
+ * ```ts
+ * import { makedev } from "./fs_at_linux.ts";
+ * console.log(makedev(1, 3)); // 259n: /dev/null
+ * ```
+ */
+export function makedev(major: number, minor: number): bigint {
+  const ma = BigInt(major >>> 0);
+  const mi = BigInt(minor >>> 0);
+  return ((ma & 0xfffn) << 8n) | ((ma & ~0xfffn) << 32n) | (mi & 0xffn) |
+    ((mi & ~0xffn) << 12n);
+}
+
+/**
+ * mkdirat(2): creates directory `name` below `dirfd` (mode subject to the umask).
+ *
+ * @example
+ * ```ts ignore
+ * import { mkdirat } from "./fs_at_linux.ts";
+ * mkdirat(dirfd, "etc", 0o755);
+ * ```
+ */
+export function mkdirat(dirfd: number, name: Name, mode: number): void {
+  check(libc().mkdirat(dirfd, nameBuf(name), mode), "mkdirat", label(name));
+}
+
+/**
+ * mknodat(2): creates a device node, FIFO or (0/0 char device) overlay whiteout.
+ * `mode` includes the file type bits (`S.IFCHR | 0o600`).
+ *
+ * @example
+ * ```ts ignore
+ * import { makedev, mknodat, S } from "./fs_at_linux.ts";
+ * mknodat(dirfd, "null", S.IFCHR | 0o666, makedev(1, 3));
+ * ```
+ */
+export function mknodat(
+  dirfd: number,
+  name: Name,
+  mode: number,
+  dev: bigint = 0n,
+): void {
+  check(
+    libc().mknodat(dirfd, nameBuf(name), mode, dev),
+    "mknodat",
+    label(name),
+  );
+}
+
+/**
+ * symlinkat(2): creates symlink `name` below `dirfd` with contents `target`
+ * (stored verbatim; never resolved here).
+ *
+ * @example
+ * ```ts ignore
+ * import { symlinkat } from "./fs_at_linux.ts";
+ * symlinkat("/usr/bin/busybox", dirfd, "sh");
+ * ```
+ */
+export function symlinkat(target: Name, dirfd: number, name: Name): void {
+  check(
+    libc().symlinkat(nameBuf(target), dirfd, nameBuf(name)),
+    "symlinkat",
+    label(name),
+  );
+}
+
+/**
+ * linkat(2) with flags 0: a hard link to `oldName` itself (a symlink is linked,
+ * not followed, unless `AT.SYMLINK_FOLLOW` is passed).
+ *
+ * @example
+ * ```ts ignore
+ * import { linkat } from "./fs_at_linux.ts";
+ * linkat(binfd, "busybox", binfd, "sh");
+ * ```
+ */
+export function linkat(
+  oldDirfd: number,
+  oldName: Name,
+  newDirfd: number,
+  newName: Name,
+  flags = 0,
+): void {
+  check(
+    libc().linkat(
+      oldDirfd,
+      nameBuf(oldName),
+      newDirfd,
+      nameBuf(newName),
+      flags,
+    ),
+    "linkat",
+    label(newName),
+  );
+}
+
+/**
+ * unlinkat(2): removes a non-directory (`flags` 0) or an empty directory
+ * (`AT.REMOVEDIR`). Never follows a symlink: the link itself goes.
+ *
+ * @example
+ * ```ts ignore
+ * import { unlinkat } from "./fs_at_linux.ts";
+ * unlinkat(dirfd, "stale.pid");
+ * ```
+ */
+export function unlinkat(dirfd: number, name: Name, flags = 0): void {
+  check(libc().unlinkat(dirfd, nameBuf(name), flags), "unlinkat", label(name));
+}
+
+/**
+ * renameat2(2) with `RENAME.*` flags.
+ *
+ * @example
+ * ```ts ignore
+ * import { RENAME, renameat2 } from "./fs_at_linux.ts";
+ * renameat2(dirfd, "tmp.json", dirfd, "layer.json", 0);
+ * renameat2(dirfd, "new", dirfd, "old", RENAME.NOREPLACE);
+ * ```
+ */
+export function renameat2(
+  oldDirfd: number,
+  oldName: Name,
+  newDirfd: number,
+  newName: Name,
+  flags = 0,
+): void {
+  check(
+    libc().renameat2(
+      oldDirfd,
+      nameBuf(oldName),
+      newDirfd,
+      nameBuf(newName),
+      flags,
+    ),
+    "renameat2",
+    label(newName),
+  );
+}
+
+/**
+ * fchownat(2); pass `AT.SYMLINK_NOFOLLOW` to change a symlink itself.
+ *
+ * @example
+ * ```ts ignore
+ * import { AT } from "./fd_linux.ts";
+ * import { fchownat } from "./fs_at_linux.ts";
+ * fchownat(dirfd, "sh", 0, 0, AT.SYMLINK_NOFOLLOW);
+ * ```
+ */
+export function fchownat(
+  dirfd: number,
+  name: Name,
+  uid: number,
+  gid: number,
+  flags: number,
+): void {
+  check(
+    libc().fchownat(dirfd, nameBuf(name), uid >>> 0, gid >>> 0, flags),
+    "fchownat",
+    label(name),
+  );
+}
+
+/**
+ * fchmod(2) on an open (not `O_PATH`) fd; sets setuid/setgid/sticky too.
+ *
+ * @example
+ * ```ts ignore
+ * import { fchmod } from "./fs_at_linux.ts";
+ * fchmod(fd, 0o4755);
+ * ```
+ */
+export function fchmod(fd: number, mode: number): void {
+  check(libc().fchmod(fd, mode & 0o7777), "fchmod");
+}
+
+/**
+ * fchown(2) on an open fd. Note the kernel clears setuid/setgid of a regular
+ * file on chown, so call {@link fchmod} afterwards.
+ *
+ * @example
+ * ```ts ignore
+ * import { fchown } from "./fs_at_linux.ts";
+ * fchown(fd, 1000, 1000);
+ * ```
+ */
+export function fchown(fd: number, uid: number, gid: number): void {
+  check(libc().fchown(fd, uid >>> 0, gid >>> 0), "fchown");
+}
+
+const SYS_fchmodat2 = 452n;
+
+/**
+ * fchmodat2(2) with `AT_SYMLINK_NOFOLLOW` (Linux 6.6+): changes the mode of
+ * `name` itself, never a symlink's target (the kernel refuses symlinks with
+ * EOPNOTSUPP). Used for FIFOs and device nodes, which cannot be opened for
+ * fchmod without side effects. On kernels without it (ENOSYS) falls back to
+ * fchmodat(2) after checking with statx that `name` is not a symlink.
+ *
+ * @example
+ * ```ts ignore
+ * import { fchmodatNoFollow } from "./fs_at_linux.ts";
+ * fchmodatNoFollow(dirfd, "fifo", 0o620);
+ * ```
+ */
+export function fchmodatNoFollow(
+  dirfd: number,
+  name: Name,
+  mode: number,
+): void {
+  const n = nameBuf(name);
+  const r = Number(
+    libc().syscall_fchmodat2(
+      SYS_fchmodat2,
+      BigInt(dirfd),
+      n,
+      BigInt(mode & 0o7777),
+      BigInt(AT.SYMLINK_NOFOLLOW),
+    ),
+  );
+  if (r >= 0) return;
+  const e = errno();
+  if (e !== Errno.ENOSYS) throw new SysError("fchmodat2", e, label(name));
+  // Old kernel: glibc's fchmodat(AT_SYMLINK_NOFOLLOW) emulation needs /proc;
+  // we check the type ourselves, then open O_PATH|O_NOFOLLOW and chmod the
+  // inode through its /proc/self/fd magic link (which names that inode, not a
+  // symlink target), so a swap after the check cannot redirect the chmod.
+  const fd = openat(dirfd, label(name), O.PATH | O.NOFOLLOW);
+  try {
+    const st = fstatx(fd);
+    if ((st.mode & S.IFMT) === S.IFLNK) {
+      throw new SysError("fchmodat", Errno.EOPNOTSUPP, label(name));
+    }
+    check(
+      libc().fchmodat(-100, cstr(`/proc/self/fd/${fd}`), mode & 0o7777, 0),
+      "fchmodat",
+      label(name),
+    );
+  } finally {
+    libc().close(fd);
+  }
+}
+
+const times = new BigInt64Array(4);
+const timesBuf = new Uint8Array(times.buffer);
+
+function setTimes(
+  atimeSec: number,
+  atimeNsec: number,
+  mtimeSec: number,
+  mtimeNsec: number,
+): void {
+  times[0] = BigInt(Math.trunc(atimeSec));
+  times[1] = BigInt(atimeNsec);
+  times[2] = BigInt(Math.trunc(mtimeSec));
+  times[3] = BigInt(mtimeNsec);
+}
+
+/**
+ * futimens(2): sets access and modification times with nanoseconds on an
+ * open fd. Pass `UTIME_OMIT` as a nanosecond value to leave that time alone.
+ *
+ * @example
+ * ```ts ignore
+ * import { futimens } from "./fs_at_linux.ts";
+ * futimens(fd, 1700000000, 0, 1700000000, 123456789);
+ * ```
+ */
+export function futimens(
+  fd: number,
+  atimeSec: number,
+  atimeNsec: number,
+  mtimeSec: number,
+  mtimeNsec: number,
+): void {
+  setTimes(atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+  check(libc().futimens(fd, timesBuf), "futimens");
+}
+
+/**
+ * utimensat(2) on `name` below `dirfd`; pass `AT.SYMLINK_NOFOLLOW` to time a
+ * symlink itself rather than its target.
+ *
+ * @example
+ * ```ts ignore
+ * import { AT } from "./fd_linux.ts";
+ * import { utimensat } from "./fs_at_linux.ts";
+ * utimensat(dirfd, "sh", 1700000000, 0, 1700000000, 0, AT.SYMLINK_NOFOLLOW);
+ * ```
+ */
+export function utimensat(
+  dirfd: number,
+  name: Name,
+  atimeSec: number,
+  atimeNsec: number,
+  mtimeSec: number,
+  mtimeNsec: number,
+  flags: number,
+): void {
+  setTimes(atimeSec, atimeNsec, mtimeSec, mtimeNsec);
+  check(
+    libc().utimensat(dirfd, nameBuf(name), timesBuf, flags),
+    "utimensat",
+    label(name),
+  );
+}
+
+/**
+ * fsetxattr(2): sets one extended attribute (binary value) on an open fd
+ * (regular files and directories; not `O_PATH` fds).
+ *
+ * @example
+ * ```ts ignore
+ * import { fsetxattr } from "./fs_at_linux.ts";
+ * fsetxattr(dirfd, "trusted.overlay.opaque", new TextEncoder().encode("y"));
+ * ```
+ */
+export function fsetxattr(
+  fd: number,
+  name: string,
+  value: Uint8Array,
+  flags = 0,
+): void {
+  check(
+    libc().fsetxattr(
+      fd,
+      cstr(name),
+      value as Uint8Array<ArrayBuffer>,
+      BigInt(value.byteLength),
+      flags,
+    ),
+    "fsetxattr",
+    name,
+  );
+}
+
+/**
+ * Sets an extended attribute on `name` below `dirfd` without following a
+ * symlink in `name`: lsetxattr(2) on `/proc/self/fd/<dirfd>/<name>`.
+ *
+ * Why this is safe: `/proc/self/fd/<dirfd>` is a magic link to the directory
+ * `dirfd` already refers to (resolved earlier under RESOLVE_IN_ROOT, so inside
+ * the root); the kernel jumps to that exact dentry instead of re-walking a path
+ * an attacker could swap. `name` is one plain component and lsetxattr does not
+ * follow it, so a symlink gets the attribute itself. Symlinks, FIFOs and device
+ * nodes need this: fsetxattr needs an fd opened for I/O, which a symlink cannot
+ * give and opening a FIFO or device would block or have side effects. (Linux
+ * 6.13's setxattrat(2) with AT_SYMLINK_NOFOLLOW would do it without /proc.)
+ * Requires /proc to be mounted.
+ *
+ * @example
+ * ```ts ignore
+ * import { lsetxattrAt } from "./fs_at_linux.ts";
+ * lsetxattrAt(dirfd, "sh", "trusted.x", new Uint8Array([1, 2]));
+ * ```
+ */
+export function lsetxattrAt(
+  dirfd: number,
+  name: string,
+  attr: string,
+  value: Uint8Array,
+  flags = 0,
+): void {
+  if (name.includes("/") || name === "." || name === ".." || name === "") {
+    throw new SysError("lsetxattr", Errno.EINVAL, name);
+  }
+  check(
+    libc().lsetxattr(
+      cstr(`/proc/self/fd/${dirfd}/${name}`),
+      cstr(attr),
+      value as Uint8Array<ArrayBuffer>,
+      BigInt(value.byteLength),
+      flags,
+    ),
+    "lsetxattr",
+    `${name} ${attr}`,
+  );
+}
+
+/**
+ * Reads one extended attribute of an open fd; `null` when it is not set.
+ *
+ * @example
+ * ```ts ignore
+ * import { fgetxattr } from "./fs_at_linux.ts";
+ * const v = fgetxattr(fd, "trusted.overlay.opaque");
+ * ```
+ */
+export function fgetxattr(fd: number, name: string): Uint8Array | null {
+  const n = cstr(name);
+  let buf = new Uint8Array(256);
+  for (;;) {
+    const r = Number(libc().fgetxattr(fd, n, buf, BigInt(buf.length)));
+    if (r >= 0) return buf.slice(0, r);
+    const e = errno();
+    if (e === Errno.ENODATA) return null;
+    if (e !== Errno.ERANGE || buf.length >= 1 << 20) {
+      throw new SysError("fgetxattr", e, name);
+    }
+    buf = new Uint8Array(buf.length * 16);
+  }
+}
+
+/** What {@link statxAt} returns: the fields the archive code needs. */
+export interface Statx {
+  /** Type and permission bits (`S.IFMT` masks the type). */
+  mode: number;
+  /** Owner. */
+  uid: number;
+  /** Group. */
+  gid: number;
+  /** Hard link count. */
+  nlink: number;
+  /** Inode number. */
+  ino: bigint;
+  /** Size in bytes. */
+  size: number;
+  /** Modification time, whole seconds. */
+  mtimeSec: number;
+  /** Nanoseconds of the modification time. */
+  mtimeNsec: number;
+  /** Device number of a char/block device node. */
+  rdevMajor: number;
+  /** Device minor of a char/block device node. */
+  rdevMinor: number;
+  /** Device (filesystem) the inode lives on, major. */
+  devMajor: number;
+  /** Device (filesystem) the inode lives on, minor. */
+  devMinor: number;
+}
+
+const STATX_BASIC_STATS = 0x7ff;
+const stxBuf = new Uint8Array(256);
+const stxView = new DataView(stxBuf.buffer);
+
+function decodeStatx(): Statx {
+  return {
+    nlink: stxView.getUint32(16, true),
+    uid: stxView.getUint32(20, true),
+    gid: stxView.getUint32(24, true),
+    mode: stxView.getUint16(28, true),
+    ino: stxView.getBigUint64(32, true),
+    size: Number(stxView.getBigUint64(40, true)),
+    mtimeSec: Number(stxView.getBigInt64(112, true)),
+    mtimeNsec: stxView.getUint32(120, true),
+    rdevMajor: stxView.getUint32(128, true),
+    rdevMinor: stxView.getUint32(132, true),
+    devMajor: stxView.getUint32(136, true),
+    devMinor: stxView.getUint32(140, true),
+  };
+}
+
+/**
+ * statx(2) of `name` below `dirfd` like `fstatat(..., AT_SYMLINK_NOFOLLOW)`:
+ * a symlink is described, not followed. Returns `null` when `name` does not
+ * exist (ENOENT); throws for other errors.
+ *
+ * @example
+ * ```ts ignore
+ * import { S, statxAt } from "./fs_at_linux.ts";
+ * const st = statxAt(dirfd, "sh");
+ * if (st && (st.mode & S.IFMT) === S.IFLNK) console.log("symlink");
+ * ```
+ */
+export function statxAt(dirfd: number, name: Name): Statx | null {
+  const r = libc().statx(
+    dirfd,
+    nameBuf(name),
+    AT.SYMLINK_NOFOLLOW,
+    STATX_BASIC_STATS,
+    stxBuf,
+  );
+  if (r < 0) {
+    const e = errno();
+    if (e === Errno.ENOENT) return null;
+    throw new SysError("statx", e, label(name));
+  }
+  return decodeStatx();
+}
+
+/**
+ * statx(2) of an open fd (`AT_EMPTY_PATH`), including `O_PATH` fds.
+ *
+ * @example
+ * ```ts ignore
+ * import { fstatx } from "./fs_at_linux.ts";
+ * console.log(fstatx(fd).size);
+ * ```
+ */
+export function fstatx(fd: number): Statx {
+  check(
+    libc().statx(
+      fd,
+      new Uint8Array(1),
+      AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW,
+      STATX_BASIC_STATS,
+      stxBuf,
+    ),
+    "statx",
+  );
+  return decodeStatx();
+}
+
+const DT_DIR = 4;
+const DT_UNKNOWN = 0;
+
+/**
+ * Lists the names in an open directory fd (not `O_PATH`), raw bytes without
+ * `.`/`..`, via getdents64(2). Names stay bytes: directory entries need not
+ * be UTF-8, and they are passed straight back to the `*at` calls.
+ *
+ * @example
+ * ```ts ignore
+ * import { readdirFd } from "./fs_at_linux.ts";
+ * for (const { name, isDir } of readdirFd(fd)) console.log(name, isDir);
+ * ```
+ */
+export function readdirFd(
+  fd: number,
+): { name: Uint8Array<ArrayBuffer>; isDir: boolean | undefined }[] {
+  const out: { name: Uint8Array<ArrayBuffer>; isDir: boolean | undefined }[] =
+    [];
+  const buf = new Uint8Array(64 * 1024);
+  const view = new DataView(buf.buffer);
+  for (;;) {
+    const n = check(
+      libc().getdents64(fd, buf, BigInt(buf.length)),
+      "getdents64",
+    );
+    if (n === 0) return out;
+    let off = 0;
+    while (off < n) {
+      const reclen = view.getUint16(off + 16, true);
+      const type = buf[off + 18];
+      let end = off + 19;
+      while (buf[end] !== 0) end++;
+      const name = buf.slice(off + 19, end + 1); // keeps the NUL
+      const isDot = (end - off - 19 === 1 && name[0] === 0x2e) ||
+        (end - off - 19 === 2 && name[0] === 0x2e && name[1] === 0x2e);
+      if (!isDot) {
+        out.push({
+          name,
+          isDir: type === DT_UNKNOWN ? undefined : type === DT_DIR,
+        });
+      }
+      off += reclen;
+    }
+  }
+}
+
+/**
+ * Removes `name` below `dirfd` and, when it is a directory, everything below
+ * it, without ever following a symlink: each level is opened with
+ * `O_DIRECTORY|O_NOFOLLOW` relative to its parent's fd and emptied with
+ * unlinkat. Returns false when `name` did not exist.
+ *
+ * @example
+ * ```ts ignore
+ * import { removeAllAt } from "./fs_at_linux.ts";
+ * removeAllAt(layerfd, "var/cache");
+ * ```
+ */
+export function removeAllAt(dirfd: number, name: Name): boolean {
+  const n = nameBuf(name);
+  const c = libc();
+  if (c.unlinkat(dirfd, n, 0) === 0) return true;
+  const e = errno();
+  if (e === Errno.ENOENT) return false;
+  // Linux returns EISDIR for unlinkat(dir, 0); some filesystems say EPERM.
+  if (e !== Errno.EISDIR && e !== Errno.EPERM) {
+    throw new SysError("unlinkat", e, label(name));
+  }
+  emptyDirAt(dirfd, n);
+  check(c.unlinkat(dirfd, n, AT.REMOVEDIR), "unlinkat", label(name));
+  return true;
+}
+
+/**
+ * Removes everything inside directory `name` below `dirfd` (keeps the
+ * directory), never following symlinks. `keep(childName)` may spare entries
+ * (of the top level only).
+ *
+ * @example
+ * ```ts ignore
+ * import { emptyDirAt } from "./fs_at_linux.ts";
+ * emptyDirAt(layerfd, "tmp");
+ * ```
+ */
+export function emptyDirAt(
+  dirfd: number,
+  name: Name,
+  keep?: (child: Uint8Array<ArrayBuffer>) => boolean,
+): void {
+  const fd = openDirNoFollow(dirfd, name);
+  try {
+    const c = libc();
+    for (const ent of readdirFd(fd)) {
+      if (keep?.(ent.name)) continue;
+      if (ent.isDir === true) {
+        emptyDirAt(fd, ent.name);
+        check(
+          c.unlinkat(fd, ent.name, AT.REMOVEDIR),
+          "unlinkat",
+          label(ent.name),
+        );
+      } else {
+        removeAllAt(fd, ent.name);
+      }
+    }
+  } finally {
+    libc().close(fd);
+  }
+}
+
+/**
+ * Opens directory `name` below `dirfd` for reading with
+ * `O_DIRECTORY|O_NOFOLLOW` (ELOOP/ENOTDIR when it is a symlink or not a dir).
+ *
+ * @example
+ * ```ts ignore
+ * import { openDirNoFollow } from "./fs_at_linux.ts";
+ * const fd = openDirNoFollow(layerfd, "etc");
+ * ```
+ */
+export function openDirNoFollow(dirfd: number, name: Name): number {
+  return check(
+    libc().openat(
+      dirfd,
+      nameBuf(name),
+      O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC,
+      0,
+    ),
+    "openat",
+    label(name),
+  );
+}
