@@ -35,6 +35,11 @@
  */
 
 export * from "./src/errors.ts";
+export * from "./src/store/mod.ts";
+export type { BackendName } from "./src/backends/types.ts";
+export { chooseBackend, planLayerMount } from "./src/backends/mod.ts";
+export { directMounter, type Mounter, performMountPlan } from "./src/mount/mod.ts";
+export type { AufsMountPlan, MountCall, MountPlan, NoMountPlan, OverlayMountPlan } from "./src/mount/mod.ts";
 export {
   encodeHeader,
   type EntryType,

@@ -1,0 +1,26 @@
+/**
+ * Performing mount plans: the only code that mounts. Plans are plain data
+ * ({@link MountPlan}); {@link performMountPlan} executes and verifies one;
+ * a {@link Mounter} is what the store calls (in-process as root, or the
+ * privileged helper's).
+ *
+ * @module
+ */
+
+export type { AufsMountPlan, MountCall, MountPlan, NoMountPlan, OverlayMountPlan } from "./plan.ts";
+export { directMounter, type Mounter } from "./mounter.ts";
+export {
+  legacyOverlayCall,
+  type LegacyOverlayCall,
+  mismatch,
+  PAGE_SIZE,
+  performMountPlan,
+  unmountTarget,
+} from "./perform.ts";
+export {
+  type MountInfoEntry,
+  mountAt,
+  overlayLayers,
+  parseMountInfo,
+  readMountInfo,
+} from "./mountinfo.ts";

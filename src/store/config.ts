@@ -1,0 +1,75 @@
+/**
+ * `layerfs.json`: the store's format version and backend, fixed at init
+ * (whiteout formats differ between backends, so a store never switches).
+ *
+ * @module
+ */
+
+import { StoreError } from "../errors.ts";
+import type { BackendName } from "../backends/types.ts";
+import { writeFileAtomic } from "./_atomic.ts";
+import type { StoreLayout } from "./layout.ts";
+
+/** Current on-disk format version. */
+export const FORMAT_VERSION = 1;
+
+/** What `layerfs.json` holds. */
+export interface StoreConfig {
+  /** Format version of the layout. */
+  version: number;
+  /** The backend the store was initialised with. */
+  backend: BackendName;
+  /** Why the backend was chosen at init (for `status()`). */
+  reason?: string;
+}
+
+/**
+ * Reads `layerfs.json`; undefined for a store not initialised yet.
+ *
+ * @throws {StoreError} when the file is corrupt or from a newer layerfs.
+ *
+ * @example
+ * ```ts ignore
+ * import { StoreLayout } from "./layout.ts";
+ * import { readConfig } from "./config.ts";
+ * console.log((await readConfig(new StoreLayout("/var/lib/layerfs")))?.backend);
+ * ```
+ */
+export async function readConfig(layout: StoreLayout): Promise<StoreConfig | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(layout.config);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  let c: StoreConfig;
+  try {
+    c = JSON.parse(text);
+  } catch {
+    throw new StoreError(`${layout.config} is not valid JSON; restore it or start a new store`);
+  }
+  if (!["overlay", "aufs", "vfs"].includes(c.backend)) {
+    throw new StoreError(`${layout.config} names an unknown backend ${JSON.stringify(c.backend)}`);
+  }
+  if (c.version !== FORMAT_VERSION) {
+    throw new StoreError(
+      `${layout.config} has format version ${c.version}; this layerfs reads version ${FORMAT_VERSION}`,
+    );
+  }
+  return c;
+}
+
+/**
+ * Writes `layerfs.json` crash-safely.
+ *
+ * @example
+ * ```ts ignore
+ * import { StoreLayout } from "./layout.ts";
+ * import { writeConfig } from "./config.ts";
+ * await writeConfig(new StoreLayout("/var/lib/layerfs"), { version: 1, backend: "vfs" });
+ * ```
+ */
+export async function writeConfig(layout: StoreLayout, config: StoreConfig): Promise<void> {
+  await writeFileAtomic(layout.config, JSON.stringify(config, null, 2) + "\n");
+}

@@ -1,0 +1,105 @@
+/**
+ * Mount reference counts that survive the process: `run/mounts.json`,
+ * guarded by an flock on `run/lock` and written crash-safely, then
+ * reconciled with /proc/self/mountinfo so that a count whose mount is gone
+ * (a reboot, a manual umount) is dropped (containers/storage keeps mount
+ * counts in its layers.json the same way).
+ *
+ * @module
+ */
+
+import { writeFileAtomic } from "./_atomic.ts";
+import type { StoreLayout } from "./layout.ts";
+
+/** Outstanding `get`s per layer id. */
+export type MountCounts = Record<string, number>;
+
+/**
+ * Runs `fn` holding the store's exclusive lock (flock on `run/lock`). The
+ * lock is per open file, so it serialises callers within one process as well
+ * as across processes; the kernel drops it when a holder dies.
+ *
+ * @example
+ * ```ts ignore
+ * import { StoreLayout } from "./layout.ts";
+ * import { withStoreLock } from "./refcounts.ts";
+ * await withStoreLock(new StoreLayout("/var/lib/layerfs"), async () => {});
+ * ```
+ */
+export async function withStoreLock<T>(layout: StoreLayout, fn: () => Promise<T>): Promise<T> {
+  const f = await Deno.open(`${layout.run}/lock`, { read: true, write: true, create: true });
+  try {
+    await f.lock(true);
+    return await fn();
+  } finally {
+    f.close(); // closing the file releases the flock
+  }
+}
+
+/**
+ * Reads `run/mounts.json` (missing or corrupt reads as no counts: the
+ * reconciliation with mountinfo then adopts live mounts again).
+ *
+ * @example
+ * ```ts ignore
+ * import { StoreLayout } from "./layout.ts";
+ * import { readCounts } from "./refcounts.ts";
+ * console.log(await readCounts(new StoreLayout("/var/lib/layerfs")));
+ * ```
+ */
+export async function readCounts(layout: StoreLayout): Promise<MountCounts> {
+  try {
+    const c = JSON.parse(await Deno.readTextFile(`${layout.run}/mounts.json`));
+    const out: MountCounts = {};
+    for (const [k, v] of Object.entries(c)) {
+      if (typeof v === "number" && v > 0 && Number.isInteger(v)) out[k] = v;
+    }
+    return out;
+  } catch {
+    return {};
+  }
+}
+
+/**
+ * Writes `run/mounts.json` crash-safely.
+ *
+ * @example
+ * ```ts ignore
+ * import { StoreLayout } from "./layout.ts";
+ * import { writeCounts } from "./refcounts.ts";
+ * await writeCounts(new StoreLayout("/var/lib/layerfs"), { app: 1 });
+ * ```
+ */
+export async function writeCounts(layout: StoreLayout, counts: MountCounts): Promise<void> {
+  const clean: MountCounts = {};
+  for (const k of Object.keys(counts).sort()) if (counts[k] > 0) clean[k] = counts[k];
+  await writeFileAtomic(`${layout.run}/mounts.json`, JSON.stringify(clean) + "\n");
+}
+
+/** How a counted layer's view looks now, for {@link reconcileCounts}. */
+export type ViewState = "gone" | "unmounted" | "mounted" | "no-mount";
+
+/**
+ * Drops counts that reality contradicts: layers that no longer exist, and
+ * layers whose view needs a mount that is not there. Pure.
+ *
+ * @example
+ * ```ts
+ * import { reconcileCounts } from "./refcounts.ts";
+ * const state = (id: string) => id === "a" ? "unmounted" as const : "mounted" as const;
+ * console.log(reconcileCounts({ a: 2, b: 1 }, state)); // { counts: { b: 1 }, dropped: ["a"] }
+ * ```
+ */
+export function reconcileCounts(
+  counts: MountCounts,
+  state: (id: string) => ViewState,
+): { counts: MountCounts; dropped: string[] } {
+  const out: MountCounts = {};
+  const dropped: string[] = [];
+  for (const [id, n] of Object.entries(counts)) {
+    const s = state(id);
+    if (s === "gone" || s === "unmounted") dropped.push(id);
+    else out[id] = n;
+  }
+  return { counts: out, dropped };
+}

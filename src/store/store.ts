@@ -1,0 +1,898 @@
+/**
+ * The layer store: ids, parent chains, the on-disk layout, locking,
+ * persisted mount counts and crash recovery. It knows nothing of how a
+ * backend mounts (it asks the backend for a plan and a {@link Mounter} to
+ * perform it) nor of tar (it hands directories to `src/archive/layer.ts`).
+ *
+ * Crash-safety rules:
+ * - A layer exists exactly when `layers/<id>` exists; that file is written
+ *   last on create (temp + fsync + rename) and renamed away first on remove.
+ * - Content is built in `staging/` and published with one rename; anything
+ *   in `diff/`, `work/`, `mnt/`, `meta/` without a `layers/<id>`, anything
+ *   named `*-removing`, and staging dirs whose builder died are swept on open.
+ * - Every change to the store happens under the flock of `run/lock`.
+ *
+ * @module
+ */
+
+import {
+  applyLayerTar,
+  type Change,
+  type LayerDirs,
+  layerChanges,
+  layerDiffSize,
+  layerTar,
+  type TarSource,
+} from "../archive/layer.ts";
+import { chooseBackend, probeHost } from "../backends/detect.ts";
+import { backendByName } from "../backends/registry.ts";
+import type { Backend, BackendName } from "../backends/types.ts";
+import {
+  BackendNotSupported,
+  LayerExists,
+  LayerfsError,
+  LayerHasChildren,
+  LayerInUse,
+  LayerNotFound,
+  ParentNotFound,
+  StoreError,
+} from "../errors.ts";
+import { type MountInfoEntry, mountAt, readMountInfo } from "../mount/mountinfo.ts";
+import { directMounter, type Mounter } from "../mount/mounter.ts";
+import type { MountPlan } from "../mount/plan.ts";
+import { unmountTarget } from "../mount/perform.ts";
+import { copyTree } from "../sys/copy_tree_linux.ts";
+import { exchangePaths } from "../sys/exchange_linux.ts";
+import { statfs } from "../sys/statfs_linux.ts";
+import { syncDir } from "./_atomic.ts";
+import { FORMAT_VERSION, readConfig, writeConfig } from "./config.ts";
+import { validateLayerId } from "./id.ts";
+import { shortLinkName, StoreLayout } from "./layout.ts";
+import { readMeta, readParents, writeMeta, writeParents } from "./meta.ts";
+import {
+  type MountCounts,
+  readCounts,
+  reconcileCounts,
+  type ViewState,
+  withStoreLock,
+  writeCounts,
+} from "./refcounts.ts";
+
+/** Options of {@link openStore}. */
+export interface OpenStoreOptions {
+  /** Store root directory; created if missing. */
+  root: string;
+  /**
+   * Backend for a new store; an existing store keeps the one in layerfs.json
+   * and refuses another explicit one.
+   * @default {"auto"}
+   */
+  backend?: BackendName | "auto";
+  /**
+   * Who mounts. Unprivileged callers pass the helper's Mounter.
+   * @default {directMounter} (in-process; needs root)
+   */
+  mounter?: Mounter;
+}
+
+/** Options of {@link Store.create} and {@link Store.createReadWrite}. */
+export interface CreateOptions {
+  /** SELinux label for the layer's mounted view (`context=`). */
+  mountLabel?: string;
+}
+
+/** Options of {@link Store.get}. */
+export interface GetOptions {
+  /** SELinux label for the view; recorded in the layer's metadata so a helper re-plans the same. */
+  mountLabel?: string;
+}
+
+/** Options of {@link Store.remove}. */
+export interface RemoveOptions {
+  /**
+   * Remove even if mounted (it is unmounted) or a parent (its descendants are removed first).
+   * @default {false}
+   */
+  force?: boolean;
+}
+
+/** One row of {@link Store.list}. */
+export interface LayerInfo {
+  /** The layer id. */
+  id: string;
+  /** Its direct parent, or undefined for a base layer. */
+  parent: string | undefined;
+  /** Created with createReadWrite. */
+  readWrite: boolean;
+  /** Outstanding `get`s (across all processes). */
+  mounts: number;
+}
+
+interface BuildOptions<R> {
+  readWrite: boolean;
+  mountLabel?: string;
+  fill?: (dirs: LayerDirs) => Promise<R>;
+}
+
+interface Staging {
+  path: string;
+  lock: Deno.FsFile;
+}
+
+/**
+ * A layer store. Get one with {@link openStore}.
+ *
+ * @example
+ * ```ts ignore
+ * import { openStore } from "./store.ts";
+ * const store = await openStore({ root: "/var/lib/layerfs" });
+ * await store.create("base");
+ * await store.createReadWrite("ctr", "base");
+ * const rootfs = await store.get("ctr");
+ * await store.put("ctr");
+ * store.close();
+ * ```
+ */
+export class Store {
+  /** The backend in use, fixed when the store was first initialised. */
+  readonly backend: BackendName;
+  /** Absolute, canonical store root. */
+  readonly root: string;
+  readonly #layout: StoreLayout;
+  readonly #impl: Backend;
+  readonly #mounter: Mounter;
+  readonly #reason: string;
+  #closed = false;
+
+  /** Use {@link openStore}. */
+  constructor(layout: StoreLayout, backend: BackendName, mounter: Mounter, reason: string) {
+    this.#layout = layout;
+    this.root = layout.root;
+    this.backend = backend;
+    this.#impl = backendByName(backend);
+    this.#mounter = mounter;
+    this.#reason = reason;
+  }
+
+  /**
+   * Creates an empty read-only (image) layer on `parent`.
+   *
+   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound}
+   *
+   * @example
+   * ```ts ignore
+   * await store.create("base");
+   * await store.create("app", "base");
+   * ```
+   */
+  async create(id: string, parent?: string, options: CreateOptions = {}): Promise<void> {
+    await this.#build(id, parent, { readWrite: false, mountLabel: options.mountLabel });
+  }
+
+  /**
+   * Creates an empty read-write (container) layer on `parent`.
+   *
+   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound}
+   *
+   * @example
+   * ```ts ignore
+   * await store.createReadWrite("ctr1", "app");
+   * ```
+   */
+  async createReadWrite(id: string, parent?: string, options: CreateOptions = {}): Promise<void> {
+    await this.#build(id, parent, { readWrite: true, mountLabel: options.mountLabel });
+  }
+
+  /**
+   * Whether layer `id` exists.
+   *
+   * @throws {InvalidLayerId}
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await store.exists("base"));
+   * ```
+   */
+  async exists(id: string): Promise<boolean> {
+    this.#open();
+    validateLayerId(id);
+    return (await readParents(this.#layout, id)) !== undefined;
+  }
+
+  /**
+   * The parent chain of `id`, nearest first.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound}
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await store.parents("ctr1")); // ["app", "base"]
+   * ```
+   */
+  async parents(id: string): Promise<string[]> {
+    this.#open();
+    return await this.#parentsOf(validateLayerId(id));
+  }
+
+  /**
+   * Every layer with its parent, kind and mount count, sorted by id.
+   *
+   * @example
+   * ```ts ignore
+   * for (const l of await store.list()) console.log(l.id, l.parent, l.mounts);
+   * ```
+   */
+  async list(): Promise<LayerInfo[]> {
+    this.#open();
+    const counts = await readCounts(this.#layout);
+    const out: LayerInfo[] = [];
+    for (const id of await this.#ids()) {
+      const parents = await readParents(this.#layout, id);
+      if (!parents) continue;
+      const meta = await readMeta(this.#layout, id);
+      out.push({ id, parent: parents[0], readWrite: meta.readWrite, mounts: counts[id] ?? 0 });
+    }
+    return out;
+  }
+
+  /**
+   * Returns the path of the layer's union view, mounting it on the first
+   * `get` (in any process); later `get`s share the mount. A layer without
+   * parents (and every vfs layer) is its own `diff/<id>` and mounts nothing.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} {MountError}
+   *
+   * @example
+   * ```ts ignore
+   * const rootfs = await store.get("ctr1");
+   * ```
+   */
+  async get(id: string, options: GetOptions = {}): Promise<string> {
+    this.#open();
+    validateLayerId(id);
+    return await this.#locked(async () => {
+      const parents = await readParents(this.#layout, id);
+      if (!parents) throw new LayerNotFound(id);
+      if (options.mountLabel !== undefined) {
+        const meta = await readMeta(this.#layout, id);
+        if ((meta.mountLabel ?? "") !== options.mountLabel) {
+          await writeMeta(this.#layout, id, { ...meta, mountLabel: options.mountLabel || undefined });
+        }
+      }
+      const { counts, info } = await this.#reconciled();
+      const plan = await this.#plan(id, parents);
+      if (plan.kind !== "none" && !mountAt(info, plan.target)) {
+        await this.#mounter.mount(this.root, id, plan);
+      }
+      // A mount nobody counted (a process died between mount and count) is adopted here.
+      counts[id] = (counts[id] ?? 0) + 1;
+      await writeCounts(this.#layout, counts);
+      return plan.target;
+    });
+  }
+
+  /**
+   * Releases one `get`; the last one (across processes) unmounts. A `put`
+   * without a matching `get` unmounts a stray mount and is otherwise a no-op.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} {MountError}
+   *
+   * @example
+   * ```ts ignore
+   * await store.put("ctr1");
+   * ```
+   */
+  async put(id: string): Promise<void> {
+    this.#open();
+    validateLayerId(id);
+    await this.#locked(async () => {
+      const parents = await readParents(this.#layout, id);
+      if (!parents) throw new LayerNotFound(id);
+      const { counts, info } = await this.#reconciled();
+      const n = (counts[id] ?? 0) - 1;
+      if (n > 0) counts[id] = n;
+      else delete counts[id];
+      const plan = await this.#plan(id, parents);
+      if (n <= 0 && plan.kind !== "none" && mountAt(info, plan.target)) {
+        await this.#mounter.unmount(this.root, id, plan.target);
+      }
+      await writeCounts(this.#layout, counts);
+    });
+  }
+
+  /**
+   * Removes a layer: refuses while it is mounted (by anyone) or is a parent,
+   * unless `force` (then it is unmounted and its descendants removed first).
+   * The layer disappears atomically (`layers/<id>` renamed to `-removing`),
+   * then its dirs are renamed to `-removing` and deleted.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} {LayerHasChildren} {LayerInUse}
+   *
+   * @example
+   * ```ts ignore
+   * await store.remove("ctr1");
+   * await store.remove("base", { force: true });
+   * ```
+   */
+  async remove(id: string, options: RemoveOptions = {}): Promise<void> {
+    this.#open();
+    validateLayerId(id);
+    await this.#locked(async () => {
+      if (!(await readParents(this.#layout, id))) throw new LayerNotFound(id);
+      const { counts, info } = await this.#reconciled();
+      const order = await this.#removalOrder(id, !!options.force);
+      for (const victim of order) {
+        const mounted = !!mountAt(info, this.#layout.mnt(victim));
+        const n = Math.max(counts[victim] ?? 0, mounted ? 1 : 0);
+        if (n > 0 && !options.force) throw new LayerInUse(victim, n);
+        if (mounted) await this.#mounter.unmount(this.root, victim, this.#layout.mnt(victim));
+        delete counts[victim];
+        await this.#delete(victim);
+      }
+      await writeCounts(this.#layout, counts);
+    });
+  }
+
+  /**
+   * Status as key/value rows: backend, why it was chosen, root, backing
+   * filesystem, layer and mount counts.
+   *
+   * @example
+   * ```ts ignore
+   * for (const [k, v] of await store.status()) console.log(`${k}: ${v}`);
+   * ```
+   */
+  async status(): Promise<[string, string][]> {
+    this.#open();
+    const layers = await this.list();
+    const mounted = (await readMountInfo()).filter((m) =>
+      m.mountPoint.startsWith(this.#layout.mnt(""))
+    ).length;
+    const fs = statfs(this.root);
+    return [
+      ["backend", this.backend],
+      ["backend reason", this.#reason],
+      ["root", this.root],
+      ["backing filesystem", fs.name],
+      ["whiteout format", this.#impl.whiteoutFormat],
+      ["layers", String(layers.length)],
+      ["mounted views", String(mounted)],
+      ["outstanding gets", String(layers.reduce((n, l) => n + l.mounts, 0))],
+      ["format version", String(FORMAT_VERSION)],
+      [
+        "mount api",
+        this.backend === "overlay"
+          ? "fsopen/fsconfig lowerdir+ (mount(2) fallback)"
+          : this.backend === "aufs"
+          ? "mount(2) with MS_REMOUNT append"
+          : "none (full copies)",
+      ],
+    ];
+  }
+
+  /**
+   * The dirs of a layer, as strings: `diff`, `mnt` (when it mounts), `work`
+   * (overlay), `lowerdirs` (parents' diff dirs joined by ":"), `parents`,
+   * `readWrite`, `mountLabel`.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound}
+   *
+   * @example
+   * ```ts ignore
+   * console.log((await store.metadata("ctr1")).diff);
+   * ```
+   */
+  async metadata(id: string): Promise<Record<string, string>> {
+    this.#open();
+    const parents = await this.#parentsOf(validateLayerId(id));
+    const meta = await readMeta(this.#layout, id);
+    const out: Record<string, string> = {
+      backend: this.backend,
+      diff: this.#layout.diff(id),
+      parents: parents.join(","),
+      readWrite: String(meta.readWrite),
+    };
+    if (this.backend !== "vfs" && parents.length > 0) {
+      out.mnt = this.#layout.mnt(id);
+      out.lowerdirs = parents.map((p) => this.#layout.diff(p)).join(":");
+    }
+    if (this.#impl.needsWorkDir) out.work = this.#layout.work(id);
+    if (meta.mountLabel) out.mountLabel = meta.mountLabel;
+    return out;
+  }
+
+  /**
+   * Unmounts every view under this store's `mnt/` and forgets all counts
+   * (what a daemon does on shutdown; also removes mounts nobody counted).
+   *
+   * @example
+   * ```ts ignore
+   * await store.cleanup();
+   * ```
+   */
+  async cleanup(): Promise<void> {
+    this.#open();
+    await this.#locked(async () => {
+      const prefix = this.#layout.mnt("");
+      const targets = (await readMountInfo()).map((m) => m.mountPoint)
+        .filter((t) => t.startsWith(prefix) && !t.slice(prefix.length).includes("/"));
+      for (const t of [...new Set(targets)]) {
+        await this.#mounter.unmount(this.root, t.slice(prefix.length), t);
+      }
+      await writeCounts(this.#layout, {});
+    });
+  }
+
+  /**
+   * Closes the store object (it holds no open files between calls; later
+   * calls throw).
+   *
+   * @example
+   * ```ts ignore
+   * store.close();
+   * ```
+   */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /**
+   * The layer's own changes as an uncompressed OCI layer tar. Only the
+   * layer's direct parent is supported as `parent`.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} {LayerfsError} (another parent)
+   *
+   * @example
+   * ```ts ignore
+   * await store.diff("app").pipeTo((await Deno.create("app.tar")).writable);
+   * ```
+   */
+  diff(id: string, parent?: string): ReadableStream<Uint8Array> {
+    this.#open();
+    validateLayerId(id);
+    const dirs = this.#layerDirs(id, parent);
+    dirs.catch(() => {}); // reported through the stream
+    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    return new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        reader ??= layerTar(await dirs).getReader();
+        const r = await reader.read();
+        if (r.done) controller.close();
+        else controller.enqueue(r.value);
+      },
+      async cancel(reason) {
+        await reader?.cancel(reason);
+      },
+    });
+  }
+
+  /**
+   * Applies an OCI layer tar. A new layer is built entirely in staging and
+   * published with one rename; an existing (unmounted) layer with that parent
+   * gets the tar applied on a copy of its content, swapped in atomically.
+   * On any error nothing changes. Returns what the archive code returns (the
+   * applied size in bytes).
+   *
+   * @throws {InvalidLayerId} {ParentNotFound} {LayerInUse} {InvalidArchive}
+   *
+   * @example
+   * ```ts ignore
+   * const tar = (await Deno.open("base.tar")).readable;
+   * await store.applyDiff("base", undefined, tar);
+   * ```
+   */
+  async applyDiff(id: string, parent: string | undefined, tar: TarSource): Promise<number> {
+    this.#open();
+    validateLayerId(id);
+    if (parent !== undefined) validateLayerId(parent);
+    const fill = (dirs: LayerDirs) => applyLayerTar(dirs, tar);
+    if (!(await readParents(this.#layout, id))) {
+      try {
+        return (await this.#build(id, parent, { readWrite: false, fill }))!;
+      } catch (e) {
+        if (!(e instanceof LayerExists)) throw e;
+        // Lost a race with a concurrent create: apply onto it below.
+      }
+    }
+    return await this.#reapply(id, parent, fill);
+  }
+
+  /**
+   * Bytes of the layer's own content (what `diff` would carry). Only the
+   * direct parent is supported as `parent`.
+   *
+   * @example
+   * ```ts ignore
+   * console.log(await store.diffSize("app"));
+   * ```
+   */
+  async diffSize(id: string, parent?: string): Promise<number> {
+    this.#open();
+    return await layerDiffSize(await this.#layerDirs(validateLayerId(id), parent));
+  }
+
+  /**
+   * The layer's changes against its parents, sorted by path. Only the direct
+   * parent is supported as `parent`.
+   *
+   * @example
+   * ```ts ignore
+   * for (const c of await store.changes("ctr1")) console.log(c.kind, c.path);
+   * ```
+   */
+  async changes(id: string, parent?: string): Promise<Change[]> {
+    this.#open();
+    return await layerChanges(await this.#layerDirs(validateLayerId(id), parent));
+  }
+
+  /**
+   * Crash recovery, run by {@link openStore}: under the store lock, sweeps
+   * leftovers of crashed operations and reconciles mount counts with
+   * mountinfo. Safe to call again at any time.
+   *
+   * @example
+   * ```ts ignore
+   * await store.recover();
+   * ```
+   */
+  async recover(): Promise<void> {
+    this.#open();
+    await this.#locked(async () => {
+      await sweep(this.#layout);
+      await this.#reconciled();
+    });
+  }
+
+  // ---- internals ----
+
+  #open(): void {
+    if (this.#closed) throw new StoreError(`The store at ${this.root} is closed; open it again`);
+  }
+
+  #locked<T>(fn: () => Promise<T>): Promise<T> {
+    return withStoreLock(this.#layout, fn);
+  }
+
+  async #parentsOf(id: string): Promise<string[]> {
+    const p = await readParents(this.#layout, id);
+    if (!p) throw new LayerNotFound(id);
+    return p;
+  }
+
+  async #ids(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const e of Deno.readDir(this.#layout.layers())) {
+      if (!e.isFile) continue;
+      try {
+        ids.push(validateLayerId(e.name));
+      } catch { /* -removing leftovers, temp files */ }
+    }
+    return ids.sort();
+  }
+
+  async #plan(id: string, parents: string[]): Promise<MountPlan> {
+    const meta = await readMeta(this.#layout, id);
+    return this.#impl.planMount({
+      root: this.root,
+      id,
+      parents,
+      readWrite: meta.readWrite,
+      mountLabel: meta.mountLabel,
+    });
+  }
+
+  async #layerDirs(id: string, parent: string | undefined): Promise<LayerDirs> {
+    const parents = await this.#parentsOf(id);
+    if (parent !== undefined && parent !== parents[0]) {
+      validateLayerId(parent);
+      throw new LayerfsError(
+        `Cannot compare layer "${id}" with "${parent}": only its direct parent ` +
+          `(${parents[0] === undefined ? "none" : `"${parents[0]}"`}) is supported for now; ` +
+          "omit the parent argument",
+      );
+    }
+    return {
+      dir: this.#layout.diff(id),
+      format: this.#impl.whiteoutFormat,
+      parentDirs: parents.map((p) => this.#layout.diff(p)),
+    };
+  }
+
+  /** Counts reconciled with mountinfo (caller holds the lock); persisted if changed. */
+  async #reconciled(): Promise<{ counts: MountCounts; info: MountInfoEntry[] }> {
+    const info = await readMountInfo();
+    const raw = await readCounts(this.#layout);
+    const states = new Map<string, ViewState>();
+    for (const id of Object.keys(raw)) {
+      let parents: string[] | undefined;
+      try {
+        parents = await readParents(this.#layout, validateLayerId(id));
+      } catch {
+        parents = undefined;
+      }
+      if (!parents) states.set(id, "gone");
+      else if (this.backend === "vfs" || parents.length === 0) states.set(id, "no-mount");
+      else states.set(id, mountAt(info, this.#layout.mnt(id)) ? "mounted" : "unmounted");
+    }
+    const { counts, dropped } = reconcileCounts(raw, (id) => states.get(id)!);
+    if (dropped.length) await writeCounts(this.#layout, counts);
+    return { counts, info };
+  }
+
+  async #children(): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    for (const id of await this.#ids()) {
+      const p = (await readParents(this.#layout, id))?.[0];
+      if (p === undefined) continue;
+      const list = out.get(p) ?? [];
+      list.push(id);
+      out.set(p, list);
+    }
+    return out;
+  }
+
+  /** `id` and, with force, its descendants, deepest first. */
+  async #removalOrder(id: string, force: boolean): Promise<string[]> {
+    const children = await this.#children();
+    const direct = children.get(id) ?? [];
+    if (direct.length && !force) throw new LayerHasChildren(id, direct);
+    const order: string[] = [];
+    const visit = (x: string) => {
+      for (const c of children.get(x) ?? []) visit(c);
+      order.push(x);
+    };
+    visit(id);
+    return order;
+  }
+
+  /** Deletes a layer (caller holds the lock and has unmounted it). */
+  async #delete(id: string): Promise<void> {
+    const l = this.#layout;
+    // The layer stops existing here, atomically.
+    await Deno.rename(l.layers(id), l.layers(`${id}-removing`));
+    await syncDir(l.layers());
+    await this.#purge(id);
+    await Deno.remove(l.layers(`${id}-removing`));
+  }
+
+  /**
+   * Removes every trace of a layer that has no `layers/<id>`: renames each
+   * dir to `-removing`, then deletes. `mnt/<id>` is only ever rmdir'ed, after
+   * unmounting: a recursive delete there would walk into a live union view
+   * and delete the parents' files.
+   */
+  async #purge(id: string): Promise<void> {
+    const l = this.#layout;
+    const mnt = l.mnt(id);
+    if (mountAt(await readMountInfo(), mnt)) unmountTarget(mnt);
+    await rmdirIfPresent(mnt);
+    await removeIfPresent(l.link(shortLinkName(id)), false);
+    for (const p of [l.diff(id), l.work(id), l.meta(id)]) {
+      try {
+        await Deno.rename(p, `${p}-removing`);
+      } catch (e) {
+        if (e instanceof Deno.errors.NotFound) continue;
+        throw e;
+      }
+      await removeIfPresent(`${p}-removing`, true);
+    }
+  }
+
+  /** Creates a staging entry holding a live flock (caller holds the store lock). */
+  async #newStaging(id: string): Promise<Staging> {
+    const path = this.#layout.staging(`${id}.${crypto.randomUUID().slice(0, 8)}`);
+    await Deno.mkdir(path, { mode: 0o700 });
+    const lock = await Deno.open(`${path}/lock`, { read: true, write: true, create: true });
+    await lock.lock(true);
+    return { path, lock };
+  }
+
+  async #dropStaging(s: Staging): Promise<void> {
+    s.lock.close();
+    await removeIfPresent(s.path, true);
+  }
+
+  async #build<R>(
+    id: string,
+    parent: string | undefined,
+    opts: BuildOptions<R>,
+  ): Promise<R | undefined> {
+    this.#open();
+    validateLayerId(id);
+    if (parent !== undefined) validateLayerId(parent);
+    const l = this.#layout;
+    let parents: string[] = [];
+    const staging = await this.#locked(async () => {
+      if (await readParents(l, id)) throw new LayerExists(id);
+      if (parent !== undefined) {
+        const pp = await readParents(l, parent);
+        if (!pp) throw new ParentNotFound(id, parent);
+        parents = [parent, ...pp];
+      }
+      return await this.#newStaging(id);
+    });
+    try {
+      const diff = `${staging.path}/diff`;
+      await Deno.mkdir(diff);
+      await Deno.chmod(diff, 0o755); // exactly 0755 whatever the umask
+      if (this.#impl.copiesParent && parent !== undefined) copyTree(l.diff(parent), diff);
+      const result = opts.fill
+        ? await opts.fill({
+          dir: diff,
+          format: this.#impl.whiteoutFormat,
+          parentDirs: parents.map((p) => l.diff(p)),
+        })
+        : undefined;
+      await this.#locked(async () => {
+        if (await readParents(l, id)) throw new LayerExists(id);
+        if (parent !== undefined && !(await readParents(l, parent))) {
+          throw new ParentNotFound(id, parent);
+        }
+        await this.#purge(id); // leftovers of a crashed earlier attempt
+        await Deno.rename(diff, l.diff(id));
+        if (this.#impl.needsWorkDir) await Deno.mkdir(l.work(id), { mode: 0o700 });
+        if (parents.length && this.backend !== "vfs") await Deno.mkdir(l.mnt(id), { mode: 0o700 });
+        if (this.backend === "overlay") {
+          await Deno.symlink(`../diff/${id}`, l.link(shortLinkName(id)));
+        }
+        await syncDir(`${this.root}/diff`);
+        await writeMeta(l, id, { readWrite: opts.readWrite, mountLabel: opts.mountLabel || undefined });
+        await writeParents(l, id, parents); // commit point
+      });
+      return result;
+    } finally {
+      await this.#dropStaging(staging);
+    }
+  }
+
+  async #reapply<R>(
+    id: string,
+    parent: string | undefined,
+    fill: (dirs: LayerDirs) => Promise<R>,
+  ): Promise<R> {
+    const l = this.#layout;
+    const check = async () => {
+      const parents = await readParents(l, id);
+      if (!parents) throw new LayerNotFound(id);
+      if (parents[0] !== parent) {
+        throw new LayerfsError(
+          `Cannot apply a diff to layer "${id}" on parent ${JSON.stringify(parent ?? null)}: ` +
+            `it exists with parent ${JSON.stringify(parents[0] ?? null)}; ` +
+            "use a new id or remove the layer first",
+        );
+      }
+      const { counts, info } = await this.#reconciled();
+      const n = Math.max(counts[id] ?? 0, mountAt(info, l.mnt(id)) ? 1 : 0);
+      if (n > 0) throw new LayerInUse(id, n);
+      return parents;
+    };
+    let parents: string[] = [];
+    const staging = await this.#locked(async () => {
+      parents = await check();
+      return await this.#newStaging(id);
+    });
+    try {
+      const diff = `${staging.path}/diff`;
+      await Deno.mkdir(diff);
+      copyTree(l.diff(id), diff); // apply on top of what the layer holds
+      const result = await fill({
+        dir: diff,
+        format: this.#impl.whiteoutFormat,
+        parentDirs: parents.map((p) => l.diff(p)),
+      });
+      await this.#locked(async () => {
+        await check();
+        exchangePaths(diff, l.diff(id));
+        await syncDir(`${this.root}/diff`);
+      });
+      return result;
+    } finally {
+      await this.#dropStaging(staging);
+    }
+  }
+}
+
+async function removeIfPresent(path: string, recursive: boolean): Promise<void> {
+  try {
+    await Deno.remove(path, { recursive });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+async function rmdirIfPresent(path: string): Promise<void> {
+  await removeIfPresent(path, false);
+}
+
+/**
+ * Opens (and on first use initialises) a layer store at `root`. Opening takes
+ * the store lock, sweeps leftovers of crashed operations (staging dirs whose
+ * builder died, `*-removing` entries, dirs of layers that were never
+ * committed) and reconciles mount counts with mountinfo.
+ *
+ * @throws {BackendNotSupported} when the requested backend cannot run here or
+ *   differs from the one the store was initialised with.
+ * @throws {IncompatibleBackingFs} when the backing filesystem cannot host it.
+ * @throws {StoreError} when layerfs.json is corrupt.
+ *
+ * @example
+ * ```ts ignore
+ * import { openStore } from "./store.ts";
+ * const store = await openStore({ root: "/var/lib/layerfs", backend: "auto" });
+ * console.log(store.backend);
+ * ```
+ */
+export async function openStore(options: OpenStoreOptions): Promise<Store> {
+  const requested = options.backend ?? "auto";
+  await Deno.mkdir(options.root, { recursive: true, mode: 0o700 });
+  const layout = new StoreLayout(await Deno.realPath(options.root));
+  for (const d of ["layers", "diff", "mnt", "work", "meta", "l", "run", "staging"]) {
+    await Deno.mkdir(`${layout.root}/${d}`, { recursive: true, mode: 0o700 });
+  }
+  const canMount = Deno.uid() === 0 || options.mounter !== undefined;
+  const { backend, reason } = await withStoreLock(layout, async () => {
+    const config = await readConfig(layout);
+    if (config) {
+      if (requested !== "auto" && requested !== config.backend) {
+        throw new BackendNotSupported(
+          requested,
+          `the store at ${layout.root} was initialised with "${config.backend}" ` +
+            `(whiteout formats differ); open it with backend "${config.backend}" or "auto"`,
+        );
+      }
+      return {
+        backend: config.backend,
+        reason: `recorded in layerfs.json${config.reason ? ` (${config.reason})` : ""}`,
+      };
+    }
+    const choice = chooseBackend(requested, await probeHost(layout.root, canMount), layout.root);
+    await writeConfig(layout, { version: FORMAT_VERSION, backend: choice.backend, reason: choice.reason });
+    return choice;
+  });
+  const store = new Store(layout, backend, options.mounter ?? directMounter, reason);
+  await store.recover();
+  return store;
+}
+
+/** Crash recovery on open (caller holds the store lock). */
+async function sweep(layout: StoreLayout): Promise<void> {
+  // Staging dirs whose builder is gone (its flock is free) or never locked.
+  for await (const e of Deno.readDir(layout.staging())) {
+    const p = layout.staging(e.name);
+    let f: Deno.FsFile | undefined;
+    try {
+      f = await Deno.open(`${p}/lock`, { read: true, write: true });
+    } catch { /* no lock file: a crash right after mkdir */ }
+    const free = f ? await f.tryLock(true) : true;
+    f?.close();
+    if (free) await removeIfPresent(p, true);
+  }
+  const live = new Set<string>();
+  for await (const e of Deno.readDir(layout.layers())) {
+    if (e.name.endsWith("-removing")) continue;
+    live.add(e.name);
+  }
+  for await (const e of Deno.readDir(layout.layers())) {
+    if (e.name.endsWith("-removing") || e.name.includes(".tmp-")) {
+      await removeIfPresent(layout.layers(e.name), false);
+    }
+  }
+  const info = await readMountInfo();
+  for (const dir of ["mnt", "diff", "work", "meta"]) {
+    for await (const e of Deno.readDir(`${layout.root}/${dir}`)) {
+      const name = e.name;
+      if (live.has(name)) continue;
+      const p = `${layout.root}/${dir}/${name}`;
+      if (dir === "mnt") {
+        if (mountAt(info, p)) unmountTarget(p);
+        await rmdirIfPresent(p);
+      } else {
+        await removeIfPresent(p, true);
+      }
+    }
+  }
+  const links = new Set([...live].map(shortLinkName));
+  for await (const e of Deno.readDir(layout.link())) {
+    if (!links.has(e.name)) await removeIfPresent(layout.link(e.name), false);
+  }
+}

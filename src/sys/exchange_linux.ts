@@ -1,0 +1,30 @@
+/**
+ * Atomic directory swap with renameat2(RENAME_EXCHANGE): how the store
+ * replaces a published layer's content in one step.
+ *
+ * @module
+ */
+
+import { check, cstr, libc } from "./libc_linux.ts";
+import { AT_FDCWD } from "./fd_linux.ts";
+
+const RENAME_EXCHANGE = 2;
+
+/**
+ * Atomically exchanges the paths `a` and `b` (both must exist).
+ *
+ * @throws {SysError} e.g. EINVAL on filesystems without RENAME_EXCHANGE.
+ *
+ * @example
+ * ```ts ignore
+ * import { exchangePaths } from "./exchange_linux.ts";
+ * exchangePaths("/s/staging/x/diff", "/s/diff/app");
+ * ```
+ */
+export function exchangePaths(a: string, b: string): void {
+  check(
+    libc().renameat2(AT_FDCWD, cstr(a), AT_FDCWD, cstr(b), RENAME_EXCHANGE),
+    "renameat2 RENAME_EXCHANGE",
+    b,
+  );
+}
