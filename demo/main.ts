@@ -73,7 +73,7 @@ async function tree(dir: string, prefix = ""): Promise<void> {
       console.log(`${prefix}${e.name}/`);
       await tree(path, prefix + "  ");
     } else {
-      const text = (await Deno.readTextFile(path)).trim();
+      const text = (await Deno.readTextFile(path)).split("\n")[0];
       console.log(`${prefix}${e.name}  "${text}"`);
     }
   }

@@ -29,6 +29,8 @@ export interface FdStat {
   gid: number;
   /** st_mode (type and permission bits). */
   mode: number;
+  /** Hard link count. */
+  nlink: number;
   /** Mount id (statx STATX_MNT_ID), to tell a mount point from its parent. */
   mntId: bigint;
 }
@@ -60,6 +62,7 @@ export function fstat(fd: number): FdStat {
     uid: v.getUint32(20, true),
     gid: v.getUint32(24, true),
     mode: v.getUint16(28, true),
+    nlink: v.getUint32(16, true),
     mntId: v.getBigUint64(144, true),
   };
 }

@@ -26,7 +26,8 @@ import { mountOverlayFds, umountFd } from "./_mount_linux.ts";
 import type { AllowedStore } from "./config.ts";
 import type { Caller } from "./identity.ts";
 import { type HelperRequest, validateId } from "./request.ts";
-import { planFromMetadata, type StoreMetadata } from "./_plan.ts";
+import { planOverlayMount } from "../src/backends/overlay.ts";
+import type { LayerMountInput } from "../src/backends/types.ts";
 
 /** Result of a helper run. */
 export interface HelperResult {
@@ -84,9 +85,16 @@ function openChecked(
   if (kind === "dir" ? !isDir(stat) : !isRegular(stat)) {
     throw new HelperError(`Refusing: ${rel} is not a ${kind === "dir" ? "directory" : "regular file"}`);
   }
-  // Owned by the store's owner (or root): a dir someone else put there is not
-  // part of this store.
-  if (stat.uid !== owner && stat.uid !== 0) {
+  // Owned by the store's owner: a dir or file someone else put there is not
+  // part of this store. Directories may also be root's (overlay creates
+  // work/<id>/work as root); metadata files may not, and must have one link,
+  // so a hard link to a root-only file (possible where
+  // fs.protected_hardlinks=0) is never read.
+  const ownerOk = stat.uid === owner || (kind === "dir" && stat.uid === 0);
+  if (kind === "file" && stat.nlink !== 1) {
+    throw new HelperError(`Refusing: ${rel} has ${stat.nlink} hard links`);
+  }
+  if (!ownerOk) {
     throw new HelperError(
       `Refusing: ${rel} is owned by uid ${stat.uid}, not by the store's owner ${owner}`,
     );
@@ -128,7 +136,7 @@ function readMetadata(
   rootFd: number,
   owner: number,
   req: HelperRequest,
-): StoreMetadata {
+): LayerMountInput {
   let config: { backend?: unknown };
   try {
     config = JSON.parse(readSmall(fds, rootFd, "layerfs.json", owner));
@@ -150,11 +158,21 @@ function readMetadata(
     }
     throw e;
   }
-  const parents = layerText.split("\n").map((l) => l.trim()).filter(Boolean);
-  // Parent ids become paths below: validate each before use.
-  for (const p of parents) validateId(p);
+  const parents = layerText.split("\n").filter((l) => l !== "");
+  // Parent ids become paths below: validate each before use, without echoing
+  // what the file holds (it is the caller's file; keep root's reads private).
+  for (const p of parents) {
+    try {
+      validateId(p);
+    } catch {
+      throw new HelperError(
+        `Refusing: layers/${req.id} holds an invalid parent id; the store is corrupt`,
+      );
+    }
+  }
   // meta/<id> (JSON) says read-write; a missing file is an image layer.
   let readWrite = false;
+  let mountLabel: string | undefined;
   let metaText: string | undefined;
   try {
     metaText = readSmall(fds, rootFd, `meta/${req.id}`, owner);
@@ -165,12 +183,16 @@ function readMetadata(
   }
   if (metaText !== undefined) {
     try {
-      readWrite = JSON.parse(metaText).readWrite === true;
+      const m = JSON.parse(metaText);
+      readWrite = m.readWrite === true;
+      if (typeof m.mountLabel === "string" && m.mountLabel !== "") {
+        mountLabel = m.mountLabel;
+      }
     } catch {
       throw new HelperError(`Refusing: meta/${req.id} is not valid JSON`);
     }
   }
-  return { root: req.root, id: req.id, parents, readWrite };
+  return { root: req.root, id: req.id, parents, readWrite, mountLabel };
 }
 
 function relUnder(root: string, path: string): string {
@@ -197,13 +219,17 @@ export function helperMount(
   using fds = new Fds();
   const { rootFd, owner } = openStoreRoot(fds, req, caller, allowedOwners);
   const meta = readMetadata(fds, rootFd, owner, req);
-  const plan: OverlayMountPlan | undefined = planFromMetadata(meta);
+  // The store's own pure planner, fed with metadata read safely above (its
+  // planLayerMount reads with path APIs that follow symlinks: fine for the
+  // store's owner, not for root reading a user's files).
+  const planned = planOverlayMount(meta);
   const target = mountTarget(req);
-  if (plan === undefined) {
+  if (planned.kind !== "overlay") {
     throw new HelperError(
       `Layer ${req.id} has no parents: its view is ${req.root}/diff/${req.id} and nothing needs mounting`,
     );
   }
+  const plan: OverlayMountPlan = planned;
   if (plan.target !== target) {
     throw new HelperError(`Refusing plan: target ${plan.target} is not ${target}`);
   }
@@ -217,7 +243,14 @@ export function helperMount(
   const upper = dir(plan.upperdir).fd;
   const work = dir(plan.workdir).fd;
   try {
-    mountOverlayFds({ lower, upper, work, target: t.fd, readOnly: plan.readOnly });
+    mountOverlayFds({
+      lower,
+      upper,
+      work,
+      target: t.fd,
+      readOnly: plan.readOnly,
+      mountLabel: plan.mountLabel,
+    });
   } catch (e) {
     if (e instanceof SysError) {
       throw new MountError(e.syscall, e.code, target, e.message, { cause: e });

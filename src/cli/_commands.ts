@@ -12,6 +12,7 @@ import { countingStream, makeProgress } from "./_progress.ts";
 import type { GlobalOptions } from "./_parse.ts";
 import { checkStore } from "./check.ts";
 import { helperDoctor, helperInstall } from "../../helper/install.ts";
+import { helperMounter } from "../../helper/client.ts";
 
 /** The process edges a command may touch, passed in by main.ts. */
 export interface CliIo {
@@ -85,10 +86,13 @@ async function withStore<T>(
       `No layerfs store at ${ctx.root}; run "layerfs --root ${ctx.root} init" or pass the right --root`,
     );
   }
+  // Not root: mounts go through the privileged helper when one is configured
+  // (LAYERFS_HELPER, e.g. "sudo -n /usr/local/bin/layerfs-helper").
+  const helper = ctx.io.env("LAYERFS_HELPER");
   const store = await openStore({
     root: ctx.root,
     backend: ctx.global.backend,
-    helper: ctx.io.env("LAYERFS_HELPER") || undefined,
+    mounter: ctx.io.uid !== 0 && helper ? helperMounter(helper) : undefined,
   });
   try {
     return await fn(store);
