@@ -1,0 +1,98 @@
+/**
+ * Overlay planning, the mount(2) fallback's page limit (tested as data), and
+ * mountinfo parsing/verification.
+ */
+import assert from "node:assert/strict";
+import { planOverlayMount } from "../../src/backends/overlay.ts";
+import { legacyOverlayCall, mismatch } from "../../src/mount/perform.ts";
+import { overlayLayers, parseMountInfo } from "../../src/mount/mountinfo.ts";
+import type { OverlayMountPlan } from "../../src/mount/plan.ts";
+import { shortLinkName } from "../../src/store/layout.ts";
+import { MountError } from "../../mod.ts";
+import { MS } from "../../src/sys/mount_linux.ts";
+
+function overlayPlan(root: string, layers: number, readWrite = true): OverlayMountPlan {
+  const parents = Array.from({ length: layers }, (_, i) => `layer-${layers - i}`);
+  const plan = planOverlayMount({ root, id: "top", parents, readWrite });
+  assert.equal(plan.kind, "overlay");
+  return plan as OverlayMountPlan;
+}
+
+Deno.test("overlay plan: lower dirs nearest first, nosuid,nodev, read-only for image layers", () => {
+  const plan = overlayPlan("/s", 2, false);
+  assert.deepEqual(plan.lowerdirs, ["/s/diff/layer-2", "/s/diff/layer-1"]);
+  assert.equal(plan.upperdir, "/s/diff/top");
+  assert.equal(plan.workdir, "/s/work/top");
+  assert.equal(plan.target, "/s/mnt/top");
+  assert.deepEqual([plan.readOnly, plan.nosuid, plan.nodev], [true, true, true]);
+  assert.deepEqual(plan.short?.lowerdirs, [`l/${shortLinkName("layer-2")}`, `l/${shortLinkName("layer-1")}`]);
+});
+
+Deno.test("fallback: absolute option string when it fits in a page", () => {
+  const plan = overlayPlan("/s", 3);
+  const { call, cwd } = legacyOverlayCall(plan);
+  assert.equal(cwd, undefined);
+  assert.equal(call.flags, MS.NOSUID | MS.NODEV);
+  assert.equal(
+    call.data,
+    "lowerdir=/s/diff/layer-3:/s/diff/layer-2:/s/diff/layer-1,upperdir=/s/diff/top,workdir=/s/work/top",
+  );
+});
+
+Deno.test("fallback: short links from the store root when absolute paths do not fit", () => {
+  const root = "/var/lib/" + "x".repeat(60);
+  const plan = overlayPlan(root, 128);
+  const { call, cwd } = legacyOverlayCall(plan);
+  assert.equal(cwd, root);
+  assert.ok(call.data.length <= 4095);
+  const lowers = call.data.split(",")[0].slice("lowerdir=".length).split(":");
+  assert.equal(lowers.length, 128);
+  assert.deepEqual(lowers, plan.short!.lowerdirs);
+  assert.match(call.data, /,upperdir=diff\/top,workdir=work\/top$/);
+});
+
+Deno.test("fallback: fails clearly instead of truncating when even short links do not fit", () => {
+  const plan = overlayPlan("/s", 500);
+  assert.throws(() => legacyOverlayCall(plan), (e) => {
+    assert.ok(e instanceof MountError);
+    assert.equal(e.code, "E2BIG");
+    assert.match(e.message, /500 lower layers do not fit/);
+    return true;
+  });
+  // The limit is the page size, NUL included: exactly 4095 bytes fit, 4096 do not.
+  const small = overlayPlan("/s", 1);
+  const len = legacyOverlayCall(small).call.data.length;
+  assert.doesNotThrow(() => legacyOverlayCall({ ...small, short: undefined }, len + 1));
+  assert.throws(() => legacyOverlayCall({ ...small, short: undefined }, len), MountError);
+});
+
+Deno.test("fallback: paths with , or : are refused", () => {
+  const plan = overlayPlan("/s,x", 2);
+  assert.throws(() => legacyOverlayCall(plan), (e) => e instanceof MountError && e.code === "EINVAL");
+});
+
+Deno.test("mountinfo: both overlay forms parse; verification catches a truncated mount", () => {
+  const text = [
+    "45 27 0:39 / /s/mnt/top ro,nosuid,nodev,relatime - overlay none rw,lowerdir+=/s/diff/b,lowerdir+=/s/diff/a,upperdir=/s/diff/top,workdir=/s/work/top,uuid=on",
+    "46 27 0:40 / /s/mnt/with\\040space rw - overlay overlay rw,lowerdir=/x\\:y:/z,upperdir=/u",
+  ].join("\n") + "\n";
+  const [a, b] = parseMountInfo(text);
+  assert.equal(b.mountPoint, "/s/mnt/with space");
+  assert.deepEqual(overlayLayers(a), { lowerdirs: ["/s/diff/b", "/s/diff/a"], upperdir: "/s/diff/top" });
+  assert.deepEqual(overlayLayers(b), { lowerdirs: ["/x:y", "/z"], upperdir: "/u" });
+
+  const plan: OverlayMountPlan = {
+    kind: "overlay",
+    target: "/s/mnt/top",
+    lowerdirs: ["/s/diff/b", "/s/diff/a"],
+    upperdir: "/s/diff/top",
+    workdir: "/s/work/top",
+    readOnly: true,
+    nosuid: true,
+    nodev: true,
+  };
+  assert.equal(mismatch(plan, a), undefined);
+  assert.match(mismatch({ ...plan, lowerdirs: ["/s/diff/c", ...plan.lowerdirs] }, a)!, /2 lower dirs, 3 were planned/);
+  assert.match(mismatch({ ...plan, upperdir: "/s/diff/other" }, a)!, /upperdir/);
+  assert.match(mismatch(plan, undefined)!, /nothing is mounted/);
+});
