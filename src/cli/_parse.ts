@@ -71,7 +71,7 @@ function toParseArgs(specs: Record<string, OptionSpec>): ParseArgsOptions {
 function usageMessage(e: unknown): string {
   const err = e as { code?: string; message?: string };
   const m = String(err.message ?? e);
-  const opt = /'([^']+)'/.exec(m)?.[1];
+  const opt = /'([^']+)'/.exec(m)?.[1]?.replace(/ <value>$/, "");
   switch (err.code) {
     case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
       return `Unknown option ${opt ?? m}`;

@@ -11,8 +11,9 @@
  * - mount counts for layers whose view is not mounted, or that are gone
  *   (`stale-count`): repair drops the count;
  * - overlay mounts on `mnt/<id>` with no count (`orphan-mount`): repair unmounts;
- * - `diff/<id>` dirs with no `layers/<id>` (`orphan-diff`): reported only,
- *   since they hold data the user may want (delete them by hand).
+ * - `diff/<id>` dirs with no `layers/<id>` (`orphan-diff`): a create or remove
+ *   that died between its steps (`layers/<id>` is the commit point); repair
+ *   deletes them, as the store's own sweep on open does.
  *
  * Repairs run under the store's lock (run/lock), so they never race a
  * layerfs process that is creating, removing or mounting.
@@ -207,12 +208,22 @@ async function scan(layout: StoreLayout, repair: boolean): Promise<CheckReport> 
   // diff dirs without metadata.
   for (const n of await names(`${layout.root}/diff`)) {
     if (n.endsWith("-removing") || TEMP_RE.test(n) || layers.has(n)) continue;
-    add(
+    const p = add(
       "orphan-diff",
       `diff/${n}`,
-      `diff/${n} has no layers/${n}: it is not a layer (a crash between publish steps?); ` +
-        `delete it by hand if its content is not needed`,
+      `diff/${n} has no layers/${n}: it is not a layer (a create or remove died half way); ` +
+        `--repair deletes it`,
     );
+    if (repair) {
+      const path = `${layout.root}/diff/${n}`;
+      for (const m of mounts) {
+        if (m.mountPoint === path || m.mountPoint.startsWith(path + "/")) {
+          unmountTarget(m.mountPoint);
+        }
+      }
+      await Deno.remove(path, { recursive: true });
+      p.repaired = true;
+    }
   }
 
   // Counts against mounts. A layer without parents is its own view (no mount).
