@@ -1,0 +1,13 @@
+/**
+ * `deno task bench`: runs every benchmark and prints ratios to baselines
+ * measured in the same run (GNU tar for archives, a 1-layer mount for get).
+ *
+ * @module
+ */
+
+import { runStoreBench } from "./store_bench.ts";
+import { runArchiveBench } from "./archive_bench.ts";
+
+const only = Deno.args[0];
+if (!only || only === "store") await runStoreBench();
+if (!only || only === "archive") await runArchiveBench();
