@@ -53,7 +53,13 @@ import type { TarReader } from "../tar/reader.ts";
 import { type CachedDir, DirCache } from "./_dir_cache.ts";
 import { type EntryNode, EntryTree, Kind } from "./_entry_tree.ts";
 import { cleanPath, joinPath, splitPath } from "./_names.ts";
-import { classifyWhiteout, type ExtractFormat } from "./_whiteout.ts";
+import {
+  classifyWhiteout,
+  type ExtractFormat,
+  WH_META_PREFIX,
+  WH_OPAQUE,
+  WH_PLNK,
+} from "./_whiteout.ts";
 
 /** Settings of one extraction (resolved defaults). */
 export interface EngineOptions {
@@ -135,6 +141,7 @@ class Extractor {
   readonly #gid: number;
   readonly #umask: number;
   readonly #rootDir: CachedDir;
+  #plnk = false;
 
   constructor(rootFd: number, reader: TarReader, opts: EngineOptions) {
     this.#root = rootFd;
@@ -164,6 +171,10 @@ class Extractor {
       }
     }
     try {
+      if (this.#plnk) {
+        removeAllAt(this.#root, WH_PLNK);
+        this.#tree.remove(WH_PLNK);
+      }
       this.#finishDirs();
     } catch (e) {
       throw this.#wrap(e, undefined);
@@ -204,6 +215,10 @@ class Extractor {
       this.#tree.root.meta = h;
       return;
     }
+    if (
+      this.#o.format !== "none" && path.startsWith(WH_META_PREFIX) &&
+      !path.startsWith(WH_OPAQUE) && this.#aufsInternal(h, path)
+    ) return;
     const [parent, base] = splitPath(path);
     const wh = classifyWhiteout(this.#o.format, base, h.name);
     switch (wh.kind) {
@@ -233,6 +248,21 @@ class Extractor {
           h.name,
         );
     }
+  }
+
+  /**
+   * aufs's own top-level dirs (`.wh..wh.plnk`, `.wh..wh.aufs`) are skipped,
+   * except regular files in `.wh..wh.plnk/`: tars exported from aufs may
+   * hardlink to them, so (like moby's UnpackLayer) they are extracted for the
+   * duration of the archive and removed at the end. Returns true to skip `h`.
+   */
+  #aufsInternal(h: TarHeader, path: string): boolean {
+    const slash = path.indexOf("/");
+    if (slash >= 0 && h.type === "file" && path.slice(0, slash) === WH_PLNK) {
+      this.#plnk = true;
+      return false;
+    }
+    return true;
   }
 
   // ---- parents -----------------------------------------------------------

@@ -23,6 +23,8 @@ import { InvalidArchive } from "../../errors.ts";
 export const WH_PREFIX = ".wh.";
 /** Prefix of aufs metadata names (`.wh..wh.*`). */
 export const WH_META_PREFIX = ".wh..wh.";
+/** aufs's hardlink pool dir at the layer root. */
+export const WH_PLNK = ".wh..wh.plnk";
 /** The opaque-directory marker. */
 export const WH_OPAQUE = ".wh..wh..opq";
 

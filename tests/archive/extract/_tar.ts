@@ -95,22 +95,40 @@ function padded(body: Uint8Array): Uint8Array[] {
 }
 
 /** Builds an archive; `truncateAt` cuts it to that many bytes (no end blocks then). */
-export function tar(entries: E[], opts: { truncateAt?: number } = {}): Uint8Array {
+export function tar(
+  entries: E[],
+  opts: { truncateAt?: number } = {},
+): Uint8Array {
   const parts: Uint8Array[] = [];
   for (const e of entries) {
     const type = e.type ?? "file";
-    const body = typeof e.body === "string" ? enc.encode(e.body) : e.body ?? new Uint8Array();
+    const body = typeof e.body === "string"
+      ? enc.encode(e.body)
+      : e.body ?? new Uint8Array();
     const recs: Uint8Array[] = [];
     if (e.mtimeNsec !== undefined) {
-      recs.push(record("mtime", enc.encode(`${e.mtime ?? 1_600_000_000}.${String(e.mtimeNsec).padStart(9, "0")}`)));
+      recs.push(
+        record(
+          "mtime",
+          enc.encode(
+            `${e.mtime ?? 1_600_000_000}.${
+              String(e.mtimeNsec).padStart(9, "0")
+            }`,
+          ),
+        ),
+      );
     }
     for (const [k, v] of Object.entries(e.xattrs ?? {})) {
-      recs.push(record(`SCHILY.xattr.${k}`, typeof v === "string" ? enc.encode(v) : v));
+      recs.push(
+        record(`SCHILY.xattr.${k}`, typeof v === "string" ? enc.encode(v) : v),
+      );
     }
     for (const [k, v] of Object.entries(e.pax ?? {})) {
       recs.push(record(k, typeof v === "string" ? enc.encode(v) : v));
     }
-    if (enc.encode(e.name).length > 100 && !e.pax?.path) recs.push(record("path", enc.encode(e.name)));
+    if (enc.encode(e.name).length > 100 && !e.pax?.path) {
+      recs.push(record("path", enc.encode(e.name)));
+    }
     if (recs.length > 0) {
       const pb = new Uint8Array(recs.reduce((n, r) => n + r.length, 0));
       let o = 0;
@@ -120,7 +138,14 @@ export function tar(entries: E[], opts: { truncateAt?: number } = {}): Uint8Arra
       }
       parts.push(header("PaxHeaders/x", "x", pb.length, {}), ...padded(pb));
     }
-    parts.push(header(e.name.slice(0, 100), FLAG[type], type === "file" ? body.length : 0, e));
+    parts.push(
+      header(
+        e.name.slice(0, 100),
+        FLAG[type],
+        type === "file" ? body.length : 0,
+        e,
+      ),
+    );
     if (type === "file") parts.push(...padded(body));
   }
   parts.push(new Uint8Array(1024));

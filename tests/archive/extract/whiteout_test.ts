@@ -1,0 +1,242 @@
+import assert from "node:assert/strict";
+import { applyTar } from "../../../src/archive/extract/apply_tar.ts";
+import { applyLayerTar } from "../../../src/archive/layer.ts";
+import { InvalidArchive } from "../../../src/errors.ts";
+import { privilegedTest, tempDir } from "../../_privileged.ts";
+import { statAt, tar, xattrs } from "./_tar.ts";
+
+const exists = (p: string) => {
+  try {
+    Deno.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const layer = tar([
+  { name: "etc/", type: "dir" },
+  { name: "etc/.wh.passwd", body: "" },
+  { name: "etc/keep", body: "k" },
+  { name: "opq/", type: "dir", mode: 0o750 },
+  { name: "opq/.wh..wh..opq", body: "" },
+  { name: "opq/new", body: "new" },
+  { name: "late/", type: "dir" },
+  { name: "late/mine", body: "m" },
+  { name: "late/.wh..wh..opq", body: "" }, // marker after this tar's own entries
+  { name: ".wh.gone", body: "" },
+  { name: ".wh..wh.plnk", type: "dir" }, // aufs internals
+  { name: ".wh..wh.plnk/123.456", body: "aufs" },
+  { name: ".wh..wh.aufs", body: "" },
+]);
+
+privilegedTest(
+  "whiteouts, overlay: 0/0 char devices and trusted.overlay.opaque",
+  async () => {
+    await using d = await tempDir();
+    const p = (s: string) => `${d.path}/${s}`;
+    const size = await applyLayerTar({
+      dir: d.path,
+      format: "overlay",
+      parentDirs: [],
+    }, layer);
+    assert.equal(size, 1 + 3 + 1);
+    for (const w of ["etc/passwd", "gone"]) {
+      const st = statAt(p(w));
+      assert.deepEqual([st.mode & 0o170000, st.rdevMajor, st.rdevMinor], [
+        0o020000,
+        0,
+        0,
+      ], w);
+    }
+    assert.equal((await xattrs(p("opq")))["trusted.overlay.opaque"], "79");
+    assert.equal((await xattrs(p("late")))["trusted.overlay.opaque"], "79");
+    assert.equal(statAt(p("opq")).mode, 0o040750);
+    assert.equal(Deno.readTextFileSync(p("opq/new")), "new");
+    assert.equal(Deno.readTextFileSync(p("late/mine")), "m");
+    assert.equal((await xattrs(p("etc")))["trusted.overlay.opaque"], undefined);
+    for (
+      const n of [
+        ".wh.gone",
+        "etc/.wh.passwd",
+        "opq/.wh..wh..opq",
+        ".wh..wh.plnk",
+        ".wh..wh.aufs",
+      ]
+    ) {
+      assert.ok(!exists(p(n)), n);
+    }
+  },
+);
+
+privilegedTest(
+  "whiteouts, overlay: a whiteout replaces an earlier entry of the same tar; opaque without a dir entry",
+  async () => {
+    await using d = await tempDir();
+    await applyTar(
+      d.path,
+      tar([
+        { name: "x/y/f", body: "1" },
+        { name: "x/.wh.y", body: "" },
+        { name: "z/.wh..wh..opq", body: "" },
+      ]),
+      { format: "overlay" },
+    );
+    assert.equal(statAt(`${d.path}/x/y`).mode & 0o170000, 0o020000);
+    assert.equal((await xattrs(`${d.path}/z`))["trusted.overlay.opaque"], "79");
+    await applyTar(d.path, tar([{ name: "u/.wh..wh..opq", body: "" }]), {
+      format: "overlay",
+      userXattr: true,
+    });
+    assert.equal((await xattrs(`${d.path}/u`))["user.overlay.opaque"], "79");
+  },
+);
+
+privilegedTest(
+  "whiteouts, aufs: .wh. files kept as they are, aufs internals skipped",
+  async () => {
+    await using d = await tempDir();
+    const p = (s: string) => `${d.path}/${s}`;
+    await applyLayerTar({ dir: d.path, format: "aufs", parentDirs: [] }, layer);
+    for (
+      const n of [
+        "etc/.wh.passwd",
+        ".wh.gone",
+        "opq/.wh..wh..opq",
+        "late/.wh..wh..opq",
+      ]
+    ) {
+      assert.equal(statAt(p(n)).mode & 0o170000, 0o100000, n);
+    }
+    assert.ok(!exists(p(".wh..wh.plnk")));
+    assert.ok(!exists(p(".wh..wh.aufs")));
+    assert.ok(!exists(p("etc/passwd")));
+    assert.deepEqual(await xattrs(p("opq")), {});
+  },
+);
+
+privilegedTest(
+  "whiteouts, vfs: deletions from the parent's copy, opaque keeps only this tar's entries",
+  async () => {
+    await using d = await tempDir();
+    const p = (s: string) => `${d.path}/${s}`;
+    // The parent's full copy.
+    for (const dir of ["etc", "opq/sub/deeper", "late", "gone/x"]) {
+      Deno.mkdirSync(p(dir), { recursive: true });
+    }
+    for (
+      const f of [
+        "etc/passwd",
+        "etc/group",
+        "opq/old",
+        "opq/sub/deeper/f",
+        "late/old",
+        "gone/x/y",
+      ]
+    ) {
+      Deno.writeTextFileSync(p(f), "old");
+    }
+    Deno.symlinkSync("/etc", p("opq/link"));
+    await applyLayerTar({ dir: d.path, format: "vfs", parentDirs: [] }, layer);
+    assert.ok(!exists(p("etc/passwd")));
+    assert.ok(exists(p("etc/group")));
+    assert.ok(!exists(p("gone")));
+    assert.deepEqual([...Deno.readDirSync(p("opq"))].map((e) => e.name), [
+      "new",
+    ]);
+    assert.deepEqual([...Deno.readDirSync(p("late"))].map((e) => e.name), [
+      "mine",
+    ]);
+    for (
+      const n of [
+        ".wh.gone",
+        "etc/.wh.passwd",
+        "opq/.wh..wh..opq",
+        ".wh..wh.plnk",
+      ]
+    ) assert.ok(!exists(p(n)), n);
+    // A whiteout of something absent, or under a missing dir, is a no-op.
+    await applyTar(
+      d.path,
+      tar([{ name: "nothere/.wh.x", body: "" }, {
+        name: ".wh.nope",
+        body: "",
+      }]),
+    );
+    assert.ok(!exists(p("nothere")));
+  },
+);
+
+privilegedTest(
+  "whiteouts, vfs: opaque keeps a merged dir of this tar but empties its old content",
+  async () => {
+    await using d = await tempDir();
+    const p = (s: string) => `${d.path}/${s}`;
+    Deno.mkdirSync(p("o/kept"), { recursive: true });
+    Deno.writeTextFileSync(p("o/kept/old"), "old");
+    Deno.writeTextFileSync(p("o/other"), "old");
+    await applyTar(
+      d.path,
+      tar([
+        { name: "o/kept/", type: "dir" },
+        { name: "o/kept/new", body: "n" },
+        { name: "o/.wh..wh..opq", body: "" },
+      ]),
+    );
+    assert.deepEqual([...Deno.readDirSync(p("o"))].map((e) => e.name), [
+      "kept",
+    ]);
+    assert.deepEqual([...Deno.readDirSync(p("o/kept"))].map((e) => e.name), [
+      "new",
+    ]);
+  },
+);
+
+privilegedTest(
+  "whiteouts: .wh. with an empty, '.' or '..' name is refused in every format",
+  async () => {
+    for (const format of ["overlay", "aufs", "vfs"] as const) {
+      for (const name of ["a/.wh.", "a/.wh..", "a/.wh...", ".wh..", ".wh..."]) {
+        await using d = await tempDir();
+        Deno.mkdirSync(`${d.path}/a`);
+        Deno.writeTextFileSync(`${d.path}/a/f`, "f");
+        await assert.rejects(
+          applyTar(d.path, tar([{ name, body: "" }]), { format }),
+          (e: unknown) => e instanceof InvalidArchive && e.entry === name,
+          `${format} ${name}`,
+        );
+        assert.equal(Deno.readTextFileSync(`${d.path}/a/f`), "f");
+      }
+    }
+  },
+);
+
+privilegedTest("whiteouts, none: .wh. entries are plain files", async () => {
+  await using d = await tempDir();
+  await applyTar(
+    d.path,
+    tar([{ name: ".wh..wh.plnk", body: "p" }, { name: "a/.wh.b", body: "" }]),
+    { format: "none" },
+  );
+  assert.equal(Deno.readTextFileSync(`${d.path}/.wh..wh.plnk`), "p");
+  assert.ok(exists(`${d.path}/a/.wh.b`));
+});
+
+privilegedTest(
+  "whiteouts: hardlinks into aufs's .wh..wh.plnk resolve, the pool itself is removed",
+  async () => {
+    await using d = await tempDir();
+    const size = await applyTar(
+      d.path,
+      tar([
+        { name: ".wh..wh.plnk/", type: "dir" },
+        { name: ".wh..wh.plnk/262.1234", body: "pooled" },
+        { name: "bin/x", type: "hardlink", linkname: ".wh..wh.plnk/262.1234" },
+      ]),
+      { format: "overlay" },
+    );
+    assert.equal(Deno.readTextFileSync(`${d.path}/bin/x`), "pooled");
+    assert.ok(!exists(`${d.path}/.wh..wh.plnk`));
+    assert.equal(size, 6);
+  },
+);
