@@ -392,7 +392,7 @@ privilegedTest(
       { name: "d/canary", ...evil },
     ], "InvalidArchive");
     await hostile(
-      (w) => [
+      () => [
         { name: "d/", type: "dir" },
         { name: "d/f", body: "inside" },
         { name: "real/", type: "dir" },
