@@ -119,10 +119,13 @@ export function mountOverlayFds(o: FdOverlay): void {
 /**
  * Unmounts the mount whose root `fd` is open on, through its /proc/self/fd
  * magic link: the kernel resolves it to exactly that mount, whatever the
- * path looks like by now.
+ * path looks like by now. MNT_DETACH because our own fd keeps the mount busy
+ * (and so does any process still inside the view, as the store's own
+ * unmount does).
  *
  * @throws {SysError}
  */
 export function umountFd(fd: number): void {
-  check(libc().umount2(cstr(`/proc/self/fd/${fd}`), 0), "umount2");
+  const MNT_DETACH = 2;
+  check(libc().umount2(cstr(`/proc/self/fd/${fd}`), MNT_DETACH), "umount2");
 }

@@ -68,7 +68,7 @@ export const TARGETS: CompileTarget[] = [
     name: "layerfs-helper",
     entry: "helper/main.ts",
     permissions: [
-      "--allow-read=/etc/layerfs/helper.json,/etc/passwd,/etc/group,/proc/self/mountinfo",
+      "--allow-read=/etc/passwd,/etc/group",
       "--allow-ffi",
       `--allow-env=${HELPER_ENV.join(",")}`,
     ],
