@@ -37,9 +37,26 @@
 export * from "./src/errors.ts";
 export * from "./src/store/mod.ts";
 export type { BackendName } from "./src/backends/types.ts";
-export { chooseBackend, planLayerMount } from "./src/backends/mod.ts";
-export { directMounter, type Mounter, performMountPlan } from "./src/mount/mod.ts";
-export type { AufsMountPlan, MountCall, MountPlan, NoMountPlan, OverlayMountPlan } from "./src/mount/mod.ts";
+export {
+  type BackendChoice,
+  chooseBackend,
+  type HostProbe,
+  planLayerMount,
+} from "./src/backends/mod.ts";
+export type { Change, TarSource } from "./src/archive/layer.ts";
+export { packDir, type PackDirOptions } from "./src/archive/export/pack_dir.ts";
+export {
+  directMounter,
+  type Mounter,
+  performMountPlan,
+} from "./src/mount/mod.ts";
+export type {
+  AufsMountPlan,
+  MountCall,
+  MountPlan,
+  NoMountPlan,
+  OverlayMountPlan,
+} from "./src/mount/mod.ts";
 export {
   encodeHeader,
   type EntryType,

@@ -37,7 +37,9 @@ export async function runStoreBench(): Promise<void> {
     // One chain of 500 layers; the 1/128/500-layer views are containers on its prefixes.
     await store.create("l1");
     await Deno.writeTextFile(`${store.root}/diff/l1/hello`, "hi\n");
-    for (let i = 2; i <= Math.max(...DEPTHS); i++) await store.create(`l${i}`, `l${i - 1}`);
+    for (let i = 2; i <= Math.max(...DEPTHS); i++) {
+      await store.create(`l${i}`, `l${i - 1}`);
+    }
     const rows: { depth: number; get: number; put: number }[] = [];
     for (const depth of DEPTHS) {
       const id = `ctr${depth}`;
@@ -49,7 +51,9 @@ export async function runStoreBench(): Promise<void> {
         let t = performance.now();
         const view = await store.get(id);
         const g = performance.now() - t;
-        if ((await Deno.readTextFile(`${view}/hello`)) !== "hi\n") throw new Error("bad view");
+        if ((await Deno.readTextFile(`${view}/hello`)) !== "hi\n") {
+          throw new Error("bad view");
+        }
         t = performance.now();
         await store.put(id);
         const p = performance.now() - t;
@@ -61,13 +65,17 @@ export async function runStoreBench(): Promise<void> {
       rows.push({ depth, get: median(gets), put: median(puts) });
     }
     const base = rows[0];
-    console.log(`store bench (overlay, ${REPS} reps, median; lower layers = depth):`);
+    console.log(
+      `store bench (overlay, ${REPS} reps, median; lower layers = depth):`,
+    );
     console.log("depth  get ms   (ratio)  put ms   (ratio)");
     for (const r of rows) {
       console.log(
         `${String(r.depth).padStart(5)}  ${r.get.toFixed(2).padStart(6)}  (${
           (r.get / base.get).toFixed(2)
-        }x)  ${r.put.toFixed(2).padStart(6)}  (${(r.put / base.put).toFixed(2)}x)`,
+        }x)  ${r.put.toFixed(2).padStart(6)}  (${
+          (r.put / base.put).toFixed(2)
+        }x)`,
       );
     }
   } finally {

@@ -50,7 +50,9 @@ export function planAufsMount(
   options: AufsPlanOptions = {},
 ): AufsMountPlan | NoMountPlan {
   const { root, id, parents, mountLabel } = input;
-  if (parents.length === 0) return { kind: "none", target: `${root}/diff/${id}` };
+  if (parents.length === 0) {
+    return { kind: "none", target: `${root}/diff/${id}` };
+  }
   const pageSize = options.pageSize ?? 4096;
   const target = `${root}/mnt/${id}`;
   const rw = `${root}/diff/${id}`;
@@ -70,9 +72,16 @@ export function planAufsMount(
     data += branch;
     used += len;
   }
-  const opts = "dio,xino=/dev/shm/aufs.xino" + (options.dirperm1 ? ",dirperm1" : "");
+  const opts = "dio,xino=/dev/shm/aufs.xino" +
+    (options.dirperm1 ? ",dirperm1" : "");
   const calls: MountCall[] = [
-    { source: "none", target, fstype: "aufs", flags, data: withLabel(`${data},${opts}`, mountLabel) },
+    {
+      source: "none",
+      target,
+      fstype: "aufs",
+      flags,
+      data: withLabel(`${data},${opts}`, mountLabel),
+    },
   ];
   for (; i < ro.length; i++) {
     calls.push({

@@ -47,7 +47,10 @@ function unionProblem(
 ): { kind: "kernel" | "priv" | "fs"; why: string } | undefined {
   const fsName = backend === "overlay" ? "overlay" : "aufs";
   if (!p.filesystems.includes(fsName)) {
-    return { kind: "kernel", why: `the kernel has no ${fsName} (not in /proc/filesystems)` };
+    return {
+      kind: "kernel",
+      why: `the kernel has no ${fsName} (not in /proc/filesystems)`,
+    };
   }
   if (!p.canMount) {
     return { kind: "priv", why: "mounting needs root or the layerfs helper" };
@@ -58,7 +61,8 @@ function unionProblem(
   if (!p.dType) {
     return {
       kind: "fs",
-      why: `${p.backingFs} does not report d_type (xfs needs ftype=1), so whiteouts would be lost`,
+      why:
+        `${p.backingFs} does not report d_type (xfs needs ftype=1), so whiteouts would be lost`,
     };
   }
   return undefined;
@@ -83,12 +87,19 @@ export function chooseBackend(
   probe: HostProbe,
   root: string,
 ): BackendChoice {
-  if (requested === "vfs") return { backend: "vfs", reason: "vfs was requested" };
+  if (requested === "vfs") {
+    return { backend: "vfs", reason: "vfs was requested" };
+  }
   if (requested !== "auto") {
     const p = unionProblem(requested, probe);
     if (!p) return { backend: requested, reason: `${requested} was requested` };
-    if (p.kind === "fs") throw new IncompatibleBackingFs(requested, probe.backingFs, root);
-    throw new BackendNotSupported(requested, `${p.why}; use backend "vfs" or "auto"`);
+    if (p.kind === "fs") {
+      throw new IncompatibleBackingFs(requested, probe.backingFs, root);
+    }
+    throw new BackendNotSupported(
+      requested,
+      `${p.why}; use backend "vfs" or "auto"`,
+    );
   }
   const why: string[] = [];
   for (const b of ["overlay", "aufs"] as const) {
@@ -96,7 +107,12 @@ export function chooseBackend(
     if (!p) {
       return {
         backend: b,
-        reason: `auto: ${[...why, `${b}: kernel has it, may mount, ${probe.backingFs} with d_type suits`].join("; ")}`,
+        reason: `auto: ${
+          [
+            ...why,
+            `${b}: kernel has it, may mount, ${probe.backingFs} with d_type suits`,
+          ].join("; ")
+        }`,
       };
     }
     why.push(`${b}: ${p.why}`);
@@ -114,7 +130,10 @@ export function chooseBackend(
  * console.log(await probeHost("/var/lib/layerfs", Deno.uid() === 0));
  * ```
  */
-export async function probeHost(root: string, canMount: boolean): Promise<HostProbe> {
+export async function probeHost(
+  root: string,
+  canMount: boolean,
+): Promise<HostProbe> {
   const filesystems = (await Deno.readTextFile("/proc/filesystems")).split("\n")
     .map((l) => l.split("\t").pop()!.trim()).filter(Boolean);
   const backingFs = statfs(root).name;

@@ -12,5 +12,10 @@ export { overlayBackend, planOverlayMount } from "./overlay.ts";
 export { aufsBackend, type AufsPlanOptions, planAufsMount } from "./aufs.ts";
 export { planVfsMount, vfsBackend } from "./vfs.ts";
 export { backendByName } from "./registry.ts";
-export { type BackendChoice, chooseBackend, type HostProbe, probeHost } from "./detect.ts";
+export {
+  type BackendChoice,
+  chooseBackend,
+  type HostProbe,
+  probeHost,
+} from "./detect.ts";
 export { planLayerMount } from "./plan_from_disk.ts";

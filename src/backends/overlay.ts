@@ -21,9 +21,13 @@ import type { Backend, LayerMountInput } from "./types.ts";
  * console.log(plan); // { kind: "overlay", target: "/s/mnt/app", lowerdirs: ["/s/diff/base"], ... }
  * ```
  */
-export function planOverlayMount(input: LayerMountInput): OverlayMountPlan | NoMountPlan {
+export function planOverlayMount(
+  input: LayerMountInput,
+): OverlayMountPlan | NoMountPlan {
   const { root, id, parents } = input;
-  if (parents.length === 0) return { kind: "none", target: `${root}/diff/${id}` };
+  if (parents.length === 0) {
+    return { kind: "none", target: `${root}/diff/${id}` };
+  }
   const plan: OverlayMountPlan = {
     kind: "overlay",
     target: `${root}/mnt/${id}`,

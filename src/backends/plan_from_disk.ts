@@ -29,11 +29,16 @@ import { backendByName } from "./registry.ts";
  * console.log(plan.kind, plan.target);
  * ```
  */
-export async function planLayerMount(root: string, id: string): Promise<MountPlan> {
+export async function planLayerMount(
+  root: string,
+  id: string,
+): Promise<MountPlan> {
   validateLayerId(id);
   const layout = new StoreLayout(root);
   const config = await readConfig(layout);
-  if (!config) throw new StoreError(`${root} is not a layerfs store (no layerfs.json)`);
+  if (!config) {
+    throw new StoreError(`${root} is not a layerfs store (no layerfs.json)`);
+  }
   const parents = await readParents(layout, id);
   if (!parents) throw new LayerNotFound(id);
   const meta = await readMeta(layout, id);

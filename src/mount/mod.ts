@@ -7,19 +7,25 @@
  * @module
  */
 
-export type { AufsMountPlan, MountCall, MountPlan, NoMountPlan, OverlayMountPlan } from "./plan.ts";
+export type {
+  AufsMountPlan,
+  MountCall,
+  MountPlan,
+  NoMountPlan,
+  OverlayMountPlan,
+} from "./plan.ts";
 export { directMounter, type Mounter } from "./mounter.ts";
 export {
-  legacyOverlayCall,
   type LegacyOverlayCall,
+  legacyOverlayCall,
   mismatch,
   PAGE_SIZE,
   performMountPlan,
   unmountTarget,
 } from "./perform.ts";
 export {
-  type MountInfoEntry,
   mountAt,
+  type MountInfoEntry,
   overlayLayers,
   parseMountInfo,
   readMountInfo,

@@ -11,9 +11,26 @@
 
 import { MountError } from "../errors.ts";
 import { SysError } from "../sys/libc_linux.ts";
-import { FsContext, MNT, MOUNT_ATTR, MS, mount, umount2 } from "../sys/mount_linux.ts";
-import type { AufsMountPlan, MountCall, MountPlan, OverlayMountPlan } from "./plan.ts";
-import { type MountInfoEntry, mountAt, overlayLayers, readMountInfo } from "./mountinfo.ts";
+import {
+  FsContext,
+  MNT,
+  mount,
+  MOUNT_ATTR,
+  MS,
+  umount2,
+} from "../sys/mount_linux.ts";
+import type {
+  AufsMountPlan,
+  MountCall,
+  MountPlan,
+  OverlayMountPlan,
+} from "./plan.ts";
+import {
+  mountAt,
+  type MountInfoEntry,
+  overlayLayers,
+  readMountInfo,
+} from "./mountinfo.ts";
 
 /** Bytes mount(2) copies of its option string (one page, NUL included). */
 export const PAGE_SIZE = 4096;
@@ -36,7 +53,9 @@ function overlayData(
   work: string,
   label: string | undefined,
 ): string {
-  return `lowerdir=${lowers.join(":")},upperdir=${upper},workdir=${work}${labelOpt(label)}`;
+  return `lowerdir=${lowers.join(":")},upperdir=${upper},workdir=${work}${
+    labelOpt(label)
+  }`;
 }
 
 /**
@@ -75,17 +94,42 @@ export function legacyOverlayCall(
   }
   const flags = (plan.nosuid ? MS.NOSUID : 0) | (plan.nodev ? MS.NODEV : 0) |
     (plan.readOnly ? MS.RDONLY : 0);
-  const fits = (s: string) => new TextEncoder().encode(s).length <= pageSize - 1;
-  const data = overlayData(plan.lowerdirs, plan.upperdir, plan.workdir, plan.mountLabel);
+  const fits = (s: string) =>
+    new TextEncoder().encode(s).length <= pageSize - 1;
+  const data = overlayData(
+    plan.lowerdirs,
+    plan.upperdir,
+    plan.workdir,
+    plan.mountLabel,
+  );
   if (fits(data)) {
-    return { call: { source: "overlay", target: plan.target, fstype: "overlay", flags, data } };
+    return {
+      call: {
+        source: "overlay",
+        target: plan.target,
+        fstype: "overlay",
+        flags,
+        data,
+      },
+    };
   }
   if (plan.short) {
     const s = plan.short;
-    const short = overlayData(s.lowerdirs, s.upperdir, s.workdir, plan.mountLabel);
+    const short = overlayData(
+      s.lowerdirs,
+      s.upperdir,
+      s.workdir,
+      plan.mountLabel,
+    );
     if (fits(short)) {
       return {
-        call: { source: "overlay", target: plan.target, fstype: "overlay", flags, data: short },
+        call: {
+          source: "overlay",
+          target: plan.target,
+          fstype: "overlay",
+          flags,
+          data: short,
+        },
         cwd: s.cwd,
       };
     }
@@ -103,12 +147,25 @@ function sysCode(e: unknown): string {
   return e instanceof SysError ? e.code : "EUNKNOWN";
 }
 
-function fail(op: string, e: unknown, target: string, hint?: string): MountError {
+function fail(
+  op: string,
+  e: unknown,
+  target: string,
+  hint?: string,
+): MountError {
   const msgs = (e as { kernelMessages?: string[] })?.kernelMessages;
-  const kernel = msgs?.length ? `kernel says: ${msgs.join(" ").trim()}` : undefined;
-  return new MountError(op, sysCode(e), target, [hint, kernel].filter(Boolean).join("; "), {
-    cause: e,
-  });
+  const kernel = msgs?.length
+    ? `kernel says: ${msgs.join(" ").trim()}`
+    : undefined;
+  return new MountError(
+    op,
+    sysCode(e),
+    target,
+    [hint, kernel].filter(Boolean).join("; "),
+    {
+      cause: e,
+    },
+  );
 }
 
 /** Is `e` the answer of a kernel that lacks fsopen or `lowerdir+` (before 6.8)? */
@@ -122,7 +179,12 @@ function mountOverlayNewApi(plan: OverlayMountPlan): "ok" | "old-kernel" {
     fc = FsContext.open("overlay");
   } catch (e) {
     if (isOldKernel(e)) return "old-kernel";
-    throw fail("fsopen overlay", e, plan.target, "is the overlay module loaded? (modprobe overlay)");
+    throw fail(
+      "fsopen overlay",
+      e,
+      plan.target,
+      "is the overlay module loaded? (modprobe overlay)",
+    );
   }
   try {
     for (let i = 0; i < plan.lowerdirs.length; i++) {
@@ -146,7 +208,8 @@ function mountOverlayNewApi(plan: OverlayMountPlan): "ok" | "old-kernel" {
       throw fail("fsconfig", e, plan.target);
     }
     const attrs = (plan.nosuid ? MOUNT_ATTR.NOSUID : 0) |
-      (plan.nodev ? MOUNT_ATTR.NODEV : 0) | (plan.readOnly ? MOUNT_ATTR.RDONLY : 0);
+      (plan.nodev ? MOUNT_ATTR.NODEV : 0) |
+      (plan.readOnly ? MOUNT_ATTR.RDONLY : 0);
     try {
       fc.mountAt(plan.target, attrs);
     } catch (e) {
@@ -167,7 +230,11 @@ function performCall(c: MountCall): void {
   try {
     mount(c.source, c.target, c.fstype, c.flags, c.data);
   } catch (e) {
-    throw fail(`mount ${c.fstype}${c.flags & MS.REMOUNT ? " (remount)" : ""}`, e, c.target);
+    throw fail(
+      `mount ${c.fstype}${c.flags & MS.REMOUNT ? " (remount)" : ""}`,
+      e,
+      c.target,
+    );
   }
 }
 
@@ -202,7 +269,9 @@ export function mismatch(
 ): string | undefined {
   if (plan.kind === "none") return undefined;
   if (!entry) return "nothing is mounted there";
-  if (entry.fstype !== plan.kind) return `found a ${entry.fstype} mount, not ${plan.kind}`;
+  if (entry.fstype !== plan.kind) {
+    return `found a ${entry.fstype} mount, not ${plan.kind}`;
+  }
   if (plan.kind === "overlay") {
     const got = overlayLayers(entry);
     const n = plan.lowerdirs.length;
@@ -211,13 +280,19 @@ export function mismatch(
     }
     const uppers = [plan.upperdir, plan.short?.upperdir];
     if (!uppers.includes(got.upperdir)) {
-      return `the kernel reports upperdir ${got.upperdir ?? "(none)"}, ${plan.upperdir} was planned`;
+      return `the kernel reports upperdir ${
+        got.upperdir ?? "(none)"
+      }, ${plan.upperdir} was planned`;
     }
     const bottoms = [plan.lowerdirs[n - 1], plan.short?.lowerdirs[n - 1]];
     if (!bottoms.includes(got.lowerdirs[n - 1])) {
-      return `the kernel reports bottom layer ${got.lowerdirs[n - 1]}, ${plan.lowerdirs[n - 1]} was planned`;
+      return `the kernel reports bottom layer ${got.lowerdirs[n - 1]}, ${
+        plan.lowerdirs[n - 1]
+      } was planned`;
     }
-    if (plan.readOnly && !entry.mountOptions.includes("ro")) return "the mount is not read-only";
+    if (plan.readOnly && !entry.mountOptions.includes("ro")) {
+      return "the mount is not read-only";
+    }
   }
   return undefined;
 }
@@ -290,7 +365,9 @@ export function unmountTarget(target: string): void {
   try {
     umount2(target, MNT.DETACH | MNT.NOFOLLOW);
   } catch (e) {
-    if (e instanceof SysError && (e.code === "EINVAL" || e.code === "ENOENT")) return;
+    if (e instanceof SysError && (e.code === "EINVAL" || e.code === "ENOENT")) {
+      return;
+    }
     throw fail("umount2", e, target);
   }
 }

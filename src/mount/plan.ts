@@ -43,7 +43,12 @@ export interface OverlayMountPlan {
    * relative to `cwd` (moby's `l/<short>` links), used when the absolute
    * option string would not fit in a page.
    */
-  short?: { cwd: string; lowerdirs: string[]; upperdir: string; workdir: string };
+  short?: {
+    cwd: string;
+    lowerdirs: string[];
+    upperdir: string;
+    workdir: string;
+  };
 }
 
 /** One mount(2) call, as data. */

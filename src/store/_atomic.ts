@@ -7,10 +7,18 @@
  */
 
 /** Writes `text` to `path` atomically and durably. */
-export async function writeFileAtomic(path: string, text: string): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  text: string,
+): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const f = await Deno.open(tmp, { write: true, create: true, truncate: true, mode: 0o644 });
+  const f = await Deno.open(tmp, {
+    write: true,
+    create: true,
+    truncate: true,
+    mode: 0o644,
+  });
   try {
     await f.write(new TextEncoder().encode(text));
     await f.sync();

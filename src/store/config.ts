@@ -35,7 +35,9 @@ export interface StoreConfig {
  * console.log((await readConfig(new StoreLayout("/var/lib/layerfs")))?.backend);
  * ```
  */
-export async function readConfig(layout: StoreLayout): Promise<StoreConfig | undefined> {
+export async function readConfig(
+  layout: StoreLayout,
+): Promise<StoreConfig | undefined> {
   let text: string;
   try {
     text = await Deno.readTextFile(layout.config);
@@ -47,10 +49,14 @@ export async function readConfig(layout: StoreLayout): Promise<StoreConfig | und
   try {
     c = JSON.parse(text);
   } catch {
-    throw new StoreError(`${layout.config} is not valid JSON; restore it or start a new store`);
+    throw new StoreError(
+      `${layout.config} is not valid JSON; restore it or start a new store`,
+    );
   }
   if (!["overlay", "aufs", "vfs"].includes(c.backend)) {
-    throw new StoreError(`${layout.config} names an unknown backend ${JSON.stringify(c.backend)}`);
+    throw new StoreError(
+      `${layout.config} names an unknown backend ${JSON.stringify(c.backend)}`,
+    );
   }
   if (c.version !== FORMAT_VERSION) {
     throw new StoreError(
@@ -70,6 +76,9 @@ export async function readConfig(layout: StoreLayout): Promise<StoreConfig | und
  * await writeConfig(new StoreLayout("/var/lib/layerfs"), { version: 1, backend: "vfs" });
  * ```
  */
-export async function writeConfig(layout: StoreLayout, config: StoreConfig): Promise<void> {
+export async function writeConfig(
+  layout: StoreLayout,
+  config: StoreConfig,
+): Promise<void> {
   await writeFileAtomic(layout.config, JSON.stringify(config, null, 2) + "\n");
 }

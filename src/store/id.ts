@@ -26,8 +26,12 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  * ```
  */
 export function validateLayerId(id: unknown): string {
-  if (typeof id !== "string") throw new InvalidLayerId(String(id), "not a string");
+  if (typeof id !== "string") {
+    throw new InvalidLayerId(String(id), "not a string");
+  }
   if (!ID_RE.test(id)) throw new InvalidLayerId(id);
-  if (id.endsWith("-removing")) throw new InvalidLayerId(id, 'the "-removing" suffix is reserved');
+  if (id.endsWith("-removing")) {
+    throw new InvalidLayerId(id, 'the "-removing" suffix is reserved');
+  }
   return id;
 }

@@ -33,6 +33,7 @@ export const PER_LAYER_DIRS = ["diff", "mnt", "work", "meta"] as const;
 export class StoreLayout {
   /** Absolute store root. */
   readonly root: string;
+  /** Layout of the store at absolute `root` (trailing slashes dropped). */
   constructor(root: string) {
     this.root = root.length > 1 ? root.replace(/\/+$/, "") : root;
   }
@@ -42,7 +43,9 @@ export class StoreLayout {
   }
   /** `layers/<id>` (or the `layers` dir). */
   layers(id?: string): string {
-    return id === undefined ? `${this.root}/layers` : `${this.root}/layers/${id}`;
+    return id === undefined
+      ? `${this.root}/layers`
+      : `${this.root}/layers/${id}`;
   }
   /** `meta/<id>`. */
   meta(id: string): string {
@@ -70,7 +73,9 @@ export class StoreLayout {
   }
   /** `staging/` (or one entry of it). */
   staging(name?: string): string {
-    return name === undefined ? `${this.root}/staging` : `${this.root}/staging/${name}`;
+    return name === undefined
+      ? `${this.root}/staging`
+      : `${this.root}/staging/${name}`;
   }
 }
 

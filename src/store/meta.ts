@@ -33,7 +33,10 @@ export interface LayerMeta {
  * console.log(await readParents(new StoreLayout("/var/lib/layerfs"), "app"));
  * ```
  */
-export async function readParents(layout: StoreLayout, id: string): Promise<string[] | undefined> {
+export async function readParents(
+  layout: StoreLayout,
+  id: string,
+): Promise<string[] | undefined> {
   let text: string;
   try {
     text = await Deno.readTextFile(layout.layers(id));
@@ -47,7 +50,9 @@ export async function readParents(layout: StoreLayout, id: string): Promise<stri
       validateLayerId(p);
     } catch {
       throw new StoreError(
-        `layers/${id} in ${layout.root} names an invalid parent ${JSON.stringify(p)}; ` +
+        `layers/${id} in ${layout.root} names an invalid parent ${
+          JSON.stringify(p)
+        }; ` +
           `the store is corrupt: remove layer "${id}" with --force`,
       );
     }
@@ -71,7 +76,10 @@ export async function writeParents(
   id: string,
   parents: string[],
 ): Promise<void> {
-  await writeFileAtomic(layout.layers(id), parents.map((p) => p + "\n").join(""));
+  await writeFileAtomic(
+    layout.layers(id),
+    parents.map((p) => p + "\n").join(""),
+  );
 }
 
 /**
@@ -85,7 +93,10 @@ export async function writeParents(
  * console.log((await readMeta(new StoreLayout("/var/lib/layerfs"), "app")).readWrite);
  * ```
  */
-export async function readMeta(layout: StoreLayout, id: string): Promise<LayerMeta> {
+export async function readMeta(
+  layout: StoreLayout,
+  id: string,
+): Promise<LayerMeta> {
   let text: string;
   try {
     text = await Deno.readTextFile(layout.meta(id));
@@ -96,10 +107,14 @@ export async function readMeta(layout: StoreLayout, id: string): Promise<LayerMe
   try {
     const m = JSON.parse(text);
     const meta: LayerMeta = { readWrite: m.readWrite === true };
-    if (typeof m.mountLabel === "string" && m.mountLabel !== "") meta.mountLabel = m.mountLabel;
+    if (typeof m.mountLabel === "string" && m.mountLabel !== "") {
+      meta.mountLabel = m.mountLabel;
+    }
     return meta;
   } catch {
-    throw new StoreError(`meta/${id} in ${layout.root} is not valid JSON; the store is corrupt`);
+    throw new StoreError(
+      `meta/${id} in ${layout.root} is not valid JSON; the store is corrupt`,
+    );
   }
 }
 
@@ -113,6 +128,10 @@ export async function readMeta(layout: StoreLayout, id: string): Promise<LayerMe
  * await writeMeta(new StoreLayout("/var/lib/layerfs"), "app", { readWrite: true });
  * ```
  */
-export async function writeMeta(layout: StoreLayout, id: string, meta: LayerMeta): Promise<void> {
+export async function writeMeta(
+  layout: StoreLayout,
+  id: string,
+  meta: LayerMeta,
+): Promise<void> {
   await writeFileAtomic(layout.meta(id), JSON.stringify(meta) + "\n");
 }

@@ -26,8 +26,15 @@ export type MountCounts = Record<string, number>;
  * await withStoreLock(new StoreLayout("/var/lib/layerfs"), async () => {});
  * ```
  */
-export async function withStoreLock<T>(layout: StoreLayout, fn: () => Promise<T>): Promise<T> {
-  const f = await Deno.open(`${layout.run}/lock`, { read: true, write: true, create: true });
+export async function withStoreLock<T>(
+  layout: StoreLayout,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const f = await Deno.open(`${layout.run}/lock`, {
+    read: true,
+    write: true,
+    create: true,
+  });
   try {
     await f.lock(true);
     return await fn();
@@ -70,10 +77,18 @@ export async function readCounts(layout: StoreLayout): Promise<MountCounts> {
  * await writeCounts(new StoreLayout("/var/lib/layerfs"), { app: 1 });
  * ```
  */
-export async function writeCounts(layout: StoreLayout, counts: MountCounts): Promise<void> {
+export async function writeCounts(
+  layout: StoreLayout,
+  counts: MountCounts,
+): Promise<void> {
   const clean: MountCounts = {};
-  for (const k of Object.keys(counts).sort()) if (counts[k] > 0) clean[k] = counts[k];
-  await writeFileAtomic(`${layout.run}/mounts.json`, JSON.stringify(clean) + "\n");
+  for (const k of Object.keys(counts).sort()) {
+    if (counts[k] > 0) clean[k] = counts[k];
+  }
+  await writeFileAtomic(
+    `${layout.run}/mounts.json`,
+    JSON.stringify(clean) + "\n",
+  );
 }
 
 /** How a counted layer's view looks now, for {@link reconcileCounts}. */

@@ -18,9 +18,9 @@
 import {
   applyLayerTar,
   type Change,
-  type LayerDirs,
   layerChanges,
   layerDiffSize,
+  type LayerDirs,
   layerTar,
   type TarSource,
 } from "../archive/layer.ts";
@@ -37,7 +37,11 @@ import {
   ParentNotFound,
   StoreError,
 } from "../errors.ts";
-import { type MountInfoEntry, mountAt, readMountInfo } from "../mount/mountinfo.ts";
+import {
+  mountAt,
+  type MountInfoEntry,
+  readMountInfo,
+} from "../mount/mountinfo.ts";
 import { directMounter, type Mounter } from "../mount/mounter.ts";
 import type { MountPlan } from "../mount/plan.ts";
 import { unmountTarget } from "../mount/perform.ts";
@@ -145,7 +149,12 @@ export class Store {
   #closed = false;
 
   /** Use {@link openStore}. */
-  constructor(layout: StoreLayout, backend: BackendName, mounter: Mounter, reason: string) {
+  constructor(
+    layout: StoreLayout,
+    backend: BackendName,
+    mounter: Mounter,
+    reason: string,
+  ) {
     this.#layout = layout;
     this.root = layout.root;
     this.backend = backend;
@@ -165,8 +174,15 @@ export class Store {
    * await store.create("app", "base");
    * ```
    */
-  async create(id: string, parent?: string, options: CreateOptions = {}): Promise<void> {
-    await this.#build(id, parent, { readWrite: false, mountLabel: options.mountLabel });
+  async create(
+    id: string,
+    parent?: string,
+    options: CreateOptions = {},
+  ): Promise<void> {
+    await this.#build(id, parent, {
+      readWrite: false,
+      mountLabel: options.mountLabel,
+    });
   }
 
   /**
@@ -179,8 +195,15 @@ export class Store {
    * await store.createReadWrite("ctr1", "app");
    * ```
    */
-  async createReadWrite(id: string, parent?: string, options: CreateOptions = {}): Promise<void> {
-    await this.#build(id, parent, { readWrite: true, mountLabel: options.mountLabel });
+  async createReadWrite(
+    id: string,
+    parent?: string,
+    options: CreateOptions = {},
+  ): Promise<void> {
+    await this.#build(id, parent, {
+      readWrite: true,
+      mountLabel: options.mountLabel,
+    });
   }
 
   /**
@@ -230,7 +253,12 @@ export class Store {
       const parents = await readParents(this.#layout, id);
       if (!parents) continue;
       const meta = await readMeta(this.#layout, id);
-      out.push({ id, parent: parents[0], readWrite: meta.readWrite, mounts: counts[id] ?? 0 });
+      out.push({
+        id,
+        parent: parents[0],
+        readWrite: meta.readWrite,
+        mounts: counts[id] ?? 0,
+      });
     }
     return out;
   }
@@ -256,7 +284,10 @@ export class Store {
       if (options.mountLabel !== undefined) {
         const meta = await readMeta(this.#layout, id);
         if ((meta.mountLabel ?? "") !== options.mountLabel) {
-          await writeMeta(this.#layout, id, { ...meta, mountLabel: options.mountLabel || undefined });
+          await writeMeta(this.#layout, id, {
+            ...meta,
+            mountLabel: options.mountLabel || undefined,
+          });
         }
       }
       const { counts, info } = await this.#reconciled();
@@ -325,7 +356,13 @@ export class Store {
         const mounted = !!mountAt(info, this.#layout.mnt(victim));
         const n = Math.max(counts[victim] ?? 0, mounted ? 1 : 0);
         if (n > 0 && !options.force) throw new LayerInUse(victim, n);
-        if (mounted) await this.#mounter.unmount(this.root, victim, this.#layout.mnt(victim));
+        if (mounted) {
+          await this.#mounter.unmount(
+            this.root,
+            victim,
+            this.#layout.mnt(victim),
+          );
+        }
         delete counts[victim];
         await this.#delete(victim);
       }
@@ -345,9 +382,10 @@ export class Store {
   async status(): Promise<[string, string][]> {
     this.#open();
     const layers = await this.list();
-    const mounted = (await readMountInfo()).filter((m) =>
-      m.mountPoint.startsWith(this.#layout.mnt(""))
-    ).length;
+    const mounted =
+      (await readMountInfo()).filter((m) =>
+        m.mountPoint.startsWith(this.#layout.mnt(""))
+      ).length;
     const fs = statfs(this.root);
     return [
       ["backend", this.backend],
@@ -415,7 +453,9 @@ export class Store {
     await this.#locked(async () => {
       const prefix = this.#layout.mnt("");
       const targets = (await readMountInfo()).map((m) => m.mountPoint)
-        .filter((t) => t.startsWith(prefix) && !t.slice(prefix.length).includes("/"));
+        .filter((t) =>
+          t.startsWith(prefix) && !t.slice(prefix.length).includes("/")
+        );
       for (const t of [...new Set(targets)]) {
         await this.#mounter.unmount(this.root, t.slice(prefix.length), t);
       }
@@ -481,7 +521,11 @@ export class Store {
    * await store.applyDiff("base", undefined, tar);
    * ```
    */
-  async applyDiff(id: string, parent: string | undefined, tar: TarSource): Promise<number> {
+  async applyDiff(
+    id: string,
+    parent: string | undefined,
+    tar: TarSource,
+  ): Promise<number> {
     this.#open();
     validateLayerId(id);
     if (parent !== undefined) validateLayerId(parent);
@@ -508,7 +552,9 @@ export class Store {
    */
   async diffSize(id: string, parent?: string): Promise<number> {
     this.#open();
-    return await layerDiffSize(await this.#layerDirs(validateLayerId(id), parent));
+    return await layerDiffSize(
+      await this.#layerDirs(validateLayerId(id), parent),
+    );
   }
 
   /**
@@ -522,7 +568,9 @@ export class Store {
    */
   async changes(id: string, parent?: string): Promise<Change[]> {
     this.#open();
-    return await layerChanges(await this.#layerDirs(validateLayerId(id), parent));
+    return await layerChanges(
+      await this.#layerDirs(validateLayerId(id), parent),
+    );
   }
 
   /**
@@ -546,7 +594,11 @@ export class Store {
   // ---- internals ----
 
   #open(): void {
-    if (this.#closed) throw new StoreError(`The store at ${this.root} is closed; open it again`);
+    if (this.#closed) {
+      throw new StoreError(
+        `The store at ${this.root} is closed; open it again`,
+      );
+    }
   }
 
   #locked<T>(fn: () => Promise<T>): Promise<T> {
@@ -587,7 +639,9 @@ export class Store {
       validateLayerId(parent);
       throw new LayerfsError(
         `Cannot compare layer "${id}" with "${parent}": only its direct parent ` +
-          `(${parents[0] === undefined ? "none" : `"${parents[0]}"`}) is supported for now; ` +
+          `(${
+            parents[0] === undefined ? "none" : `"${parents[0]}"`
+          }) is supported for now; ` +
           "omit the parent argument",
       );
     }
@@ -599,7 +653,9 @@ export class Store {
   }
 
   /** Counts reconciled with mountinfo (caller holds the lock); persisted if changed. */
-  async #reconciled(): Promise<{ counts: MountCounts; info: MountInfoEntry[] }> {
+  async #reconciled(): Promise<
+    { counts: MountCounts; info: MountInfoEntry[] }
+  > {
     const info = await readMountInfo();
     const raw = await readCounts(this.#layout);
     const states = new Map<string, ViewState>();
@@ -611,8 +667,12 @@ export class Store {
         parents = undefined;
       }
       if (!parents) states.set(id, "gone");
-      else if (this.backend === "vfs" || parents.length === 0) states.set(id, "no-mount");
-      else states.set(id, mountAt(info, this.#layout.mnt(id)) ? "mounted" : "unmounted");
+      else if (this.backend === "vfs" || parents.length === 0) {
+        states.set(id, "no-mount");
+      } else {states.set(
+          id,
+          mountAt(info, this.#layout.mnt(id)) ? "mounted" : "unmounted",
+        );}
     }
     const { counts, dropped } = reconcileCounts(raw, (id) => states.get(id)!);
     if (dropped.length) await writeCounts(this.#layout, counts);
@@ -680,9 +740,15 @@ export class Store {
 
   /** Creates a staging entry holding a live flock (caller holds the store lock). */
   async #newStaging(id: string): Promise<Staging> {
-    const path = this.#layout.staging(`${id}.${crypto.randomUUID().slice(0, 8)}`);
+    const path = this.#layout.staging(
+      `${id}.${crypto.randomUUID().slice(0, 8)}`,
+    );
     await Deno.mkdir(path, { mode: 0o700 });
-    const lock = await Deno.open(`${path}/lock`, { read: true, write: true, create: true });
+    const lock = await Deno.open(`${path}/lock`, {
+      read: true,
+      write: true,
+      create: true,
+    });
     await lock.lock(true);
     return { path, lock };
   }
@@ -715,7 +781,9 @@ export class Store {
       const diff = `${staging.path}/diff`;
       await Deno.mkdir(diff);
       await Deno.chmod(diff, 0o755); // exactly 0755 whatever the umask
-      if (this.#impl.copiesParent && parent !== undefined) copyTree(l.diff(parent), diff);
+      if (this.#impl.copiesParent && parent !== undefined) {
+        copyTree(l.diff(parent), diff);
+      }
       const result = opts.fill
         ? await opts.fill({
           dir: diff,
@@ -730,13 +798,20 @@ export class Store {
         }
         await this.#purge(id); // leftovers of a crashed earlier attempt
         await Deno.rename(diff, l.diff(id));
-        if (this.#impl.needsWorkDir) await Deno.mkdir(l.work(id), { mode: 0o700 });
-        if (parents.length && this.backend !== "vfs") await Deno.mkdir(l.mnt(id), { mode: 0o700 });
+        if (this.#impl.needsWorkDir) {
+          await Deno.mkdir(l.work(id), { mode: 0o700 });
+        }
+        if (parents.length && this.backend !== "vfs") {
+          await Deno.mkdir(l.mnt(id), { mode: 0o700 });
+        }
         if (this.backend === "overlay") {
           await Deno.symlink(`../diff/${id}`, l.link(shortLinkName(id)));
         }
         await syncDir(`${this.root}/diff`);
-        await writeMeta(l, id, { readWrite: opts.readWrite, mountLabel: opts.mountLabel || undefined });
+        await writeMeta(l, id, {
+          readWrite: opts.readWrite,
+          mountLabel: opts.mountLabel || undefined,
+        });
         await writeParents(l, id, parents); // commit point
       });
       return result;
@@ -756,7 +831,9 @@ export class Store {
       if (!parents) throw new LayerNotFound(id);
       if (parents[0] !== parent) {
         throw new LayerfsError(
-          `Cannot apply a diff to layer "${id}" on parent ${JSON.stringify(parent ?? null)}: ` +
+          `Cannot apply a diff to layer "${id}" on parent ${
+            JSON.stringify(parent ?? null)
+          }: ` +
             `it exists with parent ${JSON.stringify(parents[0] ?? null)}; ` +
             "use a new id or remove the layer first",
         );
@@ -792,7 +869,10 @@ export class Store {
   }
 }
 
-async function removeIfPresent(path: string, recursive: boolean): Promise<void> {
+async function removeIfPresent(
+  path: string,
+  recursive: boolean,
+): Promise<void> {
   try {
     await Deno.remove(path, { recursive });
   } catch (e) {
@@ -826,7 +906,9 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const requested = options.backend ?? "auto";
   await Deno.mkdir(options.root, { recursive: true, mode: 0o700 });
   const layout = new StoreLayout(await Deno.realPath(options.root));
-  for (const d of ["layers", "diff", "mnt", "work", "meta", "l", "run", "staging"]) {
+  for (
+    const d of ["layers", "diff", "mnt", "work", "meta", "l", "run", "staging"]
+  ) {
     await Deno.mkdir(`${layout.root}/${d}`, { recursive: true, mode: 0o700 });
   }
   const canMount = Deno.uid() === 0 || options.mounter !== undefined;
@@ -842,14 +924,29 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
       }
       return {
         backend: config.backend,
-        reason: `recorded in layerfs.json${config.reason ? ` (${config.reason})` : ""}`,
+        reason: `recorded in layerfs.json${
+          config.reason ? ` (${config.reason})` : ""
+        }`,
       };
     }
-    const choice = chooseBackend(requested, await probeHost(layout.root, canMount), layout.root);
-    await writeConfig(layout, { version: FORMAT_VERSION, backend: choice.backend, reason: choice.reason });
+    const choice = chooseBackend(
+      requested,
+      await probeHost(layout.root, canMount),
+      layout.root,
+    );
+    await writeConfig(layout, {
+      version: FORMAT_VERSION,
+      backend: choice.backend,
+      reason: choice.reason,
+    });
     return choice;
   });
-  const store = new Store(layout, backend, options.mounter ?? directMounter, reason);
+  const store = new Store(
+    layout,
+    backend,
+    options.mounter ?? directMounter,
+    reason,
+  );
   await store.recover();
   return store;
 }

@@ -36,7 +36,11 @@ interface Stat {
 const statxBuf = new Uint8Array(256);
 const statxView = new DataView(statxBuf.buffer);
 
-function statAt(dirfd: number, name: Uint8Array<ArrayBuffer>, flags: number): Stat {
+function statAt(
+  dirfd: number,
+  name: Uint8Array<ArrayBuffer>,
+  flags: number,
+): Stat {
   check(libc().statx(dirfd, name, flags, STATX_BASIC_STATS, statxBuf), "statx");
   const v = statxView;
   const times = new Uint8Array(32);
@@ -69,7 +73,10 @@ function listDir(fd: number): Uint8Array<ArrayBuffer>[] {
   const v = new DataView(buf.buffer);
   const out: Uint8Array<ArrayBuffer>[] = [];
   for (;;) {
-    const n = check(libc().getdents64(fd, buf, BigInt(buf.byteLength)), "getdents64");
+    const n = check(
+      libc().getdents64(fd, buf, BigInt(buf.byteLength)),
+      "getdents64",
+    );
     if (n === 0) return out;
     for (let off = 0; off < n;) {
       const reclen = v.getUint16(off + 16, true);
@@ -96,7 +103,9 @@ function copyXattrs(src: number, dst: number): void {
     if (xnames[i] !== 0) continue;
     const name = xnames.slice(start, i + 1);
     start = i + 1;
-    const len = Number(c.fgetxattr(src, name, xvalue, BigInt(xvalue.byteLength)));
+    const len = Number(
+      c.fgetxattr(src, name, xvalue, BigInt(xvalue.byteLength)),
+    );
     if (len < 0) continue;
     // Unsupported namespaces on the target (EOPNOTSUPP) are skipped, as cp -a does.
     c.fsetxattr(dst, name, xvalue.subarray(0, len), BigInt(len), 0);
@@ -170,9 +179,20 @@ function copyDir(
     }
     if (type === S_IFDIR) {
       check(c.mkdirat(dst, name, 0o700), "mkdirat");
-      const s = check(c.openat(src, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC, 0), "openat");
+      const s = check(
+        c.openat(src, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC, 0),
+        "openat",
+      );
       try {
-        const d = check(c.openat(dst, name, O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC, 0), "openat");
+        const d = check(
+          c.openat(
+            dst,
+            name,
+            O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC,
+            0,
+          ),
+          "openat",
+        );
         try {
           copyDir(s, d, join(rel, raw), dstRoot, links);
           setAttrs(d, st);
@@ -185,10 +205,18 @@ function copyDir(
         close(s);
       }
     } else if (type === S_IFREG) {
-      const s = check(c.openat(src, name, O.RDONLY | O.NOFOLLOW | O.CLOEXEC, 0), "openat");
+      const s = check(
+        c.openat(src, name, O.RDONLY | O.NOFOLLOW | O.CLOEXEC, 0),
+        "openat",
+      );
       try {
         const d = check(
-          c.openat(dst, name, O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC, 0o600),
+          c.openat(
+            dst,
+            name,
+            O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC,
+            0o600,
+          ),
           "openat",
         );
         try {
@@ -203,14 +231,26 @@ function copyDir(
         close(s);
       }
     } else if (type === S_IFLNK) {
-      const n = check(c.readlinkat(src, name, linkBuf, BigInt(linkBuf.byteLength - 1)), "readlinkat");
-      check(c.symlinkat(cbytes(linkBuf.subarray(0, n)), dst, name), "symlinkat");
-      check(c.fchownat(dst, name, st.uid, st.gid, AT.SYMLINK_NOFOLLOW), "fchownat");
+      const n = check(
+        c.readlinkat(src, name, linkBuf, BigInt(linkBuf.byteLength - 1)),
+        "readlinkat",
+      );
+      check(
+        c.symlinkat(cbytes(linkBuf.subarray(0, n)), dst, name),
+        "symlinkat",
+      );
+      check(
+        c.fchownat(dst, name, st.uid, st.gid, AT.SYMLINK_NOFOLLOW),
+        "fchownat",
+      );
       check(c.utimensat(dst, name, st.times, AT.SYMLINK_NOFOLLOW), "utimensat");
     } else {
       // Devices, fifos, sockets (and overlay whiteouts, which are 0/0 char devices).
       check(c.mknodat(dst, name, st.mode, st.rdev), "mknodat");
-      check(c.fchownat(dst, name, st.uid, st.gid, AT.SYMLINK_NOFOLLOW), "fchownat");
+      check(
+        c.fchownat(dst, name, st.uid, st.gid, AT.SYMLINK_NOFOLLOW),
+        "fchownat",
+      );
       // mknodat applied the umask; set the exact mode afterwards.
       check(c.fchmodat(dst, name, st.mode & 0o7777, 0), "fchmodat");
       check(c.utimensat(dst, name, st.times, AT.SYMLINK_NOFOLLOW), "utimensat");

@@ -109,7 +109,9 @@ export class FsContext {
 
   /** fsopen(2) of `fstype`. */
   static open(fstype: string): FsContext {
-    return new FsContext(check(libc().fsopen(cstr(fstype), FSOPEN_CLOEXEC), "fsopen", fstype));
+    return new FsContext(
+      check(libc().fsopen(cstr(fstype), FSOPEN_CLOEXEC), "fsopen", fstype),
+    );
   }
 
   /** fsconfig(FSCONFIG_SET_STRING, key, value). */
@@ -137,10 +139,20 @@ export class FsContext {
       "fsconfig create",
       target,
     );
-    const mfd = this.#check(c.fsmount(this.#fd, FSMOUNT_CLOEXEC, attrFlags), "fsmount", target);
+    const mfd = this.#check(
+      c.fsmount(this.#fd, FSMOUNT_CLOEXEC, attrFlags),
+      "fsmount",
+      target,
+    );
     try {
       check(
-        c.move_mount(mfd, cstr(""), AT_FDCWD, cstr(target), MOVE_MOUNT_F_EMPTY_PATH),
+        c.move_mount(
+          mfd,
+          cstr(""),
+          AT_FDCWD,
+          cstr(target),
+          MOVE_MOUNT_F_EMPTY_PATH,
+        ),
         "move_mount",
         target,
       );
@@ -175,7 +187,9 @@ export class FsContext {
       const e = errno();
       const msgs = this.messages();
       const err = new SysError(op, e, path);
-      if (msgs.length) (err as { kernelMessages?: string[] }).kernelMessages = msgs;
+      if (msgs.length) {
+        (err as { kernelMessages?: string[] }).kernelMessages = msgs;
+      }
       throw err;
     }
     return ret;

@@ -81,14 +81,19 @@ export function supportsDType(dir: string): boolean {
     const buf = new Uint8Array(32768);
     const v = new DataView(buf.buffer);
     for (;;) {
-      const n = check(libc().getdents64(fd, buf, BigInt(buf.byteLength)), "getdents64", dir);
+      const n = check(
+        libc().getdents64(fd, buf, BigInt(buf.byteLength)),
+        "getdents64",
+        dir,
+      );
       if (n === 0) return false;
       for (let off = 0; off < n;) {
         const reclen = v.getUint16(off + 16, true);
         const type = buf[off + 18];
         const first = buf[off + 19];
         const second = buf[off + 20];
-        const dot = first === 0x2e && (second === 0 || (second === 0x2e && buf[off + 21] === 0));
+        const dot = first === 0x2e &&
+          (second === 0 || (second === 0x2e && buf[off + 21] === 0));
         if (!dot) return type !== 0;
         off += reclen;
       }

@@ -10,16 +10,29 @@ import { MS } from "../../src/sys/mount_linux.ts";
 const BASE = MS.NOSUID | MS.NODEV;
 
 function chain(n: number): string[] {
-  return Array.from({ length: n }, (_, i) => `p${String(n - i).padStart(3, "0")}`);
+  return Array.from(
+    { length: n },
+    (_, i) => `p${String(n - i).padStart(3, "0")}`,
+  );
 }
 
 Deno.test("aufs plan: a base layer mounts nothing", () => {
-  const plan = planAufsMount({ root: "/s", id: "a", parents: [], readWrite: true });
+  const plan = planAufsMount({
+    root: "/s",
+    id: "a",
+    parents: [],
+    readWrite: true,
+  });
   assert.deepEqual(plan, { kind: "none", target: "/s/diff/a" });
 });
 
 Deno.test("aufs plan: a short chain is one mount with every branch", () => {
-  const plan = planAufsMount({ root: "/s", id: "c", parents: ["b", "a"], readWrite: true });
+  const plan = planAufsMount({
+    root: "/s",
+    id: "c",
+    parents: ["b", "a"],
+    readWrite: true,
+  });
   assert.deepEqual(plan, {
     kind: "aufs",
     target: "/s/mnt/c",
@@ -29,7 +42,8 @@ Deno.test("aufs plan: a short chain is one mount with every branch", () => {
       target: "/s/mnt/c",
       fstype: "aufs",
       flags: BASE,
-      data: "br:/s/diff/c=rw:/s/diff/b=ro+wh:/s/diff/a=ro+wh,dio,xino=/dev/shm/aufs.xino",
+      data:
+        "br:/s/diff/c=rw:/s/diff/b=ro+wh:/s/diff/a=ro+wh,dio,xino=/dev/shm/aufs.xino",
     }],
   });
 });
@@ -51,7 +65,9 @@ Deno.test("aufs plan: read-only layers and labels", () => {
   );
 });
 
-for (const label of [undefined, "system_u:object_r:svirt_sandbox_file_t:s0:c1,c2"]) {
+for (
+  const label of [undefined, "system_u:object_r:svirt_sandbox_file_t:s0:c1,c2"]
+) {
   Deno.test(`aufs plan: page boundary inside a branch (label ${label ? "set" : "unset"})`, () => {
     const parents = chain(100);
     // A root length chosen so the page boundary cuts a branch in the middle.
@@ -73,7 +89,13 @@ for (const label of [undefined, "system_u:object_r:svirt_sandbox_file_t:s0:c1,c2
     }
     assert.ok(cut > 0, "found a root length with the boundary inside a branch");
 
-    const plan = planAufsMount({ root, id: "top", parents, readWrite: true, mountLabel: label });
+    const plan = planAufsMount({
+      root,
+      id: "top",
+      parents,
+      readWrite: true,
+      mountLabel: label,
+    });
     assert.equal(plan.kind, "aufs");
     if (plan.kind !== "aufs") return;
     const suffix = label ? `,context="${label}"` : "";
@@ -81,9 +103,15 @@ for (const label of [undefined, "system_u:object_r:svirt_sandbox_file_t:s0:c1,c2
     assert.equal(first.flags, BASE);
     assert.ok(first.data.startsWith(`br:${root}/diff/top=rw:`));
     assert.ok(first.data.endsWith(`,dio,xino=/dev/shm/aufs.xino${suffix}`));
-    assert.ok(first.data.length <= 4095, "first mount fits in a page with its NUL");
+    assert.ok(
+      first.data.length <= 4095,
+      "first mount fits in a page with its NUL",
+    );
     const inFirst = first.data.split(",")[0].split(":").slice(2);
-    assert.deepEqual(inFirst, parents.slice(0, cut).map((p) => `${root}/diff/${p}=ro+wh`));
+    assert.deepEqual(
+      inFirst,
+      parents.slice(0, cut).map((p) => `${root}/diff/${p}=ro+wh`),
+    );
     // Every branch that did not fit follows, in order, one MS_REMOUNT append each.
     assert.deepEqual(
       plan.calls.slice(1),

@@ -15,7 +15,11 @@ Deno.test("auto: overlay when the kernel has it, we may mount and the fs suits",
 });
 
 Deno.test("auto: aufs when overlay cannot work but aufs can", () => {
-  const c = chooseBackend("auto", { ...good, filesystems: ["ext4", "aufs"] }, "/s");
+  const c = chooseBackend(
+    "auto",
+    { ...good, filesystems: ["ext4", "aufs"] },
+    "/s",
+  );
   assert.equal(c.backend, "aufs");
   assert.match(c.reason, /overlay: the kernel has no overlay/);
 });
@@ -37,10 +41,16 @@ Deno.test("auto: vfs without privileges, on overlay, or without d_type", () => {
 
 Deno.test("explicit backends that cannot run are refused with typed errors", () => {
   assert.throws(() => chooseBackend("aufs", good, "/s"), BackendNotSupported);
-  assert.throws(() => chooseBackend("overlay", { ...good, canMount: false }, "/s"), BackendNotSupported);
+  assert.throws(
+    () => chooseBackend("overlay", { ...good, canMount: false }, "/s"),
+    BackendNotSupported,
+  );
   assert.throws(
     () => chooseBackend("overlay", { ...good, backingFs: "overlayfs" }, "/s"),
     IncompatibleBackingFs,
   );
-  assert.equal(chooseBackend("vfs", { ...good, canMount: false }, "/s").backend, "vfs");
+  assert.equal(
+    chooseBackend("vfs", { ...good, canMount: false }, "/s").backend,
+    "vfs",
+  );
 });

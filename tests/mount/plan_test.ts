@@ -11,8 +11,15 @@ import { shortLinkName } from "../../src/store/layout.ts";
 import { MountError } from "../../mod.ts";
 import { MS } from "../../src/sys/mount_linux.ts";
 
-function overlayPlan(root: string, layers: number, readWrite = true): OverlayMountPlan {
-  const parents = Array.from({ length: layers }, (_, i) => `layer-${layers - i}`);
+function overlayPlan(
+  root: string,
+  layers: number,
+  readWrite = true,
+): OverlayMountPlan {
+  const parents = Array.from(
+    { length: layers },
+    (_, i) => `layer-${layers - i}`,
+  );
   const plan = planOverlayMount({ root, id: "top", parents, readWrite });
   assert.equal(plan.kind, "overlay");
   return plan as OverlayMountPlan;
@@ -24,8 +31,15 @@ Deno.test("overlay plan: lower dirs nearest first, nosuid,nodev, read-only for i
   assert.equal(plan.upperdir, "/s/diff/top");
   assert.equal(plan.workdir, "/s/work/top");
   assert.equal(plan.target, "/s/mnt/top");
-  assert.deepEqual([plan.readOnly, plan.nosuid, plan.nodev], [true, true, true]);
-  assert.deepEqual(plan.short?.lowerdirs, [`l/${shortLinkName("layer-2")}`, `l/${shortLinkName("layer-1")}`]);
+  assert.deepEqual([plan.readOnly, plan.nosuid, plan.nodev], [
+    true,
+    true,
+    true,
+  ]);
+  assert.deepEqual(plan.short?.lowerdirs, [
+    `l/${shortLinkName("layer-2")}`,
+    `l/${shortLinkName("layer-1")}`,
+  ]);
 });
 
 Deno.test("fallback: absolute option string when it fits in a page", () => {
@@ -62,13 +76,21 @@ Deno.test("fallback: fails clearly instead of truncating when even short links d
   // The limit is the page size, NUL included: exactly 4095 bytes fit, 4096 do not.
   const small = overlayPlan("/s", 1);
   const len = legacyOverlayCall(small).call.data.length;
-  assert.doesNotThrow(() => legacyOverlayCall({ ...small, short: undefined }, len + 1));
-  assert.throws(() => legacyOverlayCall({ ...small, short: undefined }, len), MountError);
+  assert.doesNotThrow(() =>
+    legacyOverlayCall({ ...small, short: undefined }, len + 1)
+  );
+  assert.throws(
+    () => legacyOverlayCall({ ...small, short: undefined }, len),
+    MountError,
+  );
 });
 
 Deno.test("fallback: paths with , or : are refused", () => {
   const plan = overlayPlan("/s,x", 2);
-  assert.throws(() => legacyOverlayCall(plan), (e) => e instanceof MountError && e.code === "EINVAL");
+  assert.throws(
+    () => legacyOverlayCall(plan),
+    (e) => e instanceof MountError && e.code === "EINVAL",
+  );
 });
 
 Deno.test("mountinfo: both overlay forms parse; verification catches a truncated mount", () => {
@@ -78,8 +100,14 @@ Deno.test("mountinfo: both overlay forms parse; verification catches a truncated
   ].join("\n") + "\n";
   const [a, b] = parseMountInfo(text);
   assert.equal(b.mountPoint, "/s/mnt/with space");
-  assert.deepEqual(overlayLayers(a), { lowerdirs: ["/s/diff/b", "/s/diff/a"], upperdir: "/s/diff/top" });
-  assert.deepEqual(overlayLayers(b), { lowerdirs: ["/x:y", "/z"], upperdir: "/u" });
+  assert.deepEqual(overlayLayers(a), {
+    lowerdirs: ["/s/diff/b", "/s/diff/a"],
+    upperdir: "/s/diff/top",
+  });
+  assert.deepEqual(overlayLayers(b), {
+    lowerdirs: ["/x:y", "/z"],
+    upperdir: "/u",
+  });
 
   const plan: OverlayMountPlan = {
     kind: "overlay",
@@ -92,7 +120,13 @@ Deno.test("mountinfo: both overlay forms parse; verification catches a truncated
     nodev: true,
   };
   assert.equal(mismatch(plan, a), undefined);
-  assert.match(mismatch({ ...plan, lowerdirs: ["/s/diff/c", ...plan.lowerdirs] }, a)!, /2 lower dirs, 3 were planned/);
-  assert.match(mismatch({ ...plan, upperdir: "/s/diff/other" }, a)!, /upperdir/);
+  assert.match(
+    mismatch({ ...plan, lowerdirs: ["/s/diff/c", ...plan.lowerdirs] }, a)!,
+    /2 lower dirs, 3 were planned/,
+  );
+  assert.match(
+    mismatch({ ...plan, upperdir: "/s/diff/other" }, a)!,
+    /upperdir/,
+  );
   assert.match(mismatch(plan, undefined)!, /nothing is mounted/);
 });

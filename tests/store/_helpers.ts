@@ -29,12 +29,21 @@ export async function describe(root: string): Promise<Map<string, Entry>> {
       const p = `${rel}/${name}`;
       const st = await Deno.lstat(root + p);
       const base = { mode: st.mode! & 0o7777, uid: st.uid!, gid: st.gid! };
-      if (st.isSymlink) out.set(p, { kind: "symlink", ...base, content: await Deno.readLink(root + p) });
-      else if (st.isDirectory) {
+      if (st.isSymlink) {
+        out.set(p, {
+          kind: "symlink",
+          ...base,
+          content: await Deno.readLink(root + p),
+        });
+      } else if (st.isDirectory) {
         out.set(p, { kind: "dir", ...base, content: "" });
         await walk(p);
       } else if (st.isFile) {
-        out.set(p, { kind: "file", ...base, content: await Deno.readTextFile(root + p) });
+        out.set(p, {
+          kind: "file",
+          ...base,
+          content: await Deno.readTextFile(root + p),
+        });
       } else out.set(p, { kind: "other", ...base, content: "" });
     }
   }
@@ -47,7 +56,11 @@ export async function describe(root: string): Promise<Map<string, Entry>> {
  * the backend stores deletions: overlay a 0/0 character device, aufs a
  * `.wh.<name>` file, vfs simply removing it from the layer's full copy.
  */
-export async function whiteout(store: Store, id: string, name: string): Promise<void> {
+export async function whiteout(
+  store: Store,
+  id: string,
+  name: string,
+): Promise<void> {
   const dir = (await store.metadata(id)).diff;
   const path = `${dir}/${name}`;
   if (store.backend === "overlay") {
@@ -57,7 +70,10 @@ export async function whiteout(store: Store, id: string, name: string): Promise<
     if (rc !== 0) throw new Error(`mknodat ${path} failed`);
   } else if (store.backend === "aufs") {
     const slash = name.lastIndexOf("/");
-    await Deno.writeTextFile(`${dir}/${name.slice(0, slash + 1)}.wh.${name.slice(slash + 1)}`, "");
+    await Deno.writeTextFile(
+      `${dir}/${name.slice(0, slash + 1)}.wh.${name.slice(slash + 1)}`,
+      "",
+    );
   } else {
     await Deno.remove(path, { recursive: true });
   }
@@ -70,7 +86,13 @@ export async function mountsUnder(dir: string): Promise<string[]> {
 }
 
 /** Writes a file with an exact mode (and owner). */
-export async function put(path: string, text: string, mode = 0o644, uid = 0, gid = 0): Promise<void> {
+export async function put(
+  path: string,
+  text: string,
+  mode = 0o644,
+  uid = 0,
+  gid = 0,
+): Promise<void> {
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   await Deno.writeTextFile(path, text);
   await Deno.chown(path, uid, gid);

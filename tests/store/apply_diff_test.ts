@@ -11,7 +11,16 @@ import { describe, put } from "./_helpers.ts";
 
 async function tarOf(dir: string): Promise<Uint8Array> {
   const out = await new Deno.Command("tar", {
-    args: ["--format=pax", "--numeric-owner", "--sort=name", "-C", dir, "-cf", "-", "."],
+    args: [
+      "--format=pax",
+      "--numeric-owner",
+      "--sort=name",
+      "-C",
+      dir,
+      "-cf",
+      "-",
+      ".",
+    ],
     stdout: "piped",
   }).output();
   assert.ok(out.success);
@@ -20,14 +29,20 @@ async function tarOf(dir: string): Promise<Uint8Array> {
 
 async function tarNames(stream: ReadableStream<Uint8Array>): Promise<string[]> {
   const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-  const child = new Deno.Command("tar", { args: ["-tf", "-"], stdin: "piped", stdout: "piped" })
+  const child = new Deno.Command("tar", {
+    args: ["-tf", "-"],
+    stdin: "piped",
+    stdout: "piped",
+  })
     .spawn();
   const w = child.stdin.getWriter();
   await w.write(bytes);
   await w.close();
   const out = await child.output();
   return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean)
-    .map((n) => n.replace(/^\.\//, "").replace(/\/$/, "")).filter((n) => n && n !== ".");
+    .map((n) => n.replace(/^\.\//, "").replace(/\/$/, "")).filter((n) =>
+      n && n !== "."
+    );
 }
 
 async function entries(dir: string): Promise<string[]> {
@@ -47,52 +62,71 @@ for (const backend of ["overlay", "vfs"] as const) {
       }
     });
 
-  t("a new layer is published whole; its diff lists its files", async (store, src) => {
-    await put(`${src}/base/etc/hosts`, "h\n");
-    await put(`${src}/base/bin/sh`, "#!\n", 0o755);
-    const n = await store.applyDiff("base", undefined, await tarOf(`${src}/base`));
-    assert.equal(typeof n, "number");
-    assert.equal(n, await store.diffSize("base"));
-    assert.deepEqual(await store.parents("base"), []);
-    await put(`${src}/child/etc/new`, "n\n");
-    await store.applyDiff("child", "base", await tarOf(`${src}/child`));
-    const view = await store.get("child");
-    const tree = await describe(view);
-    assert.equal(tree.get("/etc/hosts")?.content, "h\n");
-    assert.equal(tree.get("/etc/new")?.content, "n\n");
-    assert.equal(tree.get("/bin/sh")?.mode, 0o755);
-    await store.put("child");
-    const names = await tarNames(store.diff("child"));
-    assert.ok(names.includes("etc/new"), names.join(","));
-    assert.ok(!names.includes("etc/hosts"), names.join(","));
-    assert.deepEqual(await entries(`${store.root}/staging`), []);
-  });
+  t(
+    "a new layer is published whole; its diff lists its files",
+    async (store, src) => {
+      await put(`${src}/base/etc/hosts`, "h\n");
+      await put(`${src}/base/bin/sh`, "#!\n", 0o755);
+      const n = await store.applyDiff(
+        "base",
+        undefined,
+        await tarOf(`${src}/base`),
+      );
+      assert.equal(typeof n, "number");
+      assert.equal(n, await store.diffSize("base"));
+      assert.deepEqual(await store.parents("base"), []);
+      await put(`${src}/child/etc/new`, "n\n");
+      await store.applyDiff("child", "base", await tarOf(`${src}/child`));
+      const view = await store.get("child");
+      const tree = await describe(view);
+      assert.equal(tree.get("/etc/hosts")?.content, "h\n");
+      assert.equal(tree.get("/etc/new")?.content, "n\n");
+      assert.equal(tree.get("/bin/sh")?.mode, 0o755);
+      await store.put("child");
+      const names = await tarNames(store.diff("child"));
+      assert.ok(names.includes("etc/new"), names.join(","));
+      assert.ok(!names.includes("etc/hosts"), names.join(","));
+      assert.deepEqual(await entries(`${store.root}/staging`), []);
+    },
+  );
 
   t("a failing tar leaves nothing visible", async (store, src) => {
     await put(`${src}/base/a`, "x".repeat(5000));
     const good = await tarOf(`${src}/base`);
     const truncated = good.slice(0, 1024 + 700); // header + part of the data
-    await assert.rejects(store.applyDiff("bad", undefined, truncated), LayerfsError);
+    await assert.rejects(
+      store.applyDiff("bad", undefined, truncated),
+      LayerfsError,
+    );
     assert.equal(await store.exists("bad"), false);
     for (const d of ["diff", "layers", "meta", "staging", "work", "mnt"]) {
       assert.deepEqual(await entries(`${store.root}/${d}`), [], d);
     }
   });
 
-  t("applying onto an existing empty layer swaps content in; refused while mounted", async (store, src) => {
-    await store.create("base");
-    await store.create("img", "base");
-    await put(`${src}/img/usr/x`, "x\n");
-    const tar = await tarOf(`${src}/img`);
-    await store.get("img");
-    await assert.rejects(store.applyDiff("img", "base", tar), LayerInUse);
-    await store.put("img");
-    await assert.rejects(store.applyDiff("img", undefined, tar), /exists with parent "base"/);
-    await store.applyDiff("img", "base", tar);
-    assert.equal(await Deno.readTextFile(`${(await store.metadata("img")).diff}/usr/x`), "x\n");
-    assert.deepEqual(await entries(`${store.root}/staging`), []);
-    assert.deepEqual((await store.list()).map((l) => l.id), ["base", "img"]);
-  });
+  t(
+    "applying onto an existing empty layer swaps content in; refused while mounted",
+    async (store, src) => {
+      await store.create("base");
+      await store.create("img", "base");
+      await put(`${src}/img/usr/x`, "x\n");
+      const tar = await tarOf(`${src}/img`);
+      await store.get("img");
+      await assert.rejects(store.applyDiff("img", "base", tar), LayerInUse);
+      await store.put("img");
+      await assert.rejects(
+        store.applyDiff("img", undefined, tar),
+        /exists with parent "base"/,
+      );
+      await store.applyDiff("img", "base", tar);
+      assert.equal(
+        await Deno.readTextFile(`${(await store.metadata("img")).diff}/usr/x`),
+        "x\n",
+      );
+      assert.deepEqual(await entries(`${store.root}/staging`), []);
+      assert.deepEqual((await store.list()).map((l) => l.id), ["base", "img"]);
+    },
+  );
 
   t("diff/changes/diffSize accept only the direct parent", async (store) => {
     await store.create("a");
@@ -100,7 +134,10 @@ for (const backend of ["overlay", "vfs"] as const) {
     await store.create("c", "b");
     await assert.rejects(store.changes("c", "a"), /only its direct parent/);
     await assert.rejects(store.diffSize("c", "a"), /only its direct parent/);
-    await assert.rejects(new Response(store.diff("c", "a")).arrayBuffer(), /only its direct parent/);
+    await assert.rejects(
+      new Response(store.diff("c", "a")).arrayBuffer(),
+      /only its direct parent/,
+    );
     assert.deepEqual(await store.changes("c", "b"), []);
   });
 }

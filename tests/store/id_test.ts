@@ -3,7 +3,15 @@ import assert from "node:assert/strict";
 import { InvalidLayerId, validateLayerId } from "../../mod.ts";
 
 Deno.test("ids: valid ones pass", () => {
-  for (const id of ["a", "A9", "sha256.abc-def_1", "x".repeat(128), "0-removing-not"]) {
+  for (
+    const id of [
+      "a",
+      "A9",
+      "sha256.abc-def_1",
+      "x".repeat(128),
+      "0-removing-not",
+    ]
+  ) {
     assert.equal(validateLayerId(id), id);
   }
 });
@@ -29,6 +37,10 @@ Deno.test("ids: invalid ones are InvalidLayerId", () => {
       "é",
     ]
   ) {
-    assert.throws(() => validateLayerId(id), InvalidLayerId, JSON.stringify(id));
+    assert.throws(
+      () => validateLayerId(id),
+      InvalidLayerId,
+      JSON.stringify(id),
+    );
   }
 });

@@ -33,35 +33,41 @@ async function firstLine(child: Deno.ChildProcess): Promise<string> {
   return buf.slice(0, buf.indexOf("\n"));
 }
 
-privilegedTest("processes: two processes share one mount; the last put anywhere unmounts", async () => {
-  await using tmp = await tempDir();
-  const store = await openStore({ root: `${tmp.path}/s`, backend: "overlay" });
-  await store.create("base");
-  await Deno.writeTextFile(`${store.root}/diff/base/hello`, "hi");
-  await store.createReadWrite("ctr", "base");
+privilegedTest(
+  "processes: two processes share one mount; the last put anywhere unmounts",
+  async () => {
+    await using tmp = await tempDir();
+    const store = await openStore({
+      root: `${tmp.path}/s`,
+      backend: "overlay",
+    });
+    await store.create("base");
+    await Deno.writeTextFile(`${store.root}/diff/base/hello`, "hi");
+    await store.createReadWrite("ctr", "base");
 
-  const a = spawn("hold", store.root, "ctr");
-  const b = spawn("hold", store.root, "ctr");
-  const [pa, pb] = await Promise.all([firstLine(a), firstLine(b)]);
-  assert.equal(pa, pb);
-  assert.equal(pa, `${store.root}/mnt/ctr`);
-  assert.deepEqual(await mountsUnder(pa), [pa]); // one mount, not two
-  assert.equal(await Deno.readTextFile(`${pa}/hello`), "hi");
-  assert.equal((await store.list()).find((l) => l.id === "ctr")?.mounts, 2);
+    const a = spawn("hold", store.root, "ctr");
+    const b = spawn("hold", store.root, "ctr");
+    const [pa, pb] = await Promise.all([firstLine(a), firstLine(b)]);
+    assert.equal(pa, pb);
+    assert.equal(pa, `${store.root}/mnt/ctr`);
+    assert.deepEqual(await mountsUnder(pa), [pa]); // one mount, not two
+    assert.equal(await Deno.readTextFile(`${pa}/hello`), "hi");
+    assert.equal((await store.list()).find((l) => l.id === "ctr")?.mounts, 2);
 
-  await a.stdin.close();
-  await a.stdout.cancel();
-  assert.equal((await a.status).code, 0);
-  assert.deepEqual(await mountsUnder(pa), [pa]); // b still holds it
-  assert.equal((await store.list()).find((l) => l.id === "ctr")?.mounts, 1);
+    await a.stdin.close();
+    await a.stdout.cancel();
+    assert.equal((await a.status).code, 0);
+    assert.deepEqual(await mountsUnder(pa), [pa]); // b still holds it
+    assert.equal((await store.list()).find((l) => l.id === "ctr")?.mounts, 1);
 
-  await b.stdin.close();
-  await b.stdout.cancel();
-  assert.equal((await b.status).code, 0);
-  assert.deepEqual(await mountsUnder(pa), []);
-  assert.equal((await store.list()).find((l) => l.id === "ctr")?.mounts, 0);
-  store.close();
-});
+    await b.stdin.close();
+    await b.stdout.cancel();
+    assert.equal((await b.status).code, 0);
+    assert.deepEqual(await mountsUnder(pa), []);
+    assert.equal((await store.list()).find((l) => l.id === "ctr")?.mounts, 0);
+    store.close();
+  },
+);
 
 /** Asserts the store on disk is consistent: nothing half-made, nothing half-removed. */
 async function assertConsistent(store: Store): Promise<void> {
@@ -69,9 +75,14 @@ async function assertConsistent(store: Store): Promise<void> {
   const layers = await store.list();
   const ids = new Set(layers.map((l) => l.id));
   for (const l of layers) {
-    assert.ok((await Deno.stat(`${root}/diff/${l.id}`)).isDirectory, `diff/${l.id}`);
+    assert.ok(
+      (await Deno.stat(`${root}/diff/${l.id}`)).isDirectory,
+      `diff/${l.id}`,
+    );
     assert.ok((await Deno.stat(`${root}/meta/${l.id}`)).isFile, `meta/${l.id}`);
-    for (const p of await store.parents(l.id)) assert.ok(ids.has(p), `parent ${p} of ${l.id}`);
+    for (const p of await store.parents(l.id)) {
+      assert.ok(ids.has(p), `parent ${p} of ${l.id}`);
+    }
   }
   for (const d of ["diff", "work", "meta", "mnt", "layers"]) {
     for await (const e of Deno.readDir(`${root}/${d}`)) {
@@ -80,36 +91,42 @@ async function assertConsistent(store: Store): Promise<void> {
   }
   assert.deepEqual(await Array.fromAsync(Deno.readDir(`${root}/staging`)), []);
   for (const t of await mountsUnder(`${root}/mnt`)) {
-    assert.ok(ids.has(t.slice(`${root}/mnt/`.length)), `mount ${t} of no layer`);
+    assert.ok(
+      ids.has(t.slice(`${root}/mnt/`.length)),
+      `mount ${t} of no layer`,
+    );
   }
 }
 
-privilegedTest("processes: kill -9 during create/remove/get, then reopen finds a consistent store", async () => {
-  await using tmp = await tempDir();
-  const root = `${tmp.path}/s`;
-  const store = await openStore({ root, backend: "overlay" });
-  await store.create("base");
-  await Deno.writeTextFile(`${store.root}/diff/base/hello`, "hi");
-  for (const delay of [30, 90, 180, 300, 500, 800]) {
-    const child = spawn("churn", store.root, "base");
-    assert.equal(await firstLine(child), "ready");
-    await new Promise((r) => setTimeout(r, delay));
-    child.kill("SIGKILL");
-    await child.status;
-    await child.stdout.cancel().catch(() => {});
+privilegedTest(
+  "processes: kill -9 during create/remove/get, then reopen finds a consistent store",
+  async () => {
+    await using tmp = await tempDir();
+    const root = `${tmp.path}/s`;
+    const store = await openStore({ root, backend: "overlay" });
+    await store.create("base");
+    await Deno.writeTextFile(`${store.root}/diff/base/hello`, "hi");
+    for (const delay of [30, 90, 180, 300, 500, 800]) {
+      const child = spawn("churn", store.root, "base");
+      assert.equal(await firstLine(child), "ready");
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill("SIGKILL");
+      await child.status;
+      await child.stdout.cancel().catch(() => {});
 
-    const reopened = await openStore({ root });
-    await assertConsistent(reopened);
-    // Mounts the dead process left are either counted (its gets) or adopted/cleaned.
-    await reopened.cleanup();
-    assert.deepEqual(await mountsUnder(`${store.root}/mnt`), []);
-    // And the store still works.
-    await reopened.createReadWrite(`probe-${delay}`, "base");
-    const view = await reopened.get(`probe-${delay}`);
-    assert.equal(await Deno.readTextFile(`${view}/hello`), "hi");
-    await reopened.put(`probe-${delay}`);
-    await reopened.remove(`probe-${delay}`);
-    reopened.close();
-  }
-  store.close();
-});
+      const reopened = await openStore({ root });
+      await assertConsistent(reopened);
+      // Mounts the dead process left are either counted (its gets) or adopted/cleaned.
+      await reopened.cleanup();
+      assert.deepEqual(await mountsUnder(`${store.root}/mnt`), []);
+      // And the store still works.
+      await reopened.createReadWrite(`probe-${delay}`, "base");
+      const view = await reopened.get(`probe-${delay}`);
+      assert.equal(await Deno.readTextFile(`${view}/hello`), "hi");
+      await reopened.put(`probe-${delay}`);
+      await reopened.remove(`probe-${delay}`);
+      reopened.close();
+    }
+    store.close();
+  },
+);
