@@ -20,7 +20,11 @@ import { processIo, runCli } from "../src/cli/main.ts";
 const enc = new TextEncoder();
 const started = performance.now();
 
-function header(name: string, type: TarHeader["type"], extra: Partial<TarHeader> = {}): TarHeader {
+function header(
+  name: string,
+  type: TarHeader["type"],
+  extra: Partial<TarHeader> = {},
+): TarHeader {
   return {
     name,
     type,
@@ -47,7 +51,9 @@ async function makeTar(entries: [string, string?][]): Promise<Uint8Array> {
   for (const [name, content] of entries) {
     if (name.endsWith("/")) await w.add(header(name, "dir"));
     else if (content?.startsWith("-> ")) {
-      await w.add(header(name, "symlink", { linkname: content.slice(3), mode: 0o777 }));
+      await w.add(
+        header(name, "symlink", { linkname: content.slice(3), mode: 0o777 }),
+      );
     } else {
       const body = enc.encode(content ?? "");
       await w.add(header(name, "file", { size: body.length }), body);
@@ -85,9 +91,11 @@ const cli = (...args: string[]) =>
   runCli(["--root", root, "--backend", backend, ...args], processIo());
 
 try {
-  console.log(`layerfs demo: temporary store ${root}, backend ${backend}${
-    backend === "vfs" ? " (not root: no mounts, full copies)" : ""
-  }`);
+  console.log(
+    `layerfs demo: temporary store ${root}, backend ${backend}${
+      backend === "vfs" ? " (not root: no mounts, full copies)" : ""
+    }`,
+  );
   const store = await openStore({ root, backend });
   try {
     const base = await makeTar([
@@ -121,15 +129,20 @@ try {
     await store.createReadWrite("ctr", "child");
     console.log('created read-write layer "ctr" on child');
 
-    title("mount the top: store.get(\"ctr\")");
+    title('mount the top: store.get("ctr")');
     const view = await store.get("ctr");
     console.log(view);
-    await Deno.writeTextFile(`${view}/app/log.txt`, "written in the container\n");
+    await Deno.writeTextFile(
+      `${view}/app/log.txt`,
+      "written in the container\n",
+    );
 
     title("layerfs ls");
     await cli("ls");
 
-    title("merged tree of ctr (passwd gone, var/cache replaced, hostname changed)");
+    title(
+      "merged tree of ctr (passwd gone, var/cache replaced, hostname changed)",
+    );
     await tree(view);
 
     title("layerfs changes child");
@@ -155,5 +168,9 @@ try {
   }
 } finally {
   await Deno.remove(root, { recursive: true });
-  title(`cleaned up ${root} in ${((performance.now() - started) / 1000).toFixed(2)} s`);
+  title(
+    `cleaned up ${root} in ${
+      ((performance.now() - started) / 1000).toFixed(2)
+    } s`,
+  );
 }

@@ -64,7 +64,11 @@ function kernelMessages(fc: number): string {
  */
 export function mountOverlayFds(o: FdOverlay): void {
   const c = libc();
-  const fc = check(c.fsopen(cstr("overlay"), FSOPEN_CLOEXEC), "fsopen", "overlay");
+  const fc = check(
+    c.fsopen(cstr("overlay"), FSOPEN_CLOEXEC),
+    "fsopen",
+    "overlay",
+  );
   try {
     const set = (key: string, fd: number) => {
       if (c.fsconfig(fc, FSCONFIG_SET_FD, cstr(key), null, fd) < 0) {
@@ -84,7 +88,13 @@ export function mountOverlayFds(o: FdOverlay): void {
         throw new SysError("fsconfig context", 22);
       }
       if (
-        c.fsconfig(fc, FSCONFIG_SET_STRING, cstr("context"), cstr(o.mountLabel), 0) < 0
+        c.fsconfig(
+          fc,
+          FSCONFIG_SET_STRING,
+          cstr("context"),
+          cstr(o.mountLabel),
+          0,
+        ) < 0
       ) {
         throw new SysError("fsconfig context", errno());
       }

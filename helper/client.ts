@@ -23,11 +23,20 @@ import type { MountPlan } from "../src/mount/plan.ts";
  */
 export function splitCommand(command: string): string[] {
   const argv = command.trim().split(/\s+/).filter(Boolean);
-  if (argv.length === 0) throw new HelperError("The helper command is empty; set LAYERFS_HELPER, e.g. \"sudo -n /usr/local/bin/layerfs-helper\"");
+  if (argv.length === 0) {
+    throw new HelperError(
+      'The helper command is empty; set LAYERFS_HELPER, e.g. "sudo -n /usr/local/bin/layerfs-helper"',
+    );
+  }
   return argv;
 }
 
-async function call(argv: string[], op: string, root: string, id: string): Promise<Record<string, unknown>> {
+async function call(
+  argv: string[],
+  op: string,
+  root: string,
+  id: string,
+): Promise<Record<string, unknown>> {
   let out: Deno.CommandOutput;
   try {
     out = await new Deno.Command(argv[0], {
@@ -38,13 +47,18 @@ async function call(argv: string[], op: string, root: string, id: string): Promi
     }).output();
   } catch (e) {
     throw new HelperError(
-      `Cannot run the mount helper ${JSON.stringify(argv.join(" "))}: ${(e as Error).message}; ` +
+      `Cannot run the mount helper ${JSON.stringify(argv.join(" "))}: ${
+        (e as Error).message
+      }; ` +
         `check LAYERFS_HELPER and run "layerfs helper doctor"`,
     );
   }
   const stdout = new TextDecoder().decode(out.stdout).trim();
   const stderr = new TextDecoder().decode(out.stderr).trim();
-  let reply: { ok?: boolean; error?: { name?: string; message?: string; code?: string } } | undefined;
+  let reply: {
+    ok?: boolean;
+    error?: { name?: string; message?: string; code?: string };
+  } | undefined;
   try {
     reply = JSON.parse(stdout.split("\n").at(-1) ?? "");
   } catch { /* not the helper talking: sudo refused, or a wrong command */ }
@@ -52,7 +66,12 @@ async function call(argv: string[], op: string, root: string, id: string): Promi
   const msg = reply?.error?.message ??
     (stderr.split("\n")[0] || `exit code ${out.code}`);
   if (reply?.error?.name === "MountError") {
-    throw new MountError(`helper ${op}`, reply.error.code ?? "EIO", `${root}/mnt/${id}`, msg);
+    throw new MountError(
+      `helper ${op}`,
+      reply.error.code ?? "EIO",
+      `${root}/mnt/${id}`,
+      msg,
+    );
   }
   throw new HelperError(`The mount helper refused ${op} of "${id}": ${msg}`);
 }

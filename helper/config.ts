@@ -98,7 +98,9 @@ export function parseConfig(text: string): HelperConfig {
     raw = JSON.parse(text);
   } catch (e) {
     throw new HelperError(
-      `${CONFIG_PATH} is not valid JSON (${(e as Error).message}); fix it or rerun "layerfs helper install"`,
+      `${CONFIG_PATH} is not valid JSON (${
+        (e as Error).message
+      }); fix it or rerun "layerfs helper install"`,
     );
   }
   const stores = (raw as { stores?: unknown })?.stores;
@@ -180,7 +182,9 @@ export function loadConfig(path: string = CONFIG_PATH): HelperConfig {
     }
     try {
       const s = fstat(fd);
-      const p = isDir(s) ? rootOwnedProblem(dir, s) : `${dir} is not a directory`;
+      const p = isDir(s)
+        ? rootOwnedProblem(dir, s)
+        : `${dir} is not a directory`;
       if (p) throw new HelperError(`Refusing the helper config: ${p}${fix}`);
     } finally {
       close(fd);

@@ -24,7 +24,6 @@ import {
 } from "./_fs.ts";
 import { AT_FDCWD, openat } from "../src/sys/fd_linux.ts";
 import { mountOverlayFds, umountFd } from "./_mount_linux.ts";
-import type { AllowedStore } from "./config.ts";
 import type { Caller } from "./identity.ts";
 import { type HelperRequest, validateId } from "./request.ts";
 import { planOverlayMount } from "../src/backends/overlay.ts";
@@ -84,7 +83,11 @@ function openChecked(
   }
   const stat = fstat(fd);
   if (kind === "dir" ? !isDir(stat) : !isRegular(stat)) {
-    throw new HelperError(`Refusing: ${rel} is not a ${kind === "dir" ? "directory" : "regular file"}`);
+    throw new HelperError(
+      `Refusing: ${rel} is not a ${
+        kind === "dir" ? "directory" : "regular file"
+      }`,
+    );
   }
   // Owned by the store's owner: a dir or file someone else put there is not
   // part of this store. Directories may also be root's (overlay creates
@@ -103,7 +106,12 @@ function openChecked(
   return { fd, stat };
 }
 
-function readSmall(fds: Fds, rootFd: number, rel: string, owner: number): string {
+function readSmall(
+  fds: Fds,
+  rootFd: number,
+  rel: string,
+  owner: number,
+): string {
   const { fd } = openChecked(fds, rootFd, rel, owner, "file");
   return new TextDecoder().decode(readAllFd(fd, 1 << 20));
 }
@@ -122,7 +130,9 @@ function openStoreRoot(
     refuse(`store root ${req.root}`, e);
   }
   const s = fstat(rootFd);
-  if (!isDir(s)) throw new HelperError(`Refusing: ${req.root} is not a directory`);
+  if (!isDir(s)) {
+    throw new HelperError(`Refusing: ${req.root} is not a directory`);
+  }
   if (s.uid !== 0 && s.uid !== caller.uid && !allowedOwners.has(s.uid)) {
     throw new HelperError(
       `Refusing: store ${req.root} is owned by uid ${s.uid}, who is neither the caller nor listed for it`,
@@ -143,11 +153,15 @@ function readMetadata(
     config = JSON.parse(readSmall(fds, rootFd, "layerfs.json", owner));
   } catch (e) {
     if (e instanceof HelperError) throw e;
-    throw new HelperError(`Refusing: ${req.root}/layerfs.json is not valid JSON`);
+    throw new HelperError(
+      `Refusing: ${req.root}/layerfs.json is not valid JSON`,
+    );
   }
   if (config.backend !== "overlay") {
     throw new HelperError(
-      `Store ${req.root} uses backend ${JSON.stringify(config.backend)}; the helper mounts only overlay stores`,
+      `Store ${req.root} uses backend ${
+        JSON.stringify(config.backend)
+      }; the helper mounts only overlay stores`,
     );
   }
   let layerText: string;
@@ -245,13 +259,18 @@ export function helperMount(
   }
   const plan: OverlayMountPlan = planned;
   if (plan.target !== target) {
-    throw new HelperError(`Refusing plan: target ${plan.target} is not ${target}`);
+    throw new HelperError(
+      `Refusing plan: target ${plan.target} is not ${target}`,
+    );
   }
-  const dir = (p: string) => openChecked(fds, rootFd, relUnder(req.root, p), owner, "dir");
+  const dir = (p: string) =>
+    openChecked(fds, rootFd, relUnder(req.root, p), owner, "dir");
   const mntParent = openChecked(fds, rootFd, "mnt", owner, "dir");
   const t = dir(plan.target);
   if (t.stat.mntId !== mntParent.stat.mntId) {
-    throw new HelperError(`${target} is already a mount point; run "layerfs umount ${req.id}" first`);
+    throw new HelperError(
+      `${target} is already a mount point; run "layerfs umount ${req.id}" first`,
+    );
   }
   const lower = plan.lowerdirs.map((p) => dir(p).fd);
   const upper = dir(plan.upperdir).fd;
@@ -315,7 +334,15 @@ export function helperUmount(
     umountFd(fd);
   } catch (e) {
     if (e instanceof SysError) {
-      throw new MountError("umount2", e.code, target, e.code === "EBUSY" ? "the view is in use; close what uses it and retry" : undefined, { cause: e });
+      throw new MountError(
+        "umount2",
+        e.code,
+        target,
+        e.code === "EBUSY"
+          ? "the view is in use; close what uses it and retry"
+          : undefined,
+        { cause: e },
+      );
     }
     throw e;
   }

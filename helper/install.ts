@@ -65,7 +65,9 @@ async function run(cmd: string, args: string[]) {
 async function writeAtomic(path: string, text: string, mode: number) {
   const dir = path.slice(0, path.lastIndexOf("/"));
   // A name with a "." is ignored by sudo's @includedir while it is a temp file.
-  const tmp = `${dir}/.${path.slice(dir.length + 1)}.${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const tmp = `${dir}/.${path.slice(dir.length + 1)}.${
+    crypto.randomUUID().slice(0, 8)
+  }.tmp`;
   const f = await Deno.open(tmp, { write: true, createNew: true, mode });
   try {
     await f.write(new TextEncoder().encode(text));
@@ -92,7 +94,9 @@ export function sudoersRule(group: string, path: string): string {
   }
   if (!isCanonicalPath(path) || /[\s,:=\\"'*?[\]!]/.test(path)) {
     throw new HelperError(
-      `Helper path ${JSON.stringify(path)} must be absolute and plain (no spaces or sudoers metacharacters)`,
+      `Helper path ${
+        JSON.stringify(path)
+      } must be absolute and plain (no spaces or sudoers metacharacters)`,
     );
   }
   return [
@@ -130,7 +134,9 @@ export async function helperInstall(
   for (const s of opts.stores ?? []) {
     if (!isCanonicalPath(s)) {
       throw new HelperError(
-        `Store root ${JSON.stringify(s)} must be absolute, without ".", ".." or a trailing "/"`,
+        `Store root ${
+          JSON.stringify(s)
+        } must be absolute, without ".", ".." or a trailing "/"`,
       );
     }
   }
@@ -138,7 +144,9 @@ export async function helperInstall(
   if (!groups.split("\n").some((l) => l.split(":")[0] === group)) {
     const r = await run("groupadd", ["--system", group]);
     if (!r.ok) throw new HelperError(`groupadd ${group} failed: ${r.text}`);
-    messages.push(`created group ${group}; add users with "usermod -aG ${group} USER"`);
+    messages.push(
+      `created group ${group}; add users with "usermod -aG ${group} USER"`,
+    );
   }
 
   // Config: keep what is there (if it is valid), add the new stores.
@@ -147,7 +155,9 @@ export async function helperInstall(
     config = parseConfig(await Deno.readTextFile(CONFIG_PATH));
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) {
-      messages.push(`replacing unreadable ${CONFIG_PATH}: ${(e as Error).message}`);
+      messages.push(
+        `replacing unreadable ${CONFIG_PATH}: ${(e as Error).message}`,
+      );
     }
   }
   for (const root of opts.stores ?? []) {
@@ -228,7 +238,12 @@ export async function helperDoctor(
   try {
     const s = await Deno.lstat(path);
     const mode = s.mode ?? 0;
-    add(s.isFile, `${path} is a regular file${s.isFile ? "" : " (it is not: install the compiled helper there)"}`);
+    add(
+      s.isFile,
+      `${path} is a regular file${
+        s.isFile ? "" : " (it is not: install the compiled helper there)"
+      }`,
+    );
     add(
       (mode & 0o6000) === 0,
       (mode & 0o6000) === 0
@@ -250,12 +265,20 @@ export async function helperDoctor(
         : `${path} must be owned by root and not group/other-writable (chown root:root; chmod 755)`,
     );
   } catch (e) {
-    add(false, `${path}: ${(e as Error).message}; install it with "deno task compile" and copy dist/layerfs-helper there`);
+    add(
+      false,
+      `${path}: ${
+        (e as Error).message
+      }; install it with "deno task compile" and copy dist/layerfs-helper there`,
+    );
   }
 
   try {
     const c = loadConfig(CONFIG_PATH);
-    add(true, `${CONFIG_PATH} is root-owned and valid (${c.stores.length} store(s))`);
+    add(
+      true,
+      `${CONFIG_PATH} is root-owned and valid (${c.stores.length} store(s))`,
+    );
   } catch (e) {
     add(false, (e as Error).message);
   }
@@ -276,7 +299,12 @@ export async function helperDoctor(
     const v = await run("visudo", ["-cf", SUDOERS_PATH]);
     add(v.ok, v.ok ? "visudo accepts the rule" : `visudo: ${v.text}`);
   } catch (e) {
-    add(false, `${SUDOERS_PATH}: ${(e as Error).message}; run "layerfs helper install" as root`);
+    add(
+      false,
+      `${SUDOERS_PATH}: ${
+        (e as Error).message
+      }; run "layerfs helper install" as root`,
+    );
   }
   return { ok: checks.every((c) => c.ok), checks };
 }

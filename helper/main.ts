@@ -40,6 +40,8 @@ import { CONFIG_PATH, loadConfig } from "./config.ts";
 import { callerFrom, readAccounts } from "./identity.ts";
 import { authorize, hostileEnvPresent, parseRequest } from "./request.ts";
 import { helperMount, type HelperResult, helperUmount } from "./execute.ts";
+
+export type { HelperResult } from "./execute.ts";
 import { libc } from "../src/sys/libc_linux.ts";
 
 /**
@@ -62,7 +64,9 @@ export function runHelper(
   const hostile = hostileEnvPresent(env);
   if (hostile.length) {
     throw new HelperError(
-      `Refusing to run with ${hostile.join(", ")} set: start the helper through sudo (env_reset), ` +
+      `Refusing to run with ${
+        hostile.join(", ")
+      } set: start the helper through sudo (env_reset), ` +
         `never setuid, setcap or "sudo -E"; run "layerfs helper doctor"`,
     );
   }
@@ -100,7 +104,11 @@ if (import.meta.main) {
     const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
     out = {
       ok: false,
-      error: { name: e instanceof LayerfsError ? name : "HelperError", message, code: (e as { code?: string }).code },
+      error: {
+        name: e instanceof LayerfsError ? name : "HelperError",
+        message,
+        code: (e as { code?: string }).code,
+      },
     };
   }
   console.log(JSON.stringify(out));

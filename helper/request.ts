@@ -7,7 +7,11 @@
 
 import { HelperError } from "../src/errors.ts";
 import { validateLayerId } from "../src/store/id.ts";
-import { type AllowedStore, type HelperConfig, isCanonicalPath } from "./config.ts";
+import {
+  type AllowedStore,
+  type HelperConfig,
+  isCanonicalPath,
+} from "./config.ts";
 import { type Accounts, type Caller, callerAllowed } from "./identity.ts";
 
 /** What the caller asks for: the only three inputs the helper takes. */
@@ -56,7 +60,9 @@ export function parseRequest(argv: string[]): HelperRequest {
   validateId(id);
   if (!isCanonicalPath(root)) {
     throw new HelperError(
-      `Store root ${JSON.stringify(root)} must be absolute, without ".", ".." or a trailing "/"`,
+      `Store root ${
+        JSON.stringify(root)
+      } must be absolute, without ".", ".." or a trailing "/"`,
     );
   }
   return { op, root, id };

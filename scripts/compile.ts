@@ -101,7 +101,9 @@ if (import.meta.main) {
     try {
       await Deno.stat(denort);
     } catch {
-      console.error(`DENORT_BIN=${denort} does not exist; point it at a denort binary`);
+      console.error(
+        `DENORT_BIN=${denort} does not exist; point it at a denort binary`,
+      );
       Deno.exit(1);
     }
   }

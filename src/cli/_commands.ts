@@ -115,10 +115,11 @@ function progressFor(ctx: CommandContext, label: string) {
 
 const commands: Record<string, Run> = {
   init: (ctx) =>
-    withStore(ctx, true, async (store) => ({
-      json: { root: ctx.root, backend: store.backend },
-      text: `initialised ${ctx.root} (backend ${store.backend})`,
-    })),
+    withStore(ctx, true, (store) =>
+      Promise.resolve({
+        json: { root: ctx.root, backend: store.backend },
+        text: `initialised ${ctx.root} (backend ${store.backend})`,
+      })),
 
   status: (ctx) =>
     withStore(ctx, false, async (store) => {
@@ -161,9 +162,7 @@ const commands: Record<string, Run> = {
       await withStore(ctx, false, (store) => store.exists(id));
     return {
       json: { id, exists },
-      text: exists
-        ? `layer ${id} exists`
-        : `layer ${id} does not exist`,
+      text: exists ? `layer ${id} exists` : `layer ${id} does not exist`,
       exitCode: exists ? 0 : 1,
     };
   },
@@ -176,7 +175,12 @@ const commands: Record<string, Run> = {
         ["ID", "PARENT", "KIND", "MOUNTS"],
         ...layers.map((
           l,
-        ) => [l.id, l.parent ?? "-", l.readWrite ? "rw" : "ro", String(l.mounts)]),
+        ) => [
+          l.id,
+          l.parent ?? "-",
+          l.readWrite ? "rw" : "ro",
+          String(l.mounts),
+        ]),
       ];
       const widths = rows[0].map((_, i) =>
         Math.max(...rows.map((r) => r[i].length))
@@ -299,7 +303,13 @@ const commands: Record<string, Run> = {
       }
       progress.done();
       return {
-        json: { id, parent: parent ?? null, file: out, bytes: written, compression: kind ?? null },
+        json: {
+          id,
+          parent: parent ?? null,
+          file: out,
+          bytes: written,
+          compression: kind ?? null,
+        },
         text: `wrote ${out} (${written} bytes)`,
       };
     }),
@@ -327,7 +337,10 @@ const commands: Record<string, Run> = {
   cleanup: (ctx) =>
     withStore(ctx, false, async (store) => {
       await store.cleanup();
-      return { json: { root: ctx.root, cleaned: true }, text: `cleaned up ${ctx.root}` };
+      return {
+        json: { root: ctx.root, cleaned: true },
+        text: `cleaned up ${ctx.root}`,
+      };
     }),
 
   check: async (ctx) => {

@@ -53,7 +53,8 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   },
   quiet: {
     type: "boolean",
-    help: "--quiet           print only requested data (no confirmations, no progress)",
+    help:
+      "--quiet           print only requested data (no confirmations, no progress)",
   },
   help: { type: "boolean", short: "h", help: "-h, --help        show help" },
 };
@@ -82,10 +83,14 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: "create",
     usage: "ID [--parent P] [--rw] [--mount-label L]",
-    summary: "create an empty layer (read-only image layer, or --rw for a container's layer)",
+    summary:
+      "create an empty layer (read-only image layer, or --rw for a container's layer)",
     options: {
       parent,
-      rw: { type: "boolean", help: "--rw              make a read-write (container) layer" },
+      rw: {
+        type: "boolean",
+        help: "--rw              make a read-write (container) layer",
+      },
       "mount-label": {
         type: "string",
         help: "--mount-label L   SELinux context for the layer's mounts",
@@ -102,7 +107,8 @@ export const COMMANDS: CommandSpec[] = [
       force: {
         type: "boolean",
         short: "f",
-        help: "-f, --force       remove even when mounted or a parent of other layers",
+        help:
+          "-f, --force       remove even when mounted or a parent of other layers",
       },
     },
     args: [1, 1],
@@ -126,7 +132,8 @@ export const COMMANDS: CommandSpec[] = [
     name: "mount",
     aliases: ["get"],
     usage: "ID [--mount-label L]",
-    summary: "mount the layer's union view (once per store, counted) and print its path",
+    summary:
+      "mount the layer's union view (once per store, counted) and print its path",
     options: {
       "mount-label": {
         type: "string",
@@ -146,7 +153,8 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: "apply",
     usage: "ID [--parent P] [FILE|-]",
-    summary: "create layer ID from an OCI layer tar (gzip/zstd detected); prints its size",
+    summary:
+      "create layer ID from an OCI layer tar (gzip/zstd detected); prints its size",
     description: "Reads FILE, or standard input when FILE is - or missing.",
     options: { parent },
     args: [1, 2],
@@ -203,7 +211,8 @@ export const COMMANDS: CommandSpec[] = [
     options: {
       repair: {
         type: "boolean",
-        help: "--repair          sweep leftovers, drop stale counts, unmount orphan mounts",
+        help:
+          "--repair          sweep leftovers, drop stale counts, unmount orphan mounts",
       },
     },
     args: [0, 0],
@@ -220,16 +229,19 @@ export const COMMANDS: CommandSpec[] = [
     options: {
       group: {
         type: "string",
-        help: "--group G         group allowed to use the helper (default: layerfs)",
+        help:
+          "--group G         group allowed to use the helper (default: layerfs)",
       },
       path: {
         type: "string",
-        help: "--path BIN        the helper binary (default: /usr/local/bin/layerfs-helper)",
+        help:
+          "--path BIN        the helper binary (default: /usr/local/bin/layerfs-helper)",
       },
       store: {
         type: "string",
         multiple: true,
-        help: "--store DIR       a store root members of G may mount (repeatable)",
+        help:
+          "--store DIR       a store root members of G may mount (repeatable)",
       },
     },
     args: [1, 1],

@@ -122,7 +122,10 @@ export async function checkStore(
   return options.repair ? await withStoreLock(layout, run) : await run();
 }
 
-async function scan(layout: StoreLayout, repair: boolean): Promise<CheckReport> {
+async function scan(
+  layout: StoreLayout,
+  repair: boolean,
+): Promise<CheckReport> {
   const problems: Problem[] = [];
   const add = (kind: ProblemKind, subject: string, message: string) => {
     const p: Problem = { kind, subject, message, repaired: false };
@@ -142,7 +145,9 @@ async function scan(layout: StoreLayout, repair: boolean): Promise<CheckReport> 
   }
   for (const d of ["layers", "diff", "mnt", "work", "meta", "run", "l"]) {
     for (const n of await names(`${layout.root}/${d}`)) {
-      if (n.endsWith("-removing") || TEMP_RE.test(n)) leftovers.push(`${d}/${n}`);
+      if (n.endsWith("-removing") || TEMP_RE.test(n)) {
+        leftovers.push(`${d}/${n}`);
+      }
     }
   }
   for (const n of await names(layout.root)) {
@@ -182,7 +187,11 @@ async function scan(layout: StoreLayout, repair: boolean): Promise<CheckReport> 
       parents = (await Deno.readTextFile(layout.layers(id))).split("\n")
         .filter((l) => l !== "");
     } catch (e) {
-      add("bad-metadata", `layers/${id}`, `layers/${id} cannot be read (${(e as Error).message})`);
+      add(
+        "bad-metadata",
+        `layers/${id}`,
+        `layers/${id} cannot be read (${(e as Error).message})`,
+      );
       continue;
     }
     if (!parents.every(isValidId)) {
@@ -199,7 +208,9 @@ async function scan(layout: StoreLayout, repair: boolean): Promise<CheckReport> 
       add(
         "missing-parent",
         id,
-        `layer "${id}" has missing parent(s) ${missing.map((m) => `"${m}"`).join(", ")}; ` +
+        `layer "${id}" has missing parent(s) ${
+          missing.map((m) => `"${m}"`).join(", ")
+        }; ` +
           `its view cannot be mounted: remove it with "layerfs rm --force ${id}"`,
       );
     }
@@ -240,7 +251,9 @@ async function scan(layout: StoreLayout, repair: boolean): Promise<CheckReport> 
       id,
       gone
         ? `mount count ${n} recorded for layer "${id}", which does not exist; --repair drops it`
-        : `mount count ${n} recorded for layer "${id}" but ${layout.mnt(id)} is not mounted; --repair drops it`,
+        : `mount count ${n} recorded for layer "${id}" but ${
+          layout.mnt(id)
+        } is not mounted; --repair drops it`,
     );
     if (repair) {
       delete newCounts[id];

@@ -50,7 +50,9 @@ export function detectCompression(head: Uint8Array): DetectedFormat {
       if (format === "gzip" || format === "zstd") return format;
       throw new InvalidArchive(
         `the input is ${format}-compressed; only gzip and zstd are supported, ` +
-          `decompress it first (e.g. "${format === "xz" ? "xz" : "bzip2"} -dc FILE | layerfs apply ID -")`,
+          `decompress it first (e.g. "${
+            format === "xz" ? "xz" : "bzip2"
+          } -dc FILE | layerfs apply ID -")`,
       );
     }
   }

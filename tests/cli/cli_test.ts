@@ -42,7 +42,12 @@ async function layerfs(
 }
 
 async function sh(cmd: string, cwd: string): Promise<Uint8Array> {
-  const out = await new Deno.Command("sh", { args: ["-c", cmd], cwd, stdout: "piped", stderr: "piped" })
+  const out = await new Deno.Command("sh", {
+    args: ["-c", cmd],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  })
     .output();
   assert.equal(out.code, 0, `${cmd}: ${new TextDecoder().decode(out.stderr)}`);
   return out.stdout;
@@ -62,7 +67,11 @@ async function makeTars(dir: string): Promise<void> {
 }
 
 function noStack(r: Run): void {
-  assert.doesNotMatch(r.stderr, /\n\s+at /, `stack trace in stderr: ${r.stderr}`);
+  assert.doesNotMatch(
+    r.stderr,
+    /\n\s+at /,
+    `stack trace in stderr: ${r.stderr}`,
+  );
 }
 
 /** Runs every command against a store with `backend`. */
@@ -74,7 +83,11 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
   const ok = async (args: string[], opts?: Parameters<typeof layerfs>[1]) => {
     const r = await layerfs([...g, ...args], opts);
     assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-    assert.equal(r.stderr, "", "no progress or noise when stderr is not a terminal");
+    assert.equal(
+      r.stderr,
+      "",
+      "no progress or noise when stderr is not a terminal",
+    );
     return r;
   };
 
@@ -91,8 +104,15 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
   // apply: plain file, gzip file, zstd from stdin; prints the size.
   const plain = await ok(["apply", "base", `${d}/base.tar`]);
   assert.equal(plain.stdout.trim(), "20");
-  const gz = JSON.parse((await ok(["--json", "apply", "base-gz", `${d}/base.tar.gz`])).stdout);
-  assert.deepEqual(gz, { id: "base-gz", parent: null, size: 20, compression: "gzip" });
+  const gz = JSON.parse(
+    (await ok(["--json", "apply", "base-gz", `${d}/base.tar.gz`])).stdout,
+  );
+  assert.deepEqual(gz, {
+    id: "base-gz",
+    parent: null,
+    size: 20,
+    compression: "gzip",
+  });
   const zst = await ok(["--json", "apply", "base-zst", "-"], {
     stdin: await Deno.readFile(`${d}/base.tar.zst`),
   });
@@ -106,9 +126,18 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
   assert.equal(missing.code, 1);
   assert.deepEqual(JSON.parse(missing.stdout), { id: "nope", exists: false });
   const ls = JSON.parse((await ok(["--json", "ls"])).stdout);
-  assert.deepEqual(ls.map((l: { id: string }) => l.id), ["base", "base-gz", "base-zst", "child", "ctr"]);
+  assert.deepEqual(ls.map((l: { id: string }) => l.id), [
+    "base",
+    "base-gz",
+    "base-zst",
+    "child",
+    "ctr",
+  ]);
   assert.equal(ls.find((l: { id: string }) => l.id === "ctr").readWrite, true);
-  assert.match((await ok(["ls"])).stdout, /^ID\s+PARENT\s+KIND\s+MOUNTS\nbase\s+-\s+ro\s+0\n/);
+  assert.match(
+    (await ok(["ls"])).stdout,
+    /^ID\s+PARENT\s+KIND\s+MOUNTS\nbase\s+-\s+ro\s+0\n/,
+  );
 
   // mount shows the union: motd added, hosts deleted by the whiteout.
   const path = (await ok(["mount", "ctr"])).stdout.trim();
@@ -121,27 +150,36 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
   // rm of a mounted layer is refused with one line; --force works later.
   const busy = await layerfs([...g, "rm", "ctr"]);
   assert.equal(busy.code, 1);
-  assert.match(busy.stderr, /^layerfs: Cannot remove layer "ctr": it is mounted/);
+  assert.match(
+    busy.stderr,
+    /^layerfs: Cannot remove layer "ctr": it is mounted/,
+  );
   noStack(busy);
 
   // changes, size
   assert.equal((await ok(["changes", "ctr"])).stdout, "C /etc\nA /etc/new\n");
   const ch = JSON.parse((await ok(["--json", "changes", "child"])).stdout);
-  assert.deepEqual(ch.map((c: { path: string; kind: string }) => `${c.kind} ${c.path}`), [
-    "modify /etc",
-    "delete /etc/hosts",
-    "add /etc/motd",
-  ]);
+  assert.deepEqual(
+    ch.map((c: { path: string; kind: string }) => `${c.kind} ${c.path}`),
+    [
+      "modify /etc",
+      "delete /etc/hosts",
+      "add /etc/motd",
+    ],
+  );
   assert.equal((await ok(["size", "child"])).stdout, "6\n");
 
   // diff: stdout, -o, --compress gzip|zstd; all list the same names.
-  const names = async (tarCmd: string) => new TextDecoder().decode(await sh(tarCmd, d)).split("\n").sort().join(",");
+  const names = async (tarCmd: string) =>
+    new TextDecoder().decode(await sh(tarCmd, d)).split("\n").sort().join(",");
   const toStdout = await ok(["diff", "child"]);
   await Deno.writeFile(`${d}/out.tar`, toStdout.bytes);
   const want = await names("tar -tf out.tar");
   assert.match(want, /etc\/\.wh\.hosts/);
   assert.match(want, /etc\/motd/);
-  const o = JSON.parse((await ok(["--json", "diff", "child", "-o", `${d}/o.tar`])).stdout);
+  const o = JSON.parse(
+    (await ok(["--json", "diff", "child", "-o", `${d}/o.tar`])).stdout,
+  );
   assert.equal(o.bytes, (await Deno.stat(`${d}/o.tar`)).size);
   assert.equal(await names("tar -tf o.tar"), want);
   await ok(["diff", "child", "-o", `${d}/o.tar.gz`, "--compress", "gzip"]);
@@ -150,11 +188,17 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
   assert.equal(await names("zstd -dc o.tar.zst | tar -tf -"), want);
   // and our own apply reads our compressed output back
   await ok(["apply", "again", "--parent", "base", `${d}/o.tar.zst`]);
-  assert.equal((await ok(["changes", "again"])).stdout, (await ok(["changes", "child"])).stdout);
+  assert.equal(
+    (await ok(["changes", "again"])).stdout,
+    (await ok(["changes", "child"])).stdout,
+  );
 
   // umount, cleanup, check, rm
   assert.equal((await ok(["--quiet", "umount", "ctr"])).stdout, "");
-  assert.equal(JSON.parse((await ok(["--json", "check"])).stdout).problems.length, 0);
+  assert.equal(
+    JSON.parse((await ok(["--json", "check"])).stdout).problems.length,
+    0,
+  );
   await ok(["cleanup"]);
   await ok(["rm", "ctr"]);
   assert.equal((await layerfs([...g, "exists", "ctr"])).code, 1);
@@ -173,7 +217,11 @@ Deno.test("cli: usage errors exit 2 with the command's help, no stack trace", as
   const cases: [string[], RegExp, RegExp][] = [
     [["bogus"], /Unknown command "bogus"/, /Commands:/],
     [[], /Missing command/, /Commands:/],
-    [["create"], /Missing argument: ID/, /Usage: layerfs \[global options\] create ID/],
+    [
+      ["create"],
+      /Missing argument: ID/,
+      /Usage: layerfs \[global options\] create ID/,
+    ],
     [["create", "a", "b"], /Unexpected argument "b"/, /create ID/],
     [["rm", "a", "--bogus"], /Unknown option --bogus/, /Usage: .* rm ID/],
     [["diff", "a", "--compress"], /Option --compress needs a value/, /diff ID/],
@@ -182,14 +230,25 @@ Deno.test("cli: usage errors exit 2 with the command's help, no stack trace", as
   for (const [args, msg, help] of cases) {
     const r = await layerfs([...g, ...args]);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
-    assert.match(r.stderr.split("\n")[0], new RegExp("^layerfs: " + msg.source));
+    assert.match(
+      r.stderr.split("\n")[0],
+      new RegExp("^layerfs: " + msg.source),
+    );
     assert.match(r.stderr, help);
     noStack(r);
   }
   // --compress with a bad kind, and diff --json without -o, are usage errors too.
   await layerfs([...g, "init"]);
   await layerfs([...g, "create", "x"]);
-  const bad = await layerfs([...g, "diff", "x", "-o", `${tmp.path}/t`, "--compress", "xz"]);
+  const bad = await layerfs([
+    ...g,
+    "diff",
+    "x",
+    "-o",
+    `${tmp.path}/t`,
+    "--compress",
+    "xz",
+  ]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /Unknown compression "xz"/);
   const js = await layerfs([...g, "--json", "diff", "x"]);
@@ -198,15 +257,39 @@ Deno.test("cli: usage errors exit 2 with the command's help, no stack trace", as
 });
 
 Deno.test("cli: --help for every command and the whole CLI", async () => {
-  for (const c of ["init", "status", "create", "rm", "exists", "ls", "mount", "umount", "apply", "diff", "changes", "size", "cleanup", "check", "helper"]) {
+  for (
+    const c of [
+      "init",
+      "status",
+      "create",
+      "rm",
+      "exists",
+      "ls",
+      "mount",
+      "umount",
+      "apply",
+      "diff",
+      "changes",
+      "size",
+      "cleanup",
+      "check",
+      "helper",
+    ]
+  ) {
     const r = await layerfs([c, "--help"]);
     assert.equal(r.code, 0);
-    assert.match(r.stdout, new RegExp(`^Usage: layerfs \\[global options\\] ${c}`));
+    assert.match(
+      r.stdout,
+      new RegExp(`^Usage: layerfs \\[global options\\] ${c}`),
+    );
   }
   const all = await layerfs(["--help"]);
   assert.equal(all.code, 0);
   assert.match(all.stdout, /Commands:/);
-  assert.equal((await layerfs(["help", "diff"])).stdout, (await layerfs(["diff", "-h"])).stdout);
+  assert.equal(
+    (await layerfs(["help", "diff"])).stdout,
+    (await layerfs(["diff", "-h"])).stdout,
+  );
 });
 
 Deno.test("cli: errors are one line with the fix, --json prints one document", async () => {
@@ -235,12 +318,30 @@ Deno.test("cli: errors are one line with the fix, --json prints one document", a
   assert.equal(junk.stderr.trim().split("\n").length, 1);
   assert.equal((await layerfs([...g, "exists", "junk"])).code, 1);
   // xz input is refused with how to fix it.
-  await Deno.writeFile(`${tmp.path}/x.xz`, new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]));
+  await Deno.writeFile(
+    `${tmp.path}/x.xz`,
+    new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]),
+  );
   const xz = await layerfs([...g, "apply", "x", `${tmp.path}/x.xz`]);
   assert.equal(xz.code, 1);
   assert.match(xz.stderr, /xz-compressed.*xz -dc/);
   // Every successful command's --json output is one JSON document.
-  for (const args of [["status"], ["ls"], ["create", "j"], ["exists", "j"], ["size", "j"], ["changes", "j"], ["mount", "j"], ["umount", "j"], ["check"], ["cleanup"], ["rm", "j"], ["init"]]) {
+  for (
+    const args of [
+      ["status"],
+      ["ls"],
+      ["create", "j"],
+      ["exists", "j"],
+      ["size", "j"],
+      ["changes", "j"],
+      ["mount", "j"],
+      ["umount", "j"],
+      ["check"],
+      ["cleanup"],
+      ["rm", "j"],
+      ["init"],
+    ]
+  ) {
     const r = await layerfs([...g, "--json", ...args]);
     assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
     JSON.parse(r.stdout);
@@ -250,81 +351,135 @@ Deno.test("cli: errors are one line with the fix, --json prints one document", a
 Deno.test("cli: default root from LAYERFS_ROOT, XDG_DATA_HOME, HOME; --root wins", async () => {
   await using tmp = await tempDir();
   const status = async (env: Record<string, string>, extra: string[] = []) => {
-    const r = await layerfs([...extra, "--backend", "vfs", "--json", "init"], { env });
+    const r = await layerfs([...extra, "--backend", "vfs", "--json", "init"], {
+      env,
+    });
     assert.equal(r.code, 0, r.stderr);
     return JSON.parse(r.stdout).root as string;
   };
   // (as root the default is /var/lib/layerfs: never touched here; LAYERFS_ROOT overrides it)
-  assert.equal(await status({ LAYERFS_ROOT: `${tmp.path}/env` }), `${tmp.path}/env`);
   assert.equal(
-    await status({ LAYERFS_ROOT: `${tmp.path}/env` }, ["--root", `${tmp.path}/flag`]),
+    await status({ LAYERFS_ROOT: `${tmp.path}/env` }),
+    `${tmp.path}/env`,
+  );
+  assert.equal(
+    await status({ LAYERFS_ROOT: `${tmp.path}/env` }, [
+      "--root",
+      `${tmp.path}/flag`,
+    ]),
     `${tmp.path}/flag`,
   );
   const { defaultRoot } = await import("../../src/cli/_root.ts");
   const env = (m: Record<string, string>) => (k: string) => m[k];
-  assert.equal(defaultRoot({ env: env({}), uid: 0, cwd: "/" }), "/var/lib/layerfs");
-  assert.equal(defaultRoot({ env: env({ HOME: "/home/a" }), uid: 1000, cwd: "/" }), "/home/a/.local/share/layerfs");
   assert.equal(
-    defaultRoot({ env: env({ HOME: "/home/a", XDG_DATA_HOME: "/x/data" }), uid: 1000, cwd: "/" }),
+    defaultRoot({ env: env({}), uid: 0, cwd: "/" }),
+    "/var/lib/layerfs",
+  );
+  assert.equal(
+    defaultRoot({ env: env({ HOME: "/home/a" }), uid: 1000, cwd: "/" }),
+    "/home/a/.local/share/layerfs",
+  );
+  assert.equal(
+    defaultRoot({
+      env: env({ HOME: "/home/a", XDG_DATA_HOME: "/x/data" }),
+      uid: 1000,
+      cwd: "/",
+    }),
     "/x/data/layerfs",
   );
   assert.equal(
-    defaultRoot({ env: env({ HOME: "/home/a", XDG_DATA_HOME: "rel" }), uid: 1000, cwd: "/" }),
+    defaultRoot({
+      env: env({ HOME: "/home/a", XDG_DATA_HOME: "rel" }),
+      uid: 1000,
+      cwd: "/",
+    }),
     "/home/a/.local/share/layerfs",
   );
-  assert.equal(defaultRoot({ flag: "s/./x/", env: env({ LAYERFS_ROOT: "/e" }), uid: 0, cwd: "/w" }), "/w/s/x");
-  assert.throws(() => defaultRoot({ env: env({}), uid: 1000, cwd: "/" }), /HOME is not set/);
+  assert.equal(
+    defaultRoot({
+      flag: "s/./x/",
+      env: env({ LAYERFS_ROOT: "/e" }),
+      uid: 0,
+      cwd: "/w",
+    }),
+    "/w/s/x",
+  );
+  assert.throws(
+    () => defaultRoot({ env: env({}), uid: 1000, cwd: "/" }),
+    /HOME is not set/,
+  );
 });
 
-privilegedTest("cli: check finds planted problems and --repair fixes the safe ones", async () => {
-  await using tmp = await tempDir();
-  const root = `${tmp.path}/store`;
-  const g = ["--root", root, "--backend", "overlay"];
-  await layerfs([...g, "init"]);
-  await layerfs([...g, "create", "base"]);
-  await layerfs([...g, "create", "app", "--parent", "base"]);
-  assert.equal((await layerfs([...g, "check"])).code, 0);
+privilegedTest(
+  "cli: check finds planted problems and --repair fixes the safe ones",
+  async () => {
+    await using tmp = await tempDir();
+    const root = `${tmp.path}/store`;
+    const g = ["--root", root, "--backend", "overlay"];
+    await layerfs([...g, "init"]);
+    await layerfs([...g, "create", "base"]);
+    await layerfs([...g, "create", "app", "--parent", "base"]);
+    assert.equal((await layerfs([...g, "check"])).code, 0);
 
-  // Plant: a layer whose parent is missing, a staging leftover, a -removing
-  // leftover, a stale count, an orphan mount, a diff dir without metadata.
-  await Deno.writeTextFile(`${root}/layers/orphan`, "ghost\n");
-  await Deno.mkdir(`${root}/diff/orphan`);
-  await Deno.mkdir(`${root}/staging/crashed/diff`, { recursive: true });
-  await Deno.mkdir(`${root}/diff/old-removing/etc`, { recursive: true });
-  await Deno.mkdir(`${root}/diff/stray`);
-  await Deno.writeTextFile(`${root}/run/mounts.json`, JSON.stringify({ app: 2 }));
-  await Deno.mkdir(`${root}/mnt/base`, { recursive: true });
-  const m = await new Deno.Command("mount", { args: ["-t", "tmpfs", "none", `${root}/mnt/base`] }).output();
-  assert.equal(m.code, 0);
+    // Plant: a layer whose parent is missing, a staging leftover, a -removing
+    // leftover, a stale count, an orphan mount, a diff dir without metadata.
+    await Deno.writeTextFile(`${root}/layers/orphan`, "ghost\n");
+    await Deno.mkdir(`${root}/diff/orphan`);
+    await Deno.mkdir(`${root}/staging/crashed/diff`, { recursive: true });
+    await Deno.mkdir(`${root}/diff/old-removing/etc`, { recursive: true });
+    await Deno.mkdir(`${root}/diff/stray`);
+    await Deno.writeTextFile(
+      `${root}/run/mounts.json`,
+      JSON.stringify({ app: 2 }),
+    );
+    await Deno.mkdir(`${root}/mnt/base`, { recursive: true });
+    const m = await new Deno.Command("mount", {
+      args: ["-t", "tmpfs", "none", `${root}/mnt/base`],
+    }).output();
+    assert.equal(m.code, 0);
 
-  const r = await layerfs([...g, "--json", "check"]);
-  assert.equal(r.code, 1);
-  const kinds = JSON.parse(r.stdout).problems.map((p: { kind: string; subject: string }) => `${p.kind} ${p.subject}`)
-    .sort();
-  assert.deepEqual(kinds, [
-    "leftover diff/old-removing",
-    "leftover staging/crashed",
-    "missing-parent orphan",
-    "orphan-diff diff/stray",
-    "orphan-mount mnt/base",
-    "stale-count app",
-  ]);
-  const human = await layerfs([...g, "check"]);
-  assert.match(human.stdout, /problem: layer "orphan" has missing parent/);
+    const r = await layerfs([...g, "--json", "check"]);
+    assert.equal(r.code, 1);
+    const kinds = JSON.parse(r.stdout).problems.map((
+      p: { kind: string; subject: string },
+    ) => `${p.kind} ${p.subject}`)
+      .sort();
+    assert.deepEqual(kinds, [
+      "leftover diff/old-removing",
+      "leftover staging/crashed",
+      "missing-parent orphan",
+      "orphan-diff diff/stray",
+      "orphan-mount mnt/base",
+      "stale-count app",
+    ]);
+    const human = await layerfs([...g, "check"]);
+    assert.match(human.stdout, /problem: layer "orphan" has missing parent/);
 
-  const fix = await layerfs([...g, "--json", "check", "--repair"]);
-  assert.equal(fix.code, 1, "the missing parent is left to the user");
-  const left = JSON.parse(fix.stdout).problems.filter((p: { repaired: boolean }) => !p.repaired)
-    .map((p: { kind: string }) => p.kind).sort();
-  assert.deepEqual(left, ["missing-parent"]);
-  await assert.rejects(Deno.stat(`${root}/diff/stray`), Deno.errors.NotFound);
-  await assert.rejects(Deno.stat(`${root}/staging/crashed`), Deno.errors.NotFound);
-  await assert.rejects(Deno.stat(`${root}/diff/old-removing`), Deno.errors.NotFound);
-  assert.deepEqual(JSON.parse(await Deno.readTextFile(`${root}/run/mounts.json`)), {});
-  const info = await Deno.readTextFile("/proc/self/mountinfo");
-  assert.equal(info.includes(` ${root}/mnt/base `), false);
+    const fix = await layerfs([...g, "--json", "check", "--repair"]);
+    assert.equal(fix.code, 1, "the missing parent is left to the user");
+    const left = JSON.parse(fix.stdout).problems.filter((
+      p: { repaired: boolean },
+    ) => !p.repaired)
+      .map((p: { kind: string }) => p.kind).sort();
+    assert.deepEqual(left, ["missing-parent"]);
+    await assert.rejects(Deno.stat(`${root}/diff/stray`), Deno.errors.NotFound);
+    await assert.rejects(
+      Deno.stat(`${root}/staging/crashed`),
+      Deno.errors.NotFound,
+    );
+    await assert.rejects(
+      Deno.stat(`${root}/diff/old-removing`),
+      Deno.errors.NotFound,
+    );
+    assert.deepEqual(
+      JSON.parse(await Deno.readTextFile(`${root}/run/mounts.json`)),
+      {},
+    );
+    const info = await Deno.readTextFile("/proc/self/mountinfo");
+    assert.equal(info.includes(` ${root}/mnt/base `), false);
 
-  // What is left is fixed by the command the message names.
-  await layerfs([...g, "rm", "--force", "orphan"]);
-  assert.equal((await layerfs([...g, "check"])).code, 0);
-});
+    // What is left is fixed by the command the message names.
+    await layerfs([...g, "rm", "--force", "orphan"]);
+    assert.equal((await layerfs([...g, "check"])).code, 0);
+  },
+);

@@ -28,19 +28,26 @@ async function compileUnavailable(): Promise<string | undefined> {
     return undefined;
   } catch { /* not cached */ }
   try {
-    const r = await fetch(`https://dl.deno.land/release/v${VERSION}/denort-x86_64-unknown-linux-gnu.zip`, {
-      method: "HEAD",
-      signal: AbortSignal.timeout(3000),
-    });
+    const r = await fetch(
+      `https://dl.deno.land/release/v${VERSION}/denort-x86_64-unknown-linux-gnu.zip`,
+      {
+        method: "HEAD",
+        signal: AbortSignal.timeout(3000),
+      },
+    );
     await r.body?.cancel();
     return r.ok ? undefined : `dl.deno.land answered ${r.status}`;
   } catch (e) {
-    return `denort cannot be downloaded (${(e as Error).message.split("\n")[0]}) and DENORT_BIN is not set`;
+    return `denort cannot be downloaded (${
+      (e as Error).message.split("\n")[0]
+    }) and DENORT_BIN is not set`;
   }
 }
 
 const why = await compileUnavailable();
-if (why) console.warn(`ignoring "compile: both binaries build and run": ${why}`);
+if (why) {
+  console.warn(`ignoring "compile: both binaries build and run": ${why}`);
+}
 
 Deno.test({
   name: "compile: both binaries build and run",
@@ -60,7 +67,10 @@ Deno.test({
       stderr: "piped",
     }).output();
     assert.equal(cli.code, 0, new TextDecoder().decode(cli.stderr));
-    assert.equal(JSON.parse(new TextDecoder().decode(cli.stdout)).backend, "vfs");
+    assert.equal(
+      JSON.parse(new TextDecoder().decode(cli.stdout)).backend,
+      "vfs",
+    );
     // The helper answers with one JSON line; bad input is refused before anything else.
     const helper = await new Deno.Command(`${tmp.path}/layerfs-helper`, {
       args: ["mount", "/nonexistent", ".."],
@@ -87,7 +97,9 @@ Deno.test("compile: a failing compile is explained in one line and exits 1", asy
   assert.match(err, /DENORT_BIN=.* does not exist/);
   const { explainFailure } = await import("../../scripts/compile.ts");
   assert.match(
-    explainFailure("error sending request for url (https://dl.deno.land/release/v2.9.6/denort.zip): dns error"),
+    explainFailure(
+      "error sending request for url (https://dl.deno.land/release/v2.9.6/denort.zip): dns error",
+    ),
     /^deno compile cannot get denort .* set DENORT_BIN/,
   );
 });
