@@ -21,6 +21,7 @@ export {
   mismatch,
   PAGE_SIZE,
   performMountPlan,
+  type PerformOptions,
   unmountTarget,
 } from "./perform.ts";
 export {

@@ -297,6 +297,17 @@ export function mismatch(
   return undefined;
 }
 
+/** Options of {@link performMountPlan}. */
+export interface PerformOptions {
+  /**
+   * How to mount overlay: "auto" uses fsopen/fsconfig `lowerdir+` and falls
+   * back to mount(2) only when the kernel lacks them (ENOSYS/EINVAL);
+   * "mount2" forces the page-limited mount(2) path (tests of the fallback).
+   * @default {"auto"}
+   */
+  overlayApi?: "auto" | "mount2";
+}
+
 /**
  * Performs `plan` (mounting on `plan.target`), then verifies it from
  * /proc/self/mountinfo; a mount that is not what was planned is detached and
@@ -313,10 +324,18 @@ export function mismatch(
  * });
  * ```
  */
-export async function performMountPlan(plan: MountPlan): Promise<void> {
+export async function performMountPlan(
+  plan: MountPlan,
+  options: PerformOptions = {},
+): Promise<void> {
   if (plan.kind === "none") return;
   if (plan.kind === "overlay") {
-    if (mountOverlayNewApi(plan) === "old-kernel") mountOverlayLegacy(plan);
+    if (
+      options.overlayApi === "mount2" ||
+      mountOverlayNewApi(plan) === "old-kernel"
+    ) {
+      mountOverlayLegacy(plan);
+    }
   } else {
     performAufs(plan);
   }
