@@ -1,4 +1,4 @@
-import { deepEqual, equal, ok } from "node:assert/strict";
+import { deepEqual, ok } from "node:assert/strict";
 import { packDir } from "../../../src/archive/export/pack_dir.ts";
 import { readTar } from "../../../src/archive/tar/reader.ts";
 import { tempDir } from "../../_privileged.ts";
