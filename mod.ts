@@ -43,12 +43,17 @@ export {
   type HostProbe,
   planLayerMount,
 } from "./src/backends/mod.ts";
-export type { Change, TarSource } from "./src/archive/layer.ts";
+export type {
+  ArchiveProgress,
+  Change,
+  TarSource,
+} from "./src/archive/layer.ts";
 export { packDir, type PackDirOptions } from "./src/archive/export/pack_dir.ts";
 export {
   directMounter,
   type Mounter,
   performMountPlan,
+  type PerformOptions,
 } from "./src/mount/mod.ts";
 export type {
   AufsMountPlan,
