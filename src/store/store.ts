@@ -782,7 +782,7 @@ export class Store {
       await Deno.mkdir(diff);
       await Deno.chmod(diff, 0o755); // exactly 0755 whatever the umask
       if (this.#impl.copiesParent && parent !== undefined) {
-        copyTree(l.diff(parent), diff);
+        copyLayer(l.diff(parent), diff, parent);
       }
       const result = opts.fill
         ? await opts.fill({
@@ -851,7 +851,7 @@ export class Store {
     try {
       const diff = `${staging.path}/diff`;
       await Deno.mkdir(diff);
-      copyTree(l.diff(id), diff); // apply on top of what the layer holds
+      copyLayer(l.diff(id), diff, id); // apply on top of what the layer holds
       const result = await fill({
         dir: diff,
         format: this.#impl.whiteoutFormat,
@@ -866,6 +866,19 @@ export class Store {
     } finally {
       await this.#dropStaging(staging);
     }
+  }
+}
+
+/** copyTree with its SysError turned into an actionable StoreError. */
+function copyLayer(src: string, dst: string, id: string): void {
+  try {
+    copyTree(src, dst);
+  } catch (e) {
+    throw new StoreError(
+      `Copying layer "${id}" failed (${(e as Error).message}); ` +
+        "check free space and that the layer was not removed meanwhile",
+      { cause: e },
+    );
   }
 }
 

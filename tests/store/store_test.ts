@@ -13,6 +13,8 @@ import {
   LayerNotFound,
   openStore,
   ParentNotFound,
+  performMountPlan,
+  planLayerMount,
   type Store,
 } from "../../mod.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
@@ -275,6 +277,23 @@ for (const backend of ["overlay", "vfs"] as const) {
         assert.equal(await third.get("ctr"), view);
         assert.equal((await mountsUnder(view)).length, 1);
         await third.put("ctr");
+        assert.deepEqual(await mountsUnder(view), []);
+
+        // A mount nobody counted (a process died between mount and count) is
+        // adopted by get, not mounted twice...
+        await performMountPlan(await planLayerMount(store.root, "ctr"));
+        assert.equal(await third.get("ctr"), view);
+        assert.equal((await mountsUnder(view)).length, 1);
+        assert.equal(
+          (await third.list()).find((l) => l.id === "ctr")?.mounts,
+          1,
+        );
+        await third.put("ctr");
+        assert.deepEqual(await mountsUnder(view), []);
+        // ...or removed by cleanup.
+        await performMountPlan(await planLayerMount(store.root, "ctr"));
+        assert.equal((await mountsUnder(view)).length, 1);
+        await third.cleanup();
         assert.deepEqual(await mountsUnder(view), []);
       }
     },
