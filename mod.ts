@@ -51,6 +51,7 @@ export type {
 export { packDir, type PackDirOptions } from "./src/archive/export/pack_dir.ts";
 export {
   directMounter,
+  helperMounter,
   type Mounter,
   performMountPlan,
   type PerformOptions,

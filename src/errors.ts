@@ -23,6 +23,7 @@
 export class LayerfsError extends Error {
   /** Process exit code the CLI uses for this category (1 error, 2 usage). */
   readonly exitCode: number = 1;
+  /** Builds the error; the message says what to do. */
   constructor(message: string, options?: ErrorOptions) {
     super(message, options);
     this.name = new.target.name;
@@ -42,6 +43,7 @@ export class LayerfsError extends Error {
 export class InvalidLayerId extends LayerfsError {
   /** The rejected id. */
   readonly id: string;
+  /** Builds the error; the message says what to do. */
   constructor(id: string, why?: string) {
     super(
       `Invalid layer id ${JSON.stringify(id)}${why ? `: ${why}` : ""}; ` +
@@ -64,6 +66,7 @@ export class InvalidLayerId extends LayerfsError {
 export class LayerNotFound extends LayerfsError {
   /** The missing layer's id. */
   readonly id: string;
+  /** Builds the error; the message says what to do. */
   constructor(id: string) {
     super(
       `Layer "${id}" does not exist; run "layerfs ls" to see the layers of this store`,
@@ -84,6 +87,7 @@ export class LayerNotFound extends LayerfsError {
 export class LayerExists extends LayerfsError {
   /** The id that is taken. */
   readonly id: string;
+  /** Builds the error; the message says what to do. */
   constructor(id: string) {
     super(
       `Layer "${id}" already exists; choose another id or remove it first with "layerfs rm ${id}"`,
@@ -106,6 +110,7 @@ export class ParentNotFound extends LayerfsError {
   readonly id: string;
   /** The missing parent. */
   readonly parent: string;
+  /** Builds the error; the message says what to do. */
   constructor(id: string, parent: string) {
     super(
       `Cannot create layer "${id}": parent layer "${parent}" does not exist; create the parent first`,
@@ -129,6 +134,7 @@ export class LayerInUse extends LayerfsError {
   readonly id: string;
   /** How many outstanding `get`s it has. */
   readonly mounts: number;
+  /** Builds the error; the message says what to do. */
   constructor(id: string, mounts: number) {
     super(
       `Cannot remove layer "${id}": it is mounted ${mounts} time${
@@ -154,6 +160,7 @@ export class LayerHasChildren extends LayerfsError {
   readonly id: string;
   /** Its direct children. */
   readonly children: string[];
+  /** Builds the error; the message says what to do. */
   constructor(id: string, children: string[]) {
     super(
       `Cannot remove layer "${id}": it is the parent of ${
@@ -178,6 +185,7 @@ export class LayerHasChildren extends LayerfsError {
 export class BackendNotSupported extends LayerfsError {
   /** The backend asked for. */
   readonly backend: string;
+  /** Builds the error; the message says what to do. */
   constructor(backend: string, why: string) {
     super(`Backend "${backend}" cannot be used: ${why}`);
     this.backend = backend;
@@ -198,6 +206,7 @@ export class IncompatibleBackingFs extends LayerfsError {
   readonly backend: string;
   /** The backing filesystem found. */
   readonly fs: string;
+  /** Builds the error; the message says what to do. */
   constructor(backend: string, fs: string, root: string) {
     super(
       `Backend "${backend}" cannot run on ${fs} (store root ${root}); ` +
@@ -225,6 +234,7 @@ export class MountError extends LayerfsError {
   readonly operation: string;
   /** The mount point concerned. */
   readonly target: string;
+  /** Builds the error; the message says what to do. */
   constructor(
     operation: string,
     code: string,
@@ -255,6 +265,7 @@ export class MountError extends LayerfsError {
 export class InvalidArchive extends LayerfsError {
   /** The entry concerned, when known. */
   readonly entry?: string;
+  /** Builds the error; the message says what to do. */
   constructor(why: string, entry?: string, options?: ErrorOptions) {
     super(
       `Invalid tar archive${
@@ -298,5 +309,6 @@ export class HelperError extends LayerfsError {}
  * ```
  */
 export class UsageError extends LayerfsError {
+  /** Usage errors exit with 2. */
   override readonly exitCode: number = 2;
 }

@@ -12,7 +12,7 @@ import { countingStream, makeProgress } from "./_progress.ts";
 import type { GlobalOptions } from "./_parse.ts";
 import { checkStore } from "./check.ts";
 import { helperDoctor, helperInstall } from "../../helper/install.ts";
-import { helperMounter } from "../../helper/client.ts";
+import { helperMounter } from "../mount/helper_mounter.ts";
 
 /** The process edges a command may touch, passed in by main.ts. */
 export interface CliIo {

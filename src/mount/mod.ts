@@ -15,6 +15,7 @@ export type {
   OverlayMountPlan,
 } from "./plan.ts";
 export { directMounter, type Mounter } from "./mounter.ts";
+export { helperMounter, splitCommand } from "./helper_mounter.ts";
 export {
   type LegacyOverlayCall,
   legacyOverlayCall,

@@ -43,6 +43,7 @@ import {
   readMountInfo,
 } from "../mount/mountinfo.ts";
 import { directMounter, type Mounter } from "../mount/mounter.ts";
+import { helperMounter } from "../mount/helper_mounter.ts";
 import type { MountPlan } from "../mount/plan.ts";
 import { unmountTarget } from "../mount/perform.ts";
 import { copyTree } from "../sys/copy_tree_linux.ts";
@@ -74,9 +75,16 @@ export interface OpenStoreOptions {
   backend?: BackendName | "auto";
   /**
    * Who mounts. Unprivileged callers pass the helper's Mounter.
-   * @default {directMounter} (in-process; needs root)
+   * @default {directMounter} as root; the helper's Mounter when not root and
+   * `helper` (or `LAYERFS_HELPER`) names a helper command
    */
   mounter?: Mounter;
+  /**
+   * Command line of the privileged helper, used when not root and no
+   * `mounter` is given, e.g. `"sudo -n /usr/local/bin/layerfs-helper"`.
+   * @default {the LAYERFS_HELPER environment variable, if set}
+   */
+  helper?: string;
 }
 
 /** Options of {@link Store.create} and {@link Store.createReadWrite}. */
@@ -176,7 +184,7 @@ export class Store {
    */
   async create(
     id: string,
-    parent?: string,
+    parent?: string | null,
     options: CreateOptions = {},
   ): Promise<void> {
     await this.#build(id, parent, {
@@ -197,7 +205,7 @@ export class Store {
    */
   async createReadWrite(
     id: string,
-    parent?: string,
+    parent?: string | null,
     options: CreateOptions = {},
   ): Promise<void> {
     await this.#build(id, parent, {
@@ -487,7 +495,7 @@ export class Store {
    * await store.diff("app").pipeTo((await Deno.create("app.tar")).writable);
    * ```
    */
-  diff(id: string, parent?: string): ReadableStream<Uint8Array> {
+  diff(id: string, parent?: string | null): ReadableStream<Uint8Array> {
     this.#open();
     validateLayerId(id);
     const dirs = this.#layerDirs(id, parent);
@@ -523,11 +531,12 @@ export class Store {
    */
   async applyDiff(
     id: string,
-    parent: string | undefined,
+    parent: string | null | undefined,
     tar: TarSource,
   ): Promise<number> {
     this.#open();
     validateLayerId(id);
+    parent = noParent(parent);
     if (parent !== undefined) validateLayerId(parent);
     const fill = (dirs: LayerDirs) => applyLayerTar(dirs, tar);
     if (!(await readParents(this.#layout, id))) {
@@ -550,7 +559,7 @@ export class Store {
    * console.log(await store.diffSize("app"));
    * ```
    */
-  async diffSize(id: string, parent?: string): Promise<number> {
+  async diffSize(id: string, parent?: string | null): Promise<number> {
     this.#open();
     return await layerDiffSize(
       await this.#layerDirs(validateLayerId(id), parent),
@@ -566,7 +575,7 @@ export class Store {
    * for (const c of await store.changes("ctr1")) console.log(c.kind, c.path);
    * ```
    */
-  async changes(id: string, parent?: string): Promise<Change[]> {
+  async changes(id: string, parent?: string | null): Promise<Change[]> {
     this.#open();
     return await layerChanges(
       await this.#layerDirs(validateLayerId(id), parent),
@@ -633,7 +642,11 @@ export class Store {
     });
   }
 
-  async #layerDirs(id: string, parent: string | undefined): Promise<LayerDirs> {
+  async #layerDirs(
+    id: string,
+    parent: string | null | undefined,
+  ): Promise<LayerDirs> {
+    parent = noParent(parent);
     const parents = await this.#parentsOf(id);
     if (parent !== undefined && parent !== parents[0]) {
       validateLayerId(parent);
@@ -760,11 +773,12 @@ export class Store {
 
   async #build<R>(
     id: string,
-    parent: string | undefined,
+    parent: string | null | undefined,
     opts: BuildOptions<R>,
   ): Promise<R | undefined> {
     this.#open();
     validateLayerId(id);
+    parent = noParent(parent);
     if (parent !== undefined) validateLayerId(parent);
     const l = this.#layout;
     let parents: string[] = [];
@@ -924,7 +938,8 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   ) {
     await Deno.mkdir(`${layout.root}/${d}`, { recursive: true, mode: 0o700 });
   }
-  const canMount = Deno.uid() === 0 || options.mounter !== undefined;
+  const mounter = options.mounter ?? defaultMounter(options.helper);
+  const canMount = Deno.uid() === 0 || mounter !== undefined;
   const { backend, reason } = await withStoreLock(layout, async () => {
     const config = await readConfig(layout);
     if (config) {
@@ -957,11 +972,31 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const store = new Store(
     layout,
     backend,
-    options.mounter ?? directMounter,
+    mounter ?? directMounter,
     reason,
   );
   await store.recover();
   return store;
+}
+
+/** `undefined`, `null` and `""` all mean "no parent" (moby passes ""). */
+function noParent(parent: string | null | undefined): string | undefined {
+  return parent === null || parent === "" ? undefined : parent;
+}
+
+/**
+ * Root mounts in-process; anyone else mounts through the privileged helper
+ * when one is named (option or LAYERFS_HELPER), else cannot mount at all.
+ */
+function defaultMounter(helper: string | undefined): Mounter | undefined {
+  if (Deno.uid() === 0) return undefined;
+  let command = helper;
+  if (command === undefined) {
+    try {
+      command = Deno.env.get("LAYERFS_HELPER");
+    } catch { /* no --allow-env: no helper */ }
+  }
+  return command ? helperMounter(command) : undefined;
 }
 
 /** Crash recovery on open (caller holds the store lock). */

@@ -16,7 +16,9 @@ export interface TreeEntry {
 }
 
 /** Walks `root` (paths made by the test itself, so following nothing is fine) into a sorted map. */
-export async function describeTree(root: string): Promise<Map<string, TreeEntry>> {
+export async function describeTree(
+  root: string,
+): Promise<Map<string, TreeEntry>> {
   const out = new Map<string, TreeEntry>();
   async function walk(rel: string): Promise<void> {
     const names: string[] = [];
@@ -31,12 +33,20 @@ export async function describeTree(root: string): Promise<Map<string, TreeEntry>
         gid: st.gid ?? -1,
       };
       if (st.isSymlink) {
-        out.set(p, { type: "symlink", ...base, content: await Deno.readLink(root + p) });
+        out.set(p, {
+          type: "symlink",
+          ...base,
+          content: await Deno.readLink(root + p),
+        });
       } else if (st.isDirectory) {
         out.set(p, { type: "dir", ...base, content: "" });
         await walk(p);
       } else if (st.isFile) {
-        out.set(p, { type: "file", ...base, content: await Deno.readTextFile(root + p) });
+        out.set(p, {
+          type: "file",
+          ...base,
+          content: await Deno.readTextFile(root + p),
+        });
       } else {
         out.set(p, { type: "other", ...base, content: "" });
       }
@@ -70,16 +80,24 @@ export async function gnuTar(dir: string): Promise<Uint8Array> {
 
 /** Lists the member names of a tar with GNU tar. */
 export async function gnuTarList(tar: Uint8Array): Promise<string[]> {
-  const child = new Deno.Command("tar", { args: ["-tf", "-"], stdin: "piped", stdout: "piped" })
+  const child = new Deno.Command("tar", {
+    args: ["-tf", "-"],
+    stdin: "piped",
+    stdout: "piped",
+  })
     .spawn();
   const w = child.stdin.getWriter();
   await w.write(tar);
   await w.close();
   const out = await child.output();
-  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l !== "");
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) =>
+    l !== ""
+  );
 }
 
 /** Collects a byte stream into one array. */
-export async function collect(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
+export async function collect(
+  stream: ReadableStream<Uint8Array>,
+): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }

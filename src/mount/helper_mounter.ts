@@ -7,9 +7,9 @@
  * @module
  */
 
-import { HelperError, MountError } from "../src/errors.ts";
-import type { Mounter } from "../src/mount/mounter.ts";
-import type { MountPlan } from "../src/mount/plan.ts";
+import { HelperError, MountError } from "../errors.ts";
+import type { Mounter } from "./mounter.ts";
+import type { MountPlan } from "./plan.ts";
 
 /**
  * Splits a helper command line such as `sudo -n /usr/local/bin/layerfs-helper`
@@ -17,7 +17,7 @@ import type { MountPlan } from "../src/mount/plan.ts";
  *
  * @example
  * ```ts
- * import { splitCommand } from "./client.ts";
+ * import { splitCommand } from "./helper_mounter.ts";
  * console.log(splitCommand("sudo -n /usr/local/bin/layerfs-helper")); // ["sudo", "-n", "/usr/local/bin/layerfs-helper"]
  * ```
  */
@@ -83,8 +83,8 @@ async function call(
  *   (what `LAYERFS_HELPER` holds).
  * @example
  * ```ts ignore
- * import { helperMounter } from "./client.ts";
- * import { openStore } from "../mod.ts";
+ * import { helperMounter } from "./helper_mounter.ts";
+ * import { openStore } from "../../mod.ts";
  * const store = await openStore({ root: "/home/me/.local/share/layerfs", mounter: helperMounter("sudo -n /usr/local/bin/layerfs-helper") });
  * ```
  */
