@@ -50,6 +50,11 @@ export type {
 } from "./src/archive/layer.ts";
 export { packDir, type PackDirOptions } from "./src/archive/export/pack_dir.ts";
 export {
+  applyTar,
+  type ApplyTarOptions,
+  type ExtractFormat,
+} from "./src/archive/extract/apply_tar.ts";
+export {
   directMounter,
   helperMounter,
   type Mounter,

@@ -305,8 +305,12 @@ export function fchmodatNoFollow(
   }
 }
 
-const times = new BigInt64Array(4);
+// struct timespec[2] as 32-bit halves (little endian): no BigInt per call in
+// the extraction hot loop. `x >>> 0` is x mod 2^32 for any safe integer, and
+// floor(x / 2^32) is the high word, negative times included.
+const times = new Uint32Array(8);
 const timesBuf = new Uint8Array(times.buffer);
+const TWO32 = 4294967296;
 
 function setTimes(
   atimeSec: number,
@@ -314,10 +318,16 @@ function setTimes(
   mtimeSec: number,
   mtimeNsec: number,
 ): void {
-  times[0] = BigInt(Math.trunc(atimeSec));
-  times[1] = BigInt(atimeNsec);
-  times[2] = BigInt(Math.trunc(mtimeSec));
-  times[3] = BigInt(mtimeNsec);
+  const a = Math.trunc(atimeSec);
+  const m = Math.trunc(mtimeSec);
+  times[0] = a >>> 0;
+  times[1] = Math.floor(a / TWO32) >>> 0;
+  times[2] = atimeNsec >>> 0;
+  times[3] = 0;
+  times[4] = m >>> 0;
+  times[5] = Math.floor(m / TWO32) >>> 0;
+  times[6] = mtimeNsec >>> 0;
+  times[7] = 0;
 }
 
 /**

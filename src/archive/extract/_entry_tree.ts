@@ -65,6 +65,8 @@ export class EntryTree {
   readonly root: EntryNode = new EntryNode(Kind.Implicit);
   /** Regular-file bytes of the inodes currently in the tree. */
   size = 0;
+  #hintPath = "";
+  #hint: EntryNode | null = null;
 
   /** The node at `path`, or undefined. */
   get(path: string): EntryNode | undefined {
@@ -86,10 +88,25 @@ export class EntryTree {
    * implicit directories. `inode` shares an inode for hardlinks.
    */
   set(path: string, kind: Kind, inode?: Inode): EntryNode {
-    const parent = this.#ensureParent(path);
-    const base = path.slice(path.lastIndexOf("/") + 1);
+    // Entries come grouped by directory: remember the last parent node.
+    const slash = path.lastIndexOf("/");
+    const parentPath = slash < 0 ? "" : path.slice(0, slash);
+    let parent: EntryNode;
+    if (this.#hint !== null && parentPath === this.#hintPath) {
+      parent = this.#hint;
+    } else {
+      parent = this.#ensureParent(path);
+      this.#hintPath = parentPath;
+      this.#hint = parent;
+    }
+    const base = path.slice(slash + 1);
     const old = parent.children!.get(base);
-    if (old !== undefined) this.#release(old);
+    if (old !== undefined) {
+      this.#release(old);
+      // #release dropped the hint; the parent itself is still attached.
+      this.#hintPath = parentPath;
+      this.#hint = parent;
+    }
     const n = new EntryNode(kind);
     if (inode !== undefined) {
       inode.links++;
@@ -186,6 +203,8 @@ export class EntryTree {
 
   /** Drops the inode references of `node`'s subtree (iteratively). */
   #release(node: EntryNode): void {
+    // The hinted parent may be inside the released subtree.
+    this.#hint = null;
     const stack = [node];
     while (stack.length > 0) {
       const n = stack.pop()!;

@@ -45,6 +45,7 @@ import { libc, SysError } from "../../sys/libc_linux.ts";
 import type { ArchiveProgress, TarSource } from "../layer.ts";
 import { TarReader } from "../tar/reader.ts";
 import { extract } from "./_engine.ts";
+import { prefetchFile } from "./_prefetch.ts";
 import type { ExtractFormat } from "./_whiteout.ts";
 
 export type { ExtractFormat } from "./_whiteout.ts";
@@ -131,7 +132,8 @@ export function applyTarAt(
   options: ApplyTarOptions = {},
 ): Promise<number> {
   const root = libc().geteuid() === 0;
-  return extract(dirFd, new TarReader(tar), {
+  const source = tar instanceof Deno.FsFile ? prefetchFile(tar) : tar;
+  return extract(dirFd, new TarReader(source), {
     format: options.format ?? "vfs",
     sameOwner: options.sameOwner ?? root,
     devices: options.devices ?? root,

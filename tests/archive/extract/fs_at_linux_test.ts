@@ -1,0 +1,92 @@
+import assert from "node:assert/strict";
+import { AT, AT_FDCWD, close, O, openat } from "../../../src/sys/fd_linux.ts";
+import {
+  emptyDirAt,
+  fchmodatNoFollow,
+  lsetxattrAt,
+  makedev,
+  removeAllAt,
+  S,
+  statxAt,
+  utimensat,
+} from "../../../src/sys/fs_at_linux.ts";
+import { SysError } from "../../../src/sys/libc_linux.ts";
+import { privilegedTest, tempDir } from "../../_privileged.ts";
+import { xattrs } from "./_tar.ts";
+
+Deno.test("makedev encodes like glibc", () => {
+  assert.equal(makedev(1, 3), 0x103n);
+  assert.equal(makedev(8, 0), 0x800n);
+  assert.equal(makedev(4095, 1048575), 0xfffff_fffn | (0n << 32n));
+  assert.equal(makedev(0x1000, 0x100), (0x1000n << 32n) | (0x100n << 12n));
+});
+
+Deno.test("statxAt: no-follow, ns times, null when missing", async () => {
+  await using d = await tempDir();
+  Deno.writeTextFileSync(`${d.path}/f`, "abc");
+  Deno.symlinkSync("f", `${d.path}/l`);
+  const fd = openat(AT_FDCWD, d.path, O.PATH | O.DIRECTORY);
+  try {
+    assert.equal(statxAt(fd, "missing"), null);
+    assert.equal(statxAt(fd, "l")!.mode & S.IFMT, S.IFLNK);
+    assert.equal(statxAt(fd, "f")!.size, 3);
+    // Negative and above-2^32 seconds (both words of the timespec).
+    for (const sec of [-2_000_000_000, 5_000_000_000]) {
+      utimensat(fd, "l", -5, 1, sec, 999_999_999, AT.SYMLINK_NOFOLLOW);
+      const st = statxAt(fd, "l")!;
+      assert.deepEqual([st.mtimeSec, st.mtimeNsec], [sec, 999_999_999]);
+      assert.notEqual(statxAt(fd, "f")!.mtimeSec, sec);
+    }
+    assert.throws(() => fchmodatNoFollow(fd, "l", 0o600), SysError);
+  } finally {
+    close(fd);
+  }
+});
+
+Deno.test("removeAllAt/emptyDirAt never follow symlinks out", async () => {
+  await using d = await tempDir();
+  Deno.mkdirSync(`${d.path}/outside`);
+  Deno.writeTextFileSync(`${d.path}/outside/keep`, "k");
+  Deno.mkdirSync(`${d.path}/root/a/b`, { recursive: true });
+  Deno.writeTextFileSync(`${d.path}/root/a/b/f`, "f");
+  Deno.symlinkSync(`${d.path}/outside`, `${d.path}/root/a/link`);
+  Deno.mkdirSync(`${d.path}/root/e/x`, { recursive: true });
+  Deno.writeTextFileSync(`${d.path}/root/e/y`, "y");
+  const fd = openat(AT_FDCWD, `${d.path}/root`, O.PATH | O.DIRECTORY);
+  try {
+    assert.equal(removeAllAt(fd, "a"), true);
+    assert.equal(removeAllAt(fd, "a"), false);
+    emptyDirAt(fd, "e", (n) => n[0] === 0x79); // keeps "y"
+    assert.deepEqual(
+      [...Deno.readDirSync(`${d.path}/root/e`)].map((e) => e.name),
+      ["y"],
+    );
+    // emptyDirAt on a symlink is refused (O_NOFOLLOW).
+    Deno.symlinkSync(`${d.path}/outside`, `${d.path}/root/s`);
+    assert.throws(() => emptyDirAt(fd, "s"), SysError);
+  } finally {
+    close(fd);
+  }
+  assert.equal(Deno.readTextFileSync(`${d.path}/outside/keep`), "k");
+});
+
+privilegedTest(
+  "lsetxattrAt sets the attribute on a symlink itself",
+  async () => {
+    await using d = await tempDir();
+    Deno.writeTextFileSync(`${d.path}/t`, "t");
+    Deno.symlinkSync("t", `${d.path}/l`);
+    const fd = openat(AT_FDCWD, d.path, O.PATH | O.DIRECTORY);
+    try {
+      lsetxattrAt(fd, "l", "trusted.k", new Uint8Array([0, 1, 255]));
+      assert.throws(
+        () => lsetxattrAt(fd, "../x", "trusted.k", new Uint8Array()),
+        SysError,
+      );
+    } finally {
+      close(fd);
+    }
+    assert.equal((await xattrs(`${d.path}/l`))["trusted.k"], "0001ff");
+    assert.equal((await xattrs(`${d.path}/t`))["trusted.k"], undefined);
+  },
+);
