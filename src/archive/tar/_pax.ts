@@ -9,11 +9,13 @@ import { decodeUtf8Exact, encodeUtf8 } from "./_block.ts";
 
 /**
  * Parses the records of a PAX header body into `into` (later records win).
+ * With `copy` false the values are views into `body`.
  * Returns an error message for a malformed body, or `null`.
  */
 export function parsePaxRecords(
   body: Uint8Array,
   into: Map<string, Uint8Array>,
+  copy = true,
 ): string | null {
   let i = 0;
   while (i < body.length) {
@@ -43,8 +45,11 @@ export function parsePaxRecords(
     if (key === null || key.includes("\0")) {
       return "PAX record key is not valid UTF-8";
     }
-    // A copy: the body buffer is reused by the reader.
-    into.set(key, body.slice(eq + 1, end - 1));
+    // A copy unless the caller uses the values before the buffer is reused.
+    into.set(
+      key,
+      copy ? body.slice(eq + 1, end - 1) : body.subarray(eq + 1, end - 1),
+    );
     i = end;
   }
   return null;
@@ -85,14 +90,34 @@ export function paxInteger(v: Uint8Array): number | bigint | null {
  * same with time.Unix). Digits past nanoseconds are truncated.
  */
 export function paxTime(v: Uint8Array): [number, number] | null {
-  let s = "";
-  for (const c of v) s += String.fromCharCode(c);
-  const m = /^(-?)(\d{1,20})(?:\.(\d*))?$/.exec(s);
-  if (!m) return null;
-  let sec = Number(m[2]);
-  if (!Number.isSafeInteger(sec)) return null;
-  let nsec = Number(((m[3] ?? "") + "000000000").slice(0, 9));
-  if (m[1] === "-") {
+  // Hand-rolled: a RegExp plus string building cost ~2 µs per entry, and GNU
+  // tar writes three times (mtime, atime, ctime) for every file.
+  let i = 0;
+  const neg = v[0] === 0x2d;
+  if (neg) i++;
+  let sec = 0;
+  const start = i;
+  for (; i < v.length && v[i] !== 0x2e; i++) {
+    const d = v[i] - 0x30;
+    if (d < 0 || d > 9) return null;
+    sec = sec * 10 + d;
+  }
+  if (i === start || i - start > 16 || !Number.isSafeInteger(sec)) return null;
+  let nsec = 0;
+  if (i < v.length) {
+    i++; // "."
+    let digits = 0;
+    for (; i < v.length; i++) {
+      const d = v[i] - 0x30;
+      if (d < 0 || d > 9) return null;
+      if (digits < 9) {
+        nsec = nsec * 10 + d;
+        digits++;
+      }
+    }
+    for (; digits < 9; digits++) nsec *= 10;
+  }
+  if (neg) {
     sec = -sec;
     if (nsec !== 0) {
       sec -= 1;

@@ -21,6 +21,11 @@ export interface ChunkSource {
   read(): Promise<Uint8Array | null>;
   /** Stops reading: cancels a stream after an error, releases it at the end. */
   close(error?: unknown): void;
+  /**
+   * Skips `n` bytes without reading them (seekable sources only). Resolves to
+   * false when fewer than `n` bytes are left (the input is truncated).
+   */
+  skip?(n: number): Promise<boolean>;
 }
 
 /** Read size: large enough that per-read overhead vanishes, small enough to stay in cache. */
@@ -66,6 +71,10 @@ function fileSource(file: Deno.FsFile, readSize: number): ChunkSource {
   // One buffer, reused: the reader copies what it must keep across reads.
   const buf = new Uint8Array(readSize);
   let done = false;
+  // Offset and size for skip(); learned on the first skip (pipes cannot seek).
+  let off = -1;
+  let size = -1;
+  let seekable = true;
   return {
     async read() {
       if (done) return null;
@@ -74,7 +83,32 @@ function fileSource(file: Deno.FsFile, readSize: number): ChunkSource {
         done = true;
         return null;
       }
+      if (off >= 0) off += n;
       return buf.subarray(0, n);
+    },
+    async skip(n) {
+      if (seekable && off < 0) {
+        try {
+          const st = file.statSync();
+          seekable = st.isFile;
+          size = st.size;
+          if (seekable) off = await file.seek(0, Deno.SeekMode.Current);
+        } catch {
+          seekable = false;
+        }
+      }
+      if (!seekable) {
+        // Read through (a pipe or device).
+        while (n > 0) {
+          const r = await file.read(buf.subarray(0, Math.min(n, buf.length)));
+          if (r === null) return false;
+          n -= r;
+        }
+        return true;
+      }
+      if (off + n > size) return false;
+      off = await file.seek(n, Deno.SeekMode.Current);
+      return true;
     },
     close() {
       done = true;

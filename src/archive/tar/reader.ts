@@ -66,6 +66,9 @@ const DEFAULTS: Required<TarReaderOptions> = {
 };
 
 const RESOLVED = Promise.resolve();
+const NON_ASCII = /[\u0080-\uffff]/;
+/** Skips at least this long use the source's seek instead of reading through. */
+const SEEK_SKIP = 256 * 1024;
 const EMPTY = new Uint8Array(0);
 
 /** Type flags whose entries carry no body whatever their size field says (POSIX; Go does the same). */
@@ -170,8 +173,30 @@ export class TarReader {
    *
    * @throws {InvalidArchive} A malformed, truncated, refused or over-cap entry.
    */
-  async next(): Promise<TarHeader | null> {
-    this.#enter();
+  next(): Promise<TarHeader | null> {
+    try {
+      this.#enter();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    if (!this.#done) {
+      // Fast path: the rest of the previous body and the whole next header
+      // (with its PAX records) are already buffered: no await at all.
+      try {
+        const h = this.#nextBuffered();
+        if (h !== undefined) {
+          this.#busy = false;
+          return Promise.resolve(h);
+        }
+      } catch (e) {
+        this.#busy = false;
+        return Promise.reject(this.#fail(e));
+      }
+    }
+    return this.#nextSlow();
+  }
+
+  async #nextSlow(): Promise<TarHeader | null> {
     try {
       if (this.#done) return null;
       const skip = this.#remaining + this.#padding;
@@ -190,6 +215,59 @@ export class TarReader {
       throw this.#fail(e);
     } finally {
       this.#busy = false;
+    }
+  }
+
+  /**
+   * The next header when everything it needs is in the buffer, else
+   * `undefined` with no state changed (the async path then does the work,
+   * including every error case and global headers).
+   */
+  #nextBuffered(): TarHeader | undefined {
+    const b = this.#buf;
+    const o = this.#opts;
+    let pos = this.#pos + this.#remaining + this.#padding;
+    let local: Map<string, Uint8Array> | undefined;
+    let localSize = 0;
+    let longName: string | undefined;
+    let longLink: string | undefined;
+    for (;;) {
+      if (b.length - pos < BLOCK || !checksumOk(b, pos)) return undefined;
+      const flag = b[pos + 156];
+      if (flag === 0x78 || flag === 0x4c || flag === 0x4b) {
+        const size = parseNumeric(b, pos + 124, 12);
+        if (typeof size !== "number" || size < 0) return undefined;
+        const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
+        if (b.length - pos - BLOCK < padded) return undefined;
+        const body = b.subarray(pos + BLOCK, pos + BLOCK + size);
+        if (flag === 0x78) {
+          localSize += size;
+          if (localSize > o.maxPaxSize) return undefined;
+          // Views: #build uses them (copying what it keeps) before any read.
+          if (parsePaxRecords(body, local ??= new Map(), false) !== null) {
+            return undefined;
+          }
+        } else {
+          if (size > o.maxNameLength + 1) return undefined;
+          let end = body.length;
+          while (end > 0 && body[end - 1] === 0) end--;
+          const raw = body.subarray(0, end);
+          if (raw.includes(0)) return undefined;
+          const str = decodeUtf8Exact(raw);
+          if (str === null) return undefined;
+          if (flag === 0x4c) longName = str;
+          else longLink = str;
+        }
+        pos += BLOCK + padded;
+        continue;
+      }
+      if (flag === 0x67) return undefined;
+      // Commit: from here on errors are real and state moves forward.
+      this.#consumed += pos + BLOCK - this.#pos;
+      this.#pos = pos + BLOCK;
+      this.#remaining = 0;
+      this.#padding = 0;
+      return this.#build(b, pos, flag, local, longName, longLink);
     }
   }
 
@@ -382,6 +460,20 @@ export class TarReader {
   }
 
   async #skip(n: number): Promise<void> {
+    // Big bodies of a seekable file are skipped with lseek (listing a 2 GB
+    // layer then costs its headers only, as with GNU tar -t).
+    const avail = this.#buf.length - this.#pos;
+    if (
+      n - avail >= SEEK_SKIP && this.#src.skip !== undefined &&
+      this.#next === null
+    ) {
+      this.#pos = this.#buf.length;
+      this.#consumed += avail;
+      n -= avail;
+      if (!(await this.#src.skip(n))) throw this.#truncated("inside the body");
+      this.#consumed += n;
+      return;
+    }
     while (n > 0) {
       if (this.#pos >= this.#buf.length) {
         const c = await this.#pull();
@@ -525,71 +617,84 @@ export class TarReader {
         continue;
       }
 
-      const magic = magicOf(b, off);
-      let name = longName;
-      if (name === undefined) {
-        const n = decodeString(b, off, 100);
-        if (n === null) throw this.#notUtf8("name");
-        name = n;
-        if (magic === Magic.Ustar && b[off + 345] !== 0) {
-          const prefix = decodeString(b, off + 345, 155);
-          if (prefix === null) throw this.#notUtf8("name prefix");
-          name = prefix + "/" + name;
-        }
-      }
-      let type = entryType(flag);
-      if (type === undefined) {
-        this.#entry = name;
-        throw new InvalidArchive(
-          flag === 0x53
-            ? "GNU sparse files (type 'S') are not supported; re-create the archive without --sparse"
-            : `unsupported entry type ${flagName(flag)}`,
-          name,
-        );
-      }
-      if (flag === 0 && name.endsWith("/")) type = "dir"; // V7 directories
-      let linkname = longLink;
-      if (linkname === undefined) {
-        const l = decodeString(b, off + 157, 100);
-        if (l === null) throw this.#notUtf8("link name");
-        linkname = l;
-      }
-      const h: TarHeader = {
-        name,
-        type,
-        size: this.#numField(b, off + 124, 12, "size"),
-        mode: this.#numField(b, off + 100, 8, "mode") & 0o7777,
-        uid: this.#numField(b, off + 108, 8, "uid"),
-        gid: this.#numField(b, off + 116, 8, "gid"),
-        uname: magic === Magic.V7 ? "" : decodeString(b, off + 265, 32) ?? "",
-        gname: magic === Magic.V7 ? "" : decodeString(b, off + 297, 32) ?? "",
-        mtime: this.#numField(b, off + 136, 12, "mtime", true),
-        mtimeNsec: 0,
-        linkname,
-        devmajor: 0,
-        devminor: 0,
-        xattrs: new Map(),
-      };
-      if (type === "char" || type === "block") {
-        h.devmajor = this.#numField(b, off + 329, 8, "devmajor");
-        h.devminor = this.#numField(b, off + 337, 8, "devminor");
-      }
-      if (this.#global.size > 0) this.#applyPax(h, this.#global, true);
-      if (local !== undefined) this.#applyPax(h, local, false);
-      // Header-only types carry no body whatever the size field says.
-      if (type !== "file") h.size = 0;
-      this.#checkName(h);
-      if (++this.#entries > o.maxEntries) {
-        throw new InvalidArchive(
-          `more than ${o.maxEntries} entries (maxEntries)`,
-          h.name,
-        );
-      }
-      this.#entry = h.name;
-      this.#remaining = h.size;
-      this.#padding = (BLOCK - (h.size % BLOCK)) % BLOCK;
-      return h;
+      return this.#build(b, off, flag, local, longName, longLink);
     }
+  }
+
+  /** Builds the header of the block at `b[off]` (already consumed) with its PAX and long-name records. */
+  #build(
+    b: Uint8Array,
+    off: number,
+    flag: number,
+    local: Map<string, Uint8Array> | undefined,
+    longName: string | undefined,
+    longLink: string | undefined,
+  ): TarHeader {
+    const o = this.#opts;
+    const magic = magicOf(b, off);
+    let name = longName;
+    if (name === undefined) {
+      const n = decodeString(b, off, 100);
+      if (n === null) throw this.#notUtf8("name");
+      name = n;
+      if (magic === Magic.Ustar && b[off + 345] !== 0) {
+        const prefix = decodeString(b, off + 345, 155);
+        if (prefix === null) throw this.#notUtf8("name prefix");
+        name = prefix + "/" + name;
+      }
+    }
+    let type = entryType(flag);
+    if (type === undefined) {
+      this.#entry = name;
+      throw new InvalidArchive(
+        flag === 0x53
+          ? "GNU sparse files (type 'S') are not supported; re-create the archive without --sparse"
+          : `unsupported entry type ${flagName(flag)}`,
+        name,
+      );
+    }
+    if (flag === 0 && name.endsWith("/")) type = "dir"; // V7 directories
+    let linkname = longLink;
+    if (linkname === undefined) {
+      const l = decodeString(b, off + 157, 100);
+      if (l === null) throw this.#notUtf8("link name");
+      linkname = l;
+    }
+    const h: TarHeader = {
+      name,
+      type,
+      size: this.#numField(b, off + 124, 12, "size"),
+      mode: this.#numField(b, off + 100, 8, "mode") & 0o7777,
+      uid: this.#numField(b, off + 108, 8, "uid"),
+      gid: this.#numField(b, off + 116, 8, "gid"),
+      uname: magic === Magic.V7 ? "" : decodeString(b, off + 265, 32) ?? "",
+      gname: magic === Magic.V7 ? "" : decodeString(b, off + 297, 32) ?? "",
+      mtime: this.#numField(b, off + 136, 12, "mtime", true),
+      mtimeNsec: 0,
+      linkname,
+      devmajor: 0,
+      devminor: 0,
+      xattrs: new Map(),
+    };
+    if (type === "char" || type === "block") {
+      h.devmajor = this.#numField(b, off + 329, 8, "devmajor");
+      h.devminor = this.#numField(b, off + 337, 8, "devminor");
+    }
+    if (this.#global.size > 0) this.#applyPax(h, this.#global, true);
+    if (local !== undefined) this.#applyPax(h, local, false);
+    // Header-only types carry no body whatever the size field says.
+    if (type !== "file") h.size = 0;
+    this.#checkName(h);
+    if (++this.#entries > o.maxEntries) {
+      throw new InvalidArchive(
+        `more than ${o.maxEntries} entries (maxEntries)`,
+        h.name,
+      );
+    }
+    this.#entry = h.name;
+    this.#remaining = h.size;
+    this.#padding = (BLOCK - (h.size % BLOCK)) % BLOCK;
+    return h;
   }
 
   #notUtf8(field: string): InvalidArchive {
@@ -685,14 +790,14 @@ export class TarReader {
         default:
           if (k.startsWith("SCHILY.xattr.")) {
             const name = k.slice(13);
-            if (name.length > 0) h.xattrs.set(name, v);
+            if (name.length > 0) h.xattrs.set(name, v.slice());
           } else if (k.startsWith("GNU.sparse.")) {
             throw new InvalidArchive(
               "GNU sparse files (PAX GNU.sparse.*) are not supported; re-create the archive without --sparse",
               h.name,
             );
           } else if (!global) {
-            (h.pax ??= new Map()).set(k, v);
+            (h.pax ??= new Map()).set(k, v.slice());
           }
       }
     }
@@ -703,6 +808,42 @@ export class TarReader {
     const name = h.name;
     if (name.length === 0) {
       throw new InvalidArchive("entry has an empty name", this.#entry);
+    }
+    if (!NON_ASCII.test(name)) {
+      // ASCII (nearly every name): UTF-8 length is the string length.
+      if (name.length > o.maxNameLength) {
+        throw new InvalidArchive(
+          `name is ${name.length} bytes, over the ${o.maxNameLength}-byte cap (maxNameLength)`,
+          name,
+        );
+      }
+      if (name.includes("\0")) {
+        throw new InvalidArchive("entry name contains a NUL byte", name);
+      }
+      let depth = 0;
+      for (let start = 0;;) {
+        const j = name.indexOf("/", start);
+        const len = (j < 0 ? name.length : j) - start;
+        if (len > 0) {
+          depth++;
+          if (len > o.maxComponentLength) {
+            throw new InvalidArchive(
+              `a path component is longer than ${o.maxComponentLength} bytes (maxComponentLength)`,
+              name,
+            );
+          }
+        }
+        if (j < 0) break;
+        start = j + 1;
+      }
+      if (depth > o.maxDepth) {
+        throw new InvalidArchive(
+          `name is ${depth} components deep, over the cap of ${o.maxDepth} (maxDepth)`,
+          name,
+        );
+      }
+      this.#checkLink(h);
+      return;
     }
     // One pass: total UTF-8 length, component lengths, depth, NUL.
     let total = 0;
@@ -748,6 +889,12 @@ export class TarReader {
         name,
       );
     }
+    this.#checkLink(h);
+  }
+
+  #checkLink(h: TarHeader): void {
+    const o = this.#opts;
+    const name = h.name;
     const l = h.linkname;
     if (l.length > 0) {
       if (l.includes("\0")) {

@@ -587,3 +587,49 @@ Deno.test("readTar: entries with streaming bodies, bytes() and text()", async ()
   const it = readTar(new Uint8Array(512).fill(1));
   await assert.rejects(it.next(), InvalidArchive);
 });
+
+Deno.test("reader: big bodies of a file are skipped by seeking; a truncated file still fails", async () => {
+  await using tmp = await tempDir();
+  const big = new Uint8Array(3 << 20).fill(3);
+  const archive = concat(
+    encodeHeader(fileHeader("small", 10)),
+    new Uint8Array(10),
+    paddingFor(10),
+    encodeHeader(fileHeader("big", big.length)),
+    big,
+    encodeHeader(fileHeader("after", 1)),
+    new Uint8Array([4]),
+    paddingFor(1),
+    END_OF_ARCHIVE,
+  );
+  await Deno.writeFile(`${tmp.path}/t.tar`, archive);
+  {
+    using f = await Deno.open(`${tmp.path}/t.tar`);
+    const r = new TarReader(f);
+    const names = [];
+    for (let h; (h = await r.next()) !== null;) names.push(h.name);
+    assert.deepEqual(names, ["small", "big", "after"]);
+    assert.equal(r.bytesRead, archive.length);
+  }
+  {
+    // Skip then read: the file position stays in step.
+    using f = await Deno.open(`${tmp.path}/t.tar`);
+    const r = new TarReader(f);
+    await r.next();
+    await r.next();
+    await r.skipBody();
+    assert.equal((await r.next())?.name, "after");
+    let got: number[] = [];
+    await r.readBody((c) => got = [...c]);
+    assert.deepEqual(got, [4]);
+  }
+  await Deno.writeFile(`${tmp.path}/cut.tar`, archive.subarray(0, 2 << 20));
+  using f = await Deno.open(`${tmp.path}/cut.tar`);
+  const r = new TarReader(f);
+  assert.equal((await r.next())?.name, "small");
+  assert.equal((await r.next())?.name, "big");
+  const err = await r.next().catch((e) => e);
+  assert.ok(err instanceof InvalidArchive);
+  assert.match(err.message, /truncated/);
+  assert.equal(err.entry, "big");
+});
