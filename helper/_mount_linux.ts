@@ -16,17 +16,8 @@
  * @module
  */
 
-import { check, cstr, errno, libc, SysError } from "../src/sys/libc_linux.ts";
-import { close } from "../src/sys/fd_linux.ts";
-
-const FSOPEN_CLOEXEC = 1;
-const FSMOUNT_CLOEXEC = 1;
-const FSCONFIG_SET_FD = 5;
-const FSCONFIG_CMD_CREATE = 6;
-const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
-const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
-/** MOUNT_ATTR_* flags. */
-export const ATTR = { RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4 } as const;
+import { check, cstr, libc, SysError } from "../src/sys/libc_linux.ts";
+import { FsContext, MOUNT_ATTR } from "../src/sys/mount_linux.ts";
 
 /** An overlay mount described by open directory fds. */
 export interface FdOverlay {
@@ -44,85 +35,39 @@ export interface FdOverlay {
   mountLabel?: string;
 }
 
-const FSCONFIG_SET_STRING = 1;
-
-function kernelMessages(fc: number): string {
-  const out: string[] = [];
-  const buf = new Uint8Array(1024);
-  for (let i = 0; i < 8; i++) {
-    const n = Number(libc().read(fc, buf, BigInt(buf.byteLength)));
-    if (n <= 0) break;
-    out.push(new TextDecoder().decode(buf.subarray(0, n)).trim());
-  }
-  return out.join("; ");
-}
-
 /**
  * Mounts an overlay from fds; nosuid and nodev are always set.
  *
  * @throws {SysError} naming the failing step (kernel messages appended).
  */
 export function mountOverlayFds(o: FdOverlay): void {
-  const c = libc();
-  const fc = check(
-    c.fsopen(cstr("overlay"), FSOPEN_CLOEXEC),
-    "fsopen",
-    "overlay",
-  );
+  // SELinux contexts are user:role:type:level; refuse anything else so a
+  // label can never smuggle another option.
+  if (
+    o.mountLabel !== undefined &&
+    !/^[A-Za-z0-9_.:,-]{1,255}$/.test(o.mountLabel)
+  ) {
+    throw new SysError("fsconfig context", 22);
+  }
+  const fc = FsContext.open("overlay");
   try {
-    const set = (key: string, fd: number) => {
-      if (c.fsconfig(fc, FSCONFIG_SET_FD, cstr(key), null, fd) < 0) {
-        const e = new SysError(`fsconfig ${key}`, errno());
-        const m = kernelMessages(fc);
-        if (m) e.message += ` (${m})`;
-        throw e;
-      }
-    };
-    for (const fd of o.lower) set("lowerdir+", fd);
-    if (o.upper !== undefined) set("upperdir", o.upper);
-    if (o.work !== undefined) set("workdir", o.work);
-    if (o.mountLabel !== undefined) {
-      // SELinux contexts are user:role:type:level; refuse anything else so a
-      // label can never smuggle another option.
-      if (!/^[A-Za-z0-9_.:,-]{1,255}$/.test(o.mountLabel)) {
-        throw new SysError("fsconfig context", 22);
-      }
-      if (
-        c.fsconfig(
-          fc,
-          FSCONFIG_SET_STRING,
-          cstr("context"),
-          cstr(o.mountLabel),
-          0,
-        ) < 0
-      ) {
-        throw new SysError("fsconfig context", errno());
-      }
+    for (const fd of o.lower) fc.setFd("lowerdir+", fd);
+    if (o.upper !== undefined) fc.setFd("upperdir", o.upper);
+    if (o.work !== undefined) fc.setFd("workdir", o.work);
+    if (o.mountLabel !== undefined) fc.setString("context", o.mountLabel);
+    fc.mountAtFd(
+      o.target,
+      MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV |
+        (o.readOnly ? MOUNT_ATTR.RDONLY : 0),
+    );
+  } catch (e) {
+    const msgs = (e as { kernelMessages?: string[] }).kernelMessages;
+    if (e instanceof SysError && msgs?.length) {
+      e.message += ` (${msgs.map((m) => m.trim()).join("; ")})`;
     }
-    if (c.fsconfig(fc, FSCONFIG_CMD_CREATE, null, null, 0) < 0) {
-      const e = new SysError("fsconfig create", errno());
-      const m = kernelMessages(fc);
-      if (m) e.message += ` (${m})`;
-      throw e;
-    }
-    const attrs = ATTR.NOSUID | ATTR.NODEV | (o.readOnly ? ATTR.RDONLY : 0);
-    const mfd = check(c.fsmount(fc, FSMOUNT_CLOEXEC, attrs), "fsmount");
-    try {
-      check(
-        c.move_mount(
-          mfd,
-          cstr(""),
-          o.target,
-          cstr(""),
-          MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        ),
-        "move_mount",
-      );
-    } finally {
-      close(mfd);
-    }
+    throw e;
   } finally {
-    close(fc);
+    fc.close();
   }
 }
 

@@ -38,8 +38,10 @@ export const MOUNT_ATTR = {
 const FSOPEN_CLOEXEC = 1;
 const FSMOUNT_CLOEXEC = 1;
 const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
+const MOVE_MOUNT_T_EMPTY_PATH = 0x40;
 const FSCONFIG_SET_FLAG = 0;
 const FSCONFIG_SET_STRING = 1;
+const FSCONFIG_SET_FD = 5;
 const FSCONFIG_CMD_CREATE = 6;
 
 /**
@@ -131,30 +133,60 @@ export class FsContext {
     );
   }
 
+  /**
+   * fsconfig(FSCONFIG_SET_FD, key, fd): a layer given as an open directory
+   * (overlayfs accepts fds for lowerdir+/upperdir/workdir since Linux 6.13), so
+   * a path swapped after it was checked cannot redirect the mount.
+   */
+  setFd(key: string, fd: number): void {
+    this.#check(
+      libc().fsconfig(this.#fd, FSCONFIG_SET_FD, cstr(key), null, fd),
+      `fsconfig ${key}`,
+    );
+  }
+
   /** FSCONFIG_CMD_CREATE, fsmount(2) with `attrFlags`, move_mount(2) onto `target`. */
   mountAt(target: string, attrFlags: number): void {
+    this.#mount(target, attrFlags);
+  }
+
+  /** Like {@link FsContext.mountAt}, onto an already-opened mount point fd. */
+  mountAtFd(targetFd: number, attrFlags: number): void {
+    this.#mount(targetFd, attrFlags);
+  }
+
+  #mount(target: string | number, attrFlags: number): void {
     const c = libc();
+    const where = typeof target === "string" ? target : `fd ${target}`;
     this.#check(
       c.fsconfig(this.#fd, FSCONFIG_CMD_CREATE, null, null, 0),
       "fsconfig create",
-      target,
+      where,
     );
     const mfd = this.#check(
       c.fsmount(this.#fd, FSMOUNT_CLOEXEC, attrFlags),
       "fsmount",
-      target,
+      where,
     );
     try {
       check(
-        c.move_mount(
-          mfd,
-          cstr(""),
-          AT_FDCWD,
-          cstr(target),
-          MOVE_MOUNT_F_EMPTY_PATH,
-        ),
+        typeof target === "string"
+          ? c.move_mount(
+            mfd,
+            cstr(""),
+            AT_FDCWD,
+            cstr(target),
+            MOVE_MOUNT_F_EMPTY_PATH,
+          )
+          : c.move_mount(
+            mfd,
+            cstr(""),
+            target,
+            cstr(""),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+          ),
         "move_mount",
-        target,
+        where,
       );
     } finally {
       close(mfd);
