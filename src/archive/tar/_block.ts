@@ -107,19 +107,21 @@ function unsignedSum32(b: Uint8Array, o: number): number {
     wordsOf = b.buffer;
     words = new Uint32Array(b.buffer, 0, b.buffer.byteLength >>> 2);
   }
+  const ws = words; // a local: V8 keeps module-level lets out of registers
   const w0 = (b.byteOffset + o) >>> 2;
   let even = 0;
   let odd = 0;
-  // Words 37 and 38 are the checksum field (bytes 148-155).
+  // Words 37 and 38 are the checksum field (bytes 148-155). `| 0` keeps the
+  // sums int32 (each lane stays below 65536, the whole below 2^31).
   for (let i = w0, end = w0 + 37; i < end; i++) {
-    const w = words[i];
-    even += w & 0x00ff00ff;
-    odd += (w >>> 8) & 0x00ff00ff;
+    const w = ws[i];
+    even = (even + (w & 0x00ff00ff)) | 0;
+    odd = (odd + ((w >>> 8) & 0x00ff00ff)) | 0;
   }
   for (let i = w0 + 39, end = w0 + 128; i < end; i++) {
-    const w = words[i];
-    even += w & 0x00ff00ff;
-    odd += (w >>> 8) & 0x00ff00ff;
+    const w = ws[i];
+    even = (even + (w & 0x00ff00ff)) | 0;
+    odd = (odd + ((w >>> 8) & 0x00ff00ff)) | 0;
   }
   return 8 * 0x20 + (even & 0xffff) + (even >>> 16) + (odd & 0xffff) +
     (odd >>> 16);
@@ -181,9 +183,15 @@ export function writeOctal(
 ): void {
   const digits = len - 1;
   let x = v;
-  for (let i = digits - 1; i >= 0; i--) {
+  let i = digits - 1;
+  // Integer ops while the value fits 31 bits; float division above (sizes to 8 GiB).
+  for (; i >= 0 && x > 0x3fffffff; i--) {
     b[o + i] = 0x30 + (x % 8);
     x = Math.floor(x / 8);
+  }
+  for (; i >= 0; i--) {
+    b[o + i] = 0x30 + (x & 7);
+    x >>>= 3;
   }
   b[o + digits] = 0;
 }
@@ -210,9 +218,9 @@ export function writeBase256(
 
 /** Writes the checksum the way GNU tar does: six octal digits, NUL, space. */
 export function writeChecksum(b: Uint8Array, o: number): void {
-  for (let i = o + 148; i < o + 156; i++) b[i] = 0x20;
-  let sum = 0;
-  for (let i = o, end = o + BLOCK; i < end; i++) sum += b[i];
+  const sum = (b.byteOffset + o) % 4 === 0
+    ? unsignedSum32(b, o)
+    : unsignedSumBytes(b, o);
   writeOctal(b, o + 148, 7, sum);
   b[o + 155] = 0x20;
 }

@@ -5,7 +5,8 @@
  * - {@link TarReader}: fast pull reader (header, then body chunks as views).
  * - {@link readTar}: async iterable of entries with streaming bodies.
  * - {@link TarWriter}: streaming writer with backpressure, ~1 MiB output chunks.
- * - {@link encodeHeader}, {@link paddingFor}, {@link END_OF_ARCHIVE}: the raw pieces.
+ * - {@link encodeHeader}, {@link encodeHeaderInto}, {@link paddingFor},
+ *   {@link END_OF_ARCHIVE}: the raw pieces, for writers with their own batching.
  *
  * @example Round trip
  * ```ts
@@ -34,6 +35,7 @@ export {
 } from "./reader.ts";
 export {
   encodeHeader,
+  encodeHeaderInto,
   END_OF_ARCHIVE,
   paddingFor,
   TarWriter,

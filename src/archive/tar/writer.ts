@@ -15,7 +15,7 @@ import {
   writeChecksum,
   writeOctal,
 } from "./_block.ts";
-import { formatPaxTime, paxRecord } from "./_pax.ts";
+import { formatPaxTime } from "./_pax.ts";
 import type { EntryType, TarHeader } from "./header.ts";
 
 /** Two zero blocks: the end-of-archive marker. */
@@ -51,9 +51,10 @@ export function paddingFor(size: number): Uint8Array {
   return ZEROS.subarray(0, (BLOCK - (size % BLOCK)) % BLOCK);
 }
 
+const NON_ASCII = /[\u0080-\uffff]/;
+
 function isAscii(s: string): boolean {
-  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return false;
-  return true;
+  return s.length === 0 || !NON_ASCII.test(s);
 }
 
 /** Writes an ASCII string (already checked) into a field, NUL-padded by the zeroed block. */
@@ -89,7 +90,27 @@ function splitUstar(name: string): [string, string] | null {
 interface Plan {
   prefix: string;
   name: string;
-  pax: Uint8Array | null;
+  /** PAX records, prepared (sorted, encoded lengths) but not yet written, or null. */
+  pax: Records | null;
+}
+
+/** PAX records ready to be written: keys and values as ASCII strings or bytes. */
+interface Records {
+  keys: (string | Uint8Array)[];
+  vals: (string | Uint8Array)[];
+  lens: number[];
+  /** Total bytes. */
+  length: number;
+}
+
+function checkInt(h: TarHeader, k: string, v: number): void {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    throw new RangeError(
+      `TarHeader.${k} of ${
+        JSON.stringify(h.name)
+      } must be a non-negative safe integer, got ${v}`,
+    );
+  }
 }
 
 function checkHeader(h: TarHeader): void {
@@ -106,23 +127,12 @@ function checkHeader(h: TarHeader): void {
   if (h.linkname.includes("\0")) {
     throw new TypeError(`TarHeader.linkname of ${h.name} contains NUL`);
   }
-  const ints: [string, number][] = [
-    ["size", h.size],
-    ["uid", h.uid],
-    ["gid", h.gid],
-    ["mode", h.mode],
-    ["devmajor", h.devmajor],
-    ["devminor", h.devminor],
-  ];
-  for (const [k, v] of ints) {
-    if (!Number.isSafeInteger(v) || v < 0) {
-      throw new RangeError(
-        `TarHeader.${k} of ${
-          JSON.stringify(h.name)
-        } must be a non-negative safe integer, got ${v}`,
-      );
-    }
-  }
+  checkInt(h, "size", h.size);
+  checkInt(h, "uid", h.uid);
+  checkInt(h, "gid", h.gid);
+  checkInt(h, "mode", h.mode);
+  checkInt(h, "devmajor", h.devmajor);
+  checkInt(h, "devminor", h.devminor);
   if (!Number.isSafeInteger(h.mtime)) {
     throw new RangeError(`TarHeader.mtime of ${h.name} must be an integer`);
   }
@@ -135,11 +145,64 @@ function checkHeader(h: TarHeader): void {
   }
 }
 
+/**
+ * Encodes PAX records in one buffer. ASCII keys and values are written char
+ * by char: a TextEncoder call per record cost more than the rest of the header.
+ */
+function prepareRecords(recs: [string, string | Uint8Array][]): Records {
+  const keys: (string | Uint8Array)[] = [];
+  const vals: (string | Uint8Array)[] = [];
+  const lens: number[] = [];
+  let total = 0;
+  for (const [k, v] of recs) {
+    const kk = isAscii(k) ? k : encodeUtf8(k);
+    const vv = typeof v === "string" && !isAscii(v) ? encodeUtf8(v) : v;
+    // " " "=" "\n" plus the length's own digits (which count themselves).
+    const base = 3 + kk.length + vv.length;
+    let len = base + digits(base);
+    if (digits(len) !== digits(base)) len = base + digits(len);
+    keys.push(kk);
+    vals.push(vv);
+    lens.push(len);
+    total += len;
+  }
+  return { keys, vals, lens, length: total };
+}
+
+/**
+ * Writes prepared PAX records at `b[at]`. ASCII keys and values are written
+ * char by char: a TextEncoder call per record cost more than the rest of the header.
+ */
+function writeRecords(b: Uint8Array, at: number, r: Records): number {
+  for (let i = 0; i < r.lens.length; i++) {
+    at = putBytes(b, at, String(r.lens[i]));
+    b[at++] = 0x20;
+    at = putBytes(b, at, r.keys[i]);
+    b[at++] = 0x3d;
+    at = putBytes(b, at, r.vals[i]);
+    b[at++] = 0x0a;
+  }
+  return at;
+}
+
+function digits(n: number): number {
+  return n < 10 ? 1 : n < 100 ? 2 : n < 1000 ? 3 : String(n).length;
+}
+
+/** Writes an ASCII string or bytes at `at`; returns the end. */
+function putBytes(b: Uint8Array, at: number, v: string | Uint8Array): number {
+  if (typeof v === "string") {
+    for (let i = 0; i < v.length; i++) b[at + i] = v.charCodeAt(i);
+    return at + v.length;
+  }
+  b.set(v, at);
+  return at + v.length;
+}
+
 function plan(h: TarHeader): Plan {
   checkHeader(h);
-  let recs: [string, Uint8Array][] | undefined;
-  const add = (k: string, v: string | Uint8Array) =>
-    (recs ??= []).push([k, typeof v === "string" ? encodeUtf8(v) : v]);
+  let recs: [string, string | Uint8Array][] | undefined;
+  const add = (k: string, v: string | Uint8Array) => (recs ??= []).push([k, v]);
 
   let prefix = "";
   let name = h.name;
@@ -184,18 +247,13 @@ function plan(h: TarHeader): Plan {
       add(k, v);
     }
   }
-  let pax: Uint8Array | null = null;
+  let pax: Records | null = null;
   if (recs) {
-    recs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-    const parts = recs.map(([k, v]) => paxRecord(k, v));
-    let len = 0;
-    for (const p of parts) len += p.length;
-    pax = new Uint8Array(len);
-    let at = 0;
-    for (const p of parts) {
-      pax.set(p, at);
-      at += p.length;
+    const list: [string, string | Uint8Array][] = recs;
+    if (list.length > 1) {
+      list.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     }
+    pax = prepareRecords(list);
   }
   return { prefix, name, pax };
 }
@@ -258,7 +316,9 @@ function writePlanned(
   let at = o;
   if (p.pax !== null) {
     // GNU tar's default name template "%d/PaxHeaders/%f", without pid: deterministic.
-    const slash = h.name.replace(/\/+$/, "").lastIndexOf("/");
+    let end = h.name.length;
+    while (end > 1 && h.name.charCodeAt(end - 1) === 0x2f) end--;
+    const slash = h.name.lastIndexOf("/", end - 1);
     const dir = slash < 0 ? "." : h.name.slice(0, slash);
     const base = h.name.slice(slash + 1);
     const xh: TarHeader = {
@@ -281,7 +341,7 @@ function writePlanned(
     b[at + 156] = 0x78; // 'x'
     writeChecksum(b, at);
     at += BLOCK;
-    b.set(p.pax, at);
+    writeRecords(b, at, p.pax);
     at += p.pax.length + ((BLOCK - (p.pax.length % BLOCK)) % BLOCK);
   }
   writeBlock(b, at, h, p.prefix, p.name);
@@ -316,6 +376,48 @@ export function encodeHeader(h: TarHeader): Uint8Array {
   const out = new Uint8Array(plannedSize(p));
   writePlanned(out, 0, h, p);
   return out;
+}
+
+/**
+ * {@link encodeHeader} without the allocation: writes the header straight into
+ * `dst` at `at`, for writers that batch entries in their own chunks. The
+ * bytes there must be zero (a fresh `Uint8Array` is): only non-zero fields
+ * are written.
+ *
+ * @param h The header.
+ * @param dst A zero-filled buffer.
+ * @param at Where to write (any offset; a multiple of 4 is fastest).
+ * @returns Bytes written (a multiple of 512), or minus the bytes needed when
+ *   they do not fit in `dst` after `at` (then nothing is written).
+ * @throws {TypeError} As {@link encodeHeader}.
+ * @throws {RangeError} As {@link encodeHeader}.
+ *
+ * @example Batching headers into one chunk
+ * ```ts
+ * import { encodeHeaderInto } from "./writer.ts";
+ * const chunk = new Uint8Array(1 << 20);
+ * let off = 0;
+ * for (const name of ["a", "b"]) {
+ *   const n = encodeHeaderInto({
+ *     name, type: "file", size: 0, mode: 0o644, uid: 0, gid: 0, uname: "",
+ *     gname: "", mtime: 0, mtimeNsec: 5, linkname: "", devmajor: 0,
+ *     devminor: 0, xattrs: new Map(),
+ *   }, chunk, off);
+ *   if (n < 0) throw new Error("chunk full: emit it and retry");
+ *   off += n;
+ * }
+ * console.log(off); // 3072: each has a PAX mtime record
+ * ```
+ */
+export function encodeHeaderInto(
+  h: TarHeader,
+  dst: Uint8Array,
+  at: number,
+): number {
+  const p = plan(h);
+  const n = plannedSize(p);
+  if (dst.length - at < n) return -n;
+  return writePlanned(dst, at, h, p);
 }
 
 /** Options of {@link TarWriter}. */

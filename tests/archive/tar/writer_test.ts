@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import {
   encodeHeader,
+  encodeHeaderInto,
   END_OF_ARCHIVE,
   paddingFor,
   type TarHeader,
@@ -321,4 +322,21 @@ Deno.test("writer: add waits for a slow consumer (backpressure)", async () => {
   await w.close();
   await reading;
   assert.equal(total, 100 * 4608 + 1024);
+});
+
+Deno.test("writer: encodeHeaderInto writes the same bytes in place, or says how much it needs", () => {
+  const h = header("p".repeat(120) + "/" + "q".repeat(120), {
+    mtimeNsec: 7,
+    uid: 1 << 30,
+  });
+  const want = encodeHeader(h);
+  const dst = new Uint8Array(4096);
+  assert.equal(encodeHeaderInto(h, dst, 512), want.length);
+  assert.deepEqual(dst.subarray(512, 512 + want.length), want);
+  assert.ok(dst.subarray(0, 512).every((x) => x === 0));
+  assert.equal(encodeHeaderInto(h, new Uint8Array(1000), 0), -want.length);
+  // Unaligned offsets give the same bytes (the checksum has a 4-byte fast path).
+  const odd = new Uint8Array(4096);
+  assert.equal(encodeHeaderInto(h, odd, 3), want.length);
+  assert.deepEqual(odd.subarray(3, 3 + want.length), want);
 });
