@@ -33,6 +33,8 @@ export interface FdOverlay {
   readOnly: boolean;
   /** SELinux context for every file of the view (`context=`). */
   mountLabel?: string;
+  /** Pass `userxattr` (the store keeps whiteout state in `user.overlay.*`). */
+  userXattr?: boolean;
 }
 
 /**
@@ -55,6 +57,7 @@ export function mountOverlayFds(o: FdOverlay): void {
     if (o.upper !== undefined) fc.setFd("upperdir", o.upper);
     if (o.work !== undefined) fc.setFd("workdir", o.work);
     if (o.mountLabel !== undefined) fc.setString("context", o.mountLabel);
+    if (o.userXattr) fc.setFlag("userxattr");
     fc.mountAtFd(
       o.target,
       MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV |

@@ -148,7 +148,7 @@ function readMetadata(
   owner: number,
   req: HelperRequest,
 ): LayerMountInput {
-  let config: { backend?: unknown };
+  let config: { backend?: unknown; userXattr?: unknown };
   try {
     config = JSON.parse(readSmall(fds, rootFd, "layerfs.json", owner));
   } catch (e) {
@@ -207,7 +207,14 @@ function readMetadata(
       throw new HelperError(`Refusing: meta/${req.id} is not valid JSON`);
     }
   }
-  return { root: req.root, id: req.id, parents, readWrite, mountLabel };
+  return {
+    root: req.root,
+    id: req.id,
+    parents,
+    readWrite,
+    mountLabel,
+    userXattr: config.userXattr === true,
+  };
 }
 
 /**
@@ -283,6 +290,7 @@ export function helperMount(
       target: t.fd,
       readOnly: plan.readOnly,
       mountLabel: plan.mountLabel,
+      userXattr: plan.userXattr,
     });
   } catch (e) {
     if (e instanceof SysError) {

@@ -40,6 +40,12 @@ export interface LayerDirs {
    * (its parent's full tree).
    */
   parentDirs: string[];
+  /**
+   * Overlay opaque markers go in `user.overlay.opaque` instead of
+   * `trusted.overlay.opaque` (stores mounted with `userxattr`).
+   * @default {false}
+   */
+  userXattr?: boolean;
 }
 
 /** Progress of a long archive operation. */

@@ -39,6 +39,7 @@ export function planOverlayMount(
     nodev: true,
   };
   if (input.mountLabel) plan.mountLabel = input.mountLabel;
+  if (input.userXattr) plan.userXattr = true;
   plan.short = {
     cwd: root,
     lowerdirs: parents.map((p) => `l/${shortLinkName(p)}`),

@@ -48,5 +48,6 @@ export async function planLayerMount(
     parents,
     readWrite: meta.readWrite,
     mountLabel: meta.mountLabel,
+    userXattr: config.userXattr === true,
   });
 }

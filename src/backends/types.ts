@@ -23,6 +23,8 @@ export interface LayerMountInput {
   readWrite: boolean;
   /** SELinux label for the view. */
   mountLabel?: string;
+  /** Mount overlay with `userxattr` (the store keeps `user.overlay.*` xattrs). */
+  userXattr?: boolean;
 }
 
 /**

@@ -43,18 +43,20 @@ export interface LegacyOverlayCall {
   cwd?: string;
 }
 
-function labelOpt(label: string | undefined): string {
-  return label ? `,context="${label}"` : "";
+/** Options after the dirs: the label and `userxattr`, as the plan says. */
+function extraOpts(plan: OverlayMountPlan): string {
+  return (plan.mountLabel ? `,context="${plan.mountLabel}"` : "") +
+    (plan.userXattr ? ",userxattr" : "");
 }
 
 function overlayData(
   lowers: string[],
   upper: string,
   work: string,
-  label: string | undefined,
+  plan: OverlayMountPlan,
 ): string {
   return `lowerdir=${lowers.join(":")},upperdir=${upper},workdir=${work}${
-    labelOpt(label)
+    extraOpts(plan)
   }`;
 }
 
@@ -100,7 +102,7 @@ export function legacyOverlayCall(
     plan.lowerdirs,
     plan.upperdir,
     plan.workdir,
-    plan.mountLabel,
+    plan,
   );
   if (fits(data)) {
     return {
@@ -119,7 +121,7 @@ export function legacyOverlayCall(
       s.lowerdirs,
       s.upperdir,
       s.workdir,
-      plan.mountLabel,
+      plan,
     );
     if (fits(short)) {
       return {
@@ -204,6 +206,7 @@ function mountOverlayNewApi(plan: OverlayMountPlan): "ok" | "old-kernel" {
       fc.setString("upperdir", plan.upperdir);
       fc.setString("workdir", plan.workdir);
       if (plan.mountLabel) fc.setString("context", plan.mountLabel);
+      if (plan.userXattr) fc.setFlag("userxattr");
     } catch (e) {
       throw fail("fsconfig", e, plan.target);
     }

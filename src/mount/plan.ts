@@ -38,6 +38,8 @@ export interface OverlayMountPlan {
   nodev: boolean;
   /** SELinux label, passed as `context="<label>"`. */
   mountLabel?: string;
+  /** Pass `userxattr`: whiteout and opaque xattrs live in `user.overlay.*`. */
+  userXattr?: boolean;
   /**
    * For the page-limited mount(2) fallback only: short paths of the same dirs,
    * relative to `cwd` (moby's `l/<short>` links), used when the absolute

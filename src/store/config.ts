@@ -21,6 +21,13 @@ export interface StoreConfig {
   backend: BackendName;
   /** Why the backend was chosen at init (for `status()`). */
   reason?: string;
+  /**
+   * Overlay keeps whiteout/opaque xattrs in `user.overlay.*` (mounted with
+   * `userxattr`) instead of `trusted.overlay.*`: set at init for stores made
+   * by a user who is not root, because such a user cannot write trusted.*
+   * xattrs when extracting, and every later mount must read what was written.
+   */
+  userXattr?: boolean;
 }
 
 /**

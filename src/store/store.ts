@@ -154,6 +154,7 @@ export class Store {
   readonly #impl: Backend;
   readonly #mounter: Mounter;
   readonly #reason: string;
+  readonly #userXattr: boolean;
   #closed = false;
 
   /** Use {@link openStore}. */
@@ -162,7 +163,9 @@ export class Store {
     backend: BackendName,
     mounter: Mounter,
     reason: string,
+    userXattr = false,
   ) {
+    this.#userXattr = userXattr;
     this.#layout = layout;
     this.root = layout.root;
     this.backend = backend;
@@ -401,6 +404,12 @@ export class Store {
       ["root", this.root],
       ["backing filesystem", fs.name],
       ["whiteout format", this.#impl.whiteoutFormat],
+      ...(this.backend === "overlay"
+        ? [[
+          "overlay xattrs",
+          this.#userXattr ? "user.overlay.* (userxattr)" : "trusted.overlay.*",
+        ] as [string, string]]
+        : []),
       ["layers", String(layers.length)],
       ["mounted views", String(mounted)],
       ["outstanding gets", String(layers.reduce((n, l) => n + l.mounts, 0))],
@@ -639,6 +648,7 @@ export class Store {
       parents,
       readWrite: meta.readWrite,
       mountLabel: meta.mountLabel,
+      userXattr: this.#userXattr,
     });
   }
 
@@ -662,6 +672,7 @@ export class Store {
       dir: this.#layout.diff(id),
       format: this.#impl.whiteoutFormat,
       parentDirs: parents.map((p) => this.#layout.diff(p)),
+      userXattr: this.#userXattr,
     };
   }
 
@@ -803,6 +814,7 @@ export class Store {
           dir: diff,
           format: this.#impl.whiteoutFormat,
           parentDirs: parents.map((p) => l.diff(p)),
+          userXattr: this.#userXattr,
         })
         : undefined;
       await this.#locked(async () => {
@@ -940,40 +952,49 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   }
   const mounter = options.mounter ?? defaultMounter(options.helper);
   const canMount = Deno.uid() === 0 || mounter !== undefined;
-  const { backend, reason } = await withStoreLock(layout, async () => {
-    const config = await readConfig(layout);
-    if (config) {
-      if (requested !== "auto" && requested !== config.backend) {
-        throw new BackendNotSupported(
-          requested,
-          `the store at ${layout.root} was initialised with "${config.backend}" ` +
-            `(whiteout formats differ); open it with backend "${config.backend}" or "auto"`,
-        );
+  const { backend, reason, userXattr } = await withStoreLock(
+    layout,
+    async () => {
+      const config = await readConfig(layout);
+      if (config) {
+        if (requested !== "auto" && requested !== config.backend) {
+          throw new BackendNotSupported(
+            requested,
+            `the store at ${layout.root} was initialised with "${config.backend}" ` +
+              `(whiteout formats differ); open it with backend "${config.backend}" or "auto"`,
+          );
+        }
+        return {
+          backend: config.backend,
+          userXattr: config.userXattr === true,
+          reason: `recorded in layerfs.json${
+            config.reason ? ` (${config.reason})` : ""
+          }`,
+        };
       }
-      return {
-        backend: config.backend,
-        reason: `recorded in layerfs.json${
-          config.reason ? ` (${config.reason})` : ""
-        }`,
-      };
-    }
-    const choice = chooseBackend(
-      requested,
-      await probeHost(layout.root, canMount),
-      layout.root,
-    );
-    await writeConfig(layout, {
-      version: FORMAT_VERSION,
-      backend: choice.backend,
-      reason: choice.reason,
-    });
-    return choice;
-  });
+      const choice = chooseBackend(
+        requested,
+        await probeHost(layout.root, canMount),
+        layout.root,
+      );
+      // A store made by a user who is not root cannot hold trusted.* xattrs, so
+      // its overlay whiteout state lives in user.overlay.* for good.
+      const userXattr = choice.backend === "overlay" && Deno.uid() !== 0;
+      await writeConfig(layout, {
+        version: FORMAT_VERSION,
+        backend: choice.backend,
+        reason: choice.reason,
+        ...(userXattr ? { userXattr } : {}),
+      });
+      return { ...choice, userXattr };
+    },
+  );
   const store = new Store(
     layout,
     backend,
     mounter ?? directMounter,
     reason,
+    userXattr,
   );
   await store.recover();
   return store;

@@ -256,11 +256,20 @@ privilegedTest(
       await Deno.chown(d, uid, gid);
     }
     await Deno.symlink(store, `${t}/link`);
-    // A tar the user imports: a base with a file the child deletes.
+    // Tars the user imports: a base, and a child that deletes a file and
+    // makes a dir opaque (so the user's unprivileged extraction must write
+    // whiteout state the helper's mount reads: user.overlay.* + userxattr).
     await Deno.mkdir(`${t}/b/etc`, { recursive: true });
+    await Deno.mkdir(`${t}/b/var/cache`, { recursive: true });
     await Deno.writeTextFile(`${t}/b/etc/hosts`, "base\n");
+    await Deno.writeTextFile(`${t}/b/etc/passwd`, "root\n");
+    await Deno.writeTextFile(`${t}/b/var/cache/old`, "old\n");
     await Deno.mkdir(`${t}/c/etc`, { recursive: true });
+    await Deno.mkdir(`${t}/c/var/cache`, { recursive: true });
     await Deno.writeTextFile(`${t}/c/etc/motd`, "child\n");
+    await Deno.writeTextFile(`${t}/c/etc/.wh.passwd`, "");
+    await Deno.writeTextFile(`${t}/c/var/cache/.wh..wh..opq`, "");
+    await Deno.writeTextFile(`${t}/c/var/cache/new`, "new\n");
     await run(["tar", "-C", `${t}/b`, "-cf", `${t}/b.tar`, "."]);
     await run(["tar", "-C", `${t}/c`, "-cf", `${t}/c.tar`, "."]);
     await Deno.chmod(`${t}/b.tar`, 0o644);
@@ -328,8 +337,15 @@ privilegedTest(
       assert.ok(line, "mounted");
       assert.match(line!, / rw,nosuid,nodev[ ,]/);
       assert.match(line!, / - overlay /);
+      assert.match(line!, /[ ,]userxattr(,|$)/);
       r = await asUser(["cat", `${view}/etc/motd`, `${view}/etc/hosts`]);
       assert.equal(r.stdout, "child\nbase\n");
+      r = await asUser(["ls", "-A", `${view}/etc`, `${view}/var/cache`]);
+      assert.equal(
+        r.stdout,
+        `${view}/etc:\nhosts\nmotd\n\n${view}/var/cache:\nnew\n`,
+        "the child's whiteout and opaque dir take effect in the helper's mount",
+      );
       r = await asUser(["sh", "-c", `echo hi > ${view}/etc/new`]);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(

@@ -39,6 +39,7 @@ export async function applyLayerTar(
   try {
     return await applyTarAt(fd, tar, {
       format: layer.format,
+      userXattr: layer.userXattr ?? false,
       onProgress: options?.onProgress,
     });
   } finally {
