@@ -11,7 +11,7 @@
  * keeps the comparison fair.
  *
  * Environment: LAYERFS_BENCH_FILES (files in the corpus, default 50000),
- * LAYERFS_BENCH_RUNS (runs per measurement, default 3), LAYERFS_BENCH_BIG=1
+ * LAYERFS_BENCH_RUNS (runs per measurement, default 5), LAYERFS_BENCH_BIG=1
  * (peak RSS while applying a ~2 GB layer instead of the corpus).
  *
  * Run: `deno task bench archive` (or `deno run -A bench/archive_bench.ts`).
@@ -24,7 +24,7 @@ import type { TarHeader } from "../src/archive/tar/header.ts";
 import { TarWriter } from "../src/archive/tar/writer.ts";
 
 const FILES = Number(Deno.env.get("LAYERFS_BENCH_FILES") ?? 50000);
-const RUNS = Math.max(1, Number(Deno.env.get("LAYERFS_BENCH_RUNS") ?? 3));
+const RUNS = Math.max(1, Number(Deno.env.get("LAYERFS_BENCH_RUNS") ?? 5));
 const BIG = Deno.env.get("LAYERFS_BENCH_BIG") === "1";
 const isRoot = Deno.uid() === 0;
 
@@ -253,7 +253,11 @@ function buildChild(base: string, child: string): { format: string } {
   Deno.mkdirSync(child);
   let n = 0;
   const walk = (rel: string) => {
-    for (const e of Deno.readDirSync(`${base}/${rel}`)) {
+    // Sorted: readdir order differs between file systems, the PRNG draws must not.
+    const entries = [...Deno.readDirSync(`${base}/${rel}`)].sort((a, b) =>
+      a.name < b.name ? -1 : a.name > b.name ? 1 : 0
+    );
+    for (const e of entries) {
       const r = `${rel}${e.name}`;
       if (e.isDirectory) {
         walk(`${r}/`);

@@ -9,7 +9,7 @@ import {
   TarReader,
   TarWriter,
 } from "../../../src/archive/tar/mod.ts";
-import { tempDir } from "../../_privileged.ts";
+import { privilegedTest, tempDir } from "../../_privileged.ts";
 import {
   clean,
   dumpTree,
@@ -633,3 +633,45 @@ Deno.test("reader: big bodies of a file are skipped by seeking; a truncated file
   assert.match(err.message, /truncated/);
   assert.equal(err.entry, "big");
 });
+
+privilegedTest(
+  "reader: devices, big ids and owners from GNU tar (root: mknod, chown)",
+  async () => {
+    await using tmp = await tempDir();
+    const src = `${tmp.path}/src`;
+    await makeTree(src);
+    const tree = await dumpTree(src);
+    // The tree really has what only root can make.
+    assert.equal(tree["null"]?.type, "char");
+    assert.equal(tree["blk"]?.type, "block");
+    assert.equal(tree["bigid"]?.uid, 3000000);
+    for (const format of ["pax", "gnu"] as const) {
+      await gnuTar(src, `${tmp.path}/${format}.tar`, format);
+      const got = new Map(
+        (await readAll(await Deno.readFile(`${tmp.path}/${format}.tar`)))
+          .map((e) => [clean(e.header.name), e.header]),
+      );
+      assert.deepEqual(
+        [
+          got.get("null")?.type,
+          got.get("null")?.devmajor,
+          got.get("null")?.devminor,
+        ],
+        ["char", 1, 3],
+      );
+      assert.deepEqual(
+        [
+          got.get("blk")?.type,
+          got.get("blk")?.devmajor,
+          got.get("blk")?.devminor,
+        ],
+        ["block", 7, 200],
+      );
+      assert.deepEqual([got.get("bigid")?.uid, got.get("bigid")?.gid], [
+        3000000,
+        4000000,
+      ]);
+      assert.deepEqual([got.get("link")?.uid, got.get("link")?.gid], [42, 43]);
+    }
+  },
+);
