@@ -58,6 +58,11 @@ export function mountOverlayFds(o: FdOverlay): void {
     if (o.work !== undefined) fc.setFd("workdir", o.work);
     if (o.mountLabel !== undefined) fc.setString("context", o.mountLabel);
     if (o.userXattr) fc.setFlag("userxattr");
+    // Layers come from an unprivileged user: never follow redirects or trust
+    // metacopy-only files they may have crafted (kernel overlayfs.rst,
+    // "Permission model" and "Metadata only copy up": unsafe with untrusted layers).
+    fc.setString("redirect_dir", "nofollow");
+    fc.setString("metacopy", "off");
     fc.mountAtFd(
       o.target,
       MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV |

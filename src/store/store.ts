@@ -363,6 +363,22 @@ export class Store {
       if (!(await readParents(this.#layout, id))) throw new LayerNotFound(id);
       const { counts, info } = await this.#reconciled();
       const order = await this.#removalOrder(id, !!options.force);
+      // Something mounted inside a layer's own dirs (a volume bound into a
+      // vfs rootfs) is not ours to unmount, and deleting through it would
+      // delete the mounted files: refuse before anything changes.
+      for (const victim of order) {
+        for (
+          const dir of [this.#layout.diff(victim), this.#layout.work(victim)]
+        ) {
+          const inside = info.find((m) => m.mountPoint.startsWith(`${dir}/`));
+          if (inside) {
+            throw new StoreError(
+              `Cannot remove layer "${victim}": ${inside.mountPoint} is mounted inside it; ` +
+                `unmount it (umount ${inside.mountPoint}) and retry`,
+            );
+          }
+        }
+      }
       for (const victim of order) {
         const mounted = !!mountAt(info, this.#layout.mnt(victim));
         const n = Math.max(counts[victim] ?? 0, mounted ? 1 : 0);
@@ -912,10 +928,37 @@ async function removeIfPresent(
   path: string,
   recursive: boolean,
 ): Promise<void> {
+  if (recursive) {
+    // A recursive delete descends into mount points below the path (a vfs
+    // layer used as a rootfs may have /proc or a host volume bound inside)
+    // and would delete the mounted files; refuse instead.
+    const inside = (await readMountInfo()).find((m) =>
+      m.mountPoint === path || m.mountPoint.startsWith(`${path}/`)
+    );
+    if (inside) {
+      throw new StoreError(
+        `Refusing to delete ${path}: ${inside.mountPoint} is mounted inside it; ` +
+          `unmount it (umount ${inside.mountPoint}) and retry`,
+      );
+    }
+  }
   try {
     await Deno.remove(path, { recursive });
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/**
+ * The sweep on open removes leftovers but leaves one with a mount inside it
+ * (removeIfPresent refuses those) for `layerfs check` to report, so that one
+ * stray mount never makes the whole store unopenable.
+ */
+async function sweepRemove(path: string): Promise<void> {
+  try {
+    await removeIfPresent(path, true);
+  } catch (e) {
+    if (!(e instanceof StoreError)) throw e;
   }
 }
 
@@ -1031,7 +1074,7 @@ async function sweep(layout: StoreLayout): Promise<void> {
     } catch { /* no lock file: a crash right after mkdir */ }
     const free = f ? await f.tryLock(true) : true;
     f?.close();
-    if (free) await removeIfPresent(p, true);
+    if (free) await sweepRemove(p);
   }
   const live = new Set<string>();
   for await (const e of Deno.readDir(layout.layers())) {
@@ -1053,7 +1096,7 @@ async function sweep(layout: StoreLayout): Promise<void> {
         if (mountAt(info, p)) unmountTarget(p);
         await rmdirIfPresent(p);
       } else {
-        await removeIfPresent(p, true);
+        await sweepRemove(p);
       }
     }
   }

@@ -50,6 +50,21 @@ function nameBuf(name: Name): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * A single directory entry name for the recursive removers: refuses "", ".",
+ * "..", "/" and NUL before the end, since unlinkat("..") fails with EISDIR
+ * and the fallback would then empty the *parent* of `dirfd`.
+ */
+function componentBuf(name: Name): Uint8Array<ArrayBuffer> {
+  const n = nameBuf(name);
+  const len = n.length - 1; // without the terminating NUL
+  let bad = len === 0 ||
+    (n[0] === 0x2e && (len === 1 || (len === 2 && n[1] === 0x2e)));
+  for (let i = 0; i < len && !bad; i++) bad = n[i] === 0 || n[i] === 0x2f;
+  if (bad) throw new SysError("remove", Errno.EINVAL, label(name));
+  return n;
+}
+
 function label(name: Name): string {
   return typeof name === "string"
     ? name
@@ -626,16 +641,17 @@ export function readdirFd(
  * Removes `name` below `dirfd` and, when it is a directory, everything below
  * it, without ever following a symlink: each level is opened with
  * `O_DIRECTORY|O_NOFOLLOW` relative to its parent's fd and emptied with
- * unlinkat. Returns false when `name` did not exist.
+ * unlinkat. Returns false when `name` did not exist. `name` is one entry
+ * name (no "/", not "." or "..").
  *
  * @example
  * ```ts ignore
  * import { removeAllAt } from "./fs_at_linux.ts";
- * removeAllAt(layerfd, "var/cache");
+ * removeAllAt(varfd, "cache");
  * ```
  */
 export function removeAllAt(dirfd: number, name: Name): boolean {
-  const n = nameBuf(name);
+  const n = componentBuf(name);
   const c = libc();
   if (c.unlinkat(dirfd, n, 0) === 0) return true;
   const e = errno();
@@ -652,7 +668,7 @@ export function removeAllAt(dirfd: number, name: Name): boolean {
 /**
  * Removes everything inside directory `name` below `dirfd` (keeps the
  * directory), never following symlinks. `keep(childName)` may spare entries
- * (of the top level only).
+ * (of the top level only). `name` is one entry name (no "/", not "." or "..").
  *
  * @example
  * ```ts ignore
@@ -665,7 +681,7 @@ export function emptyDirAt(
   name: Name,
   keep?: (child: Uint8Array<ArrayBuffer>) => boolean,
 ): void {
-  const fd = openDirNoFollow(dirfd, name);
+  const fd = openDirNoFollow(dirfd, componentBuf(name));
   try {
     const c = libc();
     for (const ent of readdirFd(fd)) {

@@ -143,6 +143,10 @@ const encoder = new TextEncoder();
 
 /** A NUL-terminated copy of `s` for passing to libc. */
 export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  // An embedded NUL would silently cut the path short ("..\0x" -> "..").
+  if (s.includes("\0")) {
+    throw new SysError("path", 22, s.replaceAll("\0", "\\0"));
+  }
   const out = new Uint8Array(s.length * 3 + 1);
   const { written } = encoder.encodeInto(s, out);
   return out.subarray(0, written + 1);
