@@ -11,7 +11,11 @@
 
 import type { ArchiveProgress } from "../layer.ts";
 import type { TarHeader } from "../tar/header.ts";
-import { encodeHeader, END_OF_ARCHIVE } from "../tar/writer.ts";
+import {
+  encodeHeader,
+  encodeHeaderInto,
+  END_OF_ARCHIVE,
+} from "../tar/writer.ts";
 import { close, read } from "../../sys/fd_linux.ts";
 
 /** One entry to write: its header and, for a file with a body, an open fd the pump reads and closes. */
@@ -115,7 +119,11 @@ export function tarStream(
           }
           entries++;
           const h = r.value.header;
-          put(encodeHeader(h));
+          // Straight into the chunk; a header that straddles the chunk's end
+          // (rare) is encoded on its own and split by put().
+          const n = encodeHeaderInto(h, chunk, off);
+          if (n >= 0) off += n;
+          else put(encodeHeader(h));
           const size = h.type === "file" ? h.size : 0;
           if (r.value.fd >= 0) {
             if (size > 0) {
