@@ -74,6 +74,8 @@ export {
   readTar,
   type TarEntry,
   type TarHeader,
+  tarHeader,
+  type TarHeaderInit,
   type TarInput,
   TarReader,
   type TarReaderOptions,

@@ -20,7 +20,7 @@
  */
 
 import { TarReader } from "../src/archive/tar/reader.ts";
-import type { TarHeader } from "../src/archive/tar/header.ts";
+import { type TarHeader, tarHeader } from "../src/archive/tar/header.ts";
 import { TarWriter } from "../src/archive/tar/writer.ts";
 
 const FILES = Number(Deno.env.get("LAYERFS_BENCH_FILES") ?? 50000);
@@ -392,22 +392,7 @@ async function writeBigLayer(path: string, bytes: number): Promise<void> {
     name: string,
     size: number,
     type: TarHeader["type"] = "file",
-  ): TarHeader => ({
-    name,
-    type,
-    size,
-    mode: type === "dir" ? 0o755 : 0o644,
-    uid: 0,
-    gid: 0,
-    uname: "",
-    gname: "",
-    mtime: 1700000000,
-    mtimeNsec: 0,
-    linkname: "",
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-  });
+  ): TarHeader => tarHeader({ name, type, size, mtime: 1700000000 });
   let written = 0;
   for (let d = 0; written < bytes; d++) {
     await w.add(h(`d${d}/`, 0, "dir"));

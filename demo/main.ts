@@ -14,7 +14,12 @@
  */
 
 import { openStore } from "../mod.ts";
-import { readTar, type TarHeader, TarWriter } from "../src/archive/tar/mod.ts";
+import {
+  readTar,
+  type TarHeader,
+  tarHeader,
+  TarWriter,
+} from "../src/archive/tar/mod.ts";
 import { processIo, runCli } from "../src/cli/main.ts";
 
 const enc = new TextEncoder();
@@ -25,23 +30,7 @@ function header(
   type: TarHeader["type"],
   extra: Partial<TarHeader> = {},
 ): TarHeader {
-  return {
-    name,
-    type,
-    size: 0,
-    mode: type === "dir" ? 0o755 : 0o644,
-    uid: 0,
-    gid: 0,
-    uname: "",
-    gname: "",
-    mtime: 1_700_000_000,
-    mtimeNsec: 0,
-    linkname: "",
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-    ...extra,
-  };
+  return tarHeader({ name, type, mtime: 1_700_000_000, ...extra });
 }
 
 /** Builds a tar from [name, content] pairs; names ending in "/" are dirs, "-> x" symlinks. */

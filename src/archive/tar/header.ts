@@ -96,3 +96,39 @@ export interface TarHeader {
   /** Other PAX records of this entry, raw values (absent when none). */
   pax?: Map<string, Uint8Array>;
 }
+
+/** The fields {@link tarHeader} needs; every other field has a default. */
+export type TarHeaderInit = Partial<TarHeader> & Pick<TarHeader, "name">;
+
+/**
+ * Builds a complete {@link TarHeader} from the fields that matter, with
+ * defaults for the rest: type "file", size 0, mode 0644 (0755 for dirs),
+ * owner 0:0, no names, mtime 0, no link, no device, no xattrs.
+ *
+ * @example Headers for a directory and a file
+ * ```ts
+ * import { tarHeader } from "./header.ts";
+ * const dir = tarHeader({ name: "etc/", type: "dir" });
+ * const file = tarHeader({ name: "etc/hosts", size: 10, mtime: 1700000000 });
+ * console.log(dir.mode.toString(8), file.type); // 755 file
+ * ```
+ */
+export function tarHeader(init: TarHeaderInit): TarHeader {
+  const type = init.type ?? "file";
+  return {
+    type,
+    size: 0,
+    mode: type === "dir" ? 0o755 : 0o644,
+    uid: 0,
+    gid: 0,
+    uname: "",
+    gname: "",
+    mtime: 0,
+    mtimeNsec: 0,
+    linkname: "",
+    devmajor: 0,
+    devminor: 0,
+    xattrs: new Map(),
+    ...init,
+  };
+}

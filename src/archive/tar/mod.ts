@@ -25,7 +25,13 @@
  * @module
  */
 
-export { type EntryType, type TarHeader, TypeFlag } from "./header.ts";
+export {
+  type EntryType,
+  type TarHeader,
+  tarHeader,
+  type TarHeaderInit,
+  TypeFlag,
+} from "./header.ts";
 export {
   readTar,
   type TarEntry,

@@ -6,6 +6,7 @@ import {
   paddingFor,
   readTar,
   type TarHeader,
+  tarHeader,
   TarReader,
   TarWriter,
 } from "../../../src/archive/tar/mod.ts";
@@ -193,23 +194,7 @@ function fileHeader(
   size: number,
   extra: Partial<TarHeader> = {},
 ): TarHeader {
-  return {
-    name,
-    type: "file",
-    size,
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    uname: "",
-    gname: "",
-    mtime: 1700000000,
-    mtimeNsec: 0,
-    linkname: "",
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-    ...extra,
-  };
+  return tarHeader({ name, size, mtime: 1700000000, ...extra });
 }
 
 function concat(...parts: Uint8Array[]): Uint8Array {

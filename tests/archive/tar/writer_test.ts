@@ -5,6 +5,7 @@ import {
   END_OF_ARCHIVE,
   paddingFor,
   type TarHeader,
+  tarHeader,
   TarReader,
   TarWriter,
 } from "../../../src/archive/tar/mod.ts";
@@ -14,23 +15,7 @@ import { dumpTree, makeTree, type Meta, run } from "./_gnu.ts";
 const LIST = ["--xattrs", "--xattrs-include=*", "--numeric-owner", "-tvvf"];
 
 function header(name: string, extra: Partial<TarHeader> = {}): TarHeader {
-  return {
-    name,
-    type: "file",
-    size: 0,
-    mode: 0o644,
-    uid: 0,
-    gid: 0,
-    uname: "",
-    gname: "",
-    mtime: 1700000000,
-    mtimeNsec: 0,
-    linkname: "",
-    devmajor: 0,
-    devminor: 0,
-    xattrs: new Map(),
-    ...extra,
-  };
+  return tarHeader({ name, mtime: 1700000000, ...extra });
 }
 
 function hexToBytes(h: string): Uint8Array {
@@ -339,4 +324,18 @@ Deno.test("writer: encodeHeaderInto writes the same bytes in place, or says how 
   const odd = new Uint8Array(4096);
   assert.equal(encodeHeaderInto(h, odd, 3), want.length);
   assert.deepEqual(odd.subarray(3, 3 + want.length), want);
+});
+
+Deno.test("tarHeader: documented defaults, dirs 0755, given fields win", () => {
+  const d = tarHeader({ name: "etc/", type: "dir" });
+  assert.deepEqual(
+    [d.type, d.mode, d.size, d.uid, d.gid, d.mtime, d.linkname, d.xattrs.size],
+    ["dir", 0o755, 0, 0, 0, 0, "", 0],
+  );
+  const f = tarHeader({ name: "a", size: 3, mode: 0o4755, uid: 7 });
+  assert.deepEqual([f.type, f.mode, f.size, f.uid], ["file", 0o4755, 3, 7]);
+  assert.notEqual(
+    tarHeader({ name: "x" }).xattrs,
+    tarHeader({ name: "y" }).xattrs,
+  );
 });
