@@ -16,6 +16,7 @@ import { check, cstr, libc, SysError } from "./libc_linux.ts";
 import { errno } from "./libc_linux.ts";
 import { AT, O, openat } from "./fd_linux.ts";
 import { Errno } from "./errno.ts";
+import { DT, readDirFd } from "./fs_walk_linux.ts";
 
 /** File type bits of `st_mode`. */
 export const S = {
@@ -590,13 +591,11 @@ export function fstatx(fd: number): Statx {
   return decodeStatx();
 }
 
-const DT_DIR = 4;
-const DT_UNKNOWN = 0;
-
 /**
  * Lists the names in an open directory fd (not `O_PATH`), raw bytes without
- * `.`/`..`, via getdents64(2). Names stay bytes: directory entries need not
- * be UTF-8, and they are passed straight back to the `*at` calls.
+ * `.`/`..`, via fs_walk_linux's getdents64 reader (one dirent parser for the
+ * code base). Names stay bytes: directory entries need not be UTF-8, and they
+ * are passed straight back to the `*at` calls.
  *
  * @example
  * ```ts ignore
@@ -607,34 +606,10 @@ const DT_UNKNOWN = 0;
 export function readdirFd(
   fd: number,
 ): { name: Uint8Array<ArrayBuffer>; isDir: boolean | undefined }[] {
-  const out: { name: Uint8Array<ArrayBuffer>; isDir: boolean | undefined }[] =
-    [];
-  const buf = new Uint8Array(64 * 1024);
-  const view = new DataView(buf.buffer);
-  for (;;) {
-    const n = check(
-      libc().getdents64(fd, buf, BigInt(buf.length)),
-      "getdents64",
-    );
-    if (n === 0) return out;
-    let off = 0;
-    while (off < n) {
-      const reclen = view.getUint16(off + 16, true);
-      const type = buf[off + 18];
-      let end = off + 19;
-      while (buf[end] !== 0) end++;
-      const name = buf.slice(off + 19, end + 1); // keeps the NUL
-      const isDot = (end - off - 19 === 1 && name[0] === 0x2e) ||
-        (end - off - 19 === 2 && name[0] === 0x2e && name[1] === 0x2e);
-      if (!isDot) {
-        out.push({
-          name,
-          isDir: type === DT_UNKNOWN ? undefined : type === DT_DIR,
-        });
-      }
-      off += reclen;
-    }
-  }
+  return readDirFd(fd).map((e) => ({
+    name: e.cname,
+    isDir: e.type === DT.UNKNOWN ? undefined : e.type === DT.DIR,
+  }));
 }
 
 /**

@@ -8,41 +8,13 @@ import assert from "node:assert/strict";
 import { LayerfsError, LayerInUse, openStore, type Store } from "../../mod.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
 import { describe, put } from "./_helpers.ts";
+import { collect, gnuTar as tarOf, gnuTarList } from "../integration/_tree.ts";
 
-async function tarOf(dir: string): Promise<Uint8Array> {
-  const out = await new Deno.Command("tar", {
-    args: [
-      "--format=pax",
-      "--numeric-owner",
-      "--sort=name",
-      "-C",
-      dir,
-      "-cf",
-      "-",
-      ".",
-    ],
-    stdout: "piped",
-  }).output();
-  assert.ok(out.success);
-  return out.stdout;
-}
-
+/** Member names of a diff stream, without "./" and trailing "/". */
 async function tarNames(stream: ReadableStream<Uint8Array>): Promise<string[]> {
-  const bytes = new Uint8Array(await new Response(stream).arrayBuffer());
-  const child = new Deno.Command("tar", {
-    args: ["-tf", "-"],
-    stdin: "piped",
-    stdout: "piped",
-  })
-    .spawn();
-  const w = child.stdin.getWriter();
-  await w.write(bytes);
-  await w.close();
-  const out = await child.output();
-  return new TextDecoder().decode(out.stdout).split("\n").filter(Boolean)
-    .map((n) => n.replace(/^\.\//, "").replace(/\/$/, "")).filter((n) =>
-      n && n !== "."
-    );
+  return (await gnuTarList(await collect(stream)))
+    .map((n) => n.replace(/^\.\//, "").replace(/\/$/, ""))
+    .filter((n) => n && n !== ".");
 }
 
 async function entries(dir: string): Promise<string[]> {
