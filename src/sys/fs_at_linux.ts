@@ -16,7 +16,7 @@ import { check, cstr, libc, SysError } from "./libc_linux.ts";
 import { errno } from "./libc_linux.ts";
 import { AT, O, openat } from "./fd_linux.ts";
 import { Errno } from "./errno.ts";
-import { DT, readDirFd } from "./fs_walk_linux.ts";
+import { DT, fstatx, openDirAt, readDirFd } from "./fs_walk_linux.ts";
 
 /** File type bits of `st_mode`. */
 export const S = {
@@ -307,8 +307,7 @@ export function fchmodatNoFollow(
   // symlink target), so a swap after the check cannot redirect the chmod.
   const fd = openat(dirfd, label(name), O.PATH | O.NOFOLLOW);
   try {
-    const st = fstatx(fd);
-    if ((st.mode & S.IFMT) === S.IFLNK) {
+    if (fstatx(fd).kind === "symlink") {
       throw new SysError("fchmodat", Errno.EOPNOTSUPP, label(name));
     }
     check(
@@ -491,106 +490,6 @@ export function fgetxattr(fd: number, name: string): Uint8Array | null {
   }
 }
 
-/** What {@link statxAt} returns: the fields the archive code needs. */
-export interface Statx {
-  /** Type and permission bits (`S.IFMT` masks the type). */
-  mode: number;
-  /** Owner. */
-  uid: number;
-  /** Group. */
-  gid: number;
-  /** Hard link count. */
-  nlink: number;
-  /** Inode number. */
-  ino: bigint;
-  /** Size in bytes. */
-  size: number;
-  /** Modification time, whole seconds. */
-  mtimeSec: number;
-  /** Nanoseconds of the modification time. */
-  mtimeNsec: number;
-  /** Device number of a char/block device node. */
-  rdevMajor: number;
-  /** Device minor of a char/block device node. */
-  rdevMinor: number;
-  /** Device (filesystem) the inode lives on, major. */
-  devMajor: number;
-  /** Device (filesystem) the inode lives on, minor. */
-  devMinor: number;
-}
-
-const STATX_BASIC_STATS = 0x7ff;
-const stxBuf = new Uint8Array(256);
-const stxView = new DataView(stxBuf.buffer);
-
-function decodeStatx(): Statx {
-  return {
-    nlink: stxView.getUint32(16, true),
-    uid: stxView.getUint32(20, true),
-    gid: stxView.getUint32(24, true),
-    mode: stxView.getUint16(28, true),
-    ino: stxView.getBigUint64(32, true),
-    size: Number(stxView.getBigUint64(40, true)),
-    mtimeSec: Number(stxView.getBigInt64(112, true)),
-    mtimeNsec: stxView.getUint32(120, true),
-    rdevMajor: stxView.getUint32(128, true),
-    rdevMinor: stxView.getUint32(132, true),
-    devMajor: stxView.getUint32(136, true),
-    devMinor: stxView.getUint32(140, true),
-  };
-}
-
-/**
- * statx(2) of `name` below `dirfd` like `fstatat(..., AT_SYMLINK_NOFOLLOW)`:
- * a symlink is described, not followed. Returns `null` when `name` does not
- * exist (ENOENT); throws for other errors.
- *
- * @example
- * ```ts ignore
- * import { S, statxAt } from "./fs_at_linux.ts";
- * const st = statxAt(dirfd, "sh");
- * if (st && (st.mode & S.IFMT) === S.IFLNK) console.log("symlink");
- * ```
- */
-export function statxAt(dirfd: number, name: Name): Statx | null {
-  const r = libc().statx(
-    dirfd,
-    nameBuf(name),
-    AT.SYMLINK_NOFOLLOW,
-    STATX_BASIC_STATS,
-    stxBuf,
-  );
-  if (r < 0) {
-    const e = errno();
-    if (e === Errno.ENOENT) return null;
-    throw new SysError("statx", e, label(name));
-  }
-  return decodeStatx();
-}
-
-/**
- * statx(2) of an open fd (`AT_EMPTY_PATH`), including `O_PATH` fds.
- *
- * @example
- * ```ts ignore
- * import { fstatx } from "./fs_at_linux.ts";
- * console.log(fstatx(fd).size);
- * ```
- */
-export function fstatx(fd: number): Statx {
-  check(
-    libc().statx(
-      fd,
-      new Uint8Array(1),
-      AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW,
-      STATX_BASIC_STATS,
-      stxBuf,
-    ),
-    "statx",
-  );
-  return decodeStatx();
-}
-
 /**
  * Lists the names in an open directory fd (not `O_PATH`), raw bytes without
  * `.`/`..`, via fs_walk_linux's getdents64 reader (one dirent parser for the
@@ -688,14 +587,6 @@ export function emptyDirAt(
  * ```
  */
 export function openDirNoFollow(dirfd: number, name: Name): number {
-  return check(
-    libc().openat(
-      dirfd,
-      nameBuf(name),
-      O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC,
-      0,
-    ),
-    "openat",
-    label(name),
-  );
+  // The walker's open; raw names here may lack the NUL it expects.
+  return openDirAt(dirfd, nameBuf(name));
 }

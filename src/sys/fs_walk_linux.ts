@@ -27,20 +27,21 @@ export type FileKind =
   | "unknown";
 
 /**
- * What layerfs needs of `statx(2)`, as a plain object.
+ * What layerfs needs of `statx(2)`, as a plain object: the one stat shape of
+ * the code base (the extractor, the change walkers and the exporter share it).
  *
  * @example
  * ```ts
  * import { statxAt } from "./fs_walk_linux.ts";
  * import { AT_FDCWD } from "./fd_linux.ts";
  * const st = statxAt(AT_FDCWD, "/etc");
- * console.log(st.kind, (st.mode & 0o777).toString(8));
+ * console.log(st.kind, (st.mode & 0o7777).toString(8));
  * ```
  */
 export interface Stat {
-  /** File kind. */
+  /** File kind (the type bits of {@link Stat.mode}, named). */
   kind: FileKind;
-  /** Permission bits including setuid, setgid and sticky (07777). */
+  /** `st_mode`: type bits (`0o170000`) and permission bits with setuid, setgid and sticky (`0o7777`). */
   mode: number;
   /** Owner. */
   uid: number;
@@ -50,8 +51,11 @@ export interface Stat {
   size: number;
   /** Inode number. */
   ino: bigint;
-  /** Device of the file system holding the file, as "major:minor". */
-  dev: string;
+  /**
+   * Device of the file system holding the file as one number, major * 2^32 +
+   * minor (exact: Linux majors have 12 bits). Compare it, or key by it.
+   */
+  dev: number;
   /** Number of hard links. */
   nlink: number;
   /** Device major number (char/block devices). */
@@ -91,25 +95,27 @@ const statxBuf = new Uint8Array(256);
 const statxView = new DataView(statxBuf.buffer);
 const EMPTY = new Uint8Array(1);
 
+const TWO32 = 4294967296;
+
+// Decodes the shared buffer right after each call (it is reused: one statx
+// per file and no allocation but the result object and the inode BigInt).
+// 64-bit numbers as hi*2^32+lo: exact for any size or date a file system
+// stores and cheaper than a BigInt conversion per file.
 function parseStatx(): Stat {
   const v = statxView;
   const mode = v.getUint16(28, true);
-  // 64-bit seconds as hi*2^32+lo: exact for any date a file system stores and
-  // cheaper than a BigInt conversion per file.
-  const mtimeSec = v.getInt32(116, true) * 4294967296 +
-    v.getUint32(112, true);
   return {
     kind: kindOf(mode),
-    mode: mode & 0o7777,
+    mode,
     uid: v.getUint32(20, true),
     gid: v.getUint32(24, true),
-    size: v.getUint32(44, true) * 4294967296 + v.getUint32(40, true),
+    size: v.getUint32(44, true) * TWO32 + v.getUint32(40, true),
     ino: v.getBigUint64(32, true),
-    dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
+    dev: v.getUint32(136, true) * TWO32 + v.getUint32(140, true),
     nlink: v.getUint32(16, true),
     rdevMajor: v.getUint32(128, true),
     rdevMinor: v.getUint32(132, true),
-    mtimeSec,
+    mtimeSec: v.getInt32(116, true) * TWO32 + v.getUint32(112, true),
     mtimeNsec: v.getUint32(120, true),
   };
 }
@@ -143,15 +149,20 @@ export function displayName(name: Uint8Array): string {
  * ```
  */
 export function statxAt(dirfd: number, name: CName): Stat {
-  const r = libc().statx(
+  if (statxName(dirfd, name) < 0) {
+    throw new SysError("statx", errno(), show(name));
+  }
+  return parseStatx();
+}
+
+function statxName(dirfd: number, name: CName): number {
+  return libc().statx(
     dirfd,
     cname(name),
     AT.SYMLINK_NOFOLLOW,
     STATX_BASIC_STATS,
     statxBuf,
   );
-  if (r < 0) throw new SysError("statx", errno(), show(name));
-  return parseStatx();
 }
 
 /**
@@ -166,14 +177,7 @@ export function statxAt(dirfd: number, name: CName): Stat {
  * ```
  */
 export function statxAtOrNull(dirfd: number, name: CName): Stat | null {
-  const r = libc().statx(
-    dirfd,
-    cname(name),
-    AT.SYMLINK_NOFOLLOW,
-    STATX_BASIC_STATS,
-    statxBuf,
-  );
-  if (r < 0) {
+  if (statxName(dirfd, name) < 0) {
     const e = errno();
     if (e === Errno.ENOENT || e === Errno.ENOTDIR) return null;
     throw new SysError("statx", e, show(name));

@@ -58,9 +58,9 @@ function describe(root: string): string[] {
         if (!link) links.set(st.ino, p);
       }
       out.push(
-        `${p} ${st.kind} ${st.mode.toString(8)} ${st.uid}:${st.gid} ${
-          st.size * +(st.kind === "file")
-        } ` +
+        `${p} ${st.kind} ${
+          (st.mode & 0o7777).toString(8)
+        } ${st.uid}:${st.gid} ${st.size * +(st.kind === "file")} ` +
           `${st.mtimeSec}.${st.mtimeNsec} ${st.rdevMajor},${st.rdevMinor} [${x}] ${body} ${
             link && "=" + link
           }`,

@@ -95,7 +95,7 @@ function header(
     name,
     type,
     size: type === "file" ? st.size : 0,
-    mode: st.mode,
+    mode: st.mode & 0o7777,
     uid: st.uid,
     gid: st.gid,
     uname: "",

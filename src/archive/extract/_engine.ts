@@ -32,7 +32,6 @@ import {
   fchown,
   fchownat,
   fsetxattr,
-  fstatx,
   futimens,
   linkat,
   lsetxattrAt,
@@ -43,10 +42,10 @@ import {
   readdirFd,
   removeAllAt,
   S,
-  statxAt,
   symlinkat,
   utimensat,
 } from "../../sys/fs_at_linux.ts";
+import { fstatx, statxAtOrNull } from "../../sys/fs_walk_linux.ts";
 import type { ArchiveProgress } from "../layer.ts";
 import type { TarHeader } from "../tar/header.ts";
 import type { TarReader } from "../tar/reader.ts";
@@ -362,11 +361,10 @@ class Extractor {
    * been reached through it.
    */
   #removeExisting(dir: CachedDir, base: string, path: string): void {
-    const st = statxAt(dir.fd, base);
+    const st = statxAtOrNull(dir.fd, base);
     if (st === null) return;
-    const type = st.mode & S.IFMT;
     removeAllAt(dir.fd, base);
-    if (type === S.IFDIR || type === S.IFLNK) this.#cache.clear(dir.fd);
+    if (st.kind === "dir" || st.kind === "symlink") this.#cache.clear(dir.fd);
     this.#tree.remove(path);
   }
 
@@ -439,8 +437,7 @@ class Extractor {
       mkdirat(dir.fd, base, 0o755);
     } catch (e) {
       if (!(e instanceof SysError) || e.errno !== Errno.EEXIST) throw e;
-      const st = statxAt(dir.fd, base);
-      if (st === null || (st.mode & S.IFMT) !== S.IFDIR) {
+      if (statxAtOrNull(dir.fd, base)?.kind !== "dir") {
         // A file, symlink or node: replace it (never follow a symlink here).
         this.#removeExisting(dir, base, path);
         mkdirat(dir.fd, base, 0o755);

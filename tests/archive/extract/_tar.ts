@@ -173,11 +173,11 @@ export async function xattrs(path: string): Promise<Record<string, string>> {
 }
 
 import { AT_FDCWD } from "../../../src/sys/fd_linux.ts";
-import { statxAt as sx } from "../../../src/sys/fs_at_linux.ts";
+import { statxAtOrNull } from "../../../src/sys/fs_walk_linux.ts";
 
 /** statx of `path` without following a final symlink; throws when missing. */
 export function statAt(path: string) {
-  const st = sx(AT_FDCWD, path);
+  const st = statxAtOrNull(AT_FDCWD, path);
   if (st === null) throw new Deno.errors.NotFound(path);
   return st;
 }

@@ -7,9 +7,9 @@ import {
   makedev,
   removeAllAt,
   S,
-  statxAt,
   utimensat,
 } from "../../../src/sys/fs_at_linux.ts";
+import { statxAtOrNull } from "../../../src/sys/fs_walk_linux.ts";
 import { SysError } from "../../../src/sys/libc_linux.ts";
 import { privilegedTest, tempDir } from "../../_privileged.ts";
 import { xattrs } from "./_tar.ts";
@@ -21,21 +21,25 @@ Deno.test("makedev encodes like glibc", () => {
   assert.equal(makedev(0x1000, 0x100), (0x1000n << 32n) | (0x100n << 12n));
 });
 
-Deno.test("statxAt: no-follow, ns times, null when missing", async () => {
+Deno.test("statxAtOrNull: no-follow, ns times, null when missing", async () => {
   await using d = await tempDir();
   Deno.writeTextFileSync(`${d.path}/f`, "abc");
   Deno.symlinkSync("f", `${d.path}/l`);
   const fd = openat(AT_FDCWD, d.path, O.PATH | O.DIRECTORY);
   try {
-    assert.equal(statxAt(fd, "missing"), null);
-    assert.equal(statxAt(fd, "l")!.mode & S.IFMT, S.IFLNK);
-    assert.equal(statxAt(fd, "f")!.size, 3);
+    assert.equal(statxAtOrNull(fd, "missing"), null);
+    assert.equal(statxAtOrNull(fd, "l")!.mode & S.IFMT, S.IFLNK);
+    assert.equal(statxAtOrNull(fd, "l")!.kind, "symlink");
+    assert.equal(statxAtOrNull(fd, "f")!.mode, S.IFREG | 0o644);
+    assert.equal(statxAtOrNull(fd, "f/x"), null); // ENOTDIR
+    assert.equal(statxAtOrNull(fd, "f")!.dev, statxAtOrNull(fd, "l")!.dev);
+    assert.equal(statxAtOrNull(fd, "f")!.size, 3);
     // Negative and above-2^32 seconds (both words of the timespec).
     for (const sec of [-2_000_000_000, 5_000_000_000]) {
       utimensat(fd, "l", -5, 1, sec, 999_999_999, AT.SYMLINK_NOFOLLOW);
-      const st = statxAt(fd, "l")!;
+      const st = statxAtOrNull(fd, "l")!;
       assert.deepEqual([st.mtimeSec, st.mtimeNsec], [sec, 999_999_999]);
-      assert.notEqual(statxAt(fd, "f")!.mtimeSec, sec);
+      assert.notEqual(statxAtOrNull(fd, "f")!.mtimeSec, sec);
     }
     assert.throws(() => fchmodatNoFollow(fd, "l", 0o600), SysError);
   } finally {
