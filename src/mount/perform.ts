@@ -98,43 +98,24 @@ export function legacyOverlayCall(
     (plan.readOnly ? MS.RDONLY : 0);
   const fits = (s: string) =>
     new TextEncoder().encode(s).length <= pageSize - 1;
+  const call = (data: string) => ({
+    source: "overlay",
+    target: plan.target,
+    fstype: "overlay",
+    flags,
+    data,
+  });
   const data = overlayData(
     plan.lowerdirs,
     plan.upperdir,
     plan.workdir,
     plan,
   );
-  if (fits(data)) {
-    return {
-      call: {
-        source: "overlay",
-        target: plan.target,
-        fstype: "overlay",
-        flags,
-        data,
-      },
-    };
-  }
+  if (fits(data)) return { call: call(data) };
   if (plan.short) {
     const s = plan.short;
-    const short = overlayData(
-      s.lowerdirs,
-      s.upperdir,
-      s.workdir,
-      plan,
-    );
-    if (fits(short)) {
-      return {
-        call: {
-          source: "overlay",
-          target: plan.target,
-          fstype: "overlay",
-          flags,
-          data: short,
-        },
-        cwd: s.cwd,
-      };
-    }
+    const short = overlayData(s.lowerdirs, s.upperdir, s.workdir, plan);
+    if (fits(short)) return { call: call(short), cwd: s.cwd };
   }
   throw new MountError(
     "mount overlay",
