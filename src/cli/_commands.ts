@@ -9,6 +9,7 @@ import { StoreError, UsageError } from "../errors.ts";
 import { openStore, type Store } from "../store/store.ts";
 import { compress, maybeDecompress } from "./compress.ts";
 import { countingStream, makeProgress } from "./_progress.ts";
+import { writeToFile } from "../archive/write_file.ts";
 import type { GlobalOptions } from "./_parse.ts";
 import { checkStore } from "./check.ts";
 import { helperDoctor, helperInstall } from "../../helper/install.ts";
@@ -270,19 +271,20 @@ const commands: Record<string, Run> = {
         );
       }
       const progress = progressFor(ctx, `diff ${id}`);
-      let tar = store.diff(id, parent).pipeThrough(countingStream(progress));
-      if (kind) tar = compress(tar, kind);
+      const diff = store.diff(id, parent);
       let written = 0;
-      tar = tar.pipeThrough(
-        new TransformStream({
-          transform(chunk, c) {
-            written += chunk.byteLength;
-            c.enqueue(chunk);
-          },
-        }),
-      );
+      const count = new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, c) {
+          written += chunk.byteLength;
+          c.enqueue(chunk);
+        },
+      });
+      const piped = () => {
+        const tar = diff.pipeThrough(countingStream(progress));
+        return (kind ? compress(tar, kind) : tar).pipeThrough(count);
+      };
       if (out === undefined) {
-        await tar.pipeTo(ctx.io.stdout());
+        await piped().pipeTo(ctx.io.stdout());
         progress.done();
         return { json: null, wroteStdout: true };
       }
@@ -295,9 +297,17 @@ const commands: Record<string, Run> = {
         mode: 0o644,
       });
       try {
-        await tar.pipeTo(f.writable);
+        if (kind) await piped().pipeTo(f.writable);
+        else {
+          // Uncompressed: one reused buffer (see writeToFile for why).
+          written = await writeToFile(diff, f, (n) => progress.bytes(n));
+          f.close();
+        }
         await Deno.rename(tmp, out);
       } catch (e) {
+        try {
+          f.close();
+        } catch { /* pipeTo closed it */ }
         await Deno.remove(tmp).catch(() => {});
         throw e;
       }

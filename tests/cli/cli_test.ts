@@ -181,6 +181,8 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
     (await ok(["--json", "diff", "child", "-o", `${d}/o.tar`])).stdout,
   );
   assert.equal(o.bytes, (await Deno.stat(`${d}/o.tar`)).size);
+  // -o writes through its own reused buffer: the same bytes as stdout.
+  assert.deepEqual(await Deno.readFile(`${d}/o.tar`), toStdout.bytes);
   assert.equal(await names("tar -tf o.tar"), want);
   await ok(["diff", "child", "-o", `${d}/o.tar.gz`, "--compress", "gzip"]);
   assert.equal(await names("tar -tzf o.tar.gz"), want);

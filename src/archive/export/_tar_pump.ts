@@ -1,10 +1,14 @@
 /**
- * Internal: turns a sync generator of tar entries into a pull-based
- * `ReadableStream` of ~1 MiB chunks. File bodies are read with sync `read(2)`
- * straight into the output chunk (no intermediate copy); small entries share
- * a chunk; a chunk is produced only when the consumer pulls, so memory stays
- * flat whatever the layer's size. Fresh chunks are zero-filled, so padding and
- * the end-of-archive blocks cost nothing but an offset bump.
+ * Internal: turns a sync generator of tar entries into a pull-based byte
+ * `ReadableStream`. File bodies are read with sync `read(2)` straight into
+ * the output buffer (no intermediate copy); small entries share a buffer; a
+ * buffer is filled only when the consumer pulls, so memory stays flat
+ * whatever the layer's size.
+ *
+ * The stream is a byte stream (`type: "bytes"`): a consumer that reads with a
+ * BYOB reader gets the tar written into its own buffer, so one buffer can
+ * serve the whole export (see `COPY_BUFFER_SIZE` in ../tar/writer.ts for why).
+ * A default reader gets freshly allocated {@link OUTPUT_CHUNK_SIZE} chunks.
  *
  * @module
  */
@@ -15,6 +19,7 @@ import {
   encodeHeader,
   encodeHeaderInto,
   END_OF_ARCHIVE,
+  OUTPUT_CHUNK_SIZE,
 } from "../tar/writer.ts";
 import { close, read } from "../../sys/fd_linux.ts";
 
@@ -26,7 +31,122 @@ export interface ExportItem {
   fd: number;
 }
 
-const CHUNK = 1 << 20;
+/**
+ * The archive as a state machine that fills caller-given buffers:
+ * a header that did not fit, zeros still owed (padding, end of archive), or
+ * the rest of a body, then the next entry.
+ */
+class TarPump {
+  readonly #makeItems: () => Generator<ExportItem, void, undefined>;
+  readonly #onProgress?: (p: ArchiveProgress) => void;
+  #items: Generator<ExportItem, void, undefined> | null = null;
+  #pending: Uint8Array | null = null;
+  #pendingAt = 0;
+  #zeros = 0;
+  #bodyFd = -1;
+  #remaining = 0;
+  #padding = 0;
+  #exhausted = false;
+  #bytes = 0;
+  #entries = 0;
+
+  constructor(
+    makeItems: () => Generator<ExportItem, void, undefined>,
+    onProgress?: (p: ArchiveProgress) => void,
+  ) {
+    this.#makeItems = makeItems;
+    this.#onProgress = onProgress;
+  }
+
+  /** True once every byte, end-of-archive blocks included, was handed out. */
+  get done(): boolean {
+    return this.#exhausted && this.#zeros === 0 && this.#pending === null;
+  }
+
+  /**
+   * Writes the next bytes of the archive into `buf` (any content: every byte
+   * up to the returned count is written, zeros included). Returns how many
+   * bytes were written: `buf.length` unless the archive ended.
+   */
+  fill(buf: Uint8Array<ArrayBuffer>): number {
+    this.#items ??= this.#makeItems();
+    const len = buf.length;
+    let off = 0;
+    while (off < len) {
+      if (this.#pending) {
+        const p = this.#pending;
+        const n = Math.min(p.length - this.#pendingAt, len - off);
+        buf.set(p.subarray(this.#pendingAt, this.#pendingAt + n), off);
+        off += n;
+        this.#pendingAt += n;
+        if (this.#pendingAt === p.length) this.#pending = null;
+        continue;
+      }
+      if (this.#zeros > 0) {
+        const n = Math.min(this.#zeros, len - off);
+        buf.fill(0, off, off + n);
+        off += n;
+        this.#zeros -= n;
+        continue;
+      }
+      if (this.#bodyFd >= 0) {
+        const want = Math.min(this.#remaining, len - off);
+        const n = read(this.#bodyFd, buf.subarray(off, off + want), want);
+        // A file that shrank while we read it keeps its header's size: the
+        // rest is zeros, like GNU tar.
+        if (n === 0) buf.fill(0, off, off + want);
+        const got = n === 0 ? want : n;
+        off += got;
+        this.#remaining -= got;
+        if (this.#remaining === 0) {
+          close(this.#bodyFd);
+          this.#bodyFd = -1;
+          this.#zeros = this.#padding;
+        }
+        continue;
+      }
+      if (this.#exhausted) break;
+      const r = this.#items.next();
+      if (r.done) {
+        this.#exhausted = true;
+        this.#zeros = END_OF_ARCHIVE.length;
+        continue;
+      }
+      this.#entries++;
+      const h = r.value.header;
+      // Straight into the buffer; a header that does not fit in what is
+      // left of it (rare) is encoded on its own and carried over.
+      const n = encodeHeaderInto(h, buf, off, true);
+      if (n >= 0) off += n;
+      else {
+        this.#pending = encodeHeader(h);
+        this.#pendingAt = 0;
+      }
+      const size = h.type === "file" ? h.size : 0;
+      if (r.value.fd >= 0) {
+        if (size > 0) {
+          this.#bodyFd = r.value.fd;
+          this.#remaining = size;
+          this.#padding = (512 - (size % 512)) % 512;
+        } else close(r.value.fd);
+      } else if (size > 0) {
+        throw new Error(`internal: file entry ${h.name} has no body fd`);
+      }
+    }
+    this.#bytes += off;
+    this.#onProgress?.({ bytes: this.#bytes, entries: this.#entries });
+    return off;
+  }
+
+  /** Closes the open body fd and runs the generator's `finally` blocks (its directory fds). */
+  cleanup(): void {
+    if (this.#bodyFd >= 0) close(this.#bodyFd);
+    this.#bodyFd = -1;
+    try {
+      this.#items?.return();
+    } catch { /* the generator's own cleanup failed: nothing more to do */ }
+  }
+}
 
 /**
  * Streams `items` as a tar archive. Errors thrown by the generator or by
@@ -37,111 +157,33 @@ export function tarStream(
   makeItems: () => Generator<ExportItem, void, undefined>,
   onProgress?: (p: ArchiveProgress) => void,
 ): ReadableStream<Uint8Array> {
-  let items: Generator<ExportItem, void, undefined> | null = null;
-  let chunk = new Uint8Array(CHUNK);
-  let off = 0;
-  let bodyFd = -1;
-  let remaining = 0;
-  let padding = 0;
-  let bytes = 0;
-  let entries = 0;
-  let ctl!: ReadableStreamDefaultController<Uint8Array>;
-  let emitted = false;
-
-  const emit = () => {
-    ctl.enqueue(off === CHUNK ? chunk : chunk.subarray(0, off));
-    bytes += off;
-    onProgress?.({ bytes, entries });
-    chunk = new Uint8Array(CHUNK);
-    off = 0;
-    emitted = true;
-  };
-  const put = (b: Uint8Array) => {
-    let at = 0;
-    while (at < b.length) {
-      if (off === CHUNK) emit();
-      const n = Math.min(b.length - at, CHUNK - off);
-      chunk.set(n === b.length ? b : b.subarray(at, at + n), off);
-      off += n;
-      at += n;
-    }
-  };
-  const skip = (n: number) => {
-    while (n > 0) {
-      if (off === CHUNK) emit();
-      const k = Math.min(n, CHUNK - off);
-      off += k;
-      n -= k;
-    }
-  };
-  const cleanup = () => {
-    if (bodyFd >= 0) close(bodyFd);
-    bodyFd = -1;
-    try {
-      items?.return();
-    } catch { /* the generator's own cleanup failed: nothing more to do */ }
-  };
-
-  return new ReadableStream<Uint8Array>({
-    start(c) {
-      ctl = c;
-    },
-    pull() {
-      emitted = false;
+  const pump = new TarPump(makeItems, onProgress);
+  return new ReadableStream({
+    type: "bytes",
+    pull(c) {
       try {
-        items ??= makeItems();
-        for (;;) {
-          if (bodyFd >= 0) {
-            while (remaining > 0) {
-              if (off === CHUNK) {
-                emit();
-                return;
-              }
-              const want = Math.min(remaining, CHUNK - off);
-              const n = read(bodyFd, chunk.subarray(off, off + want), want);
-              // A file that shrank while we read it keeps its header's size:
-              // the rest stays zero (the chunk is zero-filled), like GNU tar.
-              const got = n === 0 ? want : n;
-              off += got;
-              remaining -= got;
-            }
-            close(bodyFd);
-            bodyFd = -1;
-            skip(padding);
-          }
-          if (emitted) return;
-          const r = items.next();
-          if (r.done) {
-            skip(END_OF_ARCHIVE.length);
-            emit();
-            ctl.close();
-            return;
-          }
-          entries++;
-          const h = r.value.header;
-          // Straight into the chunk; a header that straddles the chunk's end
-          // (rare) is encoded on its own and split by put().
-          const n = encodeHeaderInto(h, chunk, off);
-          if (n >= 0) off += n;
-          else put(encodeHeader(h));
-          const size = h.type === "file" ? h.size : 0;
-          if (r.value.fd >= 0) {
-            if (size > 0) {
-              bodyFd = r.value.fd;
-              remaining = size;
-              padding = (512 - (size % 512)) % 512;
-            } else close(r.value.fd);
-          } else if (size > 0) {
-            throw new Error(`internal: file entry ${h.name} has no body fd`);
-          }
+        const req = c.byobRequest;
+        if (req?.view) {
+          const v = req.view;
+          const n = pump.fill(
+            new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+          );
+          if (n > 0) req.respond(n);
+          if (pump.done) c.close();
+          if (n === 0) req.respond(0); // only allowed once closed
+          return;
         }
+        const buf = new Uint8Array(OUTPUT_CHUNK_SIZE);
+        const n = pump.fill(buf);
+        if (n > 0) c.enqueue(buf.subarray(0, n));
+        if (pump.done) c.close();
       } catch (e) {
-        cleanup();
+        pump.cleanup();
         throw e;
       }
     },
     cancel() {
-      cleanup();
+      pump.cleanup();
     },
-  }, { highWaterMark: 1 });
+  });
 }

@@ -23,7 +23,8 @@ import { planFromChanges, walkTree } from "./_walk.ts";
  * The same layer gives the same bytes: entries sorted by name bytes, parents
  * first, numeric owners, PAX nanosecond mtimes, content xattrs (not
  * `*.overlay.*`, not `security.selinux`), hard links as link entries, no
- * sockets. The stream is pull-based (~1 MiB chunks), so memory stays flat;
+ * sockets. The stream is a pull-based byte stream (1 MiB chunks, or the
+ * caller's buffer with a BYOB reader), so memory stays flat;
  * cancel it to stop early.
  *
  * @param layer The layer's dirs and whiteout format.

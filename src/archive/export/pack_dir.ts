@@ -18,7 +18,7 @@ export interface PackDirOptions {
    * @default {"none"}
    */
   whiteouts?: "overlay" | "aufs" | "none";
-  /** Called after each ~1 MiB chunk with bytes and entries so far. */
+  /** Called after each chunk (each read) with bytes and entries so far. */
   onProgress?: (p: ArchiveProgress) => void;
 }
 
@@ -32,7 +32,9 @@ export interface PackDirOptions {
  *
  * @param dirPath The directory to pack.
  * @param options Whiteout conversion and progress; see {@link PackDirOptions}.
- * @returns A pull-based stream of ~1 MiB chunks; read errors error it.
+ * @returns A pull-based byte stream: 1 MiB chunks to a default reader, or
+ *   straight into the caller's buffer with a BYOB reader (one reused buffer is
+ *   the fastest way to write a tar to a file); read errors error it.
  *
  * @example Pack a directory into a file
  * ```ts ignore

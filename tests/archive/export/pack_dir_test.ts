@@ -2,6 +2,7 @@ import { deepEqual, ok } from "node:assert/strict";
 import { packDir } from "../../../src/archive/export/pack_dir.ts";
 import { readTar } from "../../../src/archive/tar/reader.ts";
 import { tempDir } from "../../_privileged.ts";
+import { readByob } from "../../_byob.ts";
 import { collect, gnuList, gnuNames, save, sh } from "../changes/_fixture.ts";
 
 const T = "1700000000.123456789";
@@ -46,7 +47,7 @@ Deno.test("packDir: GNU tar --compare finds no difference, against the source an
   const src = `${d.path}/src`;
   await Deno.mkdir(src);
   await buildTree(src);
-  // Some bulk: a large file (several 1 MiB chunks), long names, many small files.
+  // Some bulk: a large file (many stream chunks), long names, many small files.
   await sh(
     `head -c 3500000 /dev/urandom > big
      mkdir -p ${"d".repeat(90)}/${"e".repeat(90)}/${"f".repeat(120)}
@@ -80,6 +81,60 @@ Deno.test("packDir: the same tree gives the same bytes", async () => {
   deepEqual(a.length, b.length);
   ok(a.every((x, i) => x === b[i]), "two packs of one tree differ");
   deepEqual(a.length % 512, 0);
+});
+
+Deno.test("packDir: a BYOB reader with one reused buffer of any size gets the same bytes", async () => {
+  await using d = await tempDir();
+  const src = `${d.path}/src`;
+  await Deno.mkdir(src);
+  await buildTree(src);
+  await sh(
+    `head -c 150000 /dev/urandom > big; mkdir m; for i in $(seq 1 40); do head -c $((i * 97)) /dev/urandom > m/$i; done
+     mkdir -p ${"n".repeat(120)}/${"o".repeat(120)} && : > ${"n".repeat(120)}/${
+      "o".repeat(120)
+    }/${"p".repeat(100)}`,
+    src,
+  );
+  const want = await collect(packDir(src));
+  // Sizes that split headers, bodies, padding and the end blocks anywhere.
+  for (const size of [3, 511, 512, 513, 4096, 65536, 300000]) {
+    const got = await readByob(packDir(src), size);
+    ok(
+      got.length === want.length && got.every((x, i) => x === want[i]),
+      `BYOB reads of ${size} bytes give other bytes`,
+    );
+  }
+});
+
+Deno.test("packDir: cancelling a BYOB read midway closes every fd it opened", async () => {
+  await using d = await tempDir();
+  const src = `${d.path}/src`;
+  await sh(
+    `mkdir -p src/a/b/c && head -c 300000 /dev/urandom > src/a/b/c/big && : > src/a/z`,
+    d.path,
+  );
+  // The fds of this process that point into src (other tests' and Deno's own
+  // fds come and go on their own schedule, so a plain count is not stable).
+  const fdsInSrc = () =>
+    [...Deno.readDirSync("/proc/self/fd")].flatMap((e) => {
+      try {
+        const target = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+        return target === src || target.startsWith(`${src}/`) ? [target] : [];
+      } catch {
+        return []; // the fd readDirSync itself used, closed already
+      }
+    }).sort();
+  deepEqual(fdsInSrc(), []);
+  const r = packDir(src).getReader({ mode: "byob" });
+  // 64 KiB: past the headers (PAX ones for ns mtimes too), inside big's body.
+  const first = await r.read(new Uint8Array(65536));
+  ok(!first.done);
+  deepEqual(
+    fdsInSrc(),
+    [src, `${src}/a`, `${src}/a/b`, `${src}/a/b/c`, `${src}/a/b/c/big`].sort(),
+  );
+  await r.cancel();
+  deepEqual(fdsInSrc(), []);
 });
 
 Deno.test("packDir: our reader sees binary xattr values, hardlink targets and exact mtimes", async () => {

@@ -10,6 +10,7 @@ import {
   TarWriter,
 } from "../../../src/archive/tar/mod.ts";
 import { isRoot, tempDir } from "../../_privileged.ts";
+import { OUTPUT_CHUNK_SIZE } from "../../../src/archive/tar/writer.ts";
 import { dumpTree, makeTree, type Meta, run } from "./_gnu.ts";
 
 const LIST = ["--xattrs", "--xattrs-include=*", "--numeric-owner", "-tvvf"];
@@ -267,7 +268,7 @@ Deno.test("writer: body length must equal header.size; the writer then fails", a
   );
 });
 
-Deno.test("writer: small entries are batched into ~1 MiB chunks", async () => {
+Deno.test("writer: small entries are batched into OUTPUT_CHUNK_SIZE chunks", async () => {
   const w = new TarWriter();
   const chunks: number[] = [];
   const done = w.readable.pipeTo(
@@ -282,7 +283,7 @@ Deno.test("writer: small entries are batched into ~1 MiB chunks", async () => {
   const total = chunks.reduce((a, b) => a + b, 0);
   assert.equal(total, 5000 * 1024 + 1024);
   assert.ok(
-    chunks.length <= Math.ceil(total / (1 << 20)) + 1,
+    chunks.length <= Math.ceil(total / OUTPUT_CHUNK_SIZE) + 1,
     `${chunks.length} chunks`,
   );
 });
