@@ -50,6 +50,7 @@ import { copyTree } from "../sys/copy_tree_linux.ts";
 import { exchangePaths } from "../sys/exchange_linux.ts";
 import { statfs } from "../sys/statfs_linux.ts";
 import { syncDir } from "./_atomic.ts";
+import { deferredByteStream } from "./_deferred_stream.ts";
 import { FORMAT_VERSION, readConfig, writeConfig } from "./config.ts";
 import { validateLayerId } from "./id.ts";
 import { shortLinkName, StoreLayout } from "./layout.ts";
@@ -129,6 +130,15 @@ interface BuildOptions<R> {
 interface Staging {
   path: string;
   lock: Deno.FsFile;
+}
+
+/** The layer's own dirs (fast path), or two layers whose complete views are compared. */
+type Comparison = { dirs: LayerDirs } | { views: [string, string] };
+
+/** Dirs ready to read, and how to give back what was taken for them. */
+interface Opened {
+  dirs: LayerDirs;
+  release: () => Promise<void>;
 }
 
 /**
@@ -326,7 +336,11 @@ export class Store {
    */
   async put(id: string): Promise<void> {
     this.#open();
-    validateLayerId(id);
+    await this.#put(validateLayerId(id));
+  }
+
+  /** `put` without the closed check: views taken for a diff are released even after close(). */
+  async #put(id: string): Promise<void> {
     await this.#locked(async () => {
       const parents = await readParents(this.#layout, id);
       if (!parents) throw new LayerNotFound(id);
@@ -510,32 +524,36 @@ export class Store {
   }
 
   /**
-   * The layer's own changes as an uncompressed OCI layer tar. Only the
-   * layer's direct parent is supported as `parent`.
+   * The layer's changes against `parent` as an uncompressed OCI layer tar.
+   * Without `parent`, or with its direct parent, that is the layer's own
+   * dir. Any other layer (an ancestor, a descendant, an unrelated layer) is
+   * compared the way moby's NaiveDiffDriver does: both complete views (on
+   * overlay/aufs mounted with `get` on the first read, released with `put`
+   * when the stream ends, errors or is cancelled) are compared entry by
+   * entry and what differs is exported, deletions as `.wh.<name>`.
    *
-   * @throws {InvalidLayerId} {LayerNotFound} {LayerfsError} (another parent)
+   * The result is a byte stream: read it with a BYOB reader and one reused
+   * buffer to write a file at GNU tar's speed (`writeToFile` does) (`pipeTo` works too, with a
+   * fresh 1 MiB chunk per read).
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} (for `id` or `parent`) {MountError}
+   *   (through the stream)
    *
    * @example
    * ```ts ignore
    * await store.diff("app").pipeTo((await Deno.create("app.tar")).writable);
+   * await store.diff("app", "base").pipeTo((await Deno.create("app-squashed.tar")).writable);
    * ```
    */
   diff(id: string, parent?: string | null): ReadableStream<Uint8Array> {
     this.#open();
     validateLayerId(id);
-    const dirs = this.#layerDirs(id, parent);
-    dirs.catch(() => {}); // reported through the stream
-    let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
-    return new ReadableStream<Uint8Array>({
-      async pull(controller) {
-        reader ??= layerTar(await dirs).getReader();
-        const r = await reader.read();
-        if (r.done) controller.close();
-        else controller.enqueue(r.value);
-      },
-      async cancel(reason) {
-        await reader?.cancel(reason);
-      },
+    const cmp = this.#comparison(id, parent);
+    cmp.catch(() => {}); // reported through the stream
+    // Views are taken on the first read, so a stream never read mounts nothing.
+    return deferredByteStream(async () => {
+      const { dirs, release } = await this.#openComparison(await cmp);
+      return { stream: layerTar(dirs), release };
     });
   }
 
@@ -576,35 +594,54 @@ export class Store {
   }
 
   /**
-   * Bytes of the layer's own content (what `diff` would carry). Only the
-   * direct parent is supported as `parent`.
+   * Bytes of regular files that `diff` would carry, hard links counted once.
+   * Without `parent` or with the direct parent: the files of the layer's own
+   * content. Any other layer: the added and modified regular files of the
+   * layer's view compared with `parent`'s (moby's NaiveDiffDriver; views are
+   * mounted for the call and released before it returns).
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} (for `id` or `parent`) {MountError}
    *
    * @example
    * ```ts ignore
    * console.log(await store.diffSize("app"));
+   * console.log(await store.diffSize("app", "base"));
    * ```
    */
   async diffSize(id: string, parent?: string | null): Promise<number> {
     this.#open();
-    return await layerDiffSize(
-      await this.#layerDirs(validateLayerId(id), parent),
-    );
+    const cmp = await this.#comparison(validateLayerId(id), parent);
+    const { dirs, release } = await this.#openComparison(cmp);
+    try {
+      return await layerDiffSize(dirs);
+    } finally {
+      await release();
+    }
   }
 
   /**
-   * The layer's changes against its parents, sorted by path. Only the direct
-   * parent is supported as `parent`.
+   * The layer's changes against `parent` (default: its parents), sorted by
+   * path. Any layer may be `parent`, not only the direct one: then both
+   * complete views are compared entry by entry, as moby's `ChangesDirs`
+   * (views are mounted for the call and released before it returns).
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} (for `id` or `parent`) {MountError}
    *
    * @example
    * ```ts ignore
    * for (const c of await store.changes("ctr1")) console.log(c.kind, c.path);
+   * for (const c of await store.changes("ctr1", "base")) console.log(c.kind, c.path);
    * ```
    */
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     this.#open();
-    return await layerChanges(
-      await this.#layerDirs(validateLayerId(id), parent),
-    );
+    const cmp = await this.#comparison(validateLayerId(id), parent);
+    const { dirs, release } = await this.#openComparison(cmp);
+    try {
+      return await layerChanges(dirs);
+    } finally {
+      await release();
+    }
   }
 
   /**
@@ -668,28 +705,83 @@ export class Store {
     });
   }
 
-  async #layerDirs(
+  /**
+   * What diff/changes/diffSize compare, checked without mounting anything:
+   * the layer's own dirs when `parent` is omitted or its direct parent (the
+   * fast path), else the two layers whose complete views are compared.
+   */
+  async #comparison(
     id: string,
     parent: string | null | undefined,
-  ): Promise<LayerDirs> {
+  ): Promise<Comparison> {
     parent = noParent(parent);
     const parents = await this.#parentsOf(id);
-    if (parent !== undefined && parent !== parents[0]) {
-      validateLayerId(parent);
-      throw new LayerfsError(
-        `Cannot compare layer "${id}" with "${parent}": only its direct parent ` +
-          `(${
-            parents[0] === undefined ? "none" : `"${parents[0]}"`
-          }) is supported for now; ` +
-          "omit the parent argument",
-      );
+    if (parent === undefined || parent === parents[0]) {
+      return {
+        dirs: {
+          dir: this.#layout.diff(id),
+          format: this.#impl.whiteoutFormat,
+          parentDirs: parents.map((p) => this.#layout.diff(p)),
+          userXattr: this.#userXattr,
+        },
+      };
     }
-    return {
-      dir: this.#layout.diff(id),
-      format: this.#impl.whiteoutFormat,
-      parentDirs: parents.map((p) => this.#layout.diff(p)),
+    await this.#parentsOf(validateLayerId(parent));
+    return { views: [id, parent] };
+  }
+
+  /**
+   * Makes a comparison's dirs available. Two views (moby's NaiveDiffDriver):
+   * vfs dirs are complete trees already; overlay/aufs views are mounted with
+   * `get` (refcounted, so neither layer can be removed or re-applied
+   * meanwhile) and `release` puts them. Two complete trees are what the
+   * archive code compares for vfs, so the dirs carry format "vfs".
+   */
+  async #openComparison(cmp: Comparison): Promise<Opened> {
+    if ("dirs" in cmp) return { dirs: cmp.dirs, release: async () => {} };
+    const [id, parent] = cmp.views;
+    const dirs = (dir: string, parentDir: string): LayerDirs => ({
+      dir,
+      format: "vfs",
+      parentDirs: [parentDir],
       userXattr: this.#userXattr,
+    });
+    if (this.backend === "vfs") {
+      return {
+        dirs: dirs(this.#layout.diff(id), this.#layout.diff(parent)),
+        release: async () => {},
+      };
+    }
+    const view = await this.get(id);
+    let parentView: string;
+    try {
+      parentView = await this.get(parent);
+    } catch (e) {
+      await this.#putView(id);
+      throw e;
+    }
+    let released = false;
+    return {
+      dirs: dirs(view, parentView),
+      release: async () => {
+        if (released) return;
+        released = true;
+        try {
+          await this.#putView(id);
+        } finally {
+          await this.#putView(parent);
+        }
+      },
     };
+  }
+
+  /** Puts a view taken by #openComparison; a layer force-removed meanwhile has no view left. */
+  async #putView(id: string): Promise<void> {
+    try {
+      await this.#put(id);
+    } catch (e) {
+      if (!(e instanceof LayerNotFound)) throw e;
+    }
   }
 
   /** Counts reconciled with mountinfo (caller holds the lock); persisted if changed. */
