@@ -12,7 +12,9 @@
  *
  * Environment: LAYERFS_BENCH_FILES (files in the corpus, default 50000),
  * LAYERFS_BENCH_RUNS (runs per measurement, default 5), LAYERFS_BENCH_BIG=1
- * (peak RSS while applying a ~2 GB layer instead of the corpus).
+ * (peak RSS while applying a ~2 GB layer instead of the corpus),
+ * LAYERFS_BENCH_ONLY (a comma list of list, apply, pack, encode, changes,
+ * rss: only those measurements). Each run's time is printed above the table.
  *
  * Run: `deno task bench archive` (or `deno run -A bench/archive_bench.ts`).
  *
@@ -22,10 +24,17 @@
 import { TarReader } from "../src/archive/tar/reader.ts";
 import { type TarHeader, tarHeader } from "../src/archive/tar/header.ts";
 import { TarWriter } from "../src/archive/tar/writer.ts";
+import { applyTar } from "../src/archive/extract/apply_tar.ts";
+import { packDir } from "../src/archive/export/pack_dir.ts";
+import { writeToFile } from "../src/archive/write_file.ts";
+import { layerChanges } from "../src/archive/changes/layer_changes.ts";
 
 const FILES = Number(Deno.env.get("LAYERFS_BENCH_FILES") ?? 50000);
 const RUNS = Math.max(1, Number(Deno.env.get("LAYERFS_BENCH_RUNS") ?? 5));
 const BIG = Deno.env.get("LAYERFS_BENCH_BIG") === "1";
+/** Measurements to run (comma list of list,apply,pack,encode,changes,rss); all by default. */
+const ONLY = Deno.env.get("LAYERFS_BENCH_ONLY")?.split(",");
+const want = (what: string) => !ONLY || ONLY.includes(what);
 const isRoot = Deno.uid() === 0;
 
 // ---------------------------------------------------------------- helpers
@@ -74,30 +83,6 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   await fn();
   return (performance.now() - t) / 1000;
 }
-
-/** Loads `name` from a module of another engineer unless it is missing or still a placeholder. */
-async function load<T>(rel: string, name: string): Promise<T | undefined> {
-  const url = new URL(rel, import.meta.url);
-  try {
-    if ((await Deno.readTextFile(url)).includes("PLACEHOLDER")) {
-      return undefined;
-    }
-  } catch {
-    return undefined;
-  }
-  const mod = await import(url.href);
-  return mod[name] as T | undefined;
-}
-
-type ApplyTar = (
-  dir: string,
-  tar: Uint8Array | Deno.FsFile | ReadableStream<Uint8Array>,
-  options?: { format?: string },
-) => Promise<number>;
-type PackDir = (dir: string) => ReadableStream<Uint8Array>;
-type LayerChanges = (
-  l: { dir: string; format: string; parentDirs: string[] },
-) => Promise<unknown[]>;
 
 // ---------------------------------------------------------------- workspace
 
@@ -247,9 +232,12 @@ async function setXattrs(dir: string): Promise<void> {
 }
 
 /** Child layer for `changes`: some files modified, added, deleted (overlay whiteouts as root, aufs otherwise). */
-function buildChild(base: string, child: string): { format: string } {
+function buildChild(
+  base: string,
+  child: string,
+): { format: "overlay" | "aufs" } {
   const rnd = prng(42);
-  const format = isRoot ? "overlay" : "aufs";
+  const format = isRoot ? "overlay" as const : "aufs" as const;
   Deno.mkdirSync(child);
   let n = 0;
   const walk = (rel: string) => {
@@ -300,6 +288,7 @@ async function alternate(
   gnu: (() => Promise<unknown>) | undefined,
   ours: (() => Promise<unknown>) | undefined,
   before?: () => Promise<void>,
+  label?: string,
 ): Promise<[number | undefined, number | undefined]> {
   const g: number[] = [];
   const o: number[] = [];
@@ -312,6 +301,13 @@ async function alternate(
       const t = await timed(fn);
       (fn === gnu ? g : o).push(t);
     }
+  }
+  // Every run, so the spread behind each median is on record.
+  const list = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(" ");
+  if (label) {
+    console.log(
+      `${label}: ${g.length ? `GNU ${list(g)}; ` : ""}ours ${list(o)} (s)`,
+    );
   }
   return [g.length ? median(g) : undefined, o.length ? median(o) : undefined];
 }
@@ -350,15 +346,15 @@ async function reencode(path: string, out: string): Promise<void> {
   await done;
 }
 
+/** Writes a stream to a file with `writeToFile` (BYOB, one buffer) or `pipeTo`. */
 async function writeStream(
   s: ReadableStream<Uint8Array>,
   out: string,
+  how: "writeToFile" | "pipeTo" = "writeToFile",
 ): Promise<void> {
   using o = await Deno.open(out, { create: true, write: true, truncate: true });
-  for await (const c of s) {
-    let at = 0;
-    while (at < c.length) at += o.writeSync(c.subarray(at));
-  }
+  if (how === "pipeTo") await s.pipeTo(o.writable, { preventClose: true });
+  else await writeToFile(s, o);
 }
 
 /** Runs our apply in a child process (this module, --apply-child) and returns its peak RSS in MiB. */
@@ -449,18 +445,6 @@ function printTable(rows: Row[]): void {
  * ```
  */
 export async function runArchiveBench(): Promise<void> {
-  const applyTar = await load<ApplyTar>(
-    "../src/archive/extract/apply_tar.ts",
-    "applyTar",
-  );
-  const packDir = await load<PackDir>(
-    "../src/archive/export/pack_dir.ts",
-    "packDir",
-  );
-  const layerChanges = await load<LayerChanges>(
-    "../src/archive/changes/layer_changes.ts",
-    "layerChanges",
-  );
   const corpusBytes = FILES * 14 * 1024 + (FILES >= 10000 ? 96 << 20 : 8 << 20);
   const fsBytes = Math.max(
     2 ** 30,
@@ -471,7 +455,7 @@ export async function runArchiveBench(): Promise<void> {
   try {
     const src = `${ws.root}/src`;
     Deno.mkdirSync(src);
-    let t = performance.now();
+    const t = performance.now();
     const c = buildCorpus(src, FILES);
     await setXattrs(src).catch((e) => console.warn(`xattrs not set: ${e}`));
     console.log(
@@ -503,30 +487,6 @@ export async function runArchiveBench(): Promise<void> {
     );
     const rows: Row[] = [];
 
-    // Reader vs tar -t.
-    t = performance.now();
-    const [gList, oList] = await alternate(
-      RUNS,
-      () => sh("tar", ["-tf", tarPath]),
-      () => readerOnly(tarPath, false),
-    );
-    rows.push({
-      what: "list (tar -t vs TarReader.next)",
-      gnu: gList,
-      ours: oList,
-    });
-    const [gRead, oRead] = await alternate(
-      RUNS,
-      () => sh("sh", ["-c", `tar -xOf '${tarPath}' > /dev/null`]),
-      () => readerOnly(tarPath, true),
-    );
-    rows.push({
-      what: "read all bodies (tar -xO >/dev/null vs readBody)",
-      gnu: gRead,
-      ours: oRead,
-    });
-
-    // Extract.
     let seq = 0;
     const fresh = () => {
       const d = `${ws.root}/x${seq++}`;
@@ -541,28 +501,61 @@ export async function runArchiveBench(): Promise<void> {
       }
       await sh("sync", []);
     };
-    const [gX, oX] = await alternate(
-      RUNS,
-      () => sh("tar", [...tarArgs, "-xpf", tarPath, "-C", fresh()]),
-      applyTar
-        ? async () => {
+
+    if (want("list")) {
+      const [gList, oList] = await alternate(
+        RUNS,
+        () => sh("tar", ["-tf", tarPath]),
+        () => readerOnly(tarPath, false),
+        undefined,
+        "list",
+      );
+      rows.push({
+        what: "list (tar -t vs TarReader.next)",
+        gnu: gList,
+        ours: oList,
+      });
+      const [gRead, oRead] = await alternate(
+        RUNS,
+        () => sh("sh", ["-c", `tar -xOf '${tarPath}' > /dev/null`]),
+        () => readerOnly(tarPath, true),
+        undefined,
+        "read bodies",
+      );
+      rows.push({
+        what: "read all bodies (tar -xO >/dev/null vs readBody)",
+        gnu: gRead,
+        ours: oRead,
+      });
+    }
+
+    if (want("apply")) {
+      const [gX, oX] = await alternate(
+        RUNS,
+        () => sh("tar", [...tarArgs, "-xpf", tarPath, "-C", fresh()]),
+        async () => {
           using f = await Deno.open(tarPath);
           await applyTar(fresh(), f, { format: "none" });
-        }
-        : undefined,
-      cleanup,
-    );
-    rows.push({
-      what: "apply (tar -x vs applyTar)",
-      gnu: gX,
-      ours: oX,
-      note: applyTar ? "" : "applyTar not available yet",
-    });
+        },
+        cleanup,
+        "apply",
+      );
+      rows.push({ what: "apply (tar -x vs applyTar)", gnu: gX, ours: oX });
+      await cleanup();
+    }
 
-    // Pack.
-    const [gC, oC] = await alternate(
-      RUNS,
-      () =>
+    if (want("pack")) {
+      // GNU tar runs as a fresh process each time; so does ours (a `deno run`
+      // of packDir -> file, start-up included), which is what `layerfs diff
+      // -o` costs. The second row packs inside this long-lived process (after
+      // whatever ran above), as library users calling store.diff() do; both
+      // write with writeToFile (BYOB reader, one buffer). The third pipes to a
+      // file (default reader).
+      const rmOut = async () => {
+        await Deno.remove(`${ws.root}/out.tar`).catch(() => {});
+        await sh("sync", []);
+      };
+      const gnuPack = () =>
         sh("tar", [
           ...tarArgs,
           "--sort=name",
@@ -571,56 +564,100 @@ export async function runArchiveBench(): Promise<void> {
           "-C",
           src,
           ".",
-        ]),
-      packDir
-        ? () => writeStream(packDir(src), `${ws.root}/out.tar`)
-        : undefined,
-      async () => {
-        await Deno.remove(`${ws.root}/out.tar`).catch(() => {});
-        await sh("sync", []);
-      },
-    );
-    rows.push({
-      what: "pack (tar -c vs packDir)",
-      gnu: gC,
-      ours: oC,
-      note: packDir ? "" : "packDir not available yet",
-    });
+        ]);
+      const [gC, oC] = await alternate(
+        RUNS,
+        gnuPack,
+        () =>
+          sh(Deno.execPath(), [
+            "run",
+            "--allow-all",
+            new URL(import.meta.url).pathname,
+            "--pack-child",
+            src,
+            `${ws.root}/out.tar`,
+          ]),
+        rmOut,
+        "pack, fresh process",
+      );
+      rows.push({
+        what: "pack (tar -c vs packDir, each a fresh process)",
+        gnu: gC,
+        ours: oC,
+        note: "ours includes Deno start-up",
+      });
+      const [gCi, oCi] = await alternate(
+        RUNS,
+        gnuPack,
+        () => writeStream(packDir(src), `${ws.root}/out.tar`),
+        rmOut,
+        "pack, this process",
+      );
+      rows.push({
+        what: "pack (tar -c vs packDir in this process)",
+        gnu: gCi,
+        ours: oCi,
+      });
+      const [gCp, oCp] = await alternate(
+        RUNS,
+        gnuPack,
+        () => writeStream(packDir(src), `${ws.root}/out.tar`, "pipeTo"),
+        rmOut,
+        "pack, this process, pipeTo",
+      );
+      rows.push({
+        what: "pack (tar -c vs packDir, pipeTo(file.writable))",
+        gnu: gCp,
+        ours: oCp,
+        note: "default reader: a fresh chunk per read",
+      });
+      await rmOut();
+    }
 
-    // Our writer alone (read + re-encode), for profiling the codec.
-    const [, oW] = await alternate(
-      RUNS,
-      undefined,
-      () => reencode(tarPath, `${ws.root}/out.tar`),
-      async () => {
-        await Deno.remove(`${ws.root}/out.tar`).catch(() => {});
-      },
-    );
-    rows.push({ what: "re-encode (TarReader -> TarWriter -> file)", ours: oW });
-    await Deno.remove(`${ws.root}/out.tar`).catch(() => {});
-    await cleanup();
+    if (want("encode")) {
+      // Our writer alone (read + re-encode), for profiling the codec.
+      const [, oW] = await alternate(
+        RUNS,
+        undefined,
+        () => reencode(tarPath, `${ws.root}/out.tar`),
+        async () => {
+          await Deno.remove(`${ws.root}/out.tar`).catch(() => {});
+        },
+        "re-encode",
+      );
+      rows.push({
+        what: "re-encode (TarReader -> TarWriter -> file)",
+        ours: oW,
+      });
+      await cleanup();
+    }
 
-    // Changes on a child layer.
-    if (layerChanges) {
+    if (want("changes")) {
       const child = `${ws.root}/child`;
       const { format } = buildChild(src, child);
       let count = 0;
-      const [, oCh] = await alternate(RUNS, undefined, async () => {
-        count = (await layerChanges({ dir: child, format, parentDirs: [src] }))
-          .length;
-      });
+      const [, oCh] = await alternate(
+        RUNS,
+        undefined,
+        async () => {
+          count = (await layerChanges({
+            dir: child,
+            format,
+            parentDirs: [src],
+          })).length;
+        },
+        undefined,
+        "changes",
+      );
       rows.push({
         what: `changes (child layer, ${format})`,
         ours: oCh,
         note: `${count} changes`,
       });
-    } else {rows.push({
-        what: "changes",
-        note: "layerChanges not available yet",
-      });}
+    }
 
-    // Peak RSS of apply in a child process.
-    if (applyTar) {
+    if (want("rss")) {
+      // Peak RSS of apply in a child process.
       let rssTar = tarPath;
       let label = `corpus (${(tarSize / 2 ** 20).toFixed(0)} MiB)`;
       if (BIG) {
@@ -649,13 +686,9 @@ export async function runArchiveBench(): Promise<void> {
   }
 }
 
-// Child mode: apply one tar and report peak RSS (bench/main.ts never passes this flag).
+// Child modes (bench/main.ts never passes these flags): apply one tar and
+// report peak RSS; pack one tree to a file.
 if (import.meta.main && Deno.args[0] === "--apply-child") {
-  const applyTar = await load<ApplyTar>(
-    "../src/archive/extract/apply_tar.ts",
-    "applyTar",
-  );
-  if (!applyTar) throw new Error("applyTar is not available");
   const t = performance.now();
   using f = await Deno.open(Deno.args[1]);
   await applyTar(Deno.args[2], f, { format: "none" });
@@ -663,6 +696,8 @@ if (import.meta.main && Deno.args[0] === "--apply-child") {
   const status = Deno.readTextFileSync("/proc/self/status");
   const hwmKiB = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
   console.log(JSON.stringify({ hwmKiB, secs }));
+} else if (import.meta.main && Deno.args[0] === "--pack-child") {
+  await writeStream(packDir(Deno.args[1]), Deno.args[2]);
 } else if (import.meta.main) {
   await runArchiveBench();
 }
