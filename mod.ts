@@ -49,7 +49,12 @@ export type {
   TarSource,
 } from "./src/archive/layer.ts";
 export { packDir, type PackDirOptions } from "./src/archive/export/pack_dir.ts";
-export { writeToFile } from "./src/archive/write_file.ts";
+export {
+  type ByteWriter,
+  WRITE_BUFFER_SIZE,
+  WRITE_BUFFERS,
+  writeToFile,
+} from "./src/archive/write_file.ts";
 export {
   applyTar,
   type ApplyTarOptions,

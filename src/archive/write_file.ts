@@ -1,25 +1,59 @@
 /**
  * `writeToFile`: the fast way to put a tar stream (a layer diff, a packed
- * directory) into a file.
+ * directory) into a file or onto standard output.
  *
  * @module
  */
 
-import { COPY_BUFFER_SIZE } from "./tar/writer.ts";
+/**
+ * Where {@link writeToFile} writes: anything with Deno's async `write`
+ * (`Deno.FsFile`, `Deno.stdout`, a `Deno.Conn`).
+ */
+export interface ByteWriter {
+  /** Writes some of `p` and resolves to how many bytes were written. */
+  write(p: Uint8Array): Promise<number>;
+}
 
 /**
- * Writes all of `stream` to `file` and returns the bytes written. A byte
- * stream (what `Store.diff`, `layerTar` and `packDir` return) is read with a
- * BYOB reader into one reused {@link COPY_BUFFER_SIZE} buffer and written
- * with sync writes: measured on an 800 MB layer, that runs at GNU tar's
- * speed, where `pipeTo(file.writable)` (a fresh chunk and an async write op
- * per chunk) took about twice as long. Other streams are read with a default
- * reader. The file is not closed; on an error the stream is cancelled (so a
- * diff releases its mounts) and the error is rethrown.
+ * Size of each of {@link writeToFile}'s buffers (1 MiB). Packing the bench
+ * corpus (800 MB, 48k files) onto a fresh ext4 took, as medians of 5 runs on
+ * 2026-12-01 with GNU tar at 1.23 s in the same runs: 1.25 s with 1 MiB
+ * buffers, 1.34 s with 256 KiB, 1.61 s with 64 KiB; and 1.75 s with one
+ * buffer and sync writes (no overlap).
+ */
+export const WRITE_BUFFER_SIZE = 1 << 20;
+
+/**
+ * How many buffers {@link writeToFile} rotates through: one being filled
+ * while the others' bytes are written, so a buffer is never refilled before
+ * its write finished.
+ */
+export const WRITE_BUFFERS = 4;
+
+const ignore = () => {};
+
+/**
+ * Writes all of `stream` to `file` and returns the bytes written.
+ *
+ * Why not `stream.pipeTo(file.writable)`: the exporters (`Store.diff`,
+ * `layerTar`, `packDir`) do their reads and tar encoding synchronously on
+ * the calling thread, so the time goes to that thread's syscalls and to the
+ * copy into the output file. `writeToFile` reads a byte stream with a BYOB
+ * reader into a few reused {@link WRITE_BUFFER_SIZE} buffers and hands each
+ * full one to an async `write`, which Deno runs on another thread: the
+ * output copy overlaps with the export of the next buffer, and no fresh
+ * memory is touched per chunk. On the bench corpus that is GNU tar's speed
+ * (1.25 s against 1.23 s) where `pipeTo` took 2.1-2.9 s. Writes are issued
+ * one after another, in order. Other (non-byte) streams are read with a
+ * default reader and written the same way, one write ahead.
+ *
+ * The file is not closed. On an error (reading or writing) the stream is
+ * cancelled, so a diff releases what it mounted, and the error is rethrown.
  *
  * @param stream The bytes to write.
- * @param file An open, writable file (written from its current offset).
- * @param onBytes Called after each write with its length (progress).
+ * @param file Where to write (from its current offset): a `Deno.FsFile`,
+ *   `Deno.stdout`, or any {@link ByteWriter}.
+ * @param onBytes Called after each completed write with its length (progress).
  * @returns Bytes written.
  *
  * @example Save a layer diff
@@ -29,36 +63,74 @@ import { COPY_BUFFER_SIZE } from "./tar/writer.ts";
  * using f = await Deno.create("/tmp/app.tar");
  * console.log(await writeToFile(store.diff("app"), f));
  * ```
+ *
+ * @example Pack a directory to standard output
+ * ```ts ignore
+ * import { packDir, writeToFile } from "@layerfs/layerfs";
+ * await writeToFile(packDir("./rootfs"), Deno.stdout);
+ * ```
  */
 export async function writeToFile(
   stream: ReadableStream<Uint8Array>,
-  file: Deno.FsFile,
-  onBytes: (n: number) => void = () => {},
+  file: ByteWriter,
+  onBytes: (n: number) => void = ignore,
 ): Promise<number> {
   let total = 0;
-  const write = (b: Uint8Array) => {
-    let at = 0;
-    while (at < b.length) at += file.writeSync(b.subarray(at));
-    total += b.length;
-    onBytes(b.length);
+  // Every write chains onto the one before it, so they reach the file in
+  // order whatever the writer's own queueing; a failure rejects the rest.
+  let tail: Promise<void> = Promise.resolve();
+  const queueWrite = (b: Uint8Array): Promise<void> => {
+    tail = tail.then(async () => {
+      let at = 0;
+      while (at < b.length) at += await file.write(b.subarray(at));
+      total += b.length;
+      onBytes(b.length);
+    });
+    // Handled here; awaited (and so rethrown) where the buffer is reused.
+    tail.catch(ignore);
+    return tail;
   };
-  let byob: ReadableStreamBYOBReader;
+
+  let byob: ReadableStreamBYOBReader | undefined;
   try {
     byob = stream.getReader({ mode: "byob" });
-  } catch {
-    for await (const chunk of stream) write(chunk);
-    return total;
-  }
-  let buf = new Uint8Array(COPY_BUFFER_SIZE);
-  try {
-    for (;;) {
-      const { value, done } = await byob.read(buf);
-      if (done) return total;
-      write(value);
-      buf = new Uint8Array(value.buffer); // transferred by read(); ours again
+  } catch { /* not a byte stream */ }
+  if (!byob) {
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        await tail; // one write ahead at most: memory stays bounded
+        queueWrite(value);
+      }
+      await tail;
+      return total;
+    } catch (e) {
+      await reader.cancel(e).catch(ignore);
+      throw e;
     }
+  }
+
+  const buffers = Array.from(
+    { length: WRITE_BUFFERS },
+    () => new Uint8Array(WRITE_BUFFER_SIZE),
+  );
+  const written: (Promise<void> | undefined)[] = [];
+  try {
+    for (let k = 0;; k = (k + 1) % WRITE_BUFFERS) {
+      await written[k]; // buffer k's last bytes are in the file: refill it
+      const { value, done } = await byob.read(buffers[k]);
+      if (done) break;
+      // read() transferred the buffer; it comes back, whole, under value.
+      buffers[k] = new Uint8Array(value.buffer);
+      written[k] = queueWrite(value);
+    }
+    await tail;
+    return total;
   } catch (e) {
-    await byob.cancel(e).catch(() => {});
+    await byob.cancel(e).catch(ignore);
+    await tail.catch(ignore); // no write still running on a buffer we drop
     throw e;
   }
 }

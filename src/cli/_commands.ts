@@ -9,7 +9,7 @@ import { StoreError, UsageError } from "../errors.ts";
 import { openStore, type Store } from "../store/store.ts";
 import { compress, maybeDecompress } from "./compress.ts";
 import { countingStream, makeProgress } from "./_progress.ts";
-import { writeToFile } from "../archive/write_file.ts";
+import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
 import type { GlobalOptions } from "./_parse.ts";
 import { checkStore } from "./check.ts";
 import { helperDoctor, helperInstall } from "../../helper/install.ts";
@@ -25,8 +25,8 @@ export interface CliIo {
   cwd: string;
   /** Standard input as a stream. */
   stdin: () => ReadableStream<Uint8Array>;
-  /** Standard output as a stream (for tars). */
-  stdout: () => WritableStream<Uint8Array>;
+  /** Standard output, where a tar goes without -o (`Deno.stdout`). */
+  stdout: () => ByteWriter;
   /** Writes text to stderr. */
   stderr: (text: string) => void;
   /** Whether each standard stream is a terminal. */
@@ -271,43 +271,33 @@ const commands: Record<string, Run> = {
         );
       }
       const progress = progressFor(ctx, `diff ${id}`);
+      // Progress counts tar bytes; `written` counts what reached the output.
       const diff = store.diff(id, parent);
-      let written = 0;
-      const count = new TransformStream<Uint8Array, Uint8Array>({
-        transform(chunk, c) {
-          written += chunk.byteLength;
-          c.enqueue(chunk);
-        },
-      });
-      const piped = () => {
-        const tar = diff.pipeThrough(countingStream(progress));
-        return (kind ? compress(tar, kind) : tar).pipeThrough(count);
-      };
+      const write = (sink: ByteWriter) =>
+        kind
+          ? writeToFile(
+            compress(diff.pipeThrough(countingStream(progress)), kind),
+            sink,
+          )
+          : writeToFile(diff, sink, (n) => progress.bytes(n));
       if (out === undefined) {
-        await piped().pipeTo(ctx.io.stdout());
+        await write(ctx.io.stdout());
         progress.done();
         return { json: null, wroteStdout: true };
       }
       // Write next to the target and rename, so a failed diff never leaves a
       // truncated tar under the name asked for.
       const tmp = `${out}.layerfs-${crypto.randomUUID().slice(0, 8)}.tmp`;
-      const f = await Deno.open(tmp, {
-        write: true,
-        createNew: true,
-        mode: 0o644,
-      });
+      let written: number;
       try {
-        if (kind) await piped().pipeTo(f.writable);
-        else {
-          // Uncompressed: one reused buffer (see writeToFile for why).
-          written = await writeToFile(diff, f, (n) => progress.bytes(n));
-          f.close();
-        }
+        using f = await Deno.open(tmp, {
+          write: true,
+          createNew: true,
+          mode: 0o644,
+        });
+        written = await write(f);
         await Deno.rename(tmp, out);
       } catch (e) {
-        try {
-          f.close();
-        } catch { /* pipeTo closed it */ }
         await Deno.remove(tmp).catch(() => {});
         throw e;
       }

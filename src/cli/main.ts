@@ -44,7 +44,7 @@ export function processIo(): CliIo {
     uid: Deno.uid() ?? 0,
     cwd: Deno.cwd(),
     stdin: () => Deno.stdin.readable,
-    stdout: () => Deno.stdout.writable,
+    stdout: () => Deno.stdout,
     stderr: (text) => {
       Deno.stderr.writeSync(encoder.encode(text));
     },

@@ -1,6 +1,12 @@
-import { deepEqual, rejects } from "node:assert/strict";
-import { packDir, writeToFile } from "../../mod.ts";
+import { deepEqual, ok, rejects } from "node:assert/strict";
+import {
+  packDir,
+  WRITE_BUFFER_SIZE,
+  WRITE_BUFFERS,
+  writeToFile,
+} from "../../mod.ts";
 import { tempDir } from "../_privileged.ts";
+import { fdsUnder } from "../_fds.ts";
 import { collect, sh } from "./changes/_fixture.ts";
 
 Deno.test("writeToFile: a packDir stream lands byte for byte, with progress", async () => {
@@ -38,11 +44,96 @@ Deno.test("writeToFile: a plain (non-byte) stream is written too", async () => {
 Deno.test("writeToFile: a write error cancels the stream and is rethrown", async () => {
   await using d = await tempDir();
   await sh(`mkdir -p src && head -c 300000 /dev/urandom > src/big`, d.path);
-  const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
   // A file opened read-only: the first write fails with EBADF.
   await Deno.writeFile(`${d.path}/ro`, new Uint8Array());
   using ro = await Deno.open(`${d.path}/ro`, { read: true });
-  const before = fds();
   await rejects(writeToFile(packDir(`${d.path}/src`), ro));
-  deepEqual(fds(), before, "packDir's fds are closed by the cancel");
+  deepEqual(
+    fdsUnder(`${d.path}/src`),
+    [],
+    "packDir's fds are closed by the cancel",
+  );
+});
+
+/** A writer that takes at most `max` bytes a call, after a varying delay: writes must still land in order. */
+function slowWriter(max: number) {
+  const parts: Uint8Array[] = [];
+  let calls = 0;
+  let busy = false;
+  const writer = {
+    async write(p: Uint8Array): Promise<number> {
+      if (busy) throw new Error("a write was issued while another ran");
+      busy = true;
+      await new Promise((r) => setTimeout(r, calls++ % 3));
+      const n = Math.min(max, p.length);
+      parts.push(p.slice(0, n)); // copy: the caller reuses its buffers
+      busy = false;
+      return n;
+    },
+  };
+  const bytes = () => {
+    const out = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
+    let at = 0;
+    for (const b of parts) {
+      out.set(b, at);
+      at += b.length;
+    }
+    return out;
+  };
+  return { writer, bytes };
+}
+
+Deno.test("writeToFile: partial, slow writes land in order, one at a time, from reused buffers", async () => {
+  await using d = await tempDir();
+  // Over WRITE_BUFFERS * WRITE_BUFFER_SIZE, so every buffer is refilled.
+  await sh(
+    `mkdir -p src/a && head -c 9000000 /dev/urandom > src/a/big && for i in $(seq 1 50); do head -c $((i * 333)) /dev/urandom > src/f$i; done`,
+    d.path,
+  );
+  ok(9000000 > WRITE_BUFFERS * WRITE_BUFFER_SIZE);
+  const want = await collect(packDir(`${d.path}/src`));
+  const slow = slowWriter(300000);
+  const n = await writeToFile(packDir(`${d.path}/src`), slow.writer);
+  deepEqual(n, want.length);
+  const got = slow.bytes();
+  ok(got.length === want.length && got.every((x, i) => x === want[i]));
+  // The same through the default-reader path (a stream that is not a byte stream).
+  const plain = slowWriter(70000);
+  const chunks = [
+    want.subarray(0, 5),
+    want.subarray(5, 2_000_000),
+    want.subarray(2_000_000),
+  ];
+  deepEqual(
+    await writeToFile(ReadableStream.from(chunks), plain.writer),
+    want.length,
+  );
+  const got2 = plain.bytes();
+  ok(got2.length === want.length && got2.every((x, i) => x === want[i]));
+});
+
+Deno.test("writeToFile: a failing writer on the default-reader path cancels the stream", async () => {
+  let cancelled: unknown = undefined;
+  let pulls = 0;
+  const s = new ReadableStream<Uint8Array>({
+    pull(c) {
+      c.enqueue(new Uint8Array(100).fill(pulls++));
+    },
+    cancel(reason) {
+      cancelled = reason;
+    },
+  });
+  const boom = new Error("disk full");
+  let writes = 0;
+  const writer = {
+    write(): Promise<number> {
+      return ++writes === 3 ? Promise.reject(boom) : Promise.resolve(100);
+    },
+  };
+  await rejects(writeToFile(s, writer), (e) => e === boom);
+  deepEqual(cancelled, boom);
+  ok(
+    pulls < 10,
+    `the stream was not drained after the failure (${pulls} pulls)`,
+  );
 });

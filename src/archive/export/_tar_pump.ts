@@ -6,8 +6,8 @@
  * whatever the layer's size.
  *
  * The stream is a byte stream (`type: "bytes"`): a consumer that reads with a
- * BYOB reader gets the tar written into its own buffer, so one buffer can
- * serve the whole export (see `COPY_BUFFER_SIZE` in ../tar/writer.ts for why).
+ * BYOB reader gets the tar written into its own buffer, so a few reused
+ * buffers serve the whole export (see ../write_file.ts for why).
  * A default reader gets freshly allocated {@link OUTPUT_CHUNK_SIZE} chunks.
  *
  * @module

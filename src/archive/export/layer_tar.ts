@@ -35,12 +35,14 @@ import { planFromChanges, walkTree } from "./_walk.ts";
  * @example
  * ```ts ignore
  * import { layerTar } from "./layer_tar.ts";
+ * import { writeToFile } from "../write_file.ts";
  * const tar = layerTar({
  *   dir: "/var/lib/layerfs/diff/app",
  *   format: "overlay",
  *   parentDirs: ["/var/lib/layerfs/diff/base"],
  * });
- * await tar.pipeTo((await Deno.create("app.tar")).writable);
+ * using out = await Deno.create("app.tar");
+ * await writeToFile(tar, out);
  * ```
  */
 export function layerTar(

@@ -33,14 +33,16 @@ export interface PackDirOptions {
  * @param dirPath The directory to pack.
  * @param options Whiteout conversion and progress; see {@link PackDirOptions}.
  * @returns A pull-based byte stream: 1 MiB chunks to a default reader, or
- *   straight into the caller's buffer with a BYOB reader (one reused buffer is
- *   the fastest way to write a tar to a file); read errors error it.
+ *   straight into the caller's buffer with a BYOB reader (reused buffers are
+ *   the fastest way to write a tar to a file: see `writeToFile`); read errors
+ *   error it.
  *
  * @example Pack a directory into a file
  * ```ts ignore
  * import { packDir } from "./pack_dir.ts";
- * const out = await Deno.create("/tmp/etc.tar");
- * await packDir("/etc").pipeTo(out.writable);
+ * import { writeToFile } from "../write_file.ts";
+ * using out = await Deno.create("/tmp/etc.tar");
+ * await writeToFile(packDir("/etc"), out);
  * ```
  */
 export function packDir(

@@ -429,8 +429,8 @@ export function encodeHeaderInto(
  * round trip and, with `pipeTo(file.writable)`, an async write op, so chunks
  * are large: piping the bench corpus (800 MB, 48k files) to a file took
  * 2.0-2.3 s with 1 MiB chunks and 3.7 s or more with 64 KiB ones. To write a
- * file fastest, read the exporter's byte stream with a BYOB reader and one
- * {@link COPY_BUFFER_SIZE} buffer instead (what `writeToFile` does).
+ * file fastest, read the exporter's byte stream with a BYOB reader and
+ * reused buffers instead (what `writeToFile` does).
  *
  * @example
  * ```ts
@@ -439,25 +439,6 @@ export function encodeHeaderInto(
  * ```
  */
 export const OUTPUT_CHUNK_SIZE = 1 << 20;
-
-/**
- * The buffer size for copying tar output with a BYOB reader and sync writes
- * (64 KiB). The kernel (ext4 with large folios, Linux 6.16+) sizes
- * page-cache folios from each write's length, and on a VM with free page
- * reporting large fresh folios are often pages the host reclaimed and must
- * fault back in: packing the bench corpus right after a GNU tar run took
- * 2.5-2.9 s with 1 MiB writes, 2.0-2.5 s with 128 KiB, 1.1-1.6 s with 64 KiB
- * (GNU tar, which writes 10 KiB records: 1.2-1.6 s); 32 KiB cost more in
- * per-read overhead than it saved. One reused buffer also avoids a fresh
- * allocation per read, which made the same copy bimodal (1.2 s or 2.5-3 s).
- *
- * @example
- * ```ts
- * import { COPY_BUFFER_SIZE } from "./writer.ts";
- * console.log(COPY_BUFFER_SIZE); // 65536
- * ```
- */
-export const COPY_BUFFER_SIZE = 64 * 1024;
 
 /** Options of {@link TarWriter}. */
 export interface TarWriterOptions {

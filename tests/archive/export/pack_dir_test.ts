@@ -3,6 +3,7 @@ import { packDir } from "../../../src/archive/export/pack_dir.ts";
 import { readTar } from "../../../src/archive/tar/reader.ts";
 import { tempDir } from "../../_privileged.ts";
 import { readByob } from "../../_byob.ts";
+import { fdsUnder } from "../../_fds.ts";
 import { collect, gnuList, gnuNames, save, sh } from "../changes/_fixture.ts";
 
 const T = "1700000000.123456789";
@@ -113,28 +114,17 @@ Deno.test("packDir: cancelling a BYOB read midway closes every fd it opened", as
     `mkdir -p src/a/b/c && head -c 300000 /dev/urandom > src/a/b/c/big && : > src/a/z`,
     d.path,
   );
-  // The fds of this process that point into src (other tests' and Deno's own
-  // fds come and go on their own schedule, so a plain count is not stable).
-  const fdsInSrc = () =>
-    [...Deno.readDirSync("/proc/self/fd")].flatMap((e) => {
-      try {
-        const target = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
-        return target === src || target.startsWith(`${src}/`) ? [target] : [];
-      } catch {
-        return []; // the fd readDirSync itself used, closed already
-      }
-    }).sort();
-  deepEqual(fdsInSrc(), []);
+  deepEqual(fdsUnder(src), []);
   const r = packDir(src).getReader({ mode: "byob" });
   // 64 KiB: past the headers (PAX ones for ns mtimes too), inside big's body.
   const first = await r.read(new Uint8Array(65536));
   ok(!first.done);
   deepEqual(
-    fdsInSrc(),
+    fdsUnder(src),
     [src, `${src}/a`, `${src}/a/b`, `${src}/a/b/c`, `${src}/a/b/c/big`].sort(),
   );
   await r.cancel();
-  deepEqual(fdsInSrc(), []);
+  deepEqual(fdsUnder(src), []);
 });
 
 Deno.test("packDir: our reader sees binary xattr values, hardlink targets and exact mtimes", async () => {
