@@ -6,6 +6,8 @@
  * @module
  */
 
+import { concat } from "./_bytes.ts";
+
 /** All bytes of `s`, read with a BYOB reader and one reused `size`-byte buffer. */
 export async function readByob(
   s: ReadableStream<Uint8Array>,
@@ -28,11 +30,5 @@ export async function readByob(
     }
     buf = new Uint8Array(value.buffer);
   }
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
+  return concat(parts);
 }

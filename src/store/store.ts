@@ -613,13 +613,7 @@ export class Store {
    */
   async diffSize(id: string, parent?: string | null): Promise<number> {
     this.#open();
-    const cmp = await this.#comparison(validateLayerId(id), parent);
-    const { dirs, release } = await this.#openComparison(cmp);
-    try {
-      return await layerDiffSize(dirs);
-    } finally {
-      await release();
-    }
+    return await this.#compared(validateLayerId(id), parent, layerDiffSize);
   }
 
   /**
@@ -638,13 +632,7 @@ export class Store {
    */
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     this.#open();
-    const cmp = await this.#comparison(validateLayerId(id), parent);
-    const { dirs, release } = await this.#openComparison(cmp);
-    try {
-      return await layerChanges(dirs);
-    } finally {
-      await release();
-    }
+    return await this.#compared(validateLayerId(id), parent, layerChanges);
   }
 
   /**
@@ -776,6 +764,22 @@ export class Store {
         }
       },
     };
+  }
+
+  /** Runs `use` on what compares `id` with `parent`; views it took are put afterwards. */
+  async #compared<T>(
+    id: string,
+    parent: string | null | undefined,
+    use: (dirs: LayerDirs) => Promise<T>,
+  ): Promise<T> {
+    const { dirs, release } = await this.#openComparison(
+      await this.#comparison(id, parent),
+    );
+    try {
+      return await use(dirs);
+    } finally {
+      await release();
+    }
   }
 
   /** Puts a view taken by #openComparison; a layer force-removed meanwhile has no view left. */

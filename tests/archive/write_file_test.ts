@@ -7,6 +7,7 @@ import {
 } from "../../mod.ts";
 import { tempDir } from "../_privileged.ts";
 import { fdsUnder } from "../_fds.ts";
+import { concat, sameBytes } from "../_bytes.ts";
 import { collect, sh } from "./changes/_fixture.ts";
 
 Deno.test("writeToFile: a packDir stream lands byte for byte, with progress", async () => {
@@ -71,15 +72,7 @@ function slowWriter(max: number) {
       return n;
     },
   };
-  const bytes = () => {
-    const out = new Uint8Array(parts.reduce((a, b) => a + b.length, 0));
-    let at = 0;
-    for (const b of parts) {
-      out.set(b, at);
-      at += b.length;
-    }
-    return out;
-  };
+  const bytes = () => concat(parts);
   return { writer, bytes };
 }
 
@@ -96,7 +89,7 @@ Deno.test("writeToFile: partial, slow writes land in order, one at a time, from 
   const n = await writeToFile(packDir(`${d.path}/src`), slow.writer);
   deepEqual(n, want.length);
   const got = slow.bytes();
-  ok(got.length === want.length && got.every((x, i) => x === want[i]));
+  ok(sameBytes(got, want));
   // The same through the default-reader path (a stream that is not a byte stream).
   const plain = slowWriter(70000);
   const chunks = [
@@ -109,7 +102,7 @@ Deno.test("writeToFile: partial, slow writes land in order, one at a time, from 
     want.length,
   );
   const got2 = plain.bytes();
-  ok(got2.length === want.length && got2.every((x, i) => x === want[i]));
+  ok(sameBytes(got2, want));
 });
 
 Deno.test("writeToFile: a failing writer on the default-reader path cancels the stream", async () => {

@@ -20,6 +20,7 @@ import {
   run,
   sha256,
 } from "./_gnu.ts";
+import { concat as concatBytes } from "../../_bytes.ts";
 
 type Format = "pax" | "gnu" | "ustar";
 
@@ -197,15 +198,7 @@ function fileHeader(
   return tarHeader({ name, size, mtime: 1700000000, ...extra });
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+const concat = (...parts: Uint8Array[]) => concatBytes(parts);
 
 /** Recomputes a block's checksum after a test patched it. */
 function fixChecksum(b: Uint8Array, o = 0): void {
