@@ -108,6 +108,7 @@ export async function writeToFile(
       return total;
     } catch (e) {
       await reader.cancel(e).catch(ignore);
+      await tail.catch(ignore); // no write still running when we return
       throw e;
     }
   }

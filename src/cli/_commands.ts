@@ -7,7 +7,8 @@
 
 import { StoreError, UsageError } from "../errors.ts";
 import { openStore, type Store } from "../store/store.ts";
-import { compress, maybeDecompress } from "./compress.ts";
+import { maybeDecompress, writeCompressed } from "./compress.ts";
+import { openOutput } from "./_output.ts";
 import { countingStream, makeProgress } from "./_progress.ts";
 import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
 import type { GlobalOptions } from "./_parse.ts";
@@ -271,34 +272,25 @@ const commands: Record<string, Run> = {
         );
       }
       const progress = progressFor(ctx, `diff ${id}`);
-      // Progress counts tar bytes; `written` counts what reached the output.
+      // Progress counts tar bytes; the result counts what reached the output.
       const diff = store.diff(id, parent);
+      const onTar = (n: number) => progress.bytes(n);
       const write = (sink: ByteWriter) =>
         kind
-          ? writeToFile(
-            compress(diff.pipeThrough(countingStream(progress)), kind),
-            sink,
-          )
-          : writeToFile(diff, sink, (n) => progress.bytes(n));
+          ? writeCompressed(diff, kind, sink, onTar)
+          : writeToFile(diff, sink, onTar);
       if (out === undefined) {
         await write(ctx.io.stdout());
         progress.done();
         return { json: null, wroteStdout: true };
       }
-      // Write next to the target and rename, so a failed diff never leaves a
-      // truncated tar under the name asked for.
-      const tmp = `${out}.layerfs-${crypto.randomUUID().slice(0, 8)}.tmp`;
+      const output = await openOutput(out);
       let written: number;
       try {
-        using f = await Deno.open(tmp, {
-          write: true,
-          createNew: true,
-          mode: 0o644,
-        });
-        written = await write(f);
-        await Deno.rename(tmp, out);
+        written = await write(output.file);
+        await output.commit();
       } catch (e) {
-        await Deno.remove(tmp).catch(() => {});
+        await output.abort();
         throw e;
       }
       progress.done();

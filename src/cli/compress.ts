@@ -10,6 +10,7 @@
  * @module
  */
 
+import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
 import { createZstdCompress, createZstdDecompress } from "node:zlib";
 import { Duplex } from "node:stream";
 import { InvalidArchive } from "../errors.ts";
@@ -157,29 +158,82 @@ export async function maybeDecompress(
 }
 
 /**
- * Compresses a byte stream with gzip or zstd.
+ * A gzip or zstd compressor as a web `TransformStream`.
  *
- * @param input Uncompressed bytes (a layer tar).
  * @param format "gzip" or "zstd".
- * @returns The compressed stream.
+ * @returns Write uncompressed bytes to `writable`, read compressed ones from `readable`.
  * @example
  * ```ts
- * import { compress, maybeDecompress } from "./compress.ts";
- * const z = compress(new Blob(["hi"]).stream(), "zstd");
+ * import { compressor, maybeDecompress } from "./compress.ts";
+ * const z = new Blob(["hi"]).stream().pipeThrough(compressor("gzip"));
  * console.log(await new Response((await maybeDecompress(z)).stream).text()); // hi
  * ```
  */
-export function compress(
-  input: ReadableStream<Uint8Array>,
+export function compressor(
   format: Compression,
-): ReadableStream<Uint8Array> {
+): TransformStream<Uint8Array, Uint8Array> {
   if (format === "gzip") {
-    return input.pipeThrough(
-      new CompressionStream("gzip") as unknown as TransformStream<
-        Uint8Array,
-        Uint8Array
-      >,
-    );
+    return new CompressionStream("gzip") as unknown as TransformStream<
+      Uint8Array,
+      Uint8Array
+    >;
   }
-  return input.pipeThrough(nodeTransform(createZstdCompress()));
+  return nodeTransform(createZstdCompress());
+}
+
+/**
+ * Compresses `tar` into `sink` and returns the compressed bytes written.
+ *
+ * It reads `tar` itself instead of `pipeThrough`, for one reason: on any
+ * failure (a full disk, a closed pipe) `tar` is cancelled and that cancel
+ * has finished before this rejects. A `Store.diff` stream gives back the
+ * views it mounted in its cancel; with `pipeThrough` the cancel runs on its
+ * own schedule, and a CLI that exits right after the error would leave them
+ * mounted and counted.
+ *
+ * @param tar Uncompressed bytes.
+ * @param format "gzip" or "zstd".
+ * @param sink Where the compressed bytes go.
+ * @param onTarBytes Called with each uncompressed chunk's length (progress).
+ * @returns Compressed bytes written.
+ * @example
+ * ```ts ignore
+ * import { writeCompressed } from "./compress.ts";
+ * using f = await Deno.create("/tmp/app.tar.zst");
+ * await writeCompressed(store.diff("app"), "zstd", f);
+ * ```
+ */
+export async function writeCompressed(
+  tar: ReadableStream<Uint8Array>,
+  format: Compression,
+  sink: ByteWriter,
+  onTarBytes: (n: number) => void = () => {},
+): Promise<number> {
+  const z = compressor(format);
+  const reader = tar.getReader();
+  const feed = async () => {
+    const w = z.writable.getWriter();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        onTarBytes(value.length);
+        await w.write(value);
+      }
+      await w.close();
+    } catch (e) {
+      await reader.cancel(e).catch(() => {});
+      await w.abort(e).catch(() => {});
+      throw e;
+    }
+  };
+  // Both sides settle before this returns: a failing write errors the
+  // compressor, which fails the feed, which cancels `tar`.
+  const [fed, wrote] = await Promise.allSettled([
+    feed(),
+    writeToFile(z.readable, sink),
+  ]);
+  if (wrote.status === "rejected") throw wrote.reason;
+  if (fed.status === "rejected") throw fed.reason;
+  return wrote.value;
 }

@@ -29,14 +29,21 @@ export function deferredByteStream(
 ): ReadableStream<Uint8Array> {
   let opening: Promise<OpenedSource> | undefined;
   let reader: ReadableStreamBYOBReader | undefined;
+  // No more reads: the source ended, failed or was cancelled.
   let finished = false;
-  const finish = async () => {
-    if (finished) return;
+  // One release for every caller, each of which waits until it is done.
+  let finishing: Promise<void> | undefined;
+  const finish = (): Promise<void> => {
     finished = true;
-    const o = await opening?.catch(() => undefined);
-    if (!o) return;
-    if (!reader) await o.stream.cancel().catch(() => {});
-    await o.release();
+    return finishing ??= (async () => {
+      const o = await opening?.catch(() => undefined);
+      if (!o) return;
+      try {
+        if (!reader) await o.stream.cancel().catch(() => {});
+      } finally {
+        await o.release();
+      }
+    })();
   };
   return new ReadableStream({
     type: "bytes",
@@ -78,8 +85,11 @@ export function deferredByteStream(
       else c.enqueue(r.value);
     },
     async cancel(reason) {
-      await reader?.cancel(reason);
-      await finish();
+      try {
+        await reader?.cancel(reason);
+      } finally {
+        await finish();
+      }
     },
   });
 }

@@ -722,11 +722,11 @@ export class Store {
   }
 
   /**
-   * Makes a comparison's dirs available. Two views (moby's NaiveDiffDriver):
-   * vfs dirs are complete trees already; overlay/aufs views are mounted with
-   * `get` (refcounted, so neither layer can be removed or re-applied
-   * meanwhile) and `release` puts them. Two complete trees are what the
-   * archive code compares for vfs, so the dirs carry format "vfs".
+   * Makes a comparison's dirs available. Two views (moby's NaiveDiffDriver)
+   * are taken with `get` (mounted on overlay/aufs; vfs dirs are complete
+   * trees already) and so counted: neither layer can be removed or
+   * re-applied meanwhile. `release` puts them. Two complete trees are what
+   * the archive code compares for vfs, so the dirs carry format "vfs".
    */
   async #openComparison(cmp: Comparison): Promise<Opened> {
     if ("dirs" in cmp) return { dirs: cmp.dirs, release: async () => {} };
@@ -737,12 +737,7 @@ export class Store {
       parentDirs: [parentDir],
       userXattr: this.#userXattr,
     });
-    if (this.backend === "vfs") {
-      return {
-        dirs: dirs(this.#layout.diff(id), this.#layout.diff(parent)),
-        release: async () => {},
-      };
-    }
+    // On vfs, get mounts nothing (the view is diff/<id>) but still counts.
     const view = await this.get(id);
     let parentView: string;
     try {

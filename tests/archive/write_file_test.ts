@@ -130,3 +130,24 @@ Deno.test("writeToFile: a failing writer on the default-reader path cancels the 
     `the stream was not drained after the failure (${pulls} pulls)`,
   );
 });
+
+Deno.test("writeToFile: a failing stream rejects only after the write under way has finished", async () => {
+  let pulls = 0;
+  const s = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (pulls++ === 1) throw new Error("read failed");
+      c.enqueue(new Uint8Array(10));
+    },
+  });
+  let writing = false;
+  const writer = {
+    async write(p: Uint8Array): Promise<number> {
+      writing = true;
+      await new Promise((r) => setTimeout(r, 30));
+      writing = false;
+      return p.length;
+    },
+  };
+  await rejects(writeToFile(s, writer), /read failed/);
+  deepEqual(writing, false, "a write was still running on the caller's file");
+});

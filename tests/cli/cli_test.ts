@@ -485,3 +485,93 @@ privilegedTest(
     assert.equal((await layerfs([...g, "check"])).code, 0);
   },
 );
+
+privilegedTest(
+  "cli: diff outputs: a failed write gives the diff's views back; -o writes through fifos and symlinks, keeps modes",
+  async () => {
+    await using tmp = await tempDir();
+    const d = tmp.path;
+    await makeTars(d);
+    const root = `${d}/store`;
+    const g = ["--root", root, "--backend", "overlay"];
+    const ok = async (args: string[]) => {
+      const r = await layerfs([...g, ...args]);
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      return r;
+    };
+    await ok(["apply", "base", `${d}/base.tar`]);
+    await ok(["apply", "child", "--parent", "base", `${d}/child.tar`]);
+    await ok(["apply", "other", `${d}/base.tar.zst`]);
+    // Big and incompressible, so the output fails while the diff is mid-stream.
+    await sh(
+      "mkdir -p bigsrc/data && head -c 24000000 /dev/urandom > bigsrc/data/blob && tar -C bigsrc -cf big.tar .",
+      d,
+    );
+    await ok(["apply", "big", "--parent", "child", `${d}/big.tar`]);
+    const held = async () => ({
+      gets: JSON.parse((await ok(["--json", "ls"])).stdout)
+        .filter((l: { mounts: number }) => l.mounts > 0)
+        .map((l: { id: string }) => l.id),
+      mounted: (await Deno.readTextFile("/proc/self/mountinfo")).includes(
+        ` ${root}/mnt/`,
+      ),
+    });
+
+    // A naive diff (both views mounted) into a full device: every output
+    // form fails with one line and gives the views back before exiting.
+    for (const extra of [[], ["--compress", "gzip"], ["--compress", "zstd"]]) {
+      const cmd = [Deno.execPath(), "run", "-A", MAIN, ...g, "diff", "big"]
+        .concat("--parent", "other", ...extra)
+        .map((a) => `'${a}'`).join(" ");
+      const out = await new Deno.Command("sh", {
+        args: ["-c", `${cmd} > /dev/full`],
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      const err = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, 1, `${extra.join(" ")}: ${err}`);
+      assert.equal(err.trim().split("\n").length, 1, err);
+      assert.deepEqual(
+        await held(),
+        { gets: [], mounted: false },
+        extra.join(" "),
+      );
+    }
+
+    const want = (await ok(["diff", "child"])).bytes;
+    // A fifo is written through, not replaced by a regular file.
+    await sh("mkfifo fifo", d);
+    const cat = new Deno.Command("sh", {
+      args: ["-c", "cat fifo > got.tar"],
+      cwd: d,
+    })
+      .spawn();
+    await ok(["diff", "child", "-o", `${d}/fifo`]);
+    assert.equal((await cat.status).code, 0);
+    assert.ok((await Deno.lstat(`${d}/fifo`)).isFifo);
+    assert.deepEqual(await Deno.readFile(`${d}/got.tar`), want);
+    // A symlink is followed: its target gets the tar (keeping its mode), the link stays.
+    await Deno.writeTextFile(`${d}/real.tar`, "old", { mode: 0o600 });
+    await Deno.chmod(`${d}/real.tar`, 0o600);
+    await Deno.symlink("real.tar", `${d}/link.tar`);
+    await ok(["diff", "child", "-o", `${d}/link.tar`]);
+    assert.ok((await Deno.lstat(`${d}/link.tar`)).isSymlink);
+    assert.deepEqual(await Deno.readFile(`${d}/real.tar`), want);
+    assert.equal((await Deno.stat(`${d}/real.tar`)).mode! & 0o777, 0o600);
+    // A directory or a dangling link is a usage error, and nothing is left behind.
+    await Deno.symlink("nowhere", `${d}/dangling.tar`);
+    for (const target of [d, `${d}/dangling.tar`]) {
+      const r = await layerfs([...g, "diff", "child", "-o", target]);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /directory|does not exist/);
+    }
+    assert.deepEqual(
+      [...Deno.readDirSync(d)].map((e) => e.name).filter((n) =>
+        n.includes(".layerfs-")
+      ),
+      [],
+    );
+    assert.deepEqual(await held(), { gets: [], mounted: false });
+    await ok(["rm", "big"]);
+  },
+);

@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import {
   type Change,
+  LayerInUse,
   LayerNotFound,
   openStore,
   type Store,
@@ -217,18 +218,34 @@ for (const backend of ["overlay", "vfs"] as const) {
     const reader = stream.getReader();
     const first = await reader.read();
     assert.equal(first.done, false);
-    if (backend === "overlay") {
-      // Mid-stream both views are held (base has no parents: no mount, but a count).
-      const during = await mountState(store);
-      assert.equal(during.gets.top, (before.gets.top ?? 0) + 1);
-      assert.equal(during.gets.base, (before.gets.base ?? 0) + 1);
-      assert.deepEqual(during.mounts, [`${store.root}/mnt/top`]);
-    }
+    // Mid-stream both views are held (counted on every backend; mounted on
+    // overlay, where base has no parents: no mount, but a count).
+    const during = await mountState(store);
+    assert.equal(during.gets.top, (before.gets.top ?? 0) + 1);
+    assert.equal(during.gets.base, (before.gets.base ?? 0) + 1);
+    assert.deepEqual(
+      during.mounts,
+      backend === "overlay" ? [`${store.root}/mnt/top`] : [],
+    );
     await reader.cancel();
     assert.deepEqual(await mountState(store), before);
     store.diff("top", "base"); // never read: mounts nothing
     assert.deepEqual(await mountState(store), before);
   });
+
+  t(
+    "a layer being compared cannot be removed until the diff ends",
+    async (store) => {
+      const reader = store.diff("top", "other").getReader();
+      assert.equal((await reader.read()).done, false);
+      await assert.rejects(store.remove("top"), LayerInUse);
+      await assert.rejects(store.remove("other"), LayerInUse);
+      await reader.cancel();
+      await store.remove("top");
+      await store.remove("other");
+      assert.deepEqual(await store.exists("top"), false);
+    },
+  );
 
   t(
     "a BYOB reader gets the same bytes and the views are released",
