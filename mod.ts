@@ -36,25 +36,14 @@
 
 export * from "./src/errors.ts";
 export * from "./src/store/mod.ts";
-export type { BackendName } from "./src/backends/types.ts";
-export {
-  type BackendChoice,
-  chooseBackend,
-  type HostProbe,
-  planLayerMount,
-} from "./src/backends/mod.ts";
+export type { BackendName } from "./src/backends/registry.ts";
 export type {
   ArchiveProgress,
   Change,
   TarSource,
 } from "./src/archive/layer.ts";
 export { packDir, type PackDirOptions } from "./src/archive/export/pack_dir.ts";
-export {
-  type ByteWriter,
-  WRITE_BUFFER_SIZE,
-  WRITE_BUFFERS,
-  writeToFile,
-} from "./src/archive/write_file.ts";
+export { type ByteWriter, writeToFile } from "./src/archive/write_file.ts";
 export {
   applyTar,
   type ApplyTarOptions,
@@ -69,13 +58,13 @@ export {
 } from "./src/mount/mod.ts";
 export type {
   AufsMountPlan,
+  BindMountPlan,
   MountCall,
   MountPlan,
   NoMountPlan,
   OverlayMountPlan,
 } from "./src/mount/mod.ts";
 export {
-  encodeHeader,
   type EntryType,
   readTar,
   type TarEntry,

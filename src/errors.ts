@@ -134,12 +134,14 @@ export class LayerInUse extends LayerfsError {
   readonly id: string;
   /** How many outstanding `get`s it has. */
   readonly mounts: number;
-  /** Builds the error; the message says what to do. */
-  constructor(id: string, mounts: number) {
+  /** Builds the error; `action` is what was refused; the message says what to do. */
+  constructor(id: string, mounts: number, action = "remove") {
     super(
-      `Cannot remove layer "${id}": it is mounted ${mounts} time${
+      `Cannot ${action} layer "${id}": it is mounted ${mounts} time${
         mounts === 1 ? "" : "s"
-      }; run "layerfs umount ${id}" or pass --force`,
+      }; run "layerfs umount ${id}"${
+        action === "remove" ? " or pass --force" : " first"
+      }`,
     );
     this.id = id;
     this.mounts = mounts;
@@ -311,4 +313,74 @@ export class HelperError extends LayerfsError {}
 export class UsageError extends LayerfsError {
   /** Usage errors exit with 2. */
   override readonly exitCode: number = 2;
+}
+
+/**
+ * `put` of a layer that has no outstanding `get`: nothing to release.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LayerNotMounted } from "./errors.ts";
+ * assert.equal(new LayerNotMounted("app").message, 'Layer "app" is not mounted; nothing to release');
+ * ```
+ */
+export class LayerNotMounted extends LayerfsError {
+  /** The layer. */
+  readonly id: string;
+  /** Builds the error. */
+  constructor(id: string) {
+    super(`Layer "${id}" is not mounted; nothing to release`);
+    this.id = id;
+  }
+}
+
+/**
+ * A read-write (container) layer was named as a parent: parents must be
+ * immutable, so it has to be committed first.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ParentNotCommitted } from "./errors.ts";
+ * assert.match(new ParentNotCommitted("app", "ctr").message, /commit it first/);
+ * ```
+ */
+export class ParentNotCommitted extends LayerfsError {
+  /** The layer that was to be created. */
+  readonly id: string;
+  /** The read-write layer named as its parent. */
+  readonly parent: string;
+  /** Builds the error; the message says what to do. */
+  constructor(id: string, parent: string) {
+    super(
+      `Cannot create layer "${id}" on "${parent}": "${parent}" is a read-write layer and a ` +
+        `parent must not change; commit it first ("layerfs commit ${parent} NEW") and use NEW as the parent`,
+    );
+    this.id = id;
+    this.parent = parent;
+  }
+}
+
+/**
+ * `commit` of a layer that is not a read-write (container) layer.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LayerNotWritable } from "./errors.ts";
+ * assert.match(new LayerNotWritable("base").message, /already read-only/);
+ * ```
+ */
+export class LayerNotWritable extends LayerfsError {
+  /** The layer. */
+  readonly id: string;
+  /** Builds the error; the message says what to do. */
+  constructor(id: string) {
+    super(
+      `Cannot commit layer "${id}": it is already read-only (an image layer); ` +
+        `commit only layers made with createReadWrite / "layerfs create --rw"`,
+    );
+    this.id = id;
+  }
 }

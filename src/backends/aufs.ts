@@ -9,7 +9,13 @@
  */
 
 import { MS } from "../sys/mount_linux.ts";
-import type { AufsMountPlan, MountCall, NoMountPlan } from "../mount/plan.ts";
+import type {
+  AufsMountPlan,
+  BindMountPlan,
+  MountCall,
+  NoMountPlan,
+} from "../mount/plan.ts";
+import { baseView } from "./_mounting.ts";
 import type { Backend, LayerMountInput } from "./types.ts";
 
 /** Options of {@link planAufsMount}. */
@@ -35,24 +41,29 @@ function withLabel(data: string, label: string | undefined): string {
 /**
  * Plans a layer's aufs view as the exact list of mount(2) calls. Flags add
  * `nosuid,nodev` (and `ro` for read-only layers) to Docker's; every remount
- * repeats them because MS_REMOUNT replaces per-mount flags.
+ * repeats them because MS_REMOUNT replaces per-mount flags. A layer without
+ * parents is its own view (read-only ones through a read-only bind mount).
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { planAufsMount } from "./aufs.ts";
  * const plan = planAufsMount({ root: "/s", id: "app", parents: ["base"], readWrite: true });
- * if (plan.kind === "aufs") console.log(plan.calls[0].data);
- * // br:/s/diff/app=rw:/s/diff/base=ro+wh,dio,xino=/dev/shm/aufs.xino
+ * assert.equal(plan.kind, "aufs");
+ * if (plan.kind === "aufs") {
+ *   assert.equal(
+ *     plan.calls[0].data,
+ *     "br:/s/diff/app=rw:/s/diff/base=ro+wh,dio,xino=/dev/shm/aufs.xino",
+ *   );
+ * }
  * ```
  */
 export function planAufsMount(
   input: LayerMountInput,
   options: AufsPlanOptions = {},
-): AufsMountPlan | NoMountPlan {
+): AufsMountPlan | BindMountPlan | NoMountPlan {
   const { root, id, parents, mountLabel } = input;
-  if (parents.length === 0) {
-    return { kind: "none", target: `${root}/diff/${id}` };
-  }
+  if (parents.length === 0) return baseView(input);
   const pageSize = options.pageSize ?? 4096;
   const target = `${root}/mnt/${id}`;
   const rw = `${root}/diff/${id}`;
@@ -100,14 +111,37 @@ export function planAufsMount(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { aufsBackend } from "./aufs.ts";
- * console.log(aufsBackend.whiteoutFormat); // aufs
+ * assert.equal(aufsBackend.whiteoutFormat, "aufs");
+ * assert.equal(aufsBackend.capabilities.mounts, true);
  * ```
  */
-export const aufsBackend: Backend = {
+export const aufsBackend: Backend<"aufs"> = {
   name: "aufs",
+  summary:
+    "aufs (kernels that have it): Docker's br: mount, then append: remounts",
   whiteoutFormat: "aufs",
-  copiesParent: false,
-  needsWorkDir: false,
+  capabilities: {
+    mounts: true,
+    copiesParent: false,
+    readOnlyViews: true,
+    // Docker's aufs driver stacks at most 127 branches (aufs' default
+    // AUFS_BRANCH_MAX), plus the layer's own.
+    maxDepth: 127,
+  },
+  requirements: {
+    kernelFs: "aufs",
+    // Docker's aufs driver refuses the same backing filesystems.
+    unsuitableBackingFs: ["aufs", "ecryptfs", "btrfs"],
+    needsDType: true,
+  },
+  ownDirs: [],
+  settingsAtInit: () => ({}),
+  statusRows: () => [["mount api", "mount(2) with MS_REMOUNT append"]],
+  layerPaths: () => ({}),
+  prepareLayer: () => Promise.resolve(),
+  removeLayer: () => Promise.resolve(),
+  leftovers: () => Promise.resolve([]),
   planMount: (input) => planAufsMount(input),
 };

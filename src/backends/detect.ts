@@ -1,6 +1,6 @@
 /**
- * Choosing a backend: `auto` picks overlay when the kernel has it, the caller
- * may mount and the backing filesystem suits; else aufs; else vfs. The
+ * Choosing a backend: `auto` takes the first backend of the registry
+ * (overlay, aufs, vfs) whose declared requirements the host meets. The
  * choice is a pure function of a {@link HostProbe}, so it is testable
  * without root; {@link probeHost} gathers the facts.
  *
@@ -9,7 +9,8 @@
 
 import { BackendNotSupported, IncompatibleBackingFs } from "../errors.ts";
 import { statfs, supportsDType } from "../sys/statfs_linux.ts";
-import type { BackendName } from "./types.ts";
+import { backendByName, type BackendName, BACKENDS } from "./registry.ts";
+import type { Backend } from "./types.ts";
 
 /** Facts about the host and the store's backing filesystem. */
 export interface HostProbe {
@@ -31,34 +32,24 @@ export interface BackendChoice {
   reason: string;
 }
 
-/**
- * Backing filesystems each union backend cannot sit on: overlay and aufs
- * cannot use overlay, aufs or ecryptfs as upper/branch storage (moby's
- * overlay2 and aufs drivers refuse the same list).
- */
-const UNSUITABLE: Record<"overlay" | "aufs", string[]> = {
-  overlay: ["overlayfs", "aufs", "ecryptfs"],
-  aufs: ["aufs", "ecryptfs", "btrfs"],
-};
+type Problem = { kind: "kernel" | "priv" | "fs"; why: string };
 
-function unionProblem(
-  backend: "overlay" | "aufs",
-  p: HostProbe,
-): { kind: "kernel" | "priv" | "fs"; why: string } | undefined {
-  const fsName = backend === "overlay" ? "overlay" : "aufs";
-  if (!p.filesystems.includes(fsName)) {
+/** Why `backend` cannot run on the probed host, or undefined when it can. */
+function problem(backend: Backend, p: HostProbe): Problem | undefined {
+  const req = backend.requirements;
+  if (req.kernelFs !== undefined && !p.filesystems.includes(req.kernelFs)) {
     return {
       kind: "kernel",
-      why: `the kernel has no ${fsName} (not in /proc/filesystems)`,
+      why: `the kernel has no ${req.kernelFs} (not in /proc/filesystems)`,
     };
   }
-  if (!p.canMount) {
+  if (backend.capabilities.mounts && !p.canMount) {
     return { kind: "priv", why: "mounting needs root or the layerfs helper" };
   }
-  if (UNSUITABLE[backend].includes(p.backingFs)) {
+  if (req.unsuitableBackingFs.includes(p.backingFs)) {
     return { kind: "fs", why: `the store is on ${p.backingFs}` };
   }
-  if (!p.dType) {
+  if (req.needsDType && !p.dType) {
     return {
       kind: "fs",
       why:
@@ -69,17 +60,20 @@ function unionProblem(
 }
 
 /**
- * Chooses the backend for `requested` given the probe.
+ * Chooses the backend for `requested` given the probe: an explicit backend
+ * if it can run, else for `auto` the first backend of the registry that can.
  *
  * @throws {BackendNotSupported} when an explicit backend cannot run here.
  * @throws {IncompatibleBackingFs} when an explicit backend cannot sit on the backing fs.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chooseBackend } from "./detect.ts";
  * const probe = { filesystems: ["ext4", "overlay"], canMount: false, backingFs: "ext4", dType: true };
- * console.log(chooseBackend("auto", probe, "/s"));
- * // { backend: "vfs", reason: "overlay: mounting needs root ...; aufs: ...; using vfs" }
+ * const choice = chooseBackend("auto", probe, "/s");
+ * assert.equal(choice.backend, "vfs");
+ * assert.match(choice.reason, /overlay: mounting needs root/);
  * ```
  */
 export function chooseBackend(
@@ -87,11 +81,8 @@ export function chooseBackend(
   probe: HostProbe,
   root: string,
 ): BackendChoice {
-  if (requested === "vfs") {
-    return { backend: "vfs", reason: "vfs was requested" };
-  }
   if (requested !== "auto") {
-    const p = unionProblem(requested, probe);
+    const p = problem(backendByName(requested), probe);
     if (!p) return { backend: requested, reason: `${requested} was requested` };
     if (p.kind === "fs") {
       throw new IncompatibleBackingFs(requested, probe.backingFs, root);
@@ -102,22 +93,24 @@ export function chooseBackend(
     );
   }
   const why: string[] = [];
-  for (const b of ["overlay", "aufs"] as const) {
-    const p = unionProblem(b, probe);
-    if (!p) {
-      return {
-        backend: b,
-        reason: `auto: ${
-          [
-            ...why,
-            `${b}: kernel has it, may mount, ${probe.backingFs} with d_type suits`,
-          ].join("; ")
-        }`,
-      };
+  for (const b of BACKENDS) {
+    const p = problem(b, probe);
+    if (p) {
+      why.push(`${b.name}: ${p.why}`);
+      continue;
     }
-    why.push(`${b}: ${p.why}`);
+    const fits = b.capabilities.mounts
+      ? `kernel has it, may mount, ${probe.backingFs} with d_type suits`
+      : "needs nothing";
+    return {
+      backend: b.name,
+      reason: why.length && !b.capabilities.mounts
+        ? `auto: ${why.join("; ")}; using ${b.name}`
+        : `auto: ${[...why, `${b.name}: ${fits}`].join("; ")}`,
+    };
   }
-  return { backend: "vfs", reason: `auto: ${why.join("; ")}; using vfs` };
+  // vfs needs nothing, so the loop always returns; this names the bug if not.
+  throw new BackendNotSupported("auto", why.join("; "));
 }
 
 /**

@@ -1,33 +1,74 @@
 /**
  * The overlay backend: kernel overlayfs, the layer's diff dir as upper dir,
- * its parents' diff dirs as lower dirs (nearest first), `nosuid,nodev`.
+ * its parents' diff dirs as lower dirs (nearest first), `nosuid,nodev`. It
+ * owns `work/<id>` (overlay's workdir) and `l/<short>` (short links for the
+ * page-limited mount(2) fallback).
  *
  * @module
  */
 
-import type { OverlayMountPlan } from "../mount/plan.ts";
-import type { NoMountPlan } from "../mount/plan.ts";
-import { shortLinkName } from "../store/layout.ts";
+import type { StoreLayout } from "../layout.ts";
+import type {
+  BindMountPlan,
+  NoMountPlan,
+  OverlayMountPlan,
+} from "../mount/plan.ts";
+import { baseView, entryNames, removeDir, removeEntry } from "./_mounting.ts";
 import type { Backend, LayerMountInput } from "./types.ts";
 
+const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+
 /**
- * Plans a layer's overlay view. A layer without parents is its own view (no
- * mount), as Docker's drivers do.
+ * The short link name of a layer (`l/<name>` points to `../diff/<id>`): 12
+ * base32 characters of a 64-bit FNV-1a hash of the id. moby's overlay2 uses
+ * random 26-character links, which caps it at 128 layers in a 4 KiB option
+ * string; 15 bytes per layer ("l/" + 12 + ":") fit about 260. Deterministic,
+ * so planning a mount reads no per-parent metadata.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { shortLinkName } from "./overlay.ts";
+ * assert.equal(shortLinkName("base").length, 12);
+ * assert.equal(shortLinkName("base"), shortLinkName("base"));
+ * ```
+ */
+export function shortLinkName(id: string): string {
+  let h = 0xcbf29ce484222325n;
+  for (const b of new TextEncoder().encode(id)) {
+    h ^= BigInt(b);
+    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+  }
+  let out = "";
+  for (let i = 0; i < 12; i++) {
+    out += BASE32[Number(h & 31n)];
+    h >>= 5n;
+  }
+  return out;
+}
+
+/**
+ * Plans a layer's overlay view. A read-write layer without parents is its own
+ * view (no mount); a read-only one gets a read-only bind mount.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { planOverlayMount } from "./overlay.ts";
  * const plan = planOverlayMount({ root: "/s", id: "app", parents: ["base"], readWrite: true });
- * console.log(plan); // { kind: "overlay", target: "/s/mnt/app", lowerdirs: ["/s/diff/base"], ... }
+ * assert.equal(plan.kind, "overlay");
+ * if (plan.kind === "overlay") {
+ *   assert.deepEqual(plan.lowerdirs, ["/s/diff/base"]);
+ *   assert.equal(plan.upperdir, "/s/diff/app");
+ *   assert.equal(plan.target, "/s/mnt/app");
+ * }
  * ```
  */
 export function planOverlayMount(
   input: LayerMountInput,
-): OverlayMountPlan | NoMountPlan {
+): OverlayMountPlan | BindMountPlan | NoMountPlan {
   const { root, id, parents } = input;
-  if (parents.length === 0) {
-    return { kind: "none", target: `${root}/diff/${id}` };
-  }
+  if (parents.length === 0) return baseView(input);
   const plan: OverlayMountPlan = {
     kind: "overlay",
     target: `${root}/mnt/${id}`,
@@ -49,19 +90,68 @@ export function planOverlayMount(
   return plan;
 }
 
+const work = (l: StoreLayout, id: string) => `${l.root}/work/${id}`;
+const link = (l: StoreLayout, id: string) => `${l.root}/l/${shortLinkName(id)}`;
+
 /**
  * The overlay backend.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { overlayBackend } from "./overlay.ts";
- * console.log(overlayBackend.whiteoutFormat); // overlay
+ * assert.equal(overlayBackend.whiteoutFormat, "overlay");
+ * assert.equal(overlayBackend.capabilities.maxDepth, 500);
  * ```
  */
-export const overlayBackend: Backend = {
+export const overlayBackend: Backend<"overlay"> = {
   name: "overlay",
+  summary:
+    "kernel overlayfs: parents as lower dirs (fsconfig lowerdir+, up to 500), the layer as upper dir",
   whiteoutFormat: "overlay",
-  copiesParent: false,
-  needsWorkDir: true,
+  capabilities: {
+    mounts: true,
+    copiesParent: false,
+    readOnlyViews: true,
+    // The kernel's OVL_MAX_STACK.
+    maxDepth: 500,
+  },
+  requirements: {
+    kernelFs: "overlay",
+    // moby's overlay2 refuses the same: overlay cannot use these as upper dirs.
+    unsuitableBackingFs: ["overlayfs", "aufs", "ecryptfs"],
+    needsDType: true,
+  },
+  ownDirs: ["work", "l"],
+  // A user who is not root cannot write trusted.* xattrs when extracting, so
+  // such a store keeps its whiteout state in user.overlay.* for good.
+  settingsAtInit: (isRoot) => isRoot ? {} : { userXattr: true },
+  statusRows: (settings) => [
+    [
+      "overlay xattrs",
+      settings.userXattr ? "user.overlay.* (userxattr)" : "trusted.overlay.*",
+    ],
+    ["mount api", "fsopen/fsconfig lowerdir+ (mount(2) fallback)"],
+  ],
+  layerPaths: (layout, id) => ({ work: work(layout, id) }),
+  async prepareLayer(layout, id) {
+    await Deno.mkdir(work(layout, id), { mode: 0o700 });
+    await Deno.symlink(`../diff/${id}`, link(layout, id));
+  },
+  async removeLayer(layout, id) {
+    await removeEntry(link(layout, id));
+    await removeDir(work(layout, id));
+  },
+  async leftovers(layout, live) {
+    const out: string[] = [];
+    for (const n of await entryNames(`${layout.root}/work`)) {
+      if (!live.has(n)) out.push(`work/${n}`);
+    }
+    const links = new Set([...live].map(shortLinkName));
+    for (const n of await entryNames(`${layout.root}/l`)) {
+      if (!links.has(n)) out.push(`l/${n}`);
+    }
+    return out;
+  },
   planMount: planOverlayMount,
 };

@@ -1,30 +1,62 @@
 /**
- * The backends by name.
+ * The backends, in `auto`'s order of preference. Everything that lists or
+ * names backends (the `BackendName` type, `layerfs.json` validation, `auto`,
+ * the CLI's `--backend` choices) is derived from this one array: adding a
+ * backend is one file plus one entry here.
  *
  * @module
  */
 
 import { aufsBackend } from "./aufs.ts";
 import { overlayBackend } from "./overlay.ts";
-import type { Backend, BackendName } from "./types.ts";
+import type { Backend } from "./types.ts";
 import { vfsBackend } from "./vfs.ts";
+
+/** Every backend, most preferred first (`auto` takes the first that can run). */
+export const BACKENDS = [overlayBackend, aufsBackend, vfsBackend] as const;
+
+/** Backends layerfs knows. */
+export type BackendName = (typeof BACKENDS)[number]["name"];
+
+/**
+ * The names of all backends, in preference order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { backendNames } from "./registry.ts";
+ * assert.deepEqual(backendNames(), ["overlay", "aufs", "vfs"]);
+ * ```
+ */
+export function backendNames(): BackendName[] {
+  return BACKENDS.map((b) => b.name);
+}
+
+/**
+ * Whether `name` names a backend.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isBackendName } from "./registry.ts";
+ * assert.equal(isBackendName("vfs"), true);
+ * assert.equal(isBackendName("zfs"), false);
+ * ```
+ */
+export function isBackendName(name: unknown): name is BackendName {
+  return BACKENDS.some((b) => b.name === name);
+}
 
 /**
  * The backend called `name`.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { backendByName } from "./registry.ts";
- * console.log(backendByName("vfs").whiteoutFormat); // vfs
+ * assert.equal(backendByName("vfs").whiteoutFormat, "vfs");
  * ```
  */
-export function backendByName(name: BackendName): Backend {
-  switch (name) {
-    case "overlay":
-      return overlayBackend;
-    case "aufs":
-      return aufsBackend;
-    case "vfs":
-      return vfsBackend;
-  }
+export function backendByName(name: BackendName): Backend<BackendName> {
+  return BACKENDS.find((b) => b.name === name)!;
 }

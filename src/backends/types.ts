@@ -1,15 +1,18 @@
 /**
- * What a backend is: a name, an on-disk whiteout format, and a pure function
- * from a layer's chain to a {@link MountPlan}.
+ * What a backend is. A backend owns everything about one way of turning a
+ * parent chain into a root filesystem: what it needs from the host, the
+ * per-layer entries it keeps beside `diff/<id>` (overlay's `work/<id>` and
+ * `l/` links), how deletions are stored (its whiteout format), what it can
+ * promise (its {@link BackendCapabilities}) and how a layer's view is
+ * mounted, as a pure function to a {@link MountPlan}. The store asks; it
+ * never compares backend names.
  *
  * @module
  */
 
 import type { WhiteoutFormat } from "../archive/layer.ts";
+import type { StoreLayout } from "../layout.ts";
 import type { MountPlan } from "../mount/plan.ts";
-
-/** Backends layerfs knows. */
-export type BackendName = "overlay" | "aufs" | "vfs";
 
 /** Everything a backend needs to plan a layer's view (plain data). */
 export interface LayerMountInput {
@@ -27,24 +30,77 @@ export interface LayerMountInput {
   userXattr?: boolean;
 }
 
+/** What a backend can promise; the store and the tests branch on these, never on names. */
+export interface BackendCapabilities {
+  /** Views are mounts on `mnt/<id>` (else a layer's view is its own `diff/<id>`). */
+  readonly mounts: boolean;
+  /** A new layer's `diff/<id>` starts as a full copy of its parent's. */
+  readonly copiesParent: boolean;
+  /**
+   * Read-only layers get views the kernel keeps read-only. vfs cannot: its
+   * view is the layer's own directory.
+   */
+  readonly readOnlyViews: boolean;
+  /** The longest parent chain a view can stack. */
+  readonly maxDepth: number;
+}
+
+/** What a backend needs from the host, checked by `chooseBackend`. */
+export interface BackendRequirements {
+  /** The kernel filesystem it mounts (in /proc/filesystems), if any. */
+  readonly kernelFs?: string;
+  /** Backing filesystems (statfs names) that cannot hold its layers. */
+  readonly unsuitableBackingFs: readonly string[];
+  /** Whether readdir must report d_type under the store (whiteouts are files). */
+  readonly needsDType: boolean;
+}
+
+/** Settings a backend fixes in `layerfs.json` when a store is initialised. */
+export interface BackendSettings {
+  /** Overlay keeps whiteout/opaque state in `user.overlay.*` (mounted with `userxattr`). */
+  userXattr?: boolean;
+}
+
 /**
  * A union-filesystem backend.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Backend } from "./types.ts";
+ * import { vfsBackend } from "./vfs.ts";
  * const describe = (b: Backend) => `${b.name} (${b.whiteoutFormat} whiteouts)`;
+ * assert.equal(describe(vfsBackend), "vfs (vfs whiteouts)");
  * ```
  */
-export interface Backend {
-  /** Its name, as stored in layerfs.json. */
-  readonly name: BackendName;
+export interface Backend<N extends string = string> {
+  /** Its name, as stored in layerfs.json and given to `--backend`. */
+  readonly name: N;
+  /** One line for `--help` and `status`: how a view is made. */
+  readonly summary: string;
   /** How deletions are stored in `diff/<id>`. */
   readonly whiteoutFormat: WhiteoutFormat;
-  /** Whether each layer's diff dir starts as a full copy of its parent's. */
-  readonly copiesParent: boolean;
-  /** Whether layers need a `work/<id>` dir. */
-  readonly needsWorkDir: boolean;
-  /** Plans the union view of a layer. */
+  /** What it can promise. */
+  readonly capabilities: BackendCapabilities;
+  /** What it needs from the host. */
+  readonly requirements: BackendRequirements;
+  /** Top-level dirs under the root it keeps (created at open, swept for leftovers). */
+  readonly ownDirs: readonly string[];
+  /** Settings fixed at init, given whether the initialising user is root. */
+  settingsAtInit(isRoot: boolean): BackendSettings;
+  /** Status rows (`[key, value]`) about its settings and mount API. */
+  statusRows(settings: BackendSettings): [string, string][];
+  /** Per-layer paths it keeps, for `metadata()` (e.g. `{ work: ".../work/<id>" }`). */
+  layerPaths(layout: StoreLayout, id: string): Record<string, string>;
+  /** Creates its per-layer entries when a layer is published (caller holds the store lock). */
+  prepareLayer(layout: StoreLayout, id: string): Promise<void>;
+  /** Removes its per-layer entries; absent is fine (caller holds the store lock). */
+  removeLayer(layout: StoreLayout, id: string): Promise<void>;
+  /**
+   * Entries of {@link ownDirs} (root-relative) that belong to no layer in
+   * `live`: leftovers of a crash, for the open-time sweep and `check`.
+   */
+  leftovers(layout: StoreLayout, live: ReadonlySet<string>): Promise<string[]>;
+  /** Plans the view of a layer (pure). */
   planMount(input: LayerMountInput): MountPlan;
 }

@@ -1,7 +1,9 @@
 /**
  * The vfs backend: no union filesystem at all. Each layer's `diff/<id>`
  * starts as a full copy of its parent (reflinked where the filesystem can),
- * so the view is the diff dir itself. Works without privileges.
+ * so the view is the diff dir itself. Works without privileges. It cannot
+ * make a read-only layer's view read-only: the view is the layer's own
+ * directory, writable by whoever owns the store.
  *
  * @module
  */
@@ -14,9 +16,10 @@ import type { Backend, LayerMountInput } from "./types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { planVfsMount } from "./vfs.ts";
- * console.log(planVfsMount({ root: "/s", id: "a", parents: ["b"], readWrite: true }).target);
- * // /s/diff/a
+ * const plan = planVfsMount({ root: "/s", id: "a", parents: ["b"], readWrite: true });
+ * assert.deepEqual(plan, { kind: "none", target: "/s/diff/a" });
  * ```
  */
 export function planVfsMount(input: LayerMountInput): NoMountPlan {
@@ -28,14 +31,30 @@ export function planVfsMount(input: LayerMountInput): NoMountPlan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { vfsBackend } from "./vfs.ts";
- * console.log(vfsBackend.copiesParent); // true
+ * assert.equal(vfsBackend.capabilities.copiesParent, true);
+ * assert.equal(vfsBackend.capabilities.mounts, false);
  * ```
  */
-export const vfsBackend: Backend = {
+export const vfsBackend: Backend<"vfs"> = {
   name: "vfs",
+  summary:
+    "no mounts: each layer starts as a full copy of its parent (reflinks where the fs has them)",
   whiteoutFormat: "vfs",
-  copiesParent: true,
-  needsWorkDir: false,
+  capabilities: {
+    mounts: false,
+    copiesParent: true,
+    readOnlyViews: false,
+    maxDepth: Number.POSITIVE_INFINITY,
+  },
+  requirements: { unsuitableBackingFs: [], needsDType: false },
+  ownDirs: [],
+  settingsAtInit: () => ({}),
+  statusRows: () => [["mount api", "none (full copies)"]],
+  layerPaths: () => ({}),
+  prepareLayer: () => Promise.resolve(),
+  removeLayer: () => Promise.resolve(),
+  leftovers: () => Promise.resolve([]),
   planMount: planVfsMount,
 };

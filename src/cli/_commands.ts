@@ -6,7 +6,8 @@
  */
 
 import { StoreError, UsageError } from "../errors.ts";
-import { openStore, type Store } from "../store/store.ts";
+import { openStore } from "../store/open.ts";
+import type { Store } from "../store/store.ts";
 import { maybeDecompress, writeCompressed } from "./compress.ts";
 import { openOutput } from "./_output.ts";
 import { countingStream, makeProgress } from "./_progress.ts";

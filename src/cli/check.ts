@@ -21,11 +21,16 @@
  * @module
  */
 
-import { StoreLayout } from "../store/layout.ts";
-import { validateLayerId } from "../store/id.ts";
-import { readCounts, withStoreLock, writeCounts } from "../store/refcounts.ts";
+import { backendByName } from "../backends/registry.ts";
+import { StoreError } from "../errors.ts";
+import { StoreLayout } from "../layout.ts";
 import { type MountInfoEntry, readMountInfo } from "../mount/mountinfo.ts";
-import { unmountTarget } from "../mount/perform.ts";
+import { directMounter, type Mounter } from "../mount/mounter.ts";
+import { readConfig } from "../store/config.ts";
+import { validateLayerId } from "../store/id.ts";
+import { planLayerMount } from "../store/plan_layer.ts";
+import { findLeftovers, finishCommits, TEMP_RE } from "../store/recovery.ts";
+import { readCounts, withStoreLock, writeCounts } from "../store/refcounts.ts";
 
 /** Kinds of problems `check` reports. */
 export type ProblemKind =
@@ -62,6 +67,8 @@ export interface CheckReport {
 export interface CheckOptions {
   /** Fix what is safe to fix. @default false */
   repair?: boolean;
+  /** Who unmounts when repairing (the helper's Mounter when not root). @default directMounter */
+  mounter?: Mounter;
 }
 
 async function names(dir: string): Promise<string[]> {
@@ -82,22 +89,6 @@ function isValidId(id: string): boolean {
   }
 }
 
-async function stagingBusy(path: string): Promise<boolean> {
-  let f: Deno.FsFile;
-  try {
-    f = await Deno.open(`${path}/lock`, { read: true, write: true });
-  } catch {
-    return false;
-  }
-  try {
-    return !(await f.tryLock(true));
-  } finally {
-    f.close();
-  }
-}
-
-const TEMP_RE = /\.tmp-\d+-[0-9a-f]{8}$/;
-
 /**
  * Checks the store at `root` and, with `repair`, fixes what is safe.
  *
@@ -116,7 +107,8 @@ export async function checkStore(
   options: CheckOptions = {},
 ): Promise<CheckReport> {
   const layout = new StoreLayout(root);
-  const run = () => scan(layout, options.repair === true);
+  const mounter = options.mounter ?? directMounter;
+  const run = () => scan(layout, options.repair === true, mounter);
   // Without --repair, read without the lock: check must work on a busy or
   // read-only store.
   return options.repair ? await withStoreLock(layout, run) : await run();
@@ -125,6 +117,7 @@ export async function checkStore(
 async function scan(
   layout: StoreLayout,
   repair: boolean,
+  mounter: Mounter,
 ): Promise<CheckReport> {
   const problems: Problem[] = [];
   const add = (kind: ProblemKind, subject: string, message: string) => {
@@ -132,48 +125,55 @@ async function scan(
     problems.push(p);
     return p;
   };
-  const mounts = await readMountInfo();
-  const mountedAt = new Map<string, MountInfoEntry>();
-  for (const m of mounts) mountedAt.set(m.mountPoint, m);
-
-  // Leftovers: staging entries, "-removing" entries, atomic-write temps.
-  const leftovers: string[] = [];
-  for (const n of await names(layout.staging())) {
-    // A builder holds an flock on staging/<x>/lock while it works (see the
-    // store's sweep); only entries whose lock is free are leftovers.
-    if (!(await stagingBusy(layout.staging(n)))) leftovers.push(`staging/${n}`);
-  }
-  for (const d of ["layers", "diff", "mnt", "work", "meta", "run", "l"]) {
-    for (const n of await names(`${layout.root}/${d}`)) {
-      if (n.endsWith("-removing") || TEMP_RE.test(n)) {
-        leftovers.push(`${d}/${n}`);
+  const config = await readConfig(layout);
+  if (!config) throw new StoreError(`${layout.root} holds no layerfs.json`);
+  const backend = backendByName(config.backend);
+  // A commit that died after its commit point is finished, never swept.
+  if (repair) await finishCommits(layout, backend);
+  let mounts = await readMountInfo();
+  const unmountInside = async (path: string) => {
+    for (const m of mounts) {
+      if (m.mountPoint === path || m.mountPoint.startsWith(path + "/")) {
+        await mounter.unmount(
+          layout.root,
+          idOf(layout, m.mountPoint),
+          m.mountPoint,
+        );
       }
     }
-  }
-  for (const n of await names(layout.root)) {
-    if (TEMP_RE.test(n)) leftovers.push(n);
-  }
-  for (const rel of leftovers) {
-    const p = add(
-      "leftover",
-      rel,
-      `${rel} is left over from an interrupted create or remove; "layerfs check --repair" deletes it`,
-    );
+  };
+
+  // Leftovers and orphans: the store's own recovery rules (what open sweeps).
+  for (const { kind, path } of await findLeftovers(layout, backend)) {
+    const orphanDiff = kind === "orphan" && path.startsWith("diff/");
+    const p = orphanDiff
+      ? add(
+        "orphan-diff",
+        path,
+        `${path} has no layers/${
+          path.slice(5)
+        }: it is not a layer (a create or remove died half way); ` +
+          `--repair deletes it`,
+      )
+      : add(
+        "leftover",
+        path,
+        `${path} is left over from an interrupted operation; "layerfs check --repair" deletes it`,
+      );
     if (repair) {
-      const path = `${layout.root}/${rel}`;
+      const abs = `${layout.root}/${path}`;
       // Unmount anything a crashed process left mounted inside it first, so
       // the delete never descends into a mounted view.
-      for (const m of mounts) {
-        if (m.mountPoint === path || m.mountPoint.startsWith(path + "/")) {
-          unmountTarget(m.mountPoint);
-        }
-      }
-      await Deno.remove(path, { recursive: true }).catch((e) => {
+      await unmountInside(abs);
+      await Deno.remove(abs, { recursive: true }).catch((e) => {
         if (!(e instanceof Deno.errors.NotFound)) throw e;
       });
       p.repaired = true;
     }
   }
+  if (repair) mounts = await readMountInfo();
+  const mountedAt = new Map<string, MountInfoEntry>();
+  for (const m of mounts) mountedAt.set(m.mountPoint, m);
 
   // Layers and their parents.
   const layerIds = (await names(layout.layers())).filter((n) =>
@@ -216,35 +216,18 @@ async function scan(
     }
   }
 
-  // diff dirs without metadata.
-  for (const n of await names(`${layout.root}/diff`)) {
-    if (n.endsWith("-removing") || TEMP_RE.test(n) || layers.has(n)) continue;
-    const p = add(
-      "orphan-diff",
-      `diff/${n}`,
-      `diff/${n} has no layers/${n}: it is not a layer (a create or remove died half way); ` +
-        `--repair deletes it`,
-    );
-    if (repair) {
-      const path = `${layout.root}/diff/${n}`;
-      for (const m of mounts) {
-        if (m.mountPoint === path || m.mountPoint.startsWith(path + "/")) {
-          unmountTarget(m.mountPoint);
-        }
-      }
-      await Deno.remove(path, { recursive: true });
-      p.repaired = true;
-    }
-  }
-
   // Counts against mounts. A layer without parents is its own view (no mount).
   const counts = await readCounts(layout);
-  const needsMount = (id: string) => (parentsOf.get(id)?.length ?? 0) > 0;
+  const needsMount = async (id: string) =>
+    parentsOf.has(id) &&
+    (await planLayerMount(layout.root, id).catch(() => undefined))?.kind !==
+      "none";
   const newCounts = { ...counts };
   let countsChanged = false;
   for (const [id, n] of Object.entries(counts)) {
     const gone = !layers.has(id);
-    const unmounted = !gone && needsMount(id) && !mountedAt.has(layout.mnt(id));
+    const unmounted = !gone && await needsMount(id) &&
+      !mountedAt.has(layout.mnt(id));
     if (!gone && !unmounted) continue;
     const p = add(
       "stale-count",
@@ -277,10 +260,18 @@ async function scan(
         `--repair unmounts it`,
     );
     if (repair) {
-      unmountTarget(m.mountPoint);
+      await mounter.unmount(layout.root, id, m.mountPoint);
       p.repaired = true;
     }
   }
 
   return { root: layout.root, layers: layers.size, problems };
+}
+
+/** The layer a mount point under `mnt/` belongs to (for the Mounter), else its path. */
+function idOf(layout: StoreLayout, mountPoint: string): string {
+  const prefix = `${layout.root}/mnt/`;
+  return mountPoint.startsWith(prefix)
+    ? mountPoint.slice(prefix.length).split("/")[0]
+    : mountPoint;
 }

@@ -9,6 +9,7 @@
 
 export type {
   AufsMountPlan,
+  BindMountPlan,
   MountCall,
   MountPlan,
   NoMountPlan,

@@ -19,6 +19,7 @@ import {
   MS,
   umount2,
 } from "../sys/mount_linux.ts";
+import { bindMismatch, performBind } from "./_bind.ts";
 import type {
   AufsMountPlan,
   MountCall,
@@ -253,6 +254,7 @@ export function mismatch(
 ): string | undefined {
   if (plan.kind === "none") return undefined;
   if (!entry) return "nothing is mounted there";
+  if (plan.kind === "bind") return bindMismatch(plan, entry.mountOptions);
   if (entry.fstype !== plan.kind) {
     return `found a ${entry.fstype} mount, not ${plan.kind}`;
   }
@@ -320,6 +322,8 @@ export async function performMountPlan(
     ) {
       mountOverlayLegacy(plan);
     }
+  } else if (plan.kind === "bind") {
+    performBind(plan, performCall);
   } else {
     performAufs(plan);
   }

@@ -18,6 +18,26 @@ export interface NoMountPlan {
   target: string;
 }
 
+/**
+ * A read-only bind mount of a layer's own dir: the view of a read-only layer
+ * without parents on backends that mount, so an image layer's view is never
+ * writable (its `diff/<id>` is).
+ */
+export interface BindMountPlan {
+  /** Discriminant. */
+  kind: "bind";
+  /** Mount point (`mnt/<id>`). */
+  target: string;
+  /** The layer's own dir (`diff/<id>`). */
+  source: string;
+  /** Always read-only: read-write layers without parents need no mount. */
+  readOnly: true;
+  /** MS_NOSUID. */
+  nosuid: boolean;
+  /** MS_NODEV. */
+  nodev: boolean;
+}
+
 /** An overlayfs mount of a layer on its parents. */
 export interface OverlayMountPlan {
   /** Discriminant. */
@@ -89,4 +109,8 @@ export interface AufsMountPlan {
  * console.log(plan.kind);
  * ```
  */
-export type MountPlan = NoMountPlan | OverlayMountPlan | AufsMountPlan;
+export type MountPlan =
+  | NoMountPlan
+  | BindMountPlan
+  | OverlayMountPlan
+  | AufsMountPlan;

@@ -6,32 +6,57 @@
  * @module
  */
 
-/** Writes `text` to `path` atomically and durably. */
+import { LayerfsError, StoreError } from "../errors.ts";
+
+/**
+ * Writes `text` to `path` atomically and durably.
+ *
+ * @throws {StoreError} naming `path` when writing fails (its temp file is removed).
+ */
 export async function writeFileAtomic(
   path: string,
   text: string,
 ): Promise<void> {
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  const f = await Deno.open(tmp, {
-    write: true,
-    create: true,
-    truncate: true,
-    mode: 0o644,
-  });
   try {
-    await f.write(new TextEncoder().encode(text));
-    await f.sync();
-  } finally {
-    f.close();
-  }
-  try {
+    const f = await Deno.open(tmp, {
+      write: true,
+      createNew: true,
+      mode: 0o644,
+    });
+    try {
+      const bytes = new TextEncoder().encode(text);
+      for (let off = 0; off < bytes.length;) {
+        off += await f.write(bytes.subarray(off));
+      }
+      await f.sync();
+    } finally {
+      f.close();
+    }
     await Deno.rename(tmp, path);
   } catch (e) {
+    // Every failure (a full disk while writing, fsync, rename) leaves no temp file.
     await Deno.remove(tmp).catch(() => {});
-    throw e;
+    throw writeError(path, e);
   }
   await syncDir(dir);
+}
+
+/** A failed write with the file named and what to do (ENOSPC, EFBIG, EIO say so). */
+function writeError(path: string, e: unknown): unknown {
+  if (e instanceof LayerfsError || !(e instanceof Error)) return e;
+  const code = (e as { code?: string }).code;
+  const hint = code === "ENOSPC" || /No space left/.test(e.message)
+    ? "the filesystem is full: free space and retry"
+    : code === "EFBIG" || /too large/i.test(e.message)
+    ? "the file size limit was reached (ulimit -f): raise it and retry"
+    : code === "EIO"
+    ? "the disk reported an I/O error: check it (dmesg) before retrying"
+    : "check the permissions and free space of that filesystem";
+  return new StoreError(`Cannot write ${path} (${e.message}); ${hint}`, {
+    cause: e,
+  });
 }
 
 /** fsyncs a directory so a rename in it is durable. */

@@ -6,9 +6,13 @@
  */
 
 import { StoreError } from "../errors.ts";
-import type { BackendName } from "../backends/types.ts";
+import {
+  type BackendName,
+  backendNames,
+  isBackendName,
+} from "../backends/registry.ts";
 import { writeFileAtomic } from "./_atomic.ts";
-import type { StoreLayout } from "./layout.ts";
+import type { StoreLayout } from "../layout.ts";
 
 /** Current on-disk format version. */
 export const FORMAT_VERSION = 1;
@@ -37,7 +41,7 @@ export interface StoreConfig {
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { readConfig } from "./config.ts";
  * console.log((await readConfig(new StoreLayout("/var/lib/layerfs")))?.backend);
  * ```
@@ -60,9 +64,11 @@ export async function readConfig(
       `${layout.config} is not valid JSON; restore it or start a new store`,
     );
   }
-  if (!["overlay", "aufs", "vfs"].includes(c.backend)) {
+  if (!isBackendName(c.backend)) {
     throw new StoreError(
-      `${layout.config} names an unknown backend ${JSON.stringify(c.backend)}`,
+      `${layout.config} names an unknown backend ${
+        JSON.stringify(c.backend)
+      } (this layerfs knows ${backendNames().join(", ")})`,
     );
   }
   if (c.version !== FORMAT_VERSION) {
@@ -78,7 +84,7 @@ export async function readConfig(
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { writeConfig } from "./config.ts";
  * await writeConfig(new StoreLayout("/var/lib/layerfs"), { version: 1, backend: "vfs" });
  * ```

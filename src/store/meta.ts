@@ -9,7 +9,7 @@
 import { StoreError } from "../errors.ts";
 import { writeFileAtomic } from "./_atomic.ts";
 import { validateLayerId } from "./id.ts";
-import type { StoreLayout } from "./layout.ts";
+import type { StoreLayout } from "../layout.ts";
 
 /** What `meta/<id>` holds. */
 export interface LayerMeta {
@@ -17,6 +17,11 @@ export interface LayerMeta {
   readWrite: boolean;
   /** SELinux mount label recorded for the layer's view. */
   mountLabel?: string;
+  /**
+   * Set while `commit` turns read-write layer `committedFrom` into this one:
+   * if it dies after its commit point, recovery finishes moving the content.
+   */
+  committedFrom?: string;
 }
 
 /**
@@ -28,7 +33,7 @@ export interface LayerMeta {
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { readParents } from "./meta.ts";
  * console.log(await readParents(new StoreLayout("/var/lib/layerfs"), "app"));
  * ```
@@ -66,7 +71,7 @@ export async function readParents(
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { writeParents } from "./meta.ts";
  * await writeParents(new StoreLayout("/var/lib/layerfs"), "app", ["base"]);
  * ```
@@ -88,7 +93,7 @@ export async function writeParents(
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { readMeta } from "./meta.ts";
  * console.log((await readMeta(new StoreLayout("/var/lib/layerfs"), "app")).readWrite);
  * ```
@@ -110,6 +115,9 @@ export async function readMeta(
     if (typeof m.mountLabel === "string" && m.mountLabel !== "") {
       meta.mountLabel = m.mountLabel;
     }
+    if (typeof m.committedFrom === "string") {
+      meta.committedFrom = validateLayerId(m.committedFrom);
+    }
     return meta;
   } catch {
     throw new StoreError(
@@ -123,7 +131,7 @@ export async function readMeta(
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { writeMeta } from "./meta.ts";
  * await writeMeta(new StoreLayout("/var/lib/layerfs"), "app", { readWrite: true });
  * ```

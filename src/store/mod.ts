@@ -1,6 +1,6 @@
 /**
  * The layer store: {@link openStore} and the {@link Store} it returns, plus
- * the id rule and the on-disk layout.
+ * the id rule.
  *
  * @module
  */
@@ -9,10 +9,11 @@ export {
   type CreateOptions,
   type GetOptions,
   type LayerInfo,
-  openStore,
-  type OpenStoreOptions,
+  type LayerUsage,
   type RemoveOptions,
   Store,
+  type Usage,
 } from "./store.ts";
+export { openStore, type OpenStoreOptions } from "./open.ts";
 export { validateLayerId } from "./id.ts";
-export { shortLinkName, StoreLayout } from "./layout.ts";
+export { planLayerMount } from "./plan_layer.ts";

@@ -9,7 +9,7 @@
  */
 
 import { writeFileAtomic } from "./_atomic.ts";
-import type { StoreLayout } from "./layout.ts";
+import type { StoreLayout } from "../layout.ts";
 
 /** Outstanding `get`s per layer id. */
 export type MountCounts = Record<string, number>;
@@ -21,7 +21,7 @@ export type MountCounts = Record<string, number>;
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { withStoreLock } from "./refcounts.ts";
  * await withStoreLock(new StoreLayout("/var/lib/layerfs"), async () => {});
  * ```
@@ -49,7 +49,7 @@ export async function withStoreLock<T>(
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { readCounts } from "./refcounts.ts";
  * console.log(await readCounts(new StoreLayout("/var/lib/layerfs")));
  * ```
@@ -72,7 +72,7 @@ export async function readCounts(layout: StoreLayout): Promise<MountCounts> {
  *
  * @example
  * ```ts ignore
- * import { StoreLayout } from "./layout.ts";
+ * import { StoreLayout } from "../layout.ts";
  * import { writeCounts } from "./refcounts.ts";
  * await writeCounts(new StoreLayout("/var/lib/layerfs"), { app: 1 });
  * ```

@@ -1,15 +1,19 @@
 /**
- * The layer store: ids, parent chains, the on-disk layout, locking,
- * persisted mount counts and crash recovery. It knows nothing of how a
- * backend mounts (it asks the backend for a plan and a {@link Mounter} to
- * perform it) nor of tar (it hands directories to `src/archive/layer.ts`).
+ * The layer store's public API: a façade over one module per concept —
+ * building and committing (`_build.ts`), views and mount counts
+ * (`_views.ts`), removal (`_remove.ts`), comparisons for diff/changes
+ * (`_compare.ts`), crash recovery (`recovery.ts`) and opening (`open.ts`).
+ * It knows no backend by name (it asks its backend) and no tar format (it
+ * hands directories to `src/archive/`).
  *
- * Crash-safety rules:
+ * Rules every part keeps:
  * - A layer exists exactly when `layers/<id>` exists; that file is written
  *   last on create (temp + fsync + rename) and renamed away first on remove.
- * - Content is built in `staging/` and published with one rename; anything
- *   in `diff/`, `work/`, `mnt/`, `meta/` without a `layers/<id>`, anything
- *   named `*-removing`, and staging dirs whose builder died are swept on open.
+ * - A layer is filled once, in `staging/`, and published with one rename;
+ *   nothing ever merges into an existing layer.
+ * - Parents are immutable: read-only layers get read-only views, a
+ *   read-write layer cannot be a parent (commit it first), and a parent
+ *   cannot be removed without `force`.
  * - Every change to the store happens under the flock of `run/lock`.
  *
  * @module
@@ -20,73 +24,26 @@ import {
   type Change,
   layerChanges,
   layerDiffSize,
-  type LayerDirs,
   layerTar,
   type TarSource,
 } from "../archive/layer.ts";
-import { chooseBackend, probeHost } from "../backends/detect.ts";
-import { backendByName } from "../backends/registry.ts";
-import type { Backend, BackendName } from "../backends/types.ts";
-import {
-  BackendNotSupported,
-  LayerExists,
-  LayerfsError,
-  LayerHasChildren,
-  LayerInUse,
-  LayerNotFound,
-  ParentNotFound,
-  StoreError,
-} from "../errors.ts";
-import {
-  mountAt,
-  type MountInfoEntry,
-  readMountInfo,
-} from "../mount/mountinfo.ts";
-import { directMounter, type Mounter } from "../mount/mounter.ts";
-import { helperMounter } from "../mount/helper_mounter.ts";
-import type { MountPlan } from "../mount/plan.ts";
-import { unmountTarget } from "../mount/perform.ts";
-import { copyTree } from "../sys/copy_tree_linux.ts";
-import { exchangePaths } from "../sys/exchange_linux.ts";
+import type { BackendName } from "../backends/registry.ts";
+import { LayerfsError, StoreError } from "../errors.ts";
+import { readMountInfo } from "../mount/mountinfo.ts";
 import { statfs } from "../sys/statfs_linux.ts";
-import { syncDir } from "./_atomic.ts";
+import { buildLayer, commitLayer } from "./_build.ts";
+import { noParent, type StoreContext } from "./_context.ts";
+import { compared, comparison, openComparison } from "./_compare.ts";
 import { deferredByteStream } from "./_deferred_stream.ts";
-import { FORMAT_VERSION, readConfig, writeConfig } from "./config.ts";
+import { removeIfPresent, rmdirIfPresent } from "./_fs.ts";
+import { removeLayer } from "./_remove.ts";
+import { diskUsage } from "./_usage.ts";
+import { getView, putView, unmountAll, unmountUncounted } from "./_views.ts";
+import { FORMAT_VERSION } from "./config.ts";
 import { validateLayerId } from "./id.ts";
-import { shortLinkName, StoreLayout } from "./layout.ts";
-import { readMeta, readParents, writeMeta, writeParents } from "./meta.ts";
-import {
-  type MountCounts,
-  readCounts,
-  reconcileCounts,
-  type ViewState,
-  withStoreLock,
-  writeCounts,
-} from "./refcounts.ts";
-
-/** Options of {@link openStore}. */
-export interface OpenStoreOptions {
-  /** Store root directory; created if missing. */
-  root: string;
-  /**
-   * Backend for a new store; an existing store keeps the one in layerfs.json
-   * and refuses another explicit one.
-   * @default {"auto"}
-   */
-  backend?: BackendName | "auto";
-  /**
-   * Who mounts. Unprivileged callers pass the helper's Mounter.
-   * @default {directMounter} as root; the helper's Mounter when not root and
-   * `helper` (or `LAYERFS_HELPER`) names a helper command
-   */
-  mounter?: Mounter;
-  /**
-   * Command line of the privileged helper, used when not root and no
-   * `mounter` is given, e.g. `"sudo -n /usr/local/bin/layerfs-helper"`.
-   * @default {the LAYERFS_HELPER environment variable, if set}
-   */
-  helper?: string;
-}
+import { readMeta, readParents } from "./meta.ts";
+import { readCounts } from "./refcounts.ts";
+import { findLeftovers, finishCommits } from "./recovery.ts";
 
 /** Options of {@link Store.create} and {@link Store.createReadWrite}. */
 export interface CreateOptions {
@@ -121,38 +78,39 @@ export interface LayerInfo {
   mounts: number;
 }
 
-interface BuildOptions<R> {
-  readWrite: boolean;
-  mountLabel?: string;
-  fill?: (dirs: LayerDirs) => Promise<R>;
+/** Disk usage, as containerd's `Usage`: bytes allocated and inodes. */
+export interface Usage {
+  /** Bytes allocated on disk (st_blocks * 512), each hard-linked inode once. */
+  size: number;
+  /** Inodes: files, dirs, links, devices, whiteouts. */
+  inodes: number;
 }
 
-interface Staging {
-  path: string;
-  lock: Deno.FsFile;
-}
-
-/** The layer's own dirs (fast path), or two layers whose complete views are compared. */
-type Comparison = { dirs: LayerDirs } | { views: [string, string] };
-
-/** Dirs ready to read, and how to give back what was taken for them. */
-interface Opened {
-  dirs: LayerDirs;
-  release: () => Promise<void>;
+/** What {@link Store.usage} returns. */
+export interface LayerUsage {
+  /** The layer's own dir (`diff/<id>`). */
+  layer: Usage;
+  /** The layer and every parent: what its chain takes on disk. */
+  chain: Usage;
 }
 
 /**
  * A layer store. Get one with {@link openStore}.
  *
  * @example
- * ```ts ignore
- * import { openStore } from "./store.ts";
- * const store = await openStore({ root: "/var/lib/layerfs" });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "./open.ts";
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
  * await store.create("base");
  * await store.createReadWrite("ctr", "base");
  * const rootfs = await store.get("ctr");
+ * await Deno.writeTextFile(`${rootfs}/hello`, "hi\n");
+ * assert.deepEqual(await store.changes("ctr"), [{ path: "/hello", kind: "add" }]);
  * await store.put("ctr");
  * store.close();
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export class Store {
@@ -160,34 +118,22 @@ export class Store {
   readonly backend: BackendName;
   /** Absolute, canonical store root. */
   readonly root: string;
-  readonly #layout: StoreLayout;
-  readonly #impl: Backend;
-  readonly #mounter: Mounter;
+  readonly #ctx: StoreContext;
   readonly #reason: string;
-  readonly #userXattr: boolean;
   #closed = false;
 
   /** Use {@link openStore}. */
-  constructor(
-    layout: StoreLayout,
-    backend: BackendName,
-    mounter: Mounter,
-    reason: string,
-    userXattr = false,
-  ) {
-    this.#userXattr = userXattr;
-    this.#layout = layout;
-    this.root = layout.root;
-    this.backend = backend;
-    this.#impl = backendByName(backend);
-    this.#mounter = mounter;
+  constructor(ctx: StoreContext, reason: string) {
+    this.#ctx = ctx;
+    this.root = ctx.root;
+    this.backend = ctx.backend.name;
     this.#reason = reason;
   }
 
   /**
-   * Creates an empty read-only (image) layer on `parent`.
+   * Creates an empty read-only (image) layer on `parent` (a read-only layer).
    *
-   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound}
+   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
    *
    * @example
    * ```ts ignore
@@ -200,16 +146,15 @@ export class Store {
     parent?: string | null,
     options: CreateOptions = {},
   ): Promise<void> {
-    await this.#build(id, parent, {
-      readWrite: false,
-      mountLabel: options.mountLabel,
-    });
+    await this.#build(id, parent, false, options.mountLabel);
   }
 
   /**
-   * Creates an empty read-write (container) layer on `parent`.
+   * Creates an empty read-write (container) layer on `parent` (a read-only
+   * layer). Write to it through its view ({@link get}); {@link commit} turns
+   * it into an image layer.
    *
-   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound}
+   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
    *
    * @example
    * ```ts ignore
@@ -221,10 +166,27 @@ export class Store {
     parent?: string | null,
     options: CreateOptions = {},
   ): Promise<void> {
-    await this.#build(id, parent, {
-      readWrite: true,
-      mountLabel: options.mountLabel,
-    });
+    await this.#build(id, parent, true, options.mountLabel);
+  }
+
+  /**
+   * Turns read-write layer `id` into a new read-only layer `newId` with the
+   * same parents and content, in O(1) (renames, no copy); `id` is gone
+   * afterwards. Refused while `id` is mounted. The new layer can be a parent.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} {LayerExists} {LayerNotWritable} {LayerInUse}
+   *
+   * @example
+   * ```ts ignore
+   * await store.createReadWrite("ctr", "base");
+   * // ... write through store.get("ctr"), then store.put("ctr") ...
+   * await store.commit("ctr", "app");
+   * await store.createReadWrite("ctr2", "app");
+   * ```
+   */
+  async commit(id: string, newId: string): Promise<void> {
+    this.#open();
+    await commitLayer(this.#ctx, validateLayerId(id), validateLayerId(newId));
   }
 
   /**
@@ -240,7 +202,7 @@ export class Store {
   async exists(id: string): Promise<boolean> {
     this.#open();
     validateLayerId(id);
-    return (await readParents(this.#layout, id)) !== undefined;
+    return (await readParents(this.#ctx.layout, id)) !== undefined;
   }
 
   /**
@@ -255,7 +217,7 @@ export class Store {
    */
   async parents(id: string): Promise<string[]> {
     this.#open();
-    return await this.#parentsOf(validateLayerId(id));
+    return await this.#ctx.parentsOf(validateLayerId(id));
   }
 
   /**
@@ -268,12 +230,13 @@ export class Store {
    */
   async list(): Promise<LayerInfo[]> {
     this.#open();
-    const counts = await readCounts(this.#layout);
+    const l = this.#ctx.layout;
+    const counts = await readCounts(l);
     const out: LayerInfo[] = [];
-    for (const id of await this.#ids()) {
-      const parents = await readParents(this.#layout, id);
+    for (const id of await this.#ctx.ids()) {
+      const parents = await readParents(l, id);
       if (!parents) continue;
-      const meta = await readMeta(this.#layout, id);
+      const meta = await readMeta(l, id);
       out.push({
         id,
         parent: parents[0],
@@ -285,9 +248,11 @@ export class Store {
   }
 
   /**
-   * Returns the path of the layer's union view, mounting it on the first
-   * `get` (in any process); later `get`s share the mount. A layer without
-   * parents (and every vfs layer) is its own `diff/<id>` and mounts nothing.
+   * Returns the path of the layer's view, mounting it on the first `get` (in
+   * any process); later `get`s share the mount. A read-only layer's view is
+   * read-only (on vfs, which mounts nothing, it is the layer's own dir and
+   * cannot be enforced). A read-write layer without parents, and every vfs
+   * layer, is its own `diff/<id>` and mounts nothing.
    *
    * @throws {InvalidLayerId} {LayerNotFound} {MountError}
    *
@@ -298,36 +263,14 @@ export class Store {
    */
   async get(id: string, options: GetOptions = {}): Promise<string> {
     this.#open();
-    validateLayerId(id);
-    return await this.#locked(async () => {
-      const parents = await readParents(this.#layout, id);
-      if (!parents) throw new LayerNotFound(id);
-      if (options.mountLabel !== undefined) {
-        const meta = await readMeta(this.#layout, id);
-        if ((meta.mountLabel ?? "") !== options.mountLabel) {
-          await writeMeta(this.#layout, id, {
-            ...meta,
-            mountLabel: options.mountLabel || undefined,
-          });
-        }
-      }
-      const { counts, info } = await this.#reconciled();
-      const plan = await this.#plan(id, parents);
-      if (plan.kind !== "none" && !mountAt(info, plan.target)) {
-        await this.#mounter.mount(this.root, id, plan);
-      }
-      // A mount nobody counted (a process died between mount and count) is adopted here.
-      counts[id] = (counts[id] ?? 0) + 1;
-      await writeCounts(this.#layout, counts);
-      return plan.target;
-    });
+    return await getView(this.#ctx, validateLayerId(id), options.mountLabel);
   }
 
   /**
-   * Releases one `get`; the last one (across processes) unmounts. A `put`
-   * without a matching `get` unmounts a stray mount and is otherwise a no-op.
+   * Releases one `get`; the last one (across processes) unmounts. A mount
+   * nobody counted is unmounted too.
    *
-   * @throws {InvalidLayerId} {LayerNotFound} {MountError}
+   * @throws {InvalidLayerId} {LayerNotFound} {LayerNotMounted} (nothing to release) {MountError}
    *
    * @example
    * ```ts ignore
@@ -336,24 +279,7 @@ export class Store {
    */
   async put(id: string): Promise<void> {
     this.#open();
-    await this.#put(validateLayerId(id));
-  }
-
-  /** `put` without the closed check: views taken for a diff are released even after close(). */
-  async #put(id: string): Promise<void> {
-    await this.#locked(async () => {
-      const parents = await readParents(this.#layout, id);
-      if (!parents) throw new LayerNotFound(id);
-      const { counts, info } = await this.#reconciled();
-      const n = (counts[id] ?? 0) - 1;
-      if (n > 0) counts[id] = n;
-      else delete counts[id];
-      const plan = await this.#plan(id, parents);
-      if (n <= 0 && plan.kind !== "none" && mountAt(info, plan.target)) {
-        await this.#mounter.unmount(this.root, id, plan.target);
-      }
-      await writeCounts(this.#layout, counts);
-    });
+    await putView(this.#ctx, validateLayerId(id));
   }
 
   /**
@@ -372,48 +298,37 @@ export class Store {
    */
   async remove(id: string, options: RemoveOptions = {}): Promise<void> {
     this.#open();
-    validateLayerId(id);
-    await this.#locked(async () => {
-      if (!(await readParents(this.#layout, id))) throw new LayerNotFound(id);
-      const { counts, info } = await this.#reconciled();
-      const order = await this.#removalOrder(id, !!options.force);
-      // Something mounted inside a layer's own dirs (a volume bound into a
-      // vfs rootfs) is not ours to unmount, and deleting through it would
-      // delete the mounted files: refuse before anything changes.
-      for (const victim of order) {
-        for (
-          const dir of [this.#layout.diff(victim), this.#layout.work(victim)]
-        ) {
-          const inside = info.find((m) => m.mountPoint.startsWith(`${dir}/`));
-          if (inside) {
-            throw new StoreError(
-              `Cannot remove layer "${victim}": ${inside.mountPoint} is mounted inside it; ` +
-                `unmount it (umount ${inside.mountPoint}) and retry`,
-            );
-          }
-        }
-      }
-      for (const victim of order) {
-        const mounted = !!mountAt(info, this.#layout.mnt(victim));
-        const n = Math.max(counts[victim] ?? 0, mounted ? 1 : 0);
-        if (n > 0 && !options.force) throw new LayerInUse(victim, n);
-        if (mounted) {
-          await this.#mounter.unmount(
-            this.root,
-            victim,
-            this.#layout.mnt(victim),
-          );
-        }
-        delete counts[victim];
-        await this.#delete(victim);
-      }
-      await writeCounts(this.#layout, counts);
-    });
+    await removeLayer(this.#ctx, validateLayerId(id), !!options.force);
+  }
+
+  /**
+   * Disk usage of a layer's own dir and of its whole chain (bytes allocated
+   * and inodes), as containerd's `Usage`.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound}
+   *
+   * @example
+   * ```ts ignore
+   * const { layer, chain } = await store.usage("app");
+   * console.log(layer.size, chain.inodes);
+   * ```
+   */
+  async usage(id: string): Promise<LayerUsage> {
+    this.#open();
+    const parents = await this.#ctx.parentsOf(validateLayerId(id));
+    const layer = diskUsage(this.#ctx.layout.diff(id));
+    const chain = { ...layer };
+    for (const p of parents) {
+      const u = diskUsage(this.#ctx.layout.diff(p));
+      chain.size += u.size;
+      chain.inodes += u.inodes;
+    }
+    return { layer, chain };
   }
 
   /**
    * Status as key/value rows: backend, why it was chosen, root, backing
-   * filesystem, layer and mount counts.
+   * filesystem, the backend's own rows, layer and mount counts.
    *
    * @example
    * ```ts ignore
@@ -422,43 +337,30 @@ export class Store {
    */
   async status(): Promise<[string, string][]> {
     this.#open();
+    const ctx = this.#ctx;
     const layers = await this.list();
     const mounted =
       (await readMountInfo()).filter((m) =>
-        m.mountPoint.startsWith(this.#layout.mnt(""))
+        m.mountPoint.startsWith(ctx.layout.mnt(""))
       ).length;
-    const fs = statfs(this.root);
     return [
       ["backend", this.backend],
       ["backend reason", this.#reason],
       ["root", this.root],
-      ["backing filesystem", fs.name],
-      ["whiteout format", this.#impl.whiteoutFormat],
-      ...(this.backend === "overlay"
-        ? [[
-          "overlay xattrs",
-          this.#userXattr ? "user.overlay.* (userxattr)" : "trusted.overlay.*",
-        ] as [string, string]]
-        : []),
+      ["backing filesystem", statfs(this.root).name],
+      ["whiteout format", ctx.backend.whiteoutFormat],
+      ...ctx.backend.statusRows(ctx.settings),
       ["layers", String(layers.length)],
       ["mounted views", String(mounted)],
       ["outstanding gets", String(layers.reduce((n, l) => n + l.mounts, 0))],
       ["format version", String(FORMAT_VERSION)],
-      [
-        "mount api",
-        this.backend === "overlay"
-          ? "fsopen/fsconfig lowerdir+ (mount(2) fallback)"
-          : this.backend === "aufs"
-          ? "mount(2) with MS_REMOUNT append"
-          : "none (full copies)",
-      ],
     ];
   }
 
   /**
-   * The dirs of a layer, as strings: `diff`, `mnt` (when it mounts), `work`
-   * (overlay), `lowerdirs` (parents' diff dirs joined by ":"), `parents`,
-   * `readWrite`, `mountLabel`.
+   * The dirs of a layer, as strings: `diff`, `mnt` (when its view is a
+   * mount), the backend's own (overlay: `work`), `lowerdirs` (parents' diff
+   * dirs joined by ":"), `parents`, `readWrite`, `mountLabel`.
    *
    * @throws {InvalidLayerId} {LayerNotFound}
    *
@@ -469,19 +371,21 @@ export class Store {
    */
   async metadata(id: string): Promise<Record<string, string>> {
     this.#open();
-    const parents = await this.#parentsOf(validateLayerId(id));
-    const meta = await readMeta(this.#layout, id);
+    const ctx = this.#ctx;
+    const parents = await ctx.parentsOf(validateLayerId(id));
+    const meta = await readMeta(ctx.layout, id);
     const out: Record<string, string> = {
       backend: this.backend,
-      diff: this.#layout.diff(id),
+      diff: ctx.layout.diff(id),
       parents: parents.join(","),
       readWrite: String(meta.readWrite),
     };
-    if (this.backend !== "vfs" && parents.length > 0) {
-      out.mnt = this.#layout.mnt(id);
-      out.lowerdirs = parents.map((p) => this.#layout.diff(p)).join(":");
+    const plan = ctx.plan(id, parents, meta);
+    if (plan.kind !== "none") out.mnt = plan.target;
+    if (parents.length > 0 && ctx.backend.capabilities.mounts) {
+      out.lowerdirs = parents.map((p) => ctx.layout.diff(p)).join(":");
     }
-    if (this.#impl.needsWorkDir) out.work = this.#layout.work(id);
+    Object.assign(out, ctx.backend.layerPaths(ctx.layout, id));
     if (meta.mountLabel) out.mountLabel = meta.mountLabel;
     return out;
   }
@@ -497,22 +401,12 @@ export class Store {
    */
   async cleanup(): Promise<void> {
     this.#open();
-    await this.#locked(async () => {
-      const prefix = this.#layout.mnt("");
-      const targets = (await readMountInfo()).map((m) => m.mountPoint)
-        .filter((t) =>
-          t.startsWith(prefix) && !t.slice(prefix.length).includes("/")
-        );
-      for (const t of [...new Set(targets)]) {
-        await this.#mounter.unmount(this.root, t.slice(prefix.length), t);
-      }
-      await writeCounts(this.#layout, {});
-    });
+    await unmountAll(this.#ctx);
   }
 
   /**
    * Closes the store object (it holds no open files between calls; later
-   * calls throw).
+   * calls throw). Diff streams already handed out still give back their views.
    *
    * @example
    * ```ts ignore
@@ -551,23 +445,27 @@ export class Store {
   diff(id: string, parent?: string | null): ReadableStream<Uint8Array> {
     this.#open();
     validateLayerId(id);
-    const cmp = this.#comparison(id, parent);
+    const cmp = comparison(this.#ctx, id, parent);
     cmp.catch(() => {}); // reported through the stream
     // Views are taken on the first read, so a stream never read mounts nothing.
     return deferredByteStream(async () => {
-      const { dirs, release } = await this.#openComparison(await cmp);
+      const { dirs, release } = await openComparison(this.#ctx, await cmp);
       return { stream: layerTar(dirs), release };
     });
   }
 
   /**
-   * Applies an OCI layer tar. A new layer is built entirely in staging and
-   * published with one rename; an existing (unmounted) layer with that parent
-   * gets the tar applied on a copy of its content, swapped in atomically.
-   * On any error nothing changes. Returns what the archive code returns (the
-   * applied size in bytes).
+   * Makes a new read-only layer `id` on `parent` from an OCI layer tar
+   * (gzip and zstd are detected). The layer is built entirely in staging
+   * and published with one rename; on any error nothing is left. It never
+   * applies into an existing layer: of concurrent applies of one id exactly
+   * one succeeds and every other gets `LayerExists`. Returns the applied
+   * size in bytes.
    *
-   * @throws {InvalidLayerId} {ParentNotFound} {LayerInUse} {InvalidArchive}
+   * (moby's graph drivers allow "create, then ApplyDiff into it"; layerfs
+   * does not, so a tar can never change a layer something already uses.)
+   *
+   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted} {InvalidArchive}
    *
    * @example
    * ```ts ignore
@@ -580,20 +478,14 @@ export class Store {
     parent: string | null | undefined,
     tar: TarSource,
   ): Promise<number> {
-    this.#open();
-    validateLayerId(id);
-    parent = noParent(parent);
-    if (parent !== undefined) validateLayerId(parent);
-    const fill = (dirs: LayerDirs) => applyLayerTar(dirs, tar);
-    if (!(await readParents(this.#layout, id))) {
-      try {
-        return (await this.#build(id, parent, { readWrite: false, fill }))!;
-      } catch (e) {
-        if (!(e instanceof LayerExists)) throw e;
-        // Lost a race with a concurrent create: apply onto it below.
-      }
-    }
-    return await this.#reapply(id, parent, fill);
+    const size = await this.#build(
+      id,
+      parent,
+      false,
+      undefined,
+      (dirs) => applyLayerTar(dirs, tar),
+    );
+    return size!;
   }
 
   /**
@@ -613,7 +505,12 @@ export class Store {
    */
   async diffSize(id: string, parent?: string | null): Promise<number> {
     this.#open();
-    return await this.#compared(validateLayerId(id), parent, layerDiffSize);
+    return await compared(
+      this.#ctx,
+      validateLayerId(id),
+      parent,
+      layerDiffSize,
+    );
   }
 
   /**
@@ -632,13 +529,20 @@ export class Store {
    */
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     this.#open();
-    return await this.#compared(validateLayerId(id), parent, layerChanges);
+    return await compared(
+      this.#ctx,
+      validateLayerId(id),
+      parent,
+      layerChanges,
+    );
   }
 
   /**
-   * Crash recovery, run by {@link openStore}: under the store lock, sweeps
-   * leftovers of crashed operations and reconciles mount counts with
-   * mountinfo. Safe to call again at any time.
+   * Crash recovery, run by {@link openStore}: under the store lock, finishes
+   * commits that died after their commit point, deletes the leftovers of
+   * crashed operations (the rules of `recovery.ts`, the same `layerfs check`
+   * reports), unmounts views no count accounts for and reconciles mount
+   * counts with mountinfo. Safe to call again at any time.
    *
    * @example
    * ```ts ignore
@@ -647,9 +551,25 @@ export class Store {
    */
   async recover(): Promise<void> {
     this.#open();
-    await this.#locked(async () => {
-      await sweep(this.#layout);
-      await this.#reconciled();
+    const ctx = this.#ctx;
+    await ctx.locked(async () => {
+      await finishCommits(ctx.layout, ctx.backend);
+      for (const { path } of await findLeftovers(ctx.layout, ctx.backend)) {
+        const abs = `${ctx.root}/${path}`;
+        try {
+          if (path.startsWith("mnt/")) {
+            await ctx.mounter.unmount(ctx.root, path.slice(4), abs);
+            await rmdirIfPresent(abs);
+          } else {
+            await removeIfPresent(abs, true);
+          }
+        } catch (e) {
+          // One leftover with a mount inside (or a helper that refuses) must
+          // not make the store unopenable: `layerfs check` reports it.
+          if (!(e instanceof LayerfsError)) throw e;
+        }
+      }
+      await unmountUncounted(ctx);
     });
   }
 
@@ -663,539 +583,17 @@ export class Store {
     }
   }
 
-  #locked<T>(fn: () => Promise<T>): Promise<T> {
-    return withStoreLock(this.#layout, fn);
-  }
-
-  async #parentsOf(id: string): Promise<string[]> {
-    const p = await readParents(this.#layout, id);
-    if (!p) throw new LayerNotFound(id);
-    return p;
-  }
-
-  async #ids(): Promise<string[]> {
-    const ids: string[] = [];
-    for await (const e of Deno.readDir(this.#layout.layers())) {
-      if (!e.isFile) continue;
-      try {
-        ids.push(validateLayerId(e.name));
-      } catch { /* -removing leftovers, temp files */ }
-    }
-    return ids.sort();
-  }
-
-  async #plan(id: string, parents: string[]): Promise<MountPlan> {
-    const meta = await readMeta(this.#layout, id);
-    return this.#impl.planMount({
-      root: this.root,
-      id,
-      parents,
-      readWrite: meta.readWrite,
-      mountLabel: meta.mountLabel,
-      userXattr: this.#userXattr,
-    });
-  }
-
-  /**
-   * What diff/changes/diffSize compare, checked without mounting anything:
-   * the layer's own dirs when `parent` is omitted or its direct parent (the
-   * fast path), else the two layers whose complete views are compared.
-   */
-  async #comparison(
-    id: string,
-    parent: string | null | undefined,
-  ): Promise<Comparison> {
-    parent = noParent(parent);
-    const parents = await this.#parentsOf(id);
-    if (parent === undefined || parent === parents[0]) {
-      return {
-        dirs: {
-          dir: this.#layout.diff(id),
-          format: this.#impl.whiteoutFormat,
-          parentDirs: parents.map((p) => this.#layout.diff(p)),
-          userXattr: this.#userXattr,
-        },
-      };
-    }
-    await this.#parentsOf(validateLayerId(parent));
-    return { views: [id, parent] };
-  }
-
-  /**
-   * Makes a comparison's dirs available. Two views (moby's NaiveDiffDriver)
-   * are taken with `get` (mounted on overlay/aufs; vfs dirs are complete
-   * trees already) and so counted: neither layer can be removed or
-   * re-applied meanwhile. `release` puts them. Two complete trees are what
-   * the archive code compares for vfs, so the dirs carry format "vfs".
-   */
-  async #openComparison(cmp: Comparison): Promise<Opened> {
-    if ("dirs" in cmp) return { dirs: cmp.dirs, release: async () => {} };
-    const [id, parent] = cmp.views;
-    const dirs = (dir: string, parentDir: string): LayerDirs => ({
-      dir,
-      format: "vfs",
-      parentDirs: [parentDir],
-      userXattr: this.#userXattr,
-    });
-    // On vfs, get mounts nothing (the view is diff/<id>) but still counts.
-    const view = await this.get(id);
-    let parentView: string;
-    try {
-      parentView = await this.get(parent);
-    } catch (e) {
-      await this.#putView(id);
-      throw e;
-    }
-    let released = false;
-    return {
-      dirs: dirs(view, parentView),
-      release: async () => {
-        if (released) return;
-        released = true;
-        try {
-          await this.#putView(id);
-        } finally {
-          await this.#putView(parent);
-        }
-      },
-    };
-  }
-
-  /** Runs `use` on what compares `id` with `parent`; views it took are put afterwards. */
-  async #compared<T>(
-    id: string,
-    parent: string | null | undefined,
-    use: (dirs: LayerDirs) => Promise<T>,
-  ): Promise<T> {
-    const { dirs, release } = await this.#openComparison(
-      await this.#comparison(id, parent),
-    );
-    try {
-      return await use(dirs);
-    } finally {
-      await release();
-    }
-  }
-
-  /** Puts a view taken by #openComparison; a layer force-removed meanwhile has no view left. */
-  async #putView(id: string): Promise<void> {
-    try {
-      await this.#put(id);
-    } catch (e) {
-      if (!(e instanceof LayerNotFound)) throw e;
-    }
-  }
-
-  /** Counts reconciled with mountinfo (caller holds the lock); persisted if changed. */
-  async #reconciled(): Promise<
-    { counts: MountCounts; info: MountInfoEntry[] }
-  > {
-    const info = await readMountInfo();
-    const raw = await readCounts(this.#layout);
-    const states = new Map<string, ViewState>();
-    for (const id of Object.keys(raw)) {
-      let parents: string[] | undefined;
-      try {
-        parents = await readParents(this.#layout, validateLayerId(id));
-      } catch {
-        parents = undefined;
-      }
-      if (!parents) states.set(id, "gone");
-      else if (this.backend === "vfs" || parents.length === 0) {
-        states.set(id, "no-mount");
-      } else {states.set(
-          id,
-          mountAt(info, this.#layout.mnt(id)) ? "mounted" : "unmounted",
-        );}
-    }
-    const { counts, dropped } = reconcileCounts(raw, (id) => states.get(id)!);
-    if (dropped.length) await writeCounts(this.#layout, counts);
-    return { counts, info };
-  }
-
-  async #children(): Promise<Map<string, string[]>> {
-    const out = new Map<string, string[]>();
-    for (const id of await this.#ids()) {
-      const p = (await readParents(this.#layout, id))?.[0];
-      if (p === undefined) continue;
-      const list = out.get(p) ?? [];
-      list.push(id);
-      out.set(p, list);
-    }
-    return out;
-  }
-
-  /** `id` and, with force, its descendants, deepest first. */
-  async #removalOrder(id: string, force: boolean): Promise<string[]> {
-    const children = await this.#children();
-    const direct = children.get(id) ?? [];
-    if (direct.length && !force) throw new LayerHasChildren(id, direct);
-    const order: string[] = [];
-    const visit = (x: string) => {
-      for (const c of children.get(x) ?? []) visit(c);
-      order.push(x);
-    };
-    visit(id);
-    return order;
-  }
-
-  /** Deletes a layer (caller holds the lock and has unmounted it). */
-  async #delete(id: string): Promise<void> {
-    const l = this.#layout;
-    // The layer stops existing here, atomically.
-    await Deno.rename(l.layers(id), l.layers(`${id}-removing`));
-    await syncDir(l.layers());
-    await this.#purge(id);
-    await Deno.remove(l.layers(`${id}-removing`));
-  }
-
-  /**
-   * Removes every trace of a layer that has no `layers/<id>`: renames each
-   * dir to `-removing`, then deletes. `mnt/<id>` is only ever rmdir'ed, after
-   * unmounting: a recursive delete there would walk into a live union view
-   * and delete the parents' files.
-   */
-  async #purge(id: string): Promise<void> {
-    const l = this.#layout;
-    const mnt = l.mnt(id);
-    if (mountAt(await readMountInfo(), mnt)) unmountTarget(mnt);
-    await rmdirIfPresent(mnt);
-    await removeIfPresent(l.link(shortLinkName(id)), false);
-    for (const p of [l.diff(id), l.work(id), l.meta(id)]) {
-      try {
-        await Deno.rename(p, `${p}-removing`);
-      } catch (e) {
-        if (e instanceof Deno.errors.NotFound) continue;
-        throw e;
-      }
-      await removeIfPresent(`${p}-removing`, true);
-    }
-  }
-
-  /** Creates a staging entry holding a live flock (caller holds the store lock). */
-  async #newStaging(id: string): Promise<Staging> {
-    const path = this.#layout.staging(
-      `${id}.${crypto.randomUUID().slice(0, 8)}`,
-    );
-    await Deno.mkdir(path, { mode: 0o700 });
-    const lock = await Deno.open(`${path}/lock`, {
-      read: true,
-      write: true,
-      create: true,
-    });
-    await lock.lock(true);
-    return { path, lock };
-  }
-
-  async #dropStaging(s: Staging): Promise<void> {
-    s.lock.close();
-    await removeIfPresent(s.path, true);
-  }
-
   async #build<R>(
     id: string,
     parent: string | null | undefined,
-    opts: BuildOptions<R>,
+    readWrite: boolean,
+    mountLabel: string | undefined,
+    fill?: Parameters<typeof buildLayer<R>>[3]["fill"],
   ): Promise<R | undefined> {
     this.#open();
     validateLayerId(id);
-    parent = noParent(parent);
-    if (parent !== undefined) validateLayerId(parent);
-    const l = this.#layout;
-    let parents: string[] = [];
-    const staging = await this.#locked(async () => {
-      if (await readParents(l, id)) throw new LayerExists(id);
-      if (parent !== undefined) {
-        const pp = await readParents(l, parent);
-        if (!pp) throw new ParentNotFound(id, parent);
-        parents = [parent, ...pp];
-      }
-      return await this.#newStaging(id);
-    });
-    try {
-      const diff = `${staging.path}/diff`;
-      await Deno.mkdir(diff);
-      await Deno.chmod(diff, 0o755); // exactly 0755 whatever the umask
-      if (this.#impl.copiesParent && parent !== undefined) {
-        copyLayer(l.diff(parent), diff, parent);
-      }
-      const result = opts.fill
-        ? await opts.fill({
-          dir: diff,
-          format: this.#impl.whiteoutFormat,
-          parentDirs: parents.map((p) => l.diff(p)),
-          userXattr: this.#userXattr,
-        })
-        : undefined;
-      await this.#locked(async () => {
-        if (await readParents(l, id)) throw new LayerExists(id);
-        if (parent !== undefined && !(await readParents(l, parent))) {
-          throw new ParentNotFound(id, parent);
-        }
-        await this.#purge(id); // leftovers of a crashed earlier attempt
-        await Deno.rename(diff, l.diff(id));
-        if (this.#impl.needsWorkDir) {
-          await Deno.mkdir(l.work(id), { mode: 0o700 });
-        }
-        if (parents.length && this.backend !== "vfs") {
-          await Deno.mkdir(l.mnt(id), { mode: 0o700 });
-        }
-        if (this.backend === "overlay") {
-          await Deno.symlink(`../diff/${id}`, l.link(shortLinkName(id)));
-        }
-        await syncDir(`${this.root}/diff`);
-        await writeMeta(l, id, {
-          readWrite: opts.readWrite,
-          mountLabel: opts.mountLabel || undefined,
-        });
-        await writeParents(l, id, parents); // commit point
-      });
-      return result;
-    } finally {
-      await this.#dropStaging(staging);
-    }
-  }
-
-  async #reapply<R>(
-    id: string,
-    parent: string | undefined,
-    fill: (dirs: LayerDirs) => Promise<R>,
-  ): Promise<R> {
-    const l = this.#layout;
-    const check = async () => {
-      const parents = await readParents(l, id);
-      if (!parents) throw new LayerNotFound(id);
-      if (parents[0] !== parent) {
-        throw new LayerfsError(
-          `Cannot apply a diff to layer "${id}" on parent ${
-            JSON.stringify(parent ?? null)
-          }: ` +
-            `it exists with parent ${JSON.stringify(parents[0] ?? null)}; ` +
-            "use a new id or remove the layer first",
-        );
-      }
-      const { counts, info } = await this.#reconciled();
-      const n = Math.max(counts[id] ?? 0, mountAt(info, l.mnt(id)) ? 1 : 0);
-      if (n > 0) throw new LayerInUse(id, n);
-      return parents;
-    };
-    let parents: string[] = [];
-    const staging = await this.#locked(async () => {
-      parents = await check();
-      return await this.#newStaging(id);
-    });
-    try {
-      const diff = `${staging.path}/diff`;
-      await Deno.mkdir(diff);
-      copyLayer(l.diff(id), diff, id); // apply on top of what the layer holds
-      const result = await fill({
-        dir: diff,
-        format: this.#impl.whiteoutFormat,
-        parentDirs: parents.map((p) => l.diff(p)),
-      });
-      await this.#locked(async () => {
-        await check();
-        exchangePaths(diff, l.diff(id));
-        await syncDir(`${this.root}/diff`);
-      });
-      return result;
-    } finally {
-      await this.#dropStaging(staging);
-    }
-  }
-}
-
-/** copyTree with its SysError turned into an actionable StoreError. */
-function copyLayer(src: string, dst: string, id: string): void {
-  try {
-    copyTree(src, dst);
-  } catch (e) {
-    throw new StoreError(
-      `Copying layer "${id}" failed (${(e as Error).message}); ` +
-        "check free space and that the layer was not removed meanwhile",
-      { cause: e },
-    );
-  }
-}
-
-async function removeIfPresent(
-  path: string,
-  recursive: boolean,
-): Promise<void> {
-  if (recursive) {
-    // A recursive delete descends into mount points below the path (a vfs
-    // layer used as a rootfs may have /proc or a host volume bound inside)
-    // and would delete the mounted files; refuse instead.
-    const inside = (await readMountInfo()).find((m) =>
-      m.mountPoint === path || m.mountPoint.startsWith(`${path}/`)
-    );
-    if (inside) {
-      throw new StoreError(
-        `Refusing to delete ${path}: ${inside.mountPoint} is mounted inside it; ` +
-          `unmount it (umount ${inside.mountPoint}) and retry`,
-      );
-    }
-  }
-  try {
-    await Deno.remove(path, { recursive });
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-/**
- * The sweep on open removes leftovers but leaves one with a mount inside it
- * (removeIfPresent refuses those) for `layerfs check` to report, so that one
- * stray mount never makes the whole store unopenable.
- */
-async function sweepRemove(path: string): Promise<void> {
-  try {
-    await removeIfPresent(path, true);
-  } catch (e) {
-    if (!(e instanceof StoreError)) throw e;
-  }
-}
-
-async function rmdirIfPresent(path: string): Promise<void> {
-  await removeIfPresent(path, false);
-}
-
-/**
- * Opens (and on first use initialises) a layer store at `root`. Opening takes
- * the store lock, sweeps leftovers of crashed operations (staging dirs whose
- * builder died, `*-removing` entries, dirs of layers that were never
- * committed) and reconciles mount counts with mountinfo.
- *
- * @throws {BackendNotSupported} when the requested backend cannot run here or
- *   differs from the one the store was initialised with.
- * @throws {IncompatibleBackingFs} when the backing filesystem cannot host it.
- * @throws {StoreError} when layerfs.json is corrupt.
- *
- * @example
- * ```ts ignore
- * import { openStore } from "./store.ts";
- * const store = await openStore({ root: "/var/lib/layerfs", backend: "auto" });
- * console.log(store.backend);
- * ```
- */
-export async function openStore(options: OpenStoreOptions): Promise<Store> {
-  const requested = options.backend ?? "auto";
-  await Deno.mkdir(options.root, { recursive: true, mode: 0o700 });
-  const layout = new StoreLayout(await Deno.realPath(options.root));
-  for (
-    const d of ["layers", "diff", "mnt", "work", "meta", "l", "run", "staging"]
-  ) {
-    await Deno.mkdir(`${layout.root}/${d}`, { recursive: true, mode: 0o700 });
-  }
-  const mounter = options.mounter ?? defaultMounter(options.helper);
-  const canMount = Deno.uid() === 0 || mounter !== undefined;
-  const { backend, reason, userXattr } = await withStoreLock(
-    layout,
-    async () => {
-      const config = await readConfig(layout);
-      if (config) {
-        if (requested !== "auto" && requested !== config.backend) {
-          throw new BackendNotSupported(
-            requested,
-            `the store at ${layout.root} was initialised with "${config.backend}" ` +
-              `(whiteout formats differ); open it with backend "${config.backend}" or "auto"`,
-          );
-        }
-        return {
-          backend: config.backend,
-          userXattr: config.userXattr === true,
-          reason: `recorded in layerfs.json${
-            config.reason ? ` (${config.reason})` : ""
-          }`,
-        };
-      }
-      const choice = chooseBackend(
-        requested,
-        await probeHost(layout.root, canMount),
-        layout.root,
-      );
-      // A store made by a user who is not root cannot hold trusted.* xattrs, so
-      // its overlay whiteout state lives in user.overlay.* for good.
-      const userXattr = choice.backend === "overlay" && Deno.uid() !== 0;
-      await writeConfig(layout, {
-        version: FORMAT_VERSION,
-        backend: choice.backend,
-        reason: choice.reason,
-        ...(userXattr ? { userXattr } : {}),
-      });
-      return { ...choice, userXattr };
-    },
-  );
-  const store = new Store(
-    layout,
-    backend,
-    mounter ?? directMounter,
-    reason,
-    userXattr,
-  );
-  await store.recover();
-  return store;
-}
-
-/** `undefined`, `null` and `""` all mean "no parent" (moby passes ""). */
-function noParent(parent: string | null | undefined): string | undefined {
-  return parent === null || parent === "" ? undefined : parent;
-}
-
-/**
- * Root mounts in-process; anyone else mounts through the privileged helper
- * when one is named (option or LAYERFS_HELPER), else cannot mount at all.
- */
-function defaultMounter(helper: string | undefined): Mounter | undefined {
-  if (Deno.uid() === 0) return undefined;
-  let command = helper;
-  if (command === undefined) {
-    try {
-      command = Deno.env.get("LAYERFS_HELPER");
-    } catch { /* no --allow-env: no helper */ }
-  }
-  return command ? helperMounter(command) : undefined;
-}
-
-/** Crash recovery on open (caller holds the store lock). */
-async function sweep(layout: StoreLayout): Promise<void> {
-  // Staging dirs whose builder is gone (its flock is free) or never locked.
-  for await (const e of Deno.readDir(layout.staging())) {
-    const p = layout.staging(e.name);
-    let f: Deno.FsFile | undefined;
-    try {
-      f = await Deno.open(`${p}/lock`, { read: true, write: true });
-    } catch { /* no lock file: a crash right after mkdir */ }
-    const free = f ? await f.tryLock(true) : true;
-    f?.close();
-    if (free) await sweepRemove(p);
-  }
-  const live = new Set<string>();
-  for await (const e of Deno.readDir(layout.layers())) {
-    if (e.name.endsWith("-removing")) continue;
-    live.add(e.name);
-  }
-  for await (const e of Deno.readDir(layout.layers())) {
-    if (e.name.endsWith("-removing") || e.name.includes(".tmp-")) {
-      await removeIfPresent(layout.layers(e.name), false);
-    }
-  }
-  const info = await readMountInfo();
-  for (const dir of ["mnt", "diff", "work", "meta"]) {
-    for await (const e of Deno.readDir(`${layout.root}/${dir}`)) {
-      const name = e.name;
-      if (live.has(name)) continue;
-      const p = `${layout.root}/${dir}/${name}`;
-      if (dir === "mnt") {
-        if (mountAt(info, p)) unmountTarget(p);
-        await rmdirIfPresent(p);
-      } else {
-        await sweepRemove(p);
-      }
-    }
-  }
-  const links = new Set([...live].map(shortLinkName));
-  for await (const e of Deno.readDir(layout.link())) {
-    if (!links.has(e.name)) await removeIfPresent(layout.link(e.name), false);
+    const p = noParent(parent);
+    if (p !== undefined) validateLayerId(p);
+    return await buildLayer(this.#ctx, id, p, { readWrite, mountLabel, fill });
   }
 }

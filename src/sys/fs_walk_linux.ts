@@ -58,6 +58,8 @@ export interface Stat {
   dev: number;
   /** Number of hard links. */
   nlink: number;
+  /** 512-byte blocks allocated (disk usage, sparse files and reflinks included as the fs reports). */
+  blocks: number;
   /** Device major number (char/block devices). */
   rdevMajor: number;
   /** Device minor number (char/block devices). */
@@ -113,6 +115,7 @@ function parseStatx(): Stat {
     ino: v.getBigUint64(32, true),
     dev: v.getUint32(136, true) * TWO32 + v.getUint32(140, true),
     nlink: v.getUint32(16, true),
+    blocks: v.getUint32(52, true) * TWO32 + v.getUint32(48, true),
     rdevMajor: v.getUint32(128, true),
     rdevMinor: v.getUint32(132, true),
     mtimeSec: v.getInt32(116, true) * TWO32 + v.getUint32(112, true),

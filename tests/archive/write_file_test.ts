@@ -1,10 +1,9 @@
 import { deepEqual, ok, rejects } from "node:assert/strict";
+import { packDir, writeToFile } from "../../mod.ts";
 import {
-  packDir,
   WRITE_BUFFER_SIZE,
   WRITE_BUFFERS,
-  writeToFile,
-} from "../../mod.ts";
+} from "../../src/archive/write_file.ts";
 import { tempDir } from "../_privileged.ts";
 import { fdsUnder } from "../_fds.ts";
 import { concat, sameBytes } from "../_bytes.ts";

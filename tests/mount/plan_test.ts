@@ -7,7 +7,7 @@ import { planOverlayMount } from "../../src/backends/overlay.ts";
 import { legacyOverlayCall, mismatch } from "../../src/mount/perform.ts";
 import { overlayLayers, parseMountInfo } from "../../src/mount/mountinfo.ts";
 import type { OverlayMountPlan } from "../../src/mount/plan.ts";
-import { shortLinkName } from "../../src/store/layout.ts";
+import { shortLinkName } from "../../src/backends/overlay.ts";
 import { MountError } from "../../mod.ts";
 import { MS } from "../../src/sys/mount_linux.ts";
 

@@ -1,0 +1,107 @@
+/**
+ * Internal: what `diff`, `changes` and `diffSize` compare. Against its own
+ * parents (or its direct parent) a layer is read from its own dir: the fast
+ * path. Against any other layer both complete views are compared entry by
+ * entry, as moby's NaiveDiffDriver does: they are taken with `get` (so
+ * counted, and neither layer can be removed meanwhile) and put afterwards.
+ *
+ * @module
+ */
+
+import type { LayerDirs } from "../archive/layer.ts";
+import { LayerNotFound, LayerNotMounted } from "../errors.ts";
+import { noParent, type StoreContext } from "./_context.ts";
+import { getView, putView } from "./_views.ts";
+import { validateLayerId } from "./id.ts";
+
+/** The layer's own dirs (fast path), or two layers whose complete views are compared. */
+export type Comparison = { dirs: LayerDirs } | { views: [string, string] };
+
+/** Dirs ready to read, and how to give back what was taken for them. */
+export interface Opened {
+  /** What the archive code reads. */
+  dirs: LayerDirs;
+  /** Puts the views taken (once; later calls do nothing). */
+  release: () => Promise<void>;
+}
+
+/** What comparing `id` with `parent` needs, checked without mounting anything. */
+export async function comparison(
+  ctx: StoreContext,
+  id: string,
+  parent: string | null | undefined,
+): Promise<Comparison> {
+  parent = noParent(parent);
+  const parents = await ctx.parentsOf(id);
+  if (parent === undefined || parent === parents[0]) {
+    return { dirs: ctx.dirs(ctx.layout.diff(id), parents) };
+  }
+  await ctx.parentsOf(validateLayerId(parent));
+  return { views: [id, parent] };
+}
+
+/**
+ * Makes a comparison's dirs available. Two complete trees are what the
+ * archive code compares for vfs, so two views are described in vfs format.
+ */
+export async function openComparison(
+  ctx: StoreContext,
+  cmp: Comparison,
+): Promise<Opened> {
+  if ("dirs" in cmp) return { dirs: cmp.dirs, release: async () => {} };
+  const [id, parent] = cmp.views;
+  // On vfs, get mounts nothing (the view is diff/<id>) but still counts.
+  const view = await getView(ctx, id, undefined);
+  let parentView: string;
+  try {
+    parentView = await getView(ctx, parent, undefined);
+  } catch (e) {
+    await putTaken(ctx, id);
+    throw e;
+  }
+  let released = false;
+  return {
+    dirs: {
+      dir: view,
+      format: "vfs",
+      parentDirs: [parentView],
+      userXattr: ctx.settings.userXattr === true,
+    },
+    release: async () => {
+      if (released) return;
+      released = true;
+      try {
+        await putTaken(ctx, id);
+      } finally {
+        await putTaken(ctx, parent);
+      }
+    },
+  };
+}
+
+/** Runs `use` on what compares `id` with `parent`; views it took are put afterwards. */
+export async function compared<T>(
+  ctx: StoreContext,
+  id: string,
+  parent: string | null | undefined,
+  use: (dirs: LayerDirs) => Promise<T>,
+): Promise<T> {
+  const { dirs, release } = await openComparison(
+    ctx,
+    await comparison(ctx, id, parent),
+  );
+  try {
+    return await use(dirs);
+  } finally {
+    await release();
+  }
+}
+
+/** Puts a view taken for a comparison; a layer force-removed meanwhile has none left. */
+async function putTaken(ctx: StoreContext, id: string): Promise<void> {
+  try {
+    await putView(ctx, id);
+  } catch (e) {
+    if (!(e instanceof LayerNotFound || e instanceof LayerNotMounted)) throw e;
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * Internal: removing layers. A layer stops existing atomically when
+ * `layers/<id>` is renamed to `-removing`; its dirs are then renamed to
+ * `-removing` and deleted, so a crash at any point leaves either the layer or
+ * leftovers that the open-time sweep deletes. Nothing recursive ever crosses
+ * into a mount.
+ *
+ * @module
+ */
+
+import { LayerHasChildren, LayerInUse, LayerNotFound } from "../errors.ts";
+import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
+import { syncDir } from "./_atomic.ts";
+import type { StoreContext } from "./_context.ts";
+import { mountInside, removeIfPresent, rmdirIfPresent } from "./_fs.ts";
+import { reconciled, usesOf } from "./_views.ts";
+import { readParents } from "./meta.ts";
+import { writeCounts } from "./refcounts.ts";
+
+/** `remove`: see Store.remove. */
+export async function removeLayer(
+  ctx: StoreContext,
+  id: string,
+  force: boolean,
+): Promise<void> {
+  await ctx.locked(async () => {
+    if (!(await readParents(ctx.layout, id))) throw new LayerNotFound(id);
+    const { counts, info } = await reconciled(ctx);
+    const order = await removalOrder(ctx, id, force);
+    // Something mounted inside a layer's own dirs (a volume bound into a
+    // vfs rootfs) is not ours to unmount, and deleting through it would
+    // delete the mounted files: refuse before anything changes.
+    for (const victim of order) {
+      await mountInside(
+        info,
+        ctx.layout.diff(victim),
+        `remove layer "${victim}"`,
+      );
+    }
+    for (const victim of order) {
+      const n = usesOf(ctx, victim, counts, info);
+      if (n > 0 && !force) throw new LayerInUse(victim, n);
+      const mnt = ctx.layout.mnt(victim);
+      if (mountAt(info, mnt)) await ctx.mounter.unmount(ctx.root, victim, mnt);
+      delete counts[victim];
+      await deleteLayer(ctx, victim);
+    }
+    await writeCounts(ctx.layout, counts);
+  });
+}
+
+/** `id` and, with force, its descendants, deepest first. */
+async function removalOrder(
+  ctx: StoreContext,
+  id: string,
+  force: boolean,
+): Promise<string[]> {
+  const children = await ctx.children();
+  const direct = children.get(id) ?? [];
+  if (direct.length && !force) throw new LayerHasChildren(id, direct);
+  const order: string[] = [];
+  const visit = (x: string) => {
+    for (const c of children.get(x) ?? []) visit(c);
+    order.push(x);
+  };
+  visit(id);
+  return order;
+}
+
+/** Deletes a layer (caller holds the lock and has unmounted it). */
+async function deleteLayer(ctx: StoreContext, id: string): Promise<void> {
+  const l = ctx.layout;
+  // The layer stops existing here, atomically.
+  await Deno.rename(l.layers(id), l.layers(`${id}-removing`));
+  await syncDir(l.layers());
+  await purgeLayer(ctx, id);
+  await Deno.remove(l.layers(`${id}-removing`));
+}
+
+/**
+ * Removes every trace of a layer that has no `layers/<id>` (caller holds the
+ * lock): its view is unmounted (through the Mounter), `mnt/<id>` is only ever
+ * rmdir'ed (a recursive delete there would walk into a live union view and
+ * delete the parents' files), the backend removes its own entries, and
+ * `diff/` and `meta/` are renamed to `-removing` and deleted.
+ */
+export async function purgeLayer(ctx: StoreContext, id: string): Promise<void> {
+  const l = ctx.layout;
+  const mnt = l.mnt(id);
+  if (mountAt(await readMountInfo(), mnt)) {
+    await ctx.mounter.unmount(ctx.root, id, mnt);
+  }
+  await rmdirIfPresent(mnt);
+  await ctx.backend.removeLayer(l, id);
+  for (const p of [l.diff(id), l.meta(id)]) {
+    try {
+      await Deno.rename(p, `${p}-removing`);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    await removeIfPresent(`${p}-removing`, true);
+  }
+}

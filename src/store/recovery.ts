@@ -1,0 +1,211 @@
+/**
+ * Crash recovery: the one set of rules for what an interrupted operation
+ * leaves behind, used by the open-time sweep (which deletes) and by
+ * `layerfs check` (which reports, and with `--repair` deletes).
+ *
+ * A layer exists exactly when `layers/<id>` exists. So:
+ * - `staging/<x>` whose builder is gone (its flock is free) is a leftover;
+ * - `*-removing` entries (a remove that died) and temp files of atomic
+ *   writes (`*.tmp-<pid>-<hex>`) are leftovers;
+ * - `diff/`, `mnt/` and `meta/` entries of no layer are orphans, and so are
+ *   the backend's own per-layer entries (overlay's `work/` and `l/`);
+ * - a commit that died after its commit point (`layers/<new>` written,
+ *   `diff/<old>` not yet renamed) is finished first, never swept.
+ *
+ * @module
+ */
+
+import type { Backend } from "../backends/types.ts";
+import { PER_LAYER_DIRS, type StoreLayout } from "../layout.ts";
+import { validateLayerId } from "./id.ts";
+import { readMeta, writeMeta } from "./meta.ts";
+
+/** What kind of leftover. */
+export type LeftoverKind = "staging" | "removing" | "temp" | "orphan";
+
+/** One leftover of an interrupted operation. */
+export interface Leftover {
+  /** Which rule found it. */
+  kind: LeftoverKind;
+  /** Its path relative to the store root, e.g. `diff/app-removing`. */
+  path: string;
+}
+
+/** Temp names of atomic writes: `<name>.tmp-<pid>-<8 hex>`. */
+export const TEMP_RE: RegExp = /\.tmp-\d+-[0-9a-f]{8}$/;
+
+/**
+ * Every leftover in the store at `layout` (read-only; take the store lock
+ * for a result that cannot change under you).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StoreLayout } from "../layout.ts";
+ * import { vfsBackend } from "../backends/vfs.ts";
+ * import { findLeftovers } from "./recovery.ts";
+ * const root = await Deno.makeTempDir();
+ * for (const d of ["layers", "diff", "mnt", "meta", "run", "staging"]) await Deno.mkdir(`${root}/${d}`);
+ * await Deno.mkdir(`${root}/diff/gone`);
+ * await Deno.writeTextFile(`${root}/run/mounts.json.tmp-1-0123abcd`, "{");
+ * const found = await findLeftovers(new StoreLayout(root), vfsBackend);
+ * assert.deepEqual(found, [
+ *   { kind: "temp", path: "run/mounts.json.tmp-1-0123abcd" },
+ *   { kind: "orphan", path: "diff/gone" },
+ * ]);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function findLeftovers(
+  layout: StoreLayout,
+  backend: Backend,
+): Promise<Leftover[]> {
+  const out: Leftover[] = [];
+  for (const n of await names(layout.staging())) {
+    if (!(await stagingBusy(layout.staging(n)))) {
+      out.push({ kind: "staging", path: `staging/${n}` });
+    }
+  }
+  const flagged = new Set<string>();
+  const dirs = ["layers", ...PER_LAYER_DIRS, "run", ...backend.ownDirs];
+  for (const d of ["", ...dirs]) {
+    for (const n of await names(d ? `${layout.root}/${d}` : layout.root)) {
+      const path = d ? `${d}/${n}` : n;
+      const kind = n.endsWith("-removing") && d !== ""
+        ? "removing"
+        : TEMP_RE.test(n)
+        ? "temp"
+        : undefined;
+      if (!kind) continue;
+      out.push({ kind, path });
+      flagged.add(path);
+    }
+  }
+  const live = await liveIds(layout);
+  const committing = await commitSources(layout, live);
+  for (const d of PER_LAYER_DIRS) {
+    for (const n of await names(`${layout.root}/${d}`)) {
+      const path = `${d}/${n}`;
+      if (live.has(n) || flagged.has(path)) continue;
+      if (d === "diff" && committing.has(n)) continue;
+      out.push({ kind: "orphan", path });
+    }
+  }
+  for (const path of await backend.leftovers(layout, live)) {
+    if (!flagged.has(path)) out.push({ kind: "orphan", path });
+  }
+  return out;
+}
+
+/**
+ * Finishes commits that died after their commit point (caller holds the
+ * store lock): `layers/<new>` exists, its meta says `committedFrom: <old>`,
+ * and `diff/<old>` still holds the content. Returns the layers finished.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StoreLayout } from "../layout.ts";
+ * import { vfsBackend } from "../backends/vfs.ts";
+ * import { finishCommits } from "./recovery.ts";
+ * const root = await Deno.makeTempDir();
+ * for (const d of ["layers", "diff", "mnt", "meta"]) await Deno.mkdir(`${root}/${d}`);
+ * await Deno.writeTextFile(`${root}/layers/img`, "");
+ * await Deno.writeTextFile(`${root}/meta/img`, '{"readWrite":false,"committedFrom":"ctr"}');
+ * await Deno.mkdir(`${root}/diff/ctr`);
+ * assert.deepEqual(await finishCommits(new StoreLayout(root), vfsBackend), ["img"]);
+ * assert.equal((await Deno.stat(`${root}/diff/img`)).isDirectory, true);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function finishCommits(
+  layout: StoreLayout,
+  backend: Backend,
+): Promise<string[]> {
+  const done: string[] = [];
+  for (const id of await liveIds(layout)) {
+    const meta = await readMeta(layout, id);
+    const from = meta.committedFrom;
+    if (from === undefined) continue;
+    if (!(await exists(layout.diff(id)))) {
+      if (!(await exists(layout.diff(from)))) continue; // nothing to finish with
+      await Deno.rename(layout.diff(from), layout.diff(id));
+    }
+    // The old layer's entries go, the new one's are made afresh.
+    await backend.removeLayer(layout, from);
+    await backend.removeLayer(layout, id);
+    await backend.prepareLayer(layout, id);
+    await Deno.remove(layout.mnt(from)).catch(() => {});
+    if (backend.capabilities.mounts) {
+      await Deno.mkdir(layout.mnt(id), { mode: 0o700 }).catch(() => {});
+    }
+    await Deno.remove(layout.meta(from)).catch(() => {});
+    const { committedFrom: _, ...rest } = meta;
+    await writeMeta(layout, id, rest);
+    done.push(id);
+  }
+  return done;
+}
+
+/** Ids with a `layers/<id>` file. */
+export async function liveIds(layout: StoreLayout): Promise<Set<string>> {
+  const live = new Set<string>();
+  for (const n of await names(layout.layers())) {
+    if (TEMP_RE.test(n)) continue;
+    try {
+      live.add(validateLayerId(n));
+    } catch { /* -removing leftovers */ }
+  }
+  return live;
+}
+
+/** `diff/<old>` dirs that an unfinished commit still needs. */
+async function commitSources(
+  layout: StoreLayout,
+  live: Set<string>,
+): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const id of live) {
+    let from: string | undefined;
+    try {
+      from = (await readMeta(layout, id)).committedFrom;
+    } catch { /* corrupt meta: check reports it elsewhere */ }
+    if (from !== undefined && !live.has(from)) out.add(from);
+  }
+  return out;
+}
+
+async function names(dir: string): Promise<string[]> {
+  try {
+    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name)
+      .sort();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Whether a builder holds the flock of `staging/<x>/lock`. */
+async function stagingBusy(path: string): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(`${path}/lock`, { read: true, write: true });
+  } catch {
+    return false; // no lock file: a crash right after mkdir
+  }
+  try {
+    return !(await f.tryLock(true));
+  } finally {
+    f.close();
+  }
+}
