@@ -204,6 +204,30 @@ const commands: Record<string, Run> = {
       };
     }),
 
+  commit: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const [id, newId] = ctx.args;
+      await store.commit(id, newId);
+      return {
+        json: { id: newId, committedFrom: id },
+        text: `committed ${id} as ${newId}`,
+      };
+    }),
+
+  usage: (ctx) =>
+    withStore(ctx, false, async (store) => {
+      const [id] = ctx.args;
+      const u = await store.usage(id);
+      return {
+        json: { id, ...u },
+        text: [
+          `layer: ${u.layer.size} bytes, ${u.layer.inodes} inodes`,
+          `chain: ${u.chain.size} bytes, ${u.chain.inodes} inodes`,
+        ].join("\n"),
+        data: true,
+      };
+    }),
+
   mount: (ctx) =>
     withStore(ctx, false, async (store) => {
       const [id] = ctx.args;

@@ -99,6 +99,23 @@ export const COMMANDS: CommandSpec[] = [
     args: [1, 1],
   },
   {
+    name: "commit",
+    usage: "RW_ID NEW_ID",
+    summary:
+      "turn a read-write (container) layer into a read-only layer NEW_ID (no copy; RW_ID is gone)",
+    options: {},
+    args: [2, 2],
+  },
+  {
+    name: "usage",
+    aliases: ["du"],
+    usage: "ID",
+    summary:
+      "disk usage of the layer and of its whole chain (bytes allocated, inodes)",
+    options: {},
+    args: [1, 1],
+  },
+  {
     name: "rm",
     aliases: ["remove"],
     usage: "ID [--force]",
