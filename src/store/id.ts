@@ -20,9 +20,12 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { InvalidLayerId } from "../errors.ts";
  * import { validateLayerId } from "./id.ts";
- * validateLayerId("sha256-abc.1");      // ok
- * try { validateLayerId("../etc"); } catch (e) { console.log((e as Error).name); }
+ * assert.equal(validateLayerId("sha256-abc.1"), "sha256-abc.1");
+ * assert.throws(() => validateLayerId("../etc"), InvalidLayerId);
+ * assert.throws(() => validateLayerId("app-removing"), InvalidLayerId);
  * ```
  */
 export function validateLayerId(id: unknown): string {

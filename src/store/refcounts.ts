@@ -20,10 +20,14 @@ export type MountCounts = Record<string, number>;
  * as across processes; the kernel drops it when a holder dies.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
  * import { withStoreLock } from "./refcounts.ts";
- * await withStoreLock(new StoreLayout("/var/lib/layerfs"), async () => {});
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/run`);
+ * assert.equal(await withStoreLock(new StoreLayout(root), () => Promise.resolve(42)), 42);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function withStoreLock<T>(
@@ -48,10 +52,17 @@ export async function withStoreLock<T>(
  * reconciliation with mountinfo then adopts live mounts again).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
- * import { readCounts } from "./refcounts.ts";
- * console.log(await readCounts(new StoreLayout("/var/lib/layerfs")));
+ * import { readCounts, writeCounts } from "./refcounts.ts";
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/run`);
+ * const layout = new StoreLayout(root);
+ * assert.deepEqual(await readCounts(layout), {}); // no file yet
+ * await writeCounts(layout, { app: 2, gone: 0 });
+ * assert.deepEqual(await readCounts(layout), { app: 2 });
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function readCounts(layout: StoreLayout): Promise<MountCounts> {
@@ -101,8 +112,9 @@ export type ViewState = "gone" | "unmounted" | "mounted" | "no-mount";
  * @example
  * ```ts
  * import { reconcileCounts } from "./refcounts.ts";
+ * import assert from "node:assert/strict";
  * const state = (id: string) => id === "a" ? "unmounted" as const : "mounted" as const;
- * console.log(reconcileCounts({ a: 2, b: 1 }, state)); // { counts: { b: 1 }, dropped: ["a"] }
+ * assert.deepEqual(reconcileCounts({ a: 2, b: 1 }, state), { counts: { b: 1 }, dropped: ["a"] });
  * ```
  */
 export function reconcileCounts(

@@ -32,10 +32,12 @@ export type FileKind =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statxAt } from "./fs_walk_linux.ts";
  * import { AT_FDCWD } from "./fd_linux.ts";
  * const st = statxAt(AT_FDCWD, "/etc");
- * console.log(st.kind, (st.mode & 0o7777).toString(8));
+ * assert.equal(st.kind, "dir");
+ * assert.equal(st.mode & 0o170000, 0o040000);
  * ```
  */
 export interface Stat {
@@ -146,9 +148,10 @@ export function displayName(name: Uint8Array): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statxAt } from "./fs_walk_linux.ts";
  * import { AT_FDCWD } from "./fd_linux.ts";
- * console.log(statxAt(AT_FDCWD, "/proc/self").kind); // "symlink"
+ * assert.equal(statxAt(AT_FDCWD, "/proc/self").kind, "symlink");
  * ```
  */
 export function statxAt(dirfd: number, name: CName): Stat {
@@ -174,9 +177,10 @@ function statxName(dirfd: number, name: CName): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statxAtOrNull } from "./fs_walk_linux.ts";
  * import { AT_FDCWD } from "./fd_linux.ts";
- * console.log(statxAtOrNull(AT_FDCWD, "/no/such/file")); // null
+ * assert.equal(statxAtOrNull(AT_FDCWD, "/no/such/file"), null);
  * ```
  */
 export function statxAtOrNull(dirfd: number, name: CName): Stat | null {
@@ -195,8 +199,9 @@ export function statxAtOrNull(dirfd: number, name: CName): Stat | null {
  * ```ts
  * import { fstatx } from "./fs_walk_linux.ts";
  * import { AT_FDCWD, close, O, openat } from "./fd_linux.ts";
+ * import assert from "node:assert/strict";
  * const fd = openat(AT_FDCWD, "/etc", O.RDONLY | O.DIRECTORY);
- * console.log(fstatx(fd).kind); // "dir"
+ * assert.equal(fstatx(fd).kind, "dir");
  * close(fd);
  * ```
  */
@@ -221,10 +226,13 @@ export function fstatx(fd: number): Stat {
  *
  * @example
  * ```ts
- * import { openDirAt } from "./fs_walk_linux.ts";
+ * import assert from "node:assert/strict";
+ * import { fstatx, openDirAt } from "./fs_walk_linux.ts";
  * import { AT_FDCWD, close } from "./fd_linux.ts";
  * const fd = openDirAt(AT_FDCWD, "/etc");
+ * assert.equal(fstatx(fd).kind, "dir");
  * close(fd);
+ * assert.throws(() => openDirAt(AT_FDCWD, "/proc/self")); // a symlink is not followed
  * ```
  */
 export function openDirAt(dirfd: number, name: CName): number {
@@ -248,9 +256,11 @@ export function openDirAt(dirfd: number, name: CName): number {
  *
  * @example
  * ```ts
- * import { openFileAt } from "./fs_walk_linux.ts";
+ * import assert from "node:assert/strict";
+ * import { fstatx, openFileAt } from "./fs_walk_linux.ts";
  * import { AT_FDCWD, close } from "./fd_linux.ts";
  * const fd = openFileAt(AT_FDCWD, "/etc/hostname");
+ * assert.equal(fstatx(fd).kind, "file");
  * close(fd);
  * ```
  */
@@ -284,13 +294,14 @@ export const DT = {
  *
  * @example
  * ```ts
- * import { type DirEntry, readDirFd } from "./fs_walk_linux.ts";
+ * import assert from "node:assert/strict";
+ * import { type DirEntry, openDirAt, readDirFd } from "./fs_walk_linux.ts";
  * import { close } from "./fd_linux.ts";
- * import { openDirAt } from "./fs_walk_linux.ts";
  * const fd = openDirAt(-100, "/etc");
  * const entries: DirEntry[] = readDirFd(fd);
  * close(fd);
- * console.log(entries.length);
+ * const passwd = entries.find((e) => e.name === "passwd")!;
+ * assert.equal(new TextDecoder().decode(passwd.cname), "passwd\0");
  * ```
  */
 export interface DirEntry {
@@ -335,11 +346,14 @@ export function decodeName(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openDirAt, readDirFd } from "./fs_walk_linux.ts";
  * import { close } from "./fd_linux.ts";
  * const fd = openDirAt(-100, "/etc");
- * for (const e of readDirFd(fd)) console.log(e.name);
+ * const names = readDirFd(fd).map((e) => e.name);
  * close(fd);
+ * assert.ok(names.includes("passwd"));
+ * assert.ok(!names.includes(".") && !names.includes(".."));
  * ```
  */
 export function readDirFd(fd: number): DirEntry[] {
@@ -383,8 +397,9 @@ const linkBuf = new Uint8Array(4097);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readlinkAt } from "./fs_walk_linux.ts";
- * console.log(new TextDecoder().decode(readlinkAt(-100, "/proc/self")));
+ * assert.equal(new TextDecoder().decode(readlinkAt(-100, "/proc/self")), String(Deno.pid));
  * ```
  */
 export function readlinkAt(dirfd: number, name: CName): Uint8Array {
@@ -436,11 +451,14 @@ function isNoXattrSupport(e: number): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openDirAt, readXattrsFd } from "./fs_walk_linux.ts";
  * import { close } from "./fd_linux.ts";
- * const fd = openDirAt(-100, "/tmp");
- * console.log([...readXattrsFd(fd).keys()]);
+ * const dir = await Deno.makeTempDir();
+ * const fd = openDirAt(-100, dir);
+ * assert.ok(readXattrsFd(fd) instanceof Map); // names -> raw values
  * close(fd);
+ * await Deno.remove(dir);
  * ```
  */
 export function readXattrsFd(fd: number): Map<string, Uint8Array> {
@@ -486,10 +504,11 @@ function procPath(dirfd: number, name: CName): Uint8Array<ArrayBuffer> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openDirAt, readXattrsAt } from "./fs_walk_linux.ts";
  * import { close } from "./fd_linux.ts";
  * const fd = openDirAt(-100, "/");
- * console.log(readXattrsAt(fd, "tmp").size);
+ * assert.ok(readXattrsAt(fd, "tmp") instanceof Map);
  * close(fd);
  * ```
  */
@@ -526,8 +545,11 @@ export function readXattrsAt(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { getXattrAt } from "./fs_walk_linux.ts";
- * console.log(getXattrAt(-100, "/tmp", "trusted.overlay.opaque"));
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(getXattrAt(-100, dir, "user.layerfs.absent"), null);
+ * await Deno.remove(dir);
  * ```
  */
 export function getXattrAt(
