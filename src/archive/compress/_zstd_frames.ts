@@ -117,6 +117,13 @@ export class ZstdFrameScanner {
       }
       return;
     }
+    if (this.#state === "magic" && this.#frames > 0) {
+      // Fewer than 4 bytes after the last frame: no frame starts there.
+      throw new ZstdFrameError(
+        "garbage after the end of the zstd data",
+        this.#offset - this.#have,
+      );
+    }
     throw new ZstdFrameError(
       "the zstd stream is truncated (ends inside a frame)",
       this.#offset,

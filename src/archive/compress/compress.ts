@@ -7,7 +7,7 @@
  */
 
 import { createZstdCompress } from "node:zlib";
-import { Duplex } from "node:stream";
+import type { Transform } from "node:stream";
 import { type ByteWriter, writeToFile } from "../write_file.ts";
 import type { Compression } from "./detect.ts";
 
@@ -36,10 +36,73 @@ export function compressor(
       Uint8Array
     >;
   }
-  return Duplex.toWeb(createZstdCompress()) as unknown as TransformStream<
-    Uint8Array,
-    Uint8Array
-  >;
+  return webTransform(createZstdCompress());
+}
+
+/**
+ * A node Transform as a web TransformStream. Not `Duplex.toWeb`: in Deno
+ * 2.9.6 its readable side keeps enqueueing after a cancel and throws an
+ * uncaught "The stream controller cannot close or enqueue" (a compressed
+ * `layerfs diff | head` died of it).
+ */
+function webTransform(t: Transform): TransformStream<Uint8Array, Uint8Array> {
+  let done = false;
+  const readable = new ReadableStream<Uint8Array>({
+    start(c) {
+      t.on("data", (chunk: Uint8Array) => {
+        if (done) return;
+        c.enqueue(chunk);
+        if ((c.desiredSize ?? 0) <= 0) t.pause();
+      });
+      t.on("end", () => {
+        if (!done) c.close();
+        done = true;
+      });
+      t.on("error", (e) => {
+        if (!done) c.error(e);
+        done = true;
+      });
+    },
+    pull() {
+      t.resume();
+    },
+    cancel() {
+      done = true;
+      t.destroy();
+    },
+  }, { highWaterMark: 4 });
+  const wait = (event: "drain" | "finish") =>
+    new Promise<void>((resolve, reject) => {
+      const ok = () => {
+        t.off("error", fail);
+        t.off("close", ok);
+        resolve();
+      };
+      const fail = (e: unknown) => {
+        t.off(event, ok);
+        t.off("close", ok);
+        reject(e);
+      };
+      t.once(event, ok);
+      t.once("close", ok);
+      t.once("error", fail);
+    });
+  const writable = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      if (t.destroyed) throw new Error("the compressor was closed");
+      if (!t.write(chunk)) await wait("drain");
+    },
+    async close() {
+      const finished = wait("finish");
+      t.end();
+      await finished;
+    },
+    abort(reason) {
+      done = true;
+      t.destroy(reason instanceof Error ? reason : undefined);
+    },
+  });
+  return { readable, writable } as TransformStream<Uint8Array, Uint8Array>;
 }
 
 /**
