@@ -78,3 +78,19 @@ export {
   type TarWriterOptions,
   TypeFlag,
 } from "./src/archive/tar/mod.ts";
+export {
+  type Compression,
+  compressor,
+  decompress,
+  type Decompressed,
+  type DecompressedSource,
+  type DecompressOptions,
+  decompressStream,
+  decompressTarSource,
+  detectCompression,
+  type DetectedCompression,
+  MAGIC_LENGTH,
+  peekCompression,
+  writeCompressed,
+} from "./src/archive/compress/mod.ts";
+export { ignoreFileSizeSignal } from "./src/sys/signal_linux.ts";

@@ -256,26 +256,62 @@ export class MountError extends LayerfsError {
 
 /**
  * A tar archive is malformed, truncated, or holds an entry layerfs refuses
- * (unsafe name, unsupported type, over a size cap). Names the entry.
+ * (unsafe name, unsupported type, over a size cap), or its compression
+ * (gzip, zstd) is corrupt or cut short. Names the entry and, when known,
+ * the input (a file path, "stdin").
  *
  * @example
  * ```ts
  * import { InvalidArchive } from "./errors.ts";
  * console.log(new InvalidArchive("unexpected end of archive", "etc/passwd").message);
+ * const cut = new InvalidArchive("the zstd stream is truncated", undefined, {
+ *   input: "layer.tar.zst",
+ * });
+ * console.log(cut.message); // Invalid archive layer.tar.zst: the zstd stream is truncated
  * ```
  */
 export class InvalidArchive extends LayerfsError {
   /** The entry concerned, when known. */
   readonly entry?: string;
-  /** Builds the error; the message says what to do. */
-  constructor(why: string, entry?: string, options?: ErrorOptions) {
+  /** The input concerned (a file path, "stdin"), when known. */
+  readonly input?: string;
+  /** What is wrong and what to do, without the "Invalid archive ..." prefix. */
+  readonly reason: string;
+  /** Builds the error; `why` says what is wrong and what to do. */
+  constructor(
+    why: string,
+    entry?: string,
+    options?: ErrorOptions & { input?: string },
+  ) {
     super(
-      `Invalid tar archive${
+      `Invalid ${
+        options?.input === undefined
+          ? "tar archive"
+          : `archive ${options.input}`
+      }${
         entry === undefined ? "" : ` at entry ${JSON.stringify(entry)}`
       }: ${why}`,
       options,
     );
     this.entry = entry;
+    this.input = options?.input;
+    this.reason = why;
+  }
+
+  /**
+   * The same error naming `input` (kept when it names one already), for a
+   * caller that knows where the bytes came from.
+   *
+   * @example
+   * ```ts
+   * import { InvalidArchive } from "./errors.ts";
+   * const e = new InvalidArchive("bad header").withInput("stdin");
+   * console.log(e.message); // Invalid archive stdin: bad header
+   * ```
+   */
+  withInput(input: string): InvalidArchive {
+    if (this.input !== undefined) return this;
+    return new InvalidArchive(this.reason, this.entry, { input, cause: this });
   }
 }
 

@@ -5,11 +5,23 @@
  * @module
  */
 
-import { StoreError, UsageError } from "../errors.ts";
+import {
+  InvalidArchive,
+  LayerNotMounted,
+  StoreError,
+  UsageError,
+} from "../errors.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
-import { maybeDecompress, writeCompressed } from "./compress.ts";
+import { peekCompression, writeCompressed } from "../archive/compress/mod.ts";
 import { openOutput } from "./_output.ts";
+import {
+  isBrokenPipe,
+  namedFsError,
+  namedStream,
+  namedWriter,
+  readFileStream,
+} from "./_io_errors.ts";
 import { countingStream, makeProgress } from "./_progress.ts";
 import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
 import type { GlobalOptions } from "./_parse.ts";
@@ -116,6 +128,17 @@ function progressFor(ctx: CommandContext, label: string) {
   );
 }
 
+/** `status` lines that are counts: numbers in JSON. */
+const NUMERIC_STATUS = new Set([
+  "layers",
+  "mounted views",
+  "outstanding gets",
+  "format version",
+]);
+
+/** Exit code of a process killed by SIGPIPE, as a shell reports it. */
+export const EXIT_BROKEN_PIPE = 141;
+
 const commands: Record<string, Run> = {
   init: (ctx) =>
     withStore(ctx, true, (store) =>
@@ -129,7 +152,9 @@ const commands: Record<string, Run> = {
       const status = await store.status();
       const width = Math.max(...status.map(([k]) => k.length));
       return {
-        json: Object.fromEntries(status),
+        json: Object.fromEntries(
+          status.map(([k, v]) => [k, NUMERIC_STATUS.has(k) ? Number(v) : v]),
+        ),
         text: status.map(([k, v]) => `${(k + ":").padEnd(width + 1)} ${v}`)
           .join("\n"),
         data: true,
@@ -240,6 +265,10 @@ const commands: Record<string, Run> = {
   umount: (ctx) =>
     withStore(ctx, false, async (store) => {
       const [id] = ctx.args;
+      // Checked here too, so the CLI refuses with any store version (put
+      // itself throws LayerNotMounted once the store checks it).
+      const layer = (await store.list()).find((l) => l.id === id);
+      if (layer && layer.mounts === 0) throw new LayerNotMounted(id);
       await store.put(id);
       return { json: { id, released: true }, text: `released ${id}` };
     }),
@@ -247,32 +276,44 @@ const commands: Record<string, Run> = {
   apply: async (ctx) => {
     const [id, file] = ctx.args;
     const parent = str(ctx.values.parent);
+    const fromStdin = file === undefined || file === "-";
+    const name = fromStdin ? "stdin" : file;
     let input: ReadableStream<Uint8Array>;
-    if (file === undefined || file === "-") {
+    if (fromStdin) {
       if (ctx.io.isTerminal.stdin) {
         throw new UsageError(
           "Refusing to read a tar from a terminal; pass FILE or pipe the tar into standard input",
         );
       }
-      input = ctx.io.stdin();
+      input = namedStream(ctx.io.stdin(), name);
     } else {
-      input = (await Deno.open(file)).readable;
+      input = await readFileStream(file);
     }
     const progress = progressFor(ctx, `apply ${id}`);
-    const { format, stream } = await maybeDecompress(input);
-    return await withStore(ctx, true, async (store) => {
-      const size = await store.applyDiff(
-        id,
-        parent,
-        stream.pipeThrough(countingStream(progress)),
-      );
-      progress.done();
-      return {
-        json: { id, parent: parent ?? null, size, compression: format },
-        text: String(size),
-        data: true,
-      };
-    });
+    let tar: ReadableStream<Uint8Array> = input;
+    try {
+      // Only to report it: the store decompresses (and checks) by itself.
+      const peeked = await peekCompression(input, { name });
+      const compression = peeked.compression;
+      tar = peeked.tar as ReadableStream<Uint8Array>;
+      return await withStore(ctx, true, async (store) => {
+        const size = await store.applyDiff(
+          id,
+          parent,
+          tar.pipeThrough(countingStream(progress)),
+        );
+        progress.done();
+        return {
+          json: { id, parent: parent ?? null, size, compression },
+          text: String(size),
+          data: true,
+        };
+      });
+    } catch (e) {
+      // Closes the file when the store never read it (e.g. no such parent).
+      if (!tar.locked) await tar.cancel(e).catch(() => {});
+      throw e instanceof InvalidArchive ? e.withInput(name) : e;
+    }
   },
 
   diff: (ctx) =>
@@ -305,15 +346,32 @@ const commands: Record<string, Run> = {
           ? writeCompressed(diff, kind, sink, onTar)
           : writeToFile(diff, sink, onTar);
       if (out === undefined) {
-        await write(ctx.io.stdout());
+        try {
+          await write(namedWriter(ctx.io.stdout(), "standard output"));
+        } catch (e) {
+          // `layerfs diff x | head`: the reader is gone; end quietly, as a
+          // process killed by SIGPIPE would (Deno ignores the signal).
+          if (isBrokenPipe(e)) {
+            return {
+              json: null,
+              wroteStdout: true,
+              exitCode: EXIT_BROKEN_PIPE,
+            };
+          }
+          throw e;
+        }
         progress.done();
         return { json: null, wroteStdout: true };
       }
-      const output = await openOutput(out);
+      const output = await openOutput(out).catch((e) => {
+        throw namedFsError(e, "write to", out);
+      });
       let written: number;
       try {
-        written = await write(output.file);
-        await output.commit();
+        written = await write(namedWriter(output.file, out));
+        await output.commit().catch((e) => {
+          throw namedFsError(e, "write to", out);
+        });
       } catch (e) {
         await output.abort();
         throw e;

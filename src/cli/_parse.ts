@@ -30,6 +30,7 @@ export interface GlobalOptions {
 /** A parsed command line. */
 export type Parsed =
   | { kind: "help"; command?: CommandSpec; global: GlobalOptions }
+  | { kind: "version"; global: GlobalOptions }
   | {
     kind: "run";
     command: CommandSpec;
@@ -111,6 +112,9 @@ export function parseCli(argv: string[]): Parsed {
     });
   } catch (e) {
     throw new CommandUsageError(usageMessage(e));
+  }
+  if (first.values.version === true) {
+    return { kind: "version", global: globalsOf(first.values) };
   }
   const cmdToken = first.tokens.find((t) => t.kind === "positional");
   const name = cmdToken?.kind === "positional" ? cmdToken.value : undefined;

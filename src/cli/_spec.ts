@@ -57,6 +57,10 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
       "--quiet           print only requested data (no confirmations, no progress)",
   },
   help: { type: "boolean", short: "h", help: "-h, --help        show help" },
+  version: {
+    type: "boolean",
+    help: "--version         print the version (layerfs X.Y.Z)",
+  },
 };
 
 const parent: OptionSpec = {

@@ -9,7 +9,10 @@
  * what to do), 2 usage error (the message, then the command's help). With
  * `--json`, every run prints exactly one JSON document on stdout (an
  * `{"error": ...}` object when it fails), except `diff` without `-o`, which
- * writes the tar there. Set `LAYERFS_DEBUG=1` to get stack traces.
+ * writes the tar there. Set `LAYERFS_DEBUG=1` to get stack traces. A closed
+ * standard output (`layerfs diff x | head`) ends the run quietly with exit
+ * 141, as SIGPIPE would. SIGXFSZ is ignored, so a write past `ulimit -f`
+ * fails with an error naming the file instead of killing the process.
  *
  * @example Run it
  * ```sh
@@ -22,8 +25,14 @@
 import { LayerfsError, UsageError } from "../errors.ts";
 import { CommandUsageError, parseCli } from "./_parse.ts";
 import { commandHelp, mainHelp } from "./_spec.ts";
-import { type CliIo, runCommand } from "./_commands.ts";
+import { type CliIo, EXIT_BROKEN_PIPE, runCommand } from "./_commands.ts";
 import { defaultRoot } from "./_root.ts";
+import { isBrokenPipe } from "./_io_errors.ts";
+import { ignoreFileSizeSignal } from "../sys/signal_linux.ts";
+import denoJson from "../../deno.json" with { type: "json" };
+
+/** This layerfs's version (from deno.json). */
+export const VERSION: string = denoJson.version;
 
 export type { CliIo } from "./_commands.ts";
 
@@ -91,6 +100,14 @@ export async function runCli(
   try {
     const parsed = parseCli(argv);
     json = parsed.global.json;
+    if (parsed.kind === "version") {
+      print(
+        json
+          ? JSON.stringify({ version: VERSION }) + "\n"
+          : `layerfs ${VERSION}\n`,
+      );
+      return 0;
+    }
     if (parsed.kind === "help") {
       const text = parsed.command ? commandHelp(parsed.command) : mainHelp();
       print(json ? JSON.stringify({ help: text }) + "\n" : text);
@@ -119,6 +136,8 @@ export async function runCli(
     }
     return result.exitCode ?? 0;
   } catch (e) {
+    // The reader of our output is gone: nobody to tell.
+    if (isBrokenPipe(e)) return EXIT_BROKEN_PIPE;
     if (e instanceof CommandUsageError && e.command === undefined) {
       helpText = mainHelp();
     } else if (e instanceof CommandUsageError && e.command) {
@@ -133,16 +152,21 @@ export async function runCli(
     io.stderr(`layerfs: ${oneLine(e)}\n`);
     if (usage) io.stderr("\n" + helpText);
     if (json) {
-      print(
-        JSON.stringify({
-          error: { name, message: oneLine(e), exitCode: code },
-        }) + "\n",
-      );
+      try {
+        print(
+          JSON.stringify({
+            error: { name, message: oneLine(e), exitCode: code },
+          }) + "\n",
+        );
+      } catch (p) {
+        if (!isBrokenPipe(p)) throw p;
+      }
     }
     return code;
   }
 }
 
 if (import.meta.main) {
+  ignoreFileSizeSignal();
   Deno.exit(await runCli(Deno.args, processIo()));
 }

@@ -57,3 +57,34 @@ for (const [name, num] of Object.entries(Errno)) {
 export function errnoName(n: number): string {
   return NAMES.get(n) ?? `errno ${n}`;
 }
+
+/**
+ * What to do about an I/O error that is the machine's, not the input's
+ * (full disk, size limit, failing device), by errno name; `undefined` for
+ * other errors.
+ *
+ * @param code An errno name, e.g. "ENOSPC".
+ * @returns One clause saying what is wrong and what to do.
+ * @example
+ * ```ts
+ * import { ioAdvice } from "./errno.ts";
+ * console.log(ioAdvice("ENOSPC")); // the file system is full; free some space ...
+ * ```
+ */
+export function ioAdvice(code: string): string | undefined {
+  switch (code) {
+    case "ENOSPC":
+      return "the file system is full; free some space or use another file system";
+    case "EDQUOT":
+      return "the disk quota is used up; free some space or ask for a larger quota";
+    case "EFBIG":
+      return "the file is larger than the file system or the process's file size limit allows; " +
+        'raise the limit ("ulimit -f unlimited") or use another file system';
+    case "EIO":
+      return "the device reported an I/O error; check it (dmesg) before retrying";
+    case "EROFS":
+      return "the file system is read-only; remount it read-write or use another one";
+    default:
+      return undefined;
+  }
+}

@@ -18,6 +18,8 @@ import { errnoName } from "./errno.ts";
 const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
   geteuid: { parameters: [], result: "u32" },
+  // sighandler_t signal(int signum, sighandler_t handler); handlers as integers
+  signal: { parameters: ["i32", "usize"], result: "usize" },
   getegid: { parameters: [], result: "u32" },
   // mounts
   mount: {

@@ -24,7 +24,7 @@
 
 import { InvalidArchive, LayerfsError } from "../../errors.ts";
 import { AT, close, O, openat2, RESOLVE } from "../../sys/fd_linux.ts";
-import { Errno } from "../../sys/errno.ts";
+import { Errno, ioAdvice } from "../../sys/errno.ts";
 import { check, cstr, errno, libc, SysError } from "../../sys/libc_linux.ts";
 import {
   fchmod,
@@ -195,7 +195,10 @@ class Extractor {
           entry === undefined
             ? "the archive's directories"
             : `entry ${JSON.stringify(entry)}`
-        }: ${e.message}; check free space, permissions and the target file system`,
+        }: ${e.message}; ${
+          ioAdvice(e.code) ??
+            "check free space, permissions and the target file system"
+        }`,
         { cause: e },
       );
     }

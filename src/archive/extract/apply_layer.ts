@@ -1,7 +1,9 @@
 /**
  * The store's entry point for extraction: `applyLayerTar` fills a layer's
  * staging directory from an OCI layer tar, in the store backend's whiteout
- * format. See apply_tar.ts for the safety rules and semantics.
+ * format. A gzip- or zstd-compressed tar is decompressed on the way (found
+ * by its magic bytes, checked to the end of the input). See apply_tar.ts for
+ * the safety rules and semantics.
  *
  * @module
  */
@@ -9,6 +11,7 @@
 import type { ApplyLayerOptions, LayerDirs, TarSource } from "../layer.ts";
 import { applyTarAt, openTarget } from "./apply_tar.ts";
 import { close } from "../../sys/fd_linux.ts";
+import { decompressTarSource } from "../compress/tar_source.ts";
 
 /**
  * Extracts an OCI layer tar into `layer.dir` (an existing staging directory;
@@ -16,9 +19,14 @@ import { close } from "../../sys/fd_linux.ts";
  * whiteouts into `layer.format`. Returns the layer's diffSize: bytes of
  * regular files written, hardlinks counted once.
  *
+ * `tar` may be gzip- or zstd-compressed: it is decompressed transparently
+ * and read to its end, so a corrupt, truncated or padded compressed input is
+ * refused even when the tar inside looks complete.
+ *
  * On error `layer.dir` is left half-filled: the store removes its staging dir.
  *
- * @throws {InvalidArchive} A malformed, truncated or unsafe tar (names the entry).
+ * @throws {InvalidArchive} A malformed, truncated or unsafe tar (names the
+ *   entry), or a corrupt or truncated gzip/zstd stream.
  * @throws {LayerfsError} The file system refused a write.
  *
  * @example
@@ -37,11 +45,14 @@ export async function applyLayerTar(
 ): Promise<number> {
   const fd = openTarget(layer.dir);
   try {
-    return await applyTarAt(fd, tar, {
+    const source = await decompressTarSource(tar);
+    const size = await applyTarAt(fd, source.tar, {
       format: layer.format,
       userXattr: layer.userXattr ?? false,
       onProgress: options?.onProgress,
     });
+    await source.finish();
+    return size;
   } finally {
     close(fd);
   }

@@ -1,0 +1,40 @@
+/**
+ * gzip and zstd for layer tars: detection by magic bytes, decompression
+ * checked to the end of the input (checksums, truncation, trailing data),
+ * and compression.
+ *
+ * `applyLayerTar` (and so `Store.applyDiff`) decompresses by itself; use
+ * these directly to read or write compressed tars elsewhere (an image's
+ * blobs, a registry upload).
+ *
+ * @example Read a layer that may be compressed
+ * ```ts ignore
+ * import { decompress } from "./mod.ts";
+ * const { compression, stream } = await decompress(
+ *   (await Deno.open("layer.tar.zst")).readable,
+ *   { name: "layer.tar.zst" },
+ * );
+ * console.log(compression); // "zstd"
+ * ```
+ *
+ * @module
+ */
+
+export {
+  type Compression,
+  detectCompression,
+  type DetectedCompression,
+  MAGIC_LENGTH,
+} from "./detect.ts";
+export {
+  decompress,
+  type Decompressed,
+  type DecompressOptions,
+  decompressStream,
+} from "./decompress.ts";
+export { compressor, writeCompressed } from "./compress.ts";
+export {
+  type DecompressedSource,
+  decompressTarSource,
+  peekCompression,
+} from "./tar_source.ts";

@@ -1,0 +1,120 @@
+/**
+ * Internal: Deno's file errors name no path ("Is a directory (os error 21)",
+ * "No space left on device (os error 28)"), so the CLI wraps them where it
+ * opens, reads or writes a file, naming the path and what to do.
+ *
+ * @module
+ */
+
+import { LayerfsError } from "../errors.ts";
+import { ioAdvice } from "../sys/errno.ts";
+import type { ByteWriter } from "../archive/write_file.ts";
+
+/** True for the error a write to a closed pipe gives (SIGPIPE is ignored by Deno). */
+export function isBrokenPipe(e: unknown): boolean {
+  return e instanceof Deno.errors.BrokenPipe ||
+    (e as { code?: string })?.code === "EPIPE";
+}
+
+/**
+ * `e` as a {@link LayerfsError} that names `path`; LayerfsErrors and broken
+ * pipes (handled by the caller) pass unchanged.
+ */
+export function namedFsError(
+  e: unknown,
+  action: string,
+  path: string,
+): unknown {
+  if (e instanceof LayerfsError || isBrokenPipe(e) || !(e instanceof Error)) {
+    return e;
+  }
+  const code = (e as { code?: string }).code ?? "";
+  // Deno's message, without the "(os error N)" and any path it repeats.
+  const what = e.message.replace(/\s*\(os error \d+\).*$/, "");
+  const advice = ioAdvice(code) ??
+    (code === "EISDIR"
+      ? "it is a directory; pass a file"
+      : code === "ENOENT"
+      ? "check the path"
+      : code === "EACCES" || code === "EPERM"
+      ? "check its permissions"
+      : "check the path and the file system");
+  return new LayerfsError(`Cannot ${action} ${path}: ${what}; ${advice}`, {
+    cause: e,
+  });
+}
+
+/** `w` with its write errors named after `path`. */
+export function namedWriter(w: ByteWriter, path: string): ByteWriter {
+  return {
+    async write(p) {
+      try {
+        return await w.write(p);
+      } catch (e) {
+        throw namedFsError(e, "write to", path);
+      }
+    },
+  };
+}
+
+/**
+ * A file opened for reading as a stream whose errors name `path`; the file
+ * is closed at the end, on error and on cancel.
+ */
+export async function readFileStream(
+  path: string,
+): Promise<ReadableStream<Uint8Array>> {
+  let file: Deno.FsFile;
+  try {
+    file = await Deno.open(path);
+  } catch (e) {
+    throw namedFsError(e, "read", path);
+  }
+  let closed = false;
+  const close = () => {
+    if (!closed) file.close();
+    closed = true;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      try {
+        const buf = new Uint8Array(1 << 20);
+        const n = await file.read(buf);
+        if (n === null) {
+          close();
+          c.close();
+        } else {
+          c.enqueue(buf.subarray(0, n));
+        }
+      } catch (e) {
+        close();
+        throw namedFsError(e, "read", path);
+      }
+    },
+    cancel() {
+      close();
+    },
+  }, { highWaterMark: 0 });
+}
+
+/** A stream whose read errors name `name` (e.g. "stdin"). */
+export function namedStream(
+  s: ReadableStream<Uint8Array>,
+  name: string,
+): ReadableStream<Uint8Array> {
+  const reader = s.getReader();
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      try {
+        const r = await reader.read();
+        if (r.done) c.close();
+        else c.enqueue(r.value);
+      } catch (e) {
+        throw namedFsError(e, "read", name);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
