@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { WhiteoutFormat } from "../archive/layer.ts";
+import type { WhiteoutFormat } from "../archive/types.ts";
 import type { MountPlan } from "../mount/plan.ts";
 
 /** Backends layerfs knows. */

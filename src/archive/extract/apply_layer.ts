@@ -6,14 +6,16 @@
  * @module
  */
 
-import type { ApplyLayerOptions, LayerDirs, TarSource } from "../layer.ts";
-import { applyTarAt, openTarget } from "./apply_tar.ts";
+import type { ApplyLayerOptions, LayerDirs, TarSource } from "../types.ts";
+import { layerCodec } from "../whiteout/mod.ts";
+import { applyCodecAt, openTarget } from "./apply_tar.ts";
 import { close } from "../../sys/fd_linux.ts";
 
 /**
  * Extracts an OCI layer tar into `layer.dir` (an existing staging directory;
  * for vfs it already holds a full copy of the parent), converting OCI
- * whiteouts into `layer.format`. Returns the layer's diffSize: bytes of
+ * whiteouts with the layer's codec (`layer.codec`, or the one of
+ * `layer.format`). Returns the layer's diffSize: bytes of
  * regular files written, hardlinks counted once.
  *
  * On error `layer.dir` is left half-filled: the store removes its staging dir.
@@ -37,9 +39,7 @@ export async function applyLayerTar(
 ): Promise<number> {
   const fd = openTarget(layer.dir);
   try {
-    return await applyTarAt(fd, tar, {
-      format: layer.format,
-      userXattr: layer.userXattr ?? false,
+    return await applyCodecAt(fd, tar, layerCodec(layer), {
       onProgress: options?.onProgress,
     });
   } finally {

@@ -1,7 +1,7 @@
 import { deepEqual } from "node:assert/strict";
 import { layerChanges } from "../../../src/archive/changes/layer_changes.ts";
 import { layerDiffSize } from "../../../src/archive/changes/layer_size.ts";
-import type { Change } from "../../../src/archive/layer.ts";
+import type { Change } from "../../../src/archive/types.ts";
 import { privilegedTest, tempDir } from "../../_privileged.ts";
 import { sh } from "./_fixture.ts";
 
