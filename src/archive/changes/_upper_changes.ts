@@ -9,7 +9,9 @@
  * - a directory present in both whose metadata is unchanged is not reported
  *   itself; a directory gets a "modify" when one of its direct children is
  *   added or deleted (moby PR 13590);
- * - whiteouts are "delete"s.
+ * - whiteouts are "delete"s of what the parents' merged view has; a whiteout
+ *   of a path no parent shows (never there, or already hidden by a nearer
+ *   parent's whiteout or opaque dir) deletes nothing and is not reported.
  *
  * Where moby is wrong, we differ (each is a test):
  * - Lookups into the parents follow the union's rules (a whiteout or opaque
@@ -175,7 +177,11 @@ class UpperWalk {
       if (d.kind === "internal") continue;
       if (d.kind === "whiteout") {
         present.add(d.name);
-        this.#record(`${path}/${d.name}`, path, "delete");
+        // Deleted only when a parent has it: a whiteout of a path no parent
+        // has deletes nothing (moby, continuity and treeChanges agree).
+        if (this.lookup(stack, d.name) !== null) {
+          this.#record(`${path}/${d.name}`, path, "delete");
+        }
         continue;
       }
       present.add(name);

@@ -16,8 +16,9 @@ import { upperChanges } from "./_upper_changes.ts";
  *
  * - upper-dir codecs (overlay/aufs): computed from the layer's own dir with lookups into the
  *   parents (moby's `archive.Changes`/`OverlayChanges` rules; cost grows with
- *   the layer, not the image). Whiteouts are deletes; an opaque directory's
- *   hidden parent entries are deletes too.
+ *   the layer, not the image). Whiteouts of what the parents have are
+ *   deletes (a whiteout of a path no parent shows is nothing); an opaque
+ *   directory's hidden parent entries are deletes too.
  * - full-tree codecs (vfs): `dir` and `parentDirs[0]` are full trees compared entry by entry
  *   (moby's `ChangesDirs` rules); without a parent everything is an add.
  *
