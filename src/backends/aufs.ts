@@ -15,6 +15,7 @@ import type {
   MountCall,
   NoMountPlan,
 } from "../mount/plan.ts";
+import { aufsCodec } from "../archive/whiteout/aufs.ts";
 import { baseView } from "./_mounting.ts";
 import type { Backend, LayerMountInput } from "./types.ts";
 
@@ -122,6 +123,7 @@ export const aufsBackend: Backend<"aufs"> = {
   summary:
     "aufs (kernels that have it): Docker's br: mount, then append: remounts",
   whiteoutFormat: "aufs",
+  whiteoutCodec: () => aufsCodec,
   capabilities: {
     mounts: true,
     copiesParent: false,

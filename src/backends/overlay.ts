@@ -13,6 +13,10 @@ import type {
   NoMountPlan,
   OverlayMountPlan,
 } from "../mount/plan.ts";
+import {
+  overlayCodec,
+  overlayUserXattrCodec,
+} from "../archive/whiteout/overlay.ts";
 import { baseView, entryNames, removeDir, removeEntry } from "./_mounting.ts";
 import type { Backend, LayerMountInput } from "./types.ts";
 
@@ -109,6 +113,8 @@ export const overlayBackend: Backend<"overlay"> = {
   summary:
     "kernel overlayfs: parents as lower dirs (fsconfig lowerdir+, up to 500), the layer as upper dir",
   whiteoutFormat: "overlay",
+  whiteoutCodec: (settings) =>
+    settings.userXattr ? overlayUserXattrCodec : overlayCodec,
   capabilities: {
     mounts: true,
     copiesParent: false,

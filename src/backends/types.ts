@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { WhiteoutFormat } from "../archive/layer.ts";
+import type { WhiteoutCodec, WhiteoutFormat } from "../archive/types.ts";
 import type { StoreLayout } from "../layout.ts";
 import type { MountPlan } from "../mount/plan.ts";
 
@@ -78,8 +78,10 @@ export interface Backend<N extends string = string> {
   readonly name: N;
   /** One line for `--help` and `status`: how a view is made. */
   readonly summary: string;
-  /** How deletions are stored in `diff/<id>`. */
+  /** How deletions are stored in `diff/<id>` (its name, for status). */
   readonly whiteoutFormat: WhiteoutFormat;
+  /** The codec extract, export and changes use for its layers, given its settings. */
+  whiteoutCodec(settings: BackendSettings): WhiteoutCodec;
   /** What it can promise. */
   readonly capabilities: BackendCapabilities;
   /** What it needs from the host. */

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { vfsCodec } from "../archive/whiteout/vfs.ts";
 import type { NoMountPlan } from "../mount/plan.ts";
 import type { Backend, LayerMountInput } from "./types.ts";
 
@@ -42,6 +43,7 @@ export const vfsBackend: Backend<"vfs"> = {
   summary:
     "no mounts: each layer starts as a full copy of its parent (reflinks where the fs has them)",
   whiteoutFormat: "vfs",
+  whiteoutCodec: () => vfsCodec,
   capabilities: {
     mounts: false,
     copiesParent: true,

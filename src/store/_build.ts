@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { LayerDirs } from "../archive/layer.ts";
+import type { LayerDirs } from "../archive/types.ts";
 import {
   LayerExists,
   LayerHasChildren,

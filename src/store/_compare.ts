@@ -8,7 +8,8 @@
  * @module
  */
 
-import type { LayerDirs } from "../archive/layer.ts";
+import type { LayerDirs } from "../archive/types.ts";
+import { vfsCodec } from "../archive/whiteout/vfs.ts";
 import { LayerNotFound, LayerNotMounted } from "../errors.ts";
 import { noParent, type StoreContext } from "./_context.ts";
 import { getView, putView } from "./_views.ts";
@@ -42,7 +43,7 @@ export async function comparison(
 
 /**
  * Makes a comparison's dirs available. Two complete trees are what the
- * archive code compares for vfs, so two views are described in vfs format.
+ * archive code compares with the full-tree (vfs) codec, whatever the backend.
  */
 export async function openComparison(
   ctx: StoreContext,
@@ -61,12 +62,7 @@ export async function openComparison(
   }
   let released = false;
   return {
-    dirs: {
-      dir: view,
-      format: "vfs",
-      parentDirs: [parentView],
-      userXattr: ctx.settings.userXattr === true,
-    },
+    dirs: { dir: view, codec: vfsCodec, parentDirs: [parentView] },
     release: async () => {
       if (released) return;
       released = true;

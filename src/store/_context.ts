@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { LayerDirs } from "../archive/layer.ts";
+import type { LayerDirs } from "../archive/types.ts";
 import type { BackendName } from "../backends/registry.ts";
 import type { Backend, BackendSettings } from "../backends/types.ts";
 import { LayerNotFound } from "../errors.ts";
@@ -79,9 +79,8 @@ export class StoreContext {
   dirs(dir: string, parents: string[]): LayerDirs {
     return {
       dir,
-      format: this.backend.whiteoutFormat,
+      codec: this.backend.whiteoutCodec(this.settings),
       parentDirs: parents.map((p) => this.layout.diff(p)),
-      userXattr: this.settings.userXattr === true,
     };
   }
 

@@ -5,10 +5,29 @@
  * @module
  */
 
-import type { Change } from "../layer.ts";
+import type { Change } from "../types.ts";
 import { StoreError } from "../../errors.ts";
 import { type DirEntry, displayName } from "../../sys/fs_walk_linux.ts";
-import { compareNames } from "./_whiteouts.ts";
+
+/**
+ * Compares two names by their UTF-8 bytes (what `tar --sort=name`, Go and
+ * moby use). JS `<` compares UTF-16 code units, which orders astral
+ * characters (surrogates, 0xD800-0xDFFF) before U+E000-U+FFFF; shifting the
+ * two ranges restores code point order, which equals UTF-8 byte order.
+ */
+export function compareNames(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x !== y) {
+      if (x >= 0xd800) x = x < 0xe000 ? x + 0x2000 : x - 0x800;
+      if (y >= 0xd800) y = y < 0xe000 ? y + 0x2000 : y - 0x800;
+      return x - y;
+    }
+  }
+  return a.length - b.length;
+}
 
 /** A set of changes keyed by path; a later add/modify overrides a delete. */
 export class ChangeList {

@@ -32,9 +32,9 @@ import {
   statxAtOrNull,
 } from "../../sys/fs_walk_linux.ts";
 import { close, O, openat } from "../../sys/fd_linux.ts";
-import type { Change } from "../layer.ts";
+import type { Change, WhiteoutCodec } from "../types.ts";
+import { sameContentXattrs } from "../whiteout/oci.ts";
 import { ChangeList, entryName, sortEntries } from "./_change_list.ts";
-import { sameContentXattrs } from "./_whiteouts.ts";
 
 /** Called for each add/modify with the new tree's stat (DiffSize uses it). */
 export type TreeVisitor = (
@@ -57,10 +57,12 @@ function statDifferent(o: Stat, n: Stat): boolean {
 class TreeWalk {
   readonly list = new ChangeList();
   readonly #sameDevice: boolean;
+  readonly #codec: WhiteoutCodec;
   readonly #visit?: TreeVisitor;
 
-  constructor(sameDevice: boolean, visit?: TreeVisitor) {
+  constructor(sameDevice: boolean, codec: WhiteoutCodec, visit?: TreeVisitor) {
     this.#sameDevice = sameDevice;
+    this.#codec = codec;
     this.#visit = visit;
   }
 
@@ -128,6 +130,7 @@ class TreeWalk {
       } else if (
         statDifferent(ost, nst) ||
         !sameContentXattrs(
+          this.#codec,
           readXattrsAt(ofd, o!.cname),
           readXattrsAt(nfd, n!.cname),
         )
@@ -172,17 +175,18 @@ function cmpBytes(x: Uint8Array, y: Uint8Array): number {
 
 /**
  * Changes of the full tree `newDir` against the full tree `oldDir` (or
- * against nothing: everything is an add).
+ * against nothing: everything is an add); `codec` says which xattrs are content.
  */
 export function treeChanges(
   newDir: string,
   oldDir: string | undefined,
+  codec: WhiteoutCodec,
   visit?: TreeVisitor,
 ): Change[] {
   const nfd = openat(-100, newDir, O.RDONLY | O.DIRECTORY);
   try {
     if (oldDir === undefined) {
-      const w = new TreeWalk(false, visit);
+      const w = new TreeWalk(false, codec, visit);
       w.addRoot(nfd);
       return w.list.sorted();
     }
@@ -190,7 +194,7 @@ export function treeChanges(
     try {
       const a = statxAtOrNull(nfd, ".")!;
       const b = statxAtOrNull(ofd, ".")!;
-      const w = new TreeWalk(a.dev === b.dev, visit);
+      const w = new TreeWalk(a.dev === b.dev, codec, visit);
       w.compare(nfd, ofd, "");
       return w.list.sorted();
     } finally {

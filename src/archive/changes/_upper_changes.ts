@@ -9,7 +9,9 @@
  * - a directory present in both whose metadata is unchanged is not reported
  *   itself; a directory gets a "modify" when one of its direct children is
  *   added or deleted (moby PR 13590);
- * - whiteouts are "delete"s.
+ * - whiteouts are "delete"s of what the parents' merged view has; a whiteout
+ *   of a path no parent shows (never there, or already hidden by a nearer
+ *   parent's whiteout or opaque dir) deletes nothing and is not reported.
  *
  * Where moby is wrong, we differ (each is a test):
  * - Lookups into the parents follow the union's rules (a whiteout or opaque
@@ -31,8 +33,6 @@
 
 import {
   type DirEntry,
-  DT,
-  getXattrAt,
   openDirAt,
   readDirFd,
   readXattrsAt,
@@ -42,16 +42,9 @@ import {
   statxAtOrNull,
 } from "../../sys/fs_walk_linux.ts";
 import { close } from "../../sys/fd_linux.ts";
-import type { Change } from "../layer.ts";
+import type { Change, WhiteoutCodec } from "../types.ts";
+import { sameContentXattrs } from "../whiteout/oci.ts";
 import { ChangeList, entryName, sortEntries } from "./_change_list.ts";
-import {
-  isOverlayOpaque,
-  isOverlayWhiteout,
-  sameContentXattrs,
-  WH_META_PREFIX,
-  WH_OPAQUE,
-  WH_PREFIX,
-} from "./_whiteouts.ts";
 
 /** One parent layer's directory at the path being visited. */
 interface LowerDir {
@@ -73,8 +66,6 @@ interface Lower {
   children: LowerDir[];
 }
 
-type Format = "overlay" | "aufs";
-
 function join(rel: string, name: string): string {
   return rel === "" ? name : `${rel}/${name}`;
 }
@@ -83,28 +74,19 @@ function join(rel: string, name: string): string {
 class UpperWalk {
   readonly list = new ChangeList();
   readonly #changedDirs = new Set<string>();
-  readonly #format: Format;
+  readonly #codec: WhiteoutCodec;
 
-  constructor(format: Format) {
-    this.#format = format;
+  constructor(codec: WhiteoutCodec) {
+    this.#codec = codec;
   }
 
   /** A lower entry is a whiteout in that layer. */
   #whitedOut(l: LowerDir, name: string, st: Stat | null): boolean {
-    if (this.#format === "overlay") return st !== null && isOverlayWhiteout(st);
-    if (st !== null) return false;
-    return statxAtOrNull(l.root, join(l.rel, WH_PREFIX + name)) !== null;
+    return this.#codec.whitedOutAt(l.root, l.rel, name, st);
   }
 
   #opaqueLower(l: LowerDir, rel: string): boolean {
-    if (this.#format === "aufs") {
-      return statxAtOrNull(l.root, join(rel, WH_OPAQUE)) !== null;
-    }
-    for (const k of ["trusted.overlay.opaque", "user.overlay.opaque"]) {
-      const v = getXattrAt(l.root, rel === "" ? "." : rel, k);
-      if (v && v.length === 1 && v[0] === 0x79) return true;
-    }
-    return false;
+    return this.#codec.isOpaqueAt(l.root, rel);
   }
 
   /** Looks `name` up in the merged view of the parents' dirs `stack`. */
@@ -145,18 +127,15 @@ class UpperWalk {
       try {
         for (const e of readDirFd(fd)) {
           const name = entryName(e, "/" + l.rel);
-          if (this.#format === "aufs" && name.startsWith(WH_PREFIX)) {
-            if (name.startsWith(WH_META_PREFIX)) continue;
-            seen.add(name.slice(WH_PREFIX.length));
+          if (seen.has(name)) continue;
+          const d = this.#codec.readEntry(fd, e, name);
+          if (d.kind === "internal") continue;
+          if (d.kind === "whiteout") {
+            // Hides `d.name` of farther parents (overlay: the device's own name).
+            seen.add(d.name);
             continue;
           }
-          if (seen.has(name)) continue;
           seen.add(name);
-          if (
-            this.#format === "overlay" &&
-            (e.type === DT.CHR || e.type === DT.UNKNOWN) &&
-            isOverlayWhiteout(statxAt(fd, e.cname))
-          ) continue;
           out.push(name);
         }
       } finally {
@@ -192,22 +171,21 @@ class UpperWalk {
     const present = new Set<string>();
     for (const e of entries) {
       const name = entryName(e, path);
-      if (this.#format === "aufs" && name.startsWith(WH_PREFIX)) {
-        // aufs bookkeeping at the root, and the opaque marker (handled by
-        // the parent's visit), are not changes.
-        if (name.startsWith(WH_META_PREFIX)) continue;
-        const target = name.slice(WH_PREFIX.length);
-        present.add(target);
-        this.#record(`${path}/${target}`, path, "delete");
+      const st = statxAt(fd, e.cname);
+      const d = this.#codec.readEntry(fd, e, name, st);
+      // Bookkeeping (aufs's, and its opaque marker, read with its dir).
+      if (d.kind === "internal") continue;
+      if (d.kind === "whiteout") {
+        present.add(d.name);
+        // Deleted only when a parent has it: a whiteout of a path no parent
+        // has deletes nothing (moby, continuity and treeChanges agree).
+        if (this.lookup(stack, d.name) !== null) {
+          this.#record(`${path}/${d.name}`, path, "delete");
+        }
         continue;
       }
       present.add(name);
       const p = `${path}/${name}`;
-      const st = statxAt(fd, e.cname);
-      if (this.#format === "overlay" && isOverlayWhiteout(st)) {
-        this.#record(p, path, "delete");
-        continue;
-      }
       const lower = this.lookup(stack, name);
       if (st.kind !== "dir") {
         this.#record(p, path, lower ? "modify" : "add");
@@ -234,9 +212,7 @@ class UpperWalk {
     const fd = openDirAt(parentFd, e.cname);
     try {
       const xattrs = readXattrsFd(fd);
-      const opaque = this.#format === "overlay"
-        ? isOverlayOpaque(xattrs)
-        : statxAtOrNull(fd, WH_OPAQUE) !== null;
+      const opaque = this.#codec.isOpaqueDir(fd, xattrs);
       if (!lower) {
         this.#record(p, dirPath, "add");
         this.#changedDirs.add(p);
@@ -244,6 +220,7 @@ class UpperWalk {
         lower.stat.kind !== "dir" ||
         !sameDir(st, lower.stat) ||
         !sameContentXattrs(
+          this.#codec,
           xattrs,
           readXattrsAt(lower.root, lower.rel),
         )
@@ -264,17 +241,17 @@ function sameDir(a: Stat, b: Stat): boolean {
     a.mtimeSec === b.mtimeSec && a.mtimeNsec === b.mtimeNsec;
 }
 
-/** Changes of an overlay/aufs layer `dir` against its parents' dirs (nearest first). */
+/** Changes of an upper-dir layer `dir` (overlay/aufs) against its parents' dirs (nearest first). */
 export function upperChanges(
   dir: string,
-  format: Format,
+  codec: WhiteoutCodec,
   parentDirs: string[],
 ): Change[] {
   const roots: number[] = [];
   const fd = openDirAt(-100, dir);
   try {
     for (const p of parentDirs) roots.push(openDirAt(-100, p));
-    const walk = new UpperWalk(format);
+    const walk = new UpperWalk(codec);
     walk.visit(fd, "", roots.map((root) => ({ root, rel: "" })), false);
     return walk.list.sorted();
   } finally {

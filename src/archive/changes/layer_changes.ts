@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { Change, LayerDirs } from "../layer.ts";
+import type { Change, LayerDirs } from "../types.ts";
+import { layerCodec } from "../whiteout/mod.ts";
 import { treeChanges } from "./_tree_changes.ts";
 import { upperChanges } from "./_upper_changes.ts";
 
@@ -13,11 +14,12 @@ import { upperChanges } from "./_upper_changes.ts";
  * Lists the changes a layer makes to its parents, sorted by path (UTF-8 byte
  * order), each path absolute ("/etc/hosts").
  *
- * - overlay/aufs: computed from the layer's own dir with lookups into the
+ * - upper-dir codecs (overlay/aufs): computed from the layer's own dir with lookups into the
  *   parents (moby's `archive.Changes`/`OverlayChanges` rules; cost grows with
- *   the layer, not the image). Whiteouts are deletes; an opaque directory's
- *   hidden parent entries are deletes too.
- * - vfs: `dir` and `parentDirs[0]` are full trees compared entry by entry
+ *   the layer, not the image). Whiteouts of what the parents have are
+ *   deletes (a whiteout of a path no parent shows is nothing); an opaque
+ *   directory's hidden parent entries are deletes too.
+ * - full-tree codecs (vfs): `dir` and `parentDirs[0]` are full trees compared entry by entry
  *   (moby's `ChangesDirs` rules); without a parent everything is an add.
  *
  * Differences from moby (bugs there, tested here): a file that became a
@@ -25,7 +27,7 @@ import { upperChanges } from "./_upper_changes.ts";
  * modify; mtimes are compared to the nanosecond; opaque directories report
  * the entries they hide. See `_upper_changes.ts` and `_tree_changes.ts`.
  *
- * @param layer The layer's dirs and whiteout format.
+ * @param layer The layer's dirs and whiteout codec.
  * @returns The changes, sorted by path.
  * @throws {StoreError} A name that is not valid UTF-8.
  * @throws {SysError} A directory cannot be read (permissions, vanished).
@@ -43,12 +45,13 @@ import { upperChanges } from "./_upper_changes.ts";
  */
 export function layerChanges(layer: LayerDirs): Promise<Change[]> {
   try {
-    if (layer.format === "vfs") {
-      return Promise.resolve(treeChanges(layer.dir, layer.parentDirs[0]));
+    const codec = layerCodec(layer);
+    if (codec.fullTree) {
+      return Promise.resolve(
+        treeChanges(layer.dir, layer.parentDirs[0], codec),
+      );
     }
-    return Promise.resolve(
-      upperChanges(layer.dir, layer.format, layer.parentDirs),
-    );
+    return Promise.resolve(upperChanges(layer.dir, codec, layer.parentDirs));
   } catch (e) {
     return Promise.reject(e);
   }

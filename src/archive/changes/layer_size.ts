@@ -4,7 +4,8 @@
  * @module
  */
 
-import type { LayerDirs } from "../layer.ts";
+import type { LayerDirs, WhiteoutCodec } from "../types.ts";
+import { layerCodec } from "../whiteout/mod.ts";
 import { close } from "../../sys/fd_linux.ts";
 import {
   DT,
@@ -14,7 +15,6 @@ import {
   statxAtOrNull,
 } from "../../sys/fs_walk_linux.ts";
 import { treeChanges } from "./_tree_changes.ts";
-import { WH_META_PREFIX } from "./_whiteouts.ts";
 
 /** Sums regular-file sizes, counting each multiply-linked inode once. */
 class SizeSum {
@@ -32,16 +32,16 @@ class SizeSum {
   }
 }
 
-function walk(fd: number, sum: SizeSum, skipAufsMeta: boolean): void {
+/** `root`: the codec of a layer root, whose bookkeeping entries are skipped (aufs's /.wh..wh.*). */
+function walk(fd: number, sum: SizeSum, root: WhiteoutCodec | null): void {
   for (const e of readDirFd(fd)) {
-    // aufs keeps pseudo-links and its whiteout base under /.wh..wh.*: not content.
-    if (
-      skipAufsMeta && e.name !== null && e.name.startsWith(WH_META_PREFIX)
-    ) continue;
+    if (root !== null && e.name !== null && root.internalAtRoot(e.name)) {
+      continue;
+    }
     if (e.type === DT.DIR) {
       const sub = openDirAt(fd, e.cname);
       try {
-        walk(sub, sum, false);
+        walk(sub, sum, null);
       } finally {
         close(sub);
       }
@@ -53,7 +53,7 @@ function walk(fd: number, sum: SizeSum, skipAufsMeta: boolean): void {
     if (st.kind === "dir") {
       const sub = openDirAt(fd, e.cname);
       try {
-        walk(sub, sum, false);
+        walk(sub, sum, null);
       } finally {
         close(sub);
       }
@@ -65,12 +65,12 @@ function walk(fd: number, sum: SizeSum, skipAufsMeta: boolean): void {
  * Bytes of regular files in the layer's own content, hard links counted once
  * (moby's `directory.Size`/`ChangesSize` semantics, regular files only).
  *
- * - overlay/aufs: the files of `dir` (aufs bookkeeping under `/.wh..wh.*`
- *   left out).
- * - vfs: the files that are added or modified relative to `parentDirs[0]`
+ * - upper-dir codecs (overlay/aufs): the files of `dir` (the union fs's
+ *   bookkeeping at the root, aufs's `/.wh..wh.*`, left out).
+ * - full-tree codecs (vfs): the files that are added or modified relative to `parentDirs[0]`
  *   (everything without a parent).
  *
- * @param layer The layer's dirs and whiteout format.
+ * @param layer The layer's dirs and whiteout codec.
  * @returns The size in bytes.
  * @throws {SysError} A directory cannot be read.
  *
@@ -88,12 +88,18 @@ function walk(fd: number, sum: SizeSum, skipAufsMeta: boolean): void {
 export function layerDiffSize(layer: LayerDirs): Promise<number> {
   try {
     const sum = new SizeSum();
-    if (layer.format === "vfs") {
-      treeChanges(layer.dir, layer.parentDirs[0], (_p, _k, st) => sum.add(st));
+    const codec = layerCodec(layer);
+    if (codec.fullTree) {
+      treeChanges(
+        layer.dir,
+        layer.parentDirs[0],
+        codec,
+        (_p, _k, st) => sum.add(st),
+      );
     } else {
       const fd = openDirAt(-100, layer.dir);
       try {
-        walk(fd, sum, layer.format === "aufs");
+        walk(fd, sum, codec);
       } finally {
         close(fd);
       }

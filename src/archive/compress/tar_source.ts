@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { TarSource } from "../layer.ts";
+import type { TarSource } from "../types.ts";
 import {
   detectCompression,
   type DetectedCompression,

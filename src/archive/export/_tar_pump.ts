@@ -13,7 +13,7 @@
  * @module
  */
 
-import type { ArchiveProgress } from "../layer.ts";
+import type { ArchiveProgress } from "../types.ts";
 import type { TarHeader } from "../tar/header.ts";
 import {
   encodeHeader,

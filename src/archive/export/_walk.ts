@@ -36,19 +36,10 @@ import {
 } from "../../sys/fs_walk_linux.ts";
 import { close } from "../../sys/fd_linux.ts";
 import { StoreError } from "../../errors.ts";
-import type { Change } from "../layer.ts";
 import type { EntryType, TarHeader } from "../tar/header.ts";
-import { entryName } from "../changes/_change_list.ts";
-import {
-  compareNames,
-  contentXattrs,
-  isOverlayOpaque,
-  isOverlayWhiteout,
-  overlayFeatureXattr,
-  WH_META_PREFIX,
-  WH_OPAQUE,
-  WH_PREFIX,
-} from "../changes/_whiteouts.ts";
+import type { Change, WhiteoutCodec } from "../types.ts";
+import { compareNames, entryName } from "../changes/_change_list.ts";
+import { contentXattrs, WH_OPAQUE, WH_PREFIX } from "../whiteout/oci.ts";
 import type { ExportItem } from "./_tar_pump.ts";
 
 /**
@@ -61,11 +52,12 @@ export type ExportPlan = Map<string, Map<string, Change["kind"]>>;
 /** How to walk. */
 export interface WalkOptions {
   /**
-   * Whiteout conversion: "overlay" turns 0/0 char devices into `.wh.<name>`
-   * and opaque dirs into `<dir>/.wh..wh..opq`; "aufs" drops `/.wh..wh.*`
-   * bookkeeping at the root; "none" exports entries as they are.
+   * Whiteout conversion to OCI form: overlay turns 0/0 char devices into
+   * `.wh.<name>` and opaque dirs into `<dir>/.wh..wh..opq`; aufs drops
+   * `/.wh..wh.*` bookkeeping at the root; vfs and none export entries as
+   * they are.
    */
-  whiteouts: "overlay" | "aufs" | "none";
+  codec: WhiteoutCodec;
   /** Only these entries (vfs diffs); absent: everything. */
   plan?: ExportPlan;
 }
@@ -185,11 +177,13 @@ function kindFromDirent(t: number): Stat["kind"] | null {
 
 class Walker {
   readonly #opts: WalkOptions;
+  readonly #codec: WhiteoutCodec;
   /** "dev:ino" of multiply-linked inodes to the tar name of their first entry. */
   readonly #links = new Map<string, string>();
 
   constructor(opts: WalkOptions) {
     this.#opts = opts;
+    this.#codec = opts.codec;
   }
 
   *dir(fd: number, prefix: string, path: string): Generator<ExportItem> {
@@ -204,19 +198,11 @@ class Walker {
         if (kind === undefined || kind === "delete") continue;
       }
       if (e.type === DT.SOCK) continue;
-      if (
-        this.#opts.whiteouts === "aufs" && path === "" &&
-        name.startsWith(WH_META_PREFIX)
-      ) continue;
-      if (
-        this.#opts.whiteouts === "overlay" &&
-        (e.type === DT.CHR || e.type === DT.UNKNOWN)
-      ) {
-        const st = statxAt(fd, e.cname);
-        if (isOverlayWhiteout(st)) {
-          children.push({ emit: WH_PREFIX + name, e, name, st });
-          continue;
-        }
+      if (path === "" && this.#codec.internalAtRoot(name)) continue;
+      const st = this.#codec.deviceWhiteout(fd, e);
+      if (st !== null) {
+        children.push({ emit: WH_PREFIX + name, e, name, st });
+        continue;
       }
       children.push({ emit: name, e, name });
     }
@@ -276,7 +262,12 @@ class Walker {
         if (st.kind === "file") {
           const xattrs = readXattrsFd(fd);
           this.#checkFeatures(xattrs, childPath);
-          const h = header(prefix + name, "file", st, contentXattrs(xattrs));
+          const h = header(
+            prefix + name,
+            "file",
+            st,
+            contentXattrs(this.#codec, xattrs),
+          );
           if (!this.#linked(h, st, name)) {
             handed = true;
             yield { header: h, fd };
@@ -304,7 +295,7 @@ class Walker {
       return;
     }
     if (kind === "socket" || kind === "unknown") return;
-    const xattrs = contentXattrs(readXattrsAt(dirFd, e.cname));
+    const xattrs = contentXattrs(this.#codec, readXattrsAt(dirFd, e.cname));
     const h = header(prefix + name, kind, st, xattrs);
     if (kind === "symlink") {
       h.linkname = decodeTarget(readlinkAt(dirFd, e.cname), childPath);
@@ -327,10 +318,15 @@ class Walker {
       this.#checkFeatures(xattrs, childPath);
       const dirName = `${prefix}${name}/`;
       yield {
-        header: header(dirName, "dir", st, contentXattrs(xattrs)),
+        header: header(
+          dirName,
+          "dir",
+          st,
+          contentXattrs(this.#codec, xattrs),
+        ),
         fd: -1,
       };
-      if (this.#opts.whiteouts === "overlay" && isOverlayOpaque(xattrs)) {
+      if (this.#codec.opaqueByXattrs(xattrs)) {
         // Right after the directory, before its children, as moby writes it:
         // extractors that apply the marker when they meet it must not wipe
         // entries of this same layer.
@@ -372,13 +368,7 @@ class Walker {
   }
 
   #checkFeatures(xattrs: Map<string, Uint8Array>, path: string): void {
-    if (this.#opts.whiteouts !== "overlay") return;
-    const k = overlayFeatureXattr(xattrs);
-    if (k !== null) {
-      throw new StoreError(
-        `Cannot export "${path}": it carries the overlay xattr "${k}" (redirect_dir/metacopy), whose content lives in another layer; mount layers with redirect_dir=off,metacopy=off`,
-      );
-    }
+    this.#codec.checkExportable(xattrs, path);
   }
 }
 

@@ -4,7 +4,8 @@
  * @module
  */
 
-import type { LayerDirs, LayerTarOptions } from "../layer.ts";
+import type { LayerDirs, LayerTarOptions } from "../types.ts";
+import { layerCodec } from "../whiteout/mod.ts";
 import { treeChanges } from "../changes/_tree_changes.ts";
 import { tarStream } from "./_tar_pump.ts";
 import { planFromChanges, walkTree } from "./_walk.ts";
@@ -27,7 +28,7 @@ import { planFromChanges, walkTree } from "./_walk.ts";
  * caller's buffer with a BYOB reader), so memory stays flat;
  * cancel it to stop early.
  *
- * @param layer The layer's dirs and whiteout format.
+ * @param layer The layer's dirs and whiteout codec.
  * @param options Progress callback.
  * @returns The tar bytes; errors (unreadable files, non-UTF-8 names, a
  *   redirect_dir/metacopy layer) error the stream.
@@ -50,13 +51,14 @@ export function layerTar(
   options: LayerTarOptions = {},
 ): ReadableStream<Uint8Array> {
   return tarStream(() => {
-    if (layer.format === "vfs") {
+    const codec = layerCodec(layer);
+    if (codec.fullTree) {
       const parent = layer.parentDirs[0];
       const plan = parent === undefined
         ? undefined
-        : planFromChanges(treeChanges(layer.dir, parent));
-      return walkTree(layer.dir, { whiteouts: "none", plan });
+        : planFromChanges(treeChanges(layer.dir, parent, codec));
+      return walkTree(layer.dir, { codec, plan });
     }
-    return walkTree(layer.dir, { whiteouts: layer.format });
+    return walkTree(layer.dir, { codec });
   }, options.onProgress);
 }

@@ -5,7 +5,8 @@
  * @module
  */
 
-import type { ArchiveProgress } from "../layer.ts";
+import type { ArchiveProgress } from "../types.ts";
+import { whiteoutCodec } from "../whiteout/mod.ts";
 import { tarStream } from "./_tar_pump.ts";
 import { walkTree } from "./_walk.ts";
 
@@ -50,7 +51,8 @@ export function packDir(
   options: PackDirOptions = {},
 ): ReadableStream<Uint8Array> {
   return tarStream(
-    () => walkTree(dirPath, { whiteouts: options.whiteouts ?? "none" }),
+    () =>
+      walkTree(dirPath, { codec: whiteoutCodec(options.whiteouts ?? "none") }),
     options.onProgress,
   );
 }

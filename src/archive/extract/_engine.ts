@@ -15,6 +15,10 @@
  *   escapes in moby's `docker cp` came from re-resolving paths);
  * - an existing entry at the name is removed first (last entry wins) with
  *   unlinkat or a no-follow recursive removal;
+ * - a whiteout or opaque marker names its directory without any symlink on
+ *   the way (RESOLVE_NO_SYMLINKS), or the archive is refused: through a link
+ *   it would delete, empty or mark another directory than it says; the
+ *   whiteout codec decides what the marker becomes on disk;
  * - hardlink targets must be earlier entries of this tar (moby CVE-2014-6407:
  *   links to host files); directories get their mode, owner, xattrs and
  *   times at the end, deepest first, through fds opened O_DIRECTORY|O_NOFOLLOW.
@@ -46,47 +50,38 @@ import {
   utimensat,
 } from "../../sys/fs_at_linux.ts";
 import { fstatx, statxAtOrNull } from "../../sys/fs_walk_linux.ts";
-import type { ArchiveProgress } from "../layer.ts";
 import type { TarHeader } from "../tar/header.ts";
 import type { TarReader } from "../tar/reader.ts";
 import { type CachedDir, DirCache } from "./_dir_cache.ts";
 import { type EntryNode, EntryTree, Kind } from "./_entry_tree.ts";
+import type {
+  ArchiveProgress,
+  WhiteoutCodec,
+  WhiteoutTarget,
+} from "../types.ts";
+import { WH_PLNK } from "../whiteout/oci.ts";
 import { cleanPath, joinPath, splitPath } from "./_names.ts";
-import {
-  classifyWhiteout,
-  type ExtractFormat,
-  WH_META_PREFIX,
-  WH_OPAQUE,
-  WH_PLNK,
-} from "./_whiteout.ts";
 
 /** Settings of one extraction (resolved defaults). */
 export interface EngineOptions {
-  /** Whiteout format of the target directory. */
-  format: ExtractFormat;
+  /** Whiteout codec of the target directory. */
+  codec: WhiteoutCodec;
   /** chown entries to the tar's uid/gid (root only; see apply_tar.ts). */
   sameOwner: boolean;
   /** Create char/block devices (root only). */
   devices: boolean;
-  /** Name of the overlay opaque xattr. */
-  opaqueXattr: string;
   /** Progress callback. */
   onProgress?: (p: ArchiveProgress) => void;
 }
 
 const RESOLVE_FLAGS = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
-const PROGRESS_EVERY = 1024;
-const OPAQUE_VALUE = new Uint8Array([0x79]); // "y"
-
 /**
- * xattrs never taken from a tar: overlayfs's own (`trusted.overlay.*`, and
- * `user.overlay.*` under `userxattr`) would let a layer forge redirects,
- * origins, metacopy or opaque state of the union mount.
+ * Whiteouts and opaque markers resolve their directory without any symlink:
+ * through one they would delete, empty or mark a directory the tar does not
+ * name (contained by RESOLVE_IN_ROOT, but still not what the layer says).
  */
-function droppedXattr(name: string): boolean {
-  return name.startsWith("trusted.overlay.") ||
-    name.startsWith("user.overlay.");
-}
+const RESOLVE_REAL = RESOLVE_FLAGS | RESOLVE.NO_SYMLINKS;
+const PROGRESS_EVERY = 1024;
 
 /** The process umask, read race-free from /proc (umask(2) would change it). */
 function readUmask(): number {
@@ -130,7 +125,7 @@ export async function extract(
   }
 }
 
-class Extractor {
+class Extractor implements WhiteoutTarget {
   readonly #root: number;
   readonly #reader: TarReader;
   readonly #o: EngineOptions;
@@ -140,12 +135,14 @@ class Extractor {
   readonly #gid: number;
   readonly #umask: number;
   readonly #rootDir: CachedDir;
+  readonly #codec: WhiteoutCodec;
   #plnk = false;
 
   constructor(rootFd: number, reader: TarReader, opts: EngineOptions) {
     this.#root = rootFd;
     this.#reader = reader;
     this.#o = opts;
+    this.#codec = opts.codec;
     this.#uid = libc().geteuid();
     this.#gid = libc().getegid();
     this.#umask = readUmask();
@@ -217,19 +214,23 @@ class Extractor {
       this.#tree.root.meta = h;
       return;
     }
-    if (
-      this.#o.format !== "none" && path.startsWith(WH_META_PREFIX) &&
-      !path.startsWith(WH_OPAQUE) && this.#aufsInternal(h, path)
-    ) return;
     const [parent, base] = splitPath(path);
-    const wh = classifyWhiteout(this.#o.format, base, h.name);
+    const wh = this.#codec.classify(h.type, path, base, h.name);
     switch (wh.kind) {
       case "skip":
         return;
+      case "pool":
+        this.#plnk = true;
+        break;
+      case "marker":
+        // Kept as a file (aufs), but like any whiteout it must name a real
+        // directory: resolved (and cached) without symlinks first.
+        this.#realDir(parent, h.name, true);
+        break;
       case "opaque":
-        return this.#opaque(parent);
+        return this.#codec.applyOpaque(this, parent, h.name);
       case "whiteout":
-        return this.#whiteout(parent, wh.name);
+        return this.#codec.applyWhiteout(this, parent, wh.name, h.name);
     }
     switch (h.type) {
       case "file":
@@ -250,21 +251,6 @@ class Extractor {
           h.name,
         );
     }
-  }
-
-  /**
-   * aufs's own top-level dirs (`.wh..wh.plnk`, `.wh..wh.aufs`) are skipped,
-   * except regular files in `.wh..wh.plnk/`: tars exported from aufs may
-   * hardlink to them, so (like moby's UnpackLayer) they are extracted for the
-   * duration of the archive and removed at the end. Returns true to skip `h`.
-   */
-  #aufsInternal(h: TarHeader, path: string): boolean {
-    const slash = path.indexOf("/");
-    if (slash >= 0 && h.type === "file" && path.slice(0, slash) === WH_PLNK) {
-      this.#plnk = true;
-      return false;
-    }
-    return true;
   }
 
   // ---- parents -----------------------------------------------------------
@@ -420,7 +406,9 @@ class Extractor {
       }
       if (chmod) fchmod(fd, mode);
       for (const [k, v] of h.xattrs) {
-        if (!droppedXattr(k)) this.#xattr(() => fsetxattr(fd, k, v), k, true);
+        if (!this.#codec.unionXattr(k)) {
+          this.#xattr(() => fsetxattr(fd, k, v), k, true);
+        }
       }
       futimens(
         fd,
@@ -533,7 +521,7 @@ class Extractor {
     // would change the target).
     if (chmod) fchmodatNoFollow(dir.fd, base, mode);
     for (const [k, v] of h.xattrs) {
-      if (!droppedXattr(k)) {
+      if (!this.#codec.unionXattr(k)) {
         this.#xattr(() => lsetxattrAt(dir.fd, base, k, v), k, false);
       }
     }
@@ -568,49 +556,83 @@ class Extractor {
     }
   }
 
-  // ---- whiteouts -----------------------------------------------------------
+  // ---- whiteouts: the WhiteoutTarget the codec applies them with ------------
 
-  #whiteout(parent: string, name: string): void {
-    const path = joinPath(parent, name);
-    if (this.#o.format === "vfs") {
-      // Delete from the copy; nothing to do when the parent is not there.
-      const dir = this.#dir_(parent, false);
-      if (dir === null) return;
-      this.#removeExisting(dir, name, path);
-      return;
+  /**
+   * The directory `parent` of a whiteout or opaque marker `entry`, resolved
+   * without following any symlink (see RESOLVE_REAL); missing directories are
+   * created when `create`, else `null` is returned for them.
+   */
+  #realDir(parent: string, entry: string, create: boolean): CachedDir | null {
+    if (parent === "") return this.#rootDir;
+    let fd: number;
+    try {
+      fd = openat2(this.#root, parent, O.PATH | O.DIRECTORY, RESOLVE_REAL);
+    } catch (e) {
+      if (!(e instanceof SysError)) throw e;
+      if (e.errno === Errno.ELOOP) {
+        throw new InvalidArchive(
+          `its directory ${
+            JSON.stringify(parent)
+          } resolves through a symlink; a whiteout or opaque marker must name a real directory of the layer (rebuild the layer without the symlink in its path)`,
+          entry,
+          { cause: e },
+        );
+      }
+      // ENOENT without a symlink on the way: only real dirs are missing.
+      if (e.errno === Errno.ENOENT && create) fd = this.#makeParents(parent);
+      else if (
+        !create && (e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR)
+      ) return null;
+      else throw this.#notADir(parent, e);
     }
-    // overlay: a 0/0 char device. Unprivileged creation is allowed since
-    // Linux 5.8 (commit a3c751a50fe6, "vfs: allow unprivileged whiteout creation").
-    const dir = this.#dir_(parent)!;
+    // The real dir at `parent`: what a cached fd for it must be too.
+    const d = { fd, gid: this.#inheritedGid(fd) };
+    this.#cache.put(parent, d);
+    this.#tree.touch(parent);
+    return d;
+  }
+
+  remove(parent: string, name: string, entry: string): void {
+    // Delete from the copy; nothing to do when the parent is not there.
+    const dir = this.#realDir(parent, entry, false);
+    if (dir !== null) this.#removeExisting(dir, name, joinPath(parent, name));
+  }
+
+  makeDeviceWhiteout(parent: string, name: string, entry: string): void {
+    const path = joinPath(parent, name);
+    const dir = this.#realDir(parent, entry, true)!;
     this.#create(dir, name, path, () => mknodat(dir.fd, name, S.IFCHR, 0n));
     this.#tree.set(path, Kind.Whiteout);
   }
 
-  #opaque(parent: string): void {
-    if (this.#o.format === "vfs") {
-      const dir = this.#dir_(parent, false);
-      if (dir === null) return;
-      const node = this.#tree.get(parent);
-      // O_PATH fds cannot be listed: open the dir itself, no-follow, from its resolved parent.
-      const fd = parent === ""
-        ? openat2(this.#root, ".", O.RDONLY | O.DIRECTORY, RESOLVE_FLAGS)
-        : openat2(
-          this.#root,
-          parent,
-          O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
-          RESOLVE_FLAGS,
-        );
-      try {
-        this.#clearExcept(fd, node);
-      } finally {
-        close(fd);
-      }
-      this.#cache.clear(dir.fd);
-      return;
+  keepOnlyArchived(parent: string, entry: string): void {
+    const dir = this.#realDir(parent, entry, false);
+    if (dir === null) return;
+    const node = this.#tree.get(parent);
+    // O_PATH fds cannot be listed: open the dir itself, again without symlinks.
+    const fd = openat2(
+      this.#root,
+      parent === "" ? "." : parent,
+      O.RDONLY | O.DIRECTORY | O.NOFOLLOW,
+      RESOLVE_REAL,
+    );
+    try {
+      this.#clearExcept(fd, node);
+    } finally {
+      close(fd);
     }
-    // overlay: mark it; the xattr is set with the directory's metadata at the end.
-    this.#dir_(parent);
-    this.#tree.dir(parent).opaque = true;
+    this.#cache.clear(dir.fd);
+  }
+
+  setDirXattr(
+    parent: string,
+    name: string,
+    value: Uint8Array,
+    entry: string,
+  ): void {
+    this.#realDir(parent, entry, true);
+    this.#tree.dir(parent).endXattr = [name, value];
   }
 
   /** Removes every entry of directory `fd` that this tar did not create (vfs opaque). */
@@ -667,13 +689,13 @@ class Extractor {
           if (this.#o.sameOwner) fchown(fd, h.uid, h.gid);
           fchmod(fd, h.mode);
           for (const [k, v] of h.xattrs) {
-            if (!droppedXattr(k)) {
+            if (!this.#codec.unionXattr(k)) {
               this.#xattr(() => fsetxattr(fd, k, v), k, true);
             }
           }
         }
-        if (node.opaque) {
-          fsetxattr(fd, this.#o.opaqueXattr, OPAQUE_VALUE);
+        if (node.endXattr !== null) {
+          fsetxattr(fd, node.endXattr[0], node.endXattr[1]);
         }
         if (h !== null) {
           futimens(

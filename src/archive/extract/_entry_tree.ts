@@ -3,7 +3,8 @@
  * It answers the questions the extractor must not ask the file system (which
  * may hold a parent layer's copy or symlinks planted by an earlier layer):
  * - is a hardlink target an earlier entry of this same tar?
- * - which directories get their mode/owner/times at the end (post-order)?
+ * - which directories get their mode/owner/times (and a codec's xattr) at the
+ *   end (post-order)?
  * - which entries survive an opaque marker (vfs: only this tar's entries)?
  * - the applied size: regular-file bytes, each inode counted once.
  *
@@ -46,8 +47,8 @@ export class EntryNode {
   inode: Inode | null = null;
   /** The directory's own header (mode, owner, times, xattrs), applied at the end. */
   meta: TarHeader | null = null;
-  /** Set when a `.wh..wh..opq` marker named this directory (overlay: xattr at the end). */
-  opaque = false;
+  /** An xattr the codec sets when directories are finished (overlay's opaque mark). */
+  endXattr: [name: string, value: Uint8Array] | null = null;
 
   constructor(kind: Kind) {
     this.kind = kind;
@@ -166,7 +167,7 @@ export class EntryTree {
       const top = stack.pop()!;
       const [path, node, expanded] = top;
       if (expanded) {
-        if (node.meta !== null || node.opaque) yield [path, node];
+        if (node.meta !== null || node.endXattr !== null) yield [path, node];
         continue;
       }
       stack.push([path, node, true]);

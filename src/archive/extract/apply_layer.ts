@@ -8,15 +8,17 @@
  * @module
  */
 
-import type { ApplyLayerOptions, LayerDirs, TarSource } from "../layer.ts";
-import { applyTarAt, openTarget } from "./apply_tar.ts";
+import type { ApplyLayerOptions, LayerDirs, TarSource } from "../types.ts";
+import { layerCodec } from "../whiteout/mod.ts";
+import { applyCodecAt, openTarget } from "./apply_tar.ts";
 import { close } from "../../sys/fd_linux.ts";
 import { decompressTarSource } from "../compress/tar_source.ts";
 
 /**
  * Extracts an OCI layer tar into `layer.dir` (an existing staging directory;
  * for vfs it already holds a full copy of the parent), converting OCI
- * whiteouts into `layer.format`. Returns the layer's diffSize: bytes of
+ * whiteouts with the layer's codec (`layer.codec`, or the one of
+ * `layer.format`). Returns the layer's diffSize: bytes of
  * regular files written, hardlinks counted once.
  *
  * `tar` may be gzip- or zstd-compressed: it is decompressed transparently
@@ -46,9 +48,7 @@ export async function applyLayerTar(
   const fd = openTarget(layer.dir);
   try {
     const source = await decompressTarSource(tar);
-    const size = await applyTarAt(fd, source.tar, {
-      format: layer.format,
-      userXattr: layer.userXattr ?? false,
+    const size = await applyCodecAt(fd, source.tar, layerCodec(layer), {
       onProgress: options?.onProgress,
     });
     await source.finish();

@@ -14,7 +14,10 @@
  * position (made by this tar or already in the directory, e.g. from an earlier
  * layer) resolve inside the directory too; the entry itself is created
  * without following a symlink at its name. Hardlinks may only point to earlier
- * entries of the same tar; anything else is an {@link InvalidArchive}.
+ * entries of the same tar; anything else is an {@link InvalidArchive}. A
+ * whiteout (`.wh.<name>`) or opaque marker (`.wh..wh..opq`) whose directory
+ * resolves through a symlink (made by this tar or already in the directory)
+ * is refused with an {@link InvalidArchive} naming it.
  *
  * ## Semantics
  * The last entry for a name wins: an existing file, symlink or directory tree
@@ -42,13 +45,18 @@
 import { LayerfsError } from "../../errors.ts";
 import { AT_FDCWD, close, O, openat } from "../../sys/fd_linux.ts";
 import { libc, SysError } from "../../sys/libc_linux.ts";
-import type { ArchiveProgress, TarSource } from "../layer.ts";
 import { TarReader } from "../tar/reader.ts";
+import type {
+  ArchiveProgress,
+  ExtractFormat,
+  TarSource,
+  WhiteoutCodec,
+} from "../types.ts";
+import { whiteoutCodec } from "../whiteout/mod.ts";
 import { extract } from "./_engine.ts";
 import { prefetchFile } from "./_prefetch.ts";
-import type { ExtractFormat } from "./_whiteout.ts";
 
-export type { ExtractFormat } from "./_whiteout.ts";
+export type { ExtractFormat } from "../types.ts";
 
 /** Options of {@link applyTar}. */
 export interface ApplyTarOptions {
@@ -132,14 +140,28 @@ export function applyTarAt(
   options: ApplyTarOptions = {},
 ): Promise<number> {
   const root = libc().geteuid() === 0;
+  const codec = whiteoutCodec(options.format ?? "vfs", {
+    userXattr: options.userXattr ?? !root,
+  });
+  return applyCodecAt(dirFd, tar, codec, options);
+}
+
+/**
+ * {@link applyTarAt} with the whiteout codec given (the store's backend's).
+ * Internal to the archive code; `options.format` and `userXattr` are ignored.
+ */
+export function applyCodecAt(
+  dirFd: number,
+  tar: TarSource,
+  codec: WhiteoutCodec,
+  options: ApplyTarOptions = {},
+): Promise<number> {
+  const root = libc().geteuid() === 0;
   const source = tar instanceof Deno.FsFile ? prefetchFile(tar) : tar;
   return extract(dirFd, new TarReader(source), {
-    format: options.format ?? "vfs",
+    codec,
     sameOwner: options.sameOwner ?? root,
     devices: options.devices ?? root,
-    opaqueXattr: (options.userXattr ?? !root)
-      ? "user.overlay.opaque"
-      : "trusted.overlay.opaque",
     onProgress: options.onProgress,
   });
 }

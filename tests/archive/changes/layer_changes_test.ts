@@ -1,8 +1,10 @@
 import { deepEqual } from "node:assert/strict";
 import { layerChanges } from "../../../src/archive/changes/layer_changes.ts";
 import { layerDiffSize } from "../../../src/archive/changes/layer_size.ts";
-import type { Change } from "../../../src/archive/layer.ts";
+import { applyLayerTar } from "../../../src/archive/extract/apply_layer.ts";
+import type { Change } from "../../../src/archive/types.ts";
 import { privilegedTest, tempDir } from "../../_privileged.ts";
+import { tar } from "../extract/_tar.ts";
 import { sh } from "./_fixture.ts";
 
 const T = "1700000000";
@@ -200,3 +202,88 @@ privilegedTest(
     );
   },
 );
+
+/**
+ * Whiteouts of paths no parent shows: never there (`/etc/does-not-exist`,
+ * `/nodir/y`), hidden by a nearer parent's whiteout (`/x`) or opaque dir
+ * (`/d/old`). They delete nothing, so they are no changes (moby, continuity
+ * and the two-tree path agree); the real deletes next to them still are.
+ */
+const NOT_DELETED = [
+  "M /d",
+  "D /d/p2",
+  "M /etc",
+  "D /etc/passwd",
+  "A /nodir",
+];
+
+privilegedTest(
+  "layerChanges overlay: a whiteout is a delete only when a parent has the path (real mount)",
+  async () => {
+    await using d = await tempDir();
+    // p1 (farther): x, d/old, etc/*; p2 (nearer): whites out x, makes d opaque.
+    await sh(
+      `mkdir -p p1/d p1/etc p2/d up work mnt
+     echo x > p1/x && echo o > p1/d/old && echo pw > p1/etc/passwd && echo h > p1/etc/hosts
+     mknod p2/x c 0 0 && setfattr -n trusted.overlay.opaque -v y p2/d && echo p > p2/d/p2`,
+      d.path,
+    );
+    await applyLayerTar(
+      { dir: `${d.path}/up`, format: "overlay", parentDirs: [] },
+      tar([
+        { name: "etc/.wh.passwd", body: "" },
+        { name: "etc/.wh.does-not-exist", body: "" },
+        { name: ".wh.x", body: "" },
+        { name: "d/.wh.old", body: "" },
+        { name: "d/.wh.p2", body: "" },
+        { name: "nodir/.wh.y", body: "" },
+      ]),
+    );
+    // The union view the changes describe: of the whited-out paths only
+    // passwd and d/p2 were there to go away. (Looked up by name: overlayfs
+    // lists a whiteout in a dir no lower has, nodir/, but a lookup hides it.)
+    const view = await sh(
+      `mount -t overlay overlay -o lowerdir=p2:p1,upperdir=up,workdir=work mnt
+     trap 'umount mnt' EXIT
+     for p in etc/hosts etc/passwd etc/does-not-exist x d d/old d/p2 nodir nodir/y; do
+       if [ -e "mnt/$p" ]; then echo "$p"; fi
+     done`,
+      d.path,
+    );
+    deepEqual(view.trim().split("\n"), ["etc/hosts", "d", "nodir"]);
+    deepEqual(
+      list(
+        await layerChanges({
+          dir: `${d.path}/up`,
+          format: "overlay",
+          parentDirs: [`${d.path}/p2`, `${d.path}/p1`],
+        }),
+      ),
+      NOT_DELETED,
+    );
+  },
+);
+
+Deno.test("layerChanges aufs: a whiteout is a delete only when a parent has the path", async () => {
+  await using d = await tempDir();
+  await sh(
+    `mkdir -p p1/d p1/etc p2/d up/d up/etc up/nodir
+     echo x > p1/x && echo o > p1/d/old && echo pw > p1/etc/passwd && echo h > p1/etc/hosts
+     : > p2/.wh.x && : > p2/d/.wh..wh..opq && echo p > p2/d/p2
+     : > up/etc/.wh.passwd && : > up/etc/.wh.does-not-exist && : > up/.wh.x
+     : > up/d/.wh.old && : > up/d/.wh.p2 && : > up/nodir/.wh.y
+     : > up/.wh.z && echo z > up/z`,
+    d.path,
+  );
+  deepEqual(
+    list(
+      await layerChanges({
+        dir: `${d.path}/up`,
+        format: "aufs",
+        parentDirs: [`${d.path}/p2`, `${d.path}/p1`],
+      }),
+    ),
+    // z: whited out and re-created, but no parent had it: an add.
+    [...NOT_DELETED, "A /z"],
+  );
+});

@@ -3,7 +3,7 @@ import { applyTar } from "../../../src/archive/extract/apply_tar.ts";
 import { applyLayerTar } from "../../../src/archive/layer.ts";
 import { InvalidArchive } from "../../../src/errors.ts";
 import { privilegedTest, tempDir } from "../../_privileged.ts";
-import { statAt, tar, xattrs } from "./_tar.ts";
+import { type E, statAt, tar, xattrs } from "./_tar.ts";
 
 const exists = (p: string) => {
   try {
@@ -238,5 +238,75 @@ privilegedTest(
     assert.equal(Deno.readTextFileSync(`${d.path}/bin/x`), "pooled");
     assert.ok(!exists(`${d.path}/.wh..wh.plnk`));
     assert.equal(size, 6);
+  },
+);
+
+privilegedTest(
+  "whiteouts: a whiteout or opaque marker whose directory resolves through a symlink is refused, in the tar or in the layer dir",
+  async () => {
+    // `real/` is what the symlinks point to, inside the layer: the marker
+    // must not delete, empty or mark it either.
+    const markers = [
+      "link/.wh.f",
+      "link/.wh..wh..opq",
+      "link/sub/.wh.g",
+      "link/sub/.wh..wh..opq",
+    ];
+    for (const format of ["overlay", "aufs", "vfs"] as const) {
+      for (const where of ["tar", "layer dir"] as const) {
+        for (const name of markers) {
+          await using d = await tempDir();
+          const p = (s: string) => `${d.path}/${s}`;
+          Deno.mkdirSync(p("real/sub"), { recursive: true });
+          Deno.writeTextFileSync(p("real/f"), "f");
+          Deno.writeTextFileSync(p("real/sub/g"), "g");
+          const link: E = { name: "link", type: "symlink", linkname: "real" };
+          const entries: E[] = where === "tar"
+            ? [link, { name, body: "" }]
+            : [{ name, body: "" }];
+          if (where === "layer dir") Deno.symlinkSync("real", p("link"));
+          await assert.rejects(
+            applyLayerTar(
+              { dir: d.path, format, parentDirs: [] },
+              tar(entries),
+            ),
+            (e: unknown) =>
+              e instanceof InvalidArchive && e.entry === name &&
+              e.message.includes("symlink"),
+            `${format}, ${where}: ${name}`,
+          );
+          const what = `${format}, ${where}: ${name}`;
+          assert.deepEqual(
+            [...Deno.readDirSync(p("real"))].map((e) => e.name).sort(),
+            ["f", "sub"],
+            what,
+          );
+          assert.deepEqual(
+            [...Deno.readDirSync(p("real/sub"))].map((e) => e.name),
+            ["g"],
+            what,
+          );
+          assert.deepEqual(await xattrs(p("real")), {}, what);
+          assert.deepEqual(await xattrs(p("real/sub")), {}, what);
+        }
+      }
+    }
+  },
+);
+
+privilegedTest(
+  "whiteouts: a symlink elsewhere in the layer does not stop a whiteout in a real directory",
+  async () => {
+    await using d = await tempDir();
+    const p = (s: string) => `${d.path}/${s}`;
+    Deno.mkdirSync(p("real"));
+    Deno.writeTextFileSync(p("real/f"), "f");
+    Deno.symlinkSync("real", p("link"));
+    await applyLayerTar(
+      { dir: d.path, format: "vfs", parentDirs: [] },
+      tar([{ name: "real/.wh.f", body: "" }, { name: ".wh.link", body: "" }]),
+    );
+    assert.ok(!exists(p("real/f")));
+    assert.ok(!exists(p("link")));
   },
 );
