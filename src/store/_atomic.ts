@@ -9,14 +9,17 @@
 import { LayerfsError, StoreError } from "../errors.ts";
 
 /**
- * Writes `text` to `path` atomically and durably.
+ * Writes `text` to `path` atomically and (unless `durable: false`) durably:
+ * a rename survives a killed process; the fsyncs make it survive a power loss.
  *
  * @throws {StoreError} naming `path` when writing fails (its temp file is removed).
  */
 export async function writeFileAtomic(
   path: string,
   text: string,
+  options: { durable?: boolean } = {},
 ): Promise<void> {
+  const durable = options.durable ?? true;
   const dir = path.slice(0, path.lastIndexOf("/")) || "/";
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
@@ -30,7 +33,7 @@ export async function writeFileAtomic(
       for (let off = 0; off < bytes.length;) {
         off += await f.write(bytes.subarray(off));
       }
-      await f.sync();
+      if (durable) await f.sync();
     } finally {
       f.close();
     }
@@ -40,7 +43,7 @@ export async function writeFileAtomic(
     await Deno.remove(tmp).catch(() => {});
     throw writeError(path, e);
   }
-  await syncDir(dir);
+  if (durable) await syncDir(dir);
 }
 
 /** A failed write with the file named and what to do (ENOSPC, EFBIG, EIO say so). */

@@ -15,6 +15,8 @@ import {
   type MountInfoEntry,
   readMountInfo,
 } from "../mount/mountinfo.ts";
+import { isMountPoint } from "../mount/_mount_point.ts";
+import type { MountPlan } from "../mount/plan.ts";
 import type { StoreContext } from "./_context.ts";
 import { validateLayerId } from "./id.ts";
 import { readMeta, readParents, writeMeta } from "./meta.ts";
@@ -70,6 +72,28 @@ export function usesOf(
   return Math.max(counts[id] ?? 0, mounted ? 1 : 0);
 }
 
+/** Whether `target` is mounted: one statx, or mountinfo where the kernel cannot say. */
+async function mountedAt(target: string): Promise<boolean> {
+  return isMountPoint(target) ?? !!mountAt(await readMountInfo(), target);
+}
+
+/**
+ * The counts with `id`'s own count reconciled (caller holds the lock): get
+ * and put touch one layer, so they check one mount, not the whole table
+ * (the full {@link reconciled} runs on open, remove and commit).
+ */
+async function countsFor(
+  ctx: StoreContext,
+  id: string,
+  plan: MountPlan,
+): Promise<{ counts: MountCounts; mounted: boolean }> {
+  const counts = await readCounts(ctx.layout);
+  const mounted = plan.kind !== "none" && await mountedAt(plan.target);
+  // A count whose mount is gone (a manual umount, a reboot) is stale.
+  if (plan.kind !== "none" && !mounted) delete counts[id];
+  return { counts, mounted };
+}
+
 /** `get`: see Store.get. */
 export async function getView(
   ctx: StoreContext,
@@ -84,10 +108,10 @@ export async function getView(
       meta = { ...meta, mountLabel: mountLabel || undefined };
       await writeMeta(ctx.layout, id, meta);
     }
-    const { counts, info } = await reconciled(ctx);
     const plan = ctx.plan(id, parents, meta);
+    const { counts, mounted } = await countsFor(ctx, id, plan);
     let mountedHere = false;
-    if (plan.kind !== "none" && !mountAt(info, plan.target)) {
+    if (plan.kind !== "none" && !mounted) {
       // Stores made before read-only base layers were bind-mounted have no mnt/<id> for them.
       await Deno.mkdir(plan.target, { mode: 0o700 }).catch((e) => {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
@@ -115,9 +139,8 @@ export async function putView(ctx: StoreContext, id: string): Promise<void> {
   await ctx.locked(async () => {
     const parents = await readParents(ctx.layout, id);
     if (!parents) throw new LayerNotFound(id);
-    const { counts, info } = await reconciled(ctx);
     const plan = await ctx.planFor(id, parents);
-    const mounted = plan.kind !== "none" && !!mountAt(info, plan.target);
+    const { counts, mounted } = await countsFor(ctx, id, plan);
     const n = counts[id] ?? 0;
     if (n === 0 && !mounted) throw new LayerNotMounted(id);
     if (n > 1) counts[id] = n - 1;
