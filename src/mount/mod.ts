@@ -20,9 +20,11 @@ export {
   type LegacyOverlayCall,
   legacyOverlayCall,
   mismatch,
+  type OverlayDirFds,
   PAGE_SIZE,
   performMountPlan,
   type PerformOptions,
+  performOverlayPlan,
   unmountTarget,
 } from "./perform.ts";
 export {
@@ -31,4 +33,5 @@ export {
   overlayLayers,
   parseMountInfo,
   readMountInfo,
+  readMountInfoSync,
 } from "./mountinfo.ts";

@@ -57,6 +57,7 @@ const SYMBOLS = {
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   syncfs: { parameters: ["i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "i64"], result: "i32" },
   copy_file_range: {

@@ -147,50 +147,40 @@ export class FsContext {
 
   /** FSCONFIG_CMD_CREATE, fsmount(2) with `attrFlags`, move_mount(2) onto `target`. */
   mountAt(target: string, attrFlags: number): void {
-    this.#mount(target, attrFlags);
+    const mfd = this.createMount(attrFlags, target);
+    try {
+      moveMount(mfd, target);
+    } finally {
+      close(mfd);
+    }
   }
 
   /** Like {@link FsContext.mountAt}, onto an already-opened mount point fd. */
   mountAtFd(targetFd: number, attrFlags: number): void {
-    this.#mount(targetFd, attrFlags);
-  }
-
-  #mount(target: string | number, attrFlags: number): void {
-    const c = libc();
-    const where = typeof target === "string" ? target : `fd ${target}`;
-    this.#check(
-      c.fsconfig(this.#fd, FSCONFIG_CMD_CREATE, null, null, 0),
-      "fsconfig create",
-      where,
-    );
-    const mfd = this.#check(
-      c.fsmount(this.#fd, FSMOUNT_CLOEXEC, attrFlags),
-      "fsmount",
-      where,
-    );
+    const mfd = this.createMount(attrFlags, `fd ${targetFd}`);
     try {
-      check(
-        typeof target === "string"
-          ? c.move_mount(
-            mfd,
-            cstr(""),
-            AT_FDCWD,
-            cstr(target),
-            MOVE_MOUNT_F_EMPTY_PATH,
-          )
-          : c.move_mount(
-            mfd,
-            cstr(""),
-            target,
-            cstr(""),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-          ),
-        "move_mount",
-        where,
-      );
+      moveMount(mfd, targetFd);
     } finally {
       close(mfd);
     }
+  }
+
+  /**
+   * FSCONFIG_CMD_CREATE then fsmount(2) with `attrFlags`: the new mount,
+   * still attached nowhere, as an fd the caller closes (after
+   * {@link moveMount}; keep it to verify or detach that very mount).
+   */
+  createMount(attrFlags: number, where = ""): number {
+    this.#check(
+      libc().fsconfig(this.#fd, FSCONFIG_CMD_CREATE, null, null, 0),
+      "fsconfig create",
+      where,
+    );
+    return this.#check(
+      libc().fsmount(this.#fd, FSMOUNT_CLOEXEC, attrFlags),
+      "fsmount",
+      where,
+    );
   }
 
   /**
@@ -226,4 +216,77 @@ export class FsContext {
     }
     return ret;
   }
+}
+
+/**
+ * move_mount(2) of a detached mount fd (from {@link FsContext.createMount})
+ * onto a path, or onto an already-opened directory fd (MOVE_MOUNT_T_EMPTY_PATH).
+ * A final symlink in a path is not followed (no MOVE_MOUNT_T_SYMLINKS).
+ *
+ * @example
+ * ```ts ignore
+ * import { FsContext, moveMount } from "./mount_linux.ts";
+ * const fc = FsContext.open("tmpfs");
+ * const mfd = fc.createMount(0);
+ * moveMount(mfd, "/mnt/x");
+ * ```
+ */
+export function moveMount(mfd: number, target: string | number): void {
+  const c = libc();
+  check(
+    typeof target === "string"
+      ? c.move_mount(
+        mfd,
+        cstr(""),
+        AT_FDCWD,
+        cstr(target),
+        MOVE_MOUNT_F_EMPTY_PATH,
+      )
+      : c.move_mount(
+        mfd,
+        cstr(""),
+        target,
+        cstr(""),
+        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+      ),
+    "move_mount",
+    typeof target === "string" ? target : `fd ${target}`,
+  );
+}
+
+const STATX_MNT_ID = 0x1000;
+const AT_EMPTY_PATH = 0x1000;
+
+/**
+ * The id of the mount `fd` is on (statx STATX_MNT_ID): the first field of
+ * its /proc/self/mountinfo line.
+ *
+ * @example
+ * ```ts ignore
+ * import { mountIdOf } from "./mount_linux.ts";
+ * console.log(mountIdOf(mfd));
+ * ```
+ */
+export function mountIdOf(fd: number): number {
+  const buf = new Uint8Array(256);
+  check(
+    libc().statx(fd, cstr(""), AT_EMPTY_PATH, STATX_MNT_ID, buf),
+    "statx",
+  );
+  return Number(new DataView(buf.buffer).getBigUint64(144, true));
+}
+
+/**
+ * Lazily unmounts (MNT_DETACH) exactly the mount `fd` is open on, through
+ * its /proc/self/fd magic link: the kernel resolves it to that mount,
+ * wherever a rename has taken it since.
+ *
+ * @example
+ * ```ts ignore
+ * import { detachFd } from "./mount_linux.ts";
+ * detachFd(mfd);
+ * ```
+ */
+export function detachFd(fd: number): void {
+  umount2(`/proc/self/fd/${fd}`, MNT.DETACH);
 }
