@@ -17,7 +17,7 @@
  */
 
 import { HelperError } from "../src/errors.ts";
-import type { MountInfoEntry } from "../src/mount/mountinfo.ts";
+import { type MountInfoEntry, overlayLayers } from "../src/mount/mountinfo.ts";
 import {
   AT_FDCWD,
   flock,
@@ -42,8 +42,10 @@ interface Used {
   device: string;
   /** `dev:ino` of its upper and work dirs. */
   dirs: string[];
-  /** Where it was mounted (for messages). */
+  /** Where it was mounted. */
   target: string;
+  /** The upperdir the kernel reports for it. */
+  upperdir?: string;
 }
 
 const BELOW = RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.BENEATH;
@@ -141,11 +143,19 @@ export class HelperLock implements Disposable {
     );
   }
 
-  /** The recorded mounts still alive per `info`; records the pruned list. */
+  /**
+   * The recorded mounts still alive per `info`; records the pruned list.
+   * Mount ids and overlay device numbers are both reused as soon as they are
+   * free (the kernel allocates the lowest), so a record is alive only while
+   * a mount with its id, device, mount point and upperdir is there.
+   */
   #live(info: MountInfoEntry[]): Used[] {
     const all = this.#read();
     const live = all.filter((u) =>
-      info.some((m) => m.id === u.mount && m.device === u.device)
+      info.some((m) =>
+        m.id === u.mount && m.device === u.device &&
+        m.mountPoint === u.target && overlayLayers(m).upperdir === u.upperdir
+      )
     );
     if (live.length !== all.length) this.#write(live);
     return live;
@@ -168,8 +178,17 @@ export class HelperLock implements Disposable {
       device: entry.device,
       dirs,
       target: entry.mountPoint,
+      upperdir: overlayLayers(entry).upperdir,
     });
     this.#write(live);
+  }
+
+  /** Drops the record of mount `id` (the helper has just unmounted it). */
+  forget(id: number, info: MountInfoEntry[]): void {
+    const all = this.#read();
+    const kept = all.filter((u) => u.mount !== id);
+    if (kept.length !== all.length) this.#write(kept);
+    this.#live(info);
   }
 
   /** Releases the lock. */

@@ -403,7 +403,7 @@ export function helperUmount(
 ): HelperResult {
   using fds = new Fds();
   const root = openStoreRoot(fds, req, caller, allowedOwners);
-  using _lock = HelperLock.acquire();
+  using lock = HelperLock.acquire();
   const target = mountTarget(req);
   const mntParent = openChecked(fds, root, "mnt", "dir");
   let fd: number;
@@ -436,5 +436,6 @@ export function helperUmount(
     }
     throw e;
   }
+  lock.forget(entry.id, readMountInfoSync());
   return { op: "umount", target, wasMounted: true };
 }
