@@ -87,17 +87,22 @@ export function umount2(target: string, flags: number): void {
 }
 
 /**
- * An open filesystem context (fsopen(2)); configure it, then {@link FsContext.mountAt}.
+ * An open filesystem context (fsopen(2)); configure it, then
+ * {@link FsContext.createMount} and {@link moveMount}. src/mount/perform.ts
+ * holds the one sequence layerfs mounts overlays with.
  *
  * @example
  * ```ts ignore
- * import { FsContext, MOUNT_ATTR } from "./mount_linux.ts";
+ * import { FsContext, MOUNT_ATTR, moveMount } from "./mount_linux.ts";
+ * import { close } from "./fd_linux.ts";
  * const fc = FsContext.open("overlay");
  * try {
  *   fc.setString("lowerdir+", "/a");
  *   fc.setString("upperdir", "/u");
  *   fc.setString("workdir", "/w");
- *   fc.mountAt("/mnt/x", MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV);
+ *   const mfd = fc.createMount(MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV);
+ *   moveMount(mfd, "/mnt/x");
+ *   close(mfd);
  * } finally {
  *   fc.close();
  * }
@@ -143,26 +148,6 @@ export class FsContext {
       libc().fsconfig(this.#fd, FSCONFIG_SET_FD, cstr(key), null, fd),
       `fsconfig ${key}`,
     );
-  }
-
-  /** FSCONFIG_CMD_CREATE, fsmount(2) with `attrFlags`, move_mount(2) onto `target`. */
-  mountAt(target: string, attrFlags: number): void {
-    const mfd = this.createMount(attrFlags, target);
-    try {
-      moveMount(mfd, target);
-    } finally {
-      close(mfd);
-    }
-  }
-
-  /** Like {@link FsContext.mountAt}, onto an already-opened mount point fd. */
-  mountAtFd(targetFd: number, attrFlags: number): void {
-    const mfd = this.createMount(attrFlags, `fd ${targetFd}`);
-    try {
-      moveMount(mfd, targetFd);
-    } finally {
-      close(mfd);
-    }
   }
 
   /**
