@@ -48,6 +48,9 @@ interface Used {
   upperdir?: string;
 }
 
+const LOCK_WAIT_MS = 30_000;
+const LOCK_POLL_MS = 20;
+
 const BELOW = RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.BENEATH;
 
 /**
@@ -92,14 +95,42 @@ export class HelperLock implements Disposable {
     let lock: number;
     try {
       lock = openat2(dir, "lock", O.RDWR | O.CREAT | O.NOFOLLOW, BELOW, 0o600);
-      flock(lock, LOCK.EX);
     } catch (e) {
       close(dir);
       throw new HelperError(
-        `Cannot take the helper's lock ${RUN_DIR}/lock: ${
+        `Cannot open the helper's lock ${RUN_DIR}/lock: ${
           (e as Error).message
         }`,
       );
+    }
+    // Bounded wait: a request stuck in the kernel (a store on a stalled
+    // filesystem) must not queue every later caller of the helper forever.
+    const nap = new Int32Array(new SharedArrayBuffer(4));
+    for (let waited = 0;; waited += LOCK_POLL_MS) {
+      try {
+        flock(lock, LOCK.EX | LOCK.NB);
+        break;
+      } catch (e) {
+        if (!(e instanceof SysError && e.code === "EAGAIN")) {
+          close(lock);
+          close(dir);
+          throw new HelperError(
+            `Cannot take the helper's lock ${RUN_DIR}/lock: ${
+              (e as Error).message
+            }`,
+          );
+        }
+        if (waited >= LOCK_WAIT_MS) {
+          close(lock);
+          close(dir);
+          throw new HelperError(
+            `Another helper request has held ${RUN_DIR}/lock for ${
+              LOCK_WAIT_MS / 1000
+            } s; retry later (is a store on a stalled filesystem?)`,
+          );
+        }
+        Atomics.wait(nap, 0, 0, LOCK_POLL_MS);
+      }
     }
     return new HelperLock(dir, lock);
   }
