@@ -11,9 +11,12 @@
  * not writable by group or others), checks the caller (SUDO_UID/SUDO_GID),
  * validates the id before building any path, reads the layer's parent chain
  * from the store itself, opens every directory with openat2
- * RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH and checks its owner, then mounts with
- * nosuid,nodev forced, on `<root>/mnt/<id>` only. It prints one JSON line
- * (`{"ok":true,...}` or `{"ok":false,"error":...}`) and exits 0 or 1.
+ * RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH|RESOLVE_NO_XDEV and checks that the
+ * store's owner owns it, and, under its lock, refuses upper or work dirs a
+ * live overlay uses; then mounts with nosuid,nodev forced, on
+ * `<root>/mnt/<id>` only, verified from mountinfo. It prints one JSON line
+ * (`{"ok":true,...}` or `{"ok":false,"error":...}`) and exits 0 or 1; a mount
+ * whose reply cannot be written is undone.
  *
  * ## Why never setuid (or setcap)
  * A `deno compile` binary reads `DENO_INTERNAL_CHILD_ENTRYPOINT` and
