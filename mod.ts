@@ -53,6 +53,7 @@ export {
   directMounter,
   helperMounter,
   type Mounter,
+  type OverlayDirFds,
   performMountPlan,
   type PerformOptions,
 } from "./src/mount/mod.ts";

@@ -33,6 +33,10 @@ export interface FdStat {
   nlink: number;
   /** Mount id (statx STATX_MNT_ID), to tell a mount point from its parent. */
   mntId: bigint;
+  /** Device of the filesystem, `major:minor` (as mountinfo prints it). */
+  dev: string;
+  /** Inode number. */
+  ino: bigint;
 }
 
 const S_IFMT = 0o170000;
@@ -64,6 +68,8 @@ export function fstat(fd: number): FdStat {
     mode: v.getUint16(28, true),
     nlink: v.getUint32(16, true),
     mntId: v.getBigUint64(144, true),
+    dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
+    ino: v.getBigUint64(32, true),
   };
 }
 
@@ -97,14 +103,22 @@ export function openNoSymlinks(path: string, flags: number): number {
 
 /**
  * Opens `name` (one or more components, relative) below an open directory
- * without following symlinks and without leaving it (RESOLVE_BENEATH).
+ * without following symlinks and without leaving it (RESOLVE_BENEATH). With
+ * `sameMount`, without crossing a mount point either (RESOLVE_NO_XDEV): a
+ * bind mount in the store is never taken for a store directory.
  */
-export function openBelow(dirfd: number, name: string, flags: number): number {
+export function openBelow(
+  dirfd: number,
+  name: string,
+  flags: number,
+  sameMount = false,
+): number {
   return openat2(
     dirfd,
     name,
     flags,
-    RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.BENEATH,
+    RESOLVE.NO_SYMLINKS | RESOLVE.NO_MAGICLINKS | RESOLVE.BENEATH |
+      (sameMount ? RESOLVE.NO_XDEV : 0),
   );
 }
 

@@ -145,6 +145,71 @@ export function rootOwnedProblem(
 }
 
 /**
+ * Why a file at `path` could be replaced or edited by someone other than
+ * root, or undefined when it cannot: every directory from "/" down must be
+ * a root-owned directory reached without a symlink and not writable by group
+ * or others, except where the sticky bit is set (then only root may rename
+ * or remove root's entries in it, as in /tmp), and the file itself, when it
+ * exists, a root-owned regular file not writable by group or others. Used
+ * for the helper's config and for the helper binary (doctor, install): a
+ * binary in a user-writable directory hands that user root through sudo.
+ *
+ * @param path Absolute, canonical path.
+ * @param mustExist Report a missing file as a problem.
+ * @returns A problem description, or undefined.
+ * @example
+ * ```ts
+ * import { rootOwnedPathProblem } from "./config.ts";
+ * console.log(rootOwnedPathProblem("/etc/passwd", true)); // undefined
+ * ```
+ */
+export function rootOwnedPathProblem(
+  path: string,
+  mustExist: boolean,
+): string | undefined {
+  if (!isCanonicalPath(path)) {
+    return `${path} is not an absolute, canonical path`;
+  }
+  const parts = path.split("/").slice(1);
+  let openToOthers = false;
+  for (let i = 0; i <= parts.length; i++) {
+    const p = "/" + parts.slice(0, i).join("/");
+    const last = i === parts.length;
+    let fd: number;
+    try {
+      fd = openNoSymlinks(p, last ? O.PATH | O.NOFOLLOW : DIR_PATH_FLAGS);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (last && code === "ENOENT" && !mustExist) {
+        return openToOthers
+          ? `${p} does not exist and others may create it (its directory is writable by others)`
+          : undefined;
+      }
+      return `cannot open ${p} without following symlinks (${
+        code ?? (e as Error).message
+      })`;
+    }
+    try {
+      const st = fstat(fd);
+      if (last) {
+        return isRegular(st)
+          ? rootOwnedProblem(p, st)
+          : `${p} is not a regular file`;
+      }
+      if (!isDir(st)) return `${p} is not a directory`;
+      // Sticky: others may add entries but not rename or replace root's.
+      openToOthers = (st.mode & 0o022) !== 0 && st.uid === 0 &&
+        (st.mode & 0o1000) !== 0;
+      const problem = rootOwnedProblem(p, st);
+      if (problem && !openToOthers) return problem;
+    } finally {
+      close(fd);
+    }
+  }
+  return undefined;
+}
+
+/**
  * Reads the configuration at `path` after checking that the file and every
  * directory above it are root-owned, not group/other-writable and not
  * symlinks. The helper always passes {@link CONFIG_PATH}; the parameter
@@ -167,28 +232,9 @@ export function loadConfig(path: string = CONFIG_PATH): HelperConfig {
     `; make it root-owned and not writable by others (chown root:root, chmod go-w) or rerun "layerfs helper install"`;
   // Every ancestor, "/" included: a writable /etc/layerfs would let its
   // owner swap helper.json between our check and our read.
-  const parts = path.split("/").slice(1, -1);
-  for (let i = 0; i <= parts.length; i++) {
-    const dir = "/" + parts.slice(0, i).join("/");
-    let fd: number;
-    try {
-      fd = openNoSymlinks(dir, DIR_PATH_FLAGS);
-    } catch (e) {
-      throw new HelperError(
-        `Cannot open ${dir} without following symlinks (${
-          (e as Error).message
-        }); the helper's config must be at ${path}`,
-      );
-    }
-    try {
-      const s = fstat(fd);
-      const p = isDir(s)
-        ? rootOwnedProblem(dir, s)
-        : `${dir} is not a directory`;
-      if (p) throw new HelperError(`Refusing the helper config: ${p}${fix}`);
-    } finally {
-      close(fd);
-    }
+  const problem = rootOwnedPathProblem(path, false);
+  if (problem) {
+    throw new HelperError(`Refusing the helper config: ${problem}${fix}`);
   }
   let fd: number;
   try {

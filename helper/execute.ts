@@ -6,10 +6,24 @@
  * @module
  */
 
-import { HelperError, LayerNotFound, MountError } from "../src/errors.ts";
+import {
+  HelperError,
+  LayerNotFound,
+  MountError,
+  StoreError,
+} from "../src/errors.ts";
 import type { OverlayMountPlan } from "../src/mount/plan.ts";
-import { parseMountInfo } from "../src/mount/mountinfo.ts";
+import {
+  type MountInfoEntry,
+  overlayLayers,
+  readMountInfoSync,
+} from "../src/mount/mountinfo.ts";
+import { performOverlayPlan } from "../src/mount/perform.ts";
+import { performBindPlan } from "../src/mount/_bind.ts";
+import { detachFd } from "../src/sys/mount_linux.ts";
 import { SysError } from "../src/sys/libc_linux.ts";
+import { parseConfig as parseStoreConfig } from "../src/store/config.ts";
+import { parseMeta, parseParents } from "../src/store/meta.ts";
 import {
   close,
   DIR_PATH_FLAGS,
@@ -22,10 +36,9 @@ import {
   openNoSymlinks,
   readAllFd,
 } from "./_fs.ts";
-import { AT_FDCWD, openat } from "../src/sys/fd_linux.ts";
-import { mountOverlayFds, umountFd } from "./_mount_linux.ts";
+import { HelperLock } from "./_inuse.ts";
 import type { Caller } from "./identity.ts";
-import { type HelperRequest, validateId } from "./request.ts";
+import type { HelperRequest } from "./request.ts";
 import { planOverlayMount } from "../src/backends/overlay.ts";
 import type { LayerMountInput } from "../src/backends/types.ts";
 
@@ -51,28 +64,50 @@ class Fds {
   }
 }
 
+/** The opened store root: its fd, owner and mount. */
+interface StoreRoot {
+  fd: number;
+  owner: number;
+  mntId: bigint;
+}
+
 function refuse(what: string, e: unknown): never {
   const why = e instanceof SysError
-    ? (e.code === "ELOOP" ? "a symlink is in the way" : e.code)
+    ? (e.code === "ELOOP"
+      ? "a symlink is in the way"
+      : e.code === "EXDEV"
+      ? "it is on another mount than the store (a bind mount or mount point)"
+      : e.code)
     : (e as Error).message;
   throw new HelperError(`Refusing ${what}: ${why}`);
 }
 
-/** Opens `rel` below the store root, no symlinks, and checks type and owner. */
+/**
+ * Opens `rel` below the store root (no symlinks, never across a mount point:
+ * RESOLVE_NO_XDEV) and checks type, owner and mount.
+ *
+ * Only the store owner's files and dirs are accepted, root's neither: a
+ * root-owned dir that sits in one of the user's dirs (e.g. one root made
+ * while using the store) can be renamed into `diff/<id>` or `work/<id>`
+ * by that user, and the mount would then publish or write root's files for
+ * them. Metadata files must have one link, so a hard link to a root-only file
+ * (possible where fs.protected_hardlinks=0) is never read.
+ */
 function openChecked(
   fds: Fds,
-  rootFd: number,
+  root: StoreRoot,
   rel: string,
-  owner: number,
   kind: "dir" | "file",
+  owners: number[] = [root.owner],
 ): { fd: number; stat: FdStat } {
   let fd: number;
   try {
     fd = fds.add(
       openBelow(
-        rootFd,
+        root.fd,
         rel,
         kind === "dir" ? DIR_PATH_FLAGS : O.RDONLY | O.NOFOLLOW | O.NONBLOCK,
+        true,
       ),
     );
   } catch (e) {
@@ -89,31 +124,42 @@ function openChecked(
       }`,
     );
   }
-  // Owned by the store's owner: a dir or file someone else put there is not
-  // part of this store. Directories may also be root's (overlay creates
-  // work/<id>/work as root); metadata files may not, and must have one link,
-  // so a hard link to a root-only file (possible where
-  // fs.protected_hardlinks=0) is never read.
-  const ownerOk = stat.uid === owner || (kind === "dir" && stat.uid === 0);
+  if (stat.mntId !== root.mntId) {
+    throw new HelperError(
+      `Refusing: ${rel} is on another mount than the store root`,
+    );
+  }
   if (kind === "file" && stat.nlink !== 1) {
     throw new HelperError(`Refusing: ${rel} has ${stat.nlink} hard links`);
   }
-  if (!ownerOk) {
+  if (!owners.includes(stat.uid)) {
     throw new HelperError(
-      `Refusing: ${rel} is owned by uid ${stat.uid}, not by the store's owner ${owner}`,
+      `Refusing: ${rel} is owned by uid ${stat.uid}, not by the store's owner ${root.owner}`,
     );
   }
   return { fd, stat };
 }
 
+/** Reads a small metadata file (at most 1 MiB of UTF-8) through a checked fd. */
 function readSmall(
   fds: Fds,
-  rootFd: number,
+  root: StoreRoot,
   rel: string,
-  owner: number,
 ): string {
-  const { fd } = openChecked(fds, rootFd, rel, owner, "file");
-  return new TextDecoder().decode(readAllFd(fd, 1 << 20));
+  const { fd } = openChecked(fds, root, rel, "file");
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(
+      readAllFd(fd, 1 << 20),
+    );
+  } catch {
+    throw new HelperError(
+      `Refusing: ${rel} is not UTF-8 text of at most 1 MiB`,
+    );
+  }
+}
+
+function absent(e: unknown): boolean {
+  return e instanceof HelperError && e.message.includes("does not exist");
 }
 
 /** Opens the store root and checks who owns it. */
@@ -122,14 +168,14 @@ function openStoreRoot(
   req: HelperRequest,
   caller: Caller,
   allowedOwners: Set<number>,
-): { rootFd: number; owner: number } {
-  let rootFd: number;
+): StoreRoot {
+  let fd: number;
   try {
-    rootFd = fds.add(openNoSymlinks(req.root, DIR_PATH_FLAGS));
+    fd = fds.add(openNoSymlinks(req.root, DIR_PATH_FLAGS));
   } catch (e) {
     refuse(`store root ${req.root}`, e);
   }
-  const s = fstat(rootFd);
+  const s = fstat(fd);
   if (!isDir(s)) {
     throw new HelperError(`Refusing: ${req.root} is not a directory`);
   }
@@ -138,96 +184,64 @@ function openStoreRoot(
       `Refusing: store ${req.root} is owned by uid ${s.uid}, who is neither the caller nor listed for it`,
     );
   }
-  return { rootFd, owner: s.uid };
+  return { fd, owner: s.uid, mntId: s.mntId };
 }
 
-/** Reads what the plan depends on from the store, safely. */
+/**
+ * Reads what the plan depends on from the store through checked fds, and
+ * parses it with the store's own parsers (src/store/config.ts, meta.ts), so
+ * the helper and the store can never read one file two ways. Their errors
+ * name the file, never its content.
+ */
 function readMetadata(
   fds: Fds,
-  rootFd: number,
-  owner: number,
+  root: StoreRoot,
   req: HelperRequest,
 ): LayerMountInput {
-  let config: { backend?: unknown; userXattr?: unknown };
-  try {
-    config = JSON.parse(readSmall(fds, rootFd, "layerfs.json", owner));
-  } catch (e) {
-    if (e instanceof HelperError) throw e;
-    throw new HelperError(
-      `Refusing: ${req.root}/layerfs.json is not valid JSON`,
-    );
-  }
+  const parse = <T>(f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof StoreError) {
+        throw new HelperError(`Refusing store ${req.root}: ${e.message}`);
+      }
+      throw e;
+    }
+  };
+  const text = readSmall(fds, root, "layerfs.json");
+  const config = parse(() => parseStoreConfig(text));
   if (config.backend !== "overlay") {
     throw new HelperError(
-      `Store ${req.root} uses backend ${
-        JSON.stringify(config.backend)
-      }; the helper mounts only overlay stores`,
+      `Store ${req.root} uses backend ${config.backend}; the helper mounts only overlay stores`,
     );
   }
   let layerText: string;
   try {
-    layerText = readSmall(fds, rootFd, `layers/${req.id}`, owner);
+    layerText = readSmall(fds, root, `layers/${req.id}`);
   } catch (e) {
-    if (e instanceof HelperError && e.message.includes("does not exist")) {
-      throw new LayerNotFound(req.id);
-    }
+    if (absent(e)) throw new LayerNotFound(req.id);
     throw e;
   }
-  const parents = layerText.split("\n").filter((l) => l !== "");
-  // Parent ids become paths below: validate each before use, without echoing
-  // what the file holds (it is the caller's file; keep root's reads private).
-  for (const p of parents) {
-    try {
-      validateId(p);
-    } catch {
-      throw new HelperError(
-        `Refusing: layers/${req.id} holds an invalid parent id; the store is corrupt`,
-      );
-    }
-  }
-  // meta/<id> (JSON) says read-write; a missing file is an image layer.
-  let readWrite = false;
-  let mountLabel: string | undefined;
+  // Parent ids become paths below: the store's parser validates each.
+  const parents = parse(() => parseParents(layerText, req.id));
+  // A missing meta/<id> is an image layer (as the store reads it).
   let metaText: string | undefined;
   try {
-    metaText = readSmall(fds, rootFd, `meta/${req.id}`, owner);
+    metaText = readSmall(fds, root, `meta/${req.id}`);
   } catch (e) {
-    if (!(e instanceof HelperError && e.message.includes("does not exist"))) {
-      throw e;
-    }
+    if (!absent(e)) throw e;
   }
-  if (metaText !== undefined) {
-    try {
-      const m = JSON.parse(metaText);
-      readWrite = m.readWrite === true;
-      if (typeof m.mountLabel === "string" && m.mountLabel !== "") {
-        mountLabel = m.mountLabel;
-      }
-    } catch {
-      throw new HelperError(`Refusing: meta/${req.id} is not valid JSON`);
-    }
-  }
+  const meta = metaText === undefined
+    ? { readWrite: false }
+    : parse(() => parseMeta(metaText, req.id));
   return {
     root: req.root,
     id: req.id,
     parents,
-    readWrite,
-    mountLabel,
+    readWrite: meta.readWrite,
+    mountLabel: meta.mountLabel,
     userXattr: config.userXattr === true,
   };
-}
-
-/**
- * /proc/self/mountinfo read through libc: Deno's permission model asks for
- * --allow-all to read /proc/self, which the helper must never have.
- */
-function readMountInfoFd(): string {
-  const fd = openat(AT_FDCWD, "/proc/self/mountinfo", O.RDONLY);
-  try {
-    return new TextDecoder().decode(readAllFd(fd, 64 << 20));
-  } finally {
-    close(fd);
-  }
 }
 
 function relUnder(root: string, path: string): string {
@@ -241,8 +255,31 @@ function mountTarget(req: HelperRequest): string {
   return `${req.root}/mnt/${req.id}`;
 }
 
+/** `dev:ino` of an opened dir: what a rename does not change. */
+function identity(s: FdStat): string {
+  return `${s.dev}:${s.ino}`;
+}
+
+/** The overlay in `info` that uses `path` as its upper or work dir, if any. */
+function overlayUsing(
+  info: MountInfoEntry[],
+  path: string,
+): MountInfoEntry | undefined {
+  return info.find((m) => {
+    if (m.fstype !== "overlay") return false;
+    const l = overlayLayers(m);
+    return l.upperdir === path || l.workdir === path;
+  });
+}
+
 /**
  * Mounts layer `req.id` of store `req.root` at `<root>/mnt/<id>`.
+ *
+ * Under the helper's lock: refuses an upper or work dir that a live mount
+ * uses already (by path in mountinfo, and by device and inode in the
+ * helper's record, which a rename does not fool), builds the overlay from the
+ * checked fds through the store's own sequence (src/mount/perform.ts) and
+ * keeps it only if mountinfo shows it at `<root>/mnt/<id>`.
  *
  * @throws {HelperError} on any refusal; {@link MountError} when the kernel refuses.
  */
@@ -252,52 +289,110 @@ export function helperMount(
   allowedOwners: Set<number>,
 ): HelperResult {
   using fds = new Fds();
-  const { rootFd, owner } = openStoreRoot(fds, req, caller, allowedOwners);
-  const meta = readMetadata(fds, rootFd, owner, req);
+  const root = openStoreRoot(fds, req, caller, allowedOwners);
+  using lock = HelperLock.acquire();
+  const meta = readMetadata(fds, root, req);
   // The store's own pure planner, fed with metadata read safely above (its
   // planLayerMount reads with path APIs that follow symlinks: fine for the
   // store's owner, not for root reading a user's files).
   const planned = planOverlayMount(meta);
   const target = mountTarget(req);
-  if (planned.kind !== "overlay") {
+  if (planned.kind === "none") {
     throw new HelperError(
-      `Layer ${req.id} has no parents: its view is ${req.root}/diff/${req.id} and nothing needs mounting`,
+      `Layer ${req.id} is a read-write layer without parents: its view is ${req.root}/diff/${req.id} and nothing needs mounting`,
     );
   }
-  const plan: OverlayMountPlan = planned;
-  if (plan.target !== target) {
+  if (planned.target !== target) {
     throw new HelperError(
-      `Refusing plan: target ${plan.target} is not ${target}`,
+      `Refusing plan: target ${planned.target} is not ${target}`,
     );
   }
   const dir = (p: string) =>
-    openChecked(fds, rootFd, relUnder(req.root, p), owner, "dir");
-  const mntParent = openChecked(fds, rootFd, "mnt", owner, "dir");
-  const t = dir(plan.target);
-  if (t.stat.mntId !== mntParent.stat.mntId) {
+    openChecked(fds, root, relUnder(req.root, p), "dir");
+  // The target: `mnt` on the store's mount, then `<id>` in that pinned dir
+  // (not across a mount: an existing mount there is reported, not entered).
+  const mnt = dir(`${req.root}/mnt`);
+  let tfd: number;
+  try {
+    tfd = fds.add(openBelow(mnt.fd, req.id, DIR_PATH_FLAGS));
+  } catch (e) {
+    if (e instanceof SysError && e.code === "ENOENT") {
+      throw new HelperError(
+        `Refusing: mnt/${req.id} does not exist in the store`,
+      );
+    }
+    refuse(`mnt/${req.id}`, e);
+  }
+  const t = { fd: tfd, stat: fstat(tfd) };
+  if (t.stat.mntId !== mnt.stat.mntId) {
     throw new HelperError(
       `${target} is already a mount point; run "layerfs umount ${req.id}" first`,
     );
   }
+  if (!isDir(t.stat) || t.stat.uid !== root.owner) {
+    throw new HelperError(
+      `Refusing: mnt/${req.id} is not a directory of the store's owner ${root.owner}`,
+    );
+  }
+  if (planned.kind === "bind") {
+    // A read-only layer without parents: a read-only bind of its own dir,
+    // from the fd checked above onto the pinned mount point.
+    performBindPlan(planned, { source: dir(planned.source).fd, target: t.fd });
+    return { op: "mount", target };
+  }
+  const plan: OverlayMountPlan = planned;
   const lower = plan.lowerdirs.map((p) => dir(p).fd);
-  const upper = dir(plan.upperdir).fd;
-  const work = dir(plan.workdir).fd;
+  const upper = dir(plan.upperdir);
+  const work = dir(plan.workdir);
+  // overlay creates work/<id>/work itself, as the mounter (root): the one
+  // root-owned dir accepted, by name, and only on the store's mount.
   try {
-    mountOverlayFds({
-      lower,
-      upper,
-      work,
-      target: t.fd,
-      readOnly: plan.readOnly,
-      mountLabel: plan.mountLabel,
-      userXattr: plan.userXattr,
+    openChecked(fds, root, `${relUnder(req.root, plan.workdir)}/work`, "dir", [
+      0,
+      root.owner,
+    ]);
+  } catch (e) {
+    if (!absent(e)) throw e;
+  }
+  const info = readMountInfoSync();
+  for (
+    const [what, path] of [["upper", plan.upperdir], ["work", plan.workdir]]
+  ) {
+    const m = overlayUsing(info, path);
+    if (m) {
+      throw new HelperError(
+        `Refusing: ${path} is already the ${what} dir of the overlay at ${m.mountPoint}; ` +
+          `run "layerfs umount" on that layer first`,
+      );
+    }
+  }
+  const dirs = [identity(upper.stat), identity(work.stat)];
+  const used = lock.usedBy(dirs, info);
+  if (used !== undefined) {
+    throw new HelperError(
+      `Refusing: the upper or work dir of ${req.id} is in use by the overlay mounted at ${used} ` +
+        `(renamed since?); unmount that one first`,
+    );
+  }
+  let entry: MountInfoEntry;
+  try {
+    entry = performOverlayPlan(plan, {
+      fds: {
+        lowerdirs: lower,
+        upperdir: upper.fd,
+        workdir: work.fd,
+        target: t.fd,
+      },
+      untrustedLayers: true,
     });
   } catch (e) {
+    if (e instanceof MountError) throw e;
     if (e instanceof SysError) {
       throw new MountError(e.syscall, e.code, target, e.message, { cause: e });
     }
     throw e;
   }
+  lock.record(entry, dirs, readMountInfoSync());
   return { op: "mount", target };
 }
 
@@ -314,12 +409,13 @@ export function helperUmount(
   allowedOwners: Set<number>,
 ): HelperResult {
   using fds = new Fds();
-  const { rootFd, owner } = openStoreRoot(fds, req, caller, allowedOwners);
+  const root = openStoreRoot(fds, req, caller, allowedOwners);
+  using lock = HelperLock.acquire();
   const target = mountTarget(req);
-  const mntParent = openChecked(fds, rootFd, "mnt", owner, "dir");
+  const mntParent = openChecked(fds, root, "mnt", "dir");
   let fd: number;
   try {
-    fd = fds.add(openBelow(rootFd, `mnt/${req.id}`, DIR_PATH_FLAGS));
+    fd = fds.add(openBelow(mntParent.fd, req.id, DIR_PATH_FLAGS));
   } catch (e) {
     refuse(`mnt/${req.id}`, e);
   }
@@ -327,32 +423,29 @@ export function helperUmount(
   if (s.mntId === mntParent.stat.mntId) {
     return { op: "umount", target, wasMounted: false };
   }
-  const entry = parseMountInfo(readMountInfoFd())
-    .find((m) => BigInt(m.id) === s.mntId);
+  const entry = readMountInfoSync().find((m) => BigInt(m.id) === s.mntId);
   const upper = `upperdir=${req.root}/diff/${req.id}`;
-  if (
-    !entry || entry.fstype !== "overlay" || entry.mountPoint !== target ||
-    !entry.superOptions.includes(upper)
-  ) {
+  const isOverlay = entry?.fstype === "overlay" &&
+    entry.superOptions.includes(upper);
+  // A read-only base layer's view: a bind whose root is this layer's diff dir.
+  const isBind = !isOverlay && entry !== undefined &&
+    identity(openChecked(fds, root, `diff/${req.id}`, "dir").stat) ===
+      identity(s);
+  if (!entry || entry.mountPoint !== target || !(isOverlay || isBind)) {
     throw new HelperError(
-      `Refusing to unmount ${target}: what is mounted there is not this layer's overlay`,
+      `Refusing to unmount ${target}: what is mounted there is not this layer's view`,
     );
   }
   try {
-    umountFd(fd);
+    // MNT_DETACH through the fd: our own fd keeps the mount busy (and so
+    // may a process still inside the view, as with the store's own unmount).
+    detachFd(fd);
   } catch (e) {
     if (e instanceof SysError) {
-      throw new MountError(
-        "umount2",
-        e.code,
-        target,
-        e.code === "EBUSY"
-          ? "the view is in use; close what uses it and retry"
-          : undefined,
-        { cause: e },
-      );
+      throw new MountError("umount2", e.code, target, undefined, { cause: e });
     }
     throw e;
   }
+  lock.forget(entry.id, readMountInfoSync());
   return { op: "umount", target, wasMounted: true };
 }

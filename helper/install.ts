@@ -19,6 +19,7 @@ import {
   isCanonicalPath,
   loadConfig,
   parseConfig,
+  rootOwnedPathProblem,
 } from "./config.ts";
 import { cstr, libc } from "../src/sys/libc_linux.ts";
 
@@ -37,6 +38,8 @@ export interface InstallOptions {
   path?: string;
   /** Store roots to allow for the group (added to the existing config). @default [] */
   stores?: string[];
+  /** Where to look for visudo and groupadd (a PATH value). @default the PATH environment variable */
+  searchPath?: string;
 }
 
 /** What install did. */
@@ -60,6 +63,21 @@ async function run(cmd: string, args: string[]) {
     text: (new TextDecoder().decode(out.stdout) +
       new TextDecoder().decode(out.stderr)).trim(),
   };
+}
+
+/** Debian packages that provide the commands install runs. */
+const PACKAGES: Record<string, string> = { visudo: "sudo", groupadd: "passwd" };
+
+/** The absolute path of `cmd` in `searchPath`, or undefined. */
+function findCommand(cmd: string, searchPath: string): string | undefined {
+  for (const dir of searchPath.split(":")) {
+    if (!dir.startsWith("/")) continue; // a relative PATH entry is never trusted as root
+    try {
+      const st = Deno.statSync(`${dir}/${cmd}`);
+      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return `${dir}/${cmd}`;
+    } catch { /* not here */ }
+  }
+  return undefined;
 }
 
 async function writeAtomic(path: string, text: string, mode: number) {
@@ -111,7 +129,11 @@ export function sudoersRule(group: string, path: string): string {
 /**
  * Installs the helper's config and sudoers rule. Needs root.
  *
- * @throws {HelperError} when not root, when visudo rejects the rule, or on bad input.
+ * Prerequisites (root, visudo, groupadd when the group is missing, a helper
+ * path in root-owned directories) are checked before anything is written.
+ *
+ * @throws {HelperError} when not root, when a command is missing (naming the
+ *   Debian package), when visudo rejects the rule, or on bad input.
  * @example
  * ```ts ignore
  * import { helperInstall } from "./install.ts";
@@ -126,11 +148,11 @@ export async function helperInstall(
       '"layerfs helper install" writes /etc/sudoers.d and /etc/layerfs: run it as root (sudo layerfs helper install ...)',
     );
   }
+  // Everything is checked before anything is written.
   const group = opts.group ?? DEFAULT_GROUP;
   const path = opts.path ?? DEFAULT_HELPER_PATH;
   const sudoers = sudoersRule(group, path);
   const messages: string[] = [];
-
   for (const s of opts.stores ?? []) {
     if (!isCanonicalPath(s)) {
       throw new HelperError(
@@ -140,56 +162,82 @@ export async function helperInstall(
       );
     }
   }
-  const groups = await Deno.readTextFile("/etc/group");
-  if (!groups.split("\n").some((l) => l.split(":")[0] === group)) {
-    const r = await run("groupadd", ["--system", group]);
-    if (!r.ok) throw new HelperError(`groupadd ${group} failed: ${r.text}`);
-    messages.push(
-      `created group ${group}; add users with "usermod -aG ${group} USER"`,
+  // sudo runs whatever is at `path` as root: a binary in (or below) a
+  // directory a user can write is that user's root shell.
+  const pathProblem = rootOwnedPathProblem(path, false);
+  if (pathProblem) {
+    throw new HelperError(
+      `Refusing helper path ${path}: ${pathProblem}; install the helper in a root-owned directory such as /usr/local/bin`,
     );
   }
-
-  // Config: keep what is there (if it is valid), add the new stores.
-  let config: HelperConfig = { stores: [] };
-  try {
-    config = parseConfig(await Deno.readTextFile(CONFIG_PATH));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) {
-      messages.push(
-        `replacing unreadable ${CONFIG_PATH}: ${(e as Error).message}`,
+  const groups = await Deno.readTextFile("/etc/group");
+  const needGroup = !groups.split("\n").some((l) => l.split(":")[0] === group);
+  const searchPath = opts.searchPath ?? Deno.env.get("PATH") ?? "";
+  const commands: Record<string, string> = {};
+  for (const cmd of ["visudo", ...(needGroup ? ["groupadd"] : [])]) {
+    const found = findCommand(cmd, searchPath);
+    if (!found) {
+      throw new HelperError(
+        `"layerfs helper install" needs ${cmd}, which is not in PATH; install it (Debian: apt-get install ${
+          PACKAGES[cmd]
+        }) and rerun; nothing was written`,
       );
     }
+    commands[cmd] = found;
   }
-  for (const root of opts.stores ?? []) {
-    const entry = config.stores.find((s) => s.root === root);
-    if (entry) {
-      if (!entry.groups.includes(group)) entry.groups.push(group);
-    } else config.stores.push({ root, users: [], groups: [group] });
-  }
-  await Deno.mkdir("/etc/layerfs", { recursive: true, mode: 0o755 });
-  await Deno.chmod("/etc/layerfs", 0o755);
-  await Deno.chown("/etc/layerfs", 0, 0);
-  const ctmp = await writeAtomic(
-    CONFIG_PATH,
-    JSON.stringify(config, null, 2) + "\n",
-    0o644,
-  );
-  await Deno.rename(ctmp, CONFIG_PATH);
-  messages.push(`wrote ${CONFIG_PATH} (${config.stores.length} store(s))`);
 
+  // The sudoers rule is checked by visudo before anything else is written,
+  // and its temp file never outlives this call.
   await Deno.mkdir("/etc/sudoers.d", { recursive: true, mode: 0o755 });
   const stmp = await writeAtomic(SUDOERS_PATH, sudoers, 0o440);
-  const check = await run("visudo", ["-cf", stmp]);
-  if (!check.ok) {
-    await Deno.remove(stmp).catch(() => {});
-    throw new HelperError(`visudo rejected the sudoers rule: ${check.text}`);
+  try {
+    const check = await run(commands.visudo, ["-cf", stmp]);
+    if (!check.ok) {
+      throw new HelperError(`visudo rejected the sudoers rule: ${check.text}`);
+    }
+    if (needGroup) {
+      const r = await run(commands.groupadd, ["--system", group]);
+      if (!r.ok) throw new HelperError(`groupadd ${group} failed: ${r.text}`);
+      messages.push(
+        `created group ${group}; add users with "usermod -aG ${group} USER"`,
+      );
+    }
+    // Config: keep what is there (if it is valid), add the new stores.
+    let config: HelperConfig = { stores: [] };
+    try {
+      config = parseConfig(await Deno.readTextFile(CONFIG_PATH));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        messages.push(
+          `replacing unreadable ${CONFIG_PATH}: ${(e as Error).message}`,
+        );
+      }
+    }
+    for (const root of opts.stores ?? []) {
+      const entry = config.stores.find((s) => s.root === root);
+      if (entry) {
+        if (!entry.groups.includes(group)) entry.groups.push(group);
+      } else config.stores.push({ root, users: [], groups: [group] });
+    }
+    await Deno.mkdir("/etc/layerfs", { recursive: true, mode: 0o755 });
+    await Deno.chmod("/etc/layerfs", 0o755);
+    await Deno.chown("/etc/layerfs", 0, 0);
+    const ctmp = await writeAtomic(
+      CONFIG_PATH,
+      JSON.stringify(config, null, 2) + "\n",
+      0o644,
+    );
+    await Deno.rename(ctmp, CONFIG_PATH);
+    messages.push(`wrote ${CONFIG_PATH} (${config.stores.length} store(s))`);
+    await Deno.rename(stmp, SUDOERS_PATH);
+    messages.push(
+      `wrote ${SUDOERS_PATH}: members of ${group} may run ${path} as root`,
+      `set LAYERFS_HELPER="sudo -n ${path}" for users of the layerfs module/CLI`,
+    );
+    return { config, sudoers, messages };
+  } finally {
+    await Deno.remove(stmp).catch(() => {}); // gone after the rename
   }
-  await Deno.rename(stmp, SUDOERS_PATH);
-  messages.push(
-    `wrote ${SUDOERS_PATH}: members of ${group} may run ${path} as root`,
-    `set LAYERFS_HELPER="sudo -n ${path}" for users of the layerfs module/CLI`,
-  );
-  return { config, sudoers, messages };
 }
 
 /** One doctor finding. */
@@ -219,7 +267,8 @@ function hasFileCaps(path: string): boolean {
 
 /**
  * Checks the helper setup: binary (root-owned, not writable by others, not
- * setuid/setgid, no file capabilities), config, sudoers rule.
+ * setuid/setgid, no file capabilities, every directory above it root-owned
+ * and not writable by others), config, sudoers rule.
  *
  * @example
  * ```ts ignore
@@ -234,6 +283,17 @@ export async function helperDoctor(
   const path = opts.path ?? DEFAULT_HELPER_PATH;
   const checks: DoctorCheck[] = [];
   const add = (ok: boolean, message: string) => checks.push({ ok, message });
+
+  // Every directory above the binary, as loadConfig checks the config's:
+  // whoever can write one of them can replace what sudo runs as root.
+  const pathProblem = rootOwnedPathProblem(path, true);
+  add(
+    pathProblem === undefined,
+    pathProblem === undefined
+      ? `${path} and every directory above it are root-owned and not writable by others`
+      : `${pathProblem}: whoever can write there can replace the helper and get root through sudo; ` +
+        `install it in a root-owned directory (e.g. /usr/local/bin)`,
+  );
 
   try {
     const s = await Deno.lstat(path);
@@ -296,7 +356,10 @@ export async function helperDoctor(
         ? `${SUDOERS_PATH} allows ${path}`
         : `${SUDOERS_PATH} does not name ${path}; rerun "layerfs helper install --path ${path}"`,
     );
-    const v = await run("visudo", ["-cf", SUDOERS_PATH]);
+    const visudo = findCommand("visudo", Deno.env.get("PATH") ?? "");
+    const v = visudo
+      ? await run(visudo, ["-cf", SUDOERS_PATH])
+      : { ok: false, text: "visudo not found (Debian: apt-get install sudo)" };
     add(v.ok, v.ok ? "visudo accepts the rule" : `visudo: ${v.text}`);
   } catch (e) {
     add(

@@ -11,9 +11,12 @@
  * not writable by group or others), checks the caller (SUDO_UID/SUDO_GID),
  * validates the id before building any path, reads the layer's parent chain
  * from the store itself, opens every directory with openat2
- * RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH and checks its owner, then mounts with
- * nosuid,nodev forced, on `<root>/mnt/<id>` only. It prints one JSON line
- * (`{"ok":true,...}` or `{"ok":false,"error":...}`) and exits 0 or 1.
+ * RESOLVE_NO_SYMLINKS|RESOLVE_BENEATH|RESOLVE_NO_XDEV and checks that the
+ * store's owner owns it, and, under its lock, refuses upper or work dirs a
+ * live overlay uses; then mounts with nosuid,nodev forced, on
+ * `<root>/mnt/<id>` only, verified from mountinfo. It prints one JSON line
+ * (`{"ok":true,...}` or `{"ok":false,"error":...}`) and exits 0 or 1; a mount
+ * whose reply cannot be written is undone.
  *
  * ## Why never setuid (or setcap)
  * A `deno compile` binary reads `DENO_INTERNAL_CHILD_ENTRYPOINT` and
@@ -86,31 +89,86 @@ export function runHelper(
     : helperUmount(req, caller, owners);
 }
 
-if (import.meta.main) {
-  let code = 0;
-  let out: unknown;
+/** Writes all of `text` to fd 1; false when it cannot (EPIPE, ENOSPC, closed). */
+function writeStdout(text: string): boolean {
+  const buf = new TextEncoder().encode(text);
   try {
-    const env = (k: string) => {
-      try {
-        return Deno.env.get(k);
-      } catch {
-        return undefined; // not in --allow-env: not ours to read
-      }
-    };
-    out = { ok: true, ...runHelper(Deno.args, env, libc().geteuid()) };
-  } catch (e) {
-    code = 1;
-    const name = e instanceof Error ? e.name : "Error";
-    const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
-    out = {
-      ok: false,
-      error: {
-        name: e instanceof LayerfsError ? name : "HelperError",
-        message,
-        code: (e as { code?: string }).code,
-      },
-    };
+    for (let off = 0; off < buf.length;) {
+      off += Deno.stdout.writeSync(buf.subarray(off));
+    }
+    return true;
+  } catch {
+    return false;
   }
-  console.log(JSON.stringify(out));
+}
+
+function writeStderr(text: string): void {
+  try {
+    Deno.stderr.writeSync(new TextEncoder().encode(text));
+  } catch { /* nowhere left to report */ }
+}
+
+/** The JSON reply for a refusal: name, first message line, errno code; never a trace. */
+function errorReply(e: unknown): unknown {
+  const name = e instanceof Error ? e.name : "Error";
+  const message = (e instanceof Error ? e.message : String(e)).split("\n")[0];
+  return {
+    ok: false,
+    error: {
+      name: e instanceof LayerfsError ? name : "HelperError",
+      message,
+      code: (e as { code?: string }).code,
+    },
+  };
+}
+
+/**
+ * The whole process: one request, one JSON line on stdout, exit 0 or 1.
+ * A mount whose success cannot be reported (stdout closed or full) is
+ * undone: the caller would never count it, so nothing would ever unmount it.
+ */
+function main(): number {
+  const env = (k: string) => {
+    try {
+      return Deno.env.get(k);
+    } catch {
+      return undefined; // not in --allow-env: not ours to read
+    }
+  };
+  let result: HelperResult;
+  try {
+    result = runHelper(Deno.args, env, libc().geteuid());
+  } catch (e) {
+    writeStdout(JSON.stringify(errorReply(e)) + "\n");
+    return 1;
+  }
+  if (writeStdout(JSON.stringify({ ok: true, ...result }) + "\n")) return 0;
+  if (result.op === "mount") {
+    try {
+      runHelper(["umount", Deno.args[1], Deno.args[2]], env, libc().geteuid());
+      writeStderr(
+        `layerfs-helper: cannot write the reply to stdout; the mount at ${result.target} was undone\n`,
+      );
+    } catch (e) {
+      writeStderr(
+        `layerfs-helper: cannot write the reply to stdout, and undoing the mount at ${result.target} failed: ${
+          (e as Error).message.split("\n")[0]
+        }\n`,
+      );
+    }
+  } else {
+    writeStderr("layerfs-helper: cannot write the reply to stdout\n");
+  }
+  return 1;
+}
+
+if (import.meta.main) {
+  let code = 1;
+  try {
+    code = main();
+  } catch {
+    // Nothing above throws; this only keeps a trace from ever reaching the caller.
+    writeStderr("layerfs-helper: internal error\n");
+  }
   Deno.exit(code);
 }

@@ -1,76 +1,113 @@
 /**
  * Internal: read-only bind mounts, the view of a read-only layer without
- * parents. mount(2) cannot make a bind mount read-only in one call (the
- * kernel ignores MS_RDONLY on the first MS_BIND), so it is a bind followed by
- * a `MS_REMOUNT|MS_BIND|MS_RDONLY` of that mount alone; if the remount
- * fails the bind is detached, so a writable view never stays behind. The
- * kernel ignores the filesystem type of both calls, so it is "".
+ * parents. Made with the new mount API so the mount is read-only (and
+ * nosuid, nodev) before it is attached anywhere: open_tree(OPEN_TREE_CLONE)
+ * of the layer's dir, mount_setattr, move_mount onto `mnt/<id>`. mount(2)
+ * would need a bind and then a read-only remount, leaving a moment in which
+ * the view is writable. The store passes paths; the helper passes the fds
+ * it opened and checked. The new mount is verified by its own mount id.
  *
  * @module
  */
 
-import { MNT, MS, umount2 } from "../sys/mount_linux.ts";
-import type { BindMountPlan, MountCall } from "./plan.ts";
+import { MountError } from "../errors.ts";
+import { AT_FDCWD, close } from "../sys/fd_linux.ts";
+import { fstatx, statxAt } from "../sys/fs_walk_linux.ts";
+import { SysError } from "../sys/libc_linux.ts";
+import {
+  cloneTree,
+  detachFd,
+  MOUNT_ATTR,
+  mountIdOf,
+  moveMount,
+  setMountAttrs,
+} from "../sys/mount_linux.ts";
+import { type MountInfoEntry, readMountInfoSync } from "./mountinfo.ts";
+import type { BindMountPlan } from "./plan.ts";
+
+/** The layer's dir and the mount point, already opened and checked (the helper's). */
+export interface BindFds {
+  /** The layer's own dir (`diff/<id>`). */
+  source: number;
+  /** The mount point (`mnt/<id>`). */
+  target: number;
+}
 
 /**
- * The two mount(2) calls of a bind plan, as data.
+ * Performs a bind plan and returns the verified mountinfo entry.
+ *
+ * @throws {MountError} naming the syscall; a mount that is not what was
+ *   planned (not read-only, not the layer's dir, moved elsewhere) is detached.
+ */
+export function performBindPlan(
+  plan: BindMountPlan,
+  fds?: BindFds,
+): MountInfoEntry {
+  let mfd = -1;
+  try {
+    try {
+      mfd = cloneTree(fds ? fds.source : plan.source);
+      setMountAttrs(
+        mfd,
+        MOUNT_ATTR.RDONLY | (plan.nosuid ? MOUNT_ATTR.NOSUID : 0) |
+          (plan.nodev ? MOUNT_ATTR.NODEV : 0),
+      );
+      moveMount(mfd, fds ? fds.target : plan.target);
+    } catch (e) {
+      if (!(e instanceof SysError)) throw e;
+      throw new MountError(e.syscall, e.code, plan.target, e.message, {
+        cause: e,
+      });
+    }
+    const id = mountIdOf(mfd);
+    const entry = readMountInfoSync().find((m) => m.id === id);
+    const why = !entry
+      ? "the new mount is not in /proc/self/mountinfo"
+      : entry.mountPoint !== plan.target
+      ? `it landed on ${entry.mountPoint} (the mount point was moved meanwhile)`
+      : bindMismatch(plan, entry.mountOptions, fds?.source);
+    if (why) {
+      try {
+        detachFd(mfd);
+      } catch { /* already gone */ }
+      throw new MountError(
+        "verify bind mount",
+        "EMISMATCH",
+        plan.target,
+        `${why}; the mount was detached`,
+      );
+    }
+    return entry!;
+  } finally {
+    if (mfd >= 0) close(mfd);
+  }
+}
+
+/**
+ * Why the mount at `plan.target` is not a read-only view of `plan.source`
+ * (or of the dir open as `sourceFd`), or undefined.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { bindCalls } from "./_bind.ts";
- * const calls = bindCalls({
- *   kind: "bind", source: "/s/diff/a", target: "/s/mnt/a", readOnly: true, nosuid: true, nodev: true,
- * });
- * assert.equal(calls.length, 2);
- * assert.equal(calls[0].source, "/s/diff/a");
+ * import { bindMismatch } from "./_bind.ts";
+ * const plan = {
+ *   kind: "bind", source: "/etc", target: "/etc", readOnly: true, nosuid: true, nodev: true,
+ * } as const;
+ * assert.equal(bindMismatch(plan, ["rw"]), "the bind mount is not read-only");
+ * assert.equal(bindMismatch(plan, ["ro"]), undefined);
  * ```
  */
-export function bindCalls(plan: BindMountPlan): MountCall[] {
-  const extra = (plan.nosuid ? MS.NOSUID : 0) | (plan.nodev ? MS.NODEV : 0);
-  return [
-    {
-      source: plan.source,
-      target: plan.target,
-      fstype: "",
-      flags: MS.BIND | extra,
-      data: "",
-    },
-    {
-      source: "none",
-      target: plan.target,
-      fstype: "",
-      flags: MS.REMOUNT | MS.BIND | MS.RDONLY | extra,
-      data: "",
-    },
-  ];
-}
-
-/** Performs a bind plan; the first failing call is thrown, after detaching a half-made mount. */
-export function performBind(
-  plan: BindMountPlan,
-  perform: (c: MountCall) => void,
-): void {
-  const [bind, remount] = bindCalls(plan);
-  perform(bind);
-  try {
-    perform(remount);
-  } catch (e) {
-    try {
-      umount2(plan.target, MNT.DETACH | MNT.NOFOLLOW);
-    } catch { /* already gone */ }
-    throw e;
-  }
-}
-
-/** Why the mount at `plan.target` is not a read-only view of `plan.source`, or undefined. */
 export function bindMismatch(
   plan: BindMountPlan,
   mountOptions: string[],
+  sourceFd?: number,
 ): string | undefined {
   if (!mountOptions.includes("ro")) return "the bind mount is not read-only";
-  const a = Deno.statSync(plan.target);
-  const b = Deno.statSync(plan.source);
+  const a = statxAt(AT_FDCWD, plan.target);
+  const b = sourceFd === undefined
+    ? statxAt(AT_FDCWD, plan.source)
+    : fstatx(sourceFd);
   if (a.ino !== b.ino || a.dev !== b.dev) {
     return `${plan.target} does not show ${plan.source}`;
   }

@@ -21,9 +21,11 @@ export {
   type LegacyOverlayCall,
   legacyOverlayCall,
   mismatch,
+  type OverlayDirFds,
   PAGE_SIZE,
   performMountPlan,
   type PerformOptions,
+  performOverlayPlan,
   unmountTarget,
 } from "./perform.ts";
 export {
@@ -32,4 +34,5 @@ export {
   overlayLayers,
   parseMountInfo,
   readMountInfo,
+  readMountInfoSync,
 } from "./mountinfo.ts";

@@ -11,15 +11,19 @@
 
 import { MountError } from "../errors.ts";
 import { SysError } from "../sys/libc_linux.ts";
+import { close } from "../sys/fd_linux.ts";
 import {
+  detachFd,
   FsContext,
   MNT,
   mount,
   MOUNT_ATTR,
+  mountIdOf,
+  moveMount,
   MS,
   umount2,
 } from "../sys/mount_linux.ts";
-import { bindMismatch, performBind } from "./_bind.ts";
+import { bindMismatch, performBindPlan } from "./_bind.ts";
 import type {
   AufsMountPlan,
   MountCall,
@@ -30,7 +34,7 @@ import {
   mountAt,
   type MountInfoEntry,
   overlayLayers,
-  readMountInfo,
+  readMountInfoSync,
 } from "./mountinfo.ts";
 
 /** Bytes mount(2) copies of its option string (one page, NUL included). */
@@ -157,12 +161,42 @@ function isOldKernel(e: unknown): boolean {
   return e instanceof SysError && (e.code === "ENOSYS" || e.code === "EINVAL");
 }
 
-function mountOverlayNewApi(plan: OverlayMountPlan): "ok" | "old-kernel" {
+/**
+ * Open directories to build an overlay from instead of the plan's paths
+ * (FSCONFIG_SET_FD, Linux 6.13+): what the privileged helper passes after
+ * opening and checking each one, so a directory renamed or replaced by a
+ * symlink after the check cannot redirect the mount (the race behind
+ * fusermount's CVE-2010-0789 and mount.cifs's CVE-2010-0787). The plan's
+ * paths stay what the result is verified against.
+ */
+export interface OverlayDirFds {
+  /** Lower dir fds, in the plan's order (nearest parent first). */
+  lowerdirs: number[];
+  /** Upper dir fd (`diff/<id>`). */
+  upperdir: number;
+  /** Work dir fd (`work/<id>`). */
+  workdir: number;
+  /** Mount point fd (`mnt/<id>`): move_mount goes onto this very inode. */
+  target: number;
+}
+
+/**
+ * The one fsopen/fsconfig/fsmount/move_mount sequence of layerfs, for the
+ * store (paths) and the helper (fds). The new mount is verified by its own
+ * mount id (statx of the fsmount fd), not by looking up a path: a mount that
+ * landed anywhere but `plan.target` (its mount point renamed mid-call) or is
+ * not what was planned is detached through that fd and reported.
+ */
+function mountOverlayNewApi(
+  plan: OverlayMountPlan,
+  options: PerformOptions,
+): MountInfoEntry | "old-kernel" {
+  const fds = options.fds;
   let fc: FsContext;
   try {
     fc = FsContext.open("overlay");
   } catch (e) {
-    if (isOldKernel(e)) return "old-kernel";
+    if (isOldKernel(e) && !fds) return "old-kernel";
     throw fail(
       "fsopen overlay",
       e,
@@ -170,25 +204,43 @@ function mountOverlayNewApi(plan: OverlayMountPlan): "ok" | "old-kernel" {
       "is the overlay module loaded? (modprobe overlay)",
     );
   }
+  let mfd = -1;
   try {
     for (let i = 0; i < plan.lowerdirs.length; i++) {
       try {
-        fc.setString("lowerdir+", plan.lowerdirs[i]);
+        if (fds) fc.setFd("lowerdir+", fds.lowerdirs[i]);
+        else fc.setString("lowerdir+", plan.lowerdirs[i]);
       } catch (e) {
-        if (i === 0 && isOldKernel(e)) return "old-kernel";
+        if (i === 0 && isOldKernel(e) && !fds) return "old-kernel";
         throw fail(
           `fsconfig lowerdir+ (layer ${i + 1} of ${plan.lowerdirs.length})`,
           e,
           plan.target,
-          `lower dir ${plan.lowerdirs[i]}`,
+          `lower dir ${plan.lowerdirs[i]}${
+            fds && i === 0 && isOldKernel(e)
+              ? " (layers as fds need Linux 6.13+)"
+              : ""
+          }`,
         );
       }
     }
     try {
-      fc.setString("upperdir", plan.upperdir);
-      fc.setString("workdir", plan.workdir);
+      if (fds) {
+        fc.setFd("upperdir", fds.upperdir);
+        fc.setFd("workdir", fds.workdir);
+      } else {
+        fc.setString("upperdir", plan.upperdir);
+        fc.setString("workdir", plan.workdir);
+      }
       if (plan.mountLabel) fc.setString("context", plan.mountLabel);
       if (plan.userXattr) fc.setFlag("userxattr");
+      if (options.untrustedLayers) {
+        // Layers from an unprivileged user: never follow redirects or trust
+        // metacopy-only files they may have crafted (kernel overlayfs.rst,
+        // "Permission model" and "Metadata only copy up").
+        fc.setString("redirect_dir", "nofollow");
+        fc.setString("metacopy", "off");
+      }
     } catch (e) {
       throw fail("fsconfig", e, plan.target);
     }
@@ -196,7 +248,8 @@ function mountOverlayNewApi(plan: OverlayMountPlan): "ok" | "old-kernel" {
       (plan.nodev ? MOUNT_ATTR.NODEV : 0) |
       (plan.readOnly ? MOUNT_ATTR.RDONLY : 0);
     try {
-      fc.mountAt(plan.target, attrs);
+      mfd = fc.createMount(attrs, plan.target);
+      moveMount(mfd, fds ? fds.target : plan.target);
     } catch (e) {
       throw fail(
         (e as SysError).syscall ?? "fsmount",
@@ -205,8 +258,27 @@ function mountOverlayNewApi(plan: OverlayMountPlan): "ok" | "old-kernel" {
         "the backing filesystem may not support overlay upper dirs (see dmesg)",
       );
     }
-    return "ok";
+    const id = mountIdOf(mfd);
+    const entry = readMountInfoSync().find((m) => m.id === id);
+    const why = !entry
+      ? "the new mount is not in /proc/self/mountinfo"
+      : entry.mountPoint !== plan.target
+      ? `it landed on ${entry.mountPoint} (the mount point was moved meanwhile)`
+      : mismatch(plan, entry);
+    if (why) {
+      try {
+        detachFd(mfd);
+      } catch { /* already gone */ }
+      throw new MountError(
+        "verify overlay mount",
+        "EMISMATCH",
+        plan.target,
+        `${why}; the mount was detached`,
+      );
+    }
+    return entry!;
   } finally {
+    if (mfd >= 0) close(mfd);
     fc.close();
   }
 }
@@ -292,6 +364,73 @@ export interface PerformOptions {
    * @default {"auto"}
    */
   overlayApi?: "auto" | "mount2";
+  /**
+   * Build the overlay from these open directories instead of the plan's
+   * paths (the privileged helper); never falls back to mount(2).
+   * @default {undefined}
+   */
+  fds?: OverlayDirFds;
+  /**
+   * The layers come from a user who is not trusted with root:
+   * `redirect_dir=nofollow`, `metacopy=off`.
+   * @default {false}
+   */
+  untrustedLayers?: boolean;
+}
+
+/**
+ * Performs an overlay plan synchronously (new mount API, or mount(2) on old
+ * kernels unless `options.fds` is given) and verifies it from
+ * /proc/self/mountinfo; a mount that is not what was planned, or not at
+ * `plan.target`, is detached and reported.
+ *
+ * @returns The new mount's mountinfo entry.
+ * @throws {MountError} with the errno name and the failing operation.
+ *
+ * @example
+ * ```ts ignore
+ * import { performOverlayPlan } from "./perform.ts";
+ * const entry = performOverlayPlan({
+ *   kind: "overlay", target: "/s/mnt/a", lowerdirs: ["/s/diff/b"], upperdir: "/s/diff/a",
+ *   workdir: "/s/work/a", readOnly: false, nosuid: true, nodev: true,
+ * });
+ * console.log(entry.id);
+ * ```
+ */
+export function performOverlayPlan(
+  plan: OverlayMountPlan,
+  options: PerformOptions = {},
+): MountInfoEntry {
+  if (options.fds && options.fds.lowerdirs.length !== plan.lowerdirs.length) {
+    throw new MountError(
+      "mount overlay",
+      "EINVAL",
+      plan.target,
+      `${options.fds.lowerdirs.length} lower fds for ${plan.lowerdirs.length} lower dirs`,
+    );
+  }
+  if (options.overlayApi !== "mount2" || options.fds) {
+    const r = mountOverlayNewApi(plan, options);
+    if (r !== "old-kernel") return r;
+  }
+  mountOverlayLegacy(plan);
+  return verifyAt(plan);
+}
+
+/** Verifies (by path: mount(2) gives no fd) what is mounted at the plan's target. */
+function verifyAt(plan: MountPlan): MountInfoEntry {
+  const entry = mountAt(readMountInfoSync(), plan.target);
+  const why = mismatch(plan, entry);
+  if (why) {
+    detach(plan.target);
+    throw new MountError(
+      `verify ${plan.kind} mount`,
+      "EMISMATCH",
+      plan.target,
+      `${why}; the mount was detached (report this with your kernel version)`,
+    );
+  }
+  return entry!;
 }
 
 /**
@@ -310,32 +449,20 @@ export interface PerformOptions {
  * });
  * ```
  */
-export async function performMountPlan(
+export function performMountPlan(
   plan: MountPlan,
   options: PerformOptions = {},
 ): Promise<void> {
-  if (plan.kind === "none") return;
-  if (plan.kind === "overlay") {
-    if (
-      options.overlayApi === "mount2" ||
-      mountOverlayNewApi(plan) === "old-kernel"
-    ) {
-      mountOverlayLegacy(plan);
+  try {
+    if (plan.kind === "overlay") performOverlayPlan(plan, options);
+    else if (plan.kind === "bind") performBindPlan(plan);
+    else if (plan.kind === "aufs") {
+      performAufs(plan);
+      verifyAt(plan);
     }
-  } else if (plan.kind === "bind") {
-    performBind(plan, performCall);
-  } else {
-    performAufs(plan);
-  }
-  const why = mismatch(plan, mountAt(await readMountInfo(), plan.target));
-  if (why) {
-    detach(plan.target);
-    throw new MountError(
-      `verify ${plan.kind} mount`,
-      "EMISMATCH",
-      plan.target,
-      `${why}; the mount was detached (report this with your kernel version)`,
-    );
+    return Promise.resolve();
+  } catch (e) {
+    return Promise.reject(e);
   }
 }
 

@@ -35,6 +35,49 @@ export interface StoreConfig {
 }
 
 /**
+ * Parses and validates the text of `layerfs.json`. Pure, shared by the store
+ * and the privileged helper (which reads the bytes through its own checked
+ * fds); messages never echo the content.
+ *
+ * @param text The file's content.
+ * @returns The store's configuration.
+ * @throws {StoreError} when it is not valid JSON, names an unknown backend or
+ *   has another format version.
+ *
+ * @example
+ * ```ts
+ * import { parseConfig } from "./config.ts";
+ * console.log(parseConfig('{"version":1,"backend":"overlay"}').backend); // overlay
+ * ```
+ */
+export function parseConfig(text: string): StoreConfig {
+  let c: StoreConfig;
+  try {
+    c = JSON.parse(text);
+  } catch {
+    throw new StoreError(
+      "layerfs.json is not valid JSON; restore it or start a new store",
+    );
+  }
+  if (typeof c !== "object" || c === null) {
+    throw new StoreError("layerfs.json is not a JSON object");
+  }
+  if (!isBackendName(c.backend)) {
+    throw new StoreError(
+      `layerfs.json names an unknown backend (known: ${
+        backendNames().join(", ")
+      })`,
+    );
+  }
+  if (c.version !== FORMAT_VERSION) {
+    throw new StoreError(
+      `layerfs.json has another format version; this layerfs reads version ${FORMAT_VERSION}`,
+    );
+  }
+  return c;
+}
+
+/**
  * Reads `layerfs.json`; undefined for a store not initialised yet.
  *
  * @throws {StoreError} when the file is corrupt or from a newer layerfs.
@@ -56,27 +99,15 @@ export async function readConfig(
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
   }
-  let c: StoreConfig;
   try {
-    c = JSON.parse(text);
-  } catch {
+    return parseConfig(text);
+  } catch (e) {
+    // The same message, naming the file by its full path.
     throw new StoreError(
-      `${layout.config} is not valid JSON; restore it or start a new store`,
+      (e as Error).message.replace("layerfs.json", layout.config),
+      { cause: e },
     );
   }
-  if (!isBackendName(c.backend)) {
-    throw new StoreError(
-      `${layout.config} names an unknown backend ${
-        JSON.stringify(c.backend)
-      } (this layerfs knows ${backendNames().join(", ")})`,
-    );
-  }
-  if (c.version !== FORMAT_VERSION) {
-    throw new StoreError(
-      `${layout.config} has format version ${c.version}; this layerfs reads version ${FORMAT_VERSION}`,
-    );
-  }
-  return c;
 }
 
 /**

@@ -9,6 +9,15 @@
 import { StoreError } from "../errors.ts";
 import { writeFileAtomic } from "./_atomic.ts";
 import { validateLayerId } from "./id.ts";
+
+function isLayerId(id: string): boolean {
+  try {
+    validateLayerId(id);
+    return true;
+  } catch {
+    return false;
+  }
+}
 import type { StoreLayout } from "../layout.ts";
 
 /** What `meta/<id>` holds. */
@@ -25,9 +34,41 @@ export interface LayerMeta {
 }
 
 /**
- * Reads `layers/<id>`: the parent chain, nearest first; undefined when the
- * layer does not exist. Every id read back is validated again, so a tampered
- * file cannot smuggle a path into a mount option.
+ * Parses the text of `layers/<id>`: the parent chain, nearest first. Every
+ * id is validated, so a tampered file cannot smuggle a path into a mount
+ * option. Pure (no I/O), so the privileged helper parses the bytes it read
+ * through its own checked fds with exactly the store's rule. The error names
+ * the line, never its content (the helper runs as root on a user's file).
+ *
+ * @param text The file's content.
+ * @param id The layer whose file it is (for the message).
+ * @returns The parent ids, nearest first.
+ * @throws {StoreError} when a line is not a valid layer id.
+ *
+ * @example
+ * ```ts
+ * import { parseParents } from "./meta.ts";
+ * console.log(parseParents("child\nbase\n", "app")); // ["child", "base"]
+ * ```
+ */
+export function parseParents(text: string, id: string): string[] {
+  const ids = text.split("\n").filter((l) => l !== "");
+  ids.forEach((p, i) => {
+    try {
+      validateLayerId(p);
+    } catch {
+      throw new StoreError(
+        `layers/${id} names an invalid parent id on line ${i + 1}; ` +
+          `the store is corrupt: remove layer "${id}" with --force`,
+      );
+    }
+  });
+  return ids;
+}
+
+/**
+ * Reads `layers/<id>` (see {@link parseParents}); undefined when the layer
+ * does not exist.
  *
  * @throws {StoreError} when the file holds an invalid id.
  *
@@ -49,20 +90,13 @@ export async function readParents(
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
   }
-  const ids = text.split("\n").filter((l) => l !== "");
-  for (const p of ids) {
-    try {
-      validateLayerId(p);
-    } catch {
-      throw new StoreError(
-        `layers/${id} in ${layout.root} names an invalid parent ${
-          JSON.stringify(p)
-        }; ` +
-          `the store is corrupt: remove layer "${id}" with --force`,
-      );
-    }
+  try {
+    return parseParents(text, id);
+  } catch (e) {
+    throw new StoreError(`${(e as Error).message} (store ${layout.root})`, {
+      cause: e,
+    });
   }
-  return ids;
 }
 
 /**
@@ -88,6 +122,53 @@ export async function writeParents(
 }
 
 /**
+ * Parses the text of `meta/<id>` (JSON). Pure, shared by the store and the
+ * privileged helper; unknown fields are ignored and a non-string label is
+ * dropped. The error never echoes the content.
+ *
+ * @param text The file's content.
+ * @param id The layer whose file it is (for the message).
+ * @throws {StoreError} when it is not a JSON object.
+ *
+ * @example
+ * ```ts
+ * import { parseMeta } from "./meta.ts";
+ * console.log(parseMeta('{"readWrite":true}', "ctr")); // { readWrite: true }
+ * ```
+ */
+export function parseMeta(text: string, id: string): LayerMeta {
+  let m: unknown;
+  try {
+    m = JSON.parse(text);
+  } catch {
+    m = undefined;
+  }
+  if (typeof m !== "object" || m === null || Array.isArray(m)) {
+    throw new StoreError(
+      `meta/${id} is not a valid JSON object; the store is corrupt`,
+    );
+  }
+  const o = m as {
+    readWrite?: unknown;
+    mountLabel?: unknown;
+    committedFrom?: unknown;
+  };
+  const meta: LayerMeta = { readWrite: o.readWrite === true };
+  if (typeof o.mountLabel === "string" && o.mountLabel !== "") {
+    meta.mountLabel = o.mountLabel;
+  }
+  if (o.committedFrom !== undefined) {
+    if (typeof o.committedFrom !== "string" || !isLayerId(o.committedFrom)) {
+      throw new StoreError(
+        `meta/${id} names an invalid committedFrom layer; the store is corrupt`,
+      );
+    }
+    meta.committedFrom = o.committedFrom;
+  }
+  return meta;
+}
+
+/**
  * Reads `meta/<id>`; a missing file (a store made by Docker's aufs driver)
  * reads as an image layer without label.
  *
@@ -110,19 +191,11 @@ export async function readMeta(
     throw e;
   }
   try {
-    const m = JSON.parse(text);
-    const meta: LayerMeta = { readWrite: m.readWrite === true };
-    if (typeof m.mountLabel === "string" && m.mountLabel !== "") {
-      meta.mountLabel = m.mountLabel;
-    }
-    if (typeof m.committedFrom === "string") {
-      meta.committedFrom = validateLayerId(m.committedFrom);
-    }
-    return meta;
-  } catch {
-    throw new StoreError(
-      `meta/${id} in ${layout.root} is not valid JSON; the store is corrupt`,
-    );
+    return parseMeta(text, id);
+  } catch (e) {
+    throw new StoreError(`${(e as Error).message} (store ${layout.root})`, {
+      cause: e,
+    });
   }
 }
 

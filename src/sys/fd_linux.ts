@@ -115,3 +115,11 @@ export function writeAll(fd: number, buf: Uint8Array<ArrayBuffer>): void {
 export function fsync(fd: number): void {
   check(libc().fsync(fd), "fsync");
 }
+
+/** flock(2) operations. */
+export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
+
+/** flock(2) on an fd opened for reading or writing (not O_PATH); blocks unless LOCK.NB. */
+export function flock(fd: number, op: number): void {
+  check(libc().flock(fd, op), "flock");
+}

@@ -37,6 +37,18 @@ const SYMBOLS = {
     parameters: ["i32", "buffer", "i32", "buffer", "u32"],
     result: "i32",
   },
+  // long syscall(SYS_open_tree, int dfd, const char *path, unsigned flags)
+  syscall_open_tree: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "i64"],
+    result: "i64",
+  },
+  // long syscall(SYS_mount_setattr, int dfd, const char *path, unsigned flags, struct mount_attr *, size_t)
+  syscall_mount_setattr: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "i64", "buffer", "u64"],
+    result: "i64",
+  },
   statfs: { parameters: ["buffer", "buffer"], result: "i32" },
   fstatfs: { parameters: ["i32", "buffer"], result: "i32" },
   // file descriptors
@@ -59,6 +71,7 @@ const SYMBOLS = {
   pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   fsync: { parameters: ["i32"], result: "i32" },
+  flock: { parameters: ["i32", "i32"], result: "i32" },
   syncfs: { parameters: ["i32"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "i64"], result: "i32" },
   copy_file_range: {

@@ -87,17 +87,22 @@ export function umount2(target: string, flags: number): void {
 }
 
 /**
- * An open filesystem context (fsopen(2)); configure it, then {@link FsContext.mountAt}.
+ * An open filesystem context (fsopen(2)); configure it, then
+ * {@link FsContext.createMount} and {@link moveMount}. src/mount/perform.ts
+ * holds the one sequence layerfs mounts overlays with.
  *
  * @example
  * ```ts ignore
- * import { FsContext, MOUNT_ATTR } from "./mount_linux.ts";
+ * import { FsContext, MOUNT_ATTR, moveMount } from "./mount_linux.ts";
+ * import { close } from "./fd_linux.ts";
  * const fc = FsContext.open("overlay");
  * try {
  *   fc.setString("lowerdir+", "/a");
  *   fc.setString("upperdir", "/u");
  *   fc.setString("workdir", "/w");
- *   fc.mountAt("/mnt/x", MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV);
+ *   const mfd = fc.createMount(MOUNT_ATTR.NOSUID | MOUNT_ATTR.NODEV);
+ *   moveMount(mfd, "/mnt/x");
+ *   close(mfd);
  * } finally {
  *   fc.close();
  * }
@@ -145,52 +150,22 @@ export class FsContext {
     );
   }
 
-  /** FSCONFIG_CMD_CREATE, fsmount(2) with `attrFlags`, move_mount(2) onto `target`. */
-  mountAt(target: string, attrFlags: number): void {
-    this.#mount(target, attrFlags);
-  }
-
-  /** Like {@link FsContext.mountAt}, onto an already-opened mount point fd. */
-  mountAtFd(targetFd: number, attrFlags: number): void {
-    this.#mount(targetFd, attrFlags);
-  }
-
-  #mount(target: string | number, attrFlags: number): void {
-    const c = libc();
-    const where = typeof target === "string" ? target : `fd ${target}`;
+  /**
+   * FSCONFIG_CMD_CREATE then fsmount(2) with `attrFlags`: the new mount,
+   * still attached nowhere, as an fd the caller closes (after
+   * {@link moveMount}; keep it to verify or detach that very mount).
+   */
+  createMount(attrFlags: number, where = ""): number {
     this.#check(
-      c.fsconfig(this.#fd, FSCONFIG_CMD_CREATE, null, null, 0),
+      libc().fsconfig(this.#fd, FSCONFIG_CMD_CREATE, null, null, 0),
       "fsconfig create",
       where,
     );
-    const mfd = this.#check(
-      c.fsmount(this.#fd, FSMOUNT_CLOEXEC, attrFlags),
+    return this.#check(
+      libc().fsmount(this.#fd, FSMOUNT_CLOEXEC, attrFlags),
       "fsmount",
       where,
     );
-    try {
-      check(
-        typeof target === "string"
-          ? c.move_mount(
-            mfd,
-            cstr(""),
-            AT_FDCWD,
-            cstr(target),
-            MOVE_MOUNT_F_EMPTY_PATH,
-          )
-          : c.move_mount(
-            mfd,
-            cstr(""),
-            target,
-            cstr(""),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-          ),
-        "move_mount",
-        where,
-      );
-    } finally {
-      close(mfd);
-    }
   }
 
   /**
@@ -226,4 +201,138 @@ export class FsContext {
     }
     return ret;
   }
+}
+
+/**
+ * move_mount(2) of a detached mount fd (from {@link FsContext.createMount})
+ * onto a path, or onto an already-opened directory fd (MOVE_MOUNT_T_EMPTY_PATH).
+ * A final symlink in a path is not followed (no MOVE_MOUNT_T_SYMLINKS).
+ *
+ * @example
+ * ```ts ignore
+ * import { FsContext, moveMount } from "./mount_linux.ts";
+ * const fc = FsContext.open("tmpfs");
+ * const mfd = fc.createMount(0);
+ * moveMount(mfd, "/mnt/x");
+ * ```
+ */
+export function moveMount(mfd: number, target: string | number): void {
+  const c = libc();
+  check(
+    typeof target === "string"
+      ? c.move_mount(
+        mfd,
+        cstr(""),
+        AT_FDCWD,
+        cstr(target),
+        MOVE_MOUNT_F_EMPTY_PATH,
+      )
+      : c.move_mount(
+        mfd,
+        cstr(""),
+        target,
+        cstr(""),
+        MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+      ),
+    "move_mount",
+    typeof target === "string" ? target : `fd ${target}`,
+  );
+}
+
+const STATX_MNT_ID = 0x1000;
+const AT_EMPTY_PATH = 0x1000;
+
+/**
+ * The id of the mount `fd` is on (statx STATX_MNT_ID): the first field of
+ * its /proc/self/mountinfo line.
+ *
+ * @example
+ * ```ts ignore
+ * import { mountIdOf } from "./mount_linux.ts";
+ * console.log(mountIdOf(mfd));
+ * ```
+ */
+export function mountIdOf(fd: number): number {
+  const buf = new Uint8Array(256);
+  check(
+    libc().statx(fd, cstr(""), AT_EMPTY_PATH, STATX_MNT_ID, buf),
+    "statx",
+  );
+  return Number(new DataView(buf.buffer).getBigUint64(144, true));
+}
+
+/**
+ * Lazily unmounts (MNT_DETACH) exactly the mount `fd` is open on, through
+ * its /proc/self/fd magic link: the kernel resolves it to that mount,
+ * wherever a rename has taken it since.
+ *
+ * @example
+ * ```ts ignore
+ * import { detachFd } from "./mount_linux.ts";
+ * detachFd(mfd);
+ * ```
+ */
+export function detachFd(fd: number): void {
+  umount2(`/proc/self/fd/${fd}`, MNT.DETACH);
+}
+
+// Both numbers are the same on every Linux architecture (the unified table).
+const SYS_open_tree = 428n;
+const SYS_mount_setattr = 442n;
+const OPEN_TREE_CLONE = 1;
+const OPEN_TREE_CLOEXEC = 0o2000000;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+
+/**
+ * open_tree(OPEN_TREE_CLONE) of a directory (a path, not followed if a
+ * symlink, or an open fd): a detached bind mount of it, as an fd for
+ * {@link setMountAttrs} and {@link moveMount}. Linux 5.2+.
+ *
+ * @example
+ * ```ts ignore
+ * import { cloneTree, moveMount, setMountAttrs, MOUNT_ATTR } from "./mount_linux.ts";
+ * const mfd = cloneTree("/s/diff/base");
+ * setMountAttrs(mfd, MOUNT_ATTR.RDONLY);
+ * moveMount(mfd, "/s/mnt/base");
+ * ```
+ */
+export function cloneTree(source: string | number): number {
+  const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
+    (typeof source === "string" ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH);
+  const r = libc().syscall_open_tree(
+    SYS_open_tree,
+    BigInt(typeof source === "string" ? AT_FDCWD : source),
+    cstr(typeof source === "string" ? source : ""),
+    BigInt(flags),
+  );
+  return check(
+    Number(r),
+    "open_tree",
+    typeof source === "string" ? source : `fd ${source}`,
+  );
+}
+
+/**
+ * mount_setattr(2) on a mount fd: sets MOUNT_ATTR_* flags (read-only,
+ * nosuid, nodev) on that mount alone, before it is attached. Linux 5.12+.
+ *
+ * @example
+ * ```ts ignore
+ * import { cloneTree, MOUNT_ATTR, setMountAttrs } from "./mount_linux.ts";
+ * setMountAttrs(cloneTree("/s/diff/base"), MOUNT_ATTR.RDONLY | MOUNT_ATTR.NOSUID);
+ * ```
+ */
+export function setMountAttrs(mfd: number, set: number): void {
+  // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
+  const attr = new Uint8Array(32);
+  new DataView(attr.buffer).setBigUint64(0, BigInt(set), true);
+  const r = libc().syscall_mount_setattr(
+    SYS_mount_setattr,
+    BigInt(mfd),
+    cstr(""),
+    BigInt(AT_EMPTY_PATH),
+    attr,
+    32n,
+  );
+  check(Number(r), "mount_setattr", `fd ${mfd}`);
 }

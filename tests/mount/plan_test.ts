@@ -103,6 +103,7 @@ Deno.test("mountinfo: both overlay forms parse; verification catches a truncated
   assert.deepEqual(overlayLayers(a), {
     lowerdirs: ["/s/diff/b", "/s/diff/a"],
     upperdir: "/s/diff/top",
+    workdir: "/s/work/top",
   });
   assert.deepEqual(overlayLayers(b), {
     lowerdirs: ["/x:y", "/z"],
