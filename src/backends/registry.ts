@@ -12,11 +12,17 @@ import { overlayBackend } from "./overlay.ts";
 import type { Backend } from "./types.ts";
 import { vfsBackend } from "./vfs.ts";
 
+/** Backends layerfs knows (kept in step with {@link BACKENDS} by the check below). */
+export type BackendName = "overlay" | "aufs" | "vfs";
+
 /** Every backend, most preferred first (`auto` takes the first that can run). */
 export const BACKENDS = [overlayBackend, aufsBackend, vfsBackend] as const;
 
-/** Backends layerfs knows. */
-export type BackendName = (typeof BACKENDS)[number]["name"];
+// BackendName is spelled out because it is public (mod.ts) and `deno doc
+// --lint` refuses a public type defined through the internal BACKENDS; this
+// fails to type-check when the two disagree, so the array stays the source.
+type Same<A, B> = [A] extends [B] ? [B] extends [A] ? true : false : false;
+const _inStep: Same<BackendName, (typeof BACKENDS)[number]["name"]> = true;
 
 /**
  * The names of all backends, in preference order.

@@ -29,7 +29,7 @@ import {
 } from "../archive/layer.ts";
 import type { BackendName } from "../backends/registry.ts";
 import { LayerfsError, StoreError } from "../errors.ts";
-import { readMountInfo } from "../mount/mountinfo.ts";
+import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
 import { statfs } from "../sys/statfs_linux.ts";
 import { buildLayer, commitLayer } from "./_build.ts";
 import { noParent, type StoreContext } from "./_context.ts";
@@ -554,11 +554,17 @@ export class Store {
     const ctx = this.#ctx;
     await ctx.locked(async () => {
       await finishCommits(ctx.layout, ctx.backend);
+      const info = await readMountInfo();
       for (const { path } of await findLeftovers(ctx.layout, ctx.backend)) {
         const abs = `${ctx.root}/${path}`;
         try {
           if (path.startsWith("mnt/")) {
-            await ctx.mounter.unmount(ctx.root, path.slice(4), abs);
+            // Only a mount is unmounted: umount2 of a plain dir is EPERM for
+            // a user who may not mount (a vfs store's), which left the
+            // orphan dir there for good.
+            if (mountAt(info, abs)) {
+              await ctx.mounter.unmount(ctx.root, path.slice(4), abs);
+            }
             await rmdirIfPresent(abs);
           } else {
             await removeIfPresent(abs, true);

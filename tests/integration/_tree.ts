@@ -71,6 +71,7 @@ export async function gnuTar(dir: string): Promise<Uint8Array> {
       "-",
       ".",
     ],
+    env: { LC_ALL: "C" },
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -81,7 +82,9 @@ export async function gnuTar(dir: string): Promise<Uint8Array> {
 /** Lists the member names of a tar with GNU tar. */
 export async function gnuTarList(tar: Uint8Array): Promise<string[]> {
   const child = new Deno.Command("tar", {
-    args: ["-tf", "-"],
+    // Names as they are, whatever the caller's locale.
+    args: ["--quoting-style=literal", "-tf", "-"],
+    env: { LC_ALL: "C" },
     stdin: "piped",
     stdout: "piped",
   })

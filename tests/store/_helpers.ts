@@ -6,6 +6,7 @@
  * @module
  */
 
+import { backendByName } from "../../src/backends/registry.ts";
 import { readMountInfo } from "../../src/mount/mountinfo.ts";
 import { cstr, libc } from "../../src/sys/libc_linux.ts";
 import type { Store } from "../../mod.ts";
@@ -53,8 +54,9 @@ export async function describe(root: string): Promise<Map<string, Entry>> {
 
 /**
  * Deletes `name` (a path inside the layer) in layer `id`'s own dir, the way
- * the backend stores deletions: overlay a 0/0 character device, aufs a
- * `.wh.<name>` file, vfs simply removing it from the layer's full copy.
+ * the backend's whiteout format stores deletions: overlay a 0/0 character
+ * device (needs root), aufs a `.wh.<name>` file, vfs simply removing it from
+ * the layer's full copy.
  */
 export async function whiteout(
   store: Store,
@@ -63,12 +65,13 @@ export async function whiteout(
 ): Promise<void> {
   const dir = (await store.metadata(id)).diff;
   const path = `${dir}/${name}`;
-  if (store.backend === "overlay") {
+  const format = backendByName(store.backend).whiteoutFormat;
+  if (format === "overlay") {
     const S_IFCHR = 0o020000;
     const AT_FDCWD = -100;
     const rc = libc().mknodat(AT_FDCWD, cstr(path), S_IFCHR, 0n);
     if (rc !== 0) throw new Error(`mknodat ${path} failed`);
-  } else if (store.backend === "aufs") {
+  } else if (format === "aufs") {
     const slash = name.lastIndexOf("/");
     await Deno.writeTextFile(
       `${dir}/${name.slice(0, slash + 1)}.wh.${name.slice(slash + 1)}`,
@@ -85,16 +88,19 @@ export async function mountsUnder(dir: string): Promise<string[]> {
     .filter((t) => t === dir || t.startsWith(dir + "/"));
 }
 
-/** Writes a file with an exact mode (and owner). */
+/**
+ * Writes a file with an exact mode, and owner when given (chown to another
+ * user needs root; without `uid` the file belongs to whoever runs the test).
+ */
 export async function put(
   path: string,
   text: string,
   mode = 0o644,
-  uid = 0,
-  gid = 0,
+  uid?: number,
+  gid?: number,
 ): Promise<void> {
   await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
   await Deno.writeTextFile(path, text);
-  await Deno.chown(path, uid, gid);
+  if (uid !== undefined) await Deno.chown(path, uid, gid ?? uid);
   await Deno.chmod(path, mode);
 }

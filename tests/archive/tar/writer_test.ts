@@ -13,7 +13,14 @@ import { isRoot, tempDir } from "../../_privileged.ts";
 import { OUTPUT_CHUNK_SIZE } from "../../../src/archive/tar/writer.ts";
 import { dumpTree, makeTree, type Meta, run } from "./_gnu.ts";
 
-const LIST = ["--xattrs", "--xattrs-include=*", "--numeric-owner", "-tvvf"];
+/** `tar -tvv`, names printed as they are (run() fixes LC_ALL=C, where GNU tar would escape non-ASCII). */
+const LIST = [
+  "--xattrs",
+  "--xattrs-include=*",
+  "--numeric-owner",
+  "--quoting-style=literal",
+  "-tvvf",
+];
 
 function header(name: string, extra: Partial<TarHeader> = {}): TarHeader {
   return tarHeader({ name, mtime: 1700000000, ...extra });

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { openStore } from "../../mod.ts";
+import { openStore } from "../../../mod.ts";
 
 const [op, root, id] = Deno.args;
 const store = await openStore({ root });

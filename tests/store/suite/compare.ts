@@ -1,43 +1,28 @@
 /**
- * diff/changes/diffSize against any layer, not only the direct parent
- * (moby's NaiveDiffDriver): both complete views are compared. Runs on real
- * overlay mounts and on vfs, with a chain base -> mid -> top built the way a
- * container changes its rootfs (writes into the mounted view), plus an
- * unrelated base layer.
+ * Comparison scenarios: diff/changes/diffSize against any layer, not only
+ * the direct parent (moby's NaiveDiffDriver): both complete views are
+ * compared. The chain base -> mid -> top is built the way a container
+ * changes its rootfs (writes through the view of a read-write layer, then
+ * commit), plus an unrelated base layer.
+ *
+ * @module
  */
 import assert from "node:assert/strict";
 import {
   type Change,
   LayerInUse,
   LayerNotFound,
-  openStore,
   type Store,
-} from "../../mod.ts";
-import { privilegedTest, tempDir } from "../_privileged.ts";
-import { describe, mountsUnder, put } from "./_helpers.ts";
-import { collect, gnuTar } from "../integration/_tree.ts";
-import { readByob } from "../_byob.ts";
-
+} from "../../../mod.ts";
+import { describe, mountsUnder, put } from "../_helpers.ts";
+import { collect, gnuTar } from "../../integration/_tree.ts";
+import { readByob } from "../../_byob.ts";
+import { layerBy } from "./_fixtures.ts";
+import type { StoreCase, Suite } from "./_harness.ts";
 /** 3 MiB, so a diff carrying it spans many stream chunks. */
 const BIG = "0123456789abcdef".repeat(3 << 16);
 
-/** Builds rw layer `id` on `parent` by running `change` on its mounted view. */
-async function layerBy(
-  store: Store,
-  id: string,
-  parent: string,
-  change: (root: string) => Promise<void>,
-): Promise<void> {
-  await store.createReadWrite(id, parent);
-  const root = await store.get(id);
-  try {
-    await change(root);
-  } finally {
-    await store.put(id);
-  }
-}
-
-async function chain(store: Store, src: string): Promise<void> {
+async function chain({ store, src }: StoreCase): Promise<void> {
   await put(`${src}/base/etc/hosts`, "h\n");
   await put(`${src}/base/etc/passwd`, "p\n");
   await put(`${src}/base/usr/bin/a`, "a\n", 0o755);
@@ -131,19 +116,12 @@ async function viewOf(store: Store, id: string) {
   }
 }
 
-for (const backend of ["overlay", "vfs"] as const) {
-  const t = (name: string, fn: (store: Store) => Promise<void>) =>
-    privilegedTest(`naive diff (${backend}): ${name}`, async () => {
-      await using tmp = await tempDir();
-      const store = await openStore({ root: `${tmp.path}/store`, backend });
-      try {
-        await chain(store, `${tmp.path}/src`);
-        await fn(store);
-        assert.deepEqual(await mountsUnder(store.root), []);
-      } finally {
-        await store.cleanup();
-        store.close();
-      }
+export function compareScenarios(s: Suite): void {
+  const t = (name: string, fn: (store: Store, c: StoreCase) => Promise<void>) =>
+    s.store(`naive diff: ${name}`, async (c) => {
+      await chain(c);
+      await fn(c.store, c);
+      assert.deepEqual(await mountsUnder(c.root), []);
     });
 
   t("changes and diffSize against a grandparent", async (store) => {
@@ -212,20 +190,21 @@ for (const backend of ["overlay", "vfs"] as const) {
     await store.put("top");
   });
 
-  t("a cancelled or never-read diff releases its views", async (store) => {
+  t("a cancelled or never-read diff releases its views", async (store, c) => {
     const before = await mountState(store);
     const stream = store.diff("top", "base");
     const reader = stream.getReader();
     const first = await reader.read();
     assert.equal(first.done, false);
-    // Mid-stream both views are held (counted on every backend; mounted on
-    // overlay, where base has no parents: no mount, but a count).
+    // Mid-stream both views are held: counted on every backend, and mounts
+    // where views are mounts (base, a read-only layer without parents, gets
+    // its read-only bind mount).
     const during = await mountState(store);
     assert.equal(during.gets.top, (before.gets.top ?? 0) + 1);
     assert.equal(during.gets.base, (before.gets.base ?? 0) + 1);
     assert.deepEqual(
       during.mounts,
-      backend === "overlay" ? [`${store.root}/mnt/top`] : [],
+      c.caps.mounts ? [`${store.root}/mnt/base`, `${store.root}/mnt/top`] : [],
     );
     await reader.cancel();
     assert.deepEqual(await mountState(store), before);
