@@ -39,8 +39,8 @@ import {
 import { HelperLock } from "./_inuse.ts";
 import type { Caller } from "./identity.ts";
 import type { HelperRequest } from "./request.ts";
-import { planOverlayMount } from "../src/backends/overlay.ts";
-import type { LayerMountInput } from "../src/backends/types.ts";
+import { backendByName } from "../src/backends/registry.ts";
+import type { Backend, LayerMountInput } from "../src/backends/types.ts";
 
 /** Result of a helper run. */
 export interface HelperResult {
@@ -197,7 +197,7 @@ function readMetadata(
   fds: Fds,
   root: StoreRoot,
   req: HelperRequest,
-): LayerMountInput {
+): { backend: Backend; input: LayerMountInput } {
   const parse = <T>(f: () => T): T => {
     try {
       return f();
@@ -210,11 +210,6 @@ function readMetadata(
   };
   const text = readSmall(fds, root, "layerfs.json");
   const config = parse(() => parseStoreConfig(text));
-  if (config.backend !== "overlay") {
-    throw new HelperError(
-      `Store ${req.root} uses backend ${config.backend}; the helper mounts only overlay stores`,
-    );
-  }
   let layerText: string;
   try {
     layerText = readSmall(fds, root, `layers/${req.id}`);
@@ -235,12 +230,15 @@ function readMetadata(
     ? { readWrite: false }
     : parse(() => parseMeta(metaText, req.id));
   return {
-    root: req.root,
-    id: req.id,
-    parents,
-    readWrite: meta.readWrite,
-    mountLabel: meta.mountLabel,
-    userXattr: config.userXattr === true,
+    backend: backendByName(config.backend),
+    input: {
+      root: req.root,
+      id: req.id,
+      parents,
+      readWrite: meta.readWrite,
+      mountLabel: meta.mountLabel,
+      userXattr: config.userXattr === true,
+    },
   };
 }
 
@@ -291,15 +289,23 @@ export function helperMount(
   using fds = new Fds();
   const root = openStoreRoot(fds, req, caller, allowedOwners);
   using lock = HelperLock.acquire();
-  const meta = readMetadata(fds, root, req);
-  // The store's own pure planner, fed with metadata read safely above (its
-  // planLayerMount reads with path APIs that follow symlinks: fine for the
-  // store's owner, not for root reading a user's files).
-  const planned = planOverlayMount(meta);
+  const { backend, input } = readMetadata(fds, root, req);
+  // The store's backend plans, fed with metadata read safely above (the
+  // store's planLayerMount reads with path APIs that follow symlinks: fine
+  // for the store's owner, not for root reading a user's files).
+  const planned = backend.planMount(input);
   const target = mountTarget(req);
   if (planned.kind === "none") {
     throw new HelperError(
-      `Layer ${req.id} is a read-write layer without parents: its view is ${req.root}/diff/${req.id} and nothing needs mounting`,
+      `Layer ${req.id} needs no mount: its view is ${planned.target}`,
+    );
+  }
+  if (planned.kind !== "bind" && planned.kind !== "overlay") {
+    // aufs plans are sequences of mount(2) calls on paths, which the
+    // helper cannot pin to checked fds.
+    throw new HelperError(
+      `Store ${req.root} uses backend ${backend.name}, whose ${planned.kind} mounts the helper does not perform; ` +
+        "use overlay (or vfs, which needs no helper)",
     );
   }
   if (planned.target !== target) {
