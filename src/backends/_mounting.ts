@@ -1,6 +1,6 @@
 /**
  * Internal: what the backends that mount (overlay, aufs) share: the view of a
- * layer without parents, and removing a per-layer dir crash-safely.
+ * layer without parents (and the store's dir helpers, re-exported).
  *
  * @module
  */
@@ -26,33 +26,4 @@ export function baseView(input: LayerMountInput): NoMountPlan | BindMountPlan {
   };
 }
 
-/** Renames `path` to `<path>-removing`, then deletes it; absent is fine. */
-export async function removeDir(path: string): Promise<void> {
-  try {
-    await Deno.rename(path, `${path}-removing`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  await Deno.remove(`${path}-removing`, { recursive: true });
-}
-
-/** Removes a file or symlink; absent is fine. */
-export async function removeEntry(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-/** Names in `dir` (sorted); a missing dir has none. */
-export async function entryNames(dir: string): Promise<string[]> {
-  try {
-    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name)
-      .sort();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
-  }
-}
+export { entryNames, removeDir, removeEntry } from "../_fs.ts";

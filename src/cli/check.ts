@@ -21,6 +21,7 @@
  * @module
  */
 
+import { entryNames } from "../_fs.ts";
 import { backendByName } from "../backends/registry.ts";
 import { StoreError } from "../errors.ts";
 import { StoreLayout } from "../layout.ts";
@@ -69,15 +70,6 @@ export interface CheckOptions {
   repair?: boolean;
   /** Who unmounts when repairing (the helper's Mounter when not root). @default directMounter */
   mounter?: Mounter;
-}
-
-async function names(dir: string): Promise<string[]> {
-  try {
-    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
-  }
 }
 
 function isValidId(id: string): boolean {
@@ -176,7 +168,7 @@ async function scan(
   for (const m of mounts) mountedAt.set(m.mountPoint, m);
 
   // Layers and their parents.
-  const layerIds = (await names(layout.layers())).filter((n) =>
+  const layerIds = (await entryNames(layout.layers())).filter((n) =>
     isValidId(n) && !TEMP_RE.test(n)
   );
   const layers = new Set(layerIds);

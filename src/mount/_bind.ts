@@ -5,7 +5,8 @@
  * of the layer's dir, mount_setattr, move_mount onto `mnt/<id>`. mount(2)
  * would need a bind and then a read-only remount, leaving a moment in which
  * the view is writable. The store passes paths; the helper passes the fds
- * it opened and checked. The new mount is verified by its own mount id.
+ * it opened and checked. The new mount is verified by its own mount id
+ * (`_verify.ts`).
  *
  * @module
  */
@@ -16,13 +17,12 @@ import { fstatx, statxAt } from "../sys/fs_walk_linux.ts";
 import { SysError } from "../sys/libc_linux.ts";
 import {
   cloneTree,
-  detachFd,
   MOUNT_ATTR,
-  mountIdOf,
   moveMount,
   setMountAttrs,
 } from "../sys/mount_linux.ts";
-import { type MountInfoEntry, readMountInfoSync } from "./mountinfo.ts";
+import type { MountInfoEntry } from "./mountinfo.ts";
+import { verifyNewMount } from "./_verify.ts";
 import type { BindMountPlan } from "./plan.ts";
 
 /** The layer's dir and the mount point, already opened and checked (the helper's). */
@@ -59,25 +59,12 @@ export function performBindPlan(
         cause: e,
       });
     }
-    const id = mountIdOf(mfd);
-    const entry = readMountInfoSync().find((m) => m.id === id);
-    const why = !entry
-      ? "the new mount is not in /proc/self/mountinfo"
-      : entry.mountPoint !== plan.target
-      ? `it landed on ${entry.mountPoint} (the mount point was moved meanwhile)`
-      : bindMismatch(plan, entry.mountOptions, fds?.source);
-    if (why) {
-      try {
-        detachFd(mfd);
-      } catch { /* already gone */ }
-      throw new MountError(
-        "verify bind mount",
-        "EMISMATCH",
-        plan.target,
-        `${why}; the mount was detached`,
-      );
-    }
-    return entry!;
+    return verifyNewMount(
+      mfd,
+      "bind",
+      plan.target,
+      (entry) => bindMismatch(plan, entry.mountOptions, fds?.source),
+    );
   } finally {
     if (mfd >= 0) close(mfd);
   }

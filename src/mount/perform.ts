@@ -13,17 +13,16 @@ import { MountError } from "../errors.ts";
 import { SysError } from "../sys/libc_linux.ts";
 import { close } from "../sys/fd_linux.ts";
 import {
-  detachFd,
   FsContext,
   MNT,
   mount,
   MOUNT_ATTR,
-  mountIdOf,
   moveMount,
   MS,
   umount2,
 } from "../sys/mount_linux.ts";
 import { bindMismatch, performBindPlan } from "./_bind.ts";
+import { verifyNewMount } from "./_verify.ts";
 import type {
   AufsMountPlan,
   MountCall,
@@ -258,25 +257,12 @@ function mountOverlayNewApi(
         "the backing filesystem may not support overlay upper dirs (see dmesg)",
       );
     }
-    const id = mountIdOf(mfd);
-    const entry = readMountInfoSync().find((m) => m.id === id);
-    const why = !entry
-      ? "the new mount is not in /proc/self/mountinfo"
-      : entry.mountPoint !== plan.target
-      ? `it landed on ${entry.mountPoint} (the mount point was moved meanwhile)`
-      : mismatch(plan, entry);
-    if (why) {
-      try {
-        detachFd(mfd);
-      } catch { /* already gone */ }
-      throw new MountError(
-        "verify overlay mount",
-        "EMISMATCH",
-        plan.target,
-        `${why}; the mount was detached`,
-      );
-    }
-    return entry!;
+    return verifyNewMount(
+      mfd,
+      "overlay",
+      plan.target,
+      (entry) => mismatch(plan, entry),
+    );
   } finally {
     if (mfd >= 0) close(mfd);
     fc.close();

@@ -15,6 +15,7 @@
  * @module
  */
 
+import { entryNames } from "../_fs.ts";
 import type { Backend } from "../backends/types.ts";
 import { PER_LAYER_DIRS, type StoreLayout } from "../layout.ts";
 import { validateLayerId } from "./id.ts";
@@ -61,7 +62,7 @@ export async function findLeftovers(
   backend: Backend,
 ): Promise<Leftover[]> {
   const out: Leftover[] = [];
-  for (const n of await names(layout.staging())) {
+  for (const n of await entryNames(layout.staging())) {
     if (!(await stagingBusy(layout.staging(n)))) {
       out.push({ kind: "staging", path: `staging/${n}` });
     }
@@ -69,7 +70,7 @@ export async function findLeftovers(
   const flagged = new Set<string>();
   const dirs = ["layers", ...PER_LAYER_DIRS, "run", ...backend.ownDirs];
   for (const d of ["", ...dirs]) {
-    for (const n of await names(d ? `${layout.root}/${d}` : layout.root)) {
+    for (const n of await entryNames(d ? `${layout.root}/${d}` : layout.root)) {
       const path = d ? `${d}/${n}` : n;
       const kind = n.endsWith("-removing") && d !== ""
         ? "removing"
@@ -84,7 +85,7 @@ export async function findLeftovers(
   const live = await liveIds(layout);
   const committing = await commitSources(layout, live);
   for (const d of PER_LAYER_DIRS) {
-    for (const n of await names(`${layout.root}/${d}`)) {
+    for (const n of await entryNames(`${layout.root}/${d}`)) {
       const path = `${d}/${n}`;
       if (live.has(n) || flagged.has(path)) continue;
       if (d === "diff" && committing.has(n)) continue;
@@ -150,7 +151,7 @@ export async function finishCommits(
 /** Ids with a `layers/<id>` file. */
 export async function liveIds(layout: StoreLayout): Promise<Set<string>> {
   const live = new Set<string>();
-  for (const n of await names(layout.layers())) {
+  for (const n of await entryNames(layout.layers())) {
     if (TEMP_RE.test(n)) continue;
     try {
       live.add(validateLayerId(n));
@@ -173,16 +174,6 @@ async function commitSources(
     if (from !== undefined && !live.has(from)) out.add(from);
   }
   return out;
-}
-
-async function names(dir: string): Promise<string[]> {
-  try {
-    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name)
-      .sort();
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -6,21 +6,16 @@
  * @module
  */
 
-import type { DirEntry, Stat } from "../../sys/fs_walk_linux.ts";
 import type {
-  DiskEntry,
   WhiteoutAction,
   WhiteoutCodec,
   WhiteoutTarget,
 } from "../types.ts";
-import { ENTRY, isOverlayXattr } from "./oci.ts";
+import { PlainTreeCodec } from "./_plain_tree.ts";
+import { ENTRY } from "./oci.ts";
 
-const CONTENT: DiskEntry = { kind: "content" };
-
-class NoneCodec implements WhiteoutCodec {
+class NoneCodec extends PlainTreeCodec {
   readonly name = "none";
-  // A plain tree: it is compared as a whole, like a vfs layer.
-  readonly fullTree = true;
 
   classify(): WhiteoutAction {
     return ENTRY;
@@ -35,45 +30,6 @@ class NoneCodec implements WhiteoutCodec {
   ): void {}
 
   applyOpaque(_t: WhiteoutTarget, _parent: string, _entry: string): void {}
-
-  unionXattr(name: string): boolean {
-    return isOverlayXattr(name);
-  }
-
-  internalAtRoot(_name: string): boolean {
-    return false;
-  }
-
-  deviceWhiteout(_dirFd: number, _e: DirEntry): Stat | null {
-    return null;
-  }
-
-  opaqueByXattrs(_xattrs: Map<string, Uint8Array>): boolean {
-    return false;
-  }
-
-  checkExportable(_xattrs: Map<string, Uint8Array>, _path: string): void {}
-
-  readEntry(_dirFd: number, _e: DirEntry, _name: string): DiskEntry {
-    return CONTENT;
-  }
-
-  isOpaqueDir(_fd: number, _xattrs: Map<string, Uint8Array>): boolean {
-    return false;
-  }
-
-  isOpaqueAt(_rootFd: number, _rel: string): boolean {
-    return false;
-  }
-
-  whitedOutAt(
-    _rootFd: number,
-    _rel: string,
-    _name: string,
-    _st: Stat | null,
-  ): boolean {
-    return false;
-  }
 }
 
 /**

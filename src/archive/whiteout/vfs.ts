@@ -11,21 +11,17 @@
  * @module
  */
 
-import type { DirEntry, Stat } from "../../sys/fs_walk_linux.ts";
 import type { EntryType } from "../tar/header.ts";
 import type {
-  DiskEntry,
   WhiteoutAction,
   WhiteoutCodec,
   WhiteoutTarget,
 } from "../types.ts";
-import { classifyOci, isOverlayXattr } from "./oci.ts";
+import { PlainTreeCodec } from "./_plain_tree.ts";
+import { classifyOci } from "./oci.ts";
 
-const CONTENT: DiskEntry = { kind: "content" };
-
-class VfsCodec implements WhiteoutCodec {
+class VfsCodec extends PlainTreeCodec {
   readonly name = "vfs";
-  readonly fullTree = true;
 
   classify(
     type: EntryType,
@@ -47,45 +43,6 @@ class VfsCodec implements WhiteoutCodec {
 
   applyOpaque(t: WhiteoutTarget, parent: string, entry: string): void {
     t.keepOnlyArchived(parent, entry);
-  }
-
-  unionXattr(name: string): boolean {
-    return isOverlayXattr(name);
-  }
-
-  internalAtRoot(_name: string): boolean {
-    return false;
-  }
-
-  deviceWhiteout(_dirFd: number, _e: DirEntry): Stat | null {
-    return null;
-  }
-
-  opaqueByXattrs(_xattrs: Map<string, Uint8Array>): boolean {
-    return false;
-  }
-
-  checkExportable(_xattrs: Map<string, Uint8Array>, _path: string): void {}
-
-  readEntry(_dirFd: number, _e: DirEntry, _name: string): DiskEntry {
-    return CONTENT;
-  }
-
-  isOpaqueDir(_fd: number, _xattrs: Map<string, Uint8Array>): boolean {
-    return false;
-  }
-
-  isOpaqueAt(_rootFd: number, _rel: string): boolean {
-    return false;
-  }
-
-  whitedOutAt(
-    _rootFd: number,
-    _rel: string,
-    _name: string,
-    _st: Stat | null,
-  ): boolean {
-    return false;
   }
 }
 

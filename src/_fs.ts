@@ -1,0 +1,46 @@
+/**
+ * Internal: the few directory helpers the store, its backends and `check`
+ * share (each absent-is-fine, as crash recovery needs).
+ *
+ * @module
+ */
+
+/**
+ * Names in `dir`, sorted; a missing dir has none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { entryNames } from "./_fs.ts";
+ * assert.deepEqual(await entryNames("/no/such/dir"), []);
+ * ```
+ */
+export async function entryNames(dir: string): Promise<string[]> {
+  try {
+    return (await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name)
+      .sort();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+}
+
+/** Removes a file or symlink; absent is fine. */
+export async function removeEntry(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/** Renames `path` to `<path>-removing`, then deletes it; absent is fine. */
+export async function removeDir(path: string): Promise<void> {
+  try {
+    await Deno.rename(path, `${path}-removing`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  await Deno.remove(`${path}-removing`, { recursive: true });
+}
