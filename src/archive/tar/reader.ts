@@ -13,16 +13,20 @@ import { InvalidArchive } from "../../errors.ts";
 import {
   BLOCK,
   checksumOk,
-  decodeString,
   decodeUtf8Exact,
+  emptyAt,
+  type Field,
+  Hdr,
   isZeroBlock,
   Magic,
   magicOf,
-  parseNumeric,
+  numberAt,
+  stringAt,
+  typeflagAt,
 } from "./_block.ts";
 import { parsePaxRecords, paxInteger, paxTime } from "./_pax.ts";
 import { type ChunkSource, chunkSource, type TarInput } from "./_source.ts";
-import type { EntryType, TarHeader } from "./header.ts";
+import { entryTypeOf, type TarHeader, TypeFlag } from "./header.ts";
 
 export type { TarInput } from "./_source.ts";
 
@@ -71,27 +75,39 @@ const NON_ASCII = /[\u0080-\uffff]/;
 const SEEK_SKIP = 256 * 1024;
 const EMPTY = new Uint8Array(0);
 
-/** Type flags whose entries carry no body whatever their size field says (POSIX; Go does the same). */
-function entryType(flag: number): EntryType | undefined {
-  switch (flag) {
-    case 0x30: // '0'
-    case 0x37: // '7' contiguous: a regular file everywhere but on one 1980s OS
-    case 0x00:
-      return "file";
-    case 0x31:
-      return "hardlink";
-    case 0x32:
-      return "symlink";
-    case 0x33:
-      return "char";
-    case 0x34:
-      return "block";
-    case 0x35:
-      return "dir";
-    case 0x36:
-      return "fifo";
-  }
-  return undefined;
+/**
+ * What the metadata entries before a header (PAX `x`, GNU `L` and `K`) carry
+ * for it, gathered by {@link TarReader}'s fast and slow paths alike.
+ */
+interface Pending {
+  /** PAX records of the next entry (later records win). */
+  local: Map<string, Uint8Array> | undefined;
+  /** Bytes of PAX bodies so far (capped by maxPaxSize). */
+  localSize: number;
+  /** GNU long name ('L'). */
+  longName: string | undefined;
+  /** GNU long link name ('K'). */
+  longLink: string | undefined;
+}
+
+function pending(): Pending {
+  return {
+    local: undefined,
+    localSize: 0,
+    longName: undefined,
+    longLink: undefined,
+  };
+}
+
+/** True for the flags of metadata entries that describe the next entry. */
+function isLocalMeta(flag: number): boolean {
+  return flag === TypeFlag.XHeader || flag === TypeFlag.GNULongName ||
+    flag === TypeFlag.GNULongLink;
+}
+
+/** Bytes of a body of `size` bytes with its padding to a whole block. */
+function padded(size: number): number {
+  return size + ((BLOCK - (size % BLOCK)) % BLOCK);
 }
 
 function flagName(flag: number): string {
@@ -193,29 +209,23 @@ export class TarReader {
         return Promise.reject(this.#fail(e));
       }
     }
-    return this.#nextSlow();
+    return this.#guard(() => this.#nextSlow());
   }
 
   async #nextSlow(): Promise<TarHeader | null> {
-    try {
-      if (this.#done) return null;
-      const skip = this.#remaining + this.#padding;
-      if (skip > 0) {
-        this.#remaining = 0;
-        this.#padding = 0;
-        await this.#skip(skip);
-      }
-      const h = await this.#readHeader();
-      if (h === null) {
-        this.#done = true;
-        this.#src.close();
-      }
-      return h;
-    } catch (e) {
-      throw this.#fail(e);
-    } finally {
-      this.#busy = false;
+    if (this.#done) return null;
+    const skip = this.#remaining + this.#padding;
+    if (skip > 0) {
+      this.#remaining = 0;
+      this.#padding = 0;
+      await this.#skip(skip);
     }
+    const h = await this.#readHeader();
+    if (h === null) {
+      this.#done = true;
+      this.#src.close();
+    }
+    return h;
   }
 
   /**
@@ -225,49 +235,35 @@ export class TarReader {
    */
   #nextBuffered(): TarHeader | undefined {
     const b = this.#buf;
-    const o = this.#opts;
     let pos = this.#pos + this.#remaining + this.#padding;
-    let local: Map<string, Uint8Array> | undefined;
-    let localSize = 0;
-    let longName: string | undefined;
-    let longLink: string | undefined;
+    let p: Pending | undefined;
     for (;;) {
+      // Zero blocks, bad checksums and global headers take the slow path.
       if (b.length - pos < BLOCK || !checksumOk(b, pos)) return undefined;
-      const flag = b[pos + 156];
-      if (flag === 0x78 || flag === 0x4c || flag === 0x4b) {
-        const size = parseNumeric(b, pos + 124, 12);
-        if (typeof size !== "number" || size < 0) return undefined;
-        const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
-        if (b.length - pos - BLOCK < padded) return undefined;
-        const body = b.subarray(pos + BLOCK, pos + BLOCK + size);
-        if (flag === 0x78) {
-          localSize += size;
-          if (localSize > o.maxPaxSize) return undefined;
-          // Views: #build uses them (copying what it keeps) before any read.
-          if (parsePaxRecords(body, local ??= new Map(), false) !== null) {
-            return undefined;
-          }
-        } else {
-          if (size > o.maxNameLength + 1) return undefined;
-          let end = body.length;
-          while (end > 0 && body[end - 1] === 0) end--;
-          const raw = body.subarray(0, end);
-          if (raw.includes(0)) return undefined;
-          const str = decodeUtf8Exact(raw);
-          if (str === null) return undefined;
-          if (flag === 0x4c) longName = str;
-          else longLink = str;
-        }
-        pos += BLOCK + padded;
+      const flag = typeflagAt(b, pos);
+      if (isLocalMeta(flag)) {
+        // The same checks as the slow path, in the same order: an error here
+        // is the one the slow path would throw (state is not moved before).
+        const size = this.#metaSize(b, pos, flag, p ??= pending());
+        const end = pos + BLOCK + padded(size);
+        if (end > b.length) return undefined;
+        // Views: #build uses them (copying what it keeps) before any read.
+        this.#takeMeta(
+          flag,
+          b.subarray(pos + BLOCK, pos + BLOCK + size),
+          p,
+          false,
+        );
+        pos = end;
         continue;
       }
-      if (flag === 0x67) return undefined;
+      if (flag === TypeFlag.XGlobalHeader) return undefined;
       // Commit: from here on errors are real and state moves forward.
       this.#consumed += pos + BLOCK - this.#pos;
       this.#pos = pos + BLOCK;
       this.#remaining = 0;
       this.#padding = 0;
-      return this.#build(b, pos, flag, local, longName, longLink);
+      return this.#build(b, pos, flag, p);
     }
   }
 
@@ -334,30 +330,19 @@ export class TarReader {
    * console.log(await r.next(), await r.readBodyChunk());
    * ```
    */
-  async readBodyChunk(): Promise<Uint8Array | null> {
-    this.#enter();
-    try {
-      if (this.#remaining === 0) return null;
-      return await this.#bodyChunk();
-    } catch (e) {
-      throw this.#fail(e);
-    } finally {
-      this.#busy = false;
-    }
+  readBodyChunk(): Promise<Uint8Array | null> {
+    return this.#call(() =>
+      this.#remaining === 0 ? Promise.resolve(null) : this.#bodyChunk()
+    );
   }
 
   /** Skips the rest of the current body (next() would do it too). */
-  async skipBody(): Promise<void> {
-    this.#enter();
-    try {
+  skipBody(): Promise<void> {
+    return this.#call(async () => {
       const n = this.#remaining;
       this.#remaining = 0;
       if (n > 0) await this.#skip(n);
-    } catch (e) {
-      throw this.#fail(e);
-    } finally {
-      this.#busy = false;
-    }
+    });
   }
 
   /**
@@ -376,6 +361,23 @@ export class TarReader {
       cause: reason,
     });
     this.#src.close(reason ?? this.#err);
+  }
+
+  /** One public call: exclusive, and its error fails the reader for good. */
+  async #call<T>(op: () => Promise<T>): Promise<T> {
+    this.#enter();
+    return await this.#guard(op);
+  }
+
+  /** Runs the rest of a call #enter began; an error is made sticky. */
+  async #guard<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
   }
 
   #enter(): void {
@@ -490,21 +492,78 @@ export class TarReader {
 
   /** Reads a metadata body (PAX or GNU long name) of `size` bytes plus padding; returns a view. */
   async #readMeta(size: number, what: string): Promise<Uint8Array> {
-    const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
-    const got = await this.#ensure(padded);
-    if (got < padded) throw this.#truncated(`inside a ${what}`);
+    const n = padded(size);
+    const got = await this.#ensure(n);
+    if (got < n) throw this.#truncated(`inside a ${what}`);
     const p = this.#pos;
-    this.#pos = p + padded;
-    this.#consumed += padded;
+    this.#pos = p + n;
+    this.#consumed += n;
     return this.#buf.subarray(p, p + size);
   }
 
-  async #readHeader(): Promise<TarHeader | null> {
+  /**
+   * The body size of the metadata header at `b[off]`, checked against its cap
+   * (maxPaxSize for PAX, counting what `p` holds; maxNameLength for GNU names).
+   */
+  #metaSize(b: Uint8Array, off: number, flag: number, p: Pending): number {
     const o = this.#opts;
-    let local: Map<string, Uint8Array> | undefined;
-    let localSize = 0;
-    let longName: string | undefined;
-    let longLink: string | undefined;
+    const size = this.#numField(b, off, Hdr.size, "size");
+    if (flag === TypeFlag.XHeader || flag === TypeFlag.XGlobalHeader) {
+      if (size > o.maxPaxSize || p.localSize + size > o.maxPaxSize) {
+        throw new InvalidArchive(
+          `PAX header of ${size} bytes exceeds the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
+          this.#entry,
+        );
+      }
+    } else if (size > o.maxNameLength + 1) { // +1: GNU tar counts the terminating NUL
+      throw new InvalidArchive(
+        `GNU long ${
+          flag === TypeFlag.GNULongName ? "name" : "link"
+        } of ${size} bytes exceeds the ${o.maxNameLength}-byte cap (maxNameLength)`,
+        this.#entry,
+      );
+    }
+    return size;
+  }
+
+  /**
+   * Takes in one metadata body for the next entry: PAX `x` records (values
+   * copied, or views when `copy` is false and they are used before the buffer
+   * moves on) or a GNU long name/link.
+   */
+  #takeMeta(
+    flag: number,
+    body: Uint8Array,
+    p: Pending,
+    copy: boolean,
+  ): void {
+    if (flag === TypeFlag.XHeader) {
+      p.localSize += body.length;
+      const err = parsePaxRecords(body, p.local ??= new Map(), copy);
+      if (err !== null) {
+        throw new InvalidArchive(`${err} (PAX header)`, this.#entry);
+      }
+      return;
+    }
+    let end = body.length;
+    while (end > 0 && body[end - 1] === 0) end--;
+    const raw = body.subarray(0, end);
+    if (raw.includes(0)) {
+      throw new InvalidArchive(
+        "GNU long name contains a NUL byte",
+        this.#entry,
+      );
+    }
+    const s = decodeUtf8Exact(raw);
+    if (s === null) {
+      throw new InvalidArchive("GNU long name is not valid UTF-8", this.#entry);
+    }
+    if (flag === TypeFlag.GNULongName) p.longName = s;
+    else p.longLink = s;
+  }
+
+  async #readHeader(): Promise<TarHeader | null> {
+    const p = pending();
     for (;;) {
       const got = await this.#ensure(BLOCK, this.#block);
       if (got === 0) return null; // clean end at a block boundary
@@ -535,7 +594,7 @@ export class TarReader {
             this.#entry,
           );
         }
-        const name = decodeString(b, off, 100) ?? undefined;
+        const name = stringAt(b, off, Hdr.name) ?? undefined;
         throw new InvalidArchive(
           `header checksum mismatch at byte ${this.#consumed}${
             name ? ` (name field ${JSON.stringify(name)})` : ""
@@ -543,81 +602,50 @@ export class TarReader {
           this.#entry,
         );
       }
-      const flag = b[off + 156];
+      const flag = typeflagAt(b, off);
+      if (isLocalMeta(flag) || flag === TypeFlag.XGlobalHeader) {
+        // Checked before the block is consumed, as the fast path does.
+        const size = this.#metaSize(b, off, flag, p);
+        this.#pos += BLOCK;
+        this.#consumed += BLOCK;
+        const body = await this.#readMeta(
+          size,
+          flag === TypeFlag.GNULongName || flag === TypeFlag.GNULongLink
+            ? "GNU long name"
+            : "PAX header",
+        );
+        // Copies: the buffer moves on before the entry header is read.
+        if (flag !== TypeFlag.XGlobalHeader) {
+          this.#takeMeta(flag, body, p, true);
+        } else this.#takeGlobal(body);
+        continue;
+      }
       this.#pos += BLOCK;
       this.#consumed += BLOCK;
+      return this.#build(b, off, flag, p);
+    }
+  }
 
-      if (flag === 0x78 || flag === 0x67) { // 'x' PAX, 'g' PAX global
-        const size = this.#numField(b, off + 124, 12, "size");
-        if (size > o.maxPaxSize || localSize + size > o.maxPaxSize) {
-          throw new InvalidArchive(
-            `PAX header of ${size} bytes exceeds the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
-            this.#entry,
-          );
-        }
-        const body = await this.#readMeta(size, "PAX header");
-        let target: Map<string, Uint8Array>;
-        if (flag === 0x78) {
-          localSize += size;
-          target = local ??= new Map();
-        } else {
-          target = new Map();
-        }
-        const err = parsePaxRecords(body, target);
-        if (err !== null) {
-          throw new InvalidArchive(`${err} (PAX header)`, this.#entry);
-        }
-        if (flag === 0x67) {
-          for (const [k, v] of target) {
-            // POSIX: an empty global value removes the default.
-            if (v.length === 0) this.#global.delete(k);
-            else this.#global.set(k, v);
-          }
-          let total = 0;
-          for (const [k, v] of this.#global) total += k.length + v.length;
-          if (total > o.maxPaxSize) {
-            throw new InvalidArchive(
-              `PAX global headers exceed the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
-              this.#entry,
-            );
-          }
-        }
-        continue;
-      }
-      if (flag === 0x4c || flag === 0x4b) { // 'L' GNU long name, 'K' long link
-        const size = this.#numField(b, off + 124, 12, "size");
-        // +1: GNU tar counts the terminating NUL.
-        if (size > o.maxNameLength + 1) {
-          throw new InvalidArchive(
-            `GNU long ${
-              flag === 0x4c ? "name" : "link"
-            } of ${size} bytes exceeds the ${o.maxNameLength}-byte cap (maxNameLength)`,
-            this.#entry,
-          );
-        }
-        const body = await this.#readMeta(size, "GNU long name");
-        let end = body.length;
-        while (end > 0 && body[end - 1] === 0) end--;
-        const raw = body.subarray(0, end);
-        if (raw.includes(0)) {
-          throw new InvalidArchive(
-            "GNU long name contains a NUL byte",
-            this.#entry,
-          );
-        }
-        const s = decodeUtf8Exact(raw);
-        if (s === null) {
-          throw new InvalidArchive(
-            "GNU long name is not valid UTF-8",
-            this.#entry,
-          );
-        }
-        if (flag === 0x4c) longName = s;
-        else longLink = s;
-        continue;
-      }
-
-      return this.#build(b, off, flag, local, longName, longLink);
+  /** Merges a PAX global header into the defaults of every later entry. */
+  #takeGlobal(body: Uint8Array): void {
+    const o = this.#opts;
+    const recs = new Map<string, Uint8Array>();
+    const err = parsePaxRecords(body, recs);
+    if (err !== null) {
+      throw new InvalidArchive(`${err} (PAX header)`, this.#entry);
+    }
+    for (const [k, v] of recs) {
+      // POSIX: an empty global value removes the default.
+      if (v.length === 0) this.#global.delete(k);
+      else this.#global.set(k, v);
+    }
+    let total = 0;
+    for (const [k, v] of this.#global) total += k.length + v.length;
+    if (total > o.maxPaxSize) {
+      throw new InvalidArchive(
+        `PAX global headers exceed the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
+        this.#entry,
+      );
     }
   }
 
@@ -626,50 +654,48 @@ export class TarReader {
     b: Uint8Array,
     off: number,
     flag: number,
-    local: Map<string, Uint8Array> | undefined,
-    longName: string | undefined,
-    longLink: string | undefined,
+    p: Pending | undefined,
   ): TarHeader {
     const o = this.#opts;
     const magic = magicOf(b, off);
-    let name = longName;
+    let name = p?.longName;
     if (name === undefined) {
-      const n = decodeString(b, off, 100);
+      const n = stringAt(b, off, Hdr.name);
       if (n === null) throw this.#notUtf8("name");
       name = n;
-      if (magic === Magic.Ustar && b[off + 345] !== 0) {
-        const prefix = decodeString(b, off + 345, 155);
+      if (magic === Magic.Ustar && !emptyAt(b, off, Hdr.prefix)) {
+        const prefix = stringAt(b, off, Hdr.prefix);
         if (prefix === null) throw this.#notUtf8("name prefix");
         name = prefix + "/" + name;
       }
     }
-    let type = entryType(flag);
+    let type = entryTypeOf(flag);
     if (type === undefined) {
       this.#entry = name;
       throw new InvalidArchive(
-        flag === 0x53
+        flag === TypeFlag.GNUSparse
           ? "GNU sparse files (type 'S') are not supported; re-create the archive without --sparse"
           : `unsupported entry type ${flagName(flag)}`,
         name,
       );
     }
-    if (flag === 0 && name.endsWith("/")) type = "dir"; // V7 directories
-    let linkname = longLink;
+    if (flag === TypeFlag.RegA && name.endsWith("/")) type = "dir"; // V7 directories
+    let linkname = p?.longLink;
     if (linkname === undefined) {
-      const l = decodeString(b, off + 157, 100);
+      const l = stringAt(b, off, Hdr.linkname);
       if (l === null) throw this.#notUtf8("link name");
       linkname = l;
     }
     const h: TarHeader = {
       name,
       type,
-      size: this.#numField(b, off + 124, 12, "size"),
-      mode: this.#numField(b, off + 100, 8, "mode") & 0o7777,
-      uid: this.#numField(b, off + 108, 8, "uid"),
-      gid: this.#numField(b, off + 116, 8, "gid"),
-      uname: magic === Magic.V7 ? "" : decodeString(b, off + 265, 32) ?? "",
-      gname: magic === Magic.V7 ? "" : decodeString(b, off + 297, 32) ?? "",
-      mtime: this.#numField(b, off + 136, 12, "mtime", true),
+      size: this.#numField(b, off, Hdr.size, "size"),
+      mode: this.#numField(b, off, Hdr.mode, "mode") & 0o7777,
+      uid: this.#numField(b, off, Hdr.uid, "uid"),
+      gid: this.#numField(b, off, Hdr.gid, "gid"),
+      uname: magic === Magic.V7 ? "" : stringAt(b, off, Hdr.uname) ?? "",
+      gname: magic === Magic.V7 ? "" : stringAt(b, off, Hdr.gname) ?? "",
+      mtime: this.#numField(b, off, Hdr.mtime, "mtime", true),
       mtimeNsec: 0,
       linkname,
       devmajor: 0,
@@ -677,11 +703,11 @@ export class TarReader {
       xattrs: new Map(),
     };
     if (type === "char" || type === "block") {
-      h.devmajor = this.#numField(b, off + 329, 8, "devmajor");
-      h.devminor = this.#numField(b, off + 337, 8, "devminor");
+      h.devmajor = this.#numField(b, off, Hdr.devmajor, "devmajor");
+      h.devminor = this.#numField(b, off, Hdr.devminor, "devminor");
     }
     if (this.#global.size > 0) this.#applyPax(h, this.#global, true);
-    if (local !== undefined) this.#applyPax(h, local, false);
+    if (p?.local !== undefined) this.#applyPax(h, p.local, false);
     // Header-only types carry no body whatever the size field says.
     if (type !== "file") h.size = 0;
     this.#checkName(h);
@@ -693,7 +719,7 @@ export class TarReader {
     }
     this.#entry = h.name;
     this.#remaining = h.size;
-    this.#padding = (BLOCK - (h.size % BLOCK)) % BLOCK;
+    this.#padding = padded(h.size) - h.size;
     return h;
   }
 
@@ -704,20 +730,18 @@ export class TarReader {
     );
   }
 
+  /** A numeric field of the header at `b[off]`; refuses malformed and out-of-range values. */
   #numField(
     b: Uint8Array,
-    o: number,
-    len: number,
+    off: number,
+    f: Field,
     field: string,
     signed = false,
   ): number {
-    const v = parseNumeric(b, o, len);
+    const v = numberAt(b, off, f);
     if (v === null || typeof v === "bigint" || (!signed && v < 0)) {
       // Name the entry from the header's own name field: this is its header.
-      const at = this.#pos - BLOCK;
-      const name = at >= 0 && b === this.#buf
-        ? decodeString(b, at, 100) ?? undefined
-        : undefined;
+      const name = stringAt(b, off, Hdr.name) ?? undefined;
       throw new InvalidArchive(
         v === null
           ? `malformed ${field} field`
