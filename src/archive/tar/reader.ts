@@ -6,6 +6,23 @@
  * Like Go's archive/tar, errors are sticky (after a failure every later call
  * throws the same error) and the end of the archive ends iteration.
  *
+ * ## Checked inputs
+ * Every header is checked as it is read, and a hostile or broken archive is
+ * refused with an {@link InvalidArchive} naming the entry, never reinterpreted:
+ * - names (ustar name + prefix, GNU `L`, PAX `path`) and hard-link targets
+ *   (GNU `K`, PAX `linkpath`) whose `..` climbs above the layer root; a
+ *   leading `/` is dropped lexically instead, as GNU tar does by default;
+ * - entries named `.`, `./` or `/` (the root) unless they are directories,
+ *   hard links without a target or to themselves;
+ * - mode bits beyond 07777 other than file-type bits matching the type flag
+ *   (old Go writers set those);
+ * - uids and gids above 2^32 - 2 (octal, base-256 or PAX; 2^32 - 1 is "no
+ *   owner" to chown), device numbers above 2^32 - 1;
+ * - an input that ends before the end-of-archive blocks (GNU tar accepts one
+ *   zero block with a warning, so do we; after the end, nothing is read);
+ * - malformed numbers, checksums and PAX records, non-UTF-8 names, sparse
+ *   files, unknown types, and anything over the {@link TarReaderOptions} caps.
+ *
  * @module
  */
 
@@ -26,7 +43,13 @@ import {
 } from "./_block.ts";
 import { parsePaxRecords, paxInteger, paxTime } from "./_pax.ts";
 import { type ChunkSource, chunkSource, type TarInput } from "./_source.ts";
-import { entryTypeOf, type TarHeader, TypeFlag } from "./header.ts";
+import {
+  type EntryType,
+  entryTypeOf,
+  type TarHeader,
+  TypeFlag,
+} from "./header.ts";
+import { layerPath } from "./_path.ts";
 
 export type { TarInput } from "./_source.ts";
 
@@ -69,6 +92,44 @@ const DEFAULTS: Required<TarReaderOptions> = {
   maxEntries: 10_000_000,
 };
 
+/**
+ * Largest uid/gid accepted: ids are 32-bit, and 2^32 - 1 is `(uid_t)-1`,
+ * which chown(2) reads as "leave unchanged". Anything above would wrap.
+ */
+const MAX_ID = 0xfffffffe;
+/** Largest device major/minor (32-bit in glibc's dev_t). */
+const MAX_DEV = 0xffffffff;
+
+/** File-type bits of a mode (S_IFMT) and the types each entry kind may carry. */
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+/** Type bits some writers (Go before 1.10's FileInfoHeader) put into the mode field. */
+const TYPE_BITS: Readonly<Record<EntryType, readonly number[]>> = {
+  // 0o110000 is tar's own "contiguous" (C_ISCTG).
+  file: [S_IFREG, 0o110000],
+  dir: [0o040000],
+  symlink: [S_IFLNK],
+  char: [S_IFCHR],
+  block: [S_IFBLK],
+  fifo: [S_IFIFO],
+  // A hard link carries the mode of what it links to.
+  hardlink: [S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO],
+};
+const IFMT_NAME: Record<number, string> = {
+  [S_IFREG]: "regular file",
+  0o110000: "contiguous file",
+  0o040000: "directory",
+  [S_IFLNK]: "symlink",
+  [S_IFCHR]: "character device",
+  [S_IFBLK]: "block device",
+  [S_IFIFO]: "FIFO",
+  0o140000: "socket",
+};
+
 const RESOLVED = Promise.resolve();
 const NON_ASCII = /[\u0080-\uffff]/;
 /** Skips at least this long use the source's seek instead of reading through. */
@@ -108,6 +169,20 @@ function isLocalMeta(flag: number): boolean {
 /** Bytes of a body of `size` bytes with its padding to a whole block. */
 function padded(size: number): number {
   return size + ((BLOCK - (size % BLOCK)) % BLOCK);
+}
+
+/** Why a numeric field's value is refused. */
+function outOfRange(field: string, v: number | bigint): string {
+  const why = field === "size"
+    ? ` (over ${Number.MAX_SAFE_INTEGER} bytes)`
+    : field === "uid" || field === "gid"
+    ? ` (ids are 32-bit, and ${
+      MAX_ID + 1
+    } means "no owner" to the kernel: the largest usable is ${MAX_ID})`
+    : field === "devmajor" || field === "devminor"
+    ? ` (device numbers are 32-bit)`
+    : "";
+  return `${field} ${v} is out of range${why}`;
 }
 
 function flagName(flag: number): string {
@@ -184,10 +259,13 @@ export class TarReader {
 
   /**
    * Reads the next entry's header, skipping whatever is left of the previous
-   * body. Resolves to `null` at the end of the archive (two zero blocks, or a
-   * clean end of input at a block boundary).
+   * body. Resolves to `null` at the end of the archive: two zero blocks (or
+   * one zero block and the end of input, which some writers leave); what
+   * follows them is not read. An input that ends anywhere else, including
+   * right after an entry, is truncated.
    *
-   * @throws {InvalidArchive} A malformed, truncated, refused or over-cap entry.
+   * @throws {InvalidArchive} A malformed, truncated, refused or over-cap entry:
+   *   see the module doc for what is refused.
    */
   next(): Promise<TarHeader | null> {
     try {
@@ -400,7 +478,7 @@ export class TarReader {
 
   #truncated(where: string): InvalidArchive {
     return new InvalidArchive(
-      `unexpected end of archive ${where}; the tar is truncated`,
+      `truncated: the input ends ${where}; the archive is incomplete`,
       this.#entry,
     );
   }
@@ -472,14 +550,16 @@ export class TarReader {
       this.#pos = this.#buf.length;
       this.#consumed += avail;
       n -= avail;
-      if (!(await this.#src.skip(n))) throw this.#truncated("inside the body");
+      if (!(await this.#src.skip(n))) {
+        throw this.#truncated("inside the body or its padding");
+      }
       this.#consumed += n;
       return;
     }
     while (n > 0) {
       if (this.#pos >= this.#buf.length) {
         const c = await this.#pull();
-        if (c === null) throw this.#truncated("inside the body");
+        if (c === null) throw this.#truncated("inside the body or its padding");
         this.#buf = c;
         this.#pos = 0;
       }
@@ -566,7 +646,19 @@ export class TarReader {
     const p = pending();
     for (;;) {
       const got = await this.#ensure(BLOCK, this.#block);
-      if (got === 0) return null; // clean end at a block boundary
+      if (got === 0) {
+        // An end of input where a header should be: the end-of-archive
+        // blocks are missing (GNU tar accepts this silently; we do not, or a
+        // cut-off layer would pass as a complete one).
+        throw this.#truncated(
+          this.#consumed === 0
+            ? "before the first header (the input is empty)"
+            : p.local !== undefined || p.longName !== undefined ||
+                p.longLink !== undefined
+            ? "after a PAX or GNU long-name header, before its entry"
+            : "before the end-of-archive blocks (two zero blocks)",
+        );
+      }
       if (got < BLOCK) {
         throw this.#truncated(
           this.#entry === undefined
@@ -690,9 +782,9 @@ export class TarReader {
       name,
       type,
       size: this.#numField(b, off, Hdr.size, "size"),
-      mode: this.#numField(b, off, Hdr.mode, "mode") & 0o7777,
-      uid: this.#numField(b, off, Hdr.uid, "uid"),
-      gid: this.#numField(b, off, Hdr.gid, "gid"),
+      mode: this.#numField(b, off, Hdr.mode, "mode"),
+      uid: this.#numField(b, off, Hdr.uid, "uid", false, MAX_ID),
+      gid: this.#numField(b, off, Hdr.gid, "gid", false, MAX_ID),
       uname: magic === Magic.V7 ? "" : stringAt(b, off, Hdr.uname) ?? "",
       gname: magic === Magic.V7 ? "" : stringAt(b, off, Hdr.gname) ?? "",
       mtime: this.#numField(b, off, Hdr.mtime, "mtime", true),
@@ -703,14 +795,32 @@ export class TarReader {
       xattrs: new Map(),
     };
     if (type === "char" || type === "block") {
-      h.devmajor = this.#numField(b, off, Hdr.devmajor, "devmajor");
-      h.devminor = this.#numField(b, off, Hdr.devminor, "devminor");
+      h.devmajor = this.#numField(
+        b,
+        off,
+        Hdr.devmajor,
+        "devmajor",
+        false,
+        MAX_DEV,
+      );
+      h.devminor = this.#numField(
+        b,
+        off,
+        Hdr.devminor,
+        "devminor",
+        false,
+        MAX_DEV,
+      );
     }
     if (this.#global.size > 0) this.#applyPax(h, this.#global, true);
     if (p?.local !== undefined) this.#applyPax(h, p.local, false);
     // Header-only types carry no body whatever the size field says.
     if (type !== "file") h.size = 0;
     this.#checkName(h);
+    this.#checkPaths(h);
+    // Beyond the permission bits only file-type bits that match the entry.
+    if (h.mode > 0o7777) this.#checkMode(h);
+    h.mode &= 0o7777;
     if (++this.#entries > o.maxEntries) {
       throw new InvalidArchive(
         `more than ${o.maxEntries} entries (maxEntries)`,
@@ -737,21 +847,84 @@ export class TarReader {
     f: Field,
     field: string,
     signed = false,
+    max = Number.MAX_SAFE_INTEGER,
   ): number {
     const v = numberAt(b, off, f);
-    if (v === null || typeof v === "bigint" || (!signed && v < 0)) {
+    if (
+      v === null || typeof v === "bigint" || (!signed && v < 0) || v > max
+    ) {
       // Name the entry from the header's own name field: this is its header.
       const name = stringAt(b, off, Hdr.name) ?? undefined;
       throw new InvalidArchive(
-        v === null
-          ? `malformed ${field} field`
-          : `${field} ${v} is out of range${
-            field === "size" ? ` (over ${Number.MAX_SAFE_INTEGER} bytes)` : ""
-          }`,
+        v === null ? `malformed ${field} field` : outOfRange(field, v),
         name ?? this.#entry,
       );
     }
     return v;
+  }
+
+  /** Refuses mode bits beyond 07777 other than the file-type bits of the entry's kind. */
+  #checkMode(h: TarHeader): void {
+    const name = h.name;
+    const mode = h.mode;
+    const oct = `0${mode.toString(8)}`;
+    if (mode > 0o177777) {
+      throw new InvalidArchive(
+        `mode ${oct} has bits beyond the permission and file-type bits; refusing to guess what they mean`,
+        name,
+      );
+    }
+    const t = mode & S_IFMT;
+    if (t !== 0 && !TYPE_BITS[h.type].includes(t)) {
+      throw new InvalidArchive(
+        `mode ${oct} has the file-type bits of a ${
+          IFMT_NAME[t] ?? `type 0${t.toString(8)}`
+        } but the entry is a ${h.type}`,
+        name,
+      );
+    }
+  }
+
+  /**
+   * Refuses names that climb above the layer root, non-directories named as
+   * the root itself (`.`, `./`, `/`), and hard links that climb out, have no
+   * target or link to themselves (see `_path.ts`).
+   */
+  #checkPaths(h: TarHeader): void {
+    const path = layerPath(h.name);
+    if (path === null) {
+      throw new InvalidArchive(
+        `its name climbs above the layer root with ".."; refusing it rather than extracting it elsewhere`,
+        h.name,
+      );
+    }
+    if (path === "" && h.type !== "dir") {
+      throw new InvalidArchive(
+        `a ${h.type} cannot be named ${
+          JSON.stringify(h.name)
+        }: that is the layer root, which only a directory entry may name`,
+        h.name,
+      );
+    }
+    if (h.type !== "hardlink") return;
+    if (h.linkname === "") {
+      throw new InvalidArchive("a hard link without a target", h.name);
+    }
+    const target = layerPath(h.linkname);
+    if (target === null) {
+      throw new InvalidArchive(
+        `its hard-link target ${
+          JSON.stringify(h.linkname)
+        } climbs above the layer root with ".."`,
+        h.name,
+      );
+    }
+    if (target === path) {
+      throw new InvalidArchive(
+        "it is a hard link to itself; a link needs an earlier entry to point to",
+        h.name,
+      );
+    }
   }
 
   #applyPax(
@@ -788,8 +961,12 @@ export class TarReader {
         case "gid": {
           if (v.length === 0) break;
           const n = paxInteger(v);
-          if (n === null || typeof n === "bigint" || n > 0xffffffff) {
-            throw bad(k);
+          if (n === null) throw bad(k);
+          if (typeof n === "bigint" || n > MAX_ID) {
+            throw new InvalidArchive(
+              `PAX record ${outOfRange(k, n)}`,
+              h.name,
+            );
           }
           h[k] = n;
           break;
