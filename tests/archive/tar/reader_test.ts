@@ -6,7 +6,6 @@ import {
   paddingFor,
   readTar,
   type TarHeader,
-  tarHeader,
   TarReader,
   TarWriter,
 } from "../../../src/archive/tar/mod.ts";
