@@ -505,16 +505,8 @@ class Extractor {
         chmod ||= (mode & 0o6000) !== 0;
       }
       if (chmod) fchmod(fd, mode);
-      for (const [k, v] of h.xattrs) {
-        if (!droppedXattr(k)) this.#xattr(() => fsetxattr(fd, k, v), k, true);
-      }
-      futimens(
-        fd,
-        h.atime ?? h.mtime,
-        h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
-        h.mtime,
-        h.mtimeNsec,
-      );
+      this.#fdXattrs(fd, h);
+      futimens(fd, ...times(h));
     } finally {
       close(fd);
     }
@@ -623,15 +615,14 @@ class Extractor {
         this.#xattr(() => lsetxattrAt(dir.fd, base, k, v), k, false);
       }
     }
-    utimensat(
-      dir.fd,
-      base,
-      h.atime ?? h.mtime,
-      h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
-      h.mtime,
-      h.mtimeNsec,
-      AT.SYMLINK_NOFOLLOW,
-    );
+    utimensat(dir.fd, base, ...times(h), AT.SYMLINK_NOFOLLOW);
+  }
+
+  /** The tar's xattrs of a file or directory, on its open fd (host ones dropped). */
+  #fdXattrs(fd: number, h: TarHeader): void {
+    for (const [k, v] of h.xattrs) {
+      if (!droppedXattr(k)) this.#xattr(() => fsetxattr(fd, k, v), k, true);
+    }
   }
 
   /**
@@ -752,29 +743,26 @@ class Extractor {
         if (h !== null) {
           if (this.#o.sameOwner) fchown(fd, h.uid, h.gid);
           fchmod(fd, h.mode);
-          for (const [k, v] of h.xattrs) {
-            if (!droppedXattr(k)) {
-              this.#xattr(() => fsetxattr(fd, k, v), k, true);
-            }
-          }
+          this.#fdXattrs(fd, h);
         }
         if (node.opaque) {
           fsetxattr(fd, this.#o.opaqueXattr, OPAQUE_VALUE);
         }
-        if (h !== null) {
-          futimens(
-            fd,
-            h.atime ?? h.mtime,
-            h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
-            h.mtime,
-            h.mtimeNsec,
-          );
-        }
+        if (h !== null) futimens(fd, ...times(h));
       } finally {
         close(fd);
       }
     }
   }
+}
+
+/** atime (mtime when the tar has none) and mtime, as futimens/utimensat take them. */
+function times(
+  h: TarHeader,
+): [atime: number, atimeNsec: number, mtime: number, mtimeNsec: number] {
+  return h.atime === undefined
+    ? [h.mtime, h.mtimeNsec, h.mtime, h.mtimeNsec]
+    : [h.atime, h.atimeNsec ?? 0, h.mtime, h.mtimeNsec];
 }
 
 function writeAllFd(fd: number, chunk: Uint8Array): void {
