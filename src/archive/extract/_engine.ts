@@ -9,8 +9,11 @@
  *   RESOLVE_NO_MAGICLINKS)` from the root fd, so symlinks (made by this tar
  *   or planted by an earlier layer) resolve inside the root; a parent reached
  *   through a symlink whose target climbs above the root is refused, not
- *   contained (moby's `breakoutError`), while links that stay inside, absolute
- *   ones included (taken from the layer root, as in the container), are followed;
+ *   contained, while links that stay inside, absolute ones included (taken
+ *   from the layer root, as in the container), are followed. (moby's
+ *   pkg/archive refuses such a symlink as a `breakoutError` when it is
+ *   created; we refuse the first entry written through it, so a link that is
+ *   only a link is kept as the image has it);
  * - the entry itself is one plain component created with `*at` calls that do
  *   not follow a final symlink (O_CREAT|O_EXCL|O_NOFOLLOW, mknodat, symlinkat,
  *   linkat without AT_SYMLINK_FOLLOW); metadata goes through the fd we created
