@@ -104,8 +104,12 @@ export interface ApplyTarOptions {
  * @param tar The archive: a stream, bytes or an open file.
  * @param options See {@link ApplyTarOptions}.
  * @returns Bytes of regular files written.
- * @throws {InvalidArchive} A malformed or truncated tar, an unsafe entry (a
- *   hardlink to outside the tar, `.wh..`), or a name whose parent is not a directory.
+ * @throws {InvalidArchive} A malformed or truncated tar (no end-of-archive
+ *   blocks), or an unsafe entry, named in the error: a name or hard-link
+ *   target climbing above the directory, a hardlink to outside the tar or to
+ *   itself, a parent reached through a symlink leading out, unknown mode bits,
+ *   ids of 2^32 - 1 and above, `.wh..`, or a name whose parent is not a
+ *   directory. Entries before it stay (see "On failure").
  * @throws {LayerfsError} The directory is missing, or the file system refused
  *   a write (ENOSPC, EACCES, ...).
  *
