@@ -356,6 +356,19 @@ privilegedTest("hostile: hardlink to an outside file is refused", async () => {
   );
 });
 
+privilegedTest("hostile: a hard link to itself is refused", async () => {
+  // Accepted silently before ("already there"), whatever the spelling.
+  for (const linkname of ["a", "./a", "/a"]) {
+    await hostile(
+      () => [
+        { name: "a", body: "x" },
+        { name: "./a", type: "hardlink", linkname },
+      ],
+      { entry: "./a", message: /hard link to itself/ },
+    );
+  }
+});
+
 privilegedTest(
   "hostile: hardlink to a symlink pointing outside, then chmod/chown/write",
   async () => {
