@@ -3,10 +3,17 @@
  * {@link applyTar}. Reads entries from a {@link TarReader} and creates them
  * below a directory fd, never outside it:
  *
- * - every name is cleaned lexically under the root (see `_names.ts`);
+ * - every name is read lexically under the root (`layerPath`, tar/_path.ts);
+ *   the reader has refused names that climb above it;
  * - each parent directory is opened with `openat2(RESOLVE_IN_ROOT |
- *   RESOLVE_NO_MAGICLINKS)` from the root fd, so `..` and symlinks (made by
- *   this tar or planted by an earlier layer) resolve inside the root;
+ *   RESOLVE_NO_MAGICLINKS)` from the root fd, so symlinks (made by this tar
+ *   or planted by an earlier layer) resolve inside the root; a parent reached
+ *   through a symlink whose target climbs above the root is refused, not
+ *   contained, while links that stay inside, absolute ones included (taken
+ *   from the layer root, as in the container), are followed. (moby's
+ *   pkg/archive refuses such a symlink as a `breakoutError` when it is
+ *   created; we refuse the first entry written through it, so a link that is
+ *   only a link is kept as the image has it);
  * - the entry itself is one plain component created with `*at` calls that do
  *   not follow a final symlink (O_CREAT|O_EXCL|O_NOFOLLOW, mknodat, symlinkat,
  *   linkat without AT_SYMLINK_FOLLOW); metadata goes through the fd we created
@@ -49,7 +56,7 @@ import {
   symlinkat,
   utimensat,
 } from "../../sys/fs_at_linux.ts";
-import { fstatx, statxAtOrNull } from "../../sys/fs_walk_linux.ts";
+import { fstatx, readlinkAt, statxAtOrNull } from "../../sys/fs_walk_linux.ts";
 import type { TarHeader } from "../tar/header.ts";
 import type { TarReader } from "../tar/reader.ts";
 import { type CachedDir, DirCache } from "./_dir_cache.ts";
@@ -59,8 +66,9 @@ import type {
   WhiteoutCodec,
   WhiteoutTarget,
 } from "../types.ts";
-import { WH_PLNK } from "../whiteout/oci.ts";
-import { cleanPath, joinPath, splitPath } from "./_names.ts";
+import { isContentXattr, WH_PLNK } from "../whiteout/oci.ts";
+import { layerPath } from "../tar/_path.ts";
+import { joinPath, splitPath } from "./_names.ts";
 
 /** Settings of one extraction (resolved defaults). */
 export interface EngineOptions {
@@ -81,6 +89,8 @@ const RESOLVE_FLAGS = RESOLVE.IN_ROOT | RESOLVE.NO_MAGICLINKS;
  * name (contained by RESOLVE_IN_ROOT, but still not what the layer says).
  */
 const RESOLVE_REAL = RESOLVE_FLAGS | RESOLVE.NO_SYMLINKS;
+/** Linux's MAXSYMLINKS: the kernel gives ELOOP after this many links. */
+const MAX_LINKS = 40;
 const PROGRESS_EVERY = 1024;
 
 /** The process umask, read race-free from /proc (umask(2) would change it). */
@@ -137,6 +147,8 @@ class Extractor implements WhiteoutTarget {
   readonly #rootDir: CachedDir;
   readonly #codec: WhiteoutCodec;
   #plnk = false;
+  /** Name of the entry being extracted, for errors raised deep inside. */
+  #current: string | undefined;
 
   constructor(rootFd: number, reader: TarReader, opts: EngineOptions) {
     this.#root = rootFd;
@@ -157,6 +169,7 @@ class Extractor implements WhiteoutTarget {
     const r = this.#reader;
     let entries = 0;
     for (let h; (h = await r.next()) !== null;) {
+      this.#current = h.name;
       try {
         await this.#entry(h);
       } catch (e) {
@@ -203,14 +216,13 @@ class Extractor implements WhiteoutTarget {
   }
 
   async #entry(h: TarHeader): Promise<void> {
-    const path = cleanPath(h.name);
+    const path = layerPath(h.name);
+    // The reader refuses names that climb out (null) and non-directories
+    // named as the root; this keeps the engine safe on its own all the same.
+    if (path === null || (path === "" && h.type !== "dir")) {
+      throw new InvalidArchive("the name does not stay in the layer", h.name);
+    }
     if (path === "") {
-      if (h.type !== "dir") {
-        throw new InvalidArchive(
-          `a ${h.type} cannot replace the root directory`,
-          h.name,
-        );
-      }
       this.#tree.root.meta = h;
       return;
     }
@@ -272,12 +284,7 @@ class Extractor implements WhiteoutTarget {
     if (hit !== undefined) return hit;
     let fd: number;
     try {
-      fd = openat2(
-        this.#root,
-        path,
-        O.PATH | O.DIRECTORY,
-        RESOLVE_FLAGS,
-      );
+      fd = this.#openDir(path);
     } catch (e) {
       if (!(e instanceof SysError)) throw e;
       if (e.errno === Errno.ENOENT && create) fd = this.#makeParents(path);
@@ -302,7 +309,7 @@ class Extractor implements WhiteoutTarget {
         prefix = joinPath(prefix, comps[i]);
         let fd: number;
         try {
-          fd = openat2(this.#root, prefix, O.PATH | O.DIRECTORY, RESOLVE_FLAGS);
+          fd = this.#openDir(prefix);
         } catch (e) {
           if (!(e instanceof SysError) || e.errno !== Errno.ENOENT) {
             throw this.#notADir(prefix, e);
@@ -313,7 +320,7 @@ class Extractor implements WhiteoutTarget {
             // EEXIST: a dangling symlink or a non-directory sits there.
             throw this.#notADir(prefix, e2);
           }
-          fd = openat2(this.#root, prefix, O.PATH | O.DIRECTORY, RESOLVE_FLAGS);
+          fd = this.#openDir(prefix);
         }
         if (prev !== this.#root) close(prev);
         prev = fd;
@@ -322,6 +329,88 @@ class Extractor implements WhiteoutTarget {
     } catch (e) {
       if (prev !== this.#root) close(prev);
       throw e;
+    }
+  }
+
+  /**
+   * Opens directory `path` (O_PATH) under the root. A symlink on the way is
+   * followed (inside the root) only when it stays in the layer.
+   *
+   * @throws {InvalidArchive} A symlink on the way leads out of the layer.
+   * @throws {SysError} ENOENT, ENOTDIR, ELOOP as openat2 gives them.
+   */
+  #openDir(path: string): number {
+    try {
+      // Nearly always no symlink is on the way: one syscall, as before.
+      return openat2(
+        this.#root,
+        path,
+        O.PATH | O.DIRECTORY,
+        RESOLVE_FLAGS | RESOLVE.NO_SYMLINKS,
+      );
+    } catch (e) {
+      if (!(e instanceof SysError) || e.errno !== Errno.ELOOP) throw e;
+    }
+    this.#refuseEscapingLinks(path);
+    return openat2(this.#root, path, O.PATH | O.DIRECTORY, RESOLVE_FLAGS);
+  }
+
+  /**
+   * Walks `path` the way the kernel resolves it, reading each symlink on the
+   * way, and refuses the entry when a link's target climbs above the layer
+   * root. An absolute target starts again at the layer root (what the
+   * container sees, and what RESOLVE_IN_ROOT does). Containment itself stays
+   * with the kernel: this only decides refuse or follow.
+   */
+  #refuseEscapingLinks(path: string): void {
+    // A stack of components still to walk (next last), each with the symlink
+    // whose target brought it (-1: the path itself, which is clean).
+    const todo: [string, number][] = path.split("/").reverse().map((c) => [
+      c,
+      -1,
+    ]);
+    const links: [link: string, target: string][] = [];
+    const at: string[] = []; // resolved so far: real directories only
+    while (todo.length > 0) {
+      const [c, from] = todo.pop()!;
+      if (c === "" || c === ".") continue;
+      if (c === "..") {
+        if (at.length > 0) at.pop();
+        else {
+          // `from` is never -1: the path itself has no "..".
+          const [link, target] = links[from] ?? [path, ""];
+          throw new InvalidArchive(
+            `its parent ${
+              JSON.stringify(path)
+            } is reached through the symlink ${JSON.stringify(link)} -> ${
+              JSON.stringify(target)
+            }, which leads out of the layer; refusing to write through it`,
+            this.#current,
+          );
+        }
+        continue;
+      }
+      at.push(c);
+      const rel = at.join("/");
+      if (statxAtOrNull(this.#root, rel)?.kind !== "symlink") continue;
+      // Past the kernel's limit openat2 reports ELOOP itself.
+      if (links.length === MAX_LINKS) return;
+      const target = decodeName(readlinkAt(this.#root, rel), false);
+      if (target === null) {
+        throw new InvalidArchive(
+          `its parent ${JSON.stringify(path)} is reached through the symlink ${
+            JSON.stringify(rel)
+          }, whose target is not UTF-8; cannot check that it stays in the layer`,
+          this.#current,
+        );
+      }
+      links.push([rel, target]);
+      at.pop();
+      if (target.startsWith("/")) at.length = 0;
+      const parts = target.split("/");
+      for (let i = parts.length - 1; i >= 0; i--) {
+        todo.push([parts[i], links.length - 1]);
+      }
     }
   }
 
@@ -335,7 +424,7 @@ class Extractor implements WhiteoutTarget {
         `parent ${
           JSON.stringify(path)
         } is not a directory (a file, a dangling symlink or a whiteout is in the way)`,
-        undefined,
+        this.#current,
         { cause: e },
       );
     }
@@ -405,18 +494,8 @@ class Extractor implements WhiteoutTarget {
         chmod ||= (mode & 0o6000) !== 0;
       }
       if (chmod) fchmod(fd, mode);
-      for (const [k, v] of h.xattrs) {
-        if (!this.#codec.unionXattr(k)) {
-          this.#xattr(() => fsetxattr(fd, k, v), k, true);
-        }
-      }
-      futimens(
-        fd,
-        h.atime ?? h.mtime,
-        h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
-        h.mtime,
-        h.mtimeNsec,
-      );
+      this.#fdXattrs(fd, h);
+      futimens(fd, ...times(h));
     } finally {
       close(fd);
     }
@@ -471,7 +550,8 @@ class Extractor implements WhiteoutTarget {
   }
 
   #hardlink(h: TarHeader, path: string, parent: string, base: string): void {
-    const target = cleanPath(h.linkname);
+    // The reader refused targets that climb out, and links to themselves.
+    const target = layerPath(h.linkname) ?? "";
     const t = this.#tree.get(target);
     if (t === undefined || t.isDir || t.kind === Kind.Whiteout) {
       throw new InvalidArchive(
@@ -481,7 +561,6 @@ class Extractor implements WhiteoutTarget {
         h.name,
       );
     }
-    if (target === path) return; // a link to itself: already there
     const [tparent, tbase] = splitPath(target);
     const link = () => {
       const td = this.#dir_(tparent)!;
@@ -521,19 +600,26 @@ class Extractor implements WhiteoutTarget {
     // would change the target).
     if (chmod) fchmodatNoFollow(dir.fd, base, mode);
     for (const [k, v] of h.xattrs) {
-      if (!this.#codec.unionXattr(k)) {
+      if (isContentXattr(this.#codec, k)) {
         this.#xattr(() => lsetxattrAt(dir.fd, base, k, v), k, false);
       }
     }
-    utimensat(
-      dir.fd,
-      base,
-      h.atime ?? h.mtime,
-      h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
-      h.mtime,
-      h.mtimeNsec,
-      AT.SYMLINK_NOFOLLOW,
-    );
+    utimensat(dir.fd, base, ...times(h), AT.SYMLINK_NOFOLLOW);
+  }
+
+  /**
+   * The tar's xattrs of a file or directory, on its open fd. Never taken
+   * from a tar: the union fs's own (they would let a layer forge redirects,
+   * origins, metacopy or opaque state) and `security.selinux` (the host
+   * labels views with `context=`, as containers/storage does); kept:
+   * `security.capability` and every other content xattr.
+   */
+  #fdXattrs(fd: number, h: TarHeader): void {
+    for (const [k, v] of h.xattrs) {
+      if (isContentXattr(this.#codec, k)) {
+        this.#xattr(() => fsetxattr(fd, k, v), k, true);
+      }
+    }
   }
 
   /**
@@ -688,29 +774,26 @@ class Extractor implements WhiteoutTarget {
         if (h !== null) {
           if (this.#o.sameOwner) fchown(fd, h.uid, h.gid);
           fchmod(fd, h.mode);
-          for (const [k, v] of h.xattrs) {
-            if (!this.#codec.unionXattr(k)) {
-              this.#xattr(() => fsetxattr(fd, k, v), k, true);
-            }
-          }
+          this.#fdXattrs(fd, h);
         }
         if (node.endXattr !== null) {
           fsetxattr(fd, node.endXattr[0], node.endXattr[1]);
         }
-        if (h !== null) {
-          futimens(
-            fd,
-            h.atime ?? h.mtime,
-            h.atime === undefined ? h.mtimeNsec : h.atimeNsec ?? 0,
-            h.mtime,
-            h.mtimeNsec,
-          );
-        }
+        if (h !== null) futimens(fd, ...times(h));
       } finally {
         close(fd);
       }
     }
   }
+}
+
+/** atime (mtime when the tar has none) and mtime, as futimens/utimensat take them. */
+function times(
+  h: TarHeader,
+): [atime: number, atimeNsec: number, mtime: number, mtimeNsec: number] {
+  return h.atime === undefined
+    ? [h.mtime, h.mtimeNsec, h.mtime, h.mtimeNsec]
+    : [h.atime, h.atimeNsec ?? 0, h.mtime, h.mtimeNsec];
 }
 
 function writeAllFd(fd: number, chunk: Uint8Array): void {
@@ -724,9 +807,10 @@ function writeAllFd(fd: number, chunk: Uint8Array): void {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
-function decodeName(b: Uint8Array): string | null {
+/** Decodes a name from the kernel, `null` when it is not UTF-8. */
+function decodeName(b: Uint8Array, nulTerminated = true): string | null {
   try {
-    return utf8.decode(b.subarray(0, b.length - 1)); // drop the NUL
+    return utf8.decode(nulTerminated ? b.subarray(0, b.length - 1) : b);
   } catch {
     return null;
   }

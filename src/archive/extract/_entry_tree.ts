@@ -190,7 +190,7 @@ export class EntryTree {
       n.children ??= new Map();
       let next = n.children.get(c);
       // A non-directory node here is a symlink the path was resolved through
-      // (contained by RESOLVE_IN_ROOT); it keeps its identity and gains children.
+      // (one that stays in the layer); it keeps its identity and gains children.
       if (next === undefined) {
         next = new EntryNode(Kind.Implicit);
         n.children.set(c, next);

@@ -5,19 +5,28 @@
  *
  * ## Safety
  * Nothing is ever written, chmodded, chowned or timed outside `dirPath`,
- * whatever the tar holds. Names are cleaned lexically under the root: a leading
- * `/` is dropped (absolute names are taken relative to the directory) and `..`
- * stops at the root, so `../../etc/passwd` lands in `<dir>/etc/passwd` (the
- * containment containerd and RESOLVE_IN_ROOT use; moby refuses such names
- * instead, which is equally safe). Parents are resolved with
- * `openat2(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`, so symlinks in parent
- * position (made by this tar or already in the directory, e.g. from an earlier
- * layer) resolve inside the directory too; the entry itself is created
- * without following a symlink at its name. Hardlinks may only point to earlier
- * entries of the same tar; anything else is an {@link InvalidArchive}. A
- * whiteout (`.wh.<name>`) or opaque marker (`.wh..wh..opq`) whose directory
- * resolves through a symlink (made by this tar or already in the directory)
- * is refused with an {@link InvalidArchive} naming it.
+ * whatever the tar holds, and a hostile tar is refused, not reinterpreted
+ * (an {@link InvalidArchive} naming the entry; the reader's module doc lists
+ * every check):
+ * - names are read lexically under the directory: a leading `/` is dropped
+ *   (absolute names are taken relative to it, GNU tar's default), `.` and
+ *   empty components vanish, and a name or hard-link target whose `..` climbs
+ *   above the directory (`../etc/passwd`, `a/../../x`) is refused, as moby
+ *   refuses a "breakout";
+ * - parents are resolved with `openat2(RESOLVE_IN_ROOT |
+ *   RESOLVE_NO_MAGICLINKS)`, so a symlink in parent position (made by this tar
+ *   or already in the directory, e.g. from an earlier layer) can never lead
+ *   out; one whose target climbs above the directory is refused outright,
+ *   while one that stays inside (an absolute target counts from the
+ *   directory, as in the container) is followed;
+ * - the entry itself is created without following a symlink at its name;
+ *   hardlinks may only point to earlier entries of the same tar;
+ * - xattrs that belong to the host are dropped: overlayfs's own
+ *   (`trusted.overlay.*`, `user.overlay.*`) and `security.selinux` (the host
+ *   labels views with `context=`); `security.capability` is kept.
+ * - a whiteout (`.wh.<name>`) or opaque marker (`.wh..wh..opq`) whose
+ *   directory resolves through a symlink (made by this tar or already in the
+ *   directory) is refused, naming it.
  *
  * ## Semantics
  * The last entry for a name wins: an existing file, symlink or directory tree
@@ -36,8 +45,12 @@
  * privileges since Linux 5.8.
  *
  * ## On failure
- * The directory is left as far as extraction got: entries already written stay
- * (the store extracts into a staging directory and removes it instead).
+ * The archive is read as it streams, so an entry is refused only when it is
+ * reached: `applyTar` on a plain directory leaves the entries before it in
+ * place (and nothing outside the directory). To get all or nothing, extract
+ * into an empty staging directory and remove it on error, which is what the
+ * store's `applyDiff` does (its staging directory is removed, no layer is
+ * made).
  *
  * @module
  */
@@ -99,8 +112,12 @@ export interface ApplyTarOptions {
  * @param tar The archive: a stream, bytes or an open file.
  * @param options See {@link ApplyTarOptions}.
  * @returns Bytes of regular files written.
- * @throws {InvalidArchive} A malformed or truncated tar, an unsafe entry (a
- *   hardlink to outside the tar, `.wh..`), or a name whose parent is not a directory.
+ * @throws {InvalidArchive} A malformed or truncated tar (no end-of-archive
+ *   blocks), or an unsafe entry, named in the error: a name or hard-link
+ *   target climbing above the directory, a hardlink to outside the tar or to
+ *   itself, a parent reached through a symlink leading out, unknown mode bits,
+ *   ids of 2^32 - 1 and above, `.wh..`, or a name whose parent is not a
+ *   directory. Entries before it stay (see "On failure").
  * @throws {LayerfsError} The directory is missing, or the file system refused
  *   a write (ENOSPC, EACCES, ...).
  *

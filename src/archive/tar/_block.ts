@@ -1,7 +1,9 @@
 /**
- * Internal: the 512-byte header block layout shared by the reader and the
- * writer (POSIX ustar, plus the GNU fields we need to recognise), numeric field
- * codecs (octal and GNU base-256) and the checksum.
+ * Internal: the 512-byte header block shared by the reader and the writer.
+ * Its fields live here once, by name ({@link Hdr}, after Go's format.go
+ * header views), with the accessors both sides use (`numberAt`, `stringAt`,
+ * `putNumber`, `putString`, ...); neither side knows a raw offset. Also the
+ * numeric codecs (octal and GNU base-256) and the checksum.
  *
  * @module
  */
@@ -9,25 +11,127 @@
 /** Size of a tar block. */
 export const BLOCK = 512;
 
-/** Byte offsets and lengths of the ustar header fields. */
-export const F = {
-  name: [0, 100],
-  mode: [100, 8],
-  uid: [108, 8],
-  gid: [116, 8],
-  size: [124, 12],
-  mtime: [136, 12],
-  chksum: [148, 8],
-  typeflag: [156, 1],
-  linkname: [157, 100],
-  magic: [257, 6],
-  version: [263, 2],
-  uname: [265, 32],
-  gname: [297, 32],
-  devmajor: [329, 8],
-  devminor: [337, 8],
-  prefix: [345, 155],
-} as const;
+/** One field of the header block: where it starts and how many bytes it has. */
+export interface Field {
+  /** Offset from the start of the block. */
+  readonly at: number;
+  /** Length in bytes. */
+  readonly len: number;
+}
+
+/**
+ * The header block, field by field (POSIX ustar; after Go's archive/tar
+ * format.go header views). The reader and the writer address every field
+ * through this table and the accessors below, never by a raw offset.
+ * Old GNU headers use the `prefix` area for atime/ctime/sparse data instead
+ * (see {@link magicOf}).
+ */
+export const Hdr = {
+  name: { at: 0, len: 100 },
+  mode: { at: 100, len: 8 },
+  uid: { at: 108, len: 8 },
+  gid: { at: 116, len: 8 },
+  size: { at: 124, len: 12 },
+  mtime: { at: 136, len: 12 },
+  chksum: { at: 148, len: 8 },
+  typeflag: { at: 156, len: 1 },
+  linkname: { at: 157, len: 100 },
+  magic: { at: 257, len: 6 },
+  version: { at: 263, len: 2 },
+  uname: { at: 265, len: 32 },
+  gname: { at: 297, len: 32 },
+  devmajor: { at: 329, len: 8 },
+  devminor: { at: 337, len: 8 },
+  prefix: { at: 345, len: 155 },
+} as const satisfies Record<string, Field>;
+
+/** Largest octal value of the 8-byte fields (mode, ids, devices): 2097151. */
+export const OCTAL8_MAX = 0o7777777;
+/** Largest octal value of the 12-byte fields (size, mtime): 8 GiB - 1. */
+export const OCTAL12_MAX = 0o77777777777;
+
+// Offsets read for every block, as plain constants.
+const TYPEFLAG = Hdr.typeflag.at;
+const CHKSUM = Hdr.chksum.at;
+const CHKSUM_END = CHKSUM + Hdr.chksum.len;
+const MAGIC = Hdr.magic.at;
+const VERSION = Hdr.version.at;
+
+/** The type flag of the block at `o`. */
+export function typeflagAt(b: Uint8Array, o: number): number {
+  return b[o + TYPEFLAG];
+}
+
+/** Sets the type flag of the block at `o` (the checksum must be written after). */
+export function setTypeflag(b: Uint8Array, o: number, flag: number): void {
+  b[o + TYPEFLAG] = flag;
+}
+
+/** A numeric field of the block at `o` (octal or base-256); see {@link parseNumeric}. */
+export function numberAt(
+  b: Uint8Array,
+  o: number,
+  f: Field,
+): number | bigint | null {
+  return parseNumeric(b, o + f.at, f.len);
+}
+
+/** A string field of the block at `o`, up to its first NUL; see {@link decodeString}. */
+export function stringAt(b: Uint8Array, o: number, f: Field): string | null {
+  return decodeString(b, o + f.at, f.len);
+}
+
+/** True when the string field `f` of the block at `o` is empty (starts with a NUL). */
+export function emptyAt(b: Uint8Array, o: number, f: Field): boolean {
+  return b[o + f.at] === 0;
+}
+
+/**
+ * Writes `v` into a numeric field: octal when it fits, else GNU base-256
+ * (readers that know PAX take the value from a PAX record as well).
+ */
+export function putNumber(b: Uint8Array, o: number, f: Field, v: number): void {
+  const max = f.len === 8
+    ? OCTAL8_MAX
+    : f.len === 12
+    ? OCTAL12_MAX
+    : octalMax(f.len);
+  if (v >= 0 && v <= max) writeOctal(b, o + f.at, f.len, v);
+  else writeBase256(b, o + f.at, f.len, v);
+}
+
+/** Writes `v` as octal into a numeric field (the caller checked the range). */
+export function putOctal(b: Uint8Array, o: number, f: Field, v: number): void {
+  writeOctal(b, o + f.at, f.len, v);
+}
+
+/**
+ * Writes as much of `s` as fits into a string field of a zero-filled block
+ * (a PAX record carries the full value when it does not fit).
+ */
+export function putString(b: Uint8Array, o: number, f: Field, s: string): void {
+  const at = o + f.at;
+  if (isAscii(s)) {
+    const n = s.length > f.len ? f.len : s.length;
+    for (let i = 0; i < n; i++) b[at + i] = s.charCodeAt(i);
+  } else {
+    const e = encodeUtf8(s);
+    b.set(e.length > f.len ? e.subarray(0, f.len) : e, at);
+  }
+}
+
+/** Writes the POSIX magic and version (`"ustar\0" "00"`). */
+export function putUstarMagic(b: Uint8Array, o: number): void {
+  const m = "ustar\x0000";
+  for (let i = 0; i < m.length; i++) b[o + MAGIC + i] = m.charCodeAt(i);
+}
+
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/** True when `s` is all ASCII (one UTF-16 unit per byte). */
+export function isAscii(s: string): boolean {
+  return s.length === 0 || !NON_ASCII.test(s);
+}
 
 /** Which header dialect a block uses (decides whether `prefix` is a path prefix). */
 export const Magic = {
@@ -44,12 +148,14 @@ export type Magic = typeof Magic[keyof typeof Magic];
 /** Identifies the dialect from the magic and version fields. */
 export function magicOf(b: Uint8Array, o: number): Magic {
   // "ustar\0" "00" (POSIX) or "ustar " " \0" (GNU).
+  const m = o + MAGIC;
   if (
-    b[o + 257] === 0x75 && b[o + 258] === 0x73 && b[o + 259] === 0x74 &&
-    b[o + 260] === 0x61 && b[o + 261] === 0x72
+    b[m] === 0x75 && b[m + 1] === 0x73 && b[m + 2] === 0x74 &&
+    b[m + 3] === 0x61 && b[m + 4] === 0x72
   ) {
-    if (b[o + 262] === 0) return Magic.Ustar;
-    if (b[o + 262] === 0x20 && b[o + 263] === 0x20 && b[o + 264] === 0) {
+    if (b[m + 5] === 0) return Magic.Ustar;
+    const v = o + VERSION;
+    if (b[m + 5] === 0x20 && b[v] === 0x20 && b[v + 1] === 0) {
       return Magic.GNU;
     }
     return Magic.Ustar;
@@ -71,7 +177,7 @@ export function isZeroBlock(b: Uint8Array, o: number): boolean {
  * accepted too.
  */
 export function checksumOk(b: Uint8Array, o: number): boolean {
-  const want = parseOctal(b, o + 148, 8);
+  const want = parseOctal(b, o + CHKSUM, Hdr.chksum.len);
   if (want < 0) return false;
   const u = (b.byteOffset + o) % 4 === 0
     ? unsignedSum32(b, o)
@@ -79,7 +185,7 @@ export function checksumOk(b: Uint8Array, o: number): boolean {
   if (want === u) return true;
   let s = 8 * 0x20;
   for (let i = o, end = o + BLOCK; i < end; i++) {
-    if (i === o + 148) i += 8;
+    if (i === o + CHKSUM) i += Hdr.chksum.len;
     const c = b[i];
     s += c < 128 ? c : c - 256;
   }
@@ -89,10 +195,14 @@ export function checksumOk(b: Uint8Array, o: number): boolean {
 /** Byte sum with the checksum field counted as spaces. */
 function unsignedSumBytes(b: Uint8Array, o: number): number {
   let u = 8 * 0x20;
-  for (let i = o, end = o + 148; i < end; i++) u += b[i];
-  for (let i = o + 156, end = o + BLOCK; i < end; i++) u += b[i];
+  for (let i = o, end = o + CHKSUM; i < end; i++) u += b[i];
+  for (let i = o + CHKSUM_END, end = o + BLOCK; i < end; i++) u += b[i];
   return u;
 }
+
+// The checksum field is word-aligned (148 = 4 * 37, 8 bytes long).
+const CHKSUM_W0 = CHKSUM >>> 2;
+const CHKSUM_W1 = CHKSUM_END >>> 2;
 
 let wordsOf: ArrayBufferLike | null = null;
 let words: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
@@ -111,14 +221,14 @@ function unsignedSum32(b: Uint8Array, o: number): number {
   const w0 = (b.byteOffset + o) >>> 2;
   let even = 0;
   let odd = 0;
-  // Words 37 and 38 are the checksum field (bytes 148-155). `| 0` keeps the
+  // The checksum field is words CHKSUM_W0 to CHKSUM_W1 - 1. `| 0` keeps the
   // sums int32 (each lane stays below 65536, the whole below 2^31).
-  for (let i = w0, end = w0 + 37; i < end; i++) {
+  for (let i = w0, end = w0 + CHKSUM_W0; i < end; i++) {
     const w = ws[i];
     even = (even + (w & 0x00ff00ff)) | 0;
     odd = (odd + ((w >>> 8) & 0x00ff00ff)) | 0;
   }
-  for (let i = w0 + 39, end = w0 + 128; i < end; i++) {
+  for (let i = w0 + CHKSUM_W1, end = w0 + BLOCK / 4; i < end; i++) {
     const w = ws[i];
     even = (even + (w & 0x00ff00ff)) | 0;
     odd = (odd + ((w >>> 8) & 0x00ff00ff)) | 0;
@@ -221,8 +331,8 @@ export function writeChecksum(b: Uint8Array, o: number): void {
   const sum = (b.byteOffset + o) % 4 === 0
     ? unsignedSum32(b, o)
     : unsignedSumBytes(b, o);
-  writeOctal(b, o + 148, 7, sum);
-  b[o + 155] = 0x20;
+  writeOctal(b, o + CHKSUM, 7, sum);
+  b[o + CHKSUM_END - 1] = 0x20;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });

@@ -162,15 +162,12 @@ function streamSource(
         } else {
           r = await reader!.read();
         }
-        if (r.done) {
+        const c = chunkOf(r, "stream");
+        if (c === null) {
           done = true;
           (byob ?? reader)!.releaseLock();
-          return null;
         }
-        if (!(r.value instanceof Uint8Array)) {
-          throw new TypeError("Tar stream chunks must be Uint8Array");
-        }
-        if (r.value.length > 0) return r.value;
+        if (c !== undefined) return c;
       }
       return null;
     },
@@ -190,15 +187,9 @@ function iterSource(iterable: AsyncIterable<Uint8Array>): ChunkSource {
   return {
     async read() {
       while (!done) {
-        const r = await it.next();
-        if (r.done) {
-          done = true;
-          return null;
-        }
-        if (!(r.value instanceof Uint8Array)) {
-          throw new TypeError("Tar source chunks must be Uint8Array");
-        }
-        if (r.value.length > 0) return r.value;
+        const c = chunkOf(await it.next(), "source");
+        if (c === null) done = true;
+        if (c !== undefined) return c;
       }
       return null;
     },
@@ -208,4 +199,16 @@ function iterSource(iterable: AsyncIterable<Uint8Array>): ChunkSource {
       if (error !== undefined) it.return?.().catch?.(() => {});
     },
   };
+}
+
+/** The chunk a read gave: `null` at the end, `undefined` when empty (read again). */
+function chunkOf(
+  r: { done?: boolean; value?: unknown },
+  what: string,
+): Uint8Array | null | undefined {
+  if (r.done) return null;
+  if (!(r.value instanceof Uint8Array)) {
+    throw new TypeError(`Tar ${what} chunks must be Uint8Array`);
+  }
+  return r.value.length > 0 ? r.value : undefined;
 }

@@ -37,6 +37,9 @@ export const TypeFlag = {
   GNUSparse: 0x53, // 'S'
 } as const;
 
+/** One of the {@link TypeFlag} values. */
+export type TypeFlag = typeof TypeFlag[keyof typeof TypeFlag];
+
 /** The kind of file an entry describes (type flags '0'/'7'/NUL all become "file"). */
 export type EntryType =
   | "file"
@@ -132,3 +135,55 @@ export function tarHeader(init: TarHeaderInit): TarHeader {
     ...init,
   };
 }
+
+/**
+ * The entry kind of a type flag, or `undefined` for metadata and unsupported
+ * flags. Contiguous files ('7') are regular files everywhere but on one 1980s
+ * OS (Go does the same).
+ *
+ * @example
+ * ```ts
+ * import { entryTypeOf, TypeFlag } from "./header.ts";
+ * console.log(entryTypeOf(TypeFlag.Dir), entryTypeOf(TypeFlag.XHeader)); // dir undefined
+ * ```
+ */
+export function entryTypeOf(flag: number): EntryType | undefined {
+  switch (flag) {
+    case TypeFlag.Reg:
+    case TypeFlag.RegA:
+    case TypeFlag.Cont:
+      return "file";
+    case TypeFlag.Link:
+      return "hardlink";
+    case TypeFlag.Symlink:
+      return "symlink";
+    case TypeFlag.Char:
+      return "char";
+    case TypeFlag.Block:
+      return "block";
+    case TypeFlag.Dir:
+      return "dir";
+    case TypeFlag.Fifo:
+      return "fifo";
+  }
+  return undefined;
+}
+
+/**
+ * The type flag the writer uses for each entry kind.
+ *
+ * @example
+ * ```ts
+ * import { TYPE_FLAG_OF } from "./header.ts";
+ * console.log(String.fromCharCode(TYPE_FLAG_OF.symlink)); // 2
+ * ```
+ */
+export const TYPE_FLAG_OF: Readonly<Record<EntryType, TypeFlag>> = {
+  file: TypeFlag.Reg,
+  hardlink: TypeFlag.Link,
+  symlink: TypeFlag.Symlink,
+  char: TypeFlag.Char,
+  block: TypeFlag.Block,
+  dir: TypeFlag.Dir,
+  fifo: TypeFlag.Fifo,
+};

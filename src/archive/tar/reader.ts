@@ -6,6 +6,23 @@
  * Like Go's archive/tar, errors are sticky (after a failure every later call
  * throws the same error) and the end of the archive ends iteration.
  *
+ * ## Checked inputs
+ * Every header is checked as it is read, and a hostile or broken archive is
+ * refused with an {@link InvalidArchive} naming the entry, never reinterpreted:
+ * - names (ustar name + prefix, GNU `L`, PAX `path`) and hard-link targets
+ *   (GNU `K`, PAX `linkpath`) whose `..` climbs above the layer root; a
+ *   leading `/` is dropped lexically instead, as GNU tar does by default;
+ * - entries named `.`, `./` or `/` (the root) unless they are directories,
+ *   hard links without a target or to themselves;
+ * - mode bits beyond 07777 other than file-type bits matching the type flag
+ *   (old Go writers set those);
+ * - uids and gids above 2^32 - 2 (octal, base-256 or PAX; 2^32 - 1 is "no
+ *   owner" to chown), device numbers above 2^32 - 1;
+ * - an input that ends before the end-of-archive blocks (GNU tar accepts one
+ *   zero block with a warning, so do we; after the end, nothing is read);
+ * - malformed numbers, checksums and PAX records, non-UTF-8 names, sparse
+ *   files, unknown types, and anything over the {@link TarReaderOptions} caps.
+ *
  * @module
  */
 
@@ -13,16 +30,26 @@ import { InvalidArchive } from "../../errors.ts";
 import {
   BLOCK,
   checksumOk,
-  decodeString,
   decodeUtf8Exact,
+  emptyAt,
+  type Field,
+  Hdr,
   isZeroBlock,
   Magic,
   magicOf,
-  parseNumeric,
+  numberAt,
+  stringAt,
+  typeflagAt,
 } from "./_block.ts";
 import { parsePaxRecords, paxInteger, paxTime } from "./_pax.ts";
 import { type ChunkSource, chunkSource, type TarInput } from "./_source.ts";
-import type { EntryType, TarHeader } from "./header.ts";
+import {
+  type EntryType,
+  entryTypeOf,
+  type TarHeader,
+  TypeFlag,
+} from "./header.ts";
+import { layerPath } from "./_path.ts";
 
 export type { TarInput } from "./_source.ts";
 
@@ -65,33 +92,97 @@ const DEFAULTS: Required<TarReaderOptions> = {
   maxEntries: 10_000_000,
 };
 
+/**
+ * Largest uid/gid accepted: ids are 32-bit, and 2^32 - 1 is `(uid_t)-1`,
+ * which chown(2) reads as "leave unchanged". Anything above would wrap.
+ */
+const MAX_ID = 0xfffffffe;
+/** Largest device major/minor (32-bit in glibc's dev_t). */
+const MAX_DEV = 0xffffffff;
+
+/** File-type bits of a mode (S_IFMT) and the types each entry kind may carry. */
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFLNK = 0o120000;
+const S_IFCHR = 0o020000;
+const S_IFBLK = 0o060000;
+const S_IFIFO = 0o010000;
+/** Type bits some writers (Go before 1.10's FileInfoHeader) put into the mode field. */
+const TYPE_BITS: Readonly<Record<EntryType, readonly number[]>> = {
+  // 0o110000 is tar's own "contiguous" (C_ISCTG).
+  file: [S_IFREG, 0o110000],
+  dir: [0o040000],
+  symlink: [S_IFLNK],
+  char: [S_IFCHR],
+  block: [S_IFBLK],
+  fifo: [S_IFIFO],
+  // A hard link carries the mode of what it links to.
+  hardlink: [S_IFREG, S_IFLNK, S_IFCHR, S_IFBLK, S_IFIFO],
+};
+const IFMT_NAME: Record<number, string> = {
+  [S_IFREG]: "regular file",
+  0o110000: "contiguous file",
+  0o040000: "directory",
+  [S_IFLNK]: "symlink",
+  [S_IFCHR]: "character device",
+  [S_IFBLK]: "block device",
+  [S_IFIFO]: "FIFO",
+  0o140000: "socket",
+};
+
 const RESOLVED = Promise.resolve();
 const NON_ASCII = /[\u0080-\uffff]/;
 /** Skips at least this long use the source's seek instead of reading through. */
 const SEEK_SKIP = 256 * 1024;
 const EMPTY = new Uint8Array(0);
 
-/** Type flags whose entries carry no body whatever their size field says (POSIX; Go does the same). */
-function entryType(flag: number): EntryType | undefined {
-  switch (flag) {
-    case 0x30: // '0'
-    case 0x37: // '7' contiguous: a regular file everywhere but on one 1980s OS
-    case 0x00:
-      return "file";
-    case 0x31:
-      return "hardlink";
-    case 0x32:
-      return "symlink";
-    case 0x33:
-      return "char";
-    case 0x34:
-      return "block";
-    case 0x35:
-      return "dir";
-    case 0x36:
-      return "fifo";
-  }
-  return undefined;
+/**
+ * What the metadata entries before a header (PAX `x`, GNU `L` and `K`) carry
+ * for it, gathered by {@link TarReader}'s fast and slow paths alike.
+ */
+interface Pending {
+  /** PAX records of the next entry (later records win). */
+  local: Map<string, Uint8Array> | undefined;
+  /** Bytes of PAX bodies so far (capped by maxPaxSize). */
+  localSize: number;
+  /** GNU long name ('L'). */
+  longName: string | undefined;
+  /** GNU long link name ('K'). */
+  longLink: string | undefined;
+}
+
+function pending(): Pending {
+  return {
+    local: undefined,
+    localSize: 0,
+    longName: undefined,
+    longLink: undefined,
+  };
+}
+
+/** True for the flags of metadata entries that describe the next entry. */
+function isLocalMeta(flag: number): boolean {
+  return flag === TypeFlag.XHeader || flag === TypeFlag.GNULongName ||
+    flag === TypeFlag.GNULongLink;
+}
+
+/** Bytes of a body of `size` bytes with its padding to a whole block. */
+function padded(size: number): number {
+  return size + ((BLOCK - (size % BLOCK)) % BLOCK);
+}
+
+/** Why a numeric field's value is refused. */
+function outOfRange(field: string, v: number | bigint): string {
+  const why = field === "size"
+    ? ` (over ${Number.MAX_SAFE_INTEGER} bytes)`
+    : field === "uid" || field === "gid"
+    ? ` (ids are 32-bit, and ${
+      MAX_ID + 1
+    } means "no owner" to the kernel: the largest usable is ${MAX_ID})`
+    : field === "devmajor" || field === "devminor"
+    ? ` (device numbers are 32-bit)`
+    : "";
+  return `${field} ${v} is out of range${why}`;
 }
 
 function flagName(flag: number): string {
@@ -168,10 +259,13 @@ export class TarReader {
 
   /**
    * Reads the next entry's header, skipping whatever is left of the previous
-   * body. Resolves to `null` at the end of the archive (two zero blocks, or a
-   * clean end of input at a block boundary).
+   * body. Resolves to `null` at the end of the archive: two zero blocks (or
+   * one zero block and the end of input, which some writers leave); what
+   * follows them is not read. An input that ends anywhere else, including
+   * right after an entry, is truncated.
    *
-   * @throws {InvalidArchive} A malformed, truncated, refused or over-cap entry.
+   * @throws {InvalidArchive} A malformed, truncated, refused or over-cap entry:
+   *   see the module doc for what is refused.
    */
   next(): Promise<TarHeader | null> {
     try {
@@ -193,29 +287,23 @@ export class TarReader {
         return Promise.reject(this.#fail(e));
       }
     }
-    return this.#nextSlow();
+    return this.#guard(() => this.#nextSlow());
   }
 
   async #nextSlow(): Promise<TarHeader | null> {
-    try {
-      if (this.#done) return null;
-      const skip = this.#remaining + this.#padding;
-      if (skip > 0) {
-        this.#remaining = 0;
-        this.#padding = 0;
-        await this.#skip(skip);
-      }
-      const h = await this.#readHeader();
-      if (h === null) {
-        this.#done = true;
-        this.#src.close();
-      }
-      return h;
-    } catch (e) {
-      throw this.#fail(e);
-    } finally {
-      this.#busy = false;
+    if (this.#done) return null;
+    const skip = this.#remaining + this.#padding;
+    if (skip > 0) {
+      this.#remaining = 0;
+      this.#padding = 0;
+      await this.#skip(skip);
     }
+    const h = await this.#readHeader();
+    if (h === null) {
+      this.#done = true;
+      this.#src.close();
+    }
+    return h;
   }
 
   /**
@@ -225,49 +313,35 @@ export class TarReader {
    */
   #nextBuffered(): TarHeader | undefined {
     const b = this.#buf;
-    const o = this.#opts;
     let pos = this.#pos + this.#remaining + this.#padding;
-    let local: Map<string, Uint8Array> | undefined;
-    let localSize = 0;
-    let longName: string | undefined;
-    let longLink: string | undefined;
+    let p: Pending | undefined;
     for (;;) {
+      // Zero blocks, bad checksums and global headers take the slow path.
       if (b.length - pos < BLOCK || !checksumOk(b, pos)) return undefined;
-      const flag = b[pos + 156];
-      if (flag === 0x78 || flag === 0x4c || flag === 0x4b) {
-        const size = parseNumeric(b, pos + 124, 12);
-        if (typeof size !== "number" || size < 0) return undefined;
-        const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
-        if (b.length - pos - BLOCK < padded) return undefined;
-        const body = b.subarray(pos + BLOCK, pos + BLOCK + size);
-        if (flag === 0x78) {
-          localSize += size;
-          if (localSize > o.maxPaxSize) return undefined;
-          // Views: #build uses them (copying what it keeps) before any read.
-          if (parsePaxRecords(body, local ??= new Map(), false) !== null) {
-            return undefined;
-          }
-        } else {
-          if (size > o.maxNameLength + 1) return undefined;
-          let end = body.length;
-          while (end > 0 && body[end - 1] === 0) end--;
-          const raw = body.subarray(0, end);
-          if (raw.includes(0)) return undefined;
-          const str = decodeUtf8Exact(raw);
-          if (str === null) return undefined;
-          if (flag === 0x4c) longName = str;
-          else longLink = str;
-        }
-        pos += BLOCK + padded;
+      const flag = typeflagAt(b, pos);
+      if (isLocalMeta(flag)) {
+        // The same checks as the slow path, in the same order: an error here
+        // is the one the slow path would throw (state is not moved before).
+        const size = this.#metaSize(b, pos, flag, p ??= pending());
+        const end = pos + BLOCK + padded(size);
+        if (end > b.length) return undefined;
+        // Views: #build uses them (copying what it keeps) before any read.
+        this.#takeMeta(
+          flag,
+          b.subarray(pos + BLOCK, pos + BLOCK + size),
+          p,
+          false,
+        );
+        pos = end;
         continue;
       }
-      if (flag === 0x67) return undefined;
+      if (flag === TypeFlag.XGlobalHeader) return undefined;
       // Commit: from here on errors are real and state moves forward.
       this.#consumed += pos + BLOCK - this.#pos;
       this.#pos = pos + BLOCK;
       this.#remaining = 0;
       this.#padding = 0;
-      return this.#build(b, pos, flag, local, longName, longLink);
+      return this.#build(b, pos, flag, p);
     }
   }
 
@@ -334,30 +408,19 @@ export class TarReader {
    * console.log(await r.next(), await r.readBodyChunk());
    * ```
    */
-  async readBodyChunk(): Promise<Uint8Array | null> {
-    this.#enter();
-    try {
-      if (this.#remaining === 0) return null;
-      return await this.#bodyChunk();
-    } catch (e) {
-      throw this.#fail(e);
-    } finally {
-      this.#busy = false;
-    }
+  readBodyChunk(): Promise<Uint8Array | null> {
+    return this.#call(() =>
+      this.#remaining === 0 ? Promise.resolve(null) : this.#bodyChunk()
+    );
   }
 
   /** Skips the rest of the current body (next() would do it too). */
-  async skipBody(): Promise<void> {
-    this.#enter();
-    try {
+  skipBody(): Promise<void> {
+    return this.#call(async () => {
       const n = this.#remaining;
       this.#remaining = 0;
       if (n > 0) await this.#skip(n);
-    } catch (e) {
-      throw this.#fail(e);
-    } finally {
-      this.#busy = false;
-    }
+    });
   }
 
   /**
@@ -376,6 +439,23 @@ export class TarReader {
       cause: reason,
     });
     this.#src.close(reason ?? this.#err);
+  }
+
+  /** One public call: exclusive, and its error fails the reader for good. */
+  async #call<T>(op: () => Promise<T>): Promise<T> {
+    this.#enter();
+    return await this.#guard(op);
+  }
+
+  /** Runs the rest of a call #enter began; an error is made sticky. */
+  async #guard<T>(op: () => Promise<T>): Promise<T> {
+    try {
+      return await op();
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
   }
 
   #enter(): void {
@@ -398,7 +478,7 @@ export class TarReader {
 
   #truncated(where: string): InvalidArchive {
     return new InvalidArchive(
-      `unexpected end of archive ${where}; the tar is truncated`,
+      `truncated: the input ends ${where}; the archive is incomplete`,
       this.#entry,
     );
   }
@@ -470,14 +550,16 @@ export class TarReader {
       this.#pos = this.#buf.length;
       this.#consumed += avail;
       n -= avail;
-      if (!(await this.#src.skip(n))) throw this.#truncated("inside the body");
+      if (!(await this.#src.skip(n))) {
+        throw this.#truncated("inside the body or its padding");
+      }
       this.#consumed += n;
       return;
     }
     while (n > 0) {
       if (this.#pos >= this.#buf.length) {
         const c = await this.#pull();
-        if (c === null) throw this.#truncated("inside the body");
+        if (c === null) throw this.#truncated("inside the body or its padding");
         this.#buf = c;
         this.#pos = 0;
       }
@@ -490,24 +572,93 @@ export class TarReader {
 
   /** Reads a metadata body (PAX or GNU long name) of `size` bytes plus padding; returns a view. */
   async #readMeta(size: number, what: string): Promise<Uint8Array> {
-    const padded = size + ((BLOCK - (size % BLOCK)) % BLOCK);
-    const got = await this.#ensure(padded);
-    if (got < padded) throw this.#truncated(`inside a ${what}`);
+    const n = padded(size);
+    const got = await this.#ensure(n);
+    if (got < n) throw this.#truncated(`inside a ${what}`);
     const p = this.#pos;
-    this.#pos = p + padded;
-    this.#consumed += padded;
+    this.#pos = p + n;
+    this.#consumed += n;
     return this.#buf.subarray(p, p + size);
   }
 
-  async #readHeader(): Promise<TarHeader | null> {
+  /**
+   * The body size of the metadata header at `b[off]`, checked against its cap
+   * (maxPaxSize for PAX, counting what `p` holds; maxNameLength for GNU names).
+   */
+  #metaSize(b: Uint8Array, off: number, flag: number, p: Pending): number {
     const o = this.#opts;
-    let local: Map<string, Uint8Array> | undefined;
-    let localSize = 0;
-    let longName: string | undefined;
-    let longLink: string | undefined;
+    const size = this.#numField(b, off, Hdr.size, "size");
+    if (flag === TypeFlag.XHeader || flag === TypeFlag.XGlobalHeader) {
+      if (size > o.maxPaxSize || p.localSize + size > o.maxPaxSize) {
+        throw new InvalidArchive(
+          `PAX header of ${size} bytes exceeds the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
+          this.#entry,
+        );
+      }
+    } else if (size > o.maxNameLength + 1) { // +1: GNU tar counts the terminating NUL
+      throw new InvalidArchive(
+        `GNU long ${
+          flag === TypeFlag.GNULongName ? "name" : "link"
+        } of ${size} bytes exceeds the ${o.maxNameLength}-byte cap (maxNameLength)`,
+        this.#entry,
+      );
+    }
+    return size;
+  }
+
+  /**
+   * Takes in one metadata body for the next entry: PAX `x` records (values
+   * copied, or views when `copy` is false and they are used before the buffer
+   * moves on) or a GNU long name/link.
+   */
+  #takeMeta(
+    flag: number,
+    body: Uint8Array,
+    p: Pending,
+    copy: boolean,
+  ): void {
+    if (flag === TypeFlag.XHeader) {
+      p.localSize += body.length;
+      const err = parsePaxRecords(body, p.local ??= new Map(), copy);
+      if (err !== null) {
+        throw new InvalidArchive(`${err} (PAX header)`, this.#entry);
+      }
+      return;
+    }
+    let end = body.length;
+    while (end > 0 && body[end - 1] === 0) end--;
+    const raw = body.subarray(0, end);
+    if (raw.includes(0)) {
+      throw new InvalidArchive(
+        "GNU long name contains a NUL byte",
+        this.#entry,
+      );
+    }
+    const s = decodeUtf8Exact(raw);
+    if (s === null) {
+      throw new InvalidArchive("GNU long name is not valid UTF-8", this.#entry);
+    }
+    if (flag === TypeFlag.GNULongName) p.longName = s;
+    else p.longLink = s;
+  }
+
+  async #readHeader(): Promise<TarHeader | null> {
+    const p = pending();
     for (;;) {
       const got = await this.#ensure(BLOCK, this.#block);
-      if (got === 0) return null; // clean end at a block boundary
+      if (got === 0) {
+        // An end of input where a header should be: the end-of-archive
+        // blocks are missing (GNU tar accepts this silently; we do not, or a
+        // cut-off layer would pass as a complete one).
+        throw this.#truncated(
+          this.#consumed === 0
+            ? "before the first header (the input is empty)"
+            : p.local !== undefined || p.longName !== undefined ||
+                p.longLink !== undefined
+            ? "after a PAX or GNU long-name header, before its entry"
+            : "before the end-of-archive blocks (two zero blocks)",
+        );
+      }
       if (got < BLOCK) {
         throw this.#truncated(
           this.#entry === undefined
@@ -535,7 +686,7 @@ export class TarReader {
             this.#entry,
           );
         }
-        const name = decodeString(b, off, 100) ?? undefined;
+        const name = stringAt(b, off, Hdr.name) ?? undefined;
         throw new InvalidArchive(
           `header checksum mismatch at byte ${this.#consumed}${
             name ? ` (name field ${JSON.stringify(name)})` : ""
@@ -543,81 +694,50 @@ export class TarReader {
           this.#entry,
         );
       }
-      const flag = b[off + 156];
+      const flag = typeflagAt(b, off);
+      if (isLocalMeta(flag) || flag === TypeFlag.XGlobalHeader) {
+        // Checked before the block is consumed, as the fast path does.
+        const size = this.#metaSize(b, off, flag, p);
+        this.#pos += BLOCK;
+        this.#consumed += BLOCK;
+        const body = await this.#readMeta(
+          size,
+          flag === TypeFlag.GNULongName || flag === TypeFlag.GNULongLink
+            ? "GNU long name"
+            : "PAX header",
+        );
+        // Copies: the buffer moves on before the entry header is read.
+        if (flag !== TypeFlag.XGlobalHeader) {
+          this.#takeMeta(flag, body, p, true);
+        } else this.#takeGlobal(body);
+        continue;
+      }
       this.#pos += BLOCK;
       this.#consumed += BLOCK;
+      return this.#build(b, off, flag, p);
+    }
+  }
 
-      if (flag === 0x78 || flag === 0x67) { // 'x' PAX, 'g' PAX global
-        const size = this.#numField(b, off + 124, 12, "size");
-        if (size > o.maxPaxSize || localSize + size > o.maxPaxSize) {
-          throw new InvalidArchive(
-            `PAX header of ${size} bytes exceeds the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
-            this.#entry,
-          );
-        }
-        const body = await this.#readMeta(size, "PAX header");
-        let target: Map<string, Uint8Array>;
-        if (flag === 0x78) {
-          localSize += size;
-          target = local ??= new Map();
-        } else {
-          target = new Map();
-        }
-        const err = parsePaxRecords(body, target);
-        if (err !== null) {
-          throw new InvalidArchive(`${err} (PAX header)`, this.#entry);
-        }
-        if (flag === 0x67) {
-          for (const [k, v] of target) {
-            // POSIX: an empty global value removes the default.
-            if (v.length === 0) this.#global.delete(k);
-            else this.#global.set(k, v);
-          }
-          let total = 0;
-          for (const [k, v] of this.#global) total += k.length + v.length;
-          if (total > o.maxPaxSize) {
-            throw new InvalidArchive(
-              `PAX global headers exceed the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
-              this.#entry,
-            );
-          }
-        }
-        continue;
-      }
-      if (flag === 0x4c || flag === 0x4b) { // 'L' GNU long name, 'K' long link
-        const size = this.#numField(b, off + 124, 12, "size");
-        // +1: GNU tar counts the terminating NUL.
-        if (size > o.maxNameLength + 1) {
-          throw new InvalidArchive(
-            `GNU long ${
-              flag === 0x4c ? "name" : "link"
-            } of ${size} bytes exceeds the ${o.maxNameLength}-byte cap (maxNameLength)`,
-            this.#entry,
-          );
-        }
-        const body = await this.#readMeta(size, "GNU long name");
-        let end = body.length;
-        while (end > 0 && body[end - 1] === 0) end--;
-        const raw = body.subarray(0, end);
-        if (raw.includes(0)) {
-          throw new InvalidArchive(
-            "GNU long name contains a NUL byte",
-            this.#entry,
-          );
-        }
-        const s = decodeUtf8Exact(raw);
-        if (s === null) {
-          throw new InvalidArchive(
-            "GNU long name is not valid UTF-8",
-            this.#entry,
-          );
-        }
-        if (flag === 0x4c) longName = s;
-        else longLink = s;
-        continue;
-      }
-
-      return this.#build(b, off, flag, local, longName, longLink);
+  /** Merges a PAX global header into the defaults of every later entry. */
+  #takeGlobal(body: Uint8Array): void {
+    const o = this.#opts;
+    const recs = new Map<string, Uint8Array>();
+    const err = parsePaxRecords(body, recs);
+    if (err !== null) {
+      throw new InvalidArchive(`${err} (PAX header)`, this.#entry);
+    }
+    for (const [k, v] of recs) {
+      // POSIX: an empty global value removes the default.
+      if (v.length === 0) this.#global.delete(k);
+      else this.#global.set(k, v);
+    }
+    let total = 0;
+    for (const [k, v] of this.#global) total += k.length + v.length;
+    if (total > o.maxPaxSize) {
+      throw new InvalidArchive(
+        `PAX global headers exceed the ${o.maxPaxSize}-byte cap (maxPaxSize)`,
+        this.#entry,
+      );
     }
   }
 
@@ -626,50 +746,48 @@ export class TarReader {
     b: Uint8Array,
     off: number,
     flag: number,
-    local: Map<string, Uint8Array> | undefined,
-    longName: string | undefined,
-    longLink: string | undefined,
+    p: Pending | undefined,
   ): TarHeader {
     const o = this.#opts;
     const magic = magicOf(b, off);
-    let name = longName;
+    let name = p?.longName;
     if (name === undefined) {
-      const n = decodeString(b, off, 100);
+      const n = stringAt(b, off, Hdr.name);
       if (n === null) throw this.#notUtf8("name");
       name = n;
-      if (magic === Magic.Ustar && b[off + 345] !== 0) {
-        const prefix = decodeString(b, off + 345, 155);
+      if (magic === Magic.Ustar && !emptyAt(b, off, Hdr.prefix)) {
+        const prefix = stringAt(b, off, Hdr.prefix);
         if (prefix === null) throw this.#notUtf8("name prefix");
         name = prefix + "/" + name;
       }
     }
-    let type = entryType(flag);
+    let type = entryTypeOf(flag);
     if (type === undefined) {
       this.#entry = name;
       throw new InvalidArchive(
-        flag === 0x53
+        flag === TypeFlag.GNUSparse
           ? "GNU sparse files (type 'S') are not supported; re-create the archive without --sparse"
           : `unsupported entry type ${flagName(flag)}`,
         name,
       );
     }
-    if (flag === 0 && name.endsWith("/")) type = "dir"; // V7 directories
-    let linkname = longLink;
+    if (flag === TypeFlag.RegA && name.endsWith("/")) type = "dir"; // V7 directories
+    let linkname = p?.longLink;
     if (linkname === undefined) {
-      const l = decodeString(b, off + 157, 100);
+      const l = stringAt(b, off, Hdr.linkname);
       if (l === null) throw this.#notUtf8("link name");
       linkname = l;
     }
     const h: TarHeader = {
       name,
       type,
-      size: this.#numField(b, off + 124, 12, "size"),
-      mode: this.#numField(b, off + 100, 8, "mode") & 0o7777,
-      uid: this.#numField(b, off + 108, 8, "uid"),
-      gid: this.#numField(b, off + 116, 8, "gid"),
-      uname: magic === Magic.V7 ? "" : decodeString(b, off + 265, 32) ?? "",
-      gname: magic === Magic.V7 ? "" : decodeString(b, off + 297, 32) ?? "",
-      mtime: this.#numField(b, off + 136, 12, "mtime", true),
+      size: this.#numField(b, off, Hdr.size, "size"),
+      mode: this.#numField(b, off, Hdr.mode, "mode"),
+      uid: this.#numField(b, off, Hdr.uid, "uid", false, MAX_ID),
+      gid: this.#numField(b, off, Hdr.gid, "gid", false, MAX_ID),
+      uname: magic === Magic.V7 ? "" : stringAt(b, off, Hdr.uname) ?? "",
+      gname: magic === Magic.V7 ? "" : stringAt(b, off, Hdr.gname) ?? "",
+      mtime: this.#numField(b, off, Hdr.mtime, "mtime", true),
       mtimeNsec: 0,
       linkname,
       devmajor: 0,
@@ -677,14 +795,32 @@ export class TarReader {
       xattrs: new Map(),
     };
     if (type === "char" || type === "block") {
-      h.devmajor = this.#numField(b, off + 329, 8, "devmajor");
-      h.devminor = this.#numField(b, off + 337, 8, "devminor");
+      h.devmajor = this.#numField(
+        b,
+        off,
+        Hdr.devmajor,
+        "devmajor",
+        false,
+        MAX_DEV,
+      );
+      h.devminor = this.#numField(
+        b,
+        off,
+        Hdr.devminor,
+        "devminor",
+        false,
+        MAX_DEV,
+      );
     }
     if (this.#global.size > 0) this.#applyPax(h, this.#global, true);
-    if (local !== undefined) this.#applyPax(h, local, false);
+    if (p?.local !== undefined) this.#applyPax(h, p.local, false);
     // Header-only types carry no body whatever the size field says.
     if (type !== "file") h.size = 0;
     this.#checkName(h);
+    this.#checkPaths(h);
+    // Beyond the permission bits only file-type bits that match the entry.
+    if (h.mode > 0o7777) this.#checkMode(h);
+    h.mode &= 0o7777;
     if (++this.#entries > o.maxEntries) {
       throw new InvalidArchive(
         `more than ${o.maxEntries} entries (maxEntries)`,
@@ -693,7 +829,7 @@ export class TarReader {
     }
     this.#entry = h.name;
     this.#remaining = h.size;
-    this.#padding = (BLOCK - (h.size % BLOCK)) % BLOCK;
+    this.#padding = padded(h.size) - h.size;
     return h;
   }
 
@@ -704,30 +840,91 @@ export class TarReader {
     );
   }
 
+  /** A numeric field of the header at `b[off]`; refuses malformed and out-of-range values. */
   #numField(
     b: Uint8Array,
-    o: number,
-    len: number,
+    off: number,
+    f: Field,
     field: string,
     signed = false,
+    max = Number.MAX_SAFE_INTEGER,
   ): number {
-    const v = parseNumeric(b, o, len);
-    if (v === null || typeof v === "bigint" || (!signed && v < 0)) {
+    const v = numberAt(b, off, f);
+    if (
+      v === null || typeof v === "bigint" || (!signed && v < 0) || v > max
+    ) {
       // Name the entry from the header's own name field: this is its header.
-      const at = this.#pos - BLOCK;
-      const name = at >= 0 && b === this.#buf
-        ? decodeString(b, at, 100) ?? undefined
-        : undefined;
+      const name = stringAt(b, off, Hdr.name) ?? undefined;
       throw new InvalidArchive(
-        v === null
-          ? `malformed ${field} field`
-          : `${field} ${v} is out of range${
-            field === "size" ? ` (over ${Number.MAX_SAFE_INTEGER} bytes)` : ""
-          }`,
+        v === null ? `malformed ${field} field` : outOfRange(field, v),
         name ?? this.#entry,
       );
     }
     return v;
+  }
+
+  /** Refuses mode bits beyond 07777 other than the file-type bits of the entry's kind. */
+  #checkMode(h: TarHeader): void {
+    const name = h.name;
+    const mode = h.mode;
+    const oct = `0${mode.toString(8)}`;
+    if (mode > 0o177777) {
+      throw new InvalidArchive(
+        `mode ${oct} has bits beyond the permission and file-type bits; refusing to guess what they mean`,
+        name,
+      );
+    }
+    const t = mode & S_IFMT;
+    if (t !== 0 && !TYPE_BITS[h.type].includes(t)) {
+      throw new InvalidArchive(
+        `mode ${oct} has the file-type bits of a ${
+          IFMT_NAME[t] ?? `type 0${t.toString(8)}`
+        } but the entry is a ${h.type}`,
+        name,
+      );
+    }
+  }
+
+  /**
+   * Refuses names that climb above the layer root, non-directories named as
+   * the root itself (`.`, `./`, `/`), and hard links that climb out, have no
+   * target or link to themselves (see `_path.ts`).
+   */
+  #checkPaths(h: TarHeader): void {
+    const path = layerPath(h.name);
+    if (path === null) {
+      throw new InvalidArchive(
+        `its name climbs above the layer root with ".."; refusing it rather than extracting it elsewhere`,
+        h.name,
+      );
+    }
+    if (path === "" && h.type !== "dir") {
+      throw new InvalidArchive(
+        `a ${h.type} cannot be named ${
+          JSON.stringify(h.name)
+        }: that is the layer root, which only a directory entry may name`,
+        h.name,
+      );
+    }
+    if (h.type !== "hardlink") return;
+    if (h.linkname === "") {
+      throw new InvalidArchive("a hard link without a target", h.name);
+    }
+    const target = layerPath(h.linkname);
+    if (target === null) {
+      throw new InvalidArchive(
+        `its hard-link target ${
+          JSON.stringify(h.linkname)
+        } climbs above the layer root with ".."`,
+        h.name,
+      );
+    }
+    if (target === path) {
+      throw new InvalidArchive(
+        "it is a hard link to itself; a link needs an earlier entry to point to",
+        h.name,
+      );
+    }
   }
 
   #applyPax(
@@ -764,8 +961,12 @@ export class TarReader {
         case "gid": {
           if (v.length === 0) break;
           const n = paxInteger(v);
-          if (n === null || typeof n === "bigint" || n > 0xffffffff) {
-            throw bad(k);
+          if (n === null) throw bad(k);
+          if (typeof n === "bigint" || n > MAX_ID) {
+            throw new InvalidArchive(
+              `PAX record ${outOfRange(k, n)}`,
+              h.name,
+            );
           }
           h[k] = n;
           break;

@@ -10,30 +10,24 @@
 import {
   BLOCK,
   encodeUtf8,
-  octalMax,
-  writeBase256,
+  Hdr,
+  isAscii,
+  OCTAL12_MAX,
+  OCTAL8_MAX,
+  putNumber,
+  putOctal,
+  putString,
+  putUstarMagic,
+  setTypeflag,
   writeChecksum,
-  writeOctal,
 } from "./_block.ts";
 import { formatPaxTime } from "./_pax.ts";
-import type { EntryType, TarHeader } from "./header.ts";
+import { type TarHeader, tarHeader, TYPE_FLAG_OF, TypeFlag } from "./header.ts";
 
 /** Two zero blocks: the end-of-archive marker. */
 export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(2 * BLOCK);
 
 const ZEROS = new Uint8Array(BLOCK);
-const OCT8 = octalMax(8); // mode, uid, gid, devmajor, devminor: 2097151
-const OCT12 = octalMax(12); // size, mtime: 8 GiB - 1
-
-const TYPE_FLAG: Record<EntryType, number> = {
-  file: 0x30,
-  hardlink: 0x31,
-  symlink: 0x32,
-  char: 0x33,
-  block: 0x34,
-  dir: 0x35,
-  fifo: 0x36,
-};
 
 /**
  * The zero bytes that pad a body of `size` bytes to a whole block.
@@ -51,35 +45,21 @@ export function paddingFor(size: number): Uint8Array {
   return ZEROS.subarray(0, (BLOCK - (size % BLOCK)) % BLOCK);
 }
 
-const NON_ASCII = /[\u0080-\uffff]/;
+/** The header of PAX `x` entries, filled in by {@link writePlanned} (synchronously). */
+const PAX_HEADER: TarHeader = tarHeader({ name: "" });
 
-function isAscii(s: string): boolean {
-  return s.length === 0 || !NON_ASCII.test(s);
-}
-
-/** Writes an ASCII string (already checked) into a field, NUL-padded by the zeroed block. */
-function putAscii(b: Uint8Array, o: number, s: string): void {
-  for (let i = 0; i < s.length; i++) b[o + i] = s.charCodeAt(i);
-}
-
-/** Writes as many bytes of `s` as fit (a PAX record carries the full value). */
-function putTruncated(b: Uint8Array, o: number, len: number, s: string): void {
-  if (isAscii(s)) putAscii(b, o, s.length > len ? s.slice(0, len) : s);
-  else {
-    const e = encodeUtf8(s);
-    b.set(e.length > len ? e.subarray(0, len) : e, o);
-  }
-}
+const NAME_MAX = Hdr.name.len;
+const PREFIX_MAX = Hdr.prefix.len;
 
 /** Splits a long ASCII name into ustar prefix (<= 155) and name (<= 100), or `null`. */
 function splitUstar(name: string): [string, string] | null {
-  if (name.length <= 100) return ["", name];
-  if (name.length > 256) return null;
+  if (name.length <= NAME_MAX) return ["", name];
+  if (name.length > PREFIX_MAX + 1 + NAME_MAX) return null;
   // The rightmost "/" that leaves a prefix of at most 155 bytes.
-  let i = name.lastIndexOf("/", 155);
+  let i = name.lastIndexOf("/", PREFIX_MAX);
   while (i > 0) {
     const rest = name.length - i - 1;
-    if (rest > 100) return null;
+    if (rest > NAME_MAX) return null;
     if (rest > 0) return [name.slice(0, i), name.slice(i + 1)];
     i = name.lastIndexOf("/", i - 1);
   }
@@ -114,7 +94,7 @@ function checkInt(h: TarHeader, k: string, v: number): void {
 }
 
 function checkHeader(h: TarHeader): void {
-  if (!(h.type in TYPE_FLAG)) {
+  if (!(h.type in TYPE_FLAG_OF)) {
     throw new TypeError(`TarHeader.type ${JSON.stringify(h.type)} is unknown`);
   }
   if (h.name.length === 0 || h.name.includes("\0")) {
@@ -206,21 +186,25 @@ function plan(h: TarHeader): Plan {
 
   let prefix = "";
   let name = h.name;
-  if (name.length > 100 || !isAscii(name)) {
+  if (name.length > NAME_MAX || !isAscii(name)) {
     const split = isAscii(name) ? splitUstar(name) : null;
     if (split) [prefix, name] = split;
     else add("path", h.name);
   }
-  if (h.linkname.length > 100 || !isAscii(h.linkname)) {
+  if (h.linkname.length > Hdr.linkname.len || !isAscii(h.linkname)) {
     add("linkpath", h.linkname);
   }
-  if (h.uname.length > 32 || !isAscii(h.uname)) add("uname", h.uname);
-  if (h.gname.length > 32 || !isAscii(h.gname)) add("gname", h.gname);
-  if (h.uid > OCT8) add("uid", String(h.uid));
-  if (h.gid > OCT8) add("gid", String(h.gid));
+  if (h.uname.length > Hdr.uname.len || !isAscii(h.uname)) {
+    add("uname", h.uname);
+  }
+  if (h.gname.length > Hdr.gname.len || !isAscii(h.gname)) {
+    add("gname", h.gname);
+  }
+  if (h.uid > OCTAL8_MAX) add("uid", String(h.uid));
+  if (h.gid > OCTAL8_MAX) add("gid", String(h.gid));
   const size = h.type === "file" ? h.size : 0;
-  if (size > OCT12) add("size", String(size));
-  if (h.mtimeNsec !== 0 || h.mtime < 0 || h.mtime > OCT12) {
+  if (size > OCTAL12_MAX) add("size", String(size));
+  if (h.mtimeNsec !== 0 || h.mtime < 0 || h.mtime > OCTAL12_MAX) {
     add("mtime", formatPaxTime(h.mtime, h.mtimeNsec));
   }
   if (h.atime !== undefined) {
@@ -265,45 +249,35 @@ function plannedSize(p: Plan): number {
     : 2 * BLOCK + p.pax.length + ((BLOCK - (p.pax.length % BLOCK)) % BLOCK);
 }
 
+/** Writes the ustar block of `h` at `b[o]` (zero-filled) with the given name split. */
 function writeBlock(
   b: Uint8Array,
   o: number,
   h: TarHeader,
   prefix: string,
   name: string,
+  flag: number = TYPE_FLAG_OF[h.type],
 ): void {
-  putTruncated(b, o, 100, name);
-  writeOctal(b, o + 100, 8, h.mode & 0o7777);
-  writeNum(b, o + 108, 8, h.uid, OCT8);
-  writeNum(b, o + 116, 8, h.gid, OCT8);
-  writeNum(b, o + 124, 12, h.type === "file" ? h.size : 0, OCT12);
-  writeNum(b, o + 136, 12, h.mtime, OCT12);
-  b[o + 156] = TYPE_FLAG[h.type];
-  putTruncated(b, o + 157, 100, h.linkname);
-  putAscii(b, o + 257, "ustar\x0000");
-  putTruncated(b, o + 265, 32, h.uname);
-  putTruncated(b, o + 297, 32, h.gname);
+  putString(b, o, Hdr.name, name);
+  putOctal(b, o, Hdr.mode, h.mode & 0o7777);
+  putNumber(b, o, Hdr.uid, h.uid);
+  putNumber(b, o, Hdr.gid, h.gid);
+  putNumber(b, o, Hdr.size, h.type === "file" ? h.size : 0);
+  putNumber(b, o, Hdr.mtime, h.mtime);
+  setTypeflag(b, o, flag);
+  putString(b, o, Hdr.linkname, h.linkname);
+  putUstarMagic(b, o);
+  putString(b, o, Hdr.uname, h.uname);
+  putString(b, o, Hdr.gname, h.gname);
   if (h.type === "char" || h.type === "block") {
-    writeNum(b, o + 329, 8, h.devmajor, OCT8);
-    writeNum(b, o + 337, 8, h.devminor, OCT8);
+    putNumber(b, o, Hdr.devmajor, h.devmajor);
+    putNumber(b, o, Hdr.devminor, h.devminor);
   } else {
-    writeOctal(b, o + 329, 8, 0);
-    writeOctal(b, o + 337, 8, 0);
+    putOctal(b, o, Hdr.devmajor, 0);
+    putOctal(b, o, Hdr.devminor, 0);
   }
-  if (prefix.length > 0) putAscii(b, o + 345, prefix);
+  if (prefix.length > 0) putString(b, o, Hdr.prefix, prefix);
   writeChecksum(b, o);
-}
-
-/** Octal when it fits, else GNU base-256 (a PAX record carries it too). */
-function writeNum(
-  b: Uint8Array,
-  o: number,
-  len: number,
-  v: number,
-  max: number,
-): void {
-  if (v >= 0 && v <= max) writeOctal(b, o, len, v);
-  else writeBase256(b, o, len, v);
 }
 
 /** Writes a planned header at `b[o]`, which must be zero-filled; returns the bytes written. */
@@ -321,25 +295,13 @@ function writePlanned(
     const slash = h.name.lastIndexOf("/", end - 1);
     const dir = slash < 0 ? "." : h.name.slice(0, slash);
     const base = h.name.slice(slash + 1);
-    const xh: TarHeader = {
-      name: `${dir}/PaxHeaders/${base}`,
-      type: "file",
-      size: p.pax.length,
-      mode: 0o644,
-      uid: 0,
-      gid: 0,
-      uname: "",
-      gname: "",
-      mtime: Math.min(Math.max(h.mtime, 0), OCT12),
-      mtimeNsec: 0,
-      linkname: "",
-      devmajor: 0,
-      devminor: 0,
-      xattrs: new Map(),
-    };
-    writeBlock(b, at, xh, "", xh.name);
-    b[at + 156] = 0x78; // 'x'
-    writeChecksum(b, at);
+    // One header object reused (mutated, written at once): an object
+    // spread per entry cost ~15% of encoding GNU pax archives.
+    const xh = PAX_HEADER;
+    xh.name = `${dir}/PaxHeaders/${base}`;
+    xh.size = p.pax.length;
+    xh.mtime = Math.min(Math.max(h.mtime, 0), OCTAL12_MAX);
+    writeBlock(b, at, xh, "", xh.name, TypeFlag.XHeader);
     at += BLOCK;
     writeRecords(b, at, p.pax);
     at += p.pax.length + ((BLOCK - (p.pax.length % BLOCK)) % BLOCK);
@@ -525,12 +487,11 @@ export class TarWriter {
    * @param body The body of a file entry (none for other types or empty files).
    * @throws {RangeError} The body length differs from `header.size` (the writer is then failed).
    */
-  async add(
+  add(
     header: TarHeader,
     body?: Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   ): Promise<void> {
-    this.#enter();
-    try {
+    return this.#call(async () => {
       const p = plan(header);
       const hsize = plannedSize(p);
       if (this.#fill + hsize > this.#batch.length) {
@@ -572,11 +533,7 @@ export class TarWriter {
         throw mismatch();
       }
       await this.#pad(size);
-    } catch (e) {
-      throw this.#fail(e);
-    } finally {
-      this.#busy = false;
-    }
+    });
   }
 
   /**
@@ -591,20 +548,15 @@ export class TarWriter {
    * console.log((await bytes).length); // 1024
    * ```
    */
-  async close(): Promise<void> {
-    this.#enter();
-    try {
+  close(): Promise<void> {
+    return this.#call(async () => {
       await this.#advance(END_OF_ARCHIVE.length);
       await this.#emit(this.#batch.subarray(0, this.#fill));
       this.#batch = END_OF_ARCHIVE;
       this.#fill = 0;
       this.#closed = true;
       this.#ctl.close();
-    } catch (e) {
-      throw this.#fail(e);
-    } finally {
-      this.#busy = false;
-    }
+    });
   }
 
   /**
@@ -619,6 +571,18 @@ export class TarWriter {
    */
   abort(reason?: unknown): void {
     this.#fail(reason ?? new Error("TarWriter was aborted"));
+  }
+
+  /** One public call: exclusive, and its error fails the writer for good. */
+  async #call(op: () => Promise<void>): Promise<void> {
+    this.#enter();
+    try {
+      await op();
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
   }
 
   #enter(): void {

@@ -2,14 +2,15 @@
  * Hostile archives: each technique tries to write, chmod, chown or time a
  * canary outside the layer directory. The canary must come out byte-, mode-,
  * owner- and mtime-identical, and the result must be the documented one (an
- * InvalidArchive, or the entry contained inside the layer).
+ * InvalidArchive naming the entry, or the entry placed inside the layer).
  */
 import assert from "node:assert/strict";
 import { applyTar } from "../../../src/archive/extract/apply_tar.ts";
 import type { ExtractFormat } from "../../../src/archive/types.ts";
 import { InvalidArchive } from "../../../src/errors.ts";
+import { openStore } from "../../../mod.ts";
 import { privilegedTest, tempDir } from "../../_privileged.ts";
-import { type E, statAt, tar } from "./_tar.ts";
+import { type E, statAt, tar, xattrs } from "./_tar.ts";
 
 interface World {
   /** The layer directory being extracted into. */
@@ -39,11 +40,15 @@ function snapshot(w: World) {
   };
 }
 
-/** Runs `entries` against a fresh world; `prepare` may plant things in the layer first. */
+/**
+ * Runs `entries` against a fresh world; `prepare` may plant things in the
+ * layer first. `expect` is "ok", "InvalidArchive", or the InvalidArchive
+ * expected: the entry it must name and a pattern of its message.
+ */
 async function hostile(
   entries: (w: World) => E[],
-  expect: "InvalidArchive" | "ok",
-  check?: (w: World) => void,
+  expect: "InvalidArchive" | "ok" | { entry: string; message: RegExp },
+  check?: (w: World) => void | Promise<void>,
   opts: { format?: ExtractFormat; prepare?: (w: World) => void } = {},
 ): Promise<void> {
   await using d = await tempDir();
@@ -68,34 +73,44 @@ async function hostile(
     err = e;
   }
   assert.deepEqual(snapshot(w), before, "the canary outside the layer changed");
-  if (expect === "InvalidArchive") {
+  if (expect !== "ok") {
     assert.ok(
       err instanceof InvalidArchive,
       `expected InvalidArchive, got ${err}`,
     );
+    if (expect !== "InvalidArchive") {
+      assert.equal(err.entry, expect.entry);
+      assert.match(err.message, expect.message);
+    }
   } else {
     assert.equal(err, undefined, `unexpected error: ${err}`);
   }
-  check?.(w);
+  await check?.(w);
 }
 
 const evil = { body: "pwned", mode: 0o4777, uid: 0, gid: 0, mtime: 42 };
 const read = (p: string) => Deno.readTextFileSync(p);
 const isLink = (p: string) => (statAt(p).mode & 0o170000) === 0o120000;
 
+const climbs = /climbs above the layer root/;
+/** Names of what is in the layer directory. */
+const inLayer = (w: World) => [...Deno.readDirSync(w.layer)].map((e) => e.name);
+
 privilegedTest(
-  "hostile: ../ traversal is contained under the layer",
+  "hostile: ../ traversal is refused, not clamped into the layer",
   async () => {
+    for (const name of ["../outside/canary", "a/../../../outside/canary2"]) {
+      await hostile(
+        () => [{ name, ...evil }],
+        { entry: name, message: climbs },
+        (w) => assert.deepEqual(inLayer(w), []),
+      );
+    }
+    // ".." that stays inside is only lexical: a/../b is b.
     await hostile(
-      () => [{ name: "../outside/canary", ...evil }, {
-        name: "a/../../../outside/canary2",
-        ...evil,
-      }],
+      () => [{ name: "a/../b", body: "b" }],
       "ok",
-      (w) => {
-        assert.equal(read(`${w.layer}/outside/canary`), "pwned");
-        assert.equal(read(`${w.layer}/outside/canary2`), "pwned");
-      },
+      (w) => assert.equal(read(`${w.layer}/b`), "b"),
     );
   },
 );
@@ -155,20 +170,114 @@ privilegedTest(
 );
 
 privilegedTest(
-  "hostile: symlink parent directory resolves inside the layer",
+  "hostile: an absolute symlink parent counts from the layer root",
   async () => {
     await hostile(
       (w) => [
         { name: `${w.outside.slice(1)}/`, type: "dir" }, // layer/<outside path> exists inside
         { name: "p", type: "symlink", linkname: w.outside },
-        { name: "p/canary", ...evil },
-        { name: "q", type: "symlink", linkname: "../../../../.." },
-        { name: `q/${w.outside.slice(1)}/canary`, ...evil, body: "q" },
+        { name: "p/canary", ...evil, body: "p" },
       ],
       "ok",
-      (w) => {
-        assert.equal(read(`${w.layer}${w.outside}/canary`), "q");
-      },
+      (w) => assert.equal(read(`${w.layer}${w.outside}/canary`), "p"),
+    );
+  },
+);
+
+privilegedTest(
+  "hostile: writing through a symlink whose target climbs out of the layer is refused",
+  async () => {
+    const leads = /reached through the symlink .* which leads out of the layer/;
+    for (
+      const [entries, entry] of [
+        [[
+          { name: "esc", type: "symlink", linkname: "../outside" },
+          { name: "esc/canary", ...evil },
+        ], "esc/canary"],
+        // A chain: the escape is in the second link.
+        [[
+          { name: "b", type: "symlink", linkname: "sub/../../outside" },
+          { name: "a", type: "symlink", linkname: "b" },
+          { name: "a/new/", type: "dir", mode: 0o777 },
+        ], "a/new/"],
+        // Through an in-layer dir reached by another link, then "..".
+        [[
+          { name: "d/", type: "dir" },
+          { name: "l", type: "symlink", linkname: "d/../.." },
+          { name: "l/outside/x", ...evil },
+        ], "l/outside/x"],
+        // Hard links are placed by the same resolver.
+        [[
+          { name: "f", body: "f" },
+          { name: "esc", type: "symlink", linkname: "../outside" },
+          { name: "esc/h", type: "hardlink", linkname: "f" },
+        ], "esc/h"],
+        // Nodes and FIFOs too.
+        [[
+          { name: "esc", type: "symlink", linkname: "../outside" },
+          { name: "esc/fifo", type: "fifo" },
+        ], "esc/fifo"],
+      ] as [E[], string][]
+    ) {
+      await hostile(() => entries, { entry, message: leads });
+    }
+  },
+);
+
+privilegedTest(
+  "hostile: a symlink parent that climbs out is refused, not clamped to the layer root",
+  async () => {
+    // With RESOLVE_IN_ROOT alone "q/<outside>/canary" landed in
+    // layer/<outside>/canary: contained, but the archive was accepted.
+    await using d = await tempDir();
+    const layer = `${d.path}/layer`;
+    Deno.mkdirSync(layer);
+    const deep = layer.slice(1);
+    const err = await applyTar(
+      layer,
+      tar([
+        { name: `${deep}/`, type: "dir" },
+        { name: "q", type: "symlink", linkname: "../../../../../../.." },
+        { name: `q/${deep}/canary`, body: "q" },
+      ]),
+    ).catch((e) => e);
+    assert.ok(err instanceof InvalidArchive, `got ${err}`);
+    assert.equal(err.entry, `q/${deep}/canary`);
+    assert.match(err.message, /symlink "q" -> "\.\.\/\.\.\/\.\./);
+    assert.equal(
+      Deno.statSync(`${layer}/${deep}`).isDirectory &&
+        [...Deno.readDirSync(`${layer}/${deep}`)].length,
+      0,
+    );
+  },
+);
+
+privilegedTest(
+  "hostile: symlinks that stay in the layer keep working as parents",
+  async () => {
+    await hostile(
+      () => [
+        { name: "real/", type: "dir" },
+        { name: "rel", type: "symlink", linkname: "real" },
+        { name: "abs", type: "symlink", linkname: "/real" },
+        { name: "dots", type: "symlink", linkname: "real/../real/./" },
+        { name: "chain", type: "symlink", linkname: "rel" },
+        { name: "up/", type: "dir" },
+        { name: "up/l", type: "symlink", linkname: "../real" },
+        { name: "rel/a", body: "a" },
+        { name: "abs/b", body: "b" },
+        { name: "dots/c", body: "c" },
+        { name: "chain/d", body: "d" },
+        { name: "up/l/e", body: "e" },
+        // A link out of the layer is fine as long as nothing goes through it.
+        { name: "out", type: "symlink", linkname: "../../../etc" },
+      ],
+      "ok",
+      (w) =>
+        assert.deepEqual(
+          [...Deno.readDirSync(`${w.layer}/real`)].map((e) => e.name).sort(),
+          ["a", "b", "c", "d", "e"],
+        ),
     );
   },
 );
@@ -247,6 +356,19 @@ privilegedTest("hostile: hardlink to an outside file is refused", async () => {
   );
 });
 
+privilegedTest("hostile: a hard link to itself is refused", async () => {
+  // Accepted silently before ("already there"), whatever the spelling.
+  for (const linkname of ["a", "./a", "/a"]) {
+    await hostile(
+      () => [
+        { name: "a", body: "x" },
+        { name: "./a", type: "hardlink", linkname },
+      ],
+      { entry: "./a", message: /hard link to itself/ },
+    );
+  }
+});
+
 privilegedTest(
   "hostile: hardlink to a symlink pointing outside, then chmod/chown/write",
   async () => {
@@ -283,8 +405,8 @@ privilegedTest(
       () => [
         { name: "harmless", ...evil, pax: { path: "../outside/canary" } },
       ],
-      "ok",
-      (w) => assert.equal(read(`${w.layer}/outside/canary`), "pwned"),
+      { entry: "../outside/canary", message: climbs },
+      (w) => assert.deepEqual(inLayer(w), []),
     );
     await hostile((w) => [
       {
@@ -295,6 +417,15 @@ privilegedTest(
       },
     ], "InvalidArchive");
     await hostile(
+      () => [{
+        name: "harmless",
+        type: "hardlink",
+        linkname: "x",
+        pax: { linkpath: "a/../../outside/canary" },
+      }],
+      { entry: "harmless", message: /hard-link target .* climbs above/ },
+    );
+    await hostile(
       (w) => [
         {
           name: "x",
@@ -304,8 +435,8 @@ privilegedTest(
         },
         { name: "outside", ...evil },
       ],
-      "ok",
-      (w) => assert.equal(read(`${w.layer}/outside`), "pwned"),
+      { entry: "../../outside", message: climbs },
+      (w) => assert.deepEqual(inLayer(w), []),
     );
   },
 );
@@ -326,7 +457,7 @@ privilegedTest("hostile: .wh. of '..' and '.' is refused", async () => {
     );
     await hostile(
       () => [{ name: "../.wh.outside", body: "" }],
-      "ok",
+      { entry: "../.wh.outside", message: climbs },
       undefined,
       { format },
     );
@@ -437,6 +568,84 @@ privilegedTest(
           [...Deno.readDirSync(`${w.layer}/p`)].map((e) => e.name),
           ["b"],
         );
+      },
+    );
+  },
+);
+
+privilegedTest(
+  "hostile: a refused tar leaves nothing in the store; applyTar keeps what came before",
+  async () => {
+    const entries: E[] = [
+      { name: "./", type: "dir" },
+      { name: "./etc/", type: "dir" },
+      { name: "./etc/hosts", body: "127.0.0.1\n" },
+      { name: "./../escape", ...evil },
+    ];
+    for (const backend of ["vfs", "overlay"] as const) {
+      await using tmp = await tempDir();
+      const store = await openStore({ root: `${tmp.path}/store`, backend });
+      try {
+        const err = await store.applyDiff("evil", undefined, tar(entries))
+          .catch((e) => e);
+        assert.ok(err instanceof InvalidArchive, `${backend}: got ${err}`);
+        assert.equal(err.entry, "./../escape");
+        assert.equal(await store.exists("evil"), false);
+        for (const d of ["staging", "diff", "layers", "meta"]) {
+          assert.deepEqual(
+            [...Deno.readDirSync(`${tmp.path}/store/${d}`)],
+            [],
+            `${backend}: ${d}/ is not empty`,
+          );
+        }
+      } finally {
+        await store.cleanup();
+        store.close();
+      }
+    }
+    // A plain directory: entries before the refused one stay (documented),
+    // nothing lands outside it.
+    await hostile(
+      () => entries,
+      { entry: "./../escape", message: climbs },
+      (w) => {
+        assert.equal(read(`${w.layer}/etc/hosts`), "127.0.0.1\n");
+        assert.deepEqual(inLayer(w), ["etc"]);
+      },
+    );
+  },
+);
+
+privilegedTest(
+  "hostile: security.selinux labels from the tar are dropped, security.capability is kept",
+  async () => {
+    // A valid vfs_cap_data v2: cap_net_raw, effective.
+    const cap = new Uint8Array(20);
+    cap.set([0x01, 0, 0, 0x02, 0, 0x20]);
+    const label = "system_u:object_r:shadow_t:s0";
+    const xa = { "security.selinux": label, "security.capability": cap };
+    await hostile(
+      () => [
+        { name: "d/", type: "dir", xattrs: { "security.selinux": label } },
+        { name: "d/ping", body: "elf", mode: 0o755, xattrs: xa },
+        { name: "d/l", type: "symlink", linkname: "ping", xattrs: xa },
+        {
+          name: "d/fifo",
+          type: "fifo",
+          xattrs: { "security.selinux": label },
+        },
+      ],
+      "ok",
+      async (w) => {
+        const hex = [...cap].map((b) => b.toString(16).padStart(2, "0"))
+          .join("");
+        for (const p of ["d", "d/l", "d/fifo"]) {
+          const got = await xattrs(`${w.layer}/${p}`);
+          assert.equal(got["security.selinux"], undefined, p);
+        }
+        const got = await xattrs(`${w.layer}/d/ping`);
+        assert.equal(got["security.selinux"], undefined);
+        assert.equal(got["security.capability"], hex);
       },
     );
   },
