@@ -90,21 +90,35 @@ type AuthScheme =
 const RETRYABLE = new Set([429, 500, 502, 503, 504]);
 const MAX_REDIRECTS = 5;
 
+/** The messages of `e` and its causes (Deno nests the useful one two deep). */
+function causeText(e: unknown): string {
+  const parts: string[] = [];
+  for (let c = e, i = 0; c !== undefined && c !== null && i < 5; i++) {
+    parts.push(String((c as Error).message ?? c));
+    c = (c as { cause?: unknown }).cause;
+  }
+  return parts.join(": ");
+}
+
 function isTlsProtocolMismatch(e: unknown): boolean {
-  const m = String((e as Error)?.message ?? e);
+  const m = causeText(e);
   return /InvalidContentType|corrupt message|wrong version number|record overflow|http\/1\.[01] 400/i
     .test(m);
 }
 
 function isCertificateError(e: unknown): boolean {
-  const m = String((e as Error)?.message ?? e);
+  const m = causeText(e);
   return /certificate|UnknownIssuer|NotValidForName|BadSignature|Expired/i
     .test(m);
 }
 
 /** A network failure's text: Deno's, without URLs' query strings (upload state). */
 function netMessage(e: unknown): string {
-  return String((e as Error)?.message ?? e).replace(/\?[^\s)]*/g, "?...")
+  let c: unknown = e;
+  for (let i = 0; i < 5 && (c as { cause?: unknown })?.cause; i++) {
+    c = (c as { cause?: unknown }).cause;
+  }
+  return String((c as Error)?.message ?? c).replace(/\?[^\s)]*/g, "?...")
     .slice(0, 300);
 }
 
@@ -380,7 +394,9 @@ export class HostTransport {
           {
             method,
             headers,
-            body: redirects === 0 ? spec.body as BodyInit | undefined : undefined,
+            body: redirects === 0
+              ? spec.body as BodyInit | undefined
+              : undefined,
             client: sameOrigin ? await this.#httpClient() : undefined,
           },
           replayable,
