@@ -85,7 +85,7 @@ interface Token {
 
 type AuthScheme =
   | { scheme: "basic" }
-  | { scheme: "bearer"; realm: string; service?: string; scope?: string };
+  | { scheme: "bearer"; realm: string; service?: string };
 
 const RETRYABLE = new Set([429, 500, 502, 503, 504]);
 const MAX_REDIRECTS = 5;
@@ -182,13 +182,18 @@ export class HostTransport {
   }
 
   #scopes(spec: RequestSpec): string[] {
+    // No repository (a ping of /v2/, as login does): a token without access.
+    if (spec.repository === "") return [...(spec.extraScopes ?? [])];
     return [
       repositoryScope(spec.repository, spec.push),
       ...(spec.extraScopes ?? []),
     ].sort();
   }
 
-  async #authorization(spec: RequestSpec): Promise<string | undefined> {
+  async #authorization(
+    spec: RequestSpec,
+    challengeScope?: string,
+  ): Promise<string | undefined> {
     const auth = this.#auth;
     if (!auth) return undefined;
     const creds = await this.#credentials(spec.repository);
@@ -202,8 +207,12 @@ export class HostTransport {
       return `Bearer ${cached.token}`;
     }
     this.#tokens.delete(key);
-    const wanted = auth.scope && !scopes.includes(auth.scope)
-      ? [...scopes, auth.scope]
+    // The challenge may name a resource we did not think of (it names the
+    // ones this request needs): ask for it too, unless ours covers it.
+    const resource = challengeScope?.split(":").slice(0, 2).join(":");
+    const wanted = challengeScope &&
+        !scopes.some((s) => s.startsWith(`${resource}:`))
+      ? [...scopes, challengeScope]
       : scopes;
     const t = await this.#fetchToken(auth, wanted, creds, spec);
     this.#tokens.set(key, t);
@@ -378,13 +387,14 @@ export class HostTransport {
     let redirects = 0;
     let url = this.#resolve(spec.url);
     let method = spec.method;
+    let challengeScope: string | undefined;
     // Bounded: one scheme fallback, one re-authentication, MAX_REDIRECTS redirects.
     for (;;) {
       const sameOrigin = url.origin === this.origin;
       const headers = new Headers(spec.headers);
       headers.set("user-agent", this.#settings.userAgent);
       if (sameOrigin) {
-        const a = await this.#authorization(spec);
+        const a = await this.#authorization(spec, challengeScope);
         if (a) headers.set("authorization", a);
       }
       let res: Response;
@@ -413,7 +423,8 @@ export class HostTransport {
         await discard(res);
         if (challenge && !authRetried && replayable) {
           authRetried = true;
-          this.#auth = challenge;
+          this.#auth = challenge.auth;
+          challengeScope = challenge.scope;
           // The token in use (if any) was refused: get a new one.
           this.#tokens.delete(this.#scopes(spec).join(" "));
           continue;
@@ -481,18 +492,24 @@ function basic(c: Credentials): string {
     Buffer.from(`${c.username}:${c.password}`, "utf8").toString("base64");
 }
 
-function pickChallenge(header: string | null): AuthScheme | undefined {
+function pickChallenge(
+  header: string | null,
+): { auth: AuthScheme; scope?: string } | undefined {
   if (!header) return undefined;
   const cs = parseChallenges(header);
   const bearer = cs.find((c) => c.scheme === "bearer" && c.params.realm);
   if (bearer) {
     return {
-      scheme: "bearer",
-      realm: bearer.params.realm,
-      service: bearer.params.service,
+      auth: {
+        scheme: "bearer",
+        realm: bearer.params.realm,
+        service: bearer.params.service,
+      },
       scope: bearer.params.scope,
     };
   }
-  if (cs.some((c) => c.scheme === "basic")) return { scheme: "basic" };
+  if (cs.some((c) => c.scheme === "basic")) {
+    return { auth: { scheme: "basic" } };
+  }
   return undefined;
 }

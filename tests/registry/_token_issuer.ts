@@ -45,6 +45,8 @@ export interface Issuer {
   expiresIn: number;
   /** Seconds added to the JWT's `exp` (negative: already expired for the registry). @default 300 */
   expOffset: number;
+  /** How many of the next tokens are already expired for the registry (fresh by `expires_in`). @default 0 */
+  expiredNext: number;
   /** Reply field: "token" or "access_token". @default "token" */
   field: "token" | "access_token";
   /** Stops it. */
@@ -68,6 +70,7 @@ export async function startIssuer(o: IssuerOptions): Promise<Issuer> {
     requests: [],
     expiresIn: 300,
     expOffset: 300,
+    expiredNext: 0,
     field: "token",
     stop: () => Promise.resolve(),
   };
@@ -97,7 +100,7 @@ export async function startIssuer(o: IssuerOptions): Promise<Issuer> {
         iss: o.issuer,
         sub: auth === null ? "" : o.user,
         aud: url.searchParams.get("service") ?? "",
-        exp: now + state.expOffset,
+        exp: now + (state.expiredNext-- > 0 ? -3600 : state.expOffset),
         nbf: now - 10,
         iat: now,
         jti: crypto.randomUUID(),
