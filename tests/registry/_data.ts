@@ -9,7 +9,7 @@ import { concat } from "../_bytes.ts";
 
 /** A blob: bytes, digest, size. */
 export interface Blob {
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
   digest: string;
   size: number;
 }

@@ -11,7 +11,12 @@
 export type Fault =
   | { kind: "forward" }
   | { kind: "cut"; at?: number }
-  | { kind: "status"; status: number; headers?: Record<string, string> }
+  | {
+    kind: "status";
+    status: number;
+    headers?: Record<string, string>;
+    body?: Uint8Array<ArrayBuffer>;
+  }
   | { kind: "corrupt" }
   | { kind: "redirect"; to: string };
 
@@ -21,6 +26,8 @@ export interface Proxy {
   host: string;
   /** Every request seen: method, path, Range and Authorization presence. */
   seen: { method: string; path: string; range: string | null; auth: boolean }[];
+  /** Hide range support: drop Range from requests and Accept-Ranges from replies. */
+  stripRanges: boolean;
   /** Chooses the fault for each request (default: forward all). */
   fault: (req: Request, n: number) => Fault;
   /** Stops it. */
@@ -33,6 +40,7 @@ export function startProxy(target: string): Proxy {
   const state: Proxy = {
     host: "",
     seen,
+    stripRanges: false,
     fault: () => ({ kind: "forward" }),
     stop: () => Promise.resolve(),
   };
@@ -49,7 +57,7 @@ export function startProxy(target: string): Proxy {
       const fault = state.fault(req, seen.length);
       if (fault.kind === "status") {
         await req.body?.cancel();
-        return new Response("{}", {
+        return new Response(fault.body ?? "{}", {
           status: fault.status,
           headers: fault.headers,
         });
@@ -63,6 +71,7 @@ export function startProxy(target: string): Proxy {
       }
       const headers = new Headers(req.headers);
       headers.delete("host");
+      if (state.stripRanges) headers.delete("range");
       const res = await fetch(target + url.pathname + url.search, {
         method: req.method,
         headers,
@@ -72,6 +81,7 @@ export function startProxy(target: string): Proxy {
       const out = new Headers(res.headers);
       const loc = out.get("location");
       if (loc) out.set("location", loc.replace(target, `http://${state.host}`));
+      if (state.stripRanges) out.delete("accept-ranges");
       if (fault.kind === "forward" || !res.body) {
         return new Response(res.body, { status: res.status, headers: out });
       }
