@@ -593,7 +593,7 @@ export class RegistryClient {
       }
       // Not mountable (no such blob there, or no permission): the reply
       // opened an upload; use it.
-      location = this.#location(res, t, subject);
+      location = this.#location(res, t.origin, subject);
       await discard(res);
       break;
     }
@@ -608,7 +608,7 @@ export class RegistryClient {
         if (res.status !== 202) {
           await this.#fail(res, host, subject, "Starting the upload of");
         }
-        location = this.#location(res, t, subject);
+        location = this.#location(res, t.origin, subject);
         await discard(res);
       }
       try {
@@ -624,12 +624,18 @@ export class RegistryClient {
           : this.#uploadMonolithic(spec, location, blob, source, subject));
         return { digest, how: "uploaded" };
       } catch (e) {
-        // Only a stream cut mid-way is worth a new upload; the rest is final.
+        // A connection lost mid-upload (retries exhausted, or a stream body
+        // that cannot be resent), or a session the registry lost track of
+        // after a cut PATCH (416): start a new upload. The rest is final.
+        if (options.signal?.aborted || !(e instanceof RegistryError)) throw e;
+        // The final PUT may have landed with its reply lost: then the retried
+        // PUT finds no session. The blob is there; that is success.
         if (
-          options.signal?.aborted || e instanceof DigestMismatch ||
-          !(e instanceof RegistryError) || e.status !== undefined ||
-          source instanceof Uint8Array
-        ) throw e;
+          await this.hasBlob({ host, repository }, digest, options).catch(
+            () => false,
+          )
+        ) return { digest, how: "uploaded" };
+        if (e.status !== undefined && e.status !== 416) throw e;
         lastError = e;
         location = undefined;
       }
@@ -637,19 +643,21 @@ export class RegistryClient {
     throw lastError;
   }
 
-  #location(res: Response, t: HostTransport, subject: string): URL {
+  /** The upload session's URL from `res`, relative to the request's URL `base`. */
+  #location(res: Response, base: URL | string, subject: string): URL {
+    const host = new URL(base).host;
     const loc = res.headers.get("location");
     if (!loc) {
       throw new RegistryError(
-        t.host,
+        host,
         `${subject}: the upload reply has no Location; the registry is not OCI-conformant`,
       );
     }
     try {
-      return new URL(loc, t.origin);
+      return new URL(loc, base);
     } catch {
       throw new RegistryError(
-        t.host,
+        host,
         `${subject}: upload Location is not a URL`,
       );
     }
@@ -753,7 +761,7 @@ export class RegistryClient {
       if (res.status !== 202) {
         await this.#fail(res, url.host, subject, "Uploading a chunk of");
       }
-      url = this.#location(res, this.#host(url.host), subject);
+      url = this.#location(res, url, subject);
       await discard(res);
       offset += chunk.length;
     };

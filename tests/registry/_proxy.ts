@@ -18,6 +18,7 @@ export type Fault =
     body?: Uint8Array<ArrayBuffer>;
   }
   | { kind: "corrupt" }
+  | { kind: "lose-reply"; status: number }
   | { kind: "redirect"; to: string };
 
 /** A running proxy. */
@@ -78,6 +79,11 @@ export function startProxy(target: string): Proxy {
         body: req.body,
         redirect: "manual",
       });
+      if (fault.kind === "lose-reply") {
+        // The registry did it; the client never hears so.
+        await res.body?.cancel();
+        return new Response("{}", { status: fault.status });
+      }
       const out = new Headers(res.headers);
       const loc = out.get("location");
       if (loc) out.set("location", loc.replace(target, `http://${state.host}`));
@@ -91,7 +97,8 @@ export function startProxy(target: string): Proxy {
         if (bad.length) bad[bad.length >> 1] ^= 0xff;
         return new Response(bad, { status: res.status, headers: out });
       }
-      // A cut: the declared length, half the bytes, then the connection drops.
+      // A cut: the declared length, half the bytes, then the connection drops
+      // (Deno.serve logs the stream error as "Error: cut by the test proxy").
       const at = fault.at ?? bytes.length >> 1;
       let sent = false;
       const body = new ReadableStream<Uint8Array>({

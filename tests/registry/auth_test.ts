@@ -133,6 +133,27 @@ Deno.test("token auth (JWT issuer)", async (t) => {
     );
 
     await t.step(
+      "a ping (what login does) takes a token without scope",
+      async () => {
+        issuer.requests.length = 0;
+        const c = new RegistryClient({ credentials: good });
+        await c.ping(reg.host);
+        assert.deepEqual(issuer.requests, [{
+          scopes: [],
+          authenticated: true,
+        }]);
+        c.close();
+        const w = new RegistryClient({
+          credentials: () =>
+            Promise.resolve({ username: USER, password: "bad" }),
+        });
+        const e = await unauthorized(w.ping(reg.host));
+        assert.match(e.message, /rejected/);
+        w.close();
+      },
+    );
+
+    await t.step(
       "with credentials: push and pull; one token per scope",
       async () => {
         issuer.requests.length = 0;

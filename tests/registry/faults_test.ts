@@ -214,6 +214,36 @@ Deno.test("faults through a proxy in front of the registry", async (t) => {
       },
     );
 
+    await t.step(
+      "uploads: a 503 on a chunk is retried; a lost reply to the final PUT is found by HEAD",
+      async () => {
+        const b = blobOf(200_000, 23);
+        let patches = 0;
+        proxy.fault = (r) =>
+          r.method === "PATCH" && r.headers.has("authorization") &&
+            patches++ === 1
+            ? { kind: "status", status: 503 }
+            : { kind: "forward" };
+        assert.equal(
+          (await client.pushBlob(via, b, b.bytes, { chunkSize: 50_000 })).how,
+          "uploaded",
+        );
+        assert.equal(patches, 5, "4 chunks, one of them sent twice");
+        const c = blobOf(30_000, 24);
+        let puts = 0;
+        proxy.fault = (r) =>
+          r.method === "PUT" && r.headers.has("authorization") && puts++ === 0
+            ? { kind: "lose-reply", status: 502 }
+            : { kind: "forward" };
+        assert.equal((await client.pushBlob(via, c, c.bytes)).how, "uploaded");
+        assert.ok(puts >= 2);
+        assert.deepEqual(
+          await collect(direct.getBlob(`${reg.host}/app`, c.digest, c.size)),
+          c.bytes,
+        );
+      },
+    );
+
     await t.step("wrong bytes are refused (blob and manifest)", async () => {
       proxy.fault = (r) =>
         isBlobGet(r) || isManifestGet(r)
