@@ -129,6 +129,9 @@ export function repositoryScope(repository: string, push = false): string {
 
 /** One registry host: see the module doc. */
 export class HostTransport {
+  /** The registry as references name it (`docker.io`): credentials, certs.d, messages. */
+  readonly name: string;
+  /** Where its API is (`registry-1.docker.io` for `docker.io`): connections. */
   readonly host: string;
   #settings: TransportSettings;
   #client?: Deno.HttpClient;
@@ -139,13 +142,14 @@ export class HostTransport {
   #tokens = new Map<string, Token>();
   #creds = new Map<string, Promise<Credentials | undefined>>();
 
-  constructor(host: string, settings: TransportSettings) {
+  constructor(name: string, host: string, settings: TransportSettings) {
+    this.name = name;
     this.host = host;
     this.#settings = settings;
-    this.#mayFallBack = plainHttpAllowed(host, settings.insecure);
-    if (settings.http.includes(host)) {
+    this.#mayFallBack = plainHttpAllowed(name, settings.insecure);
+    if (settings.http.includes(name)) {
       // Asked for plain HTTP: refused before any connection unless allowed.
-      if (!this.#mayFallBack) throw new InsecureRegistry(host);
+      if (!this.#mayFallBack) throw new InsecureRegistry(name);
       this.#scheme = "http";
     }
   }
@@ -156,7 +160,7 @@ export class HostTransport {
   }
 
   #httpClient(): Promise<Deno.HttpClient> {
-    this.#clientReady ??= registryCaCerts(this.host, this.#settings.certsDirs)
+    this.#clientReady ??= registryCaCerts(this.name, this.#settings.certsDirs)
       .then((caCerts) => {
         this.#client = Deno.createHttpClient(caCerts.length ? { caCerts } : {});
         return this.#client;
@@ -174,7 +178,7 @@ export class HostTransport {
   #credentials(repository: string): Promise<Credentials | undefined> {
     let p = this.#creds.get(repository);
     if (!p) {
-      p = this.#settings.credentials(this.host, repository);
+      p = this.#settings.credentials(this.name, repository);
       this.#creds.set(repository, p);
       p.catch(() => this.#creds.delete(repository));
     }
@@ -231,12 +235,12 @@ export class HostTransport {
       url = new URL(auth.realm);
     } catch {
       throw new RegistryError(
-        this.host,
+        this.name,
         "its token realm is not a URL; the registry is misconfigured",
       );
     }
     if (url.protocol !== "https:" && url.protocol !== "http:") {
-      throw new RegistryError(this.host, "its token realm is not http(s)");
+      throw new RegistryError(this.name, "its token realm is not http(s)");
     }
     // Credentials never travel in clear text to a non-loopback realm.
     if (
@@ -260,12 +264,12 @@ export class HostTransport {
     );
     if (res.status === 401 || res.status === 403) {
       await discard(res);
-      throw new RegistryUnauthorized(this.host, spec.subject, !!creds);
+      throw new RegistryUnauthorized(this.name, spec.subject, !!creds);
     }
     if (!res.ok) {
       await discard(res);
       throw new RegistryError(
-        this.host,
+        this.name,
         `its token server ${url.host} answered HTTP ${res.status}; retry later`,
         { status: res.status },
       );
@@ -273,7 +277,7 @@ export class HostTransport {
     const body = await readBounded(
       res,
       MAX_JSON_BODY,
-      this.host,
+      this.name,
       "the token reply",
     );
     let doc: { token?: unknown; access_token?: unknown; expires_in?: unknown };
@@ -281,7 +285,7 @@ export class HostTransport {
       doc = JSON.parse(new TextDecoder().decode(body));
     } catch {
       throw new RegistryError(
-        this.host,
+        this.name,
         `its token server ${url.host} sent a reply that is not JSON`,
       );
     }
@@ -292,7 +296,7 @@ export class HostTransport {
       : "";
     if (!/^[!-~]+$/.test(token)) {
       throw new RegistryError(
-        this.host,
+        this.name,
         `its token server ${url.host} sent no usable token`,
       );
     }
@@ -430,12 +434,12 @@ export class HostTransport {
           continue;
         }
         const creds = await this.#credentials(spec.repository);
-        throw new RegistryUnauthorized(this.host, spec.subject, !!creds);
+        throw new RegistryUnauthorized(this.name, spec.subject, !!creds);
       }
       if (res.status === 403) {
         await discard(res);
         throw new RegistryDenied(
-          this.host,
+          this.name,
           spec.subject,
           spec.push ? "push" : "pull",
         );
@@ -448,7 +452,7 @@ export class HostTransport {
         await discard(res);
         if (++redirects > MAX_REDIRECTS) {
           throw new RegistryError(
-            this.host,
+            this.name,
             `${spec.subject}: more than ${MAX_REDIRECTS} redirects; the registry is misconfigured`,
           );
         }
@@ -457,13 +461,13 @@ export class HostTransport {
           next = new URL(location, url);
         } catch {
           throw new RegistryError(
-            this.host,
+            this.name,
             `${spec.subject}: a redirect to something that is not a URL`,
           );
         }
         if (next.protocol !== "https:" && next.protocol !== "http:") {
           throw new RegistryError(
-            this.host,
+            this.name,
             `${spec.subject}: a redirect to a ${next.protocol} URL; refused`,
           );
         }

@@ -194,7 +194,7 @@ export class RegistryClient {
     const api = host === "docker.io" ? "registry-1.docker.io" : host;
     let t = this.#hosts.get(api);
     if (!t) {
-      t = new HostTransport(api, this.#settings);
+      t = new HostTransport(host, api, this.#settings);
       this.#hosts.set(api, t);
     }
     return t;

@@ -267,3 +267,21 @@ Deno.test("plain HTTP to a non-loopback registry is refused before any connectio
 function* pieces(bytes: Uint8Array, n: number): Generator<Uint8Array> {
   for (let i = 0; i < bytes.length; i += n) yield bytes.slice(i, i + n);
 }
+
+Deno.test("Docker Hub is named docker.io (not its API host) in errors", async () => {
+  // Refused before any connection: no network is touched.
+  const client = new RegistryClient({
+    credentials: noCredentials,
+    http: ["docker.io"],
+  });
+  try {
+    const e = await client.getManifest(parseReference("alpine")).then(
+      () => undefined,
+      (x) => x,
+    );
+    assert.ok(e instanceof InsecureRegistry);
+    assert.equal(e.registry, "docker.io");
+  } finally {
+    client.close();
+  }
+});
