@@ -95,3 +95,4 @@ export {
   writeCompressed,
 } from "./src/archive/compress/mod.ts";
 export { ignoreFileSizeSignal } from "./src/sys/signal_linux.ts";
+export * from "./src/registry/mod.ts";

@@ -420,3 +420,251 @@ export class LayerNotWritable extends LayerfsError {
     this.id = id;
   }
 }
+
+/**
+ * An image reference that is not `[host[:port]/]repo[:tag][@algo:hex]`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { InvalidReference } from "./errors.ts";
+ * assert.match(new InvalidReference("Alpine", "the repository must be lowercase").message, /lowercase/);
+ * ```
+ */
+export class InvalidReference extends LayerfsError {
+  /** The rejected reference. */
+  readonly reference: string;
+  /** Builds the error; `why` says what is wrong. */
+  constructor(reference: string, why: string) {
+    super(
+      `Invalid image reference ${JSON.stringify(reference)}: ${why}; ` +
+        `use [HOST[:PORT]/]REPO[:TAG][@sha256:HEX], e.g. docker.io/library/alpine:3.20`,
+    );
+    this.reference = reference;
+  }
+}
+
+/**
+ * A registry answered in a way layerfs cannot use: an unexpected status, a
+ * malformed reply, a response over a size cap, a TLS failure, or still
+ * failing after the bounded retries. Names the registry (and the reference
+ * or blob when known); never carries credentials or tokens.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RegistryError } from "./errors.ts";
+ * const e = new RegistryError("registry.example.com", "HTTP 500 after 4 tries; retry later");
+ * assert.equal(e.registry, "registry.example.com");
+ * ```
+ */
+export class RegistryError extends LayerfsError {
+  /** The registry host concerned. */
+  readonly registry: string;
+  /** HTTP status of the last reply, when there was one. */
+  readonly status?: number;
+  /** Builds the error; `why` says what went wrong and what to do. */
+  constructor(
+    registry: string,
+    why: string,
+    options?: ErrorOptions & { status?: number },
+  ) {
+    super(`Registry ${registry}: ${why}`, options);
+    this.registry = registry;
+    this.status = options?.status;
+  }
+}
+
+/**
+ * The registry answered 401: no credentials, or they were rejected.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RegistryUnauthorized } from "./errors.ts";
+ * assert.match(new RegistryUnauthorized("ghcr.io", "ghcr.io/me/app:1", false).message, /layerfs login ghcr.io/);
+ * ```
+ */
+export class RegistryUnauthorized extends RegistryError {
+  /** The reference (or repository) asked for. */
+  readonly reference: string;
+  /** Builds the error; `hadCredentials` says whether credentials were sent. */
+  constructor(
+    registry: string,
+    reference: string,
+    hadCredentials: boolean,
+    options?: ErrorOptions,
+  ) {
+    super(
+      registry,
+      `${reference}: authentication required (HTTP 401)${
+        hadCredentials ? "; the stored credentials were rejected" : ""
+      }; run "layerfs login ${registry}"`,
+      { ...options, status: 401 },
+    );
+    this.reference = reference;
+  }
+}
+
+/**
+ * The registry answered 403: the credentials in use may not do this.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RegistryDenied } from "./errors.ts";
+ * assert.match(new RegistryDenied("ghcr.io", "ghcr.io/me/app", "push").message, /may not push/);
+ * ```
+ */
+export class RegistryDenied extends RegistryError {
+  /** The reference (or repository) concerned. */
+  readonly reference: string;
+  /** Builds the error; `action` is "pull" or "push". */
+  constructor(
+    registry: string,
+    reference: string,
+    action: string,
+    options?: ErrorOptions,
+  ) {
+    super(
+      registry,
+      `${reference}: access denied (HTTP 403): these credentials may not ${action} it; ` +
+        `check the repository name, or run "layerfs login ${registry}" as a user who may`,
+      { ...options, status: 403 },
+    );
+    this.reference = reference;
+  }
+}
+
+/**
+ * The registry answered 404 for a manifest, tag, blob or repository.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RegistryNotFound } from "./errors.ts";
+ * assert.match(new RegistryNotFound("docker.io", "docker.io/library/alpine:nope").message, /check the name and tag/);
+ * ```
+ */
+export class RegistryNotFound extends RegistryError {
+  /** What was not found (a reference, or repo@digest of a blob). */
+  readonly reference: string;
+  /** Builds the error. */
+  constructor(registry: string, reference: string, options?: ErrorOptions) {
+    super(
+      registry,
+      `${reference} not found (HTTP 404); check the name and tag (private repositories ` +
+        `may also answer 404 without credentials: "layerfs login ${registry}")`,
+      { ...options, status: 404 },
+    );
+    this.reference = reference;
+  }
+}
+
+/**
+ * Content from a registry does not match its digest or size: the bytes are
+ * refused (a corrupt or hostile registry or proxy).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DigestMismatch } from "./errors.ts";
+ * const e = new DigestMismatch("docker.io/library/alpine@sha256:aa", "sha256:aa", "sha256:bb");
+ * assert.equal(e.expected, "sha256:aa");
+ * ```
+ */
+export class DigestMismatch extends LayerfsError {
+  /** The content concerned. */
+  readonly subject: string;
+  /** Expected digest (or size, as "N bytes"). */
+  readonly expected: string;
+  /** What arrived. */
+  readonly actual: string;
+  /** Builds the error. */
+  constructor(subject: string, expected: string, actual: string) {
+    super(
+      `${subject}: content does not match: expected ${expected}, got ${actual}; ` +
+        `the bytes were refused (retry; if it persists the registry or a proxy is corrupting data)`,
+    );
+    this.subject = subject;
+    this.expected = expected;
+    this.actual = actual;
+  }
+}
+
+/**
+ * Plain HTTP to a registry that is neither loopback nor listed as insecure.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { InsecureRegistry } from "./errors.ts";
+ * assert.match(new InsecureRegistry("registry.lan:5000").message, /insecure/);
+ * ```
+ */
+export class InsecureRegistry extends LayerfsError {
+  /** The registry host. */
+  readonly registry: string;
+  /** Builds the error. */
+  constructor(registry: string) {
+    super(
+      `Refusing plain HTTP to registry ${registry}: only loopback registries may be used without TLS; ` +
+        `serve it over HTTPS (a private CA goes in /etc/containers/certs.d/${registry}/ca.crt) ` +
+        `or list it as insecure`,
+    );
+    this.registry = registry;
+  }
+}
+
+/**
+ * The credentials for a registry live in a docker credential helper, which
+ * layerfs does not run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CredentialHelperUnsupported } from "./errors.ts";
+ * assert.match(new CredentialHelperUnsupported("ghcr.io", "pass", "/root/.docker/config.json").message, /docker-credential-pass/);
+ * ```
+ */
+export class CredentialHelperUnsupported extends LayerfsError {
+  /** The registry host. */
+  readonly registry: string;
+  /** The helper program's name, `docker-credential-<name>`. */
+  readonly helper: string;
+  /** Builds the error. */
+  constructor(registry: string, name: string, file: string) {
+    const helper = `docker-credential-${name}`;
+    super(
+      `Credentials for ${registry} are kept by the credential helper ${helper} (${file}), ` +
+        `which layerfs does not run; run "layerfs login ${registry}" to store them in ` +
+        `an auth file layerfs reads`,
+    );
+    this.registry = registry;
+    this.helper = helper;
+  }
+}
+
+/**
+ * No manifest of an image index matches the platform asked for.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PlatformNotFound } from "./errors.ts";
+ * assert.match(new PlatformNotFound("alpine", "linux/s390x", ["linux/amd64"]).message, /linux\/amd64/);
+ * ```
+ */
+export class PlatformNotFound extends LayerfsError {
+  /** The platform asked for, `os/arch[/variant]`. */
+  readonly platform: string;
+  /** Builds the error; `available` lists the index's platforms. */
+  constructor(reference: string, platform: string, available: string[]) {
+    super(
+      `${reference} has no image for ${platform}; it has ${
+        available.length ? available.join(", ") : "no platform-tagged images"
+      }; pass one of those as the platform`,
+    );
+    this.platform = platform;
+  }
+}

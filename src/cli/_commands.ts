@@ -28,6 +28,7 @@ import type { GlobalOptions } from "./_parse.ts";
 import { checkStore } from "./check.ts";
 import { helperDoctor, helperInstall } from "../../helper/install.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
+import { loginCommands } from "./login.ts";
 
 /** The process edges a command may touch, passed in by main.ts. */
 export interface CliIo {
@@ -468,6 +469,8 @@ const commands: Record<string, Run> = {
       `Unknown helper command ${JSON.stringify(sub)}; use install or doctor`,
     );
   },
+
+  ...loginCommands,
 };
 
 /**

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { LOGIN_COMMANDS } from "./login.ts";
+
 /** One option in parseArgs form plus its help line. */
 export interface OptionSpec {
   /** parseArgs type. */
@@ -267,6 +269,7 @@ export const COMMANDS: CommandSpec[] = [
     },
     args: [1, 1],
   },
+  ...LOGIN_COMMANDS,
 ];
 
 /** Finds a command by name or alias. */

@@ -1,0 +1,121 @@
+/**
+ * Test fixture: an HTTP proxy on 127.0.0.1 in front of the real registry
+ * that forwards every request and, as a test asks, injects one fault into
+ * chosen replies: a blob cut halfway, 503 once, 429 with Retry-After, wrong
+ * bytes, or a redirect to another origin.
+ *
+ * @module
+ */
+
+/** What to do with one request. */
+export type Fault =
+  | { kind: "forward" }
+  | { kind: "cut"; at?: number }
+  | {
+    kind: "status";
+    status: number;
+    headers?: Record<string, string>;
+    body?: Uint8Array<ArrayBuffer>;
+  }
+  | { kind: "corrupt" }
+  | { kind: "lose-reply"; status: number }
+  | { kind: "redirect"; to: string };
+
+/** A running proxy. */
+export interface Proxy {
+  /** `127.0.0.1:PORT`. */
+  host: string;
+  /** Every request seen: method, path, Range and Authorization presence. */
+  seen: { method: string; path: string; range: string | null; auth: boolean }[];
+  /** Hide range support: drop Range from requests and Accept-Ranges from replies. */
+  stripRanges: boolean;
+  /** Chooses the fault for each request (default: forward all). */
+  fault: (req: Request, n: number) => Fault;
+  /** Stops it. */
+  stop(): Promise<void>;
+}
+
+/** Starts a proxy forwarding to `target` (a base URL). */
+export function startProxy(target: string): Proxy {
+  const seen: Proxy["seen"] = [];
+  const state: Proxy = {
+    host: "",
+    seen,
+    stripRanges: false,
+    fault: () => ({ kind: "forward" }),
+    stop: () => Promise.resolve(),
+  };
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    async (req) => {
+      const url = new URL(req.url);
+      seen.push({
+        method: req.method,
+        path: url.pathname,
+        range: req.headers.get("range"),
+        auth: req.headers.has("authorization"),
+      });
+      const fault = state.fault(req, seen.length);
+      if (fault.kind === "status") {
+        await req.body?.cancel();
+        return new Response(fault.body ?? "{}", {
+          status: fault.status,
+          headers: fault.headers,
+        });
+      }
+      if (fault.kind === "redirect") {
+        await req.body?.cancel();
+        return new Response(null, {
+          status: 307,
+          headers: { location: fault.to + url.pathname + url.search },
+        });
+      }
+      const headers = new Headers(req.headers);
+      headers.delete("host");
+      if (state.stripRanges) headers.delete("range");
+      const res = await fetch(target + url.pathname + url.search, {
+        method: req.method,
+        headers,
+        body: req.body,
+        redirect: "manual",
+      });
+      if (fault.kind === "lose-reply") {
+        // The registry did it; the client never hears so.
+        await res.body?.cancel();
+        return new Response("{}", { status: fault.status });
+      }
+      const out = new Headers(res.headers);
+      const loc = out.get("location");
+      if (loc) out.set("location", loc.replace(target, `http://${state.host}`));
+      if (state.stripRanges) out.delete("accept-ranges");
+      if (fault.kind === "forward" || !res.body) {
+        return new Response(res.body, { status: res.status, headers: out });
+      }
+      const bytes = new Uint8Array(await res.arrayBuffer());
+      if (fault.kind === "corrupt") {
+        const bad = bytes.slice();
+        if (bad.length) bad[bad.length >> 1] ^= 0xff;
+        return new Response(bad, { status: res.status, headers: out });
+      }
+      // A cut: the declared length, half the bytes, then the connection drops
+      // (Deno.serve logs the stream error as "Error: cut by the test proxy").
+      const at = fault.at ?? bytes.length >> 1;
+      let sent = false;
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (!sent) {
+            sent = true;
+            c.enqueue(bytes.subarray(0, at));
+            return;
+          }
+          c.error(new Error("cut by the test proxy"));
+        },
+      });
+      out.set("content-length", String(bytes.length));
+      return new Response(body, { status: res.status, headers: out });
+    },
+  );
+  state.host = `127.0.0.1:${server.addr.port}`;
+  state.stop = () => server.shutdown();
+  return state;
+}

@@ -1,0 +1,309 @@
+/**
+ * Pure parts of the registry client: references (docker's normalisation,
+ * round trips, typed refusals), digests, platform selection from an index,
+ * `WWW-Authenticate` parsing, plain-HTTP rules.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  InvalidReference,
+  PlatformNotFound,
+  UsageError,
+} from "../../src/errors.ts";
+import {
+  hostPlatform,
+  isLoopback,
+  parseDigest,
+  parsePlatform,
+  parseReference,
+  plainHttpAllowed,
+  referenceOf,
+  selectPlatform,
+} from "../../src/registry/mod.ts";
+import { parseChallenges } from "../../src/registry/_challenge.ts";
+
+const D = "sha256:" + "ab".repeat(32);
+
+Deno.test("references normalise as docker does and round-trip", () => {
+  const cases: [
+    string,
+    string,
+    string,
+    string,
+    string | undefined,
+    string | undefined,
+  ][] = [
+    [
+      "alpine",
+      "docker.io/library/alpine:latest",
+      "docker.io",
+      "library/alpine",
+      "latest",
+      undefined,
+    ],
+    [
+      "user/app",
+      "docker.io/user/app:latest",
+      "docker.io",
+      "user/app",
+      "latest",
+      undefined,
+    ],
+    [
+      "user/app:1.2",
+      "docker.io/user/app:1.2",
+      "docker.io",
+      "user/app",
+      "1.2",
+      undefined,
+    ],
+    [
+      "docker.io/alpine",
+      "docker.io/library/alpine:latest",
+      "docker.io",
+      "library/alpine",
+      "latest",
+      undefined,
+    ],
+    [
+      "index.docker.io/library/alpine:3",
+      "docker.io/library/alpine:3",
+      "docker.io",
+      "library/alpine",
+      "3",
+      undefined,
+    ],
+    [
+      "localhost/app",
+      "localhost/app:latest",
+      "localhost",
+      "app",
+      "latest",
+      undefined,
+    ],
+    [
+      "localhost:5000/a/b/c:v1",
+      "localhost:5000/a/b/c:v1",
+      "localhost:5000",
+      "a/b/c",
+      "v1",
+      undefined,
+    ],
+    [
+      "127.0.0.1:5000/app",
+      "127.0.0.1:5000/app:latest",
+      "127.0.0.1:5000",
+      "app",
+      "latest",
+      undefined,
+    ],
+    ["ghcr.io/o/r@" + D, "ghcr.io/o/r@" + D, "ghcr.io", "o/r", undefined, D],
+    ["ghcr.io/o/r:t@" + D, "ghcr.io/o/r:t@" + D, "ghcr.io", "o/r", "t", D],
+    [
+      "[::1]:5000/app:v",
+      "[::1]:5000/app:v",
+      "[::1]:5000",
+      "app",
+      "v",
+      undefined,
+    ],
+    [
+      "Registry/app",
+      "Registry/app:latest",
+      "Registry",
+      "app",
+      "latest",
+      undefined,
+    ],
+    [
+      "a.b/x__y.z-w---v/q",
+      "a.b/x__y.z-w---v/q:latest",
+      "a.b",
+      "x__y.z-w---v/q",
+      "latest",
+      undefined,
+    ],
+  ];
+  for (const [input, canonical, host, repository, tag, digest] of cases) {
+    const r = parseReference(input);
+    assert.equal(r.toString(), canonical, input);
+    assert.deepEqual([r.host, r.repository, r.tag, r.digest], [
+      host,
+      repository,
+      tag,
+      digest,
+    ], input);
+    assert.equal(
+      parseReference(r.toString()).toString(),
+      canonical,
+      `round trip of ${input}`,
+    );
+    assert.equal(r.manifestRef, digest ?? tag);
+  }
+  assert.equal(
+    referenceOf("localhost:5000", "app", D).toString(),
+    `localhost:5000/app@${D}`,
+  );
+});
+
+Deno.test("malformed references are InvalidReference naming the problem", () => {
+  const bad: [string, RegExp][] = [
+    ["", /empty/],
+    ["Alpine", /lowercase/],
+    ["docker.io/Library/alpine", /lowercase/],
+    ["app:", /tag/],
+    ["app:-x", /tag/],
+    ["app:" + "t".repeat(129), /tag/],
+    ["app@sha256:1234", /digest/],
+    ["app@md5:" + "a".repeat(32), /digest/],
+    ["host.io/", /repository name is missing|path component/],
+    ["host.io//app", /path component/],
+    ["app_/x", /path component/],
+    ["a b", /white space/],
+    ["-bad.host/app", /host/],
+    ["h.io/" + "a".repeat(260), /longer than 255/],
+  ];
+  for (const [input, why] of bad) {
+    assert.throws(() => parseReference(input), (e: Error) => {
+      assert.ok(e instanceof InvalidReference, `${input}: ${e}`);
+      assert.match(e.message, why, input);
+      assert.match(e.message, /\[HOST\[:PORT\]\/\]REPO/);
+      return true;
+    });
+  }
+});
+
+Deno.test("digests: sha256 and sha512 only, lower-case hex of the right length", () => {
+  assert.equal(parseDigest(D), D);
+  assert.equal(
+    parseDigest("sha512:" + "0".repeat(128)),
+    "sha512:" + "0".repeat(128),
+  );
+  for (
+    const d of [
+      "sha256:" + "AB".repeat(32),
+      "sha256:" + "a".repeat(63),
+      "sha1:" + "a".repeat(40),
+      "nohex",
+    ]
+  ) {
+    assert.throws(() => parseDigest(d));
+  }
+});
+
+Deno.test("platform selection from an index", () => {
+  const entry = (
+    digest: string,
+    platform?: object,
+    annotations?: Record<string, string>,
+  ) => ({
+    digest,
+    size: 1,
+    platform: platform as never,
+    annotations,
+  });
+  const index = {
+    manifests: [
+      entry("sha256:att", { os: "unknown", architecture: "unknown" }, {
+        "vnd.docker.reference.type": "attestation-manifest",
+      }),
+      entry("sha256:amd64", { os: "linux", architecture: "amd64" }),
+      entry("sha256:armv6", {
+        os: "linux",
+        architecture: "arm",
+        variant: "v6",
+      }),
+      entry("sha256:armv7", {
+        os: "linux",
+        architecture: "arm",
+        variant: "v7",
+      }),
+      entry("sha256:arm64", { os: "linux", architecture: "arm64" }),
+      entry("sha256:win", { os: "windows", architecture: "amd64" }),
+      entry("sha256:none"),
+    ],
+  };
+  const pick = (p: string) => selectPlatform(index, parsePlatform(p)).digest;
+  assert.equal(pick("linux/amd64"), "sha256:amd64");
+  assert.equal(pick("linux/arm/v7"), "sha256:armv7");
+  assert.equal(pick("linux/arm/v6"), "sha256:armv6");
+  assert.equal(pick("linux/arm64/v8"), "sha256:arm64");
+  assert.equal(pick("linux/arm64"), "sha256:arm64");
+  assert.equal(pick("windows/amd64"), "sha256:win");
+  assert.equal(
+    selectPlatform(index, hostPlatform({ os: "linux", arch: "x86_64" })).digest,
+    "sha256:amd64",
+  );
+  assert.throws(() => pick("linux/s390x"), (e: Error) => {
+    assert.ok(e instanceof PlatformNotFound);
+    assert.match(e.message, /linux\/s390x/);
+    assert.match(e.message, /linux\/amd64, linux\/arm\/v6/);
+    assert.doesNotMatch(e.message, /unknown/);
+    return true;
+  });
+  assert.throws(() => parsePlatform("linux"), UsageError);
+  assert.throws(() => parsePlatform("linux/amd64/v1/x"), UsageError);
+  assert.throws(
+    () =>
+      selectPlatform({ manifests: "x" as never }, parsePlatform("linux/amd64")),
+    PlatformNotFound,
+  );
+});
+
+Deno.test("WWW-Authenticate challenges", () => {
+  assert.deepEqual(parseChallenges('Basic realm="Registry Realm"'), [
+    { scheme: "basic", params: { realm: "Registry Realm" } },
+  ]);
+  assert.deepEqual(
+    parseChallenges(
+      'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:samalba/my-app:pull,push",error="insufficient_scope"',
+    ),
+    [{
+      scheme: "bearer",
+      params: {
+        realm: "https://auth.docker.io/token",
+        service: "registry.docker.io",
+        scope: "repository:samalba/my-app:pull,push",
+        error: "insufficient_scope",
+      },
+    }],
+  );
+  assert.deepEqual(
+    parseChallenges('Basic realm="a", Bearer realm="b\\"c", service=s'),
+    [
+      { scheme: "basic", params: { realm: "a" } },
+      { scheme: "bearer", params: { realm: 'b"c', service: "s" } },
+    ],
+  );
+  // Garbage ends without looping.
+  assert.deepEqual(parseChallenges('=,="'), []);
+});
+
+Deno.test("plain HTTP only for loopback and listed registries", () => {
+  for (
+    const h of [
+      "localhost",
+      "localhost:5000",
+      "127.0.0.1",
+      "127.1.2.3:80",
+      "[::1]:5000",
+      "x.localhost",
+    ]
+  ) {
+    assert.equal(isLoopback(h), true, h);
+  }
+  for (
+    const h of [
+      "registry.example.com",
+      "128.0.0.1",
+      "10.0.0.1:5000",
+      "localhost.example.com",
+    ]
+  ) {
+    assert.equal(isLoopback(h), false, h);
+  }
+  assert.equal(plainHttpAllowed("reg.lan:5000", ["reg.lan:5000"]), true);
+  assert.equal(plainHttpAllowed("reg.lan:5000", ["other.lan"]), false);
+});
