@@ -78,3 +78,4 @@ export {
   type TarWriterOptions,
   TypeFlag,
 } from "./src/archive/tar/mod.ts";
+export * from "./src/image/mod.ts";
