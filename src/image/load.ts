@@ -94,6 +94,8 @@ export interface LoadedImage {
   topLayer: string | null;
   /** Chain ids, bottom first. */
   layers: string[];
+  /** The chain ids this call extracted (the others were in the store already). */
+  extracted: string[];
 }
 
 /** Where an image comes from: a tar or OCI layout dir path, or a tar stream (spooled to a temp file). */
@@ -314,6 +316,7 @@ async function loadOne(
       id,
       topLayer: chains.at(-1) ?? null,
       layers: chains,
+      extracted: [...made],
     };
   } catch (e) {
     // Top first: what this load made of this image goes again (the locks
