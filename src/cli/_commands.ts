@@ -16,6 +16,8 @@ import type { GlobalOptions } from "./_parse.ts";
 import { checkStore } from "./check.ts";
 import { helperDoctor, helperInstall } from "../../helper/install.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
+import { imageCommands } from "./_image_commands.ts";
+import { findImage } from "../image/images.ts";
 
 /** The process edges a command may touch, passed in by main.ts. */
 export interface CliIo {
@@ -117,6 +119,7 @@ function progressFor(ctx: CommandContext, label: string) {
 }
 
 const commands: Record<string, Run> = {
+  ...imageCommands(withStore),
   init: (ctx) =>
     withStore(ctx, true, (store) =>
       Promise.resolve({
@@ -139,7 +142,13 @@ const commands: Record<string, Run> = {
   create: (ctx) =>
     withStore(ctx, true, async (store) => {
       const [id] = ctx.args;
-      const parent = str(ctx.values.parent);
+      const image = str(ctx.values.image);
+      if (image !== undefined && ctx.values.parent !== undefined) {
+        throw new UsageError("Pass --parent or --image, not both");
+      }
+      const parent = image !== undefined
+        ? (await findImage(store, image)).topLayer ?? undefined
+        : str(ctx.values.parent);
       const mountLabel = str(ctx.values["mount-label"]);
       const rw = ctx.values.rw === true;
       if (rw) await store.createReadWrite(id, parent, { mountLabel });

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { IMAGE_COMMANDS } from "./_image_spec.ts";
+
 /** One option in parseArgs form plus its help line. */
 export interface OptionSpec {
   /** parseArgs type. */
@@ -82,11 +84,15 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "create",
-    usage: "ID [--parent P] [--rw] [--mount-label L]",
+    usage: "ID [--parent P | --image REF] [--rw] [--mount-label L]",
     summary:
       "create an empty layer (read-only image layer, or --rw for a container's layer)",
     options: {
       parent,
+      image: {
+        type: "string",
+        help: "--image REF       put the layer on that image's top layer",
+      },
       rw: {
         type: "boolean",
         help: "--rw              make a read-write (container) layer",
@@ -234,6 +240,7 @@ export const COMMANDS: CommandSpec[] = [
     },
     args: [0, 0],
   },
+  ...IMAGE_COMMANDS,
   {
     name: "helper",
     usage: "install [--group G] [--path BIN] | doctor",

@@ -1,0 +1,154 @@
+/**
+ * The CLI's image commands: `load`, `images`, `rmi`. Their specs
+ * (`_image_spec.ts`) are listed in `_spec.ts`'s table and their runners in
+ * `_commands.ts`'s, each with one line; the helpers they share with the other commands come in as
+ * arguments (no import cycle).
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import {
+  type ImageInput,
+  listImages,
+  loadImage,
+  type LoadProgress,
+  removeImage,
+} from "../image/mod.ts";
+import type { Store } from "../store/store.ts";
+import type { CommandContext, CommandResult } from "./_commands.ts";
+import { formatBytes, makeProgress, type Progress } from "./_progress.ts";
+
+type WithStore = <T>(
+  ctx: CommandContext,
+  create: boolean,
+  fn: (store: Store) => Promise<T>,
+) => Promise<T>;
+
+/** Per-layer progress on a terminal: one line per layer. */
+function layerProgress(
+  ctx: CommandContext,
+  make: (label: string) => Progress,
+): (p: LoadProgress) => void {
+  let current: Progress | undefined;
+  let seen = 0;
+  return (p) => {
+    const label = `${p.image} layer ${p.layer}/${p.layers} ${p.id.slice(0, 12)}`;
+    if (p.state === "reused") {
+      if (ctx.io.isTerminal.stderr && !ctx.global.quiet && !ctx.global.json) {
+        ctx.io.stderr(`${label}: already present\n`);
+      }
+      return;
+    }
+    if (p.state === "done") {
+      current?.done();
+      current = undefined;
+      seen = 0;
+      return;
+    }
+    current ??= make(label);
+    current.bytes(p.bytes - seen);
+    seen = p.bytes;
+  };
+}
+
+/**
+ * The runners of the image commands.
+ *
+ * @param withStore Opens the store for a command (from `_commands.ts`).
+ */
+export function imageCommands(
+  withStore: WithStore,
+): Record<string, (ctx: CommandContext) => Promise<CommandResult>> {
+  return {
+    load: async (ctx) => {
+      const [file] = ctx.args;
+      let input: ImageInput;
+      if (file === undefined || file === "-") {
+        if (ctx.io.isTerminal.stdin) {
+          throw new UsageError(
+            "Refusing to read an image archive from a terminal; pass FILE or DIR, or pipe the archive in",
+          );
+        }
+        input = ctx.io.stdin();
+      } else input = file;
+      const enabled = ctx.io.isTerminal.stderr && !ctx.global.quiet &&
+        !ctx.global.json;
+      const onProgress = layerProgress(
+        ctx,
+        (label) => makeProgress(label, enabled, ctx.io.stderr),
+      );
+      return await withStore(ctx, true, async (store) => {
+        const images = await loadImage(store, input, {
+          platform: typeof ctx.values.platform === "string"
+            ? ctx.values.platform
+            : undefined,
+          tag: typeof ctx.values.tag === "string" ? ctx.values.tag : undefined,
+          onProgress,
+        });
+        return {
+          json: {
+            images: images.map((i) => ({
+              ref: i.ref,
+              id: i.id,
+              topLayer: i.topLayer,
+              layers: i.layers,
+            })),
+          },
+          text: images.map((i) =>
+            `Loaded ${i.ref === null ? "" : `${i.ref} `}${i.id}`
+          ).join("\n"),
+          data: true,
+        };
+      });
+    },
+
+    images: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const list = await listImages(store);
+        const rows = [
+          ["REF", "ID", "TOP LAYER", "SIZE", "CREATED"],
+          ...list.map((i) => [
+            i.ref ?? "<none>",
+            i.id.slice(7, 19),
+            i.topLayer?.slice(0, 12) ?? "-",
+            formatBytes(i.size),
+            i.created ?? "-",
+          ]),
+        ];
+        const widths = rows[0].map((_, c) =>
+          Math.max(...rows.map((r) => r[c].length))
+        );
+        return {
+          json: {
+            images: list.map((i) => ({
+              ref: i.ref,
+              id: i.id,
+              topLayer: i.topLayer,
+              size: i.size,
+              created: i.created,
+            })),
+          },
+          text: rows.map((r) =>
+            r.map((v, c) => c === r.length - 1 ? v : v.padEnd(widths[c]))
+              .join("  ")
+          ).join("\n"),
+          data: true,
+        };
+      }),
+
+    rmi: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const removed = [];
+        const lines = [];
+        for (const ref of ctx.args) {
+          const r = await removeImage(store, ref);
+          removed.push({ ref, ...r });
+          for (const u of r.untagged) lines.push(`Untagged: ${u}`);
+          if (r.deleted) lines.push(`Deleted: ${r.deleted}`);
+          for (const l of r.removedLayers) lines.push(`Removed layer: ${l}`);
+        }
+        return { json: { removed }, text: lines.join("\n") };
+      }),
+  };
+}

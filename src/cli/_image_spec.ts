@@ -1,0 +1,54 @@
+/**
+ * The image commands' entries of the CLI's command table (data only).
+ *
+ * @module
+ */
+
+import type { CommandSpec } from "./_spec.ts";
+
+/** The image commands' table entries. */
+export const IMAGE_COMMANDS: CommandSpec[] = [
+  {
+    name: "load",
+    usage: "[FILE|DIR|-] [--platform P] [--tag NAME:TAG]",
+    summary:
+      "load images from a docker-archive or OCI layout (dir or tar); prints each image's name and id",
+    description:
+      "Reads FILE or DIR, or standard input when - or missing (spooled to a temp file under\n" +
+      "<root>/images/ first: blobs are read by offset). Layers are stored under their OCI\n" +
+      "chain ids; those already present are reused. Every blob, DiffID, config and manifest\n" +
+      "is verified while it streams; a mismatch loads nothing of that image.",
+    options: {
+      platform: {
+        type: "string",
+        help:
+          "--platform P      os/arch[/variant] to pick from multi-platform images (default: the host's)",
+      },
+      tag: {
+        type: "string",
+        help:
+          "--tag NAME:TAG    name the image so instead of the archive's names (one image only)",
+      },
+    },
+    args: [0, 1],
+  },
+  {
+    name: "images",
+    usage: "",
+    summary: "list images: name, id, top layer, size, created",
+    options: {},
+    args: [0, 0],
+  },
+  {
+    name: "rmi",
+    usage: "REF...",
+    summary:
+      "remove image names or images, and the layers nothing else uses any more",
+    description:
+      "REF is NAME:TAG (NAME means NAME:latest), sha256:ID or an id prefix (12+ hex).\n" +
+      "A name of an image that has other names is only untagged; an id removes the image.",
+    options: {},
+    args: [1, 1000],
+  },
+];
+
