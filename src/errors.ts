@@ -406,7 +406,8 @@ export class InvalidImage extends LayerfsError {
   constructor(
     subject: string,
     problem: string,
-    fix = "the archive is corrupt, truncated or was altered; make or fetch it again",
+    fix =
+      "the archive is corrupt, truncated or was altered; make or fetch it again",
     options?: ErrorOptions,
   ) {
     super(`Cannot load image ${subject}: ${problem}; ${fix}`, options);

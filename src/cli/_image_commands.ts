@@ -33,7 +33,9 @@ function layerProgress(
   let current: Progress | undefined;
   let seen = 0;
   return (p) => {
-    const label = `${p.image} layer ${p.layer}/${p.layers} ${p.id.slice(0, 12)}`;
+    const label = `${p.image} layer ${p.layer}/${p.layers} ${
+      p.id.slice(0, 12)
+    }`;
     if (p.state === "reused") {
       if (ctx.io.isTerminal.stderr && !ctx.global.quiet && !ctx.global.json) {
         ctx.io.stderr(`${label}: already present\n`);

@@ -51,4 +51,3 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
     args: [1, 1000],
   },
 ];
-

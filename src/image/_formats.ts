@@ -123,7 +123,9 @@ export function parseJson(
   subject: string,
 ): Record<string, unknown> {
   try {
-    const v = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    const v = JSON.parse(
+      new TextDecoder("utf-8", { fatal: true }).decode(bytes),
+    );
     if (v && typeof v === "object" && !Array.isArray(v)) return v;
   } catch { /* below */ }
   throw new InvalidImage(subject, `${what} is not a JSON object`);
@@ -153,7 +155,9 @@ function checkRef(ref: unknown, subject: string): string {
   if (typeof ref !== "string" || !REF_RE.test(ref) || ref.includes("..")) {
     throw new InvalidImage(
       subject,
-      `the reference ${JSON.stringify(ref)?.slice(0, 100)} is not an image name`,
+      `the reference ${
+        JSON.stringify(ref)?.slice(0, 100)
+      } is not an image name`,
     );
   }
   return withTag(ref);
@@ -223,7 +227,9 @@ async function dockerPlans(src: ImageSource): Promise<ImagePlan[]> {
     const sources = (m.LayerSources ?? {}) as Record<string, unknown>;
     for (const d of Object.values(sources)) {
       const t = (d as Record<string, unknown>)?.mediaType;
-      if (typeof t === "string" && FOREIGN.test(t)) throw new ForeignLayer(s, t);
+      if (typeof t === "string" && FOREIGN.test(t)) {
+        throw new ForeignLayer(s, t);
+      }
     }
     return {
       subject: s,
@@ -245,9 +251,10 @@ interface Platform {
 
 /** The host platform in OCI terms. */
 export function hostPlatform(): string {
-  const arch = ({ x86_64: "amd64", aarch64: "arm64" } as Record<string, string>)[
-    Deno.build.arch
-  ] ?? Deno.build.arch;
+  const arch =
+    ({ x86_64: "amd64", aarch64: "arm64" } as Record<string, string>)[
+      Deno.build.arch
+    ] ?? Deno.build.arch;
   return `linux/${arch}`;
 }
 
@@ -292,7 +299,9 @@ async function ociPlans(
   if (layout.imageLayoutVersion !== "1.0.0") {
     throw new InvalidImage(
       src.label,
-      `oci-layout says version ${JSON.stringify(layout.imageLayoutVersion)}, not 1.0.0`,
+      `oci-layout says version ${
+        JSON.stringify(layout.imageLayoutVersion)
+      }, not 1.0.0`,
     );
   }
   const index = parseJson(
@@ -367,7 +376,9 @@ function refName(d: Record<string, unknown>, subject: string) {
   if (full !== undefined) return checkRef(full, subject);
   const ref = a["org.opencontainers.image.ref.name"];
   // A bare tag ("latest") names no image; only full names are kept.
-  if (typeof ref === "string" && /[:/]/.test(ref)) return checkRef(ref, subject);
+  if (typeof ref === "string" && /[:/]/.test(ref)) {
+    return checkRef(ref, subject);
+  }
   return undefined;
 }
 
@@ -377,7 +388,9 @@ async function flatten(
   depth: number,
 ): Promise<Leaf[]> {
   const subject = `index sha256:${digestHex(d.digest, src.label)}`;
-  if (depth > 8) throw new InvalidImage(subject, "indexes nest more than 8 deep");
+  if (depth > 8) {
+    throw new InvalidImage(subject, "indexes nest more than 8 deep");
+  }
   const idx = parseJson(
     await readSmall(src, blobOf(d, subject), subject),
     "the index",
@@ -447,5 +460,11 @@ async function manifestPlan(
     }
     return b;
   });
-  return { subject, refs, manifest: { digest: blob.digest, bytes }, config, layers };
+  return {
+    subject,
+    refs,
+    manifest: { digest: blob.digest, bytes },
+    config,
+    layers,
+  };
 }

@@ -56,7 +56,8 @@ export function imagesDir(store: Store): string {
   return `${store.root}/images`;
 }
 
-async function ensureDirs(dir: string): Promise<void> {
+/** Makes `images/blobs/sha256` and `images/locks` if missing. */
+export async function ensureDirs(dir: string): Promise<void> {
   await Deno.mkdir(`${dir}/blobs/sha256`, { recursive: true });
   await Deno.mkdir(`${dir}/locks`, { recursive: true });
 }
@@ -137,7 +138,9 @@ export async function writeAtomic(
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
     throw new StoreError(
-      `Cannot write ${path} (${(e as Error).message}); check free space and permissions`,
+      `Cannot write ${path} (${
+        (e as Error).message
+      }); check free space and permissions`,
       { cause: e },
     );
   }

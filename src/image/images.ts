@@ -8,8 +8,8 @@ import { LayerfsError, LayerNotFound } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import {
   flock,
-  imagesDir,
   type ImageIndex,
+  imagesDir,
   readIndex,
   resolveRef,
   withImagesLock,

@@ -39,9 +39,10 @@ import {
 import { dirSource, type ImageSource, tarSource } from "./_source.ts";
 import { HashedStream } from "./_verify.ts";
 import {
+  ensureDirs,
   flock,
-  imagesDir,
   type ImageRecord,
+  imagesDir,
   putBlob,
   readIndex,
   withImagesLock,
@@ -249,7 +250,7 @@ async function loadOne(
   const locks: Deno.FsFile[] = [];
   const made: string[] = [];
   const sizes: number[] = [];
-  await withImagesLock(store, () => Promise.resolve()); // makes images/locks
+  await ensureDirs(imagesDir(store));
   try {
     for (let i = 0; i < chains.length; i++) {
       locks.push(await flock(`${imagesDir(store)}/locks/${chains[i]}`));
@@ -291,9 +292,11 @@ async function loadOne(
       for (const r of Object.values(idx.images)) {
         r.layers.forEach((l, j) => known.set(l, r.layerSizes?.[j] ?? 0));
       }
-      const layerSizes = await Promise.all(sizes.map(async (n, j) =>
-        n >= 0 ? n : known.get(chains[j]) ?? await store.diffSize(chains[j])
-      ));
+      const layerSizes = await Promise.all(
+        sizes.map(async (n, j) =>
+          n >= 0 ? n : known.get(chains[j]) ?? await store.diffSize(chains[j])
+        ),
+      );
       const record: ImageRecord = {
         id,
         manifest: plan.manifest

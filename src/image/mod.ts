@@ -8,9 +8,9 @@
 
 export {
   type ImageInput,
+  type LoadedImage,
   loadImage,
   type LoadImageOptions,
-  type LoadedImage,
   type LoadProgress,
 } from "./load.ts";
 export {

@@ -96,7 +96,9 @@ export const EXPECTED_TOP: Record<string, string> = {
 };
 
 /** A tree as path -> "type mode content" (small test trees). */
-export async function simpleTree(root: string): Promise<Record<string, string>> {
+export async function simpleTree(
+  root: string,
+): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   const walk = async (rel: string) => {
     const names = [];
@@ -105,8 +107,9 @@ export async function simpleTree(root: string): Promise<Record<string, string>> 
       const p = `${rel}/${n}`;
       const st = await Deno.lstat(root + p);
       const mode = ((st.mode ?? 0) & 0o7777).toString(8);
-      if (st.isSymlink) out[p] = `symlink ${mode} ${await Deno.readLink(root + p)}`;
-      else if (st.isDirectory) {
+      if (st.isSymlink) {
+        out[p] = `symlink ${mode} ${await Deno.readLink(root + p)}`;
+      } else if (st.isDirectory) {
         out[p] = `dir ${mode} `;
         await walk(p);
       } else if (st.isFile) {
@@ -137,7 +140,10 @@ export async function hashedTree(root: string): Promise<Map<string, string>> {
         out.set(p, `dir ${mode}`);
         await walk(p);
       } else if (st.isFile) {
-        out.set(p, `file ${mode} ${st.size} ${sha(await Deno.readFile(root + p))}`);
+        out.set(
+          p,
+          `file ${mode} ${st.size} ${sha(await Deno.readFile(root + p))}`,
+        );
       } else out.set(p, `other ${mode} ${st.rdev ?? 0}`);
     }
   };
@@ -161,7 +167,10 @@ export interface BuiltLayer {
 }
 
 /** Compresses a layer tar and names its media type. */
-export function buildLayer(tar: Uint8Array, c: Compression = "none"): BuiltLayer {
+export function buildLayer(
+  tar: Uint8Array,
+  c: Compression = "none",
+): BuiltLayer {
   const blob = c === "gzip"
     ? new Uint8Array(gzipSync(tar))
     : c === "zstd"
@@ -257,7 +266,10 @@ export async function writeOciLayout(
   images: LayoutImage[],
 ): Promise<void> {
   await Deno.mkdir(`${dir}/blobs/sha256`, { recursive: true });
-  await Deno.writeTextFile(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
+  await Deno.writeTextFile(
+    `${dir}/oci-layout`,
+    '{"imageLayoutVersion":"1.0.0"}',
+  );
   const manifests = [];
   for (const { image, ref } of images) {
     for (const l of image.layers) await putBlob(dir, l.blob);
@@ -267,7 +279,9 @@ export async function writeOciLayout(
       mediaType: "application/vnd.oci.image.manifest.v1+json",
       digest: `sha256:${image.manifestHex}`,
       size: image.manifest.length,
-      ...(ref ? { annotations: { "org.opencontainers.image.ref.name": ref } } : {}),
+      ...(ref
+        ? { annotations: { "org.opencontainers.image.ref.name": ref } }
+        : {}),
     });
   }
   await Deno.writeTextFile(
@@ -286,7 +300,10 @@ export async function writeMultiPlatformLayout(
   ref: string,
 ): Promise<void> {
   await Deno.mkdir(`${dir}/blobs/sha256`, { recursive: true });
-  await Deno.writeTextFile(`${dir}/oci-layout`, '{"imageLayoutVersion":"1.0.0"}');
+  await Deno.writeTextFile(
+    `${dir}/oci-layout`,
+    '{"imageLayoutVersion":"1.0.0"}',
+  );
   const entries = [];
   for (const image of images) {
     for (const l of image.layers) await putBlob(dir, l.blob);
@@ -377,14 +394,24 @@ export async function writeDockerClassic(
           layers.push(`${id}/layer.tar`);
         }
       }
-      manifest.push({ Config: `${image.configHex}.json`, RepoTags: tags, Layers: layers });
+      manifest.push({
+        Config: `${image.configHex}.json`,
+        RepoTags: tags,
+        Layers: layers,
+      });
       for (const t of tags) {
-        const [name, tag] = [t.slice(0, t.lastIndexOf(":")), t.slice(t.lastIndexOf(":") + 1)];
+        const [name, tag] = [
+          t.slice(0, t.lastIndexOf(":")),
+          t.slice(t.lastIndexOf(":") + 1),
+        ];
         (repositories[name] ??= {})[tag] = sha(`${image.chains.at(-1)} v1`);
       }
     }
     await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(manifest));
-    await Deno.writeTextFile(`${dir}/repositories`, JSON.stringify(repositories));
+    await Deno.writeTextFile(
+      `${dir}/repositories`,
+      JSON.stringify(repositories),
+    );
     await tarDir(dir, out);
   } finally {
     await Deno.remove(dir, { recursive: true });
@@ -398,7 +425,10 @@ export async function writeDocker25(
 ): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
-    await writeOciLayout(dir, images.map(({ image, tags }) => ({ image, ref: tags[0] })));
+    await writeOciLayout(
+      dir,
+      images.map(({ image, tags }) => ({ image, ref: tags[0] })),
+    );
     const manifest = images.map(({ image, tags }) => ({
       Config: `blobs/sha256/${image.configHex}`,
       RepoTags: tags,
