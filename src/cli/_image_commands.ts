@@ -14,6 +14,7 @@ import {
   loadImage,
   type LoadProgress,
   removeImage,
+  saveImage,
 } from "../image/mod.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandResult } from "./_commands.ts";
@@ -151,6 +152,32 @@ export function imageCommands(
           for (const l of r.removedLayers) lines.push(`Removed layer: ${l}`);
         }
         return { json: { removed }, text: lines.join("\n") };
+      }),
+
+    save: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const output = ctx.values.output;
+        if (typeof output !== "string") {
+          throw new UsageError("Pass -o FILE: where to write the archive");
+        }
+        const format = ctx.values.format ?? "docker";
+        if (format !== "docker" && format !== "oci") {
+          throw new UsageError(
+            `Unknown --format ${JSON.stringify(format)}; use docker or oci`,
+          );
+        }
+        const saved = await saveImage(store, ctx.args, output, { format });
+        return {
+          json: {
+            images: saved.map((s) => ({
+              ref: s.ref,
+              id: s.id,
+              storeId: s.storeId,
+            })),
+          },
+          text: saved.map((s) => `Saved ${s.ref ? `${s.ref} ` : ""}${s.id}`)
+            .join("\n"),
+        };
       }),
   };
 }

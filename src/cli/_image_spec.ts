@@ -50,4 +50,27 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
     options: {},
     args: [1, 1000],
   },
+  {
+    name: "save",
+    usage: "REF... -o FILE [--format docker|oci]",
+    summary:
+      "write images to a docker-archive or oci-archive (layers exported afresh)",
+    description:
+      "A fresh export is not the loaded tar byte for byte, so the saved config carries the\n" +
+      "new DiffIDs and the saved image has a new id (printed). FILE is written under a temp\n" +
+      "name and renamed when complete.",
+    options: {
+      output: {
+        type: "string",
+        short: "o",
+        help: "-o, --output FILE the archive to write (required)",
+      },
+      format: {
+        type: "string",
+        help:
+          "--format F        docker (default: docker load/podman load read it) | oci (an oci-archive)",
+      },
+    },
+    args: [1, 1000],
+  },
 ];

@@ -21,3 +21,4 @@ export {
   removeImage,
 } from "./images.ts";
 export { chainIds, digestHex } from "./digest.ts";
+export { type SavedImage, saveImage, type SaveImageOptions } from "./save.ts";

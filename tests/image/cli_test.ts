@@ -114,6 +114,32 @@ privilegedTest(
     assert.deepEqual(tree, EXPECTED_TOP);
     assert.equal((await layerfs([...root, "umount", "ctr"])).code, 0);
 
+    // save, then load into another store.
+    r = await layerfs([
+      ...root,
+      "--json",
+      "save",
+      "cli/app:1",
+      "-o",
+      `${tmp.path}/saved.tar`,
+      "--format",
+      "oci",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const saved = JSON.parse(r.stdout).images[0];
+    assert.equal(saved.ref, "cli/app:1");
+    assert.equal(saved.storeId, `sha256:${img.configHex}`);
+    r = await layerfs([
+      "--root",
+      `${tmp.path}/s2`,
+      "load",
+      `${tmp.path}/saved.tar`,
+    ]);
+    assert.equal(r.stdout, `Loaded cli/app:1 ${saved.id}\n`);
+    r = await layerfs([...root, "save", "cli/app:1"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^layerfs: Pass -o FILE/);
+
     // rmi: the first name untags; the last one removes the image, but the
     // layers stay while ctr sits on them.
     r = await layerfs([...root, "rmi", "cli/app:stdin"]);

@@ -9,9 +9,17 @@
  * --root/--runroot in the test's temp dir; nothing of it is left.
  */
 import assert from "node:assert/strict";
-import { listImages, loadImage, openStore } from "../../mod.ts";
+import { listImages, loadImage, openStore, saveImage } from "../../mod.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
-import { hashedTree, run } from "./_images.ts";
+import {
+  baseLayer,
+  buildImage,
+  buildLayer,
+  hashedTree,
+  run,
+  topLayer,
+  writeOciLayout,
+} from "./_images.ts";
 
 async function ldd(bin: string): Promise<string[]> {
   const out = await run("ldd", [bin]);
@@ -164,6 +172,72 @@ privilegedTest(
         await podman("image", "unmount", "localhost/interop:1").catch(() => {});
       }
       await podman("rmi", "-a", "-f").catch(() => {});
+      store.close();
+    }
+    await Deno.remove(`${t}/podman`, { recursive: true });
+  },
+);
+
+privilegedTest(
+  "interop: podman load reads what saveImage writes (docker and oci) and sees the same rootfs",
+  async () => {
+    await using tmp = await tempDir();
+    const t = tmp.path;
+    const podman = (...args: string[]) =>
+      run("podman", [
+        "--root",
+        `${t}/podman/root`,
+        "--runroot",
+        `${t}/podman/run`,
+        "--storage-driver",
+        "vfs",
+        ...args,
+      ]);
+    const img = buildImage([
+      buildLayer(await baseLayer(), "gzip"),
+      buildLayer(await topLayer(), "zstd"),
+    ]);
+    await writeOciLayout(`${t}/oci`, [{
+      image: img,
+      ref: "localhost/saved:1",
+    }]);
+    const store = await openStore({ root: `${t}/s`, backend: "overlay" });
+    const mounted: string[] = [];
+    try {
+      const [loaded] = await loadImage(store, `${t}/oci`);
+      const view = await store.get(loaded.topLayer!);
+      let ours: Map<string, string>;
+      try {
+        ours = await hashedTree(view);
+      } finally {
+        await store.put(loaded.topLayer!);
+      }
+      for (const format of ["docker", "oci"] as const) {
+        const [saved] = await saveImage(
+          store,
+          ["localhost/saved:1"],
+          `${t}/${format}.tar`,
+          { format },
+        );
+        const ref = `localhost/saved:${format}`;
+        const out = await podman("load", "-i", `${t}/${format}.tar`);
+        assert.match(out, /Loaded image/);
+        if (format === "oci") {
+          await podman("tag", "localhost/saved:1", ref);
+        } else await podman("tag", saved.id.slice(7), ref);
+        const id =
+          (await podman("image", "inspect", "--format", "{{.Id}}", ref)).trim();
+        assert.equal(`sha256:${id}`, saved.id);
+        const path = (await podman("image", "mount", ref)).trim();
+        mounted.push(ref);
+        assert.deepEqual(await hashedTree(path), ours);
+      }
+    } finally {
+      for (const ref of mounted) {
+        await podman("image", "unmount", ref).catch(() => {});
+      }
+      await podman("rmi", "-a", "-f").catch(() => {});
+      await store.cleanup();
       store.close();
     }
     await Deno.remove(`${t}/podman`, { recursive: true });
