@@ -210,3 +210,33 @@ export function withTag(ref: string): string {
     ? ref
     : `${ref}:latest`;
 }
+
+/** Temp entries of image operations: `.spool-<pid>-*`, `.save-<pid>-*`, `*.tmp-<pid>-<hex>`. */
+const TEMP = /^\.(?:spool|save)-(\d+)-|\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+/**
+ * Removes temp entries under `images/` (and `images/blobs/sha256/`) left by
+ * processes that are gone (a crash in the middle of a load or save).
+ */
+export async function sweepImageTemps(store: Store): Promise<void> {
+  const dir = imagesDir(store);
+  for (const d of [dir, `${dir}/blobs/sha256`]) {
+    let names: string[];
+    try {
+      names = [...Deno.readDirSync(d)].map((e) => e.name);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const m = TEMP.exec(n);
+      if (!m) continue;
+      const pid = Number(m[1] ?? m[2]);
+      if (pid === Deno.pid) continue;
+      try {
+        Deno.statSync(`/proc/${pid}`);
+        continue; // its owner is alive
+      } catch { /* gone */ }
+      await Deno.remove(`${d}/${n}`, { recursive: true }).catch(() => {});
+    }
+  }
+}

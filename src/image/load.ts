@@ -27,6 +27,7 @@ import {
 } from "../errors.ts";
 import { maybeDecompress } from "../cli/compress.ts"; // moves to src/archive/compress
 import type { Store } from "../store/store.ts";
+import { writeToFile } from "../archive/write_file.ts";
 import { chainIds, digestHex, sha256Hex } from "./digest.ts";
 import {
   type BlobRef,
@@ -45,6 +46,7 @@ import {
   imagesDir,
   putBlob,
   readIndex,
+  sweepImageTemps,
   withImagesLock,
   withTag,
   writeIndex,
@@ -108,9 +110,10 @@ export type ImageInput = string | ReadableStream<Uint8Array>;
  * into the store: layers under their chain ids (reused when present), and
  * references to their manifests and configs in `<root>/images/`.
  *
- * A stream (standard input) is first spooled to a temp file in
+ * A stream (standard input), and a gzip- or zstd-compressed archive file
+ * (`docker save | gzip`), is first spooled (decompressed) to a temp file in
  * `<root>/images/` because blobs are read by offset; the file is removed
- * before this returns.
+ * before this returns (and swept by the next load if this process dies).
  *
  * Needs what the store needs to create layers (root, or a helper for
  * mounts later); reads only below the given path.
@@ -170,19 +173,26 @@ export async function loadImage(
   options: LoadImageOptions = {},
 ): Promise<LoadedImage[]> {
   let spool: string | undefined;
+  await ensureDirs(imagesDir(store));
+  await sweepImageTemps(store);
+  // Blobs are read by offset: a stream, or a compressed archive
+  // (`docker save | gzip`), is first written out as a plain tar.
+  const spoolFrom = async (input: ReadableStream<Uint8Array>) => {
+    spool = await Deno.makeTempFile({
+      dir: imagesDir(store),
+      prefix: `.spool-${Deno.pid}-`,
+    });
+    using f = await Deno.open(spool, { write: true });
+    const { stream } = await maybeDecompress(input);
+    await writeToFile(stream, f);
+    return spool;
+  };
   try {
     let path: string;
-    if (typeof source === "string") path = source;
-    else {
-      await Deno.mkdir(imagesDir(store), { recursive: true });
-      spool = await Deno.makeTempFile({
-        dir: imagesDir(store),
-        prefix: ".spool-",
-      });
-      using f = await Deno.open(spool, { write: true });
-      await source.pipeTo(f.writable, { preventClose: true });
-      path = spool;
-    }
+    if (typeof source !== "string") path = await spoolFrom(source);
+    else if (await isCompressedFile(source)) {
+      path = await spoolFrom((await Deno.open(source)).readable);
+    } else path = source;
     const src = await openSource(path);
     try {
       const plans = await planImages(src, options.platform ?? hostPlatform());
@@ -202,6 +212,22 @@ export async function loadImage(
     }
   } finally {
     if (spool) await Deno.remove(spool).catch(() => {});
+  }
+}
+
+/** Whether `path` is a regular file starting with gzip or zstd magic. */
+async function isCompressedFile(path: string): Promise<boolean> {
+  try {
+    using f = await Deno.open(path);
+    if (!(await f.stat()).isFile) return false;
+    const head = new Uint8Array(4);
+    const n = await f.read(head);
+    return n !== null && n >= 2 &&
+      ((head[0] === 0x1f && head[1] === 0x8b) ||
+        (n === 4 && head[0] === 0x28 && head[1] === 0xb5 &&
+          head[2] === 0x2f && head[3] === 0xfd));
+  } catch {
+    return false; // openSource says what is wrong with it
   }
 }
 

@@ -25,6 +25,7 @@ import {
   imagesDir,
   readIndex,
   resolveRef,
+  sweepImageTemps,
   withTag,
 } from "./image_store.ts";
 

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { gzipSync } from "node:zlib";
 import {
   ForeignLayer,
   ImageNotFound,
@@ -600,6 +601,145 @@ privilegedTest(
       assert.equal((await listImages(s2)).length, 1);
     } finally {
       s2.close();
+    }
+  },
+);
+
+privilegedTest(
+  "image: a config or manifest whose bytes are not their digest is refused",
+  async () => {
+    await using tmp = await tempDir();
+    const img = await twoLayerImage();
+    for (
+      const [what, hex] of [["config", img.configHex], [
+        "manifest",
+        img.manifestHex,
+      ]]
+    ) {
+      await Deno.remove(`${tmp.path}/oci`, { recursive: true }).catch(() => {});
+      await writeOciLayout(`${tmp.path}/oci`, [{
+        image: img,
+        ref: `d:${what}`,
+      }]);
+      const p = `${tmp.path}/oci/blobs/sha256/${hex}`;
+      const text = await Deno.readTextFile(p);
+      await Deno.writeTextFile(
+        p,
+        text.replace('"schemaVersion":2', '"schemaVersion":3').replace(
+          '"os":"linux"',
+          '"os":"linuX"',
+        ),
+      );
+      await refused(
+        tmp.path,
+        `${tmp.path}/oci`,
+        new RegExp(
+          `blobs/sha256/${hex} has digest sha256:[0-9a-f]{64}, expected sha256:${hex}`,
+        ),
+      );
+    }
+    // A classic docker-archive's <hex>.json config is checked against its name.
+    const d = `${tmp.path}/classic.tar`;
+    await writeDockerClassic(d, [{
+      image: {
+        ...img,
+        config: new TextEncoder().encode(
+          new TextDecoder().decode(img.config).replace("amd64", "arm64"),
+        ),
+      },
+      tags: ["d:classic"],
+    }]);
+    await refused(
+      tmp.path,
+      d,
+      /\.json has digest sha256:[0-9a-f]{64}, expected/,
+    );
+  },
+);
+
+privilegedTest(
+  "image: a gzip-compressed docker-archive (docker save | gzip) loads; dead processes' temp files are swept",
+  async () => {
+    await using tmp = await tempDir();
+    const img = await twoLayerImage("none", "none");
+    await writeDockerClassic(`${tmp.path}/d.tar`, [{
+      image: img,
+      tags: ["gz:1"],
+    }]);
+    await Deno.writeFile(
+      `${tmp.path}/d.tar.gz`,
+      gzipSync(await Deno.readFile(`${tmp.path}/d.tar`)),
+    );
+    const store = await openStore({
+      root: `${tmp.path}/s`,
+      backend: "overlay",
+    });
+    try {
+      // pid_max is at most 2^22: no process has this pid.
+      await Deno.mkdir(`${store.root}/images`, { recursive: true });
+      await Deno.writeTextFile(
+        `${store.root}/images/.spool-4194305-x`,
+        "left by a crash",
+      );
+      const [r] = await loadImage(store, `${tmp.path}/d.tar.gz`);
+      assert.equal(r.ref, "gz:1");
+      assert.deepEqual(r.layers, img.chains);
+      assert.deepEqual(await topTree(store, r.topLayer!), EXPECTED_TOP);
+      const names = [...Deno.readDirSync(`${store.root}/images`)].map((e) =>
+        e.name
+      ).sort();
+      assert.deepEqual(names, ["blobs", "index.json", "lock", "locks"]);
+    } finally {
+      store.close();
+    }
+  },
+);
+
+privilegedTest(
+  "image: two processes loading two images on one base extract the base once",
+  async () => {
+    await using tmp = await tempDir();
+    const base = buildLayer(await baseLayer(), "gzip");
+    const a = buildImage([base, buildLayer(await topLayer(), "zstd")]);
+    const b = buildImage([
+      base,
+      buildLayer(await layerTar([{ name: "b", content: "b" }])),
+    ]);
+    await writeDocker25(`${tmp.path}/a.tar`, [{ image: a, tags: ["a:1"] }]);
+    await writeOciLayout(`${tmp.path}/b`, [{ image: b, ref: "b:1" }]);
+    const child = (path: string) =>
+      new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("./_load_child.ts", import.meta.url).pathname,
+          `${tmp.path}/s`,
+          path,
+        ],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    const outs = await Promise.all([
+      child(`${tmp.path}/a.tar`),
+      child(`${tmp.path}/b`),
+    ]);
+    const extracted: string[] = [];
+    for (const o of outs) {
+      assert.ok(o.success, new TextDecoder().decode(o.stderr));
+      extracted.push(
+        ...JSON.parse(new TextDecoder().decode(o.stdout))[0].extracted,
+      );
+    }
+    assert.deepEqual(
+      extracted.sort(),
+      [a.chains[0], a.chains[1], b.chains[1]].sort(),
+    );
+    const s = await openStore({ root: `${tmp.path}/s`, backend: "overlay" });
+    try {
+      assert.deepEqual((await listImages(s)).map((i) => i.ref), ["a:1", "b:1"]);
+      assert.equal((await s.list()).length, 3);
+    } finally {
+      s.close();
     }
   },
 );
