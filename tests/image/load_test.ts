@@ -10,6 +10,8 @@ import {
   openStore,
   removeImage,
   type Store,
+  tarHeader,
+  TarWriter,
 } from "../../mod.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
 import {
@@ -337,21 +339,47 @@ privilegedTest(
   "image: the DiffID covers the bytes after the end-of-archive blocks",
   async () => {
     await using tmp = await tempDir();
-    const padded = await baseLayer();
-    // DiffID of the tar without its record padding: the loader must read the
-    // padding too (and so find a different DiffID), not stop at the zero blocks.
-    let end = padded.length;
-    while (end > 0 && padded[end - 1] === 0) end--;
-    const unpadded = padded.subarray(0, Math.ceil(end / 512) * 512 + 1024);
-    assert.ok(unpadded.length < padded.length);
-    const img = buildImage([{
-      ...buildLayer(padded),
-      diffId: `sha256:${sha(unpadded)}`,
+    // A tar whose end-of-archive blocks end exactly at 1 MiB (the loader's
+    // read size), then 10 KiB of padding in a chunk the tar reader never
+    // asks for: only the loader's drain brings it into the DiffID.
+    const MiB = 1 << 20;
+    const body = new Uint8Array(MiB - 1536).fill(0x61);
+    const w = new TarWriter();
+    const out = new Response(w.readable).bytes();
+    await w.add(tarHeader({ name: "big", size: body.length }), body);
+    await w.close();
+    const tar = await out;
+    assert.equal(tar.length, MiB);
+    const padded = new Uint8Array(MiB + 10240);
+    padded.set(tar);
+
+    // DiffID over every byte: loads.
+    const good = buildImage([buildLayer(padded)]);
+    await writeOciLayout(`${tmp.path}/good`, [{
+      image: good,
+      ref: "pad:good",
     }]);
-    await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "pad:1" }]);
+    const store = await openStore({
+      root: `${tmp.path}/s`,
+      backend: "overlay",
+    });
+    try {
+      const [r] = await loadImage(store, `${tmp.path}/good`);
+      assert.deepEqual(r.layers, [sha(padded)]);
+    } finally {
+      store.close();
+    }
+    await Deno.remove(`${tmp.path}/s`, { recursive: true });
+
+    // DiffID over the tar up to its end blocks only: refused.
+    const bad = buildImage([{
+      ...buildLayer(padded),
+      diffId: `sha256:${sha(tar)}`,
+    }]);
+    await writeOciLayout(`${tmp.path}/bad`, [{ image: bad, ref: "pad:bad" }]);
     await refused(
       tmp.path,
-      `${tmp.path}/oci`,
+      `${tmp.path}/bad`,
       /layer 1: its uncompressed tar has DiffID/,
     );
   },
