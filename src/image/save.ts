@@ -98,9 +98,10 @@ export async function saveImage(
     return { ref: tagged, hex, record: idx.images[hex] };
   });
   await ensureDirs(imagesDir(store));
+  await sweepImageTemps(store);
   const tmp = await Deno.makeTempDir({
     dir: imagesDir(store),
-    prefix: ".save-",
+    prefix: `.save-${Deno.pid}-`,
   });
   const out = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
