@@ -119,7 +119,10 @@ function regionStream(
  *
  * @throws {InvalidImage} the tar is malformed or truncated.
  */
-export async function tarSource(path: string): Promise<ImageSource> {
+export async function tarSource(
+  path: string,
+  label = path,
+): Promise<ImageSource> {
   const members = new Map<string, Member>();
   {
     using file = await Deno.open(path);
@@ -137,7 +140,7 @@ export async function tarSource(path: string): Promise<ImageSource> {
       }
     } catch (e) {
       throw new InvalidImage(
-        path,
+        label,
         `it is not a readable tar (${(e as Error).message})`,
         "the archive is corrupt or truncated; make or fetch it again",
         { cause: e },
@@ -169,7 +172,7 @@ export async function tarSource(path: string): Promise<ImageSource> {
     return undefined;
   };
   return {
-    label: path,
+    label,
     has: (p) => resolve(p) !== undefined,
     open(p) {
       const m = resolve(p);

@@ -25,7 +25,8 @@ import {
   LayerExists,
   UsageError,
 } from "../errors.ts";
-import { maybeDecompress } from "../cli/compress.ts"; // moves to src/archive/compress
+// Moves to src/archive/compress (its own branch); switch the import then.
+import { detectCompression, maybeDecompress } from "../cli/compress.ts";
 import type { Store } from "../store/store.ts";
 import { writeToFile } from "../archive/write_file.ts";
 import { chainIds, digestHex, sha256Hex } from "./digest.ts";
@@ -173,6 +174,7 @@ export async function loadImage(
   options: LoadImageOptions = {},
 ): Promise<LoadedImage[]> {
   let spool: string | undefined;
+  const label = typeof source === "string" ? source : "standard input";
   await ensureDirs(imagesDir(store));
   await sweepImageTemps(store);
   // Blobs are read by offset: a stream, or a compressed archive
@@ -183,8 +185,17 @@ export async function loadImage(
       prefix: `.spool-${Deno.pid}-`,
     });
     using f = await Deno.open(spool, { write: true });
-    const { stream } = await maybeDecompress(input);
-    await writeToFile(stream, f);
+    try {
+      const { stream } = await maybeDecompress(input);
+      await writeToFile(stream, f);
+    } catch (e) {
+      throw new InvalidImage(
+        label,
+        `it cannot be read to its end (${(e as Error).message})`,
+        "the archive is corrupt or truncated; make or fetch it again",
+        { cause: e },
+      );
+    }
     return spool;
   };
   try {
@@ -193,7 +204,7 @@ export async function loadImage(
     else if (await isCompressedFile(source)) {
       path = await spoolFrom((await Deno.open(source)).readable);
     } else path = source;
-    const src = await openSource(path);
+    const src = await openSource(path, label);
     try {
       const plans = await planImages(src, options.platform ?? hostPlatform());
       if (options.tag !== undefined && plans.length !== 1) {
@@ -215,23 +226,32 @@ export async function loadImage(
   }
 }
 
-/** Whether `path` is a regular file starting with gzip or zstd magic. */
+/** Whether `path` is a regular file of gzip or zstd (magic bytes). */
 async function isCompressedFile(path: string): Promise<boolean> {
+  let head: Uint8Array;
   try {
     using f = await Deno.open(path);
     if (!(await f.stat()).isFile) return false;
-    const head = new Uint8Array(4);
-    const n = await f.read(head);
-    return n !== null && n >= 2 &&
-      ((head[0] === 0x1f && head[1] === 0x8b) ||
-        (n === 4 && head[0] === 0x28 && head[1] === 0xb5 &&
-          head[2] === 0x2f && head[3] === 0xfd));
+    const buf = new Uint8Array(6);
+    head = buf.subarray(0, (await f.read(buf)) ?? 0);
   } catch {
     return false; // openSource says what is wrong with it
   }
+  try {
+    return detectCompression(head) !== "none";
+  } catch (e) {
+    throw new InvalidImage(
+      path,
+      (e as Error).message.replace(/^.*?: /, "").replace(/;.*$/, ""),
+      "decompress it first (xz -dc, bzip2 -dc) or pipe it in decompressed",
+    );
+  }
 }
 
-async function openSource(path: string): Promise<ImageSource> {
+async function openSource(
+  path: string,
+  label: string,
+): Promise<ImageSource> {
   let st: Deno.FileInfo;
   try {
     st = await Deno.stat(path);
@@ -243,7 +263,7 @@ async function openSource(path: string): Promise<ImageSource> {
       { cause: e },
     );
   }
-  return st.isDirectory ? dirSource(path) : await tarSource(path);
+  return st.isDirectory ? dirSource(path) : await tarSource(path, label);
 }
 
 async function loadOne(

@@ -771,3 +771,46 @@ privilegedTest(
     }
   },
 );
+
+privilegedTest(
+  "image: a truncated stream and an xz archive are refused by name",
+  async () => {
+    await using tmp = await tempDir();
+    const img = await twoLayerImage("none", "none");
+    await writeDockerClassic(`${tmp.path}/d.tar`, [{
+      image: img,
+      tags: ["s:1"],
+    }]);
+    const gz = gzipSync(await Deno.readFile(`${tmp.path}/d.tar`));
+    const cut = gz.subarray(0, gz.length >> 1);
+    const store = await openStore({
+      root: `${tmp.path}/s`,
+      backend: "overlay",
+    });
+    try {
+      await assert.rejects(
+        loadImage(store, new Blob([cut]).stream()),
+        (e) =>
+          e instanceof InvalidImage &&
+          /^Cannot load image standard input: /.test(e.message),
+      );
+      await Deno.writeFile(
+        `${tmp.path}/d.tar.xz`,
+        new Uint8Array([0xfd, 0x37, 0x7a, 0x58, 0x5a, 0, 1, 2]),
+      );
+      await assert.rejects(
+        loadImage(store, `${tmp.path}/d.tar.xz`),
+        (e) =>
+          e instanceof InvalidImage && /xz/.test(e.message) &&
+          /xz -dc/.test(e.message),
+      );
+      await assertEmpty(store);
+      const names = [...Deno.readDirSync(`${store.root}/images`)].map((e) =>
+        e.name
+      );
+      assert.ok(!names.some((n) => n.startsWith(".spool")), names.join(" "));
+    } finally {
+      store.close();
+    }
+  },
+);
