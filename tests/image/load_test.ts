@@ -782,7 +782,7 @@ privilegedTest(
       tags: ["s:1"],
     }]);
     const gz = gzipSync(await Deno.readFile(`${tmp.path}/d.tar`));
-    const cut = gz.subarray(0, gz.length >> 1);
+    const cut = new Uint8Array(gz.subarray(0, gz.length >> 1));
     const store = await openStore({
       root: `${tmp.path}/s`,
       backend: "overlay",
