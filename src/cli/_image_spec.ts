@@ -45,7 +45,8 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
     summary:
       "remove image names or images, and the layers nothing else uses any more",
     description:
-      "REF is NAME:TAG (NAME means NAME:latest), sha256:ID or an id prefix (12+ hex).\n" +
+      "REF is NAME:TAG (NAME means NAME:latest), sha256:ID, an id prefix (12+ hex) or a\n" +
+      "manifest digest (sha256:M, NAME@sha256:M).\n" +
       "A name of an image that has other names is only untagged; an id removes the image.",
     options: {},
     args: [1, 1000],

@@ -188,13 +188,24 @@ export async function getBlob(
 
 /**
  * Resolves `ref` (`name:tag`, `name` meaning `name:latest`, `sha256:<id>`,
- * a 64-hex id, or a unique id prefix of at least 12 hex chars) to an image id hex.
+ * a 64-hex id, a unique id prefix of at least 12 hex chars, or a manifest
+ * digest: `sha256:<manifest>`, `name@sha256:<manifest>`) to an image id hex.
  *
  * @throws {ImageNotFound}
  */
 export function resolveRef(idx: ImageIndex, ref: string): string {
   const byTag = idx.refs[ref] ?? idx.refs[withTag(ref)];
   if (byTag !== undefined) return byTag;
+  // By manifest digest: `sha256:<manifest>` or `name@sha256:<manifest>`.
+  const at = ref.lastIndexOf("@");
+  const digest = at >= 0 ? ref.slice(at + 1) : ref;
+  if (/^sha256:[0-9a-f]{64}$/.test(digest)) {
+    const hit = Object.entries(idx.images).find(([, r]) =>
+      r.manifest === digest
+    );
+    if (hit) return hit[0];
+  }
+  if (at >= 0) throw new ImageNotFound(ref);
   const hex = ref.startsWith("sha256:") ? ref.slice(7) : ref;
   if (/^[0-9a-f]{12,64}$/.test(hex)) {
     const hits = Object.keys(idx.images).filter((id) => id.startsWith(hex));

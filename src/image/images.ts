@@ -82,7 +82,8 @@ export async function listImages(store: Store): Promise<ImageInfo[]> {
 
 /**
  * The image `ref` names: `name:tag` (`name` alone means `name:latest`),
- * `sha256:<id>`, or an id prefix of at least 12 hex chars.
+ * `sha256:<id>`, an id prefix of at least 12 hex chars, or a manifest digest
+ * (`sha256:<manifest>`, `name@sha256:<manifest>`).
  *
  * @throws {ImageNotFound}
  * @example

@@ -196,3 +196,53 @@ privilegedTest(
     assert.equal(r.code, 0, r.stdout + r.stderr);
   },
 );
+
+privilegedTest(
+  "cli: load shows per-layer progress on a terminal (a pty from script(1))",
+  async () => {
+    await using tmp = await tempDir();
+    const img = buildImage([
+      buildLayer(await baseLayer(), "gzip"),
+      buildLayer(await topLayer(), "none"),
+    ]);
+    await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "tty/app:1" }]);
+    const cmd = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      MAIN,
+      "--root",
+      `${tmp.path}/s`,
+      "load",
+      `${tmp.path}/oci`,
+    ]
+      .map((a) => `'${a}'`).join(" ");
+    const inPty = async () => {
+      const out = await new Deno.Command("script", {
+        args: ["-qec", cmd, "/dev/null"],
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      return new TextDecoder().decode(out.stdout);
+    };
+    let text = await inPty();
+    assert.match(
+      text,
+      new RegExp(
+        `tty/app:1 layer 1/2 ${img.chains[0].slice(0, 12)}: [0-9.]+ (B|KiB)`,
+      ),
+    );
+    assert.match(
+      text,
+      new RegExp(`tty/app:1 layer 2/2 ${img.chains[1].slice(0, 12)}: `),
+    );
+    assert.match(text, new RegExp(`Loaded tty/app:1 sha256:${img.configHex}`));
+    text = await inPty();
+    assert.match(
+      text,
+      new RegExp(`layer 1/2 ${img.chains[0].slice(0, 12)}: already present`),
+    );
+  },
+);

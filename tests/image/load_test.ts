@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
 import {
+  findImage,
   ForeignLayer,
   ImageNotFound,
   InvalidImage,
