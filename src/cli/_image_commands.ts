@@ -26,32 +26,37 @@ type WithStore = <T>(
   fn: (store: Store) => Promise<T>,
 ) => Promise<T>;
 
-/** Per-layer progress on a terminal: one line per layer. */
+/**
+ * Per-layer progress on a terminal: the line of the layer that moved last,
+ * and a final line for each layer as it is published (or found present).
+ */
 function layerProgress(
   ctx: CommandContext,
   make: (label: string) => Progress,
 ): (p: LoadProgress) => void {
-  let current: Progress | undefined;
-  let seen = 0;
+  const layers = new Map<string, { progress: Progress; seen: number }>();
   return (p) => {
     const label = `${p.image} layer ${p.layer}/${p.layers} ${
       p.id.slice(0, 12)
     }`;
     if (p.state === "reused") {
       if (ctx.io.isTerminal.stderr && !ctx.global.quiet && !ctx.global.json) {
-        ctx.io.stderr(`${label}: already present\n`);
+        ctx.io.stderr(`\r\x1b[K${label}: already present\n`);
       }
       return;
     }
+    let l = layers.get(p.id);
+    if (!l) {
+      l = { progress: make(label), seen: 0 };
+      layers.set(p.id, l);
+    }
     if (p.state === "done") {
-      current?.done();
-      current = undefined;
-      seen = 0;
+      l.progress.done();
+      layers.delete(p.id);
       return;
     }
-    current ??= make(label);
-    current.bytes(p.bytes - seen);
-    seen = p.bytes;
+    l.progress.bytes(p.bytes - l.seen);
+    l.seen = p.bytes;
   };
 }
 

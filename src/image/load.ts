@@ -10,6 +10,10 @@
  * published. A mismatch refuses the image; layers of it made by this load
  * are removed again, and no reference is written.
  *
+ * Missing layers are extracted in parallel (up to 4 at once) and published
+ * bottom first, each once the layer below it is there; on backends that
+ * copy the parent into a new layer (vfs) each waits for its parent first.
+ *
  * Concurrency: each layer is handled under its own flock
  * (`images/locks/<chain id>`), taken bottom first and held until the
  * image's references are written, so two loads of one image extract each
@@ -52,6 +56,26 @@ import {
   withTag,
   writeIndex,
 } from "./image_store.ts";
+
+/** Layers extracted at once by one load (each holds a few MiB of buffers). */
+const PARALLEL = 4;
+
+/** Runs at most `n` of the given jobs at once, in the order they were handed in. */
+function semaphore(n: number) {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  return async <T>(job: () => Promise<T>): Promise<T> => {
+    if (free > 0) free--;
+    else await new Promise<void>((r) => waiting.push(r));
+    try {
+      return await job();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    }
+  };
+}
 
 /** Options of {@link loadImage}. */
 export interface LoadImageOptions {
@@ -298,8 +322,16 @@ async function loadOne(
   const sizes: number[] = [];
   await ensureDirs(imagesDir(store));
   try {
+    // Every layer's lock, bottom first (one order for every loader).
+    for (const c of chains) {
+      locks.push(await flock(`${imagesDir(store)}/locks/${c}`));
+    }
+    // Missing layers are extracted in parallel (at most PARALLEL at once)
+    // and published bottom first: each waits for the one below it.
+    const slots = semaphore(PARALLEL);
+    const tasks: Promise<number>[] = [];
+    let below: Promise<unknown> = Promise.resolve();
     for (let i = 0; i < chains.length; i++) {
-      locks.push(await flock(`${imagesDir(store)}/locks/${chains[i]}`));
       const base = {
         image: s,
         layer: i + 1,
@@ -308,22 +340,39 @@ async function loadOne(
       };
       if (await store.exists(chains[i])) {
         onProgress?.({ ...base, bytes: 0, state: "reused" });
-        sizes.push(-1);
+        tasks.push(Promise.resolve(-1));
+        below = Promise.resolve();
         continue;
       }
-      const size = await applyLayer(
-        store,
-        src,
-        plan.layers[i],
-        `${s} layer ${i + 1}`,
-        diffIds[i],
-        chains[i],
-        chains[i - 1],
-        (bytes) => onProgress?.({ ...base, bytes, state: "apply" }),
-      );
-      if (size >= 0) made.push(chains[i]);
-      sizes.push(size);
-      onProgress?.({ ...base, bytes: size, state: "done" });
+      const parentReady = below.then(() => {});
+      parentReady.catch(() => {}); // reported by the layer below
+      const task = slots(() =>
+        applyLayer(
+          store,
+          src,
+          plan.layers[i],
+          `${s} layer ${i + 1}`,
+          diffIds[i],
+          chains[i],
+          chains[i - 1],
+          parentReady,
+          (bytes) => onProgress?.({ ...base, bytes, state: "apply" }),
+        )
+      ).then((size) => {
+        if (size >= 0) made.push(chains[i]);
+        onProgress?.({ ...base, bytes: size, state: "done" });
+        return size;
+      });
+      task.catch(() => {});
+      tasks.push(task);
+      below = task;
+    }
+    const settled = await Promise.allSettled(tasks);
+    // The lowest failure is the cause; those above it failed with it.
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    for (const r of settled) {
+      sizes.push((r as PromiseFulfilledResult<number>).value);
     }
     const id = `sha256:${configHex}`;
     await withImagesLock(store, async () => {
@@ -388,6 +437,7 @@ async function applyLayer(
   diffId: string,
   id: string,
   parent: string | undefined,
+  parentReady: Promise<void>,
   onBytes: (total: number) => void,
 ): Promise<number> {
   const f = src.open(blob.path);
@@ -434,7 +484,7 @@ async function applyLayer(
           `its uncompressed tar has DiffID sha256:${t.digest()}, the config's rootfs.diff_ids says ${diffId}`,
         );
       }
-    });
+    }, { parentReady });
     return t.bytes;
   } catch (e) {
     // Another load made it meanwhile without our lock (not a layerfs load):

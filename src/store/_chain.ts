@@ -15,7 +15,9 @@ import type { StoreContext } from "./_context.ts";
 /**
  * Builds read-only layer `id` on `parent` (both validated) from `tar`, then
  * awaits `beforePublish` while the layer is still in staging: when it
- * throws, the staging dir is removed and nothing is published.
+ * throws, the staging dir is removed and nothing is published. With
+ * `parentReady`, extraction starts before `parent` exists (parallel
+ * unpack); publishing waits for it.
  *
  * @throws {LayerExists} {ParentNotFound} {ParentNotCommitted} {InvalidArchive}
  *   and whatever `beforePublish` throws.
@@ -26,9 +28,11 @@ export async function applyCheckedLayer(
   parent: string | undefined,
   tar: TarSource,
   beforePublish: () => Promise<void>,
+  parentReady?: Promise<void>,
 ): Promise<number> {
   const size = await buildLayer(ctx, id, parent, {
     readWrite: false,
+    parentReady,
     fill: async (dirs) => {
       const n = await applyLayerTar(dirs, tar);
       await beforePublish();

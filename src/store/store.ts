@@ -495,6 +495,11 @@ export class Store {
    * and compare its digests there); when it throws, nothing is published.
    * The tar must be uncompressed. Returns the applied size in bytes.
    *
+   * With `options.parentReady`, `parent` need not exist yet: the tar is
+   * extracted at once and the layer is published once that promise settles
+   * and `parent` is there (image loads extract layers in parallel this way;
+   * a backend that copies its parent waits for it before copying).
+   *
    * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
    *   {InvalidArchive} and whatever `beforePublish` throws.
    *
@@ -510,12 +515,20 @@ export class Store {
     parent: string | null | undefined,
     tar: TarSource,
     beforePublish: () => Promise<void>,
+    options: { parentReady?: Promise<void> } = {},
   ): Promise<number> {
     this.#open();
     validateLayerId(id);
     const p = noParent(parent);
     if (p !== undefined) validateLayerId(p);
-    return await applyCheckedLayer(this.#ctx, id, p, tar, beforePublish);
+    return await applyCheckedLayer(
+      this.#ctx,
+      id,
+      p,
+      tar,
+      beforePublish,
+      options.parentReady,
+    );
   }
 
   /**

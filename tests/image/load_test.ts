@@ -815,3 +815,54 @@ privilegedTest(
     }
   },
 );
+
+for (const backend of ["overlay", "vfs"] as const) {
+  privilegedTest(
+    `image (${backend}): a bad bottom layer fails the layers extracted above it in parallel; nothing is left`,
+    async () => {
+      await using tmp = await tempDir();
+      const img = buildImage([
+        {
+          ...buildLayer(await baseLayer(), "gzip"),
+          diffId: `sha256:${"1".repeat(64)}`,
+        },
+        buildLayer(await topLayer(), "zstd"),
+        buildLayer(await layerTar([{ name: "third", content: "3" }]), "gzip"),
+      ]);
+      await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "par:1" }]);
+      const store = await openStore({ root: `${tmp.path}/s`, backend });
+      try {
+        await assert.rejects(
+          loadImage(store, `${tmp.path}/oci`),
+          (e) =>
+            e instanceof InvalidImage &&
+            /par:1 layer 1: its uncompressed tar has DiffID/.test(e.message),
+        );
+        await assertEmpty(store);
+        assert.deepEqual([...Deno.readDirSync(`${store.root}/staging`)], []);
+        // The same layers with the right DiffIDs load, all three extracted.
+        const good = buildImage([
+          buildLayer(img.layers[0].tar, "gzip"),
+          img.layers[1],
+          img.layers[2],
+        ]);
+        await Deno.remove(`${tmp.path}/oci`, { recursive: true });
+        await writeOciLayout(`${tmp.path}/oci`, [{
+          image: good,
+          ref: "par:1",
+        }]);
+        const [r] = await loadImage(store, `${tmp.path}/oci`);
+        assert.deepEqual(r.extracted, good.chains);
+        assert.deepEqual(await store.parents(good.chains[2]), [
+          good.chains[1],
+          good.chains[0],
+        ]);
+        const tree = await topTree(store, good.chains[2]);
+        assert.deepEqual(tree, { ...EXPECTED_TOP, "/third": "file 644 3" });
+      } finally {
+        await store.cleanup();
+        store.close();
+      }
+    },
+  );
+}
