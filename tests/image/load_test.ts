@@ -833,13 +833,17 @@ for (const backend of ["overlay", "vfs"] as const) {
       const store = await openStore({ root: `${tmp.path}/s`, backend });
       try {
         await assert.rejects(
-          loadImage(store, `${tmp.path}/oci`),
+          loadImage(store, `${tmp.path}/oci`, { parallel: 4 }),
           (e) =>
             e instanceof InvalidImage &&
             /par:1 layer 1: its uncompressed tar has DiffID/.test(e.message),
         );
         await assertEmpty(store);
         assert.deepEqual([...Deno.readDirSync(`${store.root}/staging`)], []);
+        await assert.rejects(
+          loadImage(store, `${tmp.path}/oci`, { parallel: 0 }),
+          /parallel must be a whole number/,
+        );
         // The same layers with the right DiffIDs load, all three extracted.
         const good = buildImage([
           buildLayer(img.layers[0].tar, "gzip"),
@@ -851,7 +855,7 @@ for (const backend of ["overlay", "vfs"] as const) {
           image: good,
           ref: "par:1",
         }]);
-        const [r] = await loadImage(store, `${tmp.path}/oci`);
+        const [r] = await loadImage(store, `${tmp.path}/oci`, { parallel: 4 });
         assert.deepEqual(r.extracted, good.chains);
         assert.deepEqual(await store.parents(good.chains[2]), [
           good.chains[1],
