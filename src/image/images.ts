@@ -87,9 +87,28 @@ export async function listImages(store: Store): Promise<ImageInfo[]> {
  *
  * @throws {ImageNotFound}
  * @example
- * ```ts ignore
- * const img = await findImage(store, "app:1");
- * await store.createReadWrite("ctr", img.topLayer);
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { openStore } from "../../mod.ts";
+ * import { findImage, listImages, loadImage, removeImage, saveImage } from "./mod.ts";
+ *
+ * // An image without layers, as an extracted docker-archive directory.
+ * const config = JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [] } });
+ * const id = createHash("sha256").update(config).digest("hex");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/${id}.json`, config);
+ * await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify([{ Config: `${id}.json`, RepoTags: ["empty:1", "empty:2"], Layers: [] }]));
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await loadImage(store, dir);
+ * const img = await findImage(store, "empty:2");
+ * assert.equal(img.id, `sha256:${id}`);
+ * assert.equal(img.ref, "empty:2");
+ * assert.equal((await findImage(store, id.slice(0, 12))).id, img.id);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
@@ -118,8 +137,28 @@ export interface RemovedImage {
  *
  * @throws {ImageNotFound}
  * @example
- * ```ts ignore
- * const { deleted, removedLayers } = await removeImage(store, "app:1");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { openStore } from "../../mod.ts";
+ * import { findImage, listImages, loadImage, removeImage, saveImage } from "./mod.ts";
+ *
+ * // An image without layers, as an extracted docker-archive directory.
+ * const config = JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [] } });
+ * const id = createHash("sha256").update(config).digest("hex");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/${id}.json`, config);
+ * await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify([{ Config: `${id}.json`, RepoTags: ["empty:1", "empty:2"], Layers: [] }]));
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await loadImage(store, dir);
+ * assert.deepEqual(await removeImage(store, "empty:1"), { untagged: ["empty:1"], deleted: null, removedLayers: [] });
+ * const last = await removeImage(store, "empty:2");
+ * assert.equal(last.deleted, `sha256:${id}`);
+ * assert.deepEqual(await listImages(store), []);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function removeImage(

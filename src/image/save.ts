@@ -73,8 +73,29 @@ const enc = new TextEncoder();
  * @throws {ImageNotFound} {UsageError} (no refs) {StoreError}
  *
  * @example
- * ```ts ignore
- * const [saved] = await saveImage(store, ["app:1"], "/tmp/app.tar", { format: "oci" });
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { openStore } from "../../mod.ts";
+ * import { findImage, listImages, loadImage, removeImage, saveImage } from "./mod.ts";
+ *
+ * // An image without layers, as an extracted docker-archive directory.
+ * const config = JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [] } });
+ * const id = createHash("sha256").update(config).digest("hex");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/${id}.json`, config);
+ * await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify([{ Config: `${id}.json`, RepoTags: ["empty:1", "empty:2"], Layers: [] }]));
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await loadImage(store, dir);
+ * const [saved] = await saveImage(store, ["empty:1"], `${dir}/saved.tar`, { format: "oci" });
+ * assert.equal(saved.id, `sha256:${id}`); // no layers: no DiffID to change
+ * const other = await openStore({ root: `${root}/other`, backend: "vfs" });
+ * assert.equal((await loadImage(other, `${dir}/saved.tar`))[0].ref, "empty:1");
+ * other.close();
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function saveImage(
