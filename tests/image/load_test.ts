@@ -97,6 +97,28 @@ privilegedTest(
       assert.deepEqual(await topTree(store, chains[1]), EXPECTED_TOP);
       const [row] = await listImages(store);
       assert.equal(row.ref, "example.com/app:1");
+      // Found by id, id prefix, manifest digest and name@digest.
+      for (
+        const ref of [
+          `sha256:${img.configHex}`,
+          img.configHex.slice(0, 12),
+          `sha256:${img.manifestHex}`,
+          `example.com/app@sha256:${img.manifestHex}`,
+        ]
+      ) {
+        assert.equal(
+          (await findImage(store, ref)).id,
+          `sha256:${img.configHex}`,
+        );
+      }
+      await assert.rejects(
+        findImage(store, img.configHex.slice(0, 11)),
+        ImageNotFound,
+      );
+      await assert.rejects(
+        findImage(store, `example.com/app@sha256:${"e".repeat(64)}`),
+        ImageNotFound,
+      );
       assert.equal(row.manifest, `sha256:${img.manifestHex}`);
       assert.equal(
         row.size,

@@ -53,6 +53,17 @@ for (const format of ["docker", "oci"] as const) {
           ["again", "out"].map((n) => Deno.readFile(`${tmp.path}/${n}.tar`)),
         );
         assert.ok(x.length === y.length && sameBytes(x, y));
+        // By id: the same image, without a name.
+        const [byId] = await saveImage(
+          a,
+          [saved.storeId],
+          `${tmp.path}/id.tar`,
+          {
+            format,
+          },
+        );
+        assert.deepEqual({ ...byId, ref: "save/app:1" }, saved);
+        assert.equal(byId.ref, null);
         await assert.rejects(
           saveImage(a, ["save/app"], `${tmp.path}/never.tar`, { format }),
           ImageNotFound, // save/app means save/app:latest
