@@ -96,3 +96,4 @@ export {
 } from "./src/archive/compress/mod.ts";
 export { ignoreFileSizeSignal } from "./src/sys/signal_linux.ts";
 export * from "./src/registry/mod.ts";
+export * from "./src/image/mod.ts";

@@ -7,7 +7,9 @@
 
 import { runStoreBench } from "./store_bench.ts";
 import { runArchiveBench } from "./archive_bench.ts";
+import { runImagesBench } from "./images_bench.ts";
 
 const only = Deno.args[0];
 if (!only || only === "store") await runStoreBench();
 if (!only || only === "archive") await runArchiveBench();
+if (!only || only === "images") await runImagesBench();

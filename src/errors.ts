@@ -668,3 +668,106 @@ export class PlatformNotFound extends LayerfsError {
     this.platform = platform;
   }
 }
+
+/**
+ * An image (docker-archive or OCI layout) that cannot be loaded as it is:
+ * malformed JSON, a hostile path or digest, a missing blob, or bytes whose
+ * digest, size or DiffID differ from what the manifest and config say.
+ * Nothing of the image is left in the store.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { InvalidImage } from "./errors.ts";
+ * const e = new InvalidImage("app:1 layer 2", "its DiffID is sha256:aa, the config says sha256:bb");
+ * assert.match(e.message, /^Cannot load image app:1 layer 2: its DiffID/);
+ * ```
+ */
+export class InvalidImage extends LayerfsError {
+  /** What was being read: the image, and the blob or file in it. */
+  readonly subject: string;
+  /** Builds the error; the message says what to do. */
+  constructor(
+    subject: string,
+    problem: string,
+    fix =
+      "the archive is corrupt, truncated or was altered; make or fetch it again",
+    options?: ErrorOptions,
+  ) {
+    super(`Cannot load image ${subject}: ${problem}; ${fix}`, options);
+    this.subject = subject;
+  }
+}
+
+/**
+ * A foreign or non-distributable layer (Windows base layers): its bytes are
+ * not in the archive, only a URL, and layerfs fetches nothing behind the
+ * user's back.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ForeignLayer, InvalidImage } from "./errors.ts";
+ * const e = new ForeignLayer("win:1 layer 1", "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip");
+ * assert.ok(e instanceof InvalidImage);
+ * ```
+ */
+export class ForeignLayer extends InvalidImage {
+  /** The layer's media type. */
+  readonly mediaType: string;
+  /** Builds the error; the message says what to do. */
+  constructor(subject: string, mediaType: string) {
+    super(
+      subject,
+      `it is a foreign (non-distributable) layer (${mediaType}) whose content is not in the archive`,
+      "layerfs loads only distributable layers; use an image built on a distributable base",
+    );
+    this.mediaType = mediaType;
+  }
+}
+
+/**
+ * No manifest of a multi-platform index matches the requested platform.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NoMatchingPlatform } from "./errors.ts";
+ * assert.match(new NoMatchingPlatform("app:1", "linux/s390x", ["linux/amd64"]).message, /--platform/);
+ * ```
+ */
+export class NoMatchingPlatform extends LayerfsError {
+  /** The platform asked for, `os/arch[/variant]`. */
+  readonly platform: string;
+  /** Builds the error; the message says what to do. */
+  constructor(subject: string, platform: string, available: string[]) {
+    super(
+      `Image ${subject} has no manifest for platform ${platform} (it has: ${
+        available.join(", ") || "none"
+      }); pass --platform with one of those`,
+    );
+    this.platform = platform;
+  }
+}
+
+/**
+ * No image in the store matches the reference (`name:tag`, `sha256:<id>`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ImageNotFound } from "./errors.ts";
+ * assert.match(new ImageNotFound("app:1").message, /layerfs images/);
+ * ```
+ */
+export class ImageNotFound extends LayerfsError {
+  /** The reference looked up. */
+  readonly ref: string;
+  /** Builds the error; the message says what to do. */
+  constructor(ref: string) {
+    super(
+      `No image "${ref}" in this store; run "layerfs images" to see the images`,
+    );
+    this.ref = ref;
+  }
+}

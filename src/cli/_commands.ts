@@ -24,57 +24,15 @@ import {
 } from "./_io_errors.ts";
 import { countingStream, makeProgress } from "./_progress.ts";
 import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
-import type { GlobalOptions } from "./_parse.ts";
 import { checkStore } from "./check.ts";
 import { helperDoctor, helperInstall } from "../../helper/install.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
 import { loginCommands } from "./login.ts";
+import { imageCommands } from "./_image_commands.ts";
+import { findImage } from "../image/images.ts";
 
-/** The process edges a command may touch, passed in by main.ts. */
-export interface CliIo {
-  /** Environment lookup. */
-  env: (key: string) => string | undefined;
-  /** Effective uid. */
-  uid: number;
-  /** Current directory. */
-  cwd: string;
-  /** Standard input as a stream. */
-  stdin: () => ReadableStream<Uint8Array>;
-  /** Standard output, where a tar goes without -o (`Deno.stdout`). */
-  stdout: () => ByteWriter;
-  /** Writes text to stderr. */
-  stderr: (text: string) => void;
-  /** Whether each standard stream is a terminal. */
-  isTerminal: { stdin: boolean; stdout: boolean; stderr: boolean };
-}
-
-/** What a command produced. */
-export interface CommandResult {
-  /** The JSON document for `--json`. */
-  json: unknown;
-  /** Human text (a trailing newline is added). Omitted: print nothing. */
-  text?: string;
-  /** True when `text` is requested data (printed even with --quiet). */
-  data?: boolean;
-  /** Exit code (default 0). */
-  exitCode?: number;
-  /** The command wrote stdout itself (a tar): print nothing more. */
-  wroteStdout?: boolean;
-}
-
-/** Context of one command run. */
-export interface CommandContext {
-  /** The store root in use. */
-  root: string;
-  /** Global options. */
-  global: GlobalOptions;
-  /** Command options. */
-  values: Record<string, string | boolean | string[] | undefined>;
-  /** Positional arguments. */
-  args: string[];
-  /** Process edges. */
-  io: CliIo;
-}
+export type { CliIo, CommandContext, CommandResult } from "./_types.ts";
+import type { CommandContext, CommandResult } from "./_types.ts";
 
 type Run = (ctx: CommandContext) => Promise<CommandResult>;
 
@@ -141,6 +99,7 @@ const NUMERIC_STATUS = new Set([
 export const EXIT_BROKEN_PIPE = 141;
 
 const commands: Record<string, Run> = {
+  ...imageCommands(withStore),
   init: (ctx) =>
     withStore(ctx, true, (store) =>
       Promise.resolve({
@@ -165,7 +124,13 @@ const commands: Record<string, Run> = {
   create: (ctx) =>
     withStore(ctx, true, async (store) => {
       const [id] = ctx.args;
-      const parent = str(ctx.values.parent);
+      const image = str(ctx.values.image);
+      if (image !== undefined && ctx.values.parent !== undefined) {
+        throw new UsageError("Pass --parent or --image, not both");
+      }
+      const parent = image !== undefined
+        ? (await findImage(store, image)).topLayer ?? undefined
+        : str(ctx.values.parent);
       const mountLabel = str(ctx.values["mount-label"]);
       const rw = ctx.values.rw === true;
       if (rw) await store.createReadWrite(id, parent, { mountLabel });

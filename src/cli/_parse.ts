@@ -7,6 +7,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { backendNames } from "../backends/registry.ts";
 import { UsageError } from "../errors.ts";
 import {
   type CommandSpec,
@@ -15,17 +16,8 @@ import {
   type OptionSpec,
 } from "./_spec.ts";
 
-/** Global options after parsing. */
-export interface GlobalOptions {
-  /** `--root`. */
-  root?: string;
-  /** `--backend`. */
-  backend: "auto" | "overlay" | "aufs" | "vfs";
-  /** `--json`. */
-  json: boolean;
-  /** `--quiet`. */
-  quiet: boolean;
-}
+export type { GlobalOptions } from "./_types.ts";
+import type { GlobalOptions } from "./_types.ts";
 
 /** A parsed command line. */
 export type Parsed =
@@ -51,7 +43,8 @@ export class CommandUsageError extends UsageError {
   }
 }
 
-const BACKENDS = ["auto", "overlay", "aufs", "vfs"] as const;
+// `--backend` choices: the registry's backends, plus "auto".
+const BACKENDS: readonly string[] = ["auto", ...backendNames()];
 
 type ParseArgsOptions = Record<
   string,
@@ -183,7 +176,7 @@ function globalsOf(
   const backend = values.backend ?? "auto";
   if (
     typeof backend !== "string" ||
-    !(BACKENDS as readonly string[]).includes(backend)
+    !BACKENDS.includes(backend)
   ) {
     throw new CommandUsageError(
       `Unknown backend ${JSON.stringify(backend)}; use one of ${

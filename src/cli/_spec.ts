@@ -6,36 +6,11 @@
  */
 
 import { LOGIN_COMMANDS } from "./login.ts";
+import { IMAGE_COMMANDS } from "./_image_spec.ts";
 
-/** One option in parseArgs form plus its help line. */
-export interface OptionSpec {
-  /** parseArgs type. */
-  type: "string" | "boolean";
-  /** One-letter alias. */
-  short?: string;
-  /** May be given more than once. */
-  multiple?: boolean;
-  /** Help text, e.g. "--parent P   the parent layer". */
-  help: string;
-}
-
-/** One command of the CLI. */
-export interface CommandSpec {
-  /** Command name as typed. */
-  name: string;
-  /** Other names accepted for it. */
-  aliases?: string[];
-  /** The positional part of the usage line, e.g. "ID [--parent P]". */
-  usage: string;
-  /** One-line summary. */
-  summary: string;
-  /** Longer description (may be several lines). */
-  description?: string;
-  /** Command-specific options. */
-  options: Record<string, OptionSpec>;
-  /** Minimum and maximum number of positional arguments. */
-  args: [number, number];
-}
+export type { CommandSpec, OptionSpec } from "./_types.ts";
+import type { CommandSpec, OptionSpec } from "./_types.ts";
+import { backendNames } from "../backends/registry.ts";
 
 /** Options accepted before (or after) every command. */
 export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
@@ -46,8 +21,9 @@ export const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   },
   backend: {
     type: "string",
-    help:
-      "--backend NAME    auto | overlay | aufs | vfs (default auto; fixed when the store is first initialised)",
+    help: `--backend NAME    ${
+      ["auto", ...backendNames()].join(" | ")
+    } (default auto; fixed when the store is first initialised)`,
   },
   json: {
     type: "boolean",
@@ -88,11 +64,15 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: "create",
-    usage: "ID [--parent P] [--rw] [--mount-label L]",
+    usage: "ID [--parent P | --image REF] [--rw] [--mount-label L]",
     summary:
       "create an empty layer (read-only image layer, or --rw for a container's layer)",
     options: {
       parent,
+      image: {
+        type: "string",
+        help: "--image REF       put the layer on that image's top layer",
+      },
       rw: {
         type: "boolean",
         help: "--rw              make a read-write (container) layer",
@@ -240,6 +220,7 @@ export const COMMANDS: CommandSpec[] = [
     },
     args: [0, 0],
   },
+  ...IMAGE_COMMANDS,
   {
     name: "helper",
     usage: "install [--group G] [--path BIN] | doctor",
@@ -304,7 +285,9 @@ export function mainHelp(): string {
   return [
     "layerfs: a container layer store (overlay, aufs, vfs)",
     "",
-    "Usage: layerfs [--root DIR] [--backend auto|overlay|aufs|vfs] [--json] [--quiet] <command> [args]",
+    `Usage: layerfs [--root DIR] [--backend ${
+      ["auto", ...backendNames()].join("|")
+    }] [--json] [--quiet] <command> [args]`,
     "",
     "Commands:",
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),

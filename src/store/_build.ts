@@ -35,6 +35,13 @@ export interface BuildOptions<R> {
   mountLabel?: string;
   /** Fills the staged dir (an archive apply); runs without the store lock. */
   fill?: (dirs: LayerDirs) => Promise<R>;
+  /**
+   * Settles when `parent` has been published (an image load extracting
+   * layers in parallel): the fill starts at once and the parent is checked
+   * when this layer publishes (backends that copy the parent wait for it
+   * before the copy). A rejection fails the build.
+   */
+  parentReady?: Promise<void>;
 }
 
 interface Staging {
@@ -75,8 +82,10 @@ export async function buildLayer<R>(
     }
     return chain;
   };
+  const early = opts.parentReady !== undefined;
   const staging = await ctx.locked(async () => {
-    parents = await check();
+    if (!early) parents = await check();
+    else if (await readParents(l, id)) throw new LayerExists(id);
     return await newStaging(ctx, id);
   });
   try {
@@ -84,13 +93,18 @@ export async function buildLayer<R>(
     await Deno.mkdir(diff);
     await Deno.chmod(diff, 0o755); // exactly 0755 whatever the umask
     if (ctx.backend.capabilities.copiesParent && parent !== undefined) {
+      if (early) {
+        await opts.parentReady;
+        parents = await ctx.locked(check);
+      }
       copyLayer(l.diff(parent), diff, parent);
     }
     const result = opts.fill
       ? await opts.fill(ctx.dirs(diff, parents))
       : undefined;
+    await opts.parentReady;
     await ctx.locked(async () => {
-      await check();
+      parents = await check();
       await purgeLayer(ctx, id); // leftovers of a crashed earlier attempt
       try {
         await Deno.rename(diff, l.diff(id));

@@ -32,6 +32,7 @@ import { LayerfsError, StoreError } from "../errors.ts";
 import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
 import { statfs } from "../sys/statfs_linux.ts";
 import { buildLayer, commitLayer } from "./_build.ts";
+import { applyCheckedLayer } from "./_chain.ts";
 import { noParent, type StoreContext } from "./_context.ts";
 import { compared, comparison, openComparison } from "./_compare.ts";
 import { deferredByteStream } from "./_deferred_stream.ts";
@@ -486,6 +487,48 @@ export class Store {
       (dirs) => applyLayerTar(dirs, tar),
     );
     return size!;
+  }
+
+  /**
+   * `applyDiff` with a check before publishing: after the tar is extracted
+   * into staging, `beforePublish` runs (images drain the rest of the blob
+   * and compare its digests there); when it throws, nothing is published.
+   * The tar must be uncompressed. Returns the applied size in bytes.
+   *
+   * With `options.parentReady`, `parent` need not exist yet: the tar is
+   * extracted at once and the layer is published once that promise settles
+   * and `parent` is there (image loads extract layers in parallel this way;
+   * a backend that copies its parent waits for it before copying).
+   *
+   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
+   *   {InvalidArchive} and whatever `beforePublish` throws.
+   *
+   * @example
+   * ```ts ignore
+   * await store.applyDiffChecked("base", undefined, tar, async () => {
+   *   if (!(await digestMatches())) throw new Error("digest mismatch");
+   * });
+   * ```
+   */
+  async applyDiffChecked(
+    id: string,
+    parent: string | null | undefined,
+    tar: TarSource,
+    beforePublish: () => Promise<void>,
+    options: { parentReady?: Promise<void> } = {},
+  ): Promise<number> {
+    this.#open();
+    validateLayerId(id);
+    const p = noParent(parent);
+    if (p !== undefined) validateLayerId(p);
+    return await applyCheckedLayer(
+      this.#ctx,
+      id,
+      p,
+      tar,
+      beforePublish,
+      options.parentReady,
+    );
   }
 
   /**

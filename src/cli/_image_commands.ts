@@ -1,0 +1,188 @@
+/**
+ * The CLI's image commands: `load`, `images`, `rmi`. Their specs
+ * (`_image_spec.ts`) are listed in `_spec.ts`'s table and their runners in
+ * `_commands.ts`'s, each with one line; the helpers they share with the other commands come in as
+ * arguments (no import cycle).
+ *
+ * @module
+ */
+
+import { UsageError } from "../errors.ts";
+import {
+  type ImageInput,
+  listImages,
+  loadImage,
+  type LoadProgress,
+  removeImage,
+  saveImage,
+} from "../image/mod.ts";
+import type { Store } from "../store/store.ts";
+import type { CommandContext, CommandResult } from "./_types.ts";
+import { formatBytes, makeProgress, type Progress } from "./_progress.ts";
+
+type WithStore = <T>(
+  ctx: CommandContext,
+  create: boolean,
+  fn: (store: Store) => Promise<T>,
+) => Promise<T>;
+
+/**
+ * Per-layer progress on a terminal: the line of the layer that moved last,
+ * and a final line for each layer as it is published (or found present).
+ */
+function layerProgress(
+  ctx: CommandContext,
+  make: (label: string) => Progress,
+): (p: LoadProgress) => void {
+  const layers = new Map<string, { progress: Progress; seen: number }>();
+  return (p) => {
+    const label = `${p.image} layer ${p.layer}/${p.layers} ${
+      p.id.slice(0, 12)
+    }`;
+    if (p.state === "reused") {
+      if (ctx.io.isTerminal.stderr && !ctx.global.quiet && !ctx.global.json) {
+        ctx.io.stderr(`\r\x1b[K${label}: already present\n`);
+      }
+      return;
+    }
+    let l = layers.get(p.id);
+    if (!l) {
+      l = { progress: make(label), seen: 0 };
+      layers.set(p.id, l);
+    }
+    if (p.state === "done") {
+      l.progress.done();
+      layers.delete(p.id);
+      return;
+    }
+    l.progress.bytes(p.bytes - l.seen);
+    l.seen = p.bytes;
+  };
+}
+
+/**
+ * The runners of the image commands.
+ *
+ * @param withStore Opens the store for a command (from `_commands.ts`).
+ */
+export function imageCommands(
+  withStore: WithStore,
+): Record<string, (ctx: CommandContext) => Promise<CommandResult>> {
+  return {
+    load: async (ctx) => {
+      const [file] = ctx.args;
+      let input: ImageInput;
+      if (file === undefined || file === "-") {
+        if (ctx.io.isTerminal.stdin) {
+          throw new UsageError(
+            "Refusing to read an image archive from a terminal; pass FILE or DIR, or pipe the archive in",
+          );
+        }
+        input = ctx.io.stdin();
+      } else input = file;
+      const enabled = ctx.io.isTerminal.stderr && !ctx.global.quiet &&
+        !ctx.global.json;
+      const onProgress = layerProgress(
+        ctx,
+        (label) => makeProgress(label, enabled, ctx.io.stderr),
+      );
+      return await withStore(ctx, true, async (store) => {
+        const images = await loadImage(store, input, {
+          platform: typeof ctx.values.platform === "string"
+            ? ctx.values.platform
+            : undefined,
+          tag: typeof ctx.values.tag === "string" ? ctx.values.tag : undefined,
+          onProgress,
+        });
+        return {
+          json: {
+            images: images.map((i) => ({
+              ref: i.ref,
+              id: i.id,
+              topLayer: i.topLayer,
+              layers: i.layers,
+            })),
+          },
+          text: images.map((i) =>
+            `Loaded ${i.ref === null ? "" : `${i.ref} `}${i.id}`
+          ).join("\n"),
+          data: true,
+        };
+      });
+    },
+
+    images: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const list = await listImages(store);
+        const rows = [
+          ["REF", "ID", "TOP LAYER", "SIZE", "CREATED"],
+          ...list.map((i) => [
+            i.ref ?? "<none>",
+            i.id.slice(7, 19),
+            i.topLayer?.slice(0, 12) ?? "-",
+            formatBytes(i.size),
+            i.created ?? "-",
+          ]),
+        ];
+        const widths = rows[0].map((_, c) =>
+          Math.max(...rows.map((r) => r[c].length))
+        );
+        return {
+          json: {
+            images: list.map((i) => ({
+              ref: i.ref,
+              id: i.id,
+              topLayer: i.topLayer,
+              size: i.size,
+              created: i.created,
+            })),
+          },
+          text: rows.map((r) =>
+            r.map((v, c) => c === r.length - 1 ? v : v.padEnd(widths[c]))
+              .join("  ")
+          ).join("\n"),
+          data: true,
+        };
+      }),
+
+    rmi: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const removed = [];
+        const lines = [];
+        for (const ref of ctx.args) {
+          const r = await removeImage(store, ref);
+          removed.push({ ref, ...r });
+          for (const u of r.untagged) lines.push(`Untagged: ${u}`);
+          if (r.deleted) lines.push(`Deleted: ${r.deleted}`);
+          for (const l of r.removedLayers) lines.push(`Removed layer: ${l}`);
+        }
+        return { json: { removed }, text: lines.join("\n") };
+      }),
+
+    save: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const output = ctx.values.output;
+        if (typeof output !== "string") {
+          throw new UsageError("Pass -o FILE: where to write the archive");
+        }
+        const format = ctx.values.format ?? "docker";
+        if (format !== "docker" && format !== "oci") {
+          throw new UsageError(
+            `Unknown --format ${JSON.stringify(format)}; use docker or oci`,
+          );
+        }
+        const saved = await saveImage(store, ctx.args, output, { format });
+        return {
+          json: {
+            images: saved.map((s) => ({
+              ref: s.ref,
+              id: s.id,
+              storeId: s.storeId,
+            })),
+          },
+          text: saved.map((s) => `Saved ${s.ref ? `${s.ref} ` : ""}${s.id}`)
+            .join("\n"),
+        };
+      }),
+  };
+}

@@ -1,0 +1,77 @@
+/**
+ * The image commands' entries of the CLI's command table (data only).
+ *
+ * @module
+ */
+
+import type { CommandSpec } from "./_types.ts";
+
+/** The image commands' table entries. */
+export const IMAGE_COMMANDS: CommandSpec[] = [
+  {
+    name: "load",
+    usage: "[FILE|DIR|-] [--platform P] [--tag NAME:TAG]",
+    summary:
+      "load images from a docker-archive or OCI layout (dir or tar); prints each image's name and id",
+    description:
+      "Reads FILE or DIR, or standard input when - or missing (spooled to a temp file under\n" +
+      "<root>/images/ first: blobs are read by offset). Layers are stored under their OCI\n" +
+      "chain ids; those already present are reused. Every blob, DiffID, config and manifest\n" +
+      "is verified while it streams; a mismatch loads nothing of that image.",
+    options: {
+      platform: {
+        type: "string",
+        help:
+          "--platform P      os/arch[/variant] to pick from multi-platform images (default: the host's)",
+      },
+      tag: {
+        type: "string",
+        help:
+          "--tag NAME:TAG    name the image so instead of the archive's names (one image only)",
+      },
+    },
+    args: [0, 1],
+  },
+  {
+    name: "images",
+    usage: "",
+    summary: "list images: name, id, top layer, size, created",
+    options: {},
+    args: [0, 0],
+  },
+  {
+    name: "rmi",
+    usage: "REF...",
+    summary:
+      "remove image names or images, and the layers nothing else uses any more",
+    description:
+      "REF is NAME:TAG (NAME means NAME:latest), sha256:ID, an id prefix (12+ hex) or a\n" +
+      "manifest digest (sha256:M, NAME@sha256:M).\n" +
+      "A name of an image that has other names is only untagged; an id removes the image.",
+    options: {},
+    args: [1, 1000],
+  },
+  {
+    name: "save",
+    usage: "REF... -o FILE [--format docker|oci]",
+    summary:
+      "write images to a docker-archive or oci-archive (layers exported afresh)",
+    description:
+      "A fresh export is not the loaded tar byte for byte, so the saved config carries the\n" +
+      "new DiffIDs and the saved image has a new id (printed). FILE is written under a temp\n" +
+      "name and renamed when complete.",
+    options: {
+      output: {
+        type: "string",
+        short: "o",
+        help: "-o, --output FILE the archive to write (required)",
+      },
+      format: {
+        type: "string",
+        help:
+          "--format F        docker (default: docker load/podman load read it) | oci (an oci-archive)",
+      },
+    },
+    args: [1, 1000],
+  },
+];

@@ -1,0 +1,94 @@
+/**
+ * Internal: a byte stream that hashes (sha256, node:crypto) and counts what
+ * flows through it, refuses to grow past a cap, and can be drained to its
+ * end by the code that made it, whoever reads the stream. The tar extractor
+ * stops at the end-of-archive blocks and leaves the padding after them
+ * unread; a DiffID or blob digest must cover every byte, so the loader
+ * drains the rest before it compares.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { InvalidImage } from "../errors.ts";
+
+/** A hashed, counted, drainable view of a byte stream. */
+export class HashedStream {
+  /** Bytes seen so far. */
+  bytes = 0;
+  /** The stream to hand to a consumer (it pulls only on demand). */
+  readonly stream: ReadableStream<Uint8Array>;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #hash = createHash("sha256");
+  readonly #max: number;
+  readonly #subject: string;
+  readonly #onBytes: (n: number) => void;
+  #done = false;
+  #busy: Promise<unknown> = Promise.resolve();
+
+  /**
+   * @param input The bytes.
+   * @param subject Names them in errors.
+   * @param max More bytes than this is an error (default: no cap).
+   * @param onBytes Told each chunk's length.
+   */
+  constructor(
+    input: ReadableStream<Uint8Array>,
+    subject: string,
+    max = Infinity,
+    onBytes: (n: number) => void = () => {},
+  ) {
+    this.#reader = input.getReader();
+    this.#subject = subject;
+    this.#max = max;
+    this.#onBytes = onBytes;
+    this.stream = new ReadableStream<Uint8Array>({
+      pull: async (c) => {
+        const v = await this.#next();
+        if (v === null) c.close();
+        else c.enqueue(v);
+      },
+      cancel: (reason) => this.cancel(reason),
+    }, { highWaterMark: 0 });
+  }
+
+  /** Reads one chunk from the input, hashing it; one read at a time. */
+  #next(): Promise<Uint8Array | null> {
+    const p = this.#busy.then(async () => {
+      if (this.#done) return null;
+      const r = await this.#reader.read();
+      if (r.done) {
+        this.#done = true;
+        return null;
+      }
+      this.bytes += r.value.length;
+      if (this.bytes > this.#max) {
+        throw new InvalidImage(
+          this.#subject,
+          `it is longer than the ${this.#max} bytes its descriptor says`,
+        );
+      }
+      this.#hash.update(r.value);
+      this.#onBytes(r.value.length);
+      return r.value;
+    });
+    this.#busy = p.catch(() => {});
+    return p;
+  }
+
+  /** Reads (and hashes) whatever the consumer left unread. */
+  async drain(): Promise<void> {
+    while ((await this.#next()) !== null) { /* hashing */ }
+  }
+
+  /** The sha256 hex of every byte seen; call after the end. */
+  digest(): string {
+    return this.#hash.copy().digest("hex");
+  }
+
+  /** Cancels the input (releases its file). */
+  async cancel(reason?: unknown): Promise<void> {
+    this.#done = true;
+    await this.#reader.cancel(reason).catch(() => {});
+  }
+}

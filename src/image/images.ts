@@ -1,0 +1,224 @@
+/**
+ * Listing and removing images, and looking one up by reference.
+ *
+ * @module
+ */
+
+import { LayerfsError, LayerNotFound } from "../errors.ts";
+import type { Store } from "../store/store.ts";
+import {
+  flock,
+  type ImageIndex,
+  imagesDir,
+  readIndex,
+  resolveRef,
+  withImagesLock,
+  withTag,
+  writeIndex,
+} from "./image_store.ts";
+
+/** One row of {@link listImages}: an image under one of its names. */
+export interface ImageInfo {
+  /** `name:tag`, or null for an image without a name. */
+  ref: string | null;
+  /** Image id, `sha256:<config digest>`. */
+  id: string;
+  /** Manifest digest, when the archive had a manifest. */
+  manifest: string | null;
+  /** Chain id of the top layer, or null for an image without layers. */
+  topLayer: string | null;
+  /** Chain ids, bottom first. */
+  layers: string[];
+  /** Uncompressed bytes of its layer tars. */
+  size: number;
+  /** The config's `created` (ISO 8601), or null. */
+  created: string | null;
+}
+
+function rows(idx: ImageIndex): ImageInfo[] {
+  const out: ImageInfo[] = [];
+  const named = new Set<string>();
+  const info = (hex: string, ref: string | null): ImageInfo => {
+    const r = idx.images[hex];
+    return {
+      ref,
+      id: r.id,
+      manifest: r.manifest,
+      topLayer: r.layers.at(-1) ?? null,
+      layers: r.layers,
+      size: r.size,
+      created: r.created,
+    };
+  };
+  for (const [ref, hex] of Object.entries(idx.refs).sort()) {
+    if (!idx.images[hex]) continue;
+    named.add(hex);
+    out.push(info(hex, ref));
+  }
+  for (const hex of Object.keys(idx.images).sort()) {
+    if (!named.has(hex)) out.push(info(hex, null));
+  }
+  return out;
+}
+
+/**
+ * Every image, one row per name (sorted), then the images without a name.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "../../mod.ts";
+ * import { listImages } from "./mod.ts";
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * assert.deepEqual(await listImages(store), []);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function listImages(store: Store): Promise<ImageInfo[]> {
+  return rows(await readIndex(store));
+}
+
+/**
+ * The image `ref` names: `name:tag` (`name` alone means `name:latest`),
+ * `sha256:<id>`, an id prefix of at least 12 hex chars, or a manifest digest
+ * (`sha256:<manifest>`, `name@sha256:<manifest>`).
+ *
+ * @throws {ImageNotFound}
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { openStore } from "../../mod.ts";
+ * import { findImage, listImages, loadImage, removeImage, saveImage } from "./mod.ts";
+ *
+ * // An image without layers, as an extracted docker-archive directory.
+ * const config = JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [] } });
+ * const id = createHash("sha256").update(config).digest("hex");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/${id}.json`, config);
+ * await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify([{ Config: `${id}.json`, RepoTags: ["empty:1", "empty:2"], Layers: [] }]));
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await loadImage(store, dir);
+ * const img = await findImage(store, "empty:2");
+ * assert.equal(img.id, `sha256:${id}`);
+ * assert.equal(img.ref, "empty:2");
+ * assert.equal((await findImage(store, id.slice(0, 12))).id, img.id);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
+  const idx = await readIndex(store);
+  const hex = resolveRef(idx, ref);
+  const all = rows(idx).filter((r) => r.id === `sha256:${hex}`);
+  return all.find((r) => r.ref === ref || r.ref === withTag(ref)) ?? all[0];
+}
+
+/** What {@link removeImage} did. */
+export interface RemovedImage {
+  /** Names taken away. */
+  untagged: string[];
+  /** The image id deleted, or null when only a name went (the image has others). */
+  deleted: string | null;
+  /** Layers removed (top first): those no other image, layer or mount uses. */
+  removedLayers: string[];
+}
+
+/**
+ * Removes a name, or an image. `name:tag` takes that name away; when it was
+ * the image's last name, or `ref` is an id, the image goes with all its
+ * names, and then its layers, top first, that no other image uses, no
+ * layer sits on and nothing has mounted (those stay, and so do the layers
+ * below them).
+ *
+ * @throws {ImageNotFound}
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { openStore } from "../../mod.ts";
+ * import { findImage, listImages, loadImage, removeImage, saveImage } from "./mod.ts";
+ *
+ * // An image without layers, as an extracted docker-archive directory.
+ * const config = JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [] } });
+ * const id = createHash("sha256").update(config).digest("hex");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/${id}.json`, config);
+ * await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify([{ Config: `${id}.json`, RepoTags: ["empty:1", "empty:2"], Layers: [] }]));
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await loadImage(store, dir);
+ * assert.deepEqual(await removeImage(store, "empty:1"), { untagged: ["empty:1"], deleted: null, removedLayers: [] });
+ * const last = await removeImage(store, "empty:2");
+ * assert.equal(last.deleted, `sha256:${id}`);
+ * assert.deepEqual(await listImages(store), []);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function removeImage(
+  store: Store,
+  ref: string,
+): Promise<RemovedImage> {
+  const plan = await withImagesLock(store, async () => {
+    const idx = await readIndex(store);
+    const hex = resolveRef(idx, ref);
+    const names = Object.keys(idx.refs).filter((r) => idx.refs[r] === hex);
+    const byName = idx.refs[ref] !== undefined ? ref : undefined;
+    const byTag = byName ??
+      (idx.refs[`${ref}:latest`] !== undefined ? `${ref}:latest` : undefined);
+    if (byTag !== undefined && names.length > 1) {
+      delete idx.refs[byTag];
+      await writeIndex(store, idx);
+      return { untagged: [byTag], deleted: null, layers: [] as string[] };
+    }
+    const rec = idx.images[hex];
+    for (const n of names) delete idx.refs[n];
+    delete idx.images[hex];
+    await writeIndex(store, idx);
+    // Blobs no image names any more.
+    const used = new Set<string>();
+    for (const r of Object.values(idx.images)) {
+      used.add(r.id.slice(7));
+      if (r.manifest) used.add(r.manifest.slice(7));
+    }
+    for (const d of [rec.id, rec.manifest]) {
+      if (d && !used.has(d.slice(7))) {
+        await Deno.remove(`${imagesDir(store)}/blobs/sha256/${d.slice(7)}`)
+          .catch(() => {});
+      }
+    }
+    return { untagged: names, deleted: rec.id, layers: [...rec.layers] };
+  });
+  const removedLayers: string[] = [];
+  // Lock order as in loadImage: the layer's lock, then images/lock.
+  for (const id of plan.layers.reverse()) {
+    const lock = await flock(`${imagesDir(store)}/locks/${id}`);
+    try {
+      const keep = await withImagesLock(store, async () => {
+        const idx = await readIndex(store);
+        if (Object.values(idx.images).some((r) => r.layers.includes(id))) {
+          return true;
+        }
+        try {
+          await store.remove(id);
+          removedLayers.push(id);
+        } catch (e) {
+          if (e instanceof LayerNotFound) return false;
+          if (e instanceof LayerfsError) return true; // a child or a mount uses it
+          throw e;
+        }
+        return false;
+      });
+      if (keep) break; // everything below is its parent chain
+    } finally {
+      lock.close();
+    }
+  }
+  return { untagged: plan.untagged, deleted: plan.deleted, removedLayers };
+}

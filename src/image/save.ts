@@ -1,0 +1,334 @@
+/**
+ * `saveImage`: images of the store out as a docker-archive or an
+ * oci-archive, each layer exported afresh through `Store.diff` (the layer's
+ * own changes as an OCI layer tar, whiteouts included).
+ *
+ * A fresh export is not the tar the image was loaded from (entry order,
+ * PAX records and padding differ), so its DiffIDs differ too: the config is
+ * written with the new `rootfs.diff_ids`, which gives the saved image a new
+ * id (the config's digest). Reproducing the original bytes, and so the
+ * original id, needs tar-split records kept at load time: a later step.
+ *
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import { StoreError, UsageError } from "../errors.ts";
+import { tarHeader } from "../archive/tar/header.ts";
+import { TarWriter } from "../archive/tar/writer.ts";
+import { writeToFile } from "../archive/write_file.ts";
+import type { Store } from "../store/store.ts";
+import { sha256Hex } from "./digest.ts";
+import {
+  ensureDirs,
+  getBlob,
+  imagesDir,
+  readIndex,
+  resolveRef,
+  sweepImageTemps,
+  withTag,
+} from "./image_store.ts";
+
+/** Options of {@link saveImage}. */
+export interface SaveImageOptions {
+  /**
+   * "docker": a classic docker-archive (`manifest.json`, `<id>/layer.tar`,
+   * `repositories`) that `docker load` and `podman load` read;
+   * "oci": an oci-archive (a tar of an OCI image layout).
+   * @default {"docker"}
+   */
+  format?: "docker" | "oci";
+}
+
+/** One image {@link saveImage} wrote. */
+export interface SavedImage {
+  /** The reference it was asked for by, as saved (`name:tag`), or null for an id. */
+  ref: string | null;
+  /** The saved image's id (digest of the config as written). */
+  id: string;
+  /** The id of the image in the store (differs when the fresh DiffIDs differ). */
+  storeId: string;
+  /** DiffIDs of the saved layers, bottom first. */
+  diffIds: string[];
+}
+
+interface Exported {
+  path: string;
+  diffId: string;
+  size: number;
+}
+
+const enc = new TextEncoder();
+
+/**
+ * Writes the images `refs` name (`name:tag`, `sha256:<id>`, id prefix) to
+ * the tar file `path` (written under a temp name, fsynced, then renamed).
+ * Layers shared by several images are written once.
+ *
+ * @param store An open store.
+ * @param refs The images to save.
+ * @param path The archive to write.
+ * @param options The format.
+ * @returns What was saved, in `refs` order.
+ * @throws {ImageNotFound} {UsageError} (no refs) {StoreError}
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { openStore } from "../../mod.ts";
+ * import { findImage, listImages, loadImage, removeImage, saveImage } from "./mod.ts";
+ *
+ * // An image without layers, as an extracted docker-archive directory.
+ * const config = JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [] } });
+ * const id = createHash("sha256").update(config).digest("hex");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/${id}.json`, config);
+ * await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify([{ Config: `${id}.json`, RepoTags: ["empty:1", "empty:2"], Layers: [] }]));
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await loadImage(store, dir);
+ * const [saved] = await saveImage(store, ["empty:1"], `${dir}/saved.tar`, { format: "oci" });
+ * assert.equal(saved.id, `sha256:${id}`); // no layers: no DiffID to change
+ * const other = await openStore({ root: `${root}/other`, backend: "vfs" });
+ * assert.equal((await loadImage(other, `${dir}/saved.tar`))[0].ref, "empty:1");
+ * other.close();
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function saveImage(
+  store: Store,
+  refs: string[],
+  path: string,
+  options: SaveImageOptions = {},
+): Promise<SavedImage[]> {
+  if (refs.length === 0) {
+    throw new UsageError("Name at least one image to save");
+  }
+  const format = options.format ?? "docker";
+  const idx = await readIndex(store);
+  const images = refs.map((ref) => {
+    const hex = resolveRef(idx, ref);
+    const tagged = idx.refs[ref] !== undefined
+      ? ref
+      : idx.refs[withTag(ref)] !== undefined
+      ? withTag(ref)
+      : null;
+    return { ref: tagged, hex, record: idx.images[hex] };
+  });
+  await ensureDirs(imagesDir(store));
+  await sweepImageTemps(store);
+  const tmp = await Deno.makeTempDir({
+    dir: imagesDir(store),
+    prefix: `.save-${Deno.pid}-`,
+  });
+  const out = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    // Each layer once, to a temp file: a tar header needs its size first.
+    const exported = new Map<string, Exported>();
+    for (const { record } of images) {
+      for (const chain of record.layers) {
+        if (exported.has(chain)) continue;
+        exported.set(chain, await exportLayer(store, chain, `${tmp}/${chain}`));
+      }
+    }
+    const saved: SavedImage[] = [];
+    const configs: Uint8Array[] = [];
+    for (const { ref, hex, record } of images) {
+      const original = await getBlob(store, hex);
+      if (!original) {
+        throw new StoreError(
+          `The config of image sha256:${hex} is missing from ${
+            imagesDir(store)
+          }/blobs; load the image again`,
+        );
+      }
+      const diffIds = record.layers.map((c) => exported.get(c)!.diffId);
+      let config = original;
+      if (diffIds.some((d, i) => d !== record.diffIds[i])) {
+        const c = JSON.parse(new TextDecoder().decode(original));
+        c.rootfs = { ...c.rootfs, type: "layers", diff_ids: diffIds };
+        config = enc.encode(JSON.stringify(c));
+      }
+      configs.push(config);
+      saved.push({
+        ref,
+        id: `sha256:${sha256Hex(config)}`,
+        storeId: record.id,
+        diffIds,
+      });
+    }
+    using file = await Deno.open(out, { write: true, createNew: true });
+    const w = new TarWriter();
+    const written = writeToFile(w.readable, file);
+    written.catch(() => {});
+    try {
+      if (format === "docker") {
+        await writeDocker(w, saved, configs, images, exported);
+      } else await writeOci(w, saved, configs, images, exported);
+      await w.close();
+    } catch (e) {
+      w.abort(e);
+      throw e;
+    }
+    await written;
+    await file.sync();
+    await Deno.rename(out, path);
+    return saved;
+  } finally {
+    await Deno.remove(out).catch(() => {});
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
+
+async function exportLayer(
+  store: Store,
+  chain: string,
+  path: string,
+): Promise<Exported> {
+  const hash = createHash("sha256");
+  let size = 0;
+  using f = await Deno.open(path, { write: true, createNew: true });
+  await writeToFile(
+    store.diff(chain).pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, c) {
+          hash.update(chunk);
+          size += chunk.length;
+          c.enqueue(chunk);
+        },
+      }),
+    ),
+    f,
+  );
+  return { path, diffId: `sha256:${hash.digest("hex")}`, size };
+}
+
+async function addFile(w: TarWriter, name: string, body: Uint8Array) {
+  await w.add(tarHeader({ name, size: body.length }), body);
+}
+
+async function addLayer(w: TarWriter, name: string, l: Exported) {
+  const f = await Deno.open(l.path);
+  await w.add(tarHeader({ name, size: l.size }), f.readable);
+}
+
+type Picked = { ref: string | null; record: { layers: string[] } };
+
+async function writeDocker(
+  w: TarWriter,
+  saved: SavedImage[],
+  configs: Uint8Array[],
+  images: Picked[],
+  exported: Map<string, Exported>,
+) {
+  const done = new Set<string>();
+  const manifest = [];
+  const repositories: Record<string, Record<string, string>> = {};
+  for (const [i, img] of images.entries()) {
+    const layers = [];
+    for (const chain of img.record.layers) {
+      const l = exported.get(chain)!;
+      const dir = chain; // the layer's v1 id: its chain id
+      if (!done.has(dir)) {
+        done.add(dir);
+        await w.add(tarHeader({ name: `${dir}/`, type: "dir" }));
+        await addFile(w, `${dir}/VERSION`, enc.encode("1.0"));
+        await addFile(
+          w,
+          `${dir}/json`,
+          enc.encode(JSON.stringify({ id: dir })),
+        );
+        await addLayer(w, `${dir}/layer.tar`, l);
+      }
+      layers.push(`${dir}/layer.tar`);
+    }
+    const cfgName = `${saved[i].id.slice(7)}.json`;
+    if (!done.has(cfgName)) {
+      done.add(cfgName);
+      await addFile(w, cfgName, configs[i]);
+    }
+    manifest.push({
+      Config: cfgName,
+      RepoTags: img.ref ? [img.ref] : null,
+      Layers: layers,
+    });
+    if (img.ref && img.record.layers.length) {
+      const at = img.ref.lastIndexOf(":");
+      (repositories[img.ref.slice(0, at)] ??= {})[img.ref.slice(at + 1)] = img
+        .record.layers.at(-1)!;
+    }
+  }
+  await addFile(w, "manifest.json", enc.encode(JSON.stringify(manifest)));
+  await addFile(w, "repositories", enc.encode(JSON.stringify(repositories)));
+}
+
+async function writeOci(
+  w: TarWriter,
+  saved: SavedImage[],
+  configs: Uint8Array[],
+  images: Picked[],
+  exported: Map<string, Exported>,
+) {
+  await addFile(w, "oci-layout", enc.encode('{"imageLayoutVersion":"1.0.0"}'));
+  await w.add(tarHeader({ name: "blobs/", type: "dir" }));
+  await w.add(tarHeader({ name: "blobs/sha256/", type: "dir" }));
+  const done = new Set<string>();
+  const index = [];
+  for (const [i, img] of images.entries()) {
+    const layers = [];
+    for (const chain of img.record.layers) {
+      const l = exported.get(chain)!;
+      const hex = l.diffId.slice(7); // uncompressed: blob digest = DiffID
+      if (!done.has(hex)) {
+        done.add(hex);
+        await addLayer(w, `blobs/sha256/${hex}`, l);
+      }
+      layers.push({
+        mediaType: "application/vnd.oci.image.layer.v1.tar",
+        digest: l.diffId,
+        size: l.size,
+      });
+    }
+    const cfgHex = saved[i].id.slice(7);
+    if (!done.has(cfgHex)) {
+      done.add(cfgHex);
+      await addFile(w, `blobs/sha256/${cfgHex}`, configs[i]);
+    }
+    const manifest = enc.encode(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: saved[i].id,
+        size: configs[i].length,
+      },
+      layers,
+    }));
+    const mHex = sha256Hex(manifest);
+    if (!done.has(mHex)) {
+      done.add(mHex);
+      await addFile(w, `blobs/sha256/${mHex}`, manifest);
+    }
+    index.push({
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      digest: `sha256:${mHex}`,
+      size: manifest.length,
+      ...(img.ref
+        ? {
+          annotations: {
+            "io.containerd.image.name": img.ref,
+            "org.opencontainers.image.ref.name": img.ref,
+          },
+        }
+        : {}),
+    });
+  }
+  await addFile(
+    w,
+    "index.json",
+    enc.encode(JSON.stringify({ schemaVersion: 2, manifests: index })),
+  );
+}

@@ -1,0 +1,43 @@
+/**
+ * Internal: the one store-side hook images need. `applyDiff` publishes as
+ * soon as the extractor returns; an image layer must first be checked
+ * (the rest of its stream drained and hashed, digests compared), and a
+ * failed check must leave nothing behind. So the check runs inside the
+ * staging fill, before the publishing rename.
+ *
+ * @module
+ */
+
+import { applyLayerTar, type TarSource } from "../archive/layer.ts";
+import { buildLayer } from "./_build.ts";
+import type { StoreContext } from "./_context.ts";
+
+/**
+ * Builds read-only layer `id` on `parent` (both validated) from `tar`, then
+ * awaits `beforePublish` while the layer is still in staging: when it
+ * throws, the staging dir is removed and nothing is published. With
+ * `parentReady`, extraction starts before `parent` exists (parallel
+ * unpack); publishing waits for it.
+ *
+ * @throws {LayerExists} {ParentNotFound} {ParentNotCommitted} {InvalidArchive}
+ *   and whatever `beforePublish` throws.
+ */
+export async function applyCheckedLayer(
+  ctx: StoreContext,
+  id: string,
+  parent: string | undefined,
+  tar: TarSource,
+  beforePublish: () => Promise<void>,
+  parentReady?: Promise<void>,
+): Promise<number> {
+  const size = await buildLayer(ctx, id, parent, {
+    readWrite: false,
+    parentReady,
+    fill: async (dirs) => {
+      const n = await applyLayerTar(dirs, tar);
+      await beforePublish();
+      return n;
+    },
+  });
+  return size!;
+}

@@ -1,0 +1,248 @@
+/**
+ * `layerfs load`, `images`, `rmi` and `create --image` as a subprocess.
+ */
+import assert from "node:assert/strict";
+import { privilegedTest, tempDir } from "../_privileged.ts";
+import {
+  baseLayer,
+  buildImage,
+  buildLayer,
+  EXPECTED_TOP,
+  simpleTree,
+  topLayer,
+  writeDocker25,
+  writeOciLayout,
+} from "./_images.ts";
+
+const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+
+async function layerfs(args: string[], stdin?: Uint8Array) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...args],
+    stdin: stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  if (stdin) {
+    const w = child.stdin.getWriter();
+    await w.write(stdin);
+    await w.close();
+  }
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+privilegedTest(
+  "cli: load (file, stdin, --json, --tag), images, create --image, rmi",
+  async () => {
+    await using tmp = await tempDir();
+    const img = buildImage([
+      buildLayer(await baseLayer(), "gzip"),
+      buildLayer(await topLayer(), "zstd"),
+    ]);
+    await writeDocker25(`${tmp.path}/d.tar`, [{
+      image: img,
+      tags: ["cli/app:1"],
+    }]);
+    const root = ["--root", `${tmp.path}/s`];
+
+    let r = await layerfs([...root, "load", `${tmp.path}/d.tar`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `Loaded cli/app:1 sha256:${img.configHex}\n`);
+    assert.equal(r.stderr, ""); // no progress when stderr is not a terminal
+
+    // Standard input, spooled; --json prints one document.
+    r = await layerfs([
+      ...root,
+      "--json",
+      "load",
+      "--tag",
+      "cli/app:stdin",
+      "-",
+    ], await Deno.readFile(`${tmp.path}/d.tar`));
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      images: [{
+        ref: "cli/app:stdin",
+        id: `sha256:${img.configHex}`,
+        topLayer: img.chains[1],
+        layers: img.chains,
+      }],
+    });
+    const spools = [...Deno.readDirSync(`${tmp.path}/s/images`)].filter((e) =>
+      e.name.startsWith(".spool")
+    );
+    assert.deepEqual(spools, []);
+
+    r = await layerfs([...root, "--json", "images"]);
+    const list = JSON.parse(r.stdout).images;
+    assert.deepEqual(list.map((i: { ref: string }) => i.ref), [
+      "cli/app:1",
+      "cli/app:stdin",
+    ]);
+    assert.equal(list[0].topLayer, img.chains[1]);
+    assert.equal(
+      list[0].size,
+      img.layers[0].tar.length + img.layers[1].tar.length,
+    );
+    assert.equal(list[0].created, "2026-12-01T00:00:00Z");
+    r = await layerfs([...root, "images"]);
+    assert.match(
+      r.stdout,
+      /^REF\s+ID\s+TOP LAYER\s+SIZE\s+CREATED\ncli\/app:1\s+[0-9a-f]{12}\s+[0-9a-f]{12}\s+/,
+    );
+
+    // A container layer on the image.
+    r = await layerfs([
+      ...root,
+      "create",
+      "ctr",
+      "--rw",
+      "--image",
+      "cli/app:1",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await layerfs([...root, "mount", "ctr"]);
+    assert.equal(r.code, 0, r.stderr);
+    const tree = await simpleTree(r.stdout.trim());
+    assert.deepEqual(tree, EXPECTED_TOP);
+    assert.equal((await layerfs([...root, "umount", "ctr"])).code, 0);
+
+    // save, then load into another store.
+    r = await layerfs([
+      ...root,
+      "--json",
+      "save",
+      "cli/app:1",
+      "-o",
+      `${tmp.path}/saved.tar`,
+      "--format",
+      "oci",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const saved = JSON.parse(r.stdout).images[0];
+    assert.equal(saved.ref, "cli/app:1");
+    assert.equal(saved.storeId, `sha256:${img.configHex}`);
+    r = await layerfs([
+      "--root",
+      `${tmp.path}/s2`,
+      "load",
+      `${tmp.path}/saved.tar`,
+    ]);
+    assert.equal(r.stdout, `Loaded cli/app:1 ${saved.id}\n`);
+    r = await layerfs([...root, "save", "cli/app:1"]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^layerfs: Pass -o FILE/);
+
+    // rmi: the first name untags; the last one removes the image, but the
+    // layers stay while ctr sits on them.
+    r = await layerfs([...root, "rmi", "cli/app:stdin"]);
+    assert.equal(r.stdout, "Untagged: cli/app:stdin\n");
+    r = await layerfs([...root, "--json", "rmi", "cli/app:1"]);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      removed: [{
+        ref: "cli/app:1",
+        untagged: ["cli/app:1"],
+        deleted: `sha256:${img.configHex}`,
+        removedLayers: [],
+      }],
+    });
+    assert.equal((await layerfs([...root, "rm", "ctr"])).code, 0);
+    r = await layerfs([...root, "load", `${tmp.path}/d.tar`]);
+    r = await layerfs([...root, "rmi", "cli/app:1"]);
+    assert.equal(
+      r.stdout,
+      `Untagged: cli/app:1\nDeleted: sha256:${img.configHex}\n` +
+        `Removed layer: ${img.chains[1]}\nRemoved layer: ${img.chains[0]}\n`,
+    );
+
+    // Errors: one line, no stack; --json one document.
+    r = await layerfs([...root, "rmi", "nope:1"]);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      'layerfs: No image "nope:1" in this store; run "layerfs images" to see the images\n',
+    );
+    r = await layerfs([
+      ...root,
+      "--json",
+      "create",
+      "c2",
+      "--rw",
+      "--image",
+      "nope:1",
+    ]);
+    assert.equal(r.code, 1);
+    assert.equal(JSON.parse(r.stdout).error.name, "ImageNotFound");
+    await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "x:1" }]);
+    await Deno.writeTextFile(`${tmp.path}/oci/index.json`, "{");
+    r = await layerfs([...root, "--json", "load", `${tmp.path}/oci`]);
+    assert.equal(r.code, 1);
+    const doc = JSON.parse(r.stdout);
+    assert.equal(doc.error.name, "InvalidImage");
+    assert.match(
+      r.stderr,
+      /^layerfs: Cannot load image .*index\.json is not a JSON object; .*\n$/,
+    );
+    r = await layerfs([...root, "--json", "ls"]);
+    assert.deepEqual(JSON.parse(r.stdout), []);
+    r = await layerfs([...root, "check"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  },
+);
+
+privilegedTest(
+  "cli: load shows per-layer progress on a terminal (a pty from script(1))",
+  async () => {
+    await using tmp = await tempDir();
+    const img = buildImage([
+      buildLayer(await baseLayer(), "gzip"),
+      buildLayer(await topLayer(), "none"),
+    ]);
+    await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "tty/app:1" }]);
+    const cmd = [
+      Deno.execPath(),
+      "run",
+      "-A",
+      MAIN,
+      "--root",
+      `${tmp.path}/s`,
+      "load",
+      `${tmp.path}/oci`,
+    ]
+      .map((a) => `'${a}'`).join(" ");
+    const inPty = async () => {
+      const out = await new Deno.Command("script", {
+        args: ["-qec", cmd, "/dev/null"],
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1" },
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      return new TextDecoder().decode(out.stdout);
+    };
+    let text = await inPty();
+    assert.match(
+      text,
+      new RegExp(
+        `tty/app:1 layer 1/2 ${img.chains[0].slice(0, 12)}: [0-9.]+ (B|KiB)`,
+      ),
+    );
+    assert.match(
+      text,
+      new RegExp(`tty/app:1 layer 2/2 ${img.chains[1].slice(0, 12)}: `),
+    );
+    assert.match(text, new RegExp(`Loaded tty/app:1 sha256:${img.configHex}`));
+    text = await inPty();
+    assert.match(
+      text,
+      new RegExp(`layer 1/2 ${img.chains[0].slice(0, 12)}: already present`),
+    );
+  },
+);
