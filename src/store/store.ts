@@ -232,20 +232,24 @@ export class Store {
   async list(): Promise<LayerInfo[]> {
     this.#open();
     const l = this.#ctx.layout;
-    const counts = await readCounts(l);
-    const out: LayerInfo[] = [];
-    for (const id of await this.#ctx.ids()) {
-      const parents = await readParents(l, id);
-      if (!parents) continue;
-      const meta = await readMeta(l, id);
-      out.push({
-        id,
-        parent: parents[0],
-        readWrite: meta.readWrite,
-        mounts: counts[id] ?? 0,
-      });
-    }
-    return out;
+    // Under the lock: counts are rewritten in place, and a list must not
+    // see a layer half-created or a count half-written.
+    return await this.#ctx.locked(async () => {
+      const counts = await readCounts(l);
+      const out: LayerInfo[] = [];
+      for (const id of await this.#ctx.ids()) {
+        const parents = await readParents(l, id);
+        if (!parents) continue;
+        const meta = await readMeta(l, id);
+        out.push({
+          id,
+          parent: parents[0],
+          readWrite: meta.readWrite,
+          mounts: counts[id] ?? 0,
+        });
+      }
+      return out;
+    });
   }
 
   /**
