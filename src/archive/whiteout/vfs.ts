@@ -94,8 +94,9 @@ class VfsCodec implements WhiteoutCodec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { vfsCodec } from "./vfs.ts";
- * console.log(vfsCodec.fullTree); // true
+ * assert.equal(vfsCodec.fullTree, true);
  * ```
  */
 export const vfsCodec: WhiteoutCodec = new VfsCodec();
