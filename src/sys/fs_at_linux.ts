@@ -78,8 +78,10 @@ function label(name: Name): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makedev } from "./fs_at_linux.ts";
- * console.log(makedev(1, 3)); // 259n: /dev/null
+ * assert.equal(makedev(1, 3), 259n); // /dev/null
+ * assert.equal(makedev(1, 3), BigInt(Deno.statSync("/dev/null").rdev!));
  * ```
  */
 export function makedev(major: number, minor: number): bigint {
