@@ -85,10 +85,15 @@ export async function readCounts(layout: StoreLayout): Promise<MountCounts> {
  * Skipping the two fsyncs is most of what a `get` cost.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
  * import { writeCounts } from "./refcounts.ts";
- * await writeCounts(new StoreLayout("/var/lib/layerfs"), { app: 1 });
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/run`);
+ * await writeCounts(new StoreLayout(root), { app: 1, gone: 0 });
+ * assert.deepEqual(JSON.parse(await Deno.readTextFile(`${root}/run/mounts.json`)), { app: 1 });
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function writeCounts(
