@@ -497,9 +497,17 @@ export function utimensat(
  * (regular files and directories; not `O_PATH` fds).
  *
  * @example
- * ```ts ignore
- * import { fsetxattr } from "./fs_at_linux.ts";
- * fsetxattr(dirfd, "trusted.overlay.opaque", new TextEncoder().encode("y"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fgetxattr, fsetxattr } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * fsetxattr(dirfd, "user.layerfs.note", new TextEncoder().encode("y")); // trusted.* needs root
+ * assert.deepEqual(fgetxattr(dirfd, "user.layerfs.note"), new TextEncoder().encode("y"));
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function fsetxattr(
@@ -535,7 +543,7 @@ export function fsetxattr(
  * 6.13's setxattrat(2) with AT_SYMLINK_NOFOLLOW would do it without /proc.)
  * Requires /proc to be mounted.
  *
- * @example
+ * @example On a symlink (needs root: only trusted.* xattrs may be set on symlinks)
  * ```ts ignore
  * import { lsetxattrAt } from "./fs_at_linux.ts";
  * lsetxattrAt(dirfd, "sh", "trusted.x", new Uint8Array([1, 2]));
@@ -568,9 +576,16 @@ export function lsetxattrAt(
  * Reads one extended attribute of an open fd; `null` when it is not set.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { fgetxattr } from "./fs_at_linux.ts";
- * const v = fgetxattr(fd, "trusted.overlay.opaque");
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * assert.equal(fgetxattr(dirfd, "user.layerfs.absent"), null);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function fgetxattr(fd: number, name: string): Uint8Array | null {
