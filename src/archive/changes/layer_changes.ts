@@ -33,14 +33,21 @@ import { upperChanges } from "./_upper_changes.ts";
  * @throws {SysError} A directory cannot be read (permissions, vanished).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { layerChanges } from "./layer_changes.ts";
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/base/etc`, { recursive: true });
+ * await Deno.writeTextFile(`${root}/base/etc/hosts`, "old");
+ * await Deno.mkdir(`${root}/app/etc`, { recursive: true });
+ * await Deno.writeTextFile(`${root}/app/etc/hosts`, "new");
  * const changes = await layerChanges({
- *   dir: "/var/lib/layerfs/diff/app",
+ *   dir: `${root}/app`,
  *   format: "overlay",
- *   parentDirs: ["/var/lib/layerfs/diff/base"],
+ *   parentDirs: [`${root}/base`],
  * });
- * for (const c of changes) console.log(c.kind, c.path);
+ * assert.deepEqual(changes, [{ path: "/etc/hosts", kind: "modify" }]);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export function layerChanges(layer: LayerDirs): Promise<Change[]> {
