@@ -37,16 +37,20 @@ import { upperChanges } from "./_upper_changes.ts";
  * import assert from "node:assert/strict";
  * import { layerChanges } from "./layer_changes.ts";
  * const root = await Deno.makeTempDir();
- * await Deno.mkdir(`${root}/base/etc`, { recursive: true });
- * await Deno.writeTextFile(`${root}/base/etc/hosts`, "old");
- * await Deno.mkdir(`${root}/app/etc`, { recursive: true });
- * await Deno.writeTextFile(`${root}/app/etc/hosts`, "new");
+ * await Deno.mkdir(`${root}/base`);
+ * await Deno.writeTextFile(`${root}/base/hosts`, "old");
+ * await Deno.mkdir(`${root}/app`); // overlay's upper dir: only what changed
+ * await Deno.writeTextFile(`${root}/app/hosts`, "new");
+ * await Deno.writeTextFile(`${root}/app/motd`, "hi");
  * const changes = await layerChanges({
  *   dir: `${root}/app`,
  *   format: "overlay",
  *   parentDirs: [`${root}/base`],
  * });
- * assert.deepEqual(changes, [{ path: "/etc/hosts", kind: "modify" }]);
+ * assert.deepEqual(changes, [
+ *   { path: "/hosts", kind: "modify" },
+ *   { path: "/motd", kind: "add" },
+ * ]);
  * await Deno.remove(root, { recursive: true });
  * ```
  */
