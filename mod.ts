@@ -6,17 +6,25 @@
  * - **Id**: a layer's name, `^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`, never ending in `-removing`.
  * - **Parent chain**: the layers a layer sits on, nearest first, kept in `layers/<id>`
  *   (Docker's aufs layout). A layer without a parent is a base layer.
- * - **Read-only layer**: an image layer, made by `create` or `applyDiff`.
+ * - **Read-only layer**: an image layer, made by `create`, `applyDiff` or `commit`; it never
+ *   changes, and only read-only layers can be parents.
  *   **Read-write layer**: a container's writable layer, made by `createReadWrite`.
+ * - **Commit**: `commit(id, newId)` turns read-write layer `id` into read-only layer `newId`
+ *   (same parents and content, renamed in O(1)); `id` is gone afterwards.
  * - **Backend**: how a chain becomes one root filesystem: kernel `overlay` (default), `aufs`
  *   (where the kernel has it), or `vfs` (full copies, no privileges needed).
- * - **get / put**: `get` mounts the union view of a layer and its parents (once, however many
- *   callers; counts are shared across processes) and returns its path; `put` releases one
- *   reference and the last one unmounts.
- * - **diff / applyDiff**: a layer's own changes as an uncompressed OCI layer tar, and back.
+ * - **View**: the union of a layer and its parents, as one directory tree. A read-only
+ *   layer's view is read-only (on `vfs`, which mounts nothing, this cannot be enforced).
+ * - **get / put**: `get` mounts the view of a layer (once, however many callers; counts are
+ *   shared across processes) and returns its path; `put` releases one reference and the last
+ *   one unmounts.
+ * - **diff / applyDiff**: `diff` streams a layer's own changes as an uncompressed OCI layer
+ *   tar; `applyDiff` makes a new read-only layer from such a tar (gzip- and zstd-compressed
+ *   tars are accepted), or fails with `LayerExists`: it never changes an existing layer.
  *   OCI whiteouts (`.wh.<name>`, `.wh..wh..opq`) are converted to and from the backend's form.
  *
  * ## Import a layer, then run a container on it
+ * As root, with the overlay backend (so not run as a test):
  * ```ts ignore
  * import { openStore } from "@layerfs/layerfs";
  *
@@ -29,6 +37,32 @@
  * await store.put("ctr1");                                 // unmount on the last put
  * for (const c of await store.changes("ctr1")) console.log(c.kind, c.path);
  * store.close();
+ * ```
+ *
+ * ## The same on vfs, without privileges
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LayerExists, openStore } from "./mod.ts";
+ *
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await store.createReadWrite("build");                    // make an image layer's content
+ * await Deno.writeTextFile(`${await store.get("build")}/hello`, "hi\n");
+ * await store.put("build");
+ * const tar = await new Response(store.diff("build")).bytes(); // an OCI layer tar
+ *
+ * await store.applyDiff("base", undefined, tar);           // import it as an image layer
+ * await assert.rejects(store.applyDiff("base", undefined, tar), LayerExists);
+ * await store.createReadWrite("ctr1", "base");             // a container's writable layer
+ * const rootfs = await store.get("ctr1");                  // its view: base + ctr1
+ * assert.equal(await Deno.readTextFile(`${rootfs}/hello`), "hi\n");
+ * await Deno.writeTextFile(`${rootfs}/app.log`, "started\n");
+ * await store.put("ctr1");
+ * assert.deepEqual(await store.changes("ctr1"), [{ path: "/app.log", kind: "add" }]);
+ * await store.commit("ctr1", "app");                       // now an image layer on base
+ * assert.deepEqual(await store.parents("app"), ["base"]);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
  * ```
  *
  * @module

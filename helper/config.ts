@@ -55,8 +55,10 @@ const MAX_CONFIG = 1 << 20;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isCanonicalPath } from "./config.ts";
- * console.log(isCanonicalPath("/srv/layerfs"), isCanonicalPath("/srv/../etc")); // true false
+ * assert.equal(isCanonicalPath("/srv/layerfs"), true);
+ * assert.equal(isCanonicalPath("/srv/../etc"), false);
  * ```
  */
 export function isCanonicalPath(p: string): boolean {
@@ -87,9 +89,10 @@ function stringList(v: unknown, what: string): string[] {
  * @throws {HelperError} when it is not valid.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
  * const c = parseConfig('{"stores":[{"root":"/srv/layerfs","groups":["layerfs"]}]}');
- * console.log(c.stores[0].groups); // ["layerfs"]
+ * assert.deepEqual(c.stores, [{ root: "/srv/layerfs", users: [], groups: ["layerfs"] }]);
  * ```
  */
 export function parseConfig(text: string): HelperConfig {
@@ -159,8 +162,10 @@ export function rootOwnedProblem(
  * @returns A problem description, or undefined.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rootOwnedPathProblem } from "./config.ts";
- * console.log(rootOwnedPathProblem("/etc/passwd", true)); // undefined
+ * assert.equal(rootOwnedPathProblem("/etc/passwd", true), undefined);
+ * assert.equal(rootOwnedPathProblem("/tmp", true), "/tmp is not a regular file");
  * ```
  */
 export function rootOwnedPathProblem(

@@ -40,9 +40,10 @@ function parseId(v: string | undefined, what: string): number | undefined {
  * @throws {HelperError} when not running as root.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { callerFrom } from "./identity.ts";
  * const env = (k: string) => ({ SUDO_UID: "1000", SUDO_GID: "1000" } as Record<string, string>)[k];
- * console.log(callerFrom(0, env)); // { uid: 1000, gid: 1000 }
+ * assert.deepEqual(callerFrom(0, env), { uid: 1000, gid: 1000 });
  * ```
  */
 export function callerFrom(
@@ -80,9 +81,12 @@ export interface Accounts {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseAccounts } from "./identity.ts";
  * const a = parseAccounts("alice:x:1000:1000::/home/alice:/bin/sh\n", "layerfs:x:990:alice\n");
- * console.log(a.users.get("alice"), a.members.get(990)); // 1000 ["alice"]
+ * assert.equal(a.users.get("alice"), 1000);
+ * assert.equal(a.groups.get("layerfs"), 990);
+ * assert.deepEqual(a.members.get(990), ["alice"]);
  * ```
  */
 export function parseAccounts(passwd: string, group: string): Accounts {
@@ -132,10 +136,12 @@ function resolveId(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { callerAllowed, parseAccounts } from "./identity.ts";
  * const a = parseAccounts("bob:x:1001:1001::/:/bin/sh\n", "layerfs:x:990:bob\n");
  * const store = { root: "/srv/s", users: [], groups: ["layerfs"] };
- * console.log(callerAllowed({ uid: 1001, gid: 1001 }, store, a)); // true
+ * assert.equal(callerAllowed({ uid: 1001, gid: 1001 }, store, a), true);
+ * assert.equal(callerAllowed({ uid: 1002, gid: 1002 }, store, a), false);
  * ```
  */
 export function callerAllowed(

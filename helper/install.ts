@@ -102,8 +102,11 @@ async function writeAtomic(path: string, text: string, mode: number) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sudoersRule } from "./install.ts";
- * console.log(sudoersRule("layerfs", "/usr/local/bin/layerfs-helper"));
+ * const rule = sudoersRule("layerfs", "/usr/local/bin/layerfs-helper");
+ * assert.match(rule, /^Defaults!\/usr\/local\/bin\/layerfs-helper env_reset, !setenv$/m);
+ * assert.match(rule, /^%layerfs ALL=\(root\) NOPASSWD: \/usr\/local\/bin\/layerfs-helper$/m);
  * ```
  */
 export function sudoersRule(group: string, path: string): string {

@@ -31,9 +31,11 @@ export interface HelperRequest {
  * @throws {InvalidLayerId}
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateId } from "./request.ts";
+ * import { InvalidLayerId } from "../src/errors.ts";
  * validateId("base"); // ok
- * try { validateId("../etc"); } catch (e) { console.log((e as Error).name); } // InvalidLayerId
+ * assert.throws(() => validateId("../etc"), InvalidLayerId);
  * ```
  */
 export function validateId(id: string): void {
@@ -46,8 +48,12 @@ export function validateId(id: string): void {
  * @throws {HelperError} on anything else.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseRequest } from "./request.ts";
- * console.log(parseRequest(["mount", "/srv/layerfs", "app"]));
+ * assert.deepEqual(
+ *   parseRequest(["mount", "/srv/layerfs", "app"]),
+ *   { op: "mount", root: "/srv/layerfs", id: "app" },
+ * );
  * ```
  */
 export function parseRequest(argv: string[]): HelperRequest {
@@ -87,8 +93,12 @@ export const HOSTILE_ENV: readonly string[] = [
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { hostileEnvPresent } from "./request.ts";
- * console.log(hostileEnvPresent((k) => k === "LD_PRELOAD" ? "/tmp/x.so" : undefined)); // ["LD_PRELOAD"]
+ * assert.deepEqual(
+ *   hostileEnvPresent((k) => k === "LD_PRELOAD" ? "/tmp/x.so" : undefined),
+ *   ["LD_PRELOAD"],
+ * );
  * ```
  */
 export function hostileEnvPresent(
@@ -104,11 +114,18 @@ export function hostileEnvPresent(
  * @throws {HelperError} when the store is not configured or the caller is not allowed.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { authorize } from "./request.ts";
  * import { parseAccounts } from "./identity.ts";
+ * import { HelperError } from "../src/errors.ts";
  * const config = { stores: [{ root: "/srv/s", users: ["alice"], groups: [] }] };
  * const accounts = parseAccounts("alice:x:1000:1000::/:/bin/sh\n", "");
- * authorize({ op: "mount", root: "/srv/s", id: "a" }, { uid: 1000, gid: 1000 }, config, accounts);
+ * const req = { op: "mount", root: "/srv/s", id: "a" } as const;
+ * assert.equal(authorize(req, { uid: 1000, gid: 1000 }, config, accounts), config.stores[0]);
+ * assert.throws(
+ *   () => authorize(req, { uid: 1001, gid: 1001 }, config, accounts),
+ *   HelperError,
+ * );
  * ```
  */
 export function authorize(

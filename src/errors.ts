@@ -11,13 +11,12 @@
  *
  * @example Branching on the error class
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LayerfsError, LayerNotFound } from "./errors.ts";
- * try {
- *   throw new LayerNotFound("app");
- * } catch (e) {
- *   if (e instanceof LayerNotFound) console.log("no such layer");
- *   else if (e instanceof LayerfsError) console.log(e.message);
- * }
+ * const e = new LayerNotFound("app");
+ * assert.ok(e instanceof LayerNotFound && e instanceof LayerfsError);
+ * assert.equal(e.name, "LayerNotFound");
+ * assert.equal(e.exitCode, 1);
  * ```
  */
 export class LayerfsError extends Error {
@@ -35,9 +34,11 @@ export class LayerfsError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InvalidLayerId } from "./errors.ts";
  * const e = new InvalidLayerId("../etc");
- * console.log(e.message);
+ * assert.equal(e.id, "../etc");
+ * assert.match(e.message, /^Invalid layer id "\.\.\/etc"; use 1-128 characters/);
  * ```
  */
 export class InvalidLayerId extends LayerfsError {
@@ -59,8 +60,12 @@ export class InvalidLayerId extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LayerNotFound } from "./errors.ts";
- * console.log(new LayerNotFound("app").message);
+ * assert.equal(
+ *   new LayerNotFound("app").message,
+ *   'Layer "app" does not exist; run "layerfs ls" to see the layers of this store',
+ * );
  * ```
  */
 export class LayerNotFound extends LayerfsError {
@@ -80,8 +85,12 @@ export class LayerNotFound extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LayerExists } from "./errors.ts";
- * console.log(new LayerExists("base").message);
+ * assert.equal(
+ *   new LayerExists("base").message,
+ *   'Layer "base" already exists; choose another id or remove it first with "layerfs rm base"',
+ * );
  * ```
  */
 export class LayerExists extends LayerfsError {
@@ -101,8 +110,12 @@ export class LayerExists extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ParentNotFound } from "./errors.ts";
- * console.log(new ParentNotFound("app", "base").message);
+ * assert.equal(
+ *   new ParentNotFound("app", "base").message,
+ *   'Cannot create layer "app": parent layer "base" does not exist; create the parent first',
+ * );
  * ```
  */
 export class ParentNotFound extends LayerfsError {
@@ -125,8 +138,16 @@ export class ParentNotFound extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LayerInUse } from "./errors.ts";
- * console.log(new LayerInUse("app", 2).message);
+ * assert.equal(
+ *   new LayerInUse("app", 2).message,
+ *   'Cannot remove layer "app": it is mounted 2 times; run "layerfs umount app" or pass --force',
+ * );
+ * assert.equal(
+ *   new LayerInUse("app", 1, "commit").message,
+ *   'Cannot commit layer "app": it is mounted 1 time; run "layerfs umount app" first',
+ * );
  * ```
  */
 export class LayerInUse extends LayerfsError {
@@ -153,8 +174,12 @@ export class LayerInUse extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LayerHasChildren } from "./errors.ts";
- * console.log(new LayerHasChildren("base", ["app"]).message);
+ * assert.equal(
+ *   new LayerHasChildren("base", ["app", "web"]).message,
+ *   'Cannot remove layer "base": it is the parent of "app", "web"; remove those first or pass --force',
+ * );
  * ```
  */
 export class LayerHasChildren extends LayerfsError {
@@ -180,8 +205,12 @@ export class LayerHasChildren extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { BackendNotSupported } from "./errors.ts";
- * console.log(new BackendNotSupported("aufs", "the kernel has no aufs").message);
+ * assert.equal(
+ *   new BackendNotSupported("aufs", "the kernel has no aufs").message,
+ *   'Backend "aufs" cannot be used: the kernel has no aufs',
+ * );
  * ```
  */
 export class BackendNotSupported extends LayerfsError {
@@ -199,8 +228,14 @@ export class BackendNotSupported extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { IncompatibleBackingFs } from "./errors.ts";
- * console.log(new IncompatibleBackingFs("overlay", "overlayfs", "/var/lib/layerfs").message);
+ * const e = new IncompatibleBackingFs("overlay", "overlayfs", "/var/lib/layerfs");
+ * assert.equal(
+ *   e.message,
+ *   'Backend "overlay" cannot run on overlayfs (store root /var/lib/layerfs); ' +
+ *     "put the store on ext4, xfs, btrfs or tmpfs, or use --backend vfs",
+ * );
  * ```
  */
 export class IncompatibleBackingFs extends LayerfsError {
@@ -224,9 +259,15 @@ export class IncompatibleBackingFs extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MountError } from "./errors.ts";
  * const e = new MountError("fsconfig lowerdir+", "EINVAL", "/var/lib/layerfs/mnt/app", "check dmesg");
- * console.log(e.code, e.operation);
+ * assert.equal(e.code, "EINVAL");
+ * assert.equal(e.operation, "fsconfig lowerdir+");
+ * assert.equal(
+ *   e.message,
+ *   "fsconfig lowerdir+ failed for /var/lib/layerfs/mnt/app: EINVAL; check dmesg",
+ * );
  * ```
  */
 export class MountError extends LayerfsError {
@@ -262,12 +303,16 @@ export class MountError extends LayerfsError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { InvalidArchive } from "./errors.ts";
- * console.log(new InvalidArchive("unexpected end of archive", "etc/passwd").message);
+ * assert.equal(
+ *   new InvalidArchive("unexpected end of archive", "etc/passwd").message,
+ *   'Invalid tar archive at entry "etc/passwd": unexpected end of archive',
+ * );
  * const cut = new InvalidArchive("the zstd stream is truncated", undefined, {
  *   input: "layer.tar.zst",
  * });
- * console.log(cut.message); // Invalid archive layer.tar.zst: the zstd stream is truncated
+ * assert.equal(cut.message, "Invalid archive layer.tar.zst: the zstd stream is truncated");
  * ```
  */
 export class InvalidArchive extends LayerfsError {
@@ -304,9 +349,11 @@ export class InvalidArchive extends LayerfsError {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { InvalidArchive } from "./errors.ts";
    * const e = new InvalidArchive("bad header").withInput("stdin");
-   * console.log(e.message); // Invalid archive stdin: bad header
+   * assert.equal(e.message, "Invalid archive stdin: bad header");
+   * assert.equal(e.withInput("layer.tar").input, "stdin");
    * ```
    */
   withInput(input: string): InvalidArchive {
@@ -320,8 +367,12 @@ export class InvalidArchive extends LayerfsError {
  *
  * @example
  * ```ts
- * import { StoreError } from "./errors.ts";
- * console.log(new StoreError("layerfs.json is not valid JSON; run layerfs check").message);
+ * import assert from "node:assert/strict";
+ * import { LayerfsError, StoreError } from "./errors.ts";
+ * const e = new StoreError("layerfs.json is not valid JSON; run layerfs check");
+ * assert.ok(e instanceof LayerfsError);
+ * assert.equal(e.name, "StoreError");
+ * assert.equal(e.message, "layerfs.json is not valid JSON; run layerfs check");
  * ```
  */
 export class StoreError extends LayerfsError {}
@@ -331,8 +382,11 @@ export class StoreError extends LayerfsError {}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { HelperError } from "./errors.ts";
- * console.log(new HelperError("store /srv/x is not in /etc/layerfs/helper.json").message);
+ * const e = new HelperError("store /srv/x is not in /etc/layerfs/helper.json");
+ * assert.equal(e.name, "HelperError");
+ * assert.equal(e.exitCode, 1);
  * ```
  */
 export class HelperError extends LayerfsError {}
@@ -342,8 +396,9 @@ export class HelperError extends LayerfsError {}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { UsageError } from "./errors.ts";
- * console.log(new UsageError("missing ID").exitCode);
+ * assert.equal(new UsageError("missing ID").exitCode, 2);
  * ```
  */
 export class UsageError extends LayerfsError {

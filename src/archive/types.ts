@@ -28,8 +28,13 @@ export type TarSource = ReadableStream<Uint8Array> | Uint8Array | Deno.FsFile;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Change } from "./types.ts";
- * const c: Change = { path: "/etc/hosts", kind: "modify" };
+ * const changes: Change[] = [
+ *   { path: "/etc/hosts", kind: "modify" },
+ *   { path: "/tmp/x", kind: "delete" },
+ * ];
+ * assert.deepEqual(changes.filter((c) => c.kind === "delete").map((c) => c.path), ["/tmp/x"]);
  * ```
  */
 export interface Change {
@@ -59,9 +64,10 @@ interface LayerDirsBase {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { LayerDirs } from "./types.ts";
  * const dirs: LayerDirs = { dir: "/s/diff/a", format: "overlay", parentDirs: [] };
- * console.log(dirs.parentDirs.length); // 0
+ * assert.equal(dirs.parentDirs.length, 0);
  * ```
  */
 export type LayerDirs =
@@ -170,10 +176,11 @@ export type DiskEntry =
  *
  * @example A backend names its codec
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { WhiteoutCodec } from "./types.ts";
  * import { overlayCodec } from "./whiteout/mod.ts";
  * const backend: { whiteouts: WhiteoutCodec } = { whiteouts: overlayCodec };
- * console.log(backend.whiteouts.name); // overlay
+ * assert.equal(backend.whiteouts.name, "overlay");
  * ```
  */
 export interface WhiteoutCodec {

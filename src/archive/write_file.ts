@@ -57,14 +57,20 @@ const ignore = () => {};
  * @returns Bytes written.
  *
  * @example Save a layer diff
- * ```ts ignore
- * import { openStore, writeToFile } from "@layerfs/layerfs";
- * const store = await openStore({ root: "/var/lib/layerfs" });
- * using f = await Deno.create("/tmp/app.tar");
- * console.log(await writeToFile(store.diff("app"), f));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, writeToFile } from "../../mod.ts";
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await store.create("app");
+ * using f = await Deno.create(`${root}/app.tar`);
+ * const written = await writeToFile(store.diff("app"), f);
+ * assert.equal(written, (await Deno.stat(`${root}/app.tar`)).size);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
  * ```
  *
- * @example Pack a directory to standard output
+ * @example Pack a directory to standard output (not run: it prints a tar)
  * ```ts ignore
  * import { packDir, writeToFile } from "@layerfs/layerfs";
  * await writeToFile(packDir("./rootfs"), Deno.stdout);

@@ -86,9 +86,16 @@ function usageMessage(e: unknown): string {
  * @throws {CommandUsageError} on unknown commands/options or wrong arity.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseCli } from "./_parse.ts";
  * const p = parseCli(["--root", "/tmp/s", "create", "app", "--parent", "base"]);
- * if (p.kind === "run") console.log(p.command.name, p.args, p.values.parent);
+ * assert.equal(p.kind, "run");
+ * if (p.kind === "run") {
+ *   assert.equal(p.command.name, "create");
+ *   assert.deepEqual(p.args, ["app"]);
+ *   assert.equal(p.values.parent, "base");
+ *   assert.equal(p.global.root, "/tmp/s");
+ * }
  * ```
  */
 export function parseCli(argv: string[]): Parsed {

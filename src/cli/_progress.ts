@@ -37,10 +37,16 @@ export function formatBytes(n: number): string {
  * @param write Sink for the text (the CLI passes a stderr writer).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makeProgress } from "./_progress.ts";
- * const p = makeProgress("apply", false, () => {});
+ * let text = "";
+ * const p = makeProgress("apply", true, (t) => text += t);
  * p.bytes(512);
  * p.done();
+ * assert.match(text, /apply: 512 B, .*\/s\n$/);
+ * const off = makeProgress("apply", false, () => assert.fail("not drawn"));
+ * off.bytes(512);
+ * off.done();
  * ```
  */
 export function makeProgress(

@@ -27,9 +27,11 @@ export interface RootInputs {
  * @throws {UsageError} when no root can be derived (no HOME for a non-root user).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultRoot } from "./_root.ts";
  * const env = (k: string) => k === "HOME" ? "/home/a" : undefined;
- * console.log(defaultRoot({ env, uid: 1000, cwd: "/" })); // "/home/a/.local/share/layerfs"
+ * assert.equal(defaultRoot({ env, uid: 1000, cwd: "/" }), "/home/a/.local/share/layerfs");
+ * assert.equal(defaultRoot({ env: () => undefined, uid: 0, cwd: "/" }), "/var/lib/layerfs");
  * ```
  */
 export function defaultRoot({ flag, env, uid, cwd }: RootInputs): string {

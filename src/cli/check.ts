@@ -88,10 +88,19 @@ function isValidId(id: string): boolean {
  * @param options See {@link CheckOptions}.
  * @returns The problems found (and which were repaired).
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { checkStore } from "./check.ts";
- * const report = await checkStore("/var/lib/layerfs", { repair: true });
- * for (const p of report.problems) console.log(p.kind, p.message);
+ * import { openStore } from "../store/open.ts";
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await store.create("base");
+ * store.close();
+ * await Deno.mkdir(`${root}/diff/gone`); // a crashed operation's leftover
+ * const report = await checkStore(root, { repair: true });
+ * assert.equal(report.layers, 1);
+ * assert.deepEqual(report.problems.map((p) => p.kind), ["orphan-diff"]);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function checkStore(

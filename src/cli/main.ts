@@ -85,9 +85,20 @@ function oneLine(e: unknown): string {
  * @param print Where stdout text goes (default: the process's stdout).
  * @returns 0 on success, 1 on error, 2 on usage error.
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { processIo, runCli } from "./main.ts";
- * const code = await runCli(["--root", "/tmp/s", "--backend", "vfs", "init"], processIo());
+ * const root = await Deno.makeTempDir();
+ * let out = "";
+ * const print = (text: string) => void (out += text);
+ * assert.equal(await runCli(["--root", root, "--backend", "vfs", "init"], processIo(), print), 0);
+ * assert.equal(await runCli(["--root", root, "create", "base"], processIo(), print), 0);
+ * out = "";
+ * assert.equal(await runCli(["--root", root, "exists", "base"], processIo(), print), 0);
+ * assert.equal(await runCli(["--root", root, "exists", "app"], processIo(), print), 1);
+ * assert.equal(await runCli(["--root", root, "ls"], processIo(), print), 0);
+ * assert.match(out, /^base\b/m);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function runCli(

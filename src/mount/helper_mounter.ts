@@ -17,8 +17,12 @@ import type { MountPlan } from "./plan.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitCommand } from "./helper_mounter.ts";
- * console.log(splitCommand("sudo -n /usr/local/bin/layerfs-helper")); // ["sudo", "-n", "/usr/local/bin/layerfs-helper"]
+ * assert.deepEqual(
+ *   splitCommand("sudo -n /usr/local/bin/layerfs-helper"),
+ *   ["sudo", "-n", "/usr/local/bin/layerfs-helper"],
+ * );
  * ```
  */
 export function splitCommand(command: string): string[] {

@@ -16,11 +16,16 @@ import { performMountPlan, unmountTarget } from "./perform.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Mounter } from "./mounter.ts";
+ * const log: string[] = [];
  * const logging: Mounter = {
- *   mount: (root, id, plan) => Promise.resolve(console.log("mount", root, id, plan.kind)),
- *   unmount: (root, id, target) => Promise.resolve(console.log("umount", root, id, target)),
+ *   mount: (root, id, plan) => Promise.resolve(void log.push(`mount ${root} ${id} ${plan.kind}`)),
+ *   unmount: (root, id, target) => Promise.resolve(void log.push(`umount ${id} ${target}`)),
  * };
+ * await logging.mount("/s", "app", { kind: "bind", source: "/s/diff/app", target: "/s/mnt/app", readOnly: true, nosuid: true, nodev: true });
+ * await logging.unmount("/s", "app", "/s/mnt/app");
+ * assert.deepEqual(log, ["mount /s app bind", "umount app /s/mnt/app"]);
  * ```
  */
 export interface Mounter {

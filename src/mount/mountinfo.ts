@@ -40,11 +40,15 @@ function unescape(s: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseMountInfo } from "./mountinfo.ts";
  * const [e] = parseMountInfo(
  *   "45 27 0:39 / /mnt/x ro,nosuid - overlay none rw,lowerdir+=/a,upperdir=/u,workdir=/w\n",
  * );
- * console.log(e.fstype, e.mountPoint); // overlay /mnt/x
+ * assert.equal(e.fstype, "overlay");
+ * assert.equal(e.mountPoint, "/mnt/x");
+ * assert.deepEqual(e.mountOptions, ["ro", "nosuid"]);
+ * assert.deepEqual(e.superOptions, ["rw", "lowerdir+=/a", "upperdir=/u", "workdir=/w"]);
  * ```
  */
 export function parseMountInfo(text: string): MountInfoEntry[] {
@@ -72,9 +76,11 @@ export function parseMountInfo(text: string): MountInfoEntry[] {
  * Reads and parses `/proc/self/mountinfo`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readMountInfo } from "./mountinfo.ts";
- * console.log((await readMountInfo()).length);
+ * const info = await readMountInfo();
+ * assert.ok(info.some((m) => m.mountPoint === "/"));
  * ```
  */
 export async function readMountInfo(): Promise<MountInfoEntry[]> {
@@ -87,9 +93,10 @@ export async function readMountInfo(): Promise<MountInfoEntry[]> {
  * --allow-read for /proc (Deno asks for --allow-all to read /proc/self).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readMountInfoSync } from "./mountinfo.ts";
- * console.log(readMountInfoSync().length);
+ * assert.ok(readMountInfoSync().some((m) => m.mountPoint === "/"));
  * ```
  */
 export function readMountInfoSync(): MountInfoEntry[] {
@@ -119,9 +126,11 @@ export function readMountInfoSync(): MountInfoEntry[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mountAt, parseMountInfo } from "./mountinfo.ts";
  * const info = parseMountInfo("45 27 0:39 / /mnt/x rw - tmpfs tmpfs rw\n");
- * console.log(mountAt(info, "/mnt/x")?.fstype); // tmpfs
+ * assert.equal(mountAt(info, "/mnt/x")?.fstype, "tmpfs");
+ * assert.equal(mountAt(info, "/mnt/y"), undefined);
  * ```
  */
 export function mountAt(
@@ -141,9 +150,10 @@ export function mountAt(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { overlayLayers, parseMountInfo } from "./mountinfo.ts";
  * const [e] = parseMountInfo("45 27 0:39 / /m rw - overlay none rw,lowerdir=/a:/b,upperdir=/u\n");
- * console.log(overlayLayers(e)); // { lowerdirs: ["/a", "/b"], upperdir: "/u" }
+ * assert.deepEqual(overlayLayers(e), { lowerdirs: ["/a", "/b"], upperdir: "/u" });
  * ```
  */
 export function overlayLayers(

@@ -76,12 +76,14 @@ function overlayData(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { legacyOverlayCall } from "./perform.ts";
  * const { call } = legacyOverlayCall({
  *   kind: "overlay", target: "/s/mnt/a", lowerdirs: ["/s/diff/b"], upperdir: "/s/diff/a",
  *   workdir: "/s/work/a", readOnly: false, nosuid: true, nodev: true,
  * });
- * console.log(call.data); // lowerdir=/s/diff/b,upperdir=/s/diff/a,workdir=/s/work/a
+ * assert.equal(call.fstype, "overlay");
+ * assert.equal(call.data, "lowerdir=/s/diff/b,upperdir=/s/diff/a,workdir=/s/work/a");
  * ```
  */
 export function legacyOverlayCall(
@@ -300,10 +302,14 @@ function mountOverlayLegacy(plan: OverlayMountPlan): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseMountInfo } from "./mountinfo.ts";
  * import { mismatch } from "./perform.ts";
+ * import type { MountPlan } from "./plan.ts";
  * const [e] = parseMountInfo("1 1 0:1 / /m rw - tmpfs tmpfs rw\n");
- * console.log(mismatch({ kind: "aufs", target: "/m", branches: 2, calls: [] }, e));
+ * const plan: MountPlan = { kind: "aufs", target: "/m", branches: 2, calls: [] };
+ * assert.equal(mismatch(plan, e), "found a tmpfs mount, not aufs");
+ * assert.equal(mismatch(plan, undefined), "nothing is mounted there");
  * ```
  */
 export function mismatch(

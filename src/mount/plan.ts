@@ -104,9 +104,10 @@ export interface AufsMountPlan {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { MountPlan } from "./plan.ts";
- * const plan: MountPlan = { kind: "none", target: "/var/lib/layerfs/diff/base" };
- * console.log(plan.kind);
+ * const where = (p: MountPlan) => p.kind === "none" ? `use ${p.target}` : `mount ${p.kind} at ${p.target}`;
+ * assert.equal(where({ kind: "none", target: "/s/diff/base" }), "use /s/diff/base");
  * ```
  */
 export type MountPlan =

@@ -46,8 +46,11 @@ export interface StoreConfig {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./config.ts";
- * console.log(parseConfig('{"version":1,"backend":"overlay"}').backend); // overlay
+ * import { StoreError } from "../errors.ts";
+ * assert.equal(parseConfig('{"version":1,"backend":"overlay"}').backend, "overlay");
+ * assert.throws(() => parseConfig('{"version":1,"backend":"zfs"}'), StoreError);
  * ```
  */
 export function parseConfig(text: string): StoreConfig {
@@ -83,10 +86,15 @@ export function parseConfig(text: string): StoreConfig {
  * @throws {StoreError} when the file is corrupt or from a newer layerfs.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
  * import { readConfig } from "./config.ts";
- * console.log((await readConfig(new StoreLayout("/var/lib/layerfs")))?.backend);
+ * const root = await Deno.makeTempDir();
+ * assert.equal(await readConfig(new StoreLayout(root)), undefined); // not initialised
+ * await Deno.writeTextFile(`${root}/layerfs.json`, '{"version":1,"backend":"vfs"}');
+ * assert.deepEqual(await readConfig(new StoreLayout(root)), { version: 1, backend: "vfs" });
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function readConfig(
@@ -114,10 +122,14 @@ export async function readConfig(
  * Writes `layerfs.json` crash-safely.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
- * import { writeConfig } from "./config.ts";
- * await writeConfig(new StoreLayout("/var/lib/layerfs"), { version: 1, backend: "vfs" });
+ * import { readConfig, writeConfig } from "./config.ts";
+ * const root = await Deno.makeTempDir();
+ * await writeConfig(new StoreLayout(root), { version: 1, backend: "vfs" });
+ * assert.equal((await readConfig(new StoreLayout(root)))?.backend, "vfs");
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function writeConfig(

@@ -47,8 +47,11 @@ export interface LayerMeta {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseParents } from "./meta.ts";
- * console.log(parseParents("child\nbase\n", "app")); // ["child", "base"]
+ * import { StoreError } from "../errors.ts";
+ * assert.deepEqual(parseParents("child\nbase\n", "app"), ["child", "base"]);
+ * assert.throws(() => parseParents("../etc\n", "app"), StoreError);
  * ```
  */
 export function parseParents(text: string, id: string): string[] {
@@ -73,10 +76,16 @@ export function parseParents(text: string, id: string): string[] {
  * @throws {StoreError} when the file holds an invalid id.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
  * import { readParents } from "./meta.ts";
- * console.log(await readParents(new StoreLayout("/var/lib/layerfs"), "app"));
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/layers`);
+ * await Deno.writeTextFile(`${root}/layers/app`, "base\n");
+ * assert.deepEqual(await readParents(new StoreLayout(root), "app"), ["base"]);
+ * assert.equal(await readParents(new StoreLayout(root), "gone"), undefined);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function readParents(
@@ -104,10 +113,15 @@ export async function readParents(
  * point of a new layer: the layer exists once this file does.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
  * import { writeParents } from "./meta.ts";
- * await writeParents(new StoreLayout("/var/lib/layerfs"), "app", ["base"]);
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/layers`);
+ * await writeParents(new StoreLayout(root), "app", ["child", "base"]);
+ * assert.equal(await Deno.readTextFile(`${root}/layers/app`), "child\nbase\n");
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function writeParents(
@@ -132,8 +146,10 @@ export async function writeParents(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseMeta } from "./meta.ts";
- * console.log(parseMeta('{"readWrite":true}', "ctr")); // { readWrite: true }
+ * assert.deepEqual(parseMeta('{"readWrite":true}', "ctr"), { readWrite: true });
+ * assert.deepEqual(parseMeta('{"mountLabel":7,"x":1}', "img"), { readWrite: false });
  * ```
  */
 export function parseMeta(text: string, id: string): LayerMeta {
@@ -173,10 +189,16 @@ export function parseMeta(text: string, id: string): LayerMeta {
  * reads as an image layer without label.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
  * import { readMeta } from "./meta.ts";
- * console.log((await readMeta(new StoreLayout("/var/lib/layerfs"), "app")).readWrite);
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/meta`);
+ * await Deno.writeTextFile(`${root}/meta/ctr`, '{"readWrite":true}');
+ * assert.deepEqual(await readMeta(new StoreLayout(root), "ctr"), { readWrite: true });
+ * assert.deepEqual(await readMeta(new StoreLayout(root), "img"), { readWrite: false }); // no file
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function readMeta(
@@ -203,10 +225,15 @@ export async function readMeta(
  * Writes `meta/<id>` crash-safely.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { StoreLayout } from "../layout.ts";
- * import { writeMeta } from "./meta.ts";
- * await writeMeta(new StoreLayout("/var/lib/layerfs"), "app", { readWrite: true });
+ * import { readMeta, writeMeta } from "./meta.ts";
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/meta`);
+ * await writeMeta(new StoreLayout(root), "ctr", { readWrite: true });
+ * assert.deepEqual(await readMeta(new StoreLayout(root), "ctr"), { readWrite: true });
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function writeMeta(

@@ -137,9 +137,19 @@ export class Store {
    * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { LayerExists, ParentNotFound } from "../errors.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
    * await store.create("base");
    * await store.create("app", "base");
+   * assert.deepEqual(await store.parents("app"), ["base"]);
+   * await assert.rejects(store.create("app", "base"), LayerExists);
+   * await assert.rejects(store.create("web", "nope"), ParentNotFound);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async create(
@@ -158,8 +168,18 @@ export class Store {
    * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { ParentNotCommitted } from "../errors.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("app");
    * await store.createReadWrite("ctr1", "app");
+   * assert.equal((await store.list()).find((l) => l.id === "ctr1")?.readWrite, true);
+   * await assert.rejects(store.create("x", "ctr1"), ParentNotCommitted); // commit it first
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async createReadWrite(
@@ -178,11 +198,22 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound} {LayerExists} {LayerNotWritable} {LayerInUse}
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
    * await store.createReadWrite("ctr", "base");
-   * // ... write through store.get("ctr"), then store.put("ctr") ...
+   * await Deno.writeTextFile(`${await store.get("ctr")}/hello`, "hi\n");
+   * await store.put("ctr");
    * await store.commit("ctr", "app");
+   * assert.equal(await store.exists("ctr"), false);
    * await store.createReadWrite("ctr2", "app");
+   * assert.equal(await Deno.readTextFile(`${await store.get("ctr2")}/hello`), "hi\n");
+   * await store.put("ctr2");
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async commit(id: string, newId: string): Promise<void> {
@@ -196,8 +227,16 @@ export class Store {
    * @throws {InvalidLayerId}
    *
    * @example
-   * ```ts ignore
-   * console.log(await store.exists("base"));
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * assert.equal(await store.exists("base"), true);
+   * assert.equal(await store.exists("app"), false);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async exists(id: string): Promise<boolean> {
@@ -212,8 +251,18 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound}
    *
    * @example
-   * ```ts ignore
-   * console.log(await store.parents("ctr1")); // ["app", "base"]
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * await store.create("app", "base");
+   * await store.createReadWrite("ctr1", "app");
+   * assert.deepEqual(await store.parents("ctr1"), ["app", "base"]);
+   * assert.deepEqual(await store.parents("base"), []);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async parents(id: string): Promise<string[]> {
@@ -225,8 +274,21 @@ export class Store {
    * Every layer with its parent, kind and mount count, sorted by id.
    *
    * @example
-   * ```ts ignore
-   * for (const l of await store.list()) console.log(l.id, l.parent, l.mounts);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * await store.createReadWrite("ctr1", "base");
+   * await store.get("ctr1");
+   * assert.deepEqual(await store.list(), [
+   *   { id: "base", parent: undefined, readWrite: false, mounts: 0 },
+   *   { id: "ctr1", parent: "base", readWrite: true, mounts: 1 },
+   * ]);
+   * await store.put("ctr1");
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async list(): Promise<LayerInfo[]> {
@@ -262,8 +324,19 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound} {MountError}
    *
    * @example
-   * ```ts ignore
-   * const rootfs = await store.get("ctr1");
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * await store.createReadWrite("ctr1", "base");
+   * const rootfs = await store.get("ctr1"); // on vfs: the layer's own dir
+   * assert.equal(rootfs, `${store.root}/diff/ctr1`);
+   * await Deno.writeTextFile(`${rootfs}/hello`, "hi\n");
+   * await store.put("ctr1");
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async get(id: string, options: GetOptions = {}): Promise<string> {
@@ -278,8 +351,18 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound} {LayerNotMounted} (nothing to release) {MountError}
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { LayerNotMounted } from "../errors.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.createReadWrite("ctr1");
+   * await store.get("ctr1");
    * await store.put("ctr1");
+   * await assert.rejects(store.put("ctr1"), LayerNotMounted); // nothing left to release
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async put(id: string): Promise<void> {
@@ -296,9 +379,21 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound} {LayerHasChildren} {LayerInUse}
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { LayerHasChildren } from "../errors.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * await store.createReadWrite("ctr1", "base");
+   * await assert.rejects(store.remove("base"), LayerHasChildren);
    * await store.remove("ctr1");
-   * await store.remove("base", { force: true });
+   * await store.create("app", "base");
+   * await store.remove("base", { force: true }); // app goes too
+   * assert.deepEqual(await store.list(), []);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async remove(id: string, options: RemoveOptions = {}): Promise<void> {
@@ -313,9 +408,20 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound}
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * await store.createReadWrite("app", "base");
+   * await Deno.writeTextFile(`${await store.get("app")}/hello`, "hi\n");
+   * await store.put("app");
    * const { layer, chain } = await store.usage("app");
-   * console.log(layer.size, chain.inodes);
+   * assert.ok(layer.size > 0 && layer.inodes >= 2); // its dir and hello
+   * assert.ok(chain.inodes > layer.inodes); // plus base's
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async usage(id: string): Promise<LayerUsage> {
@@ -336,8 +442,18 @@ export class Store {
    * filesystem, the backend's own rows, layer and mount counts.
    *
    * @example
-   * ```ts ignore
-   * for (const [k, v] of await store.status()) console.log(`${k}: ${v}`);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * const status = new Map(await store.status());
+   * assert.equal(status.get("backend"), "vfs");
+   * assert.equal(status.get("root"), root);
+   * assert.equal(status.get("layers"), "1");
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async status(): Promise<[string, string][]> {
@@ -370,8 +486,21 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound}
    *
    * @example
-   * ```ts ignore
-   * console.log((await store.metadata("ctr1")).diff);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * await store.createReadWrite("ctr1", "base");
+   * assert.deepEqual(await store.metadata("ctr1"), {
+   *   backend: "vfs",
+   *   diff: `${root}/diff/ctr1`,
+   *   parents: "base",
+   *   readWrite: "true",
+   * });
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async metadata(id: string): Promise<Record<string, string>> {
@@ -400,8 +529,17 @@ export class Store {
    * (what a daemon does on shutdown; also removes mounts nobody counted).
    *
    * @example
-   * ```ts ignore
-   * await store.cleanup();
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.createReadWrite("ctr1");
+   * await store.get("ctr1");
+   * await store.cleanup(); // forgets the outstanding get
+   * assert.equal((await store.list())[0].mounts, 0);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async cleanup(): Promise<void> {
@@ -414,8 +552,15 @@ export class Store {
    * calls throw). Diff streams already handed out still give back their views.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { StoreError } from "../errors.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
    * store.close();
+   * await assert.rejects(store.list(), StoreError);
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   close(): void {
@@ -439,12 +584,25 @@ export class Store {
    *   (through the stream)
    *
    * @example
-   * ```ts ignore
-   * import { writeToFile } from "@layerfs/layerfs";
-   * using out = await Deno.create("app.tar");
-   * await writeToFile(store.diff("app"), out);
-   * using squashed = await Deno.create("app-squashed.tar");
-   * await writeToFile(store.diff("app", "base"), squashed); // app's view against base's
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { readTar } from "../archive/tar/mod.ts";
+   * import { writeToFile } from "../archive/write_file.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * await store.createReadWrite("ctr", "base");
+   * await Deno.writeTextFile(`${await store.get("ctr")}/hello`, "hi\n");
+   * await store.put("ctr");
+   * const tar = await new Response(store.diff("ctr")).bytes();
+   * const names = [];
+   * for await (const e of readTar(tar)) names.push(e.header.name);
+   * assert.deepEqual(names, ["hello"]);
+   * using out = await Deno.create(`${root}/ctr.tar`);
+   * await writeToFile(store.diff("ctr", "base"), out); // ctr's view against base's
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   diff(id: string, parent?: string | null): ReadableStream<Uint8Array> {
@@ -473,9 +631,23 @@ export class Store {
    * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted} {InvalidArchive}
    *
    * @example
-   * ```ts ignore
-   * const tar = (await Deno.open("base.tar")).readable;
-   * await store.applyDiff("base", undefined, tar);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { LayerExists } from "../errors.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.createReadWrite("ctr");
+   * await Deno.writeTextFile(`${await store.get("ctr")}/hello`, "hi\n");
+   * await store.put("ctr");
+   * const tar = await new Response(store.diff("ctr")).bytes(); // or a file, a stream
+   * assert.equal(await store.applyDiff("base", undefined, tar), 3);
+   * assert.equal(await Deno.readTextFile(`${root}/diff/base/hello`), "hi\n");
+   * await assert.rejects(store.applyDiff("base", undefined, tar), LayerExists);
+   * const gz = ReadableStream.from([tar]).pipeThrough(new CompressionStream("gzip"));
+   * await store.applyDiff("copy", "base", gz); // gzip and zstd are detected
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async applyDiff(
@@ -545,9 +717,19 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound} (for `id` or `parent`) {MountError}
    *
    * @example
-   * ```ts ignore
-   * console.log(await store.diffSize("app"));
-   * console.log(await store.diffSize("app", "base"));
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * await store.createReadWrite("app", "base");
+   * await Deno.writeTextFile(`${await store.get("app")}/hello`, "hi\n");
+   * await store.put("app");
+   * assert.equal(await store.diffSize("app"), 3);
+   * assert.equal(await store.diffSize("base", "app"), 0); // base adds nothing to app
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async diffSize(id: string, parent?: string | null): Promise<number> {
@@ -569,9 +751,30 @@ export class Store {
    * @throws {InvalidLayerId} {LayerNotFound} (for `id` or `parent`) {MountError}
    *
    * @example
-   * ```ts ignore
-   * for (const c of await store.changes("ctr1")) console.log(c.kind, c.path);
-   * for (const c of await store.changes("ctr1", "base")) console.log(c.kind, c.path);
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.createReadWrite("ctr0");
+   * await Deno.writeTextFile(`${await store.get("ctr0")}/a`, "a\n");
+   * await store.put("ctr0");
+   * await store.commit("ctr0", "base");
+   * await store.createReadWrite("ctr1", "base");
+   * const rootfs = await store.get("ctr1");
+   * await Deno.writeTextFile(`${rootfs}/hello`, "hi\n");
+   * await Deno.remove(`${rootfs}/a`);
+   * await store.put("ctr1");
+   * assert.deepEqual(await store.changes("ctr1"), [
+   *   { path: "/a", kind: "delete" },
+   *   { path: "/hello", kind: "add" },
+   * ]);
+   * assert.deepEqual(await store.changes("base", "ctr1"), [
+   *   { path: "/a", kind: "add" },
+   *   { path: "/hello", kind: "delete" },
+   * ]);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async changes(id: string, parent?: string | null): Promise<Change[]> {
@@ -592,8 +795,16 @@ export class Store {
    * counts with mountinfo. Safe to call again at any time.
    *
    * @example
-   * ```ts ignore
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await Deno.writeTextFile(`${root}/run/mounts.json.tmp-1-0123abcd`, "{"); // a crash's leftover
    * await store.recover();
+   * await assert.rejects(Deno.stat(`${root}/run/mounts.json.tmp-1-0123abcd`), Deno.errors.NotFound);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
    * ```
    */
   async recover(): Promise<void> {

@@ -266,10 +266,18 @@ function copyDir(
  * @throws {SysError} when a call fails.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { copyTree } from "./copy_tree_linux.ts";
- * await Deno.mkdir("/var/lib/layerfs/staging/x/diff");
- * copyTree("/var/lib/layerfs/diff/base", "/var/lib/layerfs/staging/x/diff");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/base/etc`, { recursive: true });
+ * await Deno.writeTextFile(`${dir}/base/etc/hosts`, "127.0.0.1 localhost\n");
+ * await Deno.symlink("etc/hosts", `${dir}/base/hosts`);
+ * await Deno.mkdir(`${dir}/copy`);
+ * copyTree(`${dir}/base`, `${dir}/copy`);
+ * assert.equal(await Deno.readTextFile(`${dir}/copy/etc/hosts`), "127.0.0.1 localhost\n");
+ * assert.equal(await Deno.readLink(`${dir}/copy/hosts`), "etc/hosts");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function copyTree(src: string, dst: string): void {

@@ -67,8 +67,12 @@ export function errnoName(n: number): string {
  * @returns One clause saying what is wrong and what to do.
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ioAdvice } from "./errno.ts";
- * console.log(ioAdvice("ENOSPC")); // the file system is full; free some space ...
+ * assert.equal(
+ *   ioAdvice("ENOSPC"),
+ *   "the file system is full; free some space or use another file system",
+ * );
  * ```
  */
 export function ioAdvice(code: string): string | undefined {

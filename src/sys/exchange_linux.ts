@@ -16,9 +16,16 @@ const RENAME_EXCHANGE = 2;
  * @throws {SysError} e.g. EINVAL on filesystems without RENAME_EXCHANGE.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { exchangePaths } from "./exchange_linux.ts";
- * exchangePaths("/s/staging/x/diff", "/s/diff/app");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/new`, "new");
+ * await Deno.writeTextFile(`${dir}/app`, "old");
+ * exchangePaths(`${dir}/new`, `${dir}/app`);
+ * assert.equal(await Deno.readTextFile(`${dir}/app`), "new");
+ * assert.equal(await Deno.readTextFile(`${dir}/new`), "old");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function exchangePaths(a: string, b: string): void {

@@ -78,8 +78,10 @@ function label(name: Name): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { makedev } from "./fs_at_linux.ts";
- * console.log(makedev(1, 3)); // 259n: /dev/null
+ * assert.equal(makedev(1, 3), 259n); // /dev/null
+ * assert.equal(makedev(1, 3), BigInt(Deno.statSync("/dev/null").rdev!));
  * ```
  */
 export function makedev(major: number, minor: number): bigint {
@@ -93,9 +95,17 @@ export function makedev(major: number, minor: number): bigint {
  * mkdirat(2): creates directory `name` below `dirfd` (mode subject to the umask).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { mkdirat } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
  * mkdirat(dirfd, "etc", 0o755);
+ * assert.ok(Deno.statSync(`${dir}/etc`).isDirectory);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function mkdirat(dirfd: number, name: Name, mode: number): void {
@@ -106,7 +116,7 @@ export function mkdirat(dirfd: number, name: Name, mode: number): void {
  * mknodat(2): creates a device node, FIFO or (0/0 char device) overlay whiteout.
  * `mode` includes the file type bits (`S.IFCHR | 0o600`).
  *
- * @example
+ * @example A device node (needs root; a FIFO, `S.IFIFO` with device 0n, does not)
  * ```ts ignore
  * import { makedev, mknodat, S } from "./fs_at_linux.ts";
  * mknodat(dirfd, "null", S.IFCHR | 0o666, makedev(1, 3));
@@ -130,9 +140,17 @@ export function mknodat(
  * (stored verbatim; never resolved here).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { symlinkat } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
  * symlinkat("/usr/bin/busybox", dirfd, "sh");
+ * assert.equal(Deno.readLinkSync(`${dir}/sh`), "/usr/bin/busybox");
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function symlinkat(target: Name, dirfd: number, name: Name): void {
@@ -148,9 +166,18 @@ export function symlinkat(target: Name, dirfd: number, name: Name): void {
  * not followed, unless `AT.SYMLINK_FOLLOW` is passed).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { linkat } from "./fs_at_linux.ts";
- * linkat(binfd, "busybox", binfd, "sh");
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.writeTextFileSync(`${dir}/busybox`, "");
+ * linkat(dirfd, "busybox", dirfd, "sh");
+ * assert.equal(Deno.statSync(`${dir}/sh`).nlink, 2);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function linkat(
@@ -178,9 +205,18 @@ export function linkat(
  * (`AT.REMOVEDIR`). Never follows a symlink: the link itself goes.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { unlinkat } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.writeTextFileSync(`${dir}/stale.pid`, "1");
  * unlinkat(dirfd, "stale.pid");
+ * assert.throws(() => Deno.statSync(`${dir}/stale.pid`), Deno.errors.NotFound);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function unlinkat(dirfd: number, name: Name, flags = 0): void {
@@ -191,10 +227,20 @@ export function unlinkat(dirfd: number, name: Name, flags = 0): void {
  * renameat2(2) with `RENAME.*` flags.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { RENAME, renameat2 } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.writeTextFileSync(`${dir}/tmp.json`, "{}");
  * renameat2(dirfd, "tmp.json", dirfd, "layer.json", 0);
- * renameat2(dirfd, "new", dirfd, "old", RENAME.NOREPLACE);
+ * assert.equal(Deno.readTextFileSync(`${dir}/layer.json`), "{}");
+ * Deno.writeTextFileSync(`${dir}/new`, "");
+ * assert.throws(() => renameat2(dirfd, "new", dirfd, "layer.json", RENAME.NOREPLACE)); // EEXIST
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function renameat2(
@@ -221,10 +267,18 @@ export function renameat2(
  * fchownat(2); pass `AT.SYMLINK_NOFOLLOW` to change a symlink itself.
  *
  * @example
- * ```ts ignore
- * import { AT } from "./fd_linux.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AT, close } from "./fd_linux.ts";
  * import { fchownat } from "./fs_at_linux.ts";
- * fchownat(dirfd, "sh", 0, 0, AT.SYMLINK_NOFOLLOW);
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.symlinkSync("busybox", `${dir}/sh`);
+ * fchownat(dirfd, "sh", Deno.uid()!, Deno.gid()!, AT.SYMLINK_NOFOLLOW); // other owners need root
+ * assert.equal(Deno.lstatSync(`${dir}/sh`).uid, Deno.uid());
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function fchownat(
@@ -245,9 +299,18 @@ export function fchownat(
  * fchmod(2) on an open (not `O_PATH`) fd; sets setuid/setgid/sticky too.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { fchmod } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openFileAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/f`, "");
+ * const fd = openFileAt(-100, `${dir}/f`);
  * fchmod(fd, 0o4755);
+ * assert.equal(Deno.statSync(`${dir}/f`).mode! & 0o7777, 0o4755);
+ * close(fd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function fchmod(fd: number, mode: number): void {
@@ -259,9 +322,18 @@ export function fchmod(fd: number, mode: number): void {
  * file on chown, so call {@link fchmod} afterwards.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { fchown } from "./fs_at_linux.ts";
- * fchown(fd, 1000, 1000);
+ * import { close } from "./fd_linux.ts";
+ * import { openFileAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/f`, "");
+ * const fd = openFileAt(-100, `${dir}/f`);
+ * fchown(fd, Deno.uid()!, Deno.gid()!); // other owners need root
+ * assert.equal(Deno.statSync(`${dir}/f`).gid, Deno.gid());
+ * close(fd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function fchown(fd: number, uid: number, gid: number): void {
@@ -278,9 +350,18 @@ const SYS_fchmodat2 = 452n;
  * fchmodat(2) after checking with statx that `name` is not a symlink.
  *
  * @example
- * ```ts ignore
- * import { fchmodatNoFollow } from "./fs_at_linux.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fchmodatNoFollow, mknodat, S } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * mknodat(dirfd, "fifo", S.IFIFO | 0o600, 0n);
  * fchmodatNoFollow(dirfd, "fifo", 0o620);
+ * assert.equal(Deno.statSync(`${dir}/fifo`).mode! & 0o777, 0o620);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function fchmodatNoFollow(
@@ -350,9 +431,18 @@ function setTimes(
  * open fd. Pass `UTIME_OMIT` as a nanosecond value to leave that time alone.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { futimens } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openFileAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/f`, "");
+ * const fd = openFileAt(-100, `${dir}/f`);
  * futimens(fd, 1700000000, 0, 1700000000, 123456789);
+ * assert.equal(Deno.statSync(`${dir}/f`).mtime?.getTime(), 1700000000123);
+ * close(fd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function futimens(
@@ -371,10 +461,18 @@ export function futimens(
  * symlink itself rather than its target.
  *
  * @example
- * ```ts ignore
- * import { AT } from "./fd_linux.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AT, close } from "./fd_linux.ts";
  * import { utimensat } from "./fs_at_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.symlinkSync("busybox", `${dir}/sh`);
  * utimensat(dirfd, "sh", 1700000000, 0, 1700000000, 0, AT.SYMLINK_NOFOLLOW);
+ * assert.equal(Deno.lstatSync(`${dir}/sh`).mtime?.getTime(), 1700000000000);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function utimensat(
@@ -399,9 +497,17 @@ export function utimensat(
  * (regular files and directories; not `O_PATH` fds).
  *
  * @example
- * ```ts ignore
- * import { fsetxattr } from "./fs_at_linux.ts";
- * fsetxattr(dirfd, "trusted.overlay.opaque", new TextEncoder().encode("y"));
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fgetxattr, fsetxattr } from "./fs_at_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * fsetxattr(dirfd, "user.layerfs.note", new TextEncoder().encode("y")); // trusted.* needs root
+ * assert.deepEqual(fgetxattr(dirfd, "user.layerfs.note"), new TextEncoder().encode("y"));
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function fsetxattr(
@@ -437,7 +543,7 @@ export function fsetxattr(
  * 6.13's setxattrat(2) with AT_SYMLINK_NOFOLLOW would do it without /proc.)
  * Requires /proc to be mounted.
  *
- * @example
+ * @example On a symlink (needs root: only trusted.* xattrs may be set on symlinks)
  * ```ts ignore
  * import { lsetxattrAt } from "./fs_at_linux.ts";
  * lsetxattrAt(dirfd, "sh", "trusted.x", new Uint8Array([1, 2]));
@@ -470,9 +576,16 @@ export function lsetxattrAt(
  * Reads one extended attribute of an open fd; `null` when it is not set.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { fgetxattr } from "./fs_at_linux.ts";
- * const v = fgetxattr(fd, "trusted.overlay.opaque");
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * assert.equal(fgetxattr(dirfd, "user.layerfs.absent"), null);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function fgetxattr(fd: number, name: string): Uint8Array | null {
@@ -491,15 +604,24 @@ export function fgetxattr(fd: number, name: string): Uint8Array | null {
 }
 
 /**
- * Lists the names in an open directory fd (not `O_PATH`), raw bytes without
- * `.`/`..`, via fs_walk_linux's getdents64 reader (one dirent parser for the
+ * Lists the names in an open directory fd (not `O_PATH`), raw NUL-terminated
+ * bytes without `.`/`..`, via fs_walk_linux's getdents64 reader (one dirent parser for the
  * code base). Names stay bytes: directory entries need not be UTF-8, and they
  * are passed straight back to the `*at` calls.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readdirFd } from "./fs_at_linux.ts";
- * for (const { name, isDir } of readdirFd(fd)) console.log(name, isDir);
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.mkdirSync(`${dir}/etc`);
+ * const names = readdirFd(dirfd).map((e) => [new TextDecoder().decode(e.name), e.isDir]);
+ * assert.deepEqual(names, [["etc\0", true]]);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function readdirFd(
@@ -519,9 +641,18 @@ export function readdirFd(
  * name (no "/", not "." or "..").
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { removeAllAt } from "./fs_at_linux.ts";
- * removeAllAt(varfd, "cache");
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.mkdirSync(`${dir}/cache/a/b`, { recursive: true });
+ * assert.equal(removeAllAt(dirfd, "cache"), true);
+ * assert.equal(removeAllAt(dirfd, "cache"), false); // nothing left
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function removeAllAt(dirfd: number, name: Name): boolean {
@@ -545,9 +676,19 @@ export function removeAllAt(dirfd: number, name: Name): boolean {
  * (of the top level only). `name` is one entry name (no "/", not "." or "..").
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { emptyDirAt } from "./fs_at_linux.ts";
- * emptyDirAt(layerfd, "tmp");
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.mkdirSync(`${dir}/tmp/a`, { recursive: true });
+ * Deno.writeTextFileSync(`${dir}/tmp/b`, "");
+ * emptyDirAt(dirfd, "tmp");
+ * assert.deepEqual([...Deno.readDirSync(`${dir}/tmp`)], []);
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function emptyDirAt(
@@ -581,9 +722,19 @@ export function emptyDirAt(
  * `O_DIRECTORY|O_NOFOLLOW` (ELOOP/ENOTDIR when it is a symlink or not a dir).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { openDirNoFollow } from "./fs_at_linux.ts";
- * const fd = openDirNoFollow(layerfd, "etc");
+ * import { close } from "./fd_linux.ts";
+ * import { openDirAt } from "./fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const dirfd = openDirAt(-100, dir);
+ * Deno.mkdirSync(`${dir}/etc`);
+ * Deno.symlinkSync("etc", `${dir}/link`);
+ * close(openDirNoFollow(dirfd, "etc"));
+ * assert.throws(() => openDirNoFollow(dirfd, "link")); // a symlink is not followed
+ * close(dirfd);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function openDirNoFollow(dirfd: number, name: Name): number {

@@ -23,8 +23,9 @@ const SIG_ERR = 0xffffffffffffffffn;
  * @throws {Error} when signal(2) fails (it does not for SIGXFSZ).
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ignoreFileSizeSignal } from "./signal_linux.ts";
- * ignoreFileSizeSignal();
+ * assert.doesNotThrow(() => ignoreFileSizeSignal());
  * ```
  */
 export function ignoreFileSizeSignal(): void {

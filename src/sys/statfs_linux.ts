@@ -43,9 +43,12 @@ export interface StatFs {
  * statfs(2) of `path`.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { statfs } from "./statfs_linux.ts";
- * console.log(statfs("/").name); // "ext4"
+ * const root = statfs("/");
+ * assert.ok(root.bsize > 0);
+ * assert.equal(statfs("/proc").name, "0x9fa0"); // a magic not in FS_MAGIC: in hex
  * ```
  */
 export function statfs(path: string): StatFs {
@@ -70,9 +73,13 @@ export function statfs(path: string): StatFs {
  * would be invisible). `dir` must contain at least one entry besides . and ..
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { supportsDType } from "./statfs_linux.ts";
- * console.log(supportsDType("/var/lib/layerfs"));
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/probe`, "");
+ * assert.equal(typeof supportsDType(dir), "boolean"); // true on ext4, xfs (ftype=1), tmpfs
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function supportsDType(dir: string): boolean {

@@ -33,14 +33,25 @@ import { upperChanges } from "./_upper_changes.ts";
  * @throws {SysError} A directory cannot be read (permissions, vanished).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { layerChanges } from "./layer_changes.ts";
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/base`);
+ * await Deno.writeTextFile(`${root}/base/hosts`, "old");
+ * await Deno.mkdir(`${root}/app`); // overlay's upper dir: only what changed
+ * await Deno.writeTextFile(`${root}/app/hosts`, "new");
+ * await Deno.writeTextFile(`${root}/app/motd`, "hi");
  * const changes = await layerChanges({
- *   dir: "/var/lib/layerfs/diff/app",
+ *   dir: `${root}/app`,
  *   format: "overlay",
- *   parentDirs: ["/var/lib/layerfs/diff/base"],
+ *   parentDirs: [`${root}/base`],
  * });
- * for (const c of changes) console.log(c.kind, c.path);
+ * assert.deepEqual(changes, [
+ *   { path: "/hosts", kind: "modify" },
+ *   { path: "/motd", kind: "add" },
+ * ]);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export function layerChanges(layer: LayerDirs): Promise<Change[]> {

@@ -75,14 +75,14 @@ function walk(fd: number, sum: SizeSum, root: WhiteoutCodec | null): void {
  * @throws {SysError} A directory cannot be read.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { layerDiffSize } from "./layer_size.ts";
- * const bytes = await layerDiffSize({
- *   dir: "/var/lib/layerfs/diff/app",
- *   format: "overlay",
- *   parentDirs: [],
- * });
- * console.log(bytes);
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a`, "hello");
+ * await Deno.link(`${dir}/a`, `${dir}/b`); // a hard link counts once
+ * assert.equal(await layerDiffSize({ dir, format: "overlay", parentDirs: [] }), 5);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function layerDiffSize(layer: LayerDirs): Promise<number> {

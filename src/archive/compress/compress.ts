@@ -121,11 +121,18 @@ function webTransform(t: Transform): TransformStream<Uint8Array, Uint8Array> {
  * @param onTarBytes Called with each uncompressed chunk's length (progress).
  * @returns Compressed bytes written.
  * @example
- * ```ts ignore
- * import { openStore, writeCompressed } from "@layerfs/layerfs";
- * const store = await openStore({ root: "/var/lib/layerfs" });
- * using f = await Deno.create("/tmp/app.tar.zst");
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, writeCompressed } from "../../../mod.ts";
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await store.create("app");
+ * using f = await Deno.create(`${root}/app.tar.zst`);
  * await writeCompressed(store.diff("app"), "zstd", f);
+ * const head = (await Deno.readFile(`${root}/app.tar.zst`)).subarray(0, 4);
+ * assert.deepEqual([...head], [0x28, 0xb5, 0x2f, 0xfd]); // the zstd magic
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function writeCompressed(

@@ -8,13 +8,13 @@
  * blobs, a registry upload).
  *
  * @example Read a layer that may be compressed
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { decompress } from "./mod.ts";
- * const { compression, stream } = await decompress(
- *   (await Deno.open("layer.tar.zst")).readable,
- *   { name: "layer.tar.zst" },
- * );
- * console.log(compression); // "zstd"
+ * const gz = new Blob(["a tar"]).stream().pipeThrough(new CompressionStream("gzip"));
+ * const { compression, stream } = await decompress(gz, { name: "layer.tar.gz" });
+ * assert.equal(compression, "gzip");
+ * assert.equal(await new Response(stream).text(), "a tar");
  * ```
  *
  * @module

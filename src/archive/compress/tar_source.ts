@@ -126,7 +126,9 @@ export async function peekCompression(
  * );
  * const { compression, tar, finish } = await decompressTarSource(gz);
  * assert.equal(compression, "gzip");
- * assert.equal(await new Response(tar as ReadableStream).text(), "a tar");
+ * // Read the tar without cancelling it (as the tar reader does), then finish.
+ * const chunks = (tar as ReadableStream<Uint8Array>).values({ preventCancel: true });
+ * assert.equal(await new Response(ReadableStream.from(chunks)).text(), "a tar");
  * await finish();
  * ```
  */

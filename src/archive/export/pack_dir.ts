@@ -39,11 +39,19 @@ export interface PackDirOptions {
  *   error it.
  *
  * @example Pack a directory into a file
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { packDir } from "./pack_dir.ts";
  * import { writeToFile } from "../write_file.ts";
- * using out = await Deno.create("/tmp/etc.tar");
- * await writeToFile(packDir("/etc"), out);
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/etc`);
+ * await Deno.writeTextFile(`${dir}/etc/hosts`, "127.0.0.1 localhost\n");
+ * using out = await Deno.create(`${dir}.tar`);
+ * const bytes = await writeToFile(packDir(dir), out);
+ * assert.equal(bytes, (await Deno.stat(`${dir}.tar`)).size);
+ * assert.equal(bytes % 512, 0); // whole tar blocks
+ * await Deno.remove(dir, { recursive: true });
+ * await Deno.remove(`${dir}.tar`);
  * ```
  */
 export function packDir(

@@ -113,8 +113,10 @@ class AufsCodec implements WhiteoutCodec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { aufsCodec } from "./aufs.ts";
- * console.log(aufsCodec.internalAtRoot(".wh..wh.plnk")); // true
+ * assert.equal(aufsCodec.internalAtRoot(".wh..wh.plnk"), true);
+ * assert.equal(aufsCodec.internalAtRoot(".wh.passwd"), false);
  * ```
  */
 export const aufsCodec: WhiteoutCodec = new AufsCodec();

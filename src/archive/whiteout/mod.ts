@@ -52,8 +52,11 @@ export interface WhiteoutCodecOptions {
  *
  * @example
  * ```ts
- * import { whiteoutCodec } from "./mod.ts";
- * console.log(whiteoutCodec("overlay", { userXattr: true }).name); // overlay
+ * import assert from "node:assert/strict";
+ * import { overlayUserXattrCodec, whiteoutCodec } from "./mod.ts";
+ * const codec = whiteoutCodec("overlay", { userXattr: true });
+ * assert.equal(codec.name, "overlay");
+ * assert.equal(codec, overlayUserXattrCodec);
  * ```
  */
 export function whiteoutCodec(
@@ -79,8 +82,9 @@ export function whiteoutCodec(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { layerCodec, vfsCodec } from "./mod.ts";
- * console.log(layerCodec({ dir: "/d", format: "vfs", parentDirs: [] }) === vfsCodec); // true
+ * assert.equal(layerCodec({ dir: "/d", format: "vfs", parentDirs: [] }), vfsCodec);
  * ```
  */
 export function layerCodec(layer: LayerDirs): WhiteoutCodec {

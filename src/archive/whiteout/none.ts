@@ -37,8 +37,9 @@ class NoneCodec extends PlainTreeCodec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { noneCodec } from "./none.ts";
- * console.log(noneCodec.classify("file", "a/.wh.b", ".wh.b", "a/.wh.b").kind); // entry
+ * assert.equal(noneCodec.classify("file", "a/.wh.b", ".wh.b", "a/.wh.b").kind, "entry");
  * ```
  */
 export const noneCodec: WhiteoutCodec = new NoneCodec();

@@ -20,8 +20,9 @@ import type { WhiteoutAction } from "../types.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WH_PREFIX } from "./oci.ts";
- * console.log(WH_PREFIX + "passwd"); // .wh.passwd
+ * assert.equal(WH_PREFIX + "passwd", ".wh.passwd");
  * ```
  */
 export const WH_PREFIX = ".wh.";
@@ -30,8 +31,10 @@ export const WH_PREFIX = ".wh.";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WH_META_PREFIX, WH_OPAQUE } from "./oci.ts";
- * console.log(WH_OPAQUE.startsWith(WH_META_PREFIX)); // true
+ * assert.equal(WH_META_PREFIX, ".wh..wh.");
+ * assert.ok(WH_OPAQUE.startsWith(WH_META_PREFIX));
  * ```
  */
 export const WH_META_PREFIX = ".wh..wh.";
@@ -40,8 +43,9 @@ export const WH_META_PREFIX = ".wh..wh.";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WH_OPAQUE } from "./oci.ts";
- * console.log(`etc/${WH_OPAQUE}`); // etc/.wh..wh..opq
+ * assert.equal(`etc/${WH_OPAQUE}`, "etc/.wh..wh..opq");
  * ```
  */
 export const WH_OPAQUE = ".wh..wh..opq";
@@ -50,8 +54,9 @@ export const WH_OPAQUE = ".wh..wh..opq";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WH_PLNK } from "./oci.ts";
- * console.log(WH_PLNK); // .wh..wh.plnk
+ * assert.equal(WH_PLNK, ".wh..wh.plnk");
  * ```
  */
 export const WH_PLNK = ".wh..wh.plnk";
@@ -60,8 +65,9 @@ export const WH_PLNK = ".wh..wh.plnk";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WH_AUFS } from "./oci.ts";
- * console.log(WH_AUFS); // .wh..wh.aufs
+ * assert.equal(WH_AUFS, ".wh..wh.aufs");
  * ```
  */
 export const WH_AUFS = ".wh..wh.aufs";
@@ -90,9 +96,12 @@ const OPAQUE: WhiteoutAction = { kind: "opaque" };
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classifyOci } from "./oci.ts";
- * console.log(classifyOci("file", "etc/.wh.passwd", ".wh.passwd", "etc/.wh.passwd", false));
- * // { kind: "whiteout", name: "passwd" }
+ * assert.deepEqual(
+ *   classifyOci("file", "etc/.wh.passwd", ".wh.passwd", "etc/.wh.passwd", false),
+ *   { kind: "whiteout", name: "passwd" },
+ * );
  * ```
  */
 export function classifyOci(
@@ -133,8 +142,10 @@ export function classifyOci(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isOverlayXattr } from "./oci.ts";
- * console.log(isOverlayXattr("trusted.overlay.opaque"), isOverlayXattr("user.mime")); // true false
+ * assert.equal(isOverlayXattr("trusted.overlay.opaque"), true);
+ * assert.equal(isOverlayXattr("user.mime"), false);
  * ```
  */
 export function isOverlayXattr(name: string): boolean {
@@ -153,9 +164,11 @@ export function isOverlayXattr(name: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isContentXattr } from "./oci.ts";
  * import { overlayCodec } from "./mod.ts";
- * console.log(isContentXattr(overlayCodec, "security.selinux")); // false
+ * assert.equal(isContentXattr(overlayCodec, "security.selinux"), false);
+ * assert.equal(isContentXattr(overlayCodec, "user.mime"), true);
  * ```
  */
 export function isContentXattr(
@@ -170,10 +183,11 @@ export function isContentXattr(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { contentXattrs } from "./oci.ts";
  * import { vfsCodec } from "./mod.ts";
  * const x = new Map([["user.b", new Uint8Array()], ["user.overlay.opaque", new Uint8Array([0x79])]]);
- * console.log([...contentXattrs(vfsCodec, x).keys()]); // ["user.b"]
+ * assert.deepEqual([...contentXattrs(vfsCodec, x).keys()], ["user.b"]);
  * ```
  */
 export function contentXattrs(
@@ -193,10 +207,12 @@ export function contentXattrs(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sameContentXattrs } from "./oci.ts";
  * import { vfsCodec } from "./mod.ts";
  * const a = new Map([["user.a", new Uint8Array([1])]]);
- * console.log(sameContentXattrs(vfsCodec, a, new Map())); // false
+ * assert.equal(sameContentXattrs(vfsCodec, a, new Map()), false);
+ * assert.equal(sameContentXattrs(vfsCodec, a, new Map([["user.a", new Uint8Array([1])]])), true);
  * ```
  */
 export function sameContentXattrs(

@@ -163,8 +163,10 @@ class OverlayCodec implements WhiteoutCodec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { overlayCodec } from "./overlay.ts";
- * console.log(overlayCodec.name, overlayCodec.opaqueXattr); // overlay trusted.overlay.opaque
+ * assert.equal(overlayCodec.name, "overlay");
+ * assert.equal(overlayCodec.opaqueXattr, "trusted.overlay.opaque");
  * ```
  */
 export const overlayCodec: OverlayCodec = new OverlayCodec(TRUSTED_OPAQUE);
@@ -175,8 +177,9 @@ export const overlayCodec: OverlayCodec = new OverlayCodec(TRUSTED_OPAQUE);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { overlayUserXattrCodec } from "./overlay.ts";
- * console.log(overlayUserXattrCodec.opaqueXattr); // user.overlay.opaque
+ * assert.equal(overlayUserXattrCodec.opaqueXattr, "user.overlay.opaque");
  * ```
  */
 export const overlayUserXattrCodec: OverlayCodec = new OverlayCodec(

@@ -51,8 +51,9 @@ class VfsCodec extends PlainTreeCodec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { vfsCodec } from "./vfs.ts";
- * console.log(vfsCodec.fullTree); // true
+ * assert.equal(vfsCodec.fullTree, true);
  * ```
  */
 export const vfsCodec: WhiteoutCodec = new VfsCodec();
