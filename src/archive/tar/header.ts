@@ -55,12 +55,15 @@ export type EntryType =
  *
  * @example
  * ```ts
- * import type { TarHeader } from "./header.ts";
+ * import assert from "node:assert/strict";
+ * import { tarHeader, type TarHeader } from "./header.ts";
  * const h: TarHeader = {
  *   name: "etc/hosts", type: "file", size: 12, mode: 0o644, uid: 0, gid: 0,
  *   uname: "", gname: "", mtime: 1700000000, mtimeNsec: 0, linkname: "",
  *   devmajor: 0, devminor: 0, xattrs: new Map(),
  * };
+ * // tarHeader fills in the same defaults from the fields that matter:
+ * assert.deepEqual(tarHeader({ name: "etc/hosts", size: 12, mtime: 1700000000 }), h);
  * ```
  */
 export interface TarHeader {
@@ -110,10 +113,13 @@ export type TarHeaderInit = Partial<TarHeader> & Pick<TarHeader, "name">;
  *
  * @example Headers for a directory and a file
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tarHeader } from "./header.ts";
  * const dir = tarHeader({ name: "etc/", type: "dir" });
  * const file = tarHeader({ name: "etc/hosts", size: 10, mtime: 1700000000 });
- * console.log(dir.mode.toString(8), file.type); // 755 file
+ * assert.equal(dir.mode, 0o755);
+ * assert.equal(file.type, "file");
+ * assert.equal(file.mode, 0o644);
  * ```
  */
 export function tarHeader(init: TarHeaderInit): TarHeader {
@@ -143,8 +149,10 @@ export function tarHeader(init: TarHeaderInit): TarHeader {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { entryTypeOf, TypeFlag } from "./header.ts";
- * console.log(entryTypeOf(TypeFlag.Dir), entryTypeOf(TypeFlag.XHeader)); // dir undefined
+ * assert.equal(entryTypeOf(TypeFlag.Dir), "dir");
+ * assert.equal(entryTypeOf(TypeFlag.XHeader), undefined); // an extension header, not an entry
  * ```
  */
 export function entryTypeOf(flag: number): EntryType | undefined {
@@ -174,8 +182,9 @@ export function entryTypeOf(flag: number): EntryType | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TYPE_FLAG_OF } from "./header.ts";
- * console.log(String.fromCharCode(TYPE_FLAG_OF.symlink)); // 2
+ * assert.equal(String.fromCharCode(TYPE_FLAG_OF.symlink), "2");
  * ```
  */
 export const TYPE_FLAG_OF: Readonly<Record<EntryType, TypeFlag>> = {

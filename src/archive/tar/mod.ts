@@ -10,6 +10,7 @@
  *
  * @example Round trip
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readTar, TarWriter } from "./mod.ts";
  * const w = new TarWriter();
  * const bytes = new Response(w.readable).bytes();
@@ -19,7 +20,10 @@
  *   devmajor: 0, devminor: 0, xattrs: new Map([["user.k", new Uint8Array([0, 255])]]),
  * }, new TextEncoder().encode("hi\n"));
  * await w.close();
- * for await (const e of readTar(await bytes)) console.log(e.header.xattrs, await e.text());
+ * for await (const e of readTar(await bytes)) {
+ *   assert.deepEqual(e.header.xattrs.get("user.k"), new Uint8Array([0, 255]));
+ *   assert.equal(await e.text(), "hi\n");
+ * }
  * ```
  *
  * @module

@@ -201,6 +201,7 @@ function flagName(flag: number): string {
  *
  * @example Listing an archive
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TarReader } from "./reader.ts";
  * import { TarWriter } from "./writer.ts";
  *
@@ -214,11 +215,13 @@ function flagName(flag: number): string {
  * await w.close();
  *
  * const r = new TarReader(await out);
+ * const seen: [string, number][] = [];
  * for (let h; (h = await r.next()) !== null;) {
  *   let n = 0;
  *   await r.readBody((chunk) => n += chunk.length);
- *   console.log(h.name, n);
+ *   seen.push([h.name, n]);
  * }
+ * assert.deepEqual(seen, [["hello.txt", 5]]);
  * ```
  */
 export class TarReader {
@@ -403,9 +406,11 @@ export class TarReader {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TarReader } from "./reader.ts";
-   * const r = new TarReader(new Uint8Array(1024));
-   * console.log(await r.next(), await r.readBodyChunk());
+   * const r = new TarReader(new Uint8Array(1024)); // just the end-of-archive blocks
+   * assert.equal(await r.next(), null);
+   * assert.equal(await r.readBodyChunk(), null);
    * ```
    */
   readBodyChunk(): Promise<Uint8Array | null> {
@@ -428,9 +433,12 @@ export class TarReader {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
+   * import { InvalidArchive } from "../../errors.ts";
    * import { TarReader } from "./reader.ts";
    * const r = new TarReader(new Uint8Array(1024));
    * r.cancel();
+   * await assert.rejects(r.next(), InvalidArchive); // sticky: every later call fails
    * ```
    */
   cancel(reason?: unknown): void {
@@ -1141,6 +1149,7 @@ export interface TarEntry {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readTar } from "./reader.ts";
  * import { TarWriter } from "./writer.ts";
  *
@@ -1153,9 +1162,11 @@ export interface TarEntry {
  * }, new TextEncoder().encode("box\n"));
  * await w.close();
  *
+ * const got: string[] = [];
  * for await (const entry of readTar(await out)) {
- *   console.log(entry.header.name, await entry.text());
+ *   got.push(`${entry.header.name}=${await entry.text()}`);
  * }
+ * assert.deepEqual(got, ["etc/hostname=box\n"]);
  * ```
  */
 export async function* readTar(

@@ -37,8 +37,10 @@ const ZEROS = new Uint8Array(BLOCK);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { paddingFor } from "./writer.ts";
- * console.log(paddingFor(5).length); // 507
+ * assert.equal(paddingFor(5).length, 507);
+ * assert.equal(paddingFor(512).length, 0);
  * ```
  */
 export function paddingFor(size: number): Uint8Array {
@@ -324,13 +326,15 @@ function writePlanned(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeHeader } from "./writer.ts";
  * const block = encodeHeader({
  *   name: "bin/", type: "dir", size: 0, mode: 0o755, uid: 0, gid: 0,
  *   uname: "root", gname: "root", mtime: 1700000000, mtimeNsec: 0,
  *   linkname: "", devmajor: 0, devminor: 0, xattrs: new Map(),
  * });
- * console.log(block.length); // 512
+ * assert.equal(block.length, 512);
+ * assert.equal(new TextDecoder().decode(block.subarray(0, 4)), "bin/");
  * ```
  */
 export function encodeHeader(h: TarHeader): Uint8Array {
@@ -357,6 +361,7 @@ export function encodeHeader(h: TarHeader): Uint8Array {
  *
  * @example Batching headers into one chunk
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeHeaderInto } from "./writer.ts";
  * const chunk = new Uint8Array(1 << 20);
  * let off = 0;
@@ -369,7 +374,7 @@ export function encodeHeader(h: TarHeader): Uint8Array {
  *   if (n < 0) throw new Error("chunk full: emit it and retry");
  *   off += n;
  * }
- * console.log(off); // 3072: each has a PAX mtime record
+ * assert.equal(off, 3072); // each: a PAX header with its mtime record, then the ustar header
  * ```
  */
 export function encodeHeaderInto(
@@ -396,8 +401,9 @@ export function encodeHeaderInto(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { OUTPUT_CHUNK_SIZE } from "./writer.ts";
- * console.log(OUTPUT_CHUNK_SIZE); // 1048576
+ * assert.equal(OUTPUT_CHUNK_SIZE, 1 << 20);
  * ```
  */
 export const OUTPUT_CHUNK_SIZE = 1 << 20;
@@ -428,6 +434,7 @@ const PASS_THROUGH = 256 * 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TarWriter } from "./writer.ts";
  * const w = new TarWriter();
  * const bytes = new Response(w.readable).bytes();
@@ -438,7 +445,7 @@ const PASS_THROUGH = 256 * 1024;
  * };
  * await w.add({ ...base, name: "a.txt", size: 2 }, new TextEncoder().encode("a\n"));
  * await w.close();
- * console.log((await bytes).length); // 2048
+ * assert.equal((await bytes).length, 2048); // header, one body block, two end blocks
  * ```
  */
 export class TarWriter {
@@ -541,11 +548,12 @@ export class TarWriter {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TarWriter } from "./writer.ts";
    * const w = new TarWriter();
    * const bytes = new Response(w.readable).bytes();
    * await w.close();
-   * console.log((await bytes).length); // 1024
+   * assert.deepEqual(await bytes, new Uint8Array(1024)); // just the end blocks
    * ```
    */
   close(): Promise<void> {
@@ -564,9 +572,13 @@ export class TarWriter {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { TarWriter } from "./writer.ts";
    * const w = new TarWriter();
+   * const bytes = new Response(w.readable).bytes();
    * w.abort(new Error("source vanished"));
+   * await assert.rejects(bytes, /source vanished/);
+   * await assert.rejects(w.close(), /source vanished/); // sticky
    * ```
    */
   abort(reason?: unknown): void {
