@@ -216,7 +216,7 @@ interface ShapeSpec {
   seed: number;
 }
 
-const SPECS: Record<string, ShapeSpec> = {
+export const SPECS: Record<string, ShapeSpec> = {
   base: {
     dirs: 620,
     files: 5500,
@@ -255,7 +255,7 @@ const SPECS: Record<string, ShapeSpec> = {
 };
 
 /** Builds a shape under `dir`; returns its entry count (the root included). */
-async function buildShape(dir: string, s: ShapeSpec): Promise<number> {
+export async function buildShape(dir: string, s: ShapeSpec): Promise<number> {
   const rnd = prng(s.seed);
   const dirs = [dir];
   for (let i = 0; i < s.dirs; i++) {
