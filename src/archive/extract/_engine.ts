@@ -185,10 +185,15 @@ class Extractor implements WhiteoutTarget {
   async run(): Promise<number> {
     const r = this.#reader;
     let entries = 0;
-    for (let h; (h = await r.next()) !== null;) {
+    for (;;) {
+      // Most headers and bodies are already buffered: no await for them.
+      let h = r.tryNext();
+      if (h === undefined) h = await r.next();
+      if (h === null) break;
       this.#current = h.name;
       try {
-        await this.#entry(h);
+        const p = this.#entry(h);
+        if (p !== undefined) await p;
       } catch (e) {
         throw this.#wrap(e, h.name);
       }
@@ -231,7 +236,8 @@ class Extractor implements WhiteoutTarget {
     return e;
   }
 
-  async #entry(h: TarHeader): Promise<void> {
+  /** Creates one entry; returns a promise only when its body needs reading first. */
+  #entry(h: TarHeader): Promise<void> | undefined {
     const path = layerPath(h.name);
     // The reader refuses names that climb out (null) and non-directories
     // named as the root; this keeps the engine safe on its own all the same.
@@ -256,23 +262,29 @@ class Extractor implements WhiteoutTarget {
         this.#realDir(parent, h.name, true);
         break;
       case "opaque":
-        return this.#codec.applyOpaque(this, parent, h.name);
+        this.#codec.applyOpaque(this, parent, h.name);
+        return undefined;
       case "whiteout":
-        return this.#codec.applyWhiteout(this, parent, wh.name, h.name);
+        this.#codec.applyWhiteout(this, parent, wh.name, h.name);
+        return undefined;
     }
     switch (h.type) {
       case "file":
-        return await this.#file(h, path, parent, base);
+        return this.#file(h, path, parent, base);
       case "dir":
-        return this.#dir(h, path, parent, base);
+        this.#dir(h, path, parent, base);
+        return undefined;
       case "symlink":
-        return this.#symlink(h, path, parent, base);
+        this.#symlink(h, path, parent, base);
+        return undefined;
       case "hardlink":
-        return this.#hardlink(h, path, parent, base);
+        this.#hardlink(h, path, parent, base);
+        return undefined;
       case "char":
       case "block":
       case "fifo":
-        return this.#node(h, path, parent, base);
+        this.#node(h, path, parent, base);
+        return undefined;
       default:
         throw new InvalidArchive(
           `unsupported entry type ${JSON.stringify(h.type)}`,
@@ -539,12 +551,19 @@ class Extractor implements WhiteoutTarget {
 
   // ---- entry kinds -------------------------------------------------------
 
-  async #file(
+  /** The fd of the file whose body is being written, for {@link #writeBody}. */
+  #bodyFd = -1;
+  readonly #writeBody = (chunk: Uint8Array) => {
+    writeAllFd(this.#bodyFd, chunk);
+    this.#size += chunk.length;
+  };
+
+  #file(
     h: TarHeader,
     path: string,
     parent: string,
     base: string,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const dir = this.#dir_(parent)!;
     const name = cstr(base);
     const c = libc();
@@ -557,28 +576,44 @@ class Extractor implements WhiteoutTarget {
       this.#removeExisting(dir, base, path);
       fd = check(c.openat(dir.fd, name, flags, mode & 0o777), "openat", base);
     }
+    let later = false;
     try {
       this.#ours.add(fstatIno(fd));
       if (h.size > 0) {
-        let written = 0;
-        await this.#reader.readBody((chunk) => {
-          writeAllFd(fd, chunk);
-          written += chunk.length;
-        });
-        this.#size += written;
+        this.#bodyFd = fd;
+        if (!this.#reader.readBodyNow(this.#writeBody)) {
+          later = true;
+          return this.#fileLater(h, fd, dir);
+        }
       }
-      let chmod = (mode & 0o7000) !== 0 || (mode & this.#umask) !== 0;
-      if (this.#o.sameOwner && (h.uid !== this.#uid || h.gid !== dir.gid)) {
-        fchown(fd, h.uid, h.gid);
-        // chown(2) clears setuid/setgid of a regular file: chmod comes after.
-        chmod ||= (mode & 0o6000) !== 0;
-      }
-      if (chmod) fchmod(fd, mode);
-      this.#fdXattrs(fd, h);
-      futimens(fd, ...times(h));
+      this.#fileMeta(h, fd, dir);
+    } finally {
+      if (!later) close(fd);
+    }
+  }
+
+  /** The rest of {@link #file} when its body is not buffered yet; closes `fd`. */
+  async #fileLater(h: TarHeader, fd: number, dir: CachedDir): Promise<void> {
+    try {
+      await this.#reader.readBody(this.#writeBody);
+      this.#fileMeta(h, fd, dir);
     } finally {
       close(fd);
     }
+  }
+
+  /** Owner, mode, xattrs and times of the regular file open at `fd`. */
+  #fileMeta(h: TarHeader, fd: number, dir: CachedDir): void {
+    const mode = h.mode & 0o7777;
+    let chmod = (mode & 0o7000) !== 0 || (mode & this.#umask) !== 0;
+    if (this.#o.sameOwner && (h.uid !== this.#uid || h.gid !== dir.gid)) {
+      fchown(fd, h.uid, h.gid);
+      // chown(2) clears setuid/setgid of a regular file: chmod comes after.
+      chmod ||= (mode & 0o6000) !== 0;
+    }
+    if (chmod) fchmod(fd, mode);
+    if (h.xattrs.size > 0) this.#fdXattrs(fd, h);
+    futimens(fd, ...times(h));
   }
 
   #dir(h: TarHeader, path: string, parent: string, base: string): void {
