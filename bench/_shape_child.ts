@@ -5,11 +5,13 @@
  *
  *   deno run -A bench/_shape_child.ts apply <tar> <dir>
  *   deno run -A bench/_shape_child.ts pack <dir> <out.tar>
+ *   deno run -A bench/_shape_child.ts changes <dir> <parent-dir>
  *
  * @module
  */
 
 import { applyTar, packDir, writeToFile } from "../mod.ts";
+import { layerChanges } from "../src/archive/layer.ts";
 
 const [mode, a, b] = Deno.args;
 if (mode === "apply") {
@@ -18,6 +20,11 @@ if (mode === "apply") {
 } else if (mode === "pack") {
   using o = await Deno.open(b, { create: true, write: true, truncate: true });
   await writeToFile(packDir(a), o);
+} else if (mode === "changes") {
+  // Two full trees (vfs), as moby's ChangesDirs compares them.
+  const n = (await layerChanges({ dir: a, format: "vfs", parentDirs: [b] }))
+    .length;
+  console.log(n);
 } else if (mode !== "noop") {
-  throw new Error(`usage: _shape_child.ts apply|pack|noop ...`);
+  throw new Error(`usage: _shape_child.ts apply|pack|changes|noop ...`);
 }

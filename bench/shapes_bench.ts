@@ -614,6 +614,47 @@ export async function runShapesBench(): Promise<void> {
         target: name === "upper" ? 2.0 : HOG ? 1.1 : 1.0,
         ...pack,
       });
+      if (name !== "upper") {
+        // changes: the tree against a copy with ~3% of files modified, ~2%
+        // deleted, ~1% added. Baseline: GNU diff -rq --no-dereference (moby's
+        // ChangesDirs cannot run here); both walk both trees.
+        const child = `${ws.root}/child-${name}`;
+        await sh("cp", ["-a", src, child]);
+        const rnd = prng(7);
+        const files = (await sh("find", [child, "-type", "f"])).trim().split(
+          "\n",
+        ).sort();
+        let edits = 0;
+        for (const f of files) {
+          const x = rnd();
+          if (x < 0.03) Deno.writeTextFileSync(f, `modified ${edits++}`);
+          else if (x < 0.05) Deno.removeSync(f);
+          else if (x < 0.06) {
+            Deno.writeTextFileSync(`${f}.new`, `added ${edits++}`);
+          }
+        }
+        const changes = await alternate(
+          `${name} changes`,
+          () => [
+            "sh",
+            "-c",
+            'diff -rq --no-dereference "$1" "$2" > /dev/null; [ $? -le 1 ]',
+            "sh",
+            src,
+            child,
+          ],
+          () => [deno, "run", "--allow-all", CHILD, "changes", child, src],
+          () => Promise.resolve(""),
+          () => Promise.resolve(),
+        );
+        rows.push({
+          shape: name,
+          op: "changes (vs diff -rq)",
+          target: 1.0,
+          ...changes,
+        });
+        await sh("rm", ["-rf", child]);
+      }
       if (stopHog) {
         await stopHog();
         stopHog = undefined;
