@@ -30,6 +30,9 @@ export const WRITE_BUFFER_SIZE = 1 << 20;
  */
 export const WRITE_BUFFERS = 4;
 
+import { isFreshTarStream, pumpToFd } from "./export/_tar_pump.ts";
+import { writableFdOf } from "../sys/fd_linux.ts";
+
 const ignore = () => {};
 
 /**
@@ -81,6 +84,17 @@ export async function writeToFile(
   file: ByteWriter,
   onBytes: (n: number) => void = ignore,
 ): Promise<number> {
+  // A tar made by packDir/layerTar/diff going to a file: written straight
+  // from the walk on this thread, file bodies by copy_file_range (see
+  // TarPump.pumpTo in export/_tar_pump.ts).
+  if (file instanceof Deno.FsFile && isFreshTarStream(stream)) {
+    const fd = writableFdOf(file);
+    const n = fd === null ? null : pumpToFd(stream, fd);
+    if (n !== null) {
+      onBytes(n);
+      return n;
+    }
+  }
   let total = 0;
   // Every write chains onto the one before it, so they reach the file in
   // order whatever the writer's own queueing; a failure rejects the rest.

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
+import { nodeBuffer } from "../_node.ts";
 import {
   InsecureRegistry,
   RegistryDenied,
@@ -493,7 +493,7 @@ class FallBackToHttp extends Error {}
 
 function basic(c: Credentials): string {
   return "Basic " +
-    Buffer.from(`${c.username}:${c.password}`, "utf8").toString("base64");
+    nodeBuffer().from(`${c.username}:${c.password}`, "utf8").toString("base64");
 }
 
 function pickChallenge(

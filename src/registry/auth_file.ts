@@ -22,8 +22,7 @@
  * @module
  */
 
-import { dirname } from "node:path";
-import { Buffer } from "node:buffer";
+import { nodeBuffer, nodePath } from "../_node.ts";
 import { CredentialHelperUnsupported, LayerfsError } from "../errors.ts";
 import { syncDir } from "../store/_atomic.ts";
 import { DOCKER_HUB } from "./reference.ts";
@@ -161,7 +160,7 @@ function lookupIn(
     }
     return undefined;
   }
-  const decoded = Buffer.from(best.auth, "base64").toString("utf8");
+  const decoded = nodeBuffer().from(best.auth, "base64").toString("utf8");
   const colon = decoded.indexOf(":");
   if (colon <= 0) {
     throw new LayerfsError(
@@ -203,7 +202,7 @@ export async function readCredentials(
 
 /** Writes `json` to `path` crash-safely with mode 0600. */
 async function writeAuthFile(path: string, json: AuthFileJson): Promise<void> {
-  const dir = dirname(path);
+  const dir = nodePath().dirname(path);
   await Deno.mkdir(dir, { recursive: true, mode: 0o700 });
   const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
   try {
@@ -255,7 +254,7 @@ export async function storeCredentials(
   const json = (await readJsonFile(path)) ?? {};
   const auths = { ...(json.auths ?? {}) };
   auths[key] = {
-    auth: Buffer.from(`${creds.username}:${creds.password}`, "utf8")
+    auth: nodeBuffer().from(`${creds.username}:${creds.password}`, "utf8")
       .toString("base64"),
   };
   await writeAuthFile(path, { ...json, auths });

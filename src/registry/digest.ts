@@ -5,7 +5,8 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../_node.ts";
 import { DigestMismatch } from "../errors.ts";
 
 /** Hex lengths of the algorithms OCI registers (image-spec descriptor.md). */
@@ -39,7 +40,7 @@ export function parseDigest(d: string): string {
 
 /** A running hash for `digest`'s algorithm. */
 export function hasherFor(digest: string): Hash {
-  return createHash(digest.slice(0, digest.indexOf(":")));
+  return nodeCrypto().createHash(digest.slice(0, digest.indexOf(":")));
 }
 
 /**
@@ -53,7 +54,9 @@ export function hasherFor(digest: string): Hash {
  * ```
  */
 export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
-  return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
+  return `${algorithm}:${
+    nodeCrypto().createHash(algorithm).update(bytes).digest("hex")
+  }`;
 }
 
 /**

@@ -123,3 +123,52 @@ export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 export function flock(fd: number, op: number): void {
   check(libc().flock(fd, op), "flock");
 }
+
+/**
+ * The fd of an open `Deno.FsFile` opened for writing (Deno keeps its fd to
+ * itself): the one fd in /proc/self/fd on the same inode at the same offset
+ * with write access and without O_APPEND, or null when there is not exactly
+ * one (then the caller writes through the FsFile). Writes through the fd
+ * move the FsFile's offset too: they share one open file description.
+ *
+ * @example
+ * ```ts ignore
+ * import { writableFdOf } from "./fd_linux.ts";
+ * using f = await Deno.create("/tmp/x");
+ * console.log(writableFdOf(f)); // e.g. 5
+ * ```
+ */
+export function writableFdOf(file: Deno.FsFile): number | null {
+  let ino: number | null;
+  let pos: number;
+  try {
+    ino = file.statSync().ino;
+    pos = file.seekSync(0, Deno.SeekMode.Current);
+  } catch {
+    return null;
+  }
+  if (ino === null) return null;
+  let found: number | null = null;
+  try {
+    for (const e of Deno.readDirSync("/proc/self/fd")) {
+      let info: string;
+      try {
+        info = Deno.readTextFileSync(`/proc/self/fdinfo/${e.name}`);
+      } catch {
+        continue; // closed meanwhile (the readdir's own fd)
+      }
+      const field = (k: string) =>
+        new RegExp(`^${k}:\\s*(\\S+)`, "m").exec(info)?.[1];
+      const flags = parseInt(field("flags") ?? "0", 8);
+      if (
+        Number(field("ino")) !== ino || Number(field("pos")) !== pos ||
+        (flags & 3) === O.RDONLY || (flags & 0o2000) !== 0 // O_APPEND
+      ) continue;
+      if (found !== null) return null; // two candidates: cannot tell which
+      found = Number(e.name);
+    }
+  } catch {
+    return null;
+  }
+  return found;
+}

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { createZstdCompress } from "node:zlib";
+import { nodeZlib } from "../../_node.ts";
 import type { Transform } from "node:stream";
 import { type ByteWriter, writeToFile } from "../write_file.ts";
 import type { Compression } from "./detect.ts";
@@ -36,7 +36,7 @@ export function compressor(
       Uint8Array
     >;
   }
-  return webTransform(createZstdCompress());
+  return webTransform(nodeZlib().createZstdCompress());
 }
 
 /**

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { createGunzip, createZstdDecompress } from "node:zlib";
+import { nodeZlib } from "../../_node.ts";
 import type { Transform } from "node:stream";
 import { InvalidArchive, LayerfsError } from "../../errors.ts";
 import {
@@ -148,7 +148,7 @@ export function decompressStream(
 
   const open = (): Transform => {
     const d = format === "gzip"
-      ? createGunzip({ chunkSize: CHUNK })
+      ? nodeZlib().createGunzip({ chunkSize: CHUNK })
       : zstdDecoder();
     d.on("data", (chunk: Uint8Array) => {
       if (ended) return;
@@ -276,7 +276,7 @@ async function read(
  * to the handle's own `onerror`, the path every other zlib error takes.
  */
 function zstdDecoder(): Transform {
-  const d = createZstdDecompress({ chunkSize: CHUNK });
+  const d = nodeZlib().createZstdDecompress({ chunkSize: CHUNK });
   const handle = (d as unknown as { _handle?: Record<symbol, unknown> })
     ._handle;
   if (handle) {

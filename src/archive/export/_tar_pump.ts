@@ -21,7 +21,18 @@ import {
   END_OF_ARCHIVE,
   OUTPUT_CHUNK_SIZE,
 } from "../tar/writer.ts";
-import { close, read } from "../../sys/fd_linux.ts";
+import { close, read, writeAll } from "../../sys/fd_linux.ts";
+import { errno, libc, SysError } from "../../sys/libc_linux.ts";
+import { Errno } from "../../sys/errno.ts";
+
+/**
+ * Bodies at least this long go from the file to a file output with
+ * copy_file_range(2) (see {@link TarPump.pumpTo}); smaller ones are read
+ * into the output buffer, where one write(2) carries many of them.
+ */
+const DIRECT_MIN = 64 * 1024;
+/** Buffer of {@link TarPump.pumpTo}: headers and small bodies between two writes. */
+const DIRECT_BUFFER = 1 << 20;
 
 /** One entry to write: its header and, for a file with a body, an open fd the pump reads and closes. */
 export interface ExportItem {
@@ -49,6 +60,10 @@ class TarPump {
   #exhausted = false;
   #bytes = 0;
   #entries = 0;
+  /** The current body is read into buffers even in {@link pumpTo} (copy_file_range refused it). */
+  #noDirect = false;
+  /** copy_file_range works for this output (false after it refused once). */
+  #direct = true;
 
   constructor(
     makeItems: () => Generator<ExportItem, void, undefined>,
@@ -68,7 +83,7 @@ class TarPump {
    * up to the returned count is written, zeros included). Returns how many
    * bytes were written: `buf.length` unless the archive ended.
    */
-  fill(buf: Uint8Array<ArrayBuffer>): number {
+  fill(buf: Uint8Array<ArrayBuffer>, stopAtBigBody = false): number {
     this.#items ??= this.#makeItems();
     const len = buf.length;
     let off = 0;
@@ -90,6 +105,13 @@ class TarPump {
         continue;
       }
       if (this.#bodyFd >= 0) {
+        // pumpTo copies big bodies itself: hand back what is buffered first.
+        if (
+          stopAtBigBody && this.#direct && !this.#noDirect &&
+          this.#remaining >= DIRECT_MIN
+        ) {
+          break;
+        }
         const want = Math.min(this.#remaining, len - off);
         const n = read(this.#bodyFd, buf.subarray(off, off + want), want);
         // A file that shrank while we read it keeps its header's size: the
@@ -98,11 +120,7 @@ class TarPump {
         const got = n === 0 ? want : n;
         off += got;
         this.#remaining -= got;
-        if (this.#remaining === 0) {
-          close(this.#bodyFd);
-          this.#bodyFd = -1;
-          this.#zeros = this.#padding;
-        }
+        if (this.#remaining === 0) this.#endBody();
         continue;
       }
       if (this.#exhausted) break;
@@ -138,6 +156,82 @@ class TarPump {
     return off;
   }
 
+  #endBody(): void {
+    close(this.#bodyFd);
+    this.#bodyFd = -1;
+    this.#noDirect = false;
+    this.#zeros = this.#padding;
+  }
+
+  /**
+   * Writes the whole archive to the file `outFd` (at its offset), on this
+   * thread: headers and small bodies gathered in one buffer per write(2), and
+   * bodies of {@link DIRECT_MIN} bytes and more copied from their file by
+   * copy_file_range(2), in the kernel: no copy through user memory and no
+   * handoff to a writer thread per MiB (GNU tar -c: one thread, one copy
+   * in and one out; the async path made ~500 context switches on a 200 MB
+   * layer). Returns the bytes written.
+   */
+  pumpTo(outFd: number): number {
+    const buf = new Uint8Array(DIRECT_BUFFER);
+    let total = 0;
+    while (!this.done) {
+      const n = this.fill(buf, true);
+      if (n > 0) writeAll(outFd, buf.subarray(0, n));
+      total += n;
+      if (
+        this.#bodyFd >= 0 && !this.#noDirect && this.#remaining >= DIRECT_MIN
+      ) {
+        total += this.#copyBody(outFd);
+      }
+    }
+    return total;
+  }
+
+  /** copy_file_range of the current body; what it cannot copy is left to fill(). */
+  #copyBody(outFd: number): number {
+    const c = libc();
+    let copied = 0;
+    while (this.#remaining > 0) {
+      const n = Number(
+        c.copy_file_range(
+          this.#bodyFd,
+          null,
+          outFd,
+          null,
+          BigInt(this.#remaining),
+          0,
+        ),
+      );
+      if (n > 0) {
+        copied += n;
+        this.#remaining -= n;
+        continue;
+      }
+      if (n < 0) {
+        const e = errno();
+        if (e === Errno.EINTR) continue;
+        // Not supported between these files (EXDEV before 5.3, EINVAL,
+        // ENOSYS, EOPNOTSUPP, a special output): read this body instead.
+        if (
+          e !== Errno.EXDEV && e !== Errno.EINVAL && e !== Errno.ENOSYS &&
+          e !== Errno.EOPNOTSUPP && e !== Errno.ENOTSUP && e !== Errno.EBADF
+        ) {
+          throw new SysError("copy_file_range", e);
+        }
+        // The same for every later body of this archive: stop asking.
+        this.#direct = false;
+      }
+      // n === 0: the file shrank; fill() pads the rest with zeros.
+      this.#noDirect = true;
+      break;
+    }
+    if (this.#remaining === 0) this.#endBody();
+    this.#bytes += copied;
+    this.#onProgress?.({ bytes: this.#bytes, entries: this.#entries });
+    return copied;
+  }
+
   /** Closes the open body fd and runs the generator's `finally` blocks (its directory fds). */
   cleanup(): void {
     if (this.#bodyFd >= 0) close(this.#bodyFd);
@@ -158,7 +252,7 @@ export function tarStream(
   onProgress?: (p: ArchiveProgress) => void,
 ): ReadableStream<Uint8Array> {
   const pump = new TarPump(makeItems, onProgress);
-  return new ReadableStream({
+  const stream = new ReadableStream({
     type: "bytes",
     pull(c) {
       try {
@@ -186,4 +280,32 @@ export function tarStream(
       pump.cleanup();
     },
   });
+  pumps.set(stream, pump);
+  return stream;
+}
+
+const pumps = new WeakMap<ReadableStream<Uint8Array>, TarPump>();
+
+/** True when `stream` was made by {@link tarStream} and nothing read it yet. */
+export function isFreshTarStream(stream: ReadableStream<Uint8Array>): boolean {
+  return pumps.has(stream) && !stream.locked;
+}
+
+/**
+ * Writes `stream`, made by {@link tarStream} and not read yet, to the file
+ * `outFd` with {@link TarPump.pumpTo}; returns null for any other stream.
+ * The stream is cancelled after (nothing is left to read from it).
+ */
+export function pumpToFd(
+  stream: ReadableStream<Uint8Array>,
+  outFd: number,
+): number | null {
+  const pump = pumps.get(stream);
+  if (pump === undefined || stream.locked) return null;
+  pumps.delete(stream);
+  try {
+    return pump.pumpTo(outFd);
+  } finally {
+    stream.cancel().catch(() => {});
+  }
 }

@@ -175,6 +175,9 @@ function kindFromDirent(t: number): Stat["kind"] | null {
   return null;
 }
 
+/** What {@link Walker}'s per-entry step returns for a directory (walked by the caller). */
+const DIR = Symbol("dir");
+
 class Walker {
   readonly #opts: WalkOptions;
   readonly #codec: WhiteoutCodec;
@@ -232,17 +235,23 @@ class Walker {
         );
         continue;
       }
-      yield* this.#entry(fd, c.e, c.name, prefix, path);
+      // One item per non-directory, returned (a generator per entry cost
+      // an allocation and a delegation frame for every file).
+      const item = this.#entry(fd, c.e, c.name, prefix, path);
+      if (item === DIR) {
+        yield* this.#dir(fd, c.e, c.name, prefix, `${path}/${c.name}`);
+      } else if (item !== null) yield item;
     }
   }
 
-  *#entry(
+  /** The item of a non-directory entry, {@link DIR} for a directory, null for what is not exported. */
+  #entry(
     dirFd: number,
     e: DirEntry,
     name: string,
     prefix: string,
     path: string,
-  ): Generator<ExportItem> {
+  ): ExportItem | typeof DIR | null {
     const childPath = `${path}/${name}`;
     let st: Stat | null = null;
     let kind = kindFromDirent(e.type);
@@ -250,10 +259,7 @@ class Walker {
       st = statxAt(dirFd, e.cname);
       kind = st.kind;
     }
-    if (kind === "dir") {
-      yield* this.#dir(dirFd, e, name, prefix, childPath);
-      return;
-    }
+    if (kind === "dir") return DIR;
     if (kind === "file") {
       const fd = openFileAt(dirFd, e.cname);
       let handed = false;
@@ -270,11 +276,9 @@ class Walker {
           );
           if (!this.#linked(h, st, name)) {
             handed = true;
-            yield { header: h, fd };
-            return;
+            return { header: h, fd };
           }
-          yield { header: h, fd: -1 };
-          return;
+          return { header: h, fd: -1 };
         }
       } finally {
         if (!handed) close(fd);
@@ -290,18 +294,15 @@ class Walker {
         `"${childPath}" changed type while it was being exported; stop writers to the layer and retry`,
       );
     }
-    if (kind === "dir") {
-      yield* this.#dir(dirFd, e, name, prefix, childPath);
-      return;
-    }
-    if (kind === "socket" || kind === "unknown") return;
+    if (kind === "dir") return DIR;
+    if (kind === "socket" || kind === "unknown") return null;
     const xattrs = contentXattrs(this.#codec, readXattrsAt(dirFd, e.cname));
     const h = header(prefix + name, kind, st, xattrs);
     if (kind === "symlink") {
       h.linkname = decodeTarget(readlinkAt(dirFd, e.cname), childPath);
     }
     this.#linked(h, st, name);
-    yield { header: h, fd: -1 };
+    return { header: h, fd: -1 };
   }
 
   *#dir(

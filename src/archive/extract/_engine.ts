@@ -56,11 +56,17 @@ import {
   symlinkat,
   utimensat,
 } from "../../sys/fs_at_linux.ts";
-import { fstatx, readlinkAt, statxAtOrNull } from "../../sys/fs_walk_linux.ts";
+import {
+  fstatIno,
+  fstatx,
+  readlinkAt,
+  type Stat,
+  statxAtOrNull,
+} from "../../sys/fs_walk_linux.ts";
 import type { TarHeader } from "../tar/header.ts";
 import type { TarReader } from "../tar/reader.ts";
 import { type CachedDir, DirCache } from "./_dir_cache.ts";
-import { type EntryNode, EntryTree, Kind } from "./_entry_tree.ts";
+import { type EntryNode, EntryTree, InodeSet, Kind } from "./_entry_tree.ts";
 import type {
   ArchiveProgress,
   WhiteoutCodec,
@@ -141,6 +147,12 @@ class Extractor implements WhiteoutTarget {
   readonly #o: EngineOptions;
   readonly #cache = new DirCache();
   readonly #tree = new EntryTree();
+  /** Inodes of the non-directories this tar made (and still has a name for). */
+  readonly #ours = new InodeSet();
+  /** Device of the root: inode numbers are only compared on it. */
+  readonly #dev: number;
+  /** Applied size: regular-file bytes of the inodes in #ours. */
+  #size = 0;
   readonly #uid: number;
   readonly #gid: number;
   readonly #umask: number;
@@ -158,7 +170,12 @@ class Extractor implements WhiteoutTarget {
     this.#uid = libc().geteuid();
     this.#gid = libc().getegid();
     this.#umask = readUmask();
-    this.#rootDir = { fd: rootFd, gid: this.#inheritedGid(rootFd) };
+    const st = fstatx(rootFd);
+    this.#dev = st.dev;
+    this.#rootDir = {
+      fd: rootFd,
+      gid: (st.mode & 0o2000) !== 0 ? st.gid : this.#gid,
+    };
   }
 
   dispose(): void {
@@ -168,10 +185,15 @@ class Extractor implements WhiteoutTarget {
   async run(): Promise<number> {
     const r = this.#reader;
     let entries = 0;
-    for (let h; (h = await r.next()) !== null;) {
+    for (;;) {
+      // Most headers and bodies are already buffered: no await for them.
+      let h = r.tryNext();
+      if (h === undefined) h = await r.next();
+      if (h === null) break;
       this.#current = h.name;
       try {
-        await this.#entry(h);
+        const p = this.#entry(h);
+        if (p !== undefined) await p;
       } catch (e) {
         throw this.#wrap(e, h.name);
       }
@@ -181,15 +203,14 @@ class Extractor implements WhiteoutTarget {
     }
     try {
       if (this.#plnk) {
-        removeAllAt(this.#root, WH_PLNK);
-        this.#tree.remove(WH_PLNK);
+        this.#removeAll(this.#rootDir, WH_PLNK, WH_PLNK, null);
       }
       this.#finishDirs();
     } catch (e) {
       throw this.#wrap(e, undefined);
     }
     this.#o.onProgress?.({ bytes: r.bytesRead, entries });
-    return this.#tree.size;
+    return this.#size;
   }
 
   #wrap(e: unknown, entry: string | undefined): unknown {
@@ -215,7 +236,8 @@ class Extractor implements WhiteoutTarget {
     return e;
   }
 
-  async #entry(h: TarHeader): Promise<void> {
+  /** Creates one entry; returns a promise only when its body needs reading first. */
+  #entry(h: TarHeader): Promise<void> | undefined {
     const path = layerPath(h.name);
     // The reader refuses names that climb out (null) and non-directories
     // named as the root; this keeps the engine safe on its own all the same.
@@ -240,23 +262,29 @@ class Extractor implements WhiteoutTarget {
         this.#realDir(parent, h.name, true);
         break;
       case "opaque":
-        return this.#codec.applyOpaque(this, parent, h.name);
+        this.#codec.applyOpaque(this, parent, h.name);
+        return undefined;
       case "whiteout":
-        return this.#codec.applyWhiteout(this, parent, wh.name, h.name);
+        this.#codec.applyWhiteout(this, parent, wh.name, h.name);
+        return undefined;
     }
     switch (h.type) {
       case "file":
-        return await this.#file(h, path, parent, base);
+        return this.#file(h, path, parent, base);
       case "dir":
-        return this.#dir(h, path, parent, base);
+        this.#dir(h, path, parent, base);
+        return undefined;
       case "symlink":
-        return this.#symlink(h, path, parent, base);
+        this.#symlink(h, path, parent, base);
+        return undefined;
       case "hardlink":
-        return this.#hardlink(h, path, parent, base);
+        this.#hardlink(h, path, parent, base);
+        return undefined;
       case "char":
       case "block":
       case "fifo":
-        return this.#node(h, path, parent, base);
+        this.#node(h, path, parent, base);
+        return undefined;
       default:
         throw new InvalidArchive(
           `unsupported entry type ${JSON.stringify(h.type)}`,
@@ -295,7 +323,7 @@ class Extractor implements WhiteoutTarget {
     }
     const d = { fd, gid: this.#inheritedGid(fd) };
     this.#cache.put(path, d);
-    this.#tree.touch(path);
+    this.#tree.dir(path);
     return d;
   }
 
@@ -441,9 +469,73 @@ class Extractor implements WhiteoutTarget {
   #removeExisting(dir: CachedDir, base: string, path: string): void {
     const st = statxAtOrNull(dir.fd, base);
     if (st === null) return;
+    this.#removeAll(dir, base, path, st);
+  }
+
+  /**
+   * Removes `base` (stat `st`, or looked up when null) below `dir` with
+   * everything under it, keeping the applied size and the sets right: an
+   * inode of this tar whose last name goes leaves {@link #ours} (and its
+   * bytes the size). Only a directory the tree knows can hold entries of
+   * this tar, so only such a directory is walked first.
+   */
+  #removeAll(
+    dir: CachedDir,
+    base: string,
+    path: string,
+    st: Stat | null,
+  ): void {
+    st ??= statxAtOrNull(dir.fd, base);
+    if (st === null) return;
+    if (st.kind === "dir") {
+      if (this.#tree.get(path) !== undefined) this.#forgetBelow(dir.fd, base);
+    } else this.#forget(st, 1);
     removeAllAt(dir.fd, base);
     if (st.kind === "dir" || st.kind === "symlink") this.#cache.clear(dir.fd);
     this.#tree.remove(path);
+  }
+
+  /** `names` names of inode `st` are going away: forget it when they were its last. */
+  #forget(st: Stat, names: number): void {
+    if (st.dev !== this.#dev) return;
+    const ino = Number(st.ino);
+    if (!this.#ours.has(ino) || st.nlink > names) return;
+    this.#ours.delete(ino);
+    if (st.kind === "file") this.#size -= st.size;
+  }
+
+  /** Before the directory `name` below `fd` is removed: forgets this tar's inodes in it. */
+  #forgetBelow(fd: number, name: string | Uint8Array<ArrayBuffer>): void {
+    const seen = new Map<number, [Stat, number]>();
+    const walk = (pfd: number, n: string | Uint8Array<ArrayBuffer>) => {
+      let sub: number;
+      try {
+        sub = openDirNoFollow(pfd, n);
+      } catch (e) {
+        if (e instanceof SysError) return; // gone, or not a directory
+        throw e;
+      }
+      try {
+        for (const ent of readdirFd(sub)) {
+          if (ent.isDir === true) {
+            walk(sub, ent.name);
+            continue;
+          }
+          const st = statxAtOrNull(sub, ent.name);
+          if (st === null) continue;
+          if (st.kind === "dir") walk(sub, ent.name);
+          else if (st.dev === this.#dev && this.#ours.has(Number(st.ino))) {
+            const k = Number(st.ino);
+            const had = seen.get(k);
+            seen.set(k, [st, (had?.[1] ?? 0) + 1]);
+          }
+        }
+      } finally {
+        close(sub);
+      }
+    };
+    walk(fd, name);
+    for (const [st, n] of seen.values()) this.#forget(st, n);
   }
 
   /** Runs `create` and, when the name exists, removes it and runs it once more. */
@@ -459,12 +551,19 @@ class Extractor implements WhiteoutTarget {
 
   // ---- entry kinds -------------------------------------------------------
 
-  async #file(
+  /** The fd of the file whose body is being written, for {@link #writeBody}. */
+  #bodyFd = -1;
+  readonly #writeBody = (chunk: Uint8Array) => {
+    writeAllFd(this.#bodyFd, chunk);
+    this.#size += chunk.length;
+  };
+
+  #file(
     h: TarHeader,
     path: string,
     parent: string,
     base: string,
-  ): Promise<void> {
+  ): Promise<void> | undefined {
     const dir = this.#dir_(parent)!;
     const name = cstr(base);
     const c = libc();
@@ -477,28 +576,44 @@ class Extractor implements WhiteoutTarget {
       this.#removeExisting(dir, base, path);
       fd = check(c.openat(dir.fd, name, flags, mode & 0o777), "openat", base);
     }
-    const node = this.#tree.set(path, Kind.File);
+    let later = false;
     try {
+      this.#ours.add(fstatIno(fd));
       if (h.size > 0) {
-        let written = 0;
-        await this.#reader.readBody((chunk) => {
-          writeAllFd(fd, chunk);
-          written += chunk.length;
-        });
-        this.#tree.addBytes(node, written);
+        this.#bodyFd = fd;
+        if (!this.#reader.readBodyNow(this.#writeBody)) {
+          later = true;
+          return this.#fileLater(h, fd, dir);
+        }
       }
-      let chmod = (mode & 0o7000) !== 0 || (mode & this.#umask) !== 0;
-      if (this.#o.sameOwner && (h.uid !== this.#uid || h.gid !== dir.gid)) {
-        fchown(fd, h.uid, h.gid);
-        // chown(2) clears setuid/setgid of a regular file: chmod comes after.
-        chmod ||= (mode & 0o6000) !== 0;
-      }
-      if (chmod) fchmod(fd, mode);
-      this.#fdXattrs(fd, h);
-      futimens(fd, ...times(h));
+      this.#fileMeta(h, fd, dir);
+    } finally {
+      if (!later) close(fd);
+    }
+  }
+
+  /** The rest of {@link #file} when its body is not buffered yet; closes `fd`. */
+  async #fileLater(h: TarHeader, fd: number, dir: CachedDir): Promise<void> {
+    try {
+      await this.#reader.readBody(this.#writeBody);
+      this.#fileMeta(h, fd, dir);
     } finally {
       close(fd);
     }
+  }
+
+  /** Owner, mode, xattrs and times of the regular file open at `fd`. */
+  #fileMeta(h: TarHeader, fd: number, dir: CachedDir): void {
+    const mode = h.mode & 0o7777;
+    let chmod = (mode & 0o7000) !== 0 || (mode & this.#umask) !== 0;
+    if (this.#o.sameOwner && (h.uid !== this.#uid || h.gid !== dir.gid)) {
+      fchown(fd, h.uid, h.gid);
+      // chown(2) clears setuid/setgid of a regular file: chmod comes after.
+      chmod ||= (mode & 0o6000) !== 0;
+    }
+    if (chmod) fchmod(fd, mode);
+    if (h.xattrs.size > 0) this.#fdXattrs(fd, h);
+    futimens(fd, ...times(h));
   }
 
   #dir(h: TarHeader, path: string, parent: string, base: string): void {
@@ -524,7 +639,7 @@ class Extractor implements WhiteoutTarget {
     // The target is stored verbatim: it is only ever resolved later, inside
     // the container's root (or under RESOLVE_IN_ROOT by this engine).
     this.#create(dir, base, path, () => symlinkat(h.linkname, dir.fd, base));
-    this.#tree.set(path, Kind.Other);
+    this.#own(dir, base);
     this.#metaAt(h, dir, base, false);
   }
 
@@ -545,15 +660,38 @@ class Extractor implements WhiteoutTarget {
       path,
       () => mknodat(dir.fd, base, type | (mode & 0o777), dev),
     );
-    this.#tree.set(path, Kind.Other);
+    this.#own(dir, base);
     this.#metaAt(h, dir, base, true);
+  }
+
+  /** Records the entry just made at `base` in `dir` as this tar's. */
+  #own(dir: CachedDir, base: string): void {
+    const st = statxAtOrNull(dir.fd, base);
+    if (st !== null) this.#ours.add(Number(st.ino));
+  }
+
+  /**
+   * The inode at `target` when it is a non-directory this tar made (and so
+   * may be linked to), else null.
+   */
+  #ownTarget(target: string): Stat | null {
+    if (target === "") return null;
+    const [tparent, tbase] = splitPath(target);
+    const td = this.#dir_(tparent, false);
+    if (td === null) return null;
+    const st = statxAtOrNull(td.fd, tbase);
+    if (
+      st === null || st.kind === "dir" || st.dev !== this.#dev ||
+      !this.#ours.has(Number(st.ino))
+    ) return null;
+    return st;
   }
 
   #hardlink(h: TarHeader, path: string, parent: string, base: string): void {
     // The reader refused targets that climb out, and links to themselves.
     const target = layerPath(h.linkname) ?? "";
-    const t = this.#tree.get(target);
-    if (t === undefined || t.isDir || t.kind === Kind.Whiteout) {
+    const t = this.#ownTarget(target);
+    if (t === null) {
       throw new InvalidArchive(
         `hardlink target ${
           JSON.stringify(h.linkname)
@@ -573,7 +711,7 @@ class Extractor implements WhiteoutTarget {
     } catch (e) {
       if (!(e instanceof SysError) || e.errno !== Errno.EEXIST) throw e;
       this.#removeExisting(this.#dir_(parent)!, base, path);
-      if (this.#tree.get(target) !== t) {
+      if (this.#ownTarget(target)?.ino !== t.ino) {
         throw new InvalidArchive(
           `hardlink target ${
             JSON.stringify(h.linkname)
@@ -583,7 +721,6 @@ class Extractor implements WhiteoutTarget {
       }
       link();
     }
-    this.#tree.set(path, t.kind, t.inode!);
     // No metadata: a hardlink shares its target's inode, which already has it.
   }
 
@@ -675,7 +812,7 @@ class Extractor implements WhiteoutTarget {
     // The real dir at `parent`: what a cached fd for it must be too.
     const d = { fd, gid: this.#inheritedGid(fd) };
     this.#cache.put(parent, d);
-    this.#tree.touch(parent);
+    this.#tree.dir(parent);
     return d;
   }
 
@@ -688,8 +825,8 @@ class Extractor implements WhiteoutTarget {
   makeDeviceWhiteout(parent: string, name: string, entry: string): void {
     const path = joinPath(parent, name);
     const dir = this.#realDir(parent, entry, true)!;
+    // Not recorded as this tar's: a whiteout is never a hardlink target.
     this.#create(dir, name, path, () => mknodat(dir.fd, name, S.IFCHR, 0n));
-    this.#tree.set(path, Kind.Whiteout);
   }
 
   keepOnlyArchived(parent: string, entry: string): void {
@@ -725,15 +862,19 @@ class Extractor implements WhiteoutTarget {
   #clearExcept(fd: number, node: EntryNode | undefined): void {
     for (const ent of readdirFd(fd)) {
       const name = decodeName(ent.name);
+      // A directory of this tar (named, or a parent of its entries; a
+      // symlink passed through counts too): kept, and cleared in turn.
       const child = name === null ? undefined : node?.children?.get(name);
-      if (child === undefined) {
-        removeAllAt(fd, ent.name);
-      } else if (child.isDir && ent.isDir !== false) {
+      if (child !== undefined) {
+        if (ent.isDir === false) continue;
         let sub: number;
         try {
           sub = openDirNoFollow(fd, ent.name);
         } catch (e) {
-          if (e instanceof SysError && e.errno === Errno.ELOOP) continue;
+          if (
+            e instanceof SysError &&
+            (e.errno === Errno.ELOOP || e.errno === Errno.ENOTDIR)
+          ) continue;
           throw e;
         }
         try {
@@ -741,7 +882,18 @@ class Extractor implements WhiteoutTarget {
         } finally {
           close(sub);
         }
+        continue;
       }
+      if (ent.isDir !== true) {
+        // A file, symlink or node of this tar stays.
+        const st = statxAtOrNull(fd, ent.name);
+        if (st === null) continue;
+        if (
+          st.kind !== "dir" && st.dev === this.#dev &&
+          this.#ours.has(Number(st.ino))
+        ) continue;
+      }
+      removeAllAt(fd, ent.name);
     }
   }
 

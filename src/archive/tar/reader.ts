@@ -293,6 +293,49 @@ export class TarReader {
     return this.#guard(() => this.#nextSlow());
   }
 
+  /**
+   * {@link TarReader.next} without a promise when it can: the next header
+   * when it is already buffered (or `null` at the end), `undefined` when
+   * reading it needs I/O; then call `next()`. The extractor's loop uses
+   * this so most entries cost no await.
+   *
+   * @throws {InvalidArchive} As `next()` rejects.
+   */
+  tryNext(): TarHeader | null | undefined {
+    this.#enter();
+    try {
+      if (this.#done) return null;
+      return this.#nextBuffered();
+    } catch (e) {
+      throw this.#fail(e);
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /**
+   * {@link TarReader.readBody} without a promise when it can: delivers the
+   * body and returns true when all of it is buffered; returns false (having
+   * done nothing) when reading it needs I/O; then call `readBody()`.
+   */
+  readBodyNow(onChunk: (chunk: Uint8Array) => void): boolean {
+    this.#enter();
+    try {
+      const rem = this.#remaining;
+      if (rem > this.#buf.length - this.#pos) return false;
+      if (rem > 0) {
+        const p = this.#pos;
+        this.#pos = p + rem;
+        this.#consumed += rem;
+        this.#remaining = 0;
+        onChunk(this.#buf.subarray(p, p + rem));
+      }
+      return true;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
   async #nextSlow(): Promise<TarHeader | null> {
     if (this.#done) return null;
     const skip = this.#remaining + this.#padding;
