@@ -229,10 +229,11 @@ const STATX_INO = 0x100;
  *
  * @example
  * ```ts
- * import { fstatIno } from "./fs_walk_linux.ts";
+ * import assert from "node:assert/strict";
+ * import { fstatIno, fstatx } from "./fs_walk_linux.ts";
  * import { AT_FDCWD, close, O, openat } from "./fd_linux.ts";
  * const fd = openat(AT_FDCWD, "/etc", O.RDONLY | O.DIRECTORY);
- * console.log(fstatIno(fd) > 0); // true
+ * assert.equal(fstatIno(fd), Number(fstatx(fd).ino));
  * close(fd);
  * ```
  */
