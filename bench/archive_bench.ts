@@ -28,6 +28,7 @@ import { applyTar } from "../src/archive/extract/apply_tar.ts";
 import { packDir } from "../src/archive/export/pack_dir.ts";
 import { writeToFile } from "../src/archive/write_file.ts";
 import { layerChanges } from "../src/archive/changes/layer_changes.ts";
+import { median, prng, sh } from "./_util.ts";
 
 const FILES = Number(Deno.env.get("LAYERFS_BENCH_FILES") ?? 50000);
 const RUNS = Math.max(1, Number(Deno.env.get("LAYERFS_BENCH_RUNS") ?? 5));
@@ -38,45 +39,6 @@ const want = (what: string) => !ONLY || ONLY.includes(what);
 const isRoot = Deno.uid() === 0;
 
 // ---------------------------------------------------------------- helpers
-
-/** mulberry32: a tiny seeded PRNG, so the corpus is the same every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function sh(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; quiet?: boolean } = {},
-): Promise<string> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: opts.cwd,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (out.code !== 0) {
-    throw new Error(
-      `${cmd} ${args.join(" ")} failed (${out.code}): ${
-        new TextDecoder().decode(out.stderr)
-      }`,
-    );
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t = performance.now();

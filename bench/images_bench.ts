@@ -13,15 +13,11 @@
 import { createHash } from "node:crypto";
 import { gzipSync } from "node:zlib";
 import { loadImage, openStore, tarHeader, TarWriter } from "../mod.ts";
+import { median } from "./_util.ts";
 
 const REPS = 3;
 const enc = new TextEncoder();
 const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[s.length >> 1];
-}
 
 /** Bytes of 4 random bits each: gzip gets them to about half, with real decoding work. */
 function halfEntropy(n: number): Uint8Array {

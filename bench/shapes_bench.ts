@@ -29,6 +29,7 @@
 
 import { type TarHeader, tarHeader } from "../src/archive/tar/header.ts";
 import { TarWriter } from "../src/archive/tar/writer.ts";
+import { median, prng, sh } from "./_util.ts";
 
 const RUNS = Math.max(1, Number(Deno.env.get("LAYERFS_BENCH_RUNS") ?? 5));
 const HOG = Deno.env.get("LAYERFS_BENCH_HOG") === "1";
@@ -44,39 +45,6 @@ const TAR_ARGS = [
 ];
 
 // ---------------------------------------------------------------- helpers
-
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-async function sh(cmd: string, args: string[]): Promise<string> {
-  const out = await new Deno.Command(cmd, {
-    args,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (out.code !== 0) {
-    throw new Error(
-      `${cmd} ${args.join(" ")} failed (${out.code}): ${
-        new TextDecoder().decode(out.stderr)
-      }`,
-    );
-  }
-  return new TextDecoder().decode(out.stdout);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 function loadavg(): string {
   return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(

@@ -7,15 +7,10 @@
  */
 
 import { openStore } from "../mod.ts";
+import { median } from "./_util.ts";
 
 const DEPTHS = [1, 128, 500];
 const REPS = 15;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /**
  * Runs the store benchmark and prints a table.
