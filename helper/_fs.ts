@@ -10,9 +10,8 @@
  * @module
  */
 
-import { check, cstr, libc } from "../src/sys/libc_linux.ts";
+import { fstatxWithMount } from "../src/sys/fs_walk_linux.ts";
 import {
-  AT,
   AT_FDCWD,
   close,
   O,
@@ -45,31 +44,18 @@ export const S_IFDIR = 0o040000;
 /** Regular file type. */
 export const S_IFREG = 0o100000;
 
-const STATX_BASIC_STATS = 0x7ff;
-const STATX_MNT_ID = 0x1000;
-
-/** fstat of an fd through statx(fd, "", AT_EMPTY_PATH). */
+/** fstat of an fd (statx with the mount id), in the shape the helper checks. */
 export function fstat(fd: number): FdStat {
-  const buf = new Uint8Array(256);
-  check(
-    libc().statx(
-      fd,
-      cstr(""),
-      AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW,
-      STATX_BASIC_STATS | STATX_MNT_ID,
-      buf,
-    ),
-    "statx",
-  );
-  const v = new DataView(buf.buffer);
+  const s = fstatxWithMount(fd);
   return {
-    uid: v.getUint32(20, true),
-    gid: v.getUint32(24, true),
-    mode: v.getUint16(28, true),
-    nlink: v.getUint32(16, true),
-    mntId: v.getBigUint64(144, true),
-    dev: `${v.getUint32(136, true)}:${v.getUint32(140, true)}`,
-    ino: v.getBigUint64(32, true),
+    uid: s.uid,
+    gid: s.gid,
+    mode: s.mode,
+    nlink: s.nlink,
+    mntId: s.mntId,
+    // Stat.dev is major * 2^32 + minor; mountinfo prints "major:minor".
+    dev: `${Math.floor(s.dev / 2 ** 32)}:${s.dev % 2 ** 32}`,
+    ino: s.ino,
   };
 }
 

@@ -251,6 +251,38 @@ export function fstatIno(fd: number): number {
   return statxView.getUint32(36, true) * TWO32 + statxView.getUint32(32, true);
 }
 
+const STATX_MNT_ID = 0x1000;
+
+/**
+ * {@link fstatx} plus the id of the mount the fd is on (STATX_MNT_ID): what
+ * the privileged helper checks so that no layer dir sits on another mount.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fstatxWithMount } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD, close, O, openat } from "./fd_linux.ts";
+ * const fd = openat(AT_FDCWD, "/proc", O.RDONLY | O.DIRECTORY);
+ * const root = openat(AT_FDCWD, "/", O.RDONLY | O.DIRECTORY);
+ * assert.notEqual(fstatxWithMount(fd).mntId, fstatxWithMount(root).mntId); // /proc is a mount
+ * close(fd);
+ * close(root);
+ * ```
+ */
+export function fstatxWithMount(fd: number): Stat & { mntId: bigint } {
+  check(
+    libc().statx(
+      fd,
+      EMPTY,
+      AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW,
+      STATX_BASIC_STATS | STATX_MNT_ID,
+      statxBuf,
+    ),
+    "statx",
+  );
+  return { ...parseStatx(), mntId: statxView.getBigUint64(144, true) };
+}
+
 /**
  * Opens a directory below `dirfd` without following a symlink in the last
  * component (O_NOFOLLOW | O_DIRECTORY): a symlink planted in place of the

@@ -34,7 +34,14 @@
  */
 
 import { InvalidArchive, LayerfsError } from "../../errors.ts";
-import { AT, close, O, openat2, RESOLVE } from "../../sys/fd_linux.ts";
+import {
+  AT,
+  close,
+  O,
+  openat2,
+  RESOLVE,
+  writeAll,
+} from "../../sys/fd_linux.ts";
 import { Errno, ioAdvice } from "../../sys/errno.ts";
 import { check, cstr, errno, libc, SysError } from "../../sys/libc_linux.ts";
 import {
@@ -554,7 +561,7 @@ class Extractor implements WhiteoutTarget {
   /** The fd of the file whose body is being written, for {@link #writeBody}. */
   #bodyFd = -1;
   readonly #writeBody = (chunk: Uint8Array) => {
-    writeAllFd(this.#bodyFd, chunk);
+    writeAll(this.#bodyFd, chunk as Uint8Array<ArrayBuffer>);
     this.#size += chunk.length;
   };
 
@@ -946,15 +953,6 @@ function times(
   return h.atime === undefined
     ? [h.mtime, h.mtimeNsec, h.mtime, h.mtimeNsec]
     : [h.atime, h.atimeNsec ?? 0, h.mtime, h.mtimeNsec];
-}
-
-function writeAllFd(fd: number, chunk: Uint8Array): void {
-  const c = libc();
-  let buf = chunk as Uint8Array<ArrayBuffer>;
-  while (buf.byteLength > 0) {
-    const n = check(c.write(fd, buf, BigInt(buf.byteLength)), "write");
-    buf = buf.subarray(n);
-  }
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
