@@ -701,30 +701,6 @@ export class CredentialHelperUnsupported extends LayerfsError {
 }
 
 /**
- * No manifest of an image index matches the platform asked for.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { PlatformNotFound } from "./errors.ts";
- * assert.match(new PlatformNotFound("alpine", "linux/s390x", ["linux/amd64"]).message, /linux\/amd64/);
- * ```
- */
-export class PlatformNotFound extends LayerfsError {
-  /** The platform asked for, `os/arch[/variant]`. */
-  readonly platform: string;
-  /** Builds the error; `available` lists the index's platforms. */
-  constructor(reference: string, platform: string, available: string[]) {
-    super(
-      `${reference} has no image for ${platform}; it has ${
-        available.length ? available.join(", ") : "no platform-tagged images"
-      }; pass one of those as the platform`,
-    );
-    this.platform = platform;
-  }
-}
-
-/**
  * An image (docker-archive or OCI layout) that cannot be loaded as it is:
  * malformed JSON, a hostile path or digest, a missing blob, or bytes whose
  * digest, size or DiffID differ from what the manifest and config say.

@@ -19,7 +19,15 @@
  * @module
  */
 
-import { ForeignLayer, InvalidImage, NoMatchingPlatform } from "../errors.ts";
+import { ForeignLayer, InvalidImage } from "../errors.ts";
+import {
+  CONFIG_TYPES,
+  FOREIGN_LAYER as FOREIGN,
+  IMAGE_MANIFEST_TYPES,
+  INDEX_TYPES,
+  LAYER_TYPES,
+} from "./media_types.ts";
+import { type IndexEntry, type Platform, selectPlatform } from "./platform.ts";
 import { digestHex, sha256Hex } from "./digest.ts";
 import { type ImageSource, safePath } from "./_source.ts";
 import { withTag } from "./image_store.ts";
@@ -53,28 +61,6 @@ export interface ImagePlan {
   layers: BlobRef[];
 }
 
-const LAYER_TYPES = new Set([
-  "application/vnd.oci.image.layer.v1.tar",
-  "application/vnd.oci.image.layer.v1.tar+gzip",
-  "application/vnd.oci.image.layer.v1.tar+zstd",
-  "application/vnd.docker.image.rootfs.diff.tar",
-  "application/vnd.docker.image.rootfs.diff.tar.gzip",
-  "application/vnd.docker.image.rootfs.diff.tar.zstd",
-]);
-const FOREIGN =
-  /^application\/vnd\.(docker\.image\.rootfs\.foreign\.diff\.tar(\.gzip)?|oci\.image\.layer\.nondistributable\.v1\.tar(\+gzip|\+zstd)?)$/;
-const MANIFEST_TYPES = new Set([
-  "application/vnd.oci.image.manifest.v1+json",
-  "application/vnd.docker.distribution.manifest.v2+json",
-]);
-const INDEX_TYPES = new Set([
-  "application/vnd.oci.image.index.v1+json",
-  "application/vnd.docker.distribution.manifest.list.v2+json",
-]);
-const CONFIG_TYPES = new Set([
-  "application/vnd.oci.image.config.v1+json",
-  "application/vnd.docker.container.image.v1+json",
-]);
 const REF_RE = /^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/;
 
 /**
@@ -163,11 +149,14 @@ function checkRef(ref: unknown, subject: string): string {
   return withTag(ref);
 }
 
+/** A checked descriptor: its layout path, digest hex and size. */
+export type Descriptor = BlobRef & { digest: string; size: number };
+
 /** `blobs/sha256/<hex>` of a descriptor, with its digest and size. */
 function blobOf(
   desc: Record<string, unknown>,
   subject: string,
-): BlobRef & { digest: string; size: number } {
+): Descriptor {
   const digest = digestHex(desc.digest, subject);
   return {
     path: `blobs/sha256/${digest}`,
@@ -186,12 +175,12 @@ function addressed(path: string): string | undefined {
 /**
  * The images of a source.
  *
- * @param platform `os/arch[/variant]` to pick from multi-platform indexes.
+ * @param platform The platform to pick from multi-platform indexes.
  * @throws {InvalidImage} {ForeignLayer} {NoMatchingPlatform}
  */
 export async function planImages(
   src: ImageSource,
-  platform: string,
+  platform: Platform,
 ): Promise<ImagePlan[]> {
   if (src.has("manifest.json")) return await dockerPlans(src);
   if (src.has("index.json")) return await ociPlans(src, platform);
@@ -243,54 +232,12 @@ async function dockerPlans(src: ImageSource): Promise<ImagePlan[]> {
   });
 }
 
-interface Platform {
-  os: string;
-  architecture: string;
-  variant?: string;
-}
-
-/** The host platform in OCI terms. */
-export function hostPlatform(): string {
-  const arch =
-    ({ x86_64: "amd64", aarch64: "arm64" } as Record<string, string>)[
-      Deno.build.arch
-    ] ?? Deno.build.arch;
-  return `linux/${arch}`;
-}
-
-function parsePlatform(p: string): Platform {
-  const [os, architecture, variant, more] = p.split("/");
-  if (!os || !architecture || more !== undefined) {
-    throw new InvalidImage(
-      "--platform",
-      `${JSON.stringify(p)} is not os/arch[/variant]`,
-      'pass e.g. "linux/amd64" or "linux/arm/v7"',
-    );
-  }
-  return { os, architecture, variant };
-}
-
-function platformName(p: Platform | undefined): string {
-  if (!p) return "unknown";
-  return [p.os, p.architecture, p.variant].filter(Boolean).join("/");
-}
-
-function matches(want: Platform, got: Platform | undefined): boolean {
-  if (!got || got.os !== want.os || got.architecture !== want.architecture) {
-    return false;
-  }
-  if (want.variant === undefined) return true;
-  const v = got.variant ?? (got.architecture === "arm64" ? "v8" : undefined);
-  return v === want.variant;
-}
-
-type Leaf = { desc: Record<string, unknown>; platform?: Platform };
+type Leaf = Record<string, unknown> & IndexEntry;
 
 async function ociPlans(
   src: ImageSource,
-  platformArg: string,
+  want: Platform,
 ): Promise<ImagePlan[]> {
-  const want = parsePlatform(platformArg);
   const layout = parseJson(
     await readSmall(src, { path: "oci-layout" }, src.label),
     "oci-layout",
@@ -317,11 +264,11 @@ async function ociPlans(
   for (const d of top) {
     const name = refName(d, src.label);
     const key = name ?? "";
-    const leaves = INDEX_TYPES.has(String(d.mediaType))
+    const leaves = INDEX_TYPES.includes(String(d.mediaType))
       ? await flatten(src, d, 0)
-      : [{ desc: d, platform: d.platform as Platform | undefined }];
+      : [d as Leaf];
     const g = groups.get(key) ?? [];
-    if (!d.platform && !INDEX_TYPES.has(String(d.mediaType))) {
+    if (!d.platform && !INDEX_TYPES.includes(String(d.mediaType))) {
       plans.push(await manifestPlan(src, d, name ? [name] : []));
       continue;
     }
@@ -329,30 +276,16 @@ async function ociPlans(
     groups.set(key, g);
   }
   for (const [name, leaves] of groups) {
-    const images = leaves.filter((l) => !isAttestation(l));
-    const subject = name || src.label;
-    const hit = images.length === 1 && !images[0].platform
-      ? images[0]
-      : images.find((l) => matches(want, l.platform));
-    if (!hit) {
-      throw new NoMatchingPlatform(
-        subject,
-        platformName(want),
-        images.map((l) => platformName(l.platform)),
-      );
-    }
-    plans.push(await manifestPlan(src, hit.desc, name ? [name] : []));
+    // One untagged manifest is the image, whatever the platform asked.
+    const hit = leaves.length === 1 && !leaves[0].platform
+      ? leaves[0]
+      : selectPlatform({ manifests: leaves }, want, name || src.label);
+    plans.push(await manifestPlan(src, hit, name ? [name] : []));
   }
   if (plans.length === 0) {
     throw new InvalidImage(src.label, "index.json lists no image");
   }
   return plans;
-}
-
-function isAttestation(l: Leaf): boolean {
-  const a = l.desc.annotations as Record<string, unknown> | undefined;
-  return a?.["vnd.docker.reference.type"] === "attestation-manifest" ||
-    (l.platform?.os === "unknown" && l.platform?.architecture === "unknown");
 }
 
 function descriptors(
@@ -398,9 +331,9 @@ async function flatten(
   );
   const out: Leaf[] = [];
   for (const c of descriptors(idx, subject)) {
-    if (INDEX_TYPES.has(String(c.mediaType))) {
+    if (INDEX_TYPES.includes(String(c.mediaType))) {
       out.push(...await flatten(src, c, depth + 1));
-    } else out.push({ desc: c, platform: c.platform as Platform | undefined });
+    } else out.push(c as Leaf);
   }
   return out;
 }
@@ -412,7 +345,10 @@ async function manifestPlan(
 ): Promise<ImagePlan> {
   const blob = blobOf(d, src.label);
   const subject = refs[0] ?? `manifest sha256:${blob.digest}`;
-  if (blob.mediaType !== undefined && !MANIFEST_TYPES.has(blob.mediaType)) {
+  if (
+    blob.mediaType !== undefined &&
+    !IMAGE_MANIFEST_TYPES.includes(blob.mediaType)
+  ) {
     throw new InvalidImage(
       subject,
       `the manifest's media type ${blob.mediaType} is not an image manifest`,
@@ -420,8 +356,33 @@ async function manifestPlan(
     );
   }
   const bytes = await readSmall(src, blob, subject);
+  const { config, layers } = parseManifest(bytes, subject);
+  return {
+    subject,
+    refs,
+    manifest: { digest: blob.digest, bytes },
+    config,
+    layers,
+  };
+}
+
+/**
+ * The config and layers of an image manifest (OCI or Docker v2, schema 2),
+ * each checked: digests, sizes, media types; foreign layers refused.
+ *
+ * @param bytes The manifest's bytes (already verified against its digest).
+ * @param subject Names the image in errors.
+ * @throws {InvalidImage} {ForeignLayer}
+ */
+export function parseManifest(
+  bytes: Uint8Array,
+  subject: string,
+): { config: Descriptor; layers: Descriptor[]; mediaType?: string } {
   const m = parseJson(bytes, "the manifest", subject);
-  if (m.mediaType !== undefined && !MANIFEST_TYPES.has(String(m.mediaType))) {
+  if (
+    m.mediaType !== undefined &&
+    !IMAGE_MANIFEST_TYPES.includes(String(m.mediaType))
+  ) {
     throw new InvalidImage(
       subject,
       `its media type ${m.mediaType} is not an image manifest`,
@@ -432,7 +393,9 @@ async function manifestPlan(
     throw new InvalidImage(subject, "the manifest has no config descriptor");
   }
   const config = blobOf(cfg, `${subject} config`);
-  if (config.mediaType !== undefined && !CONFIG_TYPES.has(config.mediaType)) {
+  if (
+    config.mediaType !== undefined && !CONFIG_TYPES.includes(config.mediaType)
+  ) {
     throw new InvalidImage(
       subject,
       `the config's media type ${config.mediaType} is not an image config`,
@@ -451,7 +414,7 @@ async function manifestPlan(
     if (FOREIGN.test(t) || (l as Record<string, unknown>).urls !== undefined) {
       throw new ForeignLayer(ls, t || "a layer with urls");
     }
-    if (!LAYER_TYPES.has(t)) {
+    if (!(t in LAYER_TYPES)) {
       throw new InvalidImage(
         ls,
         `its media type ${JSON.stringify(t)} is not a layer tar`,
@@ -461,10 +424,8 @@ async function manifestPlan(
     return b;
   });
   return {
-    subject,
-    refs,
-    manifest: { digest: blob.digest, bytes },
     config,
     layers,
+    mediaType: typeof m.mediaType === "string" ? m.mediaType : undefined,
   };
 }

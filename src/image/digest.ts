@@ -1,18 +1,49 @@
 /**
- * Digests and chain ids. Every digest an image names is hostile input: it
- * must be `sha256:<64 lowercase hex>` (other algorithms are refused, never
- * reinterpreted). Layer ids in the store are OCI chain ids as 64 hex chars,
- * the way docker and containerd compute them:
+ * Digests and chain ids: the one home of content digests for images and
+ * the registry. Every digest an image or a registry names is hostile input:
+ * {@link parseDigest} accepts `sha256:<64 hex>` and `sha512:<128 hex>`
+ * (lowercase), what layers are stored under ({@link digestHex}) is sha256
+ * only (other algorithms are refused, never reinterpreted). Layer ids in the
+ * store are OCI chain ids as 64 hex chars, the way docker and containerd
+ * compute them:
  * `ChainID(L0) = DiffID(L0)`,
  * `ChainID(L0..n) = sha256(ChainID(L0..n-1) + " " + DiffID(Ln))`.
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { InvalidImage } from "../errors.ts";
+import type { Hash } from "node:crypto";
+import { nodeCrypto } from "../_node.ts";
+import { DigestMismatch, InvalidImage } from "../errors.ts";
 
-const DIGEST = /^sha256:([0-9a-f]{64})$/;
+/** Hex lengths of the algorithms OCI registers (image-spec descriptor.md). */
+const HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
+
+/**
+ * Validates a digest and returns it. Only sha256 and sha512 are accepted.
+ *
+ * @throws {Error} (plain; callers wrap it in their typed error) saying what is wrong.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseDigest } from "./digest.ts";
+ * const d = "sha256:" + "a".repeat(64);
+ * assert.equal(parseDigest(d), d);
+ * assert.throws(() => parseDigest("sha256:xyz"));
+ * ```
+ */
+export function parseDigest(d: string): string {
+  const m = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/.exec(d);
+  if (!m) throw new Error("expected ALGORITHM:HEX, e.g. sha256:<64 hex>");
+  const want = HEX_LENGTH[m[1]];
+  if (want === undefined) {
+    throw new Error(`unsupported algorithm ${m[1]} (sha256 and sha512 are)`);
+  }
+  if (m[2].length !== want || !/^[a-f0-9]+$/.test(m[2])) {
+    throw new Error(`${m[1]} needs ${want} lower-case hex digits`);
+  }
+  return d;
+}
 
 /**
  * The 64 hex chars of a `sha256:<hex>` digest.
@@ -30,8 +61,12 @@ const DIGEST = /^sha256:([0-9a-f]{64})$/;
  * ```
  */
 export function digestHex(digest: unknown, subject: string): string {
-  const m = typeof digest === "string" ? DIGEST.exec(digest) : null;
-  if (!m) {
+  let ok = false;
+  try {
+    ok = typeof digest === "string" && digest.startsWith("sha256:") &&
+      parseDigest(digest) === digest;
+  } catch { /* below */ }
+  if (!ok) {
     throw new InvalidImage(
       subject,
       `${
@@ -40,7 +75,7 @@ export function digestHex(digest: unknown, subject: string): string {
       "layerfs accepts only sha256 digests; re-save the image with a current tool",
     );
   }
-  return m[1];
+  return (digest as string).slice(7);
 }
 
 /**
@@ -54,7 +89,40 @@ export function digestHex(digest: unknown, subject: string): string {
  * ```
  */
 export function sha256Hex(bytes: Uint8Array | string): string {
-  return createHash("sha256").update(bytes).digest("hex");
+  return nodeCrypto().createHash("sha256").update(bytes).digest("hex");
+}
+
+/** A running hash for `digest`'s algorithm (a digest {@link parseDigest} accepted). */
+export function hasherFor(digest: string): Hash {
+  return nodeCrypto().createHash(digest.slice(0, digest.indexOf(":")));
+}
+
+/**
+ * The digest of `bytes` with `algorithm`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { digestOf } from "./digest.ts";
+ * assert.equal(digestOf(new Uint8Array()), "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+ * ```
+ */
+export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
+  return `${algorithm}:${nodeCrypto().createHash(algorithm).update(bytes).digest("hex")}`;
+}
+
+/**
+ * Checks `bytes` against `digest` (any supported algorithm).
+ *
+ * @throws {DigestMismatch} naming `subject`.
+ */
+export function verifyBytes(
+  subject: string,
+  bytes: Uint8Array,
+  digest: string,
+): void {
+  const got = digestOf(bytes, digest.slice(0, digest.indexOf(":")));
+  if (got !== digest) throw new DigestMismatch(subject, digest, got);
 }
 
 /**

@@ -33,9 +33,9 @@ import { decompress, detectCompression } from "../archive/compress/mod.ts";
 import type { Store } from "../store/store.ts";
 import { writeToFile } from "../archive/write_file.ts";
 import { chainIds, digestHex, sha256Hex } from "./digest.ts";
+import { hostPlatform, parsePlatform } from "./platform.ts";
 import {
   type BlobRef,
-  hostPlatform,
   type ImagePlan,
   parseJson,
   planImages,
@@ -241,7 +241,12 @@ export async function loadImage(
     } else path = source;
     const src = await openSource(path, label);
     try {
-      const plans = await planImages(src, options.platform ?? hostPlatform());
+      const plans = await planImages(
+        src,
+        options.platform === undefined
+          ? hostPlatform()
+          : parsePlatform(options.platform),
+      );
       if (options.tag !== undefined && plans.length !== 1) {
         throw new UsageError(
           `--tag names one image, but ${src.label} holds ${plans.length}; load it without --tag`,

@@ -20,5 +20,23 @@ export {
   type RemovedImage,
   removeImage,
 } from "./images.ts";
-export { chainIds, digestHex } from "./digest.ts";
+export { chainIds, digestHex, digestOf, parseDigest } from "./digest.ts";
+export {
+  DOCKER_MANIFEST,
+  DOCKER_MANIFEST_LIST,
+  INDEX_TYPES,
+  isIndex,
+  MANIFEST_TYPES,
+  OCI_INDEX,
+  OCI_MANIFEST,
+} from "./media_types.ts";
+export {
+  formatPlatform,
+  hostPlatform,
+  type ImageIndex,
+  type IndexEntry,
+  parsePlatform,
+  type Platform,
+  selectPlatform,
+} from "./platform.ts";
 export { type SavedImage, saveImage, type SaveImageOptions } from "./save.ts";

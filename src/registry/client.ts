@@ -26,9 +26,14 @@
 
 import { DigestMismatch, RegistryError, RegistryNotFound } from "../errors.ts";
 import { type Credentials, readCredentials } from "./auth_file.ts";
-import { digestOf, hasherFor, parseDigest, verifyBytes } from "./digest.ts";
+import {
+  digestOf,
+  hasherFor,
+  parseDigest,
+  verifyBytes,
+} from "../image/digest.ts";
 import { backoff, discard, errorDetail, readBounded, sleep } from "./_http.ts";
-import { MANIFEST_TYPES } from "./media_types.ts";
+import { MANIFEST_TYPES } from "../image/media_types.ts";
 import { parseReference, type Reference } from "./reference.ts";
 import { DEFAULT_CERTS_DIRS } from "./tls.ts";
 import {

@@ -1,8 +1,9 @@
 /**
  * The OCI distribution client: image references, manifests and blobs of
  * registries, authentication (anonymous, basic, bearer tokens; podman's and
- * docker's auth files), TLS with certs.d CAs, platform selection from an
- * index.
+ * docker's auth files), TLS with certs.d CAs, and the pull and push
+ * pipelines. Digests, media types and platform selection live in
+ * `src/image/` (the registry sits on top of images) and are exported there.
  *
  * ## Vocabulary
  * - **Reference**: `[HOST[:PORT]/]REPO[:TAG][@DIGEST]`; `alpine` is
@@ -16,7 +17,8 @@
  * @example Parse a reference and pick a platform from an index
  * ```ts
  * import assert from "node:assert/strict";
- * import { parseReference, selectPlatform } from "./mod.ts";
+ * import { parseReference } from "./mod.ts";
+ * import { selectPlatform } from "../image/mod.ts";
  * assert.equal(parseReference("user/app:1").toString(), "docker.io/user/app:1");
  * const index = { manifests: [{ digest: "sha256:a", size: 2, platform: { os: "linux", architecture: "amd64" } }] };
  * assert.equal(selectPlatform(index, { os: "linux", architecture: "amd64" }).digest, "sha256:a");
@@ -32,25 +34,6 @@ export {
   type Reference,
   referenceOf,
 } from "./reference.ts";
-export { digestOf, parseDigest } from "./digest.ts";
-export {
-  DOCKER_MANIFEST,
-  DOCKER_MANIFEST_LIST,
-  INDEX_TYPES,
-  isIndex,
-  MANIFEST_TYPES,
-  OCI_INDEX,
-  OCI_MANIFEST,
-} from "./media_types.ts";
-export {
-  formatPlatform,
-  hostPlatform,
-  type ImageIndex,
-  type IndexEntry,
-  parsePlatform,
-  type Platform,
-  selectPlatform,
-} from "./platform.ts";
 export {
   type AuthFileEnv,
   authFilePath,

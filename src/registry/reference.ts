@@ -14,7 +14,7 @@
  */
 
 import { InvalidReference } from "../errors.ts";
-import { parseDigest } from "./digest.ts";
+import { parseDigest } from "../image/digest.ts";
 
 /** docker's default registry, as references name it. */
 export const DOCKER_HUB = "docker.io";

@@ -4,7 +4,8 @@
  * @module
  */
 
-import { digestOf } from "../../src/registry/mod.ts";
+import {} from "../../src/registry/mod.ts";
+import { digestOf } from "../../src/image/mod.ts";
 import { concat } from "../_bytes.ts";
 
 /** A blob: bytes, digest, size. */

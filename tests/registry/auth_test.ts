@@ -12,11 +12,11 @@ import assert from "node:assert/strict";
 import { RegistryUnauthorized } from "../../src/errors.ts";
 import {
   type Credentials,
-  OCI_MANIFEST,
   parseReference,
   readCredentials,
   RegistryClient,
 } from "../../src/registry/mod.ts";
+import { OCI_MANIFEST } from "../../src/image/mod.ts";
 import { type CliIo, runCli } from "../../src/cli/main.ts";
 import { makePki, type Registry, startRegistry } from "./_registry.ts";
 import { startIssuer } from "./_token_issuer.ts";

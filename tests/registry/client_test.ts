@@ -15,13 +15,12 @@ import {
   RegistryError,
   RegistryNotFound,
 } from "../../src/errors.ts";
+import { parseReference, RegistryClient } from "../../src/registry/mod.ts";
 import {
   digestOf,
   DOCKER_MANIFEST,
   OCI_MANIFEST,
-  parseReference,
-  RegistryClient,
-} from "../../src/registry/mod.ts";
+} from "../../src/image/mod.ts";
 import { startRegistry } from "./_registry.ts";
 import { blobOf, collect, manifestFor, noCredentials } from "./_data.ts";
 

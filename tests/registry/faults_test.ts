@@ -15,12 +15,8 @@ import {
   InsecureRegistry,
   RegistryError,
 } from "../../src/errors.ts";
-import {
-  digestOf,
-  OCI_MANIFEST,
-  parseReference,
-  RegistryClient,
-} from "../../src/registry/mod.ts";
+import { parseReference, RegistryClient } from "../../src/registry/mod.ts";
+import { digestOf, OCI_MANIFEST } from "../../src/image/mod.ts";
 import { startRegistry } from "./_registry.ts";
 import { startProxy } from "./_proxy.ts";
 import { blobOf, collect, manifestFor } from "./_data.ts";

@@ -10,14 +10,13 @@
 
 import assert from "node:assert/strict";
 import { gzipSync } from "node:zlib";
+import { parseReference, RegistryClient } from "../../src/registry/mod.ts";
 import {
   digestOf,
   DOCKER_MANIFEST,
   OCI_INDEX,
   OCI_MANIFEST,
-  parseReference,
-  RegistryClient,
-} from "../../src/registry/mod.ts";
+} from "../../src/image/mod.ts";
 import { run, startRegistry } from "./_registry.ts";
 import { type Blob, collect, manifestFor, noCredentials } from "./_data.ts";
 

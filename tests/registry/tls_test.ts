@@ -9,11 +9,8 @@
 
 import assert from "node:assert/strict";
 import { RegistryError } from "../../src/errors.ts";
-import {
-  OCI_MANIFEST,
-  parseReference,
-  RegistryClient,
-} from "../../src/registry/mod.ts";
+import { parseReference, RegistryClient } from "../../src/registry/mod.ts";
+import { OCI_MANIFEST } from "../../src/image/mod.ts";
 import { makePki, startRegistry } from "./_registry.ts";
 import { blobOf, collect, manifestFor, noCredentials } from "./_data.ts";
 

@@ -2,11 +2,13 @@
  * Platforms (`os/arch[/variant]`) and the choice of one manifest from an
  * image index, as pure functions (containerd's `platforms` package: the
  * host's platform unless one is asked for; arm64's variant defaults to v8).
+ * The one home of platform selection: OCI layouts on disk (`loadImage`)
+ * and registry indexes (`pullImage`) both choose through it.
  *
  * @module
  */
 
-import { PlatformNotFound, UsageError } from "../errors.ts";
+import { NoMatchingPlatform, UsageError } from "../errors.ts";
 
 /** A platform as image indexes describe them. */
 export interface Platform {
@@ -104,13 +106,14 @@ function variantMatches(want: Platform, have: Platform): boolean {
 /**
  * Chooses the manifest of `index` for `want` (default: the host's platform).
  * Entries without a platform, and attestation manifests (buildkit's
- * `vnd.docker.reference.type` annotation), are never chosen. An exact
+ * `vnd.docker.reference.type` annotation, or the platform
+ * `unknown/unknown`), are never chosen. An exact
  * variant beats an entry without one.
  *
  * @param index The parsed index / manifest list.
  * @param want The platform, e.g. `parsePlatform("linux/arm64")`.
  * @param reference Names the image in the error.
- * @throws {PlatformNotFound} listing the platforms the index has.
+ * @throws {NoMatchingPlatform} listing the platforms the index has.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -122,15 +125,16 @@ function variantMatches(want: Platform, have: Platform): boolean {
  * assert.equal(selectPlatform(index, { os: "linux", architecture: "arm64" }).digest, "sha256:b");
  * ```
  */
-export function selectPlatform(
-  index: ImageIndex,
+export function selectPlatform<E extends IndexEntry>(
+  index: { manifests: E[] },
   want: Platform = hostPlatform(),
   reference = "the image",
-): IndexEntry {
+): E {
   const candidates = (Array.isArray(index.manifests) ? index.manifests : [])
     .filter((m) =>
       m?.platform &&
-      m.annotations?.["vnd.docker.reference.type"] !== "attestation-manifest"
+      m.annotations?.["vnd.docker.reference.type"] !== "attestation-manifest" &&
+      !(m.platform.os === "unknown" && m.platform.architecture === "unknown")
     );
   const matching = candidates.filter((m) =>
     m.platform!.os === want.os &&
@@ -140,7 +144,7 @@ export function selectPlatform(
   const exact = matching.find((m) => m.platform!.variant === want.variant);
   const chosen = exact ?? matching[0];
   if (!chosen) {
-    throw new PlatformNotFound(
+    throw new NoMatchingPlatform(
       reference,
       formatPlatform(want),
       candidates.map((m) => formatPlatform(m.platform!)),
