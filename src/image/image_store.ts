@@ -39,6 +39,11 @@ export interface ImageRecord {
   created: string | null;
   /** When it was loaded (ISO 8601). */
   loaded: string;
+  /**
+   * Repositories (`host/repository`) it was pulled from or pushed to: a
+   * push to the same registry mounts blobs from them instead of uploading.
+   */
+  sources?: string[];
 }
 
 /** The index file's shape. */
@@ -222,8 +227,8 @@ export function withTag(ref: string): string {
     : `${ref}:latest`;
 }
 
-/** Temp entries of image operations: `.spool-<pid>-*`, `.save-<pid>-*`, `*.tmp-<pid>-<hex>`. */
-const TEMP = /^\.(?:spool|save)-(\d+)-|\.tmp-(\d+)-[0-9a-f]{8}$/;
+/** Temp entries of image operations: `.spool-<pid>-*`, `.save-<pid>-*`, `.push-<pid>-*`, `*.tmp-<pid>-<hex>`. */
+const TEMP = /^\.(?:spool|save|push)-(\d+)-|\.tmp-(\d+)-[0-9a-f]{8}$/;
 
 /**
  * Removes temp entries under `images/` (and `images/blobs/sha256/`) left by

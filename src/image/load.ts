@@ -1,77 +1,35 @@
 /**
  * `loadImage`: docker-archive and OCI layouts into the store.
  *
- * Per image: the config is read and checked (its digest is the image id),
- * chain ids are computed from its `rootfs.diff_ids`, and each layer, bottom
- * first, is either reused (a layer with that chain id exists: it was
- * verified when it was made) or streamed from the archive through two
- * hashes (the blob's digest and size, then the uncompressed tar's DiffID)
- * into `Store.applyDiffChecked`, which compares both before the layer is
- * published. A mismatch refuses the image; layers of it made by this load
- * are removed again, and no reference is written.
- *
- * With `parallel` > 1, missing layers are extracted at once and published
- * bottom first, each once the layer below it is there; on backends that
- * copy the parent into a new layer (vfs) each waits for its parent first.
- *
- * Concurrency: each layer is handled under its own flock
- * (`images/locks/<chain id>`), taken bottom first and held until the
- * image's references are written, so two loads of one image extract each
- * layer once, and a failing load never removes a layer another load has
- * just reused.
+ * The archive or layout is read into plans (`_formats.ts`: names, manifest,
+ * config, layer paths), and each image goes through the one pipeline that
+ * also serves `pullImage` (`_store_image.ts`): layers reused by chain id or
+ * streamed from their file region, verified (blob digest and size, DiffID)
+ * before they are published, under per-layer locks, then the references.
  *
  * @module
  */
 
-import {
-  InvalidArchive,
-  InvalidImage,
-  LayerExists,
-  UsageError,
-} from "../errors.ts";
+import { InvalidImage, UsageError } from "../errors.ts";
 import { decompress, detectCompression } from "../archive/compress/mod.ts";
 import type { Store } from "../store/store.ts";
 import { writeToFile } from "../archive/write_file.ts";
-import { chainIds, digestHex, sha256Hex } from "./digest.ts";
 import { hostPlatform, parsePlatform } from "./platform.ts";
-import {
-  type BlobRef,
-  type ImagePlan,
-  parseJson,
-  planImages,
-  readSmall,
-} from "./_formats.ts";
+import { type ImagePlan, planImages, readSmall } from "./_formats.ts";
 import { dirSource, type ImageSource, tarSource } from "./_source.ts";
-import { HashedStream } from "./_verify.ts";
+import {
+  checkParallel,
+  type LoadProgress,
+  storeImage,
+} from "./_store_image.ts";
 import {
   ensureDirs,
-  flock,
-  type ImageRecord,
   imagesDir,
-  putBlob,
-  readIndex,
   sweepImageTemps,
-  withImagesLock,
   withTag,
-  writeIndex,
 } from "./image_store.ts";
 
-/** Runs at most `n` of the given jobs at once, in the order they were handed in. */
-function semaphore(n: number) {
-  let free = n;
-  const waiting: (() => void)[] = [];
-  return async <T>(job: () => Promise<T>): Promise<T> => {
-    if (free > 0) free--;
-    else await new Promise<void>((r) => waiting.push(r));
-    try {
-      return await job();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else free++;
-    }
-  };
-}
+export type { LoadProgress } from "./_store_image.ts";
 
 /** Options of {@link loadImage}. */
 export interface LoadImageOptions {
@@ -97,22 +55,6 @@ export interface LoadImageOptions {
    * @default {1}
    */
   parallel?: number;
-}
-
-/** Progress of one layer of {@link loadImage}. */
-export interface LoadProgress {
-  /** The image (its first name or manifest digest). */
-  image: string;
-  /** Layer number, 1 = bottom. */
-  layer: number;
-  /** Layers of the image. */
-  layers: number;
-  /** Its chain id. */
-  id: string;
-  /** Compressed bytes read so far. */
-  bytes: number;
-  /** "apply" while streaming, "reused" (already in the store) or "done". */
-  state: "apply" | "reused" | "done";
 }
 
 /** One image {@link loadImage} loaded. */
@@ -202,12 +144,7 @@ export async function loadImage(
   source: ImageInput,
   options: LoadImageOptions = {},
 ): Promise<LoadedImage[]> {
-  const parallel = options.parallel ?? 1;
-  if (!Number.isSafeInteger(parallel) || parallel < 1) {
-    throw new UsageError(
-      `parallel must be a whole number of at least 1, not ${parallel}`,
-    );
-  }
+  checkParallel(options.parallel ?? 1);
   let spool: string | undefined;
   const label = typeof source === "string" ? source : "standard input";
   await ensureDirs(imagesDir(store));
@@ -312,210 +249,40 @@ async function loadOne(
   plan: ImagePlan,
   options: LoadImageOptions,
 ): Promise<LoadedImage> {
-  const onProgress = options.onProgress;
   const s = plan.subject;
-  const configBytes = await readSmall(src, plan.config, `${s} config`);
-  const configHex = sha256Hex(configBytes);
-  const config = parseJson(configBytes, "the config", s);
-  const rootfs = config.rootfs as Record<string, unknown> | undefined;
-  if (
-    !rootfs || rootfs.type !== "layers" || !Array.isArray(rootfs.diff_ids)
-  ) {
-    throw new InvalidImage(s, 'the config has no rootfs of type "layers"');
-  }
-  const diffIds = rootfs.diff_ids.map((d, i) => {
-    digestHex(d, `${s} config diff_ids[${i}]`);
-    return d as string;
-  });
-  if (diffIds.length !== plan.layers.length) {
-    throw new InvalidImage(
-      s,
-      `the manifest lists ${plan.layers.length} layers, the config's rootfs.diff_ids ${diffIds.length}`,
-    );
-  }
-  const chains = chainIds(diffIds);
-  const locks: Deno.FsFile[] = [];
-  const made: string[] = [];
-  const sizes: number[] = [];
-  await ensureDirs(imagesDir(store));
-  try {
-    // Every layer's lock, bottom first (one order for every loader).
-    for (const c of chains) {
-      locks.push(await flock(`${imagesDir(store)}/locks/${c}`));
-    }
-    // Missing layers are extracted in parallel (`options.parallel` at
-    // once) and published bottom first: each waits for the one below it.
-    const slots = semaphore(options.parallel ?? 1);
-    const tasks: Promise<number>[] = [];
-    let below: Promise<unknown> = Promise.resolve();
-    for (let i = 0; i < chains.length; i++) {
-      const base = {
-        image: s,
-        layer: i + 1,
-        layers: chains.length,
-        id: chains[i],
-      };
-      if (await store.exists(chains[i])) {
-        onProgress?.({ ...base, bytes: 0, state: "reused" });
-        tasks.push(Promise.resolve(-1));
-        below = Promise.resolve();
-        continue;
-      }
-      const parentReady = below.then(() => {});
-      parentReady.catch(() => {}); // reported by the layer below
-      const task = slots(() =>
-        applyLayer(
-          store,
-          src,
-          plan.layers[i],
-          `${s} layer ${i + 1}`,
-          diffIds[i],
-          chains[i],
-          chains[i - 1],
-          parentReady,
-          (bytes) => onProgress?.({ ...base, bytes, state: "apply" }),
-        )
-      ).then((size) => {
-        if (size >= 0) made.push(chains[i]);
-        onProgress?.({ ...base, bytes: size, state: "done" });
-        return size;
-      });
-      task.catch(() => {});
-      tasks.push(task);
-      below = task;
-    }
-    const settled = await Promise.allSettled(tasks);
-    // The lowest failure is the cause; those above it failed with it.
-    const failed = settled.find((r) => r.status === "rejected");
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    for (const r of settled) {
-      sizes.push((r as PromiseFulfilledResult<number>).value);
-    }
-    const id = `sha256:${configHex}`;
-    await withImagesLock(store, async () => {
-      await putBlob(store, configHex, configBytes);
-      if (plan.manifest) {
-        await putBlob(store, plan.manifest.digest, plan.manifest.bytes);
-      }
-      const idx = await readIndex(store);
-      const old = idx.images[configHex];
-      // Sizes of reused layers: from an image that has them, else the store.
-      const known = new Map<string, number>();
-      for (const r of Object.values(idx.images)) {
-        r.layers.forEach((l, j) => known.set(l, r.layerSizes?.[j] ?? 0));
-      }
-      const layerSizes = await Promise.all(
-        sizes.map(async (n, j) =>
-          n >= 0 ? n : known.get(chains[j]) ?? await store.diffSize(chains[j])
-        ),
-      );
-      const record: ImageRecord = {
-        id,
-        manifest: plan.manifest
-          ? `sha256:${plan.manifest.digest}`
-          : old?.manifest ?? null,
-        layers: chains,
-        diffIds,
-        layerSizes,
-        size: layerSizes.reduce((a, b) => a + b, 0),
-        created: typeof config.created === "string" ? config.created : null,
-        loaded: new Date().toISOString(),
-      };
-      idx.images[configHex] = record;
-      for (const r of plan.refs) idx.refs[r] = configHex;
-      await writeIndex(store, idx);
-    });
-    return {
-      ref: plan.refs[0] ?? null,
-      refs: plan.refs,
-      id,
-      topLayer: chains.at(-1) ?? null,
-      layers: chains,
-      extracted: [...made],
-    };
-  } catch (e) {
-    // Top first: what this load made of this image goes again (the locks
-    // keep every other load off these layers meanwhile).
-    for (const id of made.reverse()) {
-      await store.remove(id).catch(() => {});
-    }
-    throw e;
-  } finally {
-    for (const l of locks) l.close();
-  }
-}
-
-/** Streams one layer into the store, verified before it is published. */
-async function applyLayer(
-  store: Store,
-  src: ImageSource,
-  blob: BlobRef,
-  subject: string,
-  diffId: string,
-  id: string,
-  parent: string | undefined,
-  parentReady: Promise<void>,
-  onBytes: (total: number) => void,
-): Promise<number> {
-  const f = src.open(blob.path);
-  if (!f) {
-    throw new InvalidImage(
-      subject,
-      `its blob ${blob.path} is missing from the archive`,
-    );
-  }
-  if (blob.size !== undefined && f.size !== blob.size) {
-    throw new InvalidImage(
-      subject,
-      `its blob ${blob.path} is ${f.size} bytes, the manifest says ${blob.size}`,
-    );
-  }
-  let total = 0;
-  const packed = new HashedStream(f.stream(), subject, f.size, (n) => {
-    total += n;
-    onBytes(total);
-  });
-  let tar: HashedStream | undefined;
-  try {
-    const { stream } = await decompress(packed.stream, { name: subject });
-    tar = new HashedStream(stream, subject);
-    const t = tar;
-    await store.applyDiffChecked(id, parent, t.stream, async () => {
-      await t.drain(); // the extractor stops at the end-of-archive blocks
-      await packed.drain();
-      if (packed.bytes !== f.size) {
-        throw new InvalidImage(
-          subject,
-          `its blob ${blob.path} ended after ${packed.bytes} of ${f.size} bytes`,
-        );
-      }
-      if (blob.digest !== undefined && packed.digest() !== blob.digest) {
-        throw new InvalidImage(
-          subject,
-          `its blob has digest sha256:${packed.digest()}, the manifest says sha256:${blob.digest}`,
-        );
-      }
-      if (`sha256:${t.digest()}` !== diffId) {
-        throw new InvalidImage(
-          subject,
-          `its uncompressed tar has DiffID sha256:${t.digest()}, the config's rootfs.diff_ids says ${diffId}`,
-        );
-      }
-    }, { parentReady });
-    return t.bytes;
-  } catch (e) {
-    // Another load made it meanwhile without our lock (not a layerfs load):
-    // a chain id names one content, so it is the same layer.
-    if (e instanceof LayerExists) return -1;
-    if (!(e instanceof InvalidArchive)) throw e;
-    throw new InvalidImage(
-      subject,
-      `its layer tar cannot be applied (${(e as Error).message})`,
-      "the archive is corrupt or truncated; make or fetch it again",
-      { cause: e },
-    );
-  } finally {
-    await tar?.cancel();
-    await packed.cancel();
-  }
+  const config = await readSmall(src, plan.config, `${s} config`);
+  const stored = await storeImage(store, {
+    subject: s,
+    refs: plan.refs,
+    manifest: plan.manifest,
+    config,
+    layers: plan.layers.map((blob, i) => ({
+      label: blob.path,
+      digest: blob.digest,
+      size: blob.size,
+      open() {
+        const subject = `${s} layer ${i + 1}`;
+        const f = src.open(blob.path);
+        if (!f) {
+          throw new InvalidImage(
+            subject,
+            `its blob ${blob.path} is missing from the archive`,
+          );
+        }
+        if (blob.size !== undefined && f.size !== blob.size) {
+          throw new InvalidImage(
+            subject,
+            `its blob ${blob.path} is ${f.size} bytes, the manifest says ${blob.size}`,
+          );
+        }
+        return { stream: f.stream(), size: f.size };
+      },
+    })),
+  }, { onProgress: options.onProgress, parallel: options.parallel });
+  return {
+    ref: plan.refs[0] ?? null,
+    refs: plan.refs,
+    ...stored,
+    topLayer: stored.layers.at(-1) ?? null,
+  };
 }

@@ -1,0 +1,411 @@
+/**
+ * Internal: the one pipeline that puts an image into the store, whatever
+ * its bytes come from (`loadImage`: a file region of an archive or layout;
+ * `pullImage`: an HTTP stream from a registry).
+ *
+ * Per image: the config (already read and checked against its digest) is
+ * parsed, chain ids are computed from its `rootfs.diff_ids`, and each
+ * layer, bottom first, is either reused (a layer with that chain id exists:
+ * it was verified when it was made; its source is never opened) or
+ * streamed through two hashes (the blob's digest and size, then the
+ * uncompressed tar's DiffID) into `Store.applyDiffChecked`, which compares
+ * both before the layer is published. Nothing compressed is written to disk
+ * unless `keepBlobs` asks for it (then the blob goes to
+ * `images/blobs/sha256/<hex>` under a temp name, renamed once verified).
+ * A mismatch, an error or an abort refuses the image: layers of it made by
+ * this call are removed again, and no reference is written.
+ *
+ * With `parallel` > 1, missing layers are fetched and extracted at once
+ * and published bottom first, each once the layer below it is there; on
+ * backends that copy the parent into a new layer (vfs) each waits for its
+ * parent before it reads its source.
+ *
+ * Concurrency: each layer is handled under its own flock
+ * (`images/locks/<chain id>`), taken bottom first and held until the
+ * image's references are written, so two loads or pulls of one image (in
+ * any processes) extract each layer once, and a failing one never removes
+ * a layer another has just reused.
+ *
+ * @module
+ */
+
+import {
+  InvalidArchive,
+  InvalidImage,
+  LayerExists,
+  UsageError,
+} from "../errors.ts";
+import { decompress } from "../archive/compress/mod.ts";
+import type { Store } from "../store/store.ts";
+import { chainIds, digestHex, sha256Hex } from "./digest.ts";
+import { parseJson } from "./_formats.ts";
+import { HashedStream } from "./_verify.ts";
+import {
+  ensureDirs,
+  flock,
+  type ImageRecord,
+  imagesDir,
+  putBlob,
+  readIndex,
+  withImagesLock,
+  writeIndex,
+} from "./image_store.ts";
+
+/** Runs at most `n` of the given jobs at once, in the order they were handed in. */
+export function semaphore(
+  n: number,
+): <T>(job: () => Promise<T>) => Promise<T> {
+  let free = n;
+  const waiting: (() => void)[] = [];
+  return async <T>(job: () => Promise<T>): Promise<T> => {
+    if (free > 0) free--;
+    else await new Promise<void>((r) => waiting.push(r));
+    try {
+      return await job();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    }
+  };
+}
+
+/** Checks a `parallel` option. */
+export function checkParallel(parallel: number): number {
+  if (!Number.isSafeInteger(parallel) || parallel < 1) {
+    throw new UsageError(
+      `parallel must be a whole number of at least 1, not ${parallel}`,
+    );
+  }
+  return parallel;
+}
+
+/** Progress of one layer of an image going into the store. */
+export interface LoadProgress {
+  /** The image (its first name or manifest digest). */
+  image: string;
+  /** Layer number, 1 = bottom. */
+  layer: number;
+  /** Layers of the image. */
+  layers: number;
+  /** Its chain id. */
+  id: string;
+  /** Compressed bytes read (downloaded) so far; the uncompressed size when "done". */
+  bytes: number;
+  /** The blob's size (compressed), when known. */
+  total?: number;
+  /**
+   * "apply" while streaming (read or downloaded, decompressed and extracted
+   * at once), "reused" (already in the store) or "done" (published).
+   */
+  state: "apply" | "reused" | "done";
+}
+
+/** Where one layer's blob comes from. */
+export interface LayerSource {
+  /** Names it in errors: a path in an archive, or a blob of a repository. */
+  label: string;
+  /** Expected sha256 hex of the blob, when known. */
+  digest?: string;
+  /** Expected size of the blob, when known before it is opened. */
+  size?: number;
+  /**
+   * Opens the blob (called at most once, and only when the layer is not in
+   * the store yet): its bytes, and its size when known (more bytes are an
+   * error, fewer too).
+   */
+  open(): { stream: ReadableStream<Uint8Array>; size?: number };
+}
+
+/** An image ready to go into the store. */
+export interface ImageToStore {
+  /** For messages: its name or manifest digest. */
+  subject: string;
+  /** References to record for it (`name:tag`, `name@sha256:...`). */
+  refs: string[];
+  /** Its manifest: digest hex and bytes (verified), when it has one. */
+  manifest?: { digest: string; bytes: Uint8Array };
+  /** The config's bytes (verified against the manifest's digest, when there is one). */
+  config: Uint8Array;
+  /** Its layers, bottom first. */
+  layers: LayerSource[];
+  /** Repositories (`host/repository`) it came from, remembered for pushes (cross-repository mounts). */
+  sources?: string[];
+}
+
+/** Options of {@link storeImage}. */
+export interface StoreImageOptions {
+  /** Told about each layer as it starts, streams and ends. */
+  onProgress?: (p: LoadProgress) => void;
+  /** Layers fetched and extracted at once. @default {1} */
+  parallel?: number;
+  /** Keep each extracted layer's compressed blob in `images/blobs/`. @default {false} */
+  keepBlobs?: boolean;
+  /** Stops it: what this call made is removed, the signal's reason thrown. */
+  signal?: AbortSignal;
+}
+
+/** What {@link storeImage} stored. */
+export interface StoredImage {
+  /** Image id: `sha256:<config digest>`. */
+  id: string;
+  /** Chain ids, bottom first. */
+  layers: string[];
+  /** The chain ids this call extracted (the others were in the store already). */
+  extracted: string[];
+}
+
+/**
+ * Puts one image into the store: see the module doc.
+ *
+ * @throws {InvalidImage} a config without layers, a digest, size or DiffID mismatch.
+ */
+export async function storeImage(
+  store: Store,
+  image: ImageToStore,
+  options: StoreImageOptions = {},
+): Promise<StoredImage> {
+  const { onProgress, signal } = options;
+  const s = image.subject;
+  signal?.throwIfAborted();
+  const configBytes = image.config;
+  const configHex = sha256Hex(configBytes);
+  const config = parseJson(configBytes, "the config", s);
+  const rootfs = config.rootfs as Record<string, unknown> | undefined;
+  if (
+    !rootfs || rootfs.type !== "layers" || !Array.isArray(rootfs.diff_ids)
+  ) {
+    throw new InvalidImage(s, 'the config has no rootfs of type "layers"');
+  }
+  const diffIds = rootfs.diff_ids.map((d, i) => {
+    digestHex(d, `${s} config diff_ids[${i}]`);
+    return d as string;
+  });
+  if (diffIds.length !== image.layers.length) {
+    throw new InvalidImage(
+      s,
+      `the manifest lists ${image.layers.length} layers, the config's rootfs.diff_ids ${diffIds.length}`,
+    );
+  }
+  const chains = chainIds(diffIds);
+  const locks: Deno.FsFile[] = [];
+  const made: string[] = [];
+  const sizes: number[] = [];
+  await ensureDirs(imagesDir(store));
+  try {
+    // Every layer's lock, bottom first (one order for every loader).
+    for (const c of chains) {
+      locks.push(await flock(`${imagesDir(store)}/locks/${c}`));
+      signal?.throwIfAborted();
+    }
+    // Missing layers are extracted in parallel (`options.parallel` at
+    // once) and published bottom first: each waits for the one below it.
+    const slots = semaphore(checkParallel(options.parallel ?? 1));
+    const tasks: Promise<number>[] = [];
+    let below: Promise<unknown> = Promise.resolve();
+    for (let i = 0; i < chains.length; i++) {
+      const layer = image.layers[i];
+      const base = {
+        image: s,
+        layer: i + 1,
+        layers: chains.length,
+        id: chains[i],
+        total: layer.size,
+      };
+      if (await store.exists(chains[i])) {
+        onProgress?.({ ...base, bytes: 0, state: "reused" });
+        tasks.push(Promise.resolve(-1));
+        below = Promise.resolve();
+        continue;
+      }
+      const parentReady = below.then(() => {});
+      parentReady.catch(() => {}); // reported by the layer below
+      const task = slots(() => {
+        signal?.throwIfAborted();
+        return applyLayer(store, {
+          blob: layer,
+          subject: `${s} layer ${i + 1}`,
+          diffId: diffIds[i],
+          id: chains[i],
+          parent: chains[i - 1],
+          parentReady,
+          keepBlob: options.keepBlobs === true,
+          onBytes: (bytes) => onProgress?.({ ...base, bytes, state: "apply" }),
+        });
+      }).then((size) => {
+        if (size >= 0) made.push(chains[i]);
+        onProgress?.({ ...base, bytes: size, state: "done" });
+        return size;
+      });
+      task.catch(() => {});
+      tasks.push(task);
+      below = task;
+    }
+    const settled = await Promise.allSettled(tasks);
+    // The lowest failure is the cause; those above it failed with it.
+    const failed = settled.find((r) => r.status === "rejected");
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    signal?.throwIfAborted();
+    for (const r of settled) {
+      sizes.push((r as PromiseFulfilledResult<number>).value);
+    }
+    const id = `sha256:${configHex}`;
+    await withImagesLock(store, async () => {
+      await putBlob(store, configHex, configBytes);
+      if (image.manifest) {
+        await putBlob(store, image.manifest.digest, image.manifest.bytes);
+      }
+      const idx = await readIndex(store);
+      const old = idx.images[configHex];
+      // Sizes of reused layers: from an image that has them, else the store.
+      const known = new Map<string, number>();
+      for (const r of Object.values(idx.images)) {
+        r.layers.forEach((l, j) => known.set(l, r.layerSizes?.[j] ?? 0));
+      }
+      const layerSizes = await Promise.all(
+        sizes.map(async (n, j) =>
+          n >= 0 ? n : known.get(chains[j]) ?? await store.diffSize(chains[j])
+        ),
+      );
+      const sources = [
+        ...new Set([...(old?.sources ?? []), ...(image.sources ?? [])]),
+      ];
+      const record: ImageRecord = {
+        id,
+        manifest: image.manifest
+          ? `sha256:${image.manifest.digest}`
+          : old?.manifest ?? null,
+        layers: chains,
+        diffIds,
+        layerSizes,
+        size: layerSizes.reduce((a, b) => a + b, 0),
+        created: typeof config.created === "string" ? config.created : null,
+        loaded: new Date().toISOString(),
+        ...(sources.length ? { sources } : {}),
+      };
+      idx.images[configHex] = record;
+      for (const r of image.refs) idx.refs[r] = configHex;
+      await writeIndex(store, idx);
+    });
+    return { id, layers: chains, extracted: [...made] };
+  } catch (e) {
+    // Top first: what this call made of this image goes again (the locks
+    // keep every other load off these layers meanwhile).
+    for (const id of made.reverse()) {
+      await store.remove(id).catch(() => {});
+    }
+    throw e;
+  } finally {
+    for (const l of locks) l.close();
+  }
+}
+
+interface LayerJob {
+  blob: LayerSource;
+  subject: string;
+  diffId: string;
+  id: string;
+  parent: string | undefined;
+  parentReady: Promise<void>;
+  keepBlob: boolean;
+  onBytes: (total: number) => void;
+}
+
+/** Streams one layer into the store, verified before it is published. */
+async function applyLayer(store: Store, job: LayerJob): Promise<number> {
+  const { blob, subject, diffId } = job;
+  let total = 0;
+  let packed: HashedStream | undefined;
+  let tar: HashedStream | undefined;
+  let kept: { file: Deno.FsFile; tmp: string } | undefined;
+  try {
+    const opened = blob.open();
+    const size = opened.size ?? blob.size;
+    let input = opened.stream;
+    if (job.keepBlob && blob.digest !== undefined) {
+      const dir = `${imagesDir(store)}/blobs/sha256`;
+      const tmp = `${dir}/${blob.digest}.tmp-${Deno.pid}-${
+        crypto.randomUUID().slice(0, 8)
+      }`;
+      const k = {
+        file: await Deno.open(tmp, { write: true, createNew: true }),
+        tmp,
+      };
+      kept = k;
+      input = input.pipeThrough(
+        new TransformStream({
+          async transform(chunk, c) {
+            for (let off = 0; off < chunk.length;) {
+              off += await k.file.write(chunk.subarray(off));
+            }
+            c.enqueue(chunk);
+          },
+        }),
+      );
+    }
+    const p = new HashedStream(input, subject, size, (n) => {
+      total += n;
+      job.onBytes(total);
+    });
+    packed = p;
+    const { stream } = await decompress(p.stream, { name: subject });
+    tar = new HashedStream(stream, subject);
+    const t = tar;
+    await store.applyDiffChecked(job.id, job.parent, t.stream, async () => {
+      await t.drain(); // the extractor stops at the end-of-archive blocks
+      await p.drain();
+      if (size !== undefined && p.bytes !== size) {
+        throw new InvalidImage(
+          subject,
+          `its blob ${blob.label} ended after ${p.bytes} of ${size} bytes`,
+        );
+      }
+      if (blob.digest !== undefined && p.digest() !== blob.digest) {
+        throw new InvalidImage(
+          subject,
+          `its blob has digest sha256:${p.digest()}, the manifest says sha256:${blob.digest}`,
+        );
+      }
+      if (`sha256:${t.digest()}` !== diffId) {
+        throw new InvalidImage(
+          subject,
+          `its uncompressed tar has DiffID sha256:${t.digest()}, the config's rootfs.diff_ids says ${diffId}`,
+        );
+      }
+      if (kept) {
+        const k = kept;
+        kept = undefined;
+        try {
+          await k.file.sync();
+        } finally {
+          k.file.close();
+        }
+        await Deno.rename(k.tmp, k.tmp.replace(/\.tmp-.*$/, "")).catch(
+          async (e) => {
+            await Deno.remove(k.tmp).catch(() => {});
+            throw e;
+          },
+        );
+      }
+    }, { parentReady: job.parentReady });
+    return t.bytes;
+  } catch (e) {
+    // Another load made it meanwhile without our lock (not a layerfs load):
+    // a chain id names one content, so it is the same layer.
+    if (e instanceof LayerExists) return -1;
+    if (!(e instanceof InvalidArchive)) throw e;
+    throw new InvalidImage(
+      subject,
+      `its layer tar cannot be applied (${(e as Error).message})`,
+      "the archive is corrupt or truncated; make or fetch it again",
+      { cause: e },
+    );
+  } finally {
+    await tar?.cancel();
+    await packed?.cancel();
+    if (kept) {
+      kept.file.close();
+      await Deno.remove(kept.tmp).catch(() => {});
+    }
+  }
+}
