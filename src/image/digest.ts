@@ -108,7 +108,9 @@ export function hasherFor(digest: string): Hash {
  * ```
  */
 export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
-  return `${algorithm}:${nodeCrypto().createHash(algorithm).update(bytes).digest("hex")}`;
+  return `${algorithm}:${
+    nodeCrypto().createHash(algorithm).update(bytes).digest("hex")
+  }`;
 }
 
 /**

@@ -61,3 +61,4 @@ export {
   type RegistryClientOptions,
   type Repository,
 } from "./client.ts";
+export { type PulledImage, pullImage, type PullImageOptions } from "./pull.ts";

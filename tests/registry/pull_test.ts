@@ -1,0 +1,525 @@
+/**
+ * `pullImage` against the real registry: images the test builds (a base
+ * layer, a second one with a whiteout and an opaque dir; gzip and zstd; a
+ * multi-platform index) are pushed by skopeo and pulled by layerfs; the
+ * mounted rootfs, chain ids and image id are what the test computed. A
+ * second pull downloads nothing (requests counted through the proxy); wrong
+ * bytes are refused with nothing applied; a cut download resumes; htpasswd
+ * and token auth; two processes pulling at once extract each layer once;
+ * an abort leaves nothing; kill -9 at several points leaves a store that
+ * `checkStore` finds clean and the next pull completes.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { DigestMismatch, InvalidImage } from "../../src/errors.ts";
+import {
+  findImage,
+  openStore,
+  pullImage,
+  type Store,
+  tarHeader,
+  TarWriter,
+} from "../../mod.ts";
+import { checkStore } from "../../src/cli/check.ts";
+import {
+  baseLayer,
+  buildImage,
+  buildLayer,
+  type BuiltImage,
+  EXPECTED_TOP,
+  sha,
+  simpleTree,
+  topLayer,
+  writeOciLayout,
+} from "../image/_images.ts";
+import { makePki, run, startRegistry } from "./_registry.ts";
+import { startIssuer } from "./_token_issuer.ts";
+import { startProxy } from "./_proxy.ts";
+
+const none = () => Promise.resolve(undefined);
+const USER = "bob";
+const PASSWORD = "pull-Pa55word";
+const enc = new TextEncoder();
+
+/** skopeo copies an OCI layout (`dir`, tag `tag`) to `docker://dest`. */
+export async function skopeoPush(
+  dir: string,
+  tag: string,
+  dest: string,
+  extra: string[] = [],
+): Promise<void> {
+  await run("skopeo", [
+    "--insecure-policy",
+    "copy",
+    "--dest-tls-verify=false",
+    ...extra,
+    `oci:${dir}:${tag}`,
+    `docker://${dest}`,
+  ]);
+}
+
+/** The two-layer test image: base (gzip), top with whiteout and opaque dir (zstd). */
+export async function testImage(): Promise<BuiltImage> {
+  return buildImage([
+    buildLayer(await baseLayer(), "gzip"),
+    buildLayer(await topLayer(), "zstd"),
+  ]);
+}
+
+/** A bigger image: `n` layers of `mib` MiB of incompressible data each (gzip). */
+export async function bigImage(n: number, mib: number): Promise<BuiltImage> {
+  const layers = [];
+  for (let i = 0; i < n; i++) {
+    const data = new Uint8Array(mib << 20);
+    for (let o = 0; o < data.length; o += 65536) {
+      crypto.getRandomValues(data.subarray(o, o + 65536));
+    }
+    const tw = new TarWriter();
+    const out = new Response(tw.readable).bytes();
+    await tw.add(tarHeader({ name: `layer${i}.bin`, size: data.length }), data);
+    await tw.close();
+    layers.push(buildLayer(await out, "gzip"));
+  }
+  return buildImage(layers);
+}
+
+async function layout(image: BuiltImage, tag = "v1"): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "layerfs-pull-src-" });
+  await writeOciLayout(dir, [{ image, ref: tag }]);
+  return dir;
+}
+
+/** Paths under `<root>/images` and `<root>/staging` that are temp files. */
+async function temps(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of [`${root}/images`, `${root}/images/blobs/sha256`]) {
+    try {
+      for await (const e of Deno.readDir(d)) {
+        if (/^\.(spool|save|push)-|\.tmp-/.test(e.name)) out.push(e.name);
+      }
+    } catch { /* none */ }
+  }
+  try {
+    for await (const e of Deno.readDir(`${root}/staging`)) out.push(e.name);
+  } catch { /* none */ }
+  return out;
+}
+
+async function withStore<T>(
+  backend: "overlay" | "vfs",
+  fn: (store: Store, root: string) => Promise<T>,
+): Promise<T> {
+  const root = await Deno.makeTempDir({ prefix: "layerfs-pull-store-" });
+  const store = await openStore({ root, backend });
+  try {
+    return await fn(store, root);
+  } finally {
+    store.close();
+    await Deno.remove(root, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
+  const reg = await startRegistry();
+  const proxy = startProxy(reg.url);
+  const image = await testImage();
+  const src = await layout(image);
+  const blobGets = () =>
+    proxy.seen.filter((s) => s.method === "GET" && s.path.includes("/blobs/"))
+      .length;
+  try {
+    await skopeoPush(src, "v1", `${reg.host}/test/app:v1`);
+    for (const backend of ["overlay", "vfs"] as const) {
+      await t.step(
+        `${backend}: the rootfs, chain ids and id are the test's; a second pull downloads nothing`,
+        () =>
+          withStore(backend, async (store, root) => {
+            const ref = `${proxy.host}/test/app:v1`;
+            proxy.seen.length = 0;
+            const img = await pullImage(store, ref, {
+              clientOptions: { credentials: none },
+            });
+            assert.equal(img.id, `sha256:${image.configHex}`);
+            assert.deepEqual(img.layers, image.chains);
+            assert.deepEqual(img.extracted, image.chains);
+            assert.equal(img.topLayer, image.chains[1]);
+            assert.equal(img.digest, `sha256:${image.manifestHex}`);
+            assert.equal(img.ref, ref);
+            // Two layers and the config: each fetched once.
+            assert.equal(blobGets(), 3);
+            const view = await store.get(img.topLayer!);
+            try {
+              assert.deepEqual(await simpleTree(view), EXPECTED_TOP);
+            } finally {
+              await store.put(img.topLayer!);
+            }
+            // The image store knows it by name and by manifest digest.
+            assert.equal((await findImage(store, ref)).id, img.id);
+            assert.equal(
+              (await findImage(store, `${proxy.host}/test/app@${img.digest}`))
+                .id,
+              img.id,
+            );
+            proxy.seen.length = 0;
+            const again = await pullImage(store, ref, {
+              clientOptions: { credentials: none },
+            });
+            assert.deepEqual(again.extracted, []);
+            assert.equal(again.id, img.id);
+            assert.equal(blobGets(), 0, JSON.stringify(proxy.seen));
+            assert.equal(
+              proxy.seen.filter((s) =>
+                s.method === "HEAD" && s.path.includes("/blobs/")
+              ).length,
+              0,
+            );
+            assert.deepEqual(await temps(root), []);
+            assert.deepEqual((await checkStore(root)).problems, []);
+          }),
+      );
+    }
+
+    await t.step(
+      "a multi-platform index: --platform picks the manifest",
+      async () => {
+        const amd = await testImage();
+        const arm = buildImage(
+          [buildLayer(await baseLayer(), "gzip")],
+          "arm64",
+        );
+        arm.platform = { os: "linux", architecture: "arm64", variant: "v8" };
+        const dir = await Deno.makeTempDir({ prefix: "layerfs-pull-mp-" });
+        try {
+          await writeOciLayout(dir, [{ image: amd }, { image: arm }]);
+          // index.json -> one index (tagged) -> the two platform manifests.
+          const inner = enc.encode(JSON.stringify({
+            schemaVersion: 2,
+            mediaType: "application/vnd.oci.image.index.v1+json",
+            manifests: [amd, arm].map((i) => ({
+              mediaType: "application/vnd.oci.image.manifest.v1+json",
+              digest: `sha256:${i.manifestHex}`,
+              size: i.manifest.length,
+              platform: i.platform,
+            })),
+          }));
+          await Deno.writeFile(`${dir}/blobs/sha256/${sha(inner)}`, inner);
+          await Deno.writeTextFile(
+            `${dir}/index.json`,
+            JSON.stringify({
+              schemaVersion: 2,
+              manifests: [{
+                mediaType: "application/vnd.oci.image.index.v1+json",
+                digest: `sha256:${sha(inner)}`,
+                size: inner.length,
+                annotations: { "org.opencontainers.image.ref.name": "mp" },
+              }],
+            }),
+          );
+          await skopeoPush(dir, "mp", `${reg.host}/test/mp:1`, ["--all"]);
+          await withStore("vfs", async (store) => {
+            const ref = `${reg.host}/test/mp:1`;
+            const a = await pullImage(store, ref, {
+              platform: "linux/arm64",
+              clientOptions: { credentials: none },
+            });
+            assert.equal(a.id, `sha256:${arm.configHex}`);
+            assert.equal(a.digest, `sha256:${arm.manifestHex}`);
+            const b = await pullImage(store, ref, {
+              platform: "linux/amd64",
+              clientOptions: { credentials: none },
+            });
+            assert.equal(b.id, `sha256:${amd.configHex}`);
+            assert.deepEqual(b.extracted, [amd.chains[1]]); // the base is shared
+            await assert.rejects(
+              pullImage(store, ref, {
+                platform: "linux/s390x",
+                clientOptions: { credentials: none },
+              }),
+              /linux\/s390x.*linux\/amd64, linux\/arm64\/v8/,
+            );
+          });
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+      },
+    );
+
+    await t.step(
+      "wrong bytes for a layer are refused; nothing is applied",
+      () =>
+        withStore("overlay", async (store, root) => {
+          const top = `/blobs/sha256:${sha(image.layers[1].blob)}`;
+          proxy.fault = (req) =>
+            req.method === "GET" && new URL(req.url).pathname.endsWith(top)
+              ? { kind: "corrupt" }
+              : { kind: "forward" };
+          try {
+            await assert.rejects(
+              pullImage(store, `${proxy.host}/test/app:v1`, {
+                clientOptions: { credentials: none, baseDelayMs: 1 },
+                parallel: 1,
+              }),
+              (e) => e instanceof DigestMismatch || e instanceof InvalidImage,
+            );
+          } finally {
+            proxy.fault = () => ({ kind: "forward" });
+          }
+          assert.deepEqual(await store.list(), []);
+          assert.deepEqual(await temps(root), []);
+          await assert.rejects(findImage(store, `${proxy.host}/test/app:v1`));
+        }),
+    );
+
+    await t.step(
+      "a cut download resumes with Range",
+      () =>
+        withStore("overlay", async (store) => {
+          const base = `/blobs/sha256:${sha(image.layers[0].blob)}`;
+          let cut = false;
+          proxy.seen.length = 0;
+          proxy.fault = (req) => {
+            if (
+              !cut && req.method === "GET" &&
+              new URL(req.url).pathname.endsWith(base)
+            ) {
+              cut = true;
+              return { kind: "cut" };
+            }
+            return { kind: "forward" };
+          };
+          try {
+            const img = await pullImage(store, `${proxy.host}/test/app:v1`, {
+              clientOptions: { credentials: none, baseDelayMs: 1 },
+            });
+            assert.deepEqual(img.extracted, image.chains);
+          } finally {
+            proxy.fault = () => ({ kind: "forward" });
+          }
+          assert.ok(cut);
+          assert.ok(
+            proxy.seen.some((s) => s.path.endsWith(base) && s.range !== null),
+            "the second request asks for the rest",
+          );
+        }),
+    );
+
+    await t.step(
+      "an abort mid-pull leaves no layer, no image, no temp file",
+      () =>
+        withStore("overlay", async (store, root) => {
+          const big = await bigImage(3, 4);
+          const dir = await layout(big);
+          try {
+            await skopeoPush(dir, "v1", `${reg.host}/test/big:v1`);
+          } finally {
+            await Deno.remove(dir, { recursive: true });
+          }
+          const ac = new AbortController();
+          await assert.rejects(
+            pullImage(store, `${reg.host}/test/big:v1`, {
+              clientOptions: { credentials: none },
+              signal: ac.signal,
+              onProgress: (p) => {
+                if (p.layer === 2 && p.state === "apply" && p.bytes > 0) {
+                  ac.abort(new Error("stop, test"));
+                }
+              },
+            }),
+            /stop, test/,
+          );
+          assert.deepEqual(await store.list(), []);
+          assert.deepEqual(await temps(root), []);
+          assert.deepEqual((await checkStore(root)).problems, []);
+        }),
+    );
+
+    await t.step(
+      "two processes pulling one image extract each layer once",
+      () =>
+        withStore("overlay", async (store, root) => {
+          store.close();
+          const child = () =>
+            new Deno.Command(Deno.execPath(), {
+              args: [
+                "run",
+                "--allow-all",
+                new URL("./_pull_child.ts", import.meta.url).pathname,
+                root,
+                `${reg.host}/test/app:v1`,
+              ],
+              stdout: "piped",
+              stderr: "piped",
+            }).output();
+          const outs = await Promise.all([child(), child()]);
+          const results = outs.map((o) => {
+            assert.ok(o.success, new TextDecoder().decode(o.stderr));
+            const lines = new TextDecoder().decode(o.stdout).trim().split("\n");
+            return JSON.parse(lines.at(-1)!).result;
+          });
+          for (const r of results) {
+            assert.equal(r.id, `sha256:${image.configHex}`);
+          }
+          const extracted = results.flatMap((r) => r.extracted).sort();
+          assert.deepEqual(extracted, [...image.chains].sort());
+          assert.deepEqual((await checkStore(root)).problems, []);
+        }),
+    );
+
+    await t.step(
+      "kill -9 at several points: the store checks clean, the next pull completes",
+      async () => {
+        const big = await bigImage(3, 4);
+        const dir = await layout(big);
+        try {
+          await skopeoPush(dir, "v1", `${reg.host}/test/kill:v1`);
+        } finally {
+          await Deno.remove(dir, { recursive: true });
+        }
+        const points: [string, (p: Record<string, unknown>) => boolean][] = [
+          [
+            "first bytes of layer 1",
+            (p) => p.layer === 1 && p.state === "apply",
+          ],
+          ["layer 1 published", (p) => p.layer === 1 && p.state === "done"],
+          [
+            "mid layer 3",
+            (p) =>
+              p.layer === 3 && p.state === "apply" &&
+              (p.bytes as number) > (2 << 20),
+          ],
+        ];
+        for (const [name, when] of points) {
+          const root = await Deno.makeTempDir({ prefix: "layerfs-pull-kill-" });
+          try {
+            await (await openStore({ root, backend: "overlay" })).close();
+            const child = new Deno.Command(Deno.execPath(), {
+              args: [
+                "run",
+                "--allow-all",
+                new URL("./_pull_child.ts", import.meta.url).pathname,
+                root,
+                `${reg.host}/test/kill:v1`,
+              ],
+              stdout: "piped",
+              stderr: "null",
+            }).spawn();
+            let killed = false;
+            let buf = "";
+            const dec = new TextDecoder();
+            for await (const chunk of child.stdout) {
+              buf += dec.decode(chunk);
+              const lines = buf.split("\n");
+              buf = lines.pop()!;
+              if (
+                !killed && lines.some((l) => {
+                  const p = JSON.parse(l).progress;
+                  return p && when(p);
+                })
+              ) {
+                child.kill("SIGKILL");
+                killed = true;
+              }
+            }
+            await child.status;
+            assert.ok(killed, `${name}: the child got there`);
+            assert.deepEqual((await checkStore(root)).problems, [], name);
+            const store = await openStore({ root, backend: "overlay" });
+            try {
+              const before = (await store.list()).map((l) => l.id);
+              const img = await pullImage(store, `${reg.host}/test/kill:v1`, {
+                clientOptions: { credentials: none },
+              });
+              assert.equal(img.id, `sha256:${big.configHex}`, name);
+              for (const id of before) {
+                assert.ok(!img.extracted.includes(id), `${name}: ${id} reused`);
+              }
+              assert.deepEqual(await temps(root), [], name);
+            } finally {
+              store.close();
+            }
+            assert.deepEqual((await checkStore(root)).problems, [], name);
+          } finally {
+            await Deno.remove(root, { recursive: true }).catch(() => {});
+          }
+        }
+      },
+    );
+  } finally {
+    await proxy.stop();
+    await reg.stop();
+    await Deno.remove(src, { recursive: true });
+  }
+});
+
+Deno.test("pull: htpasswd and token auth", async (t) => {
+  const image = await testImage();
+  const src = await layout(image);
+  const good = () => Promise.resolve({ username: USER, password: PASSWORD });
+  const pkiDir = await Deno.makeTempDir({ prefix: "layerfs-pull-pki-" });
+  try {
+    await t.step("htpasswd", async () => {
+      const reg = await startRegistry({
+        htpasswd: { user: USER, password: PASSWORD },
+      });
+      try {
+        await skopeoPush(src, "v1", `${reg.host}/auth/app:v1`, [
+          `--dest-creds=${USER}:${PASSWORD}`,
+        ]);
+        await withStore("vfs", async (store) => {
+          await assert.rejects(
+            pullImage(store, `${reg.host}/auth/app:v1`, {
+              clientOptions: { credentials: none },
+            }),
+            /401|credentials|login/i,
+          );
+          const img = await pullImage(store, `${reg.host}/auth/app:v1`, {
+            clientOptions: { credentials: good },
+          });
+          assert.equal(img.id, `sha256:${image.configHex}`);
+        });
+      } finally {
+        await reg.stop();
+      }
+    });
+    await t.step("token", async () => {
+      const pki = await makePki(pkiDir);
+      const issuer = await startIssuer({
+        cert: pki.tokenCert,
+        key: pki.tokenKey,
+        user: USER,
+        password: PASSWORD,
+        service: "layerfs-test",
+        issuer: "layerfs-test-issuer",
+      });
+      const reg = await startRegistry({
+        token: {
+          realm: issuer.realm,
+          service: "layerfs-test",
+          issuer: "layerfs-test-issuer",
+          rootCertBundle: pki.ca,
+        },
+      });
+      try {
+        await skopeoPush(src, "v1", `${reg.host}/auth/app:v1`, [
+          `--dest-creds=${USER}:${PASSWORD}`,
+        ]);
+        await withStore("vfs", async (store) => {
+          const img = await pullImage(store, `${reg.host}/auth/app:v1`, {
+            clientOptions: { credentials: good },
+          });
+          assert.equal(img.id, `sha256:${image.configHex}`);
+          assert.deepEqual(img.layers, image.chains);
+        });
+        assert.ok(issuer.requests.some((r) => r.authenticated));
+      } finally {
+        await reg.stop();
+        await issuer.stop();
+      }
+    });
+  } finally {
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(pkiDir, { recursive: true });
+  }
+});
