@@ -44,6 +44,14 @@ export interface ImageRecord {
    * push to the same registry mounts blobs from them instead of uploading.
    */
   sources?: string[];
+  /**
+   * Layer blobs this store made and pushed, by `<chain id> <compression>`:
+   * a later push finds them in the registry by digest without exporting.
+   */
+  pushed?: Record<
+    string,
+    { digest: string; size: number; mediaType: string; diffId: string }
+  >;
 }
 
 /** The index file's shape. */

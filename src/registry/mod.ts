@@ -62,3 +62,10 @@ export {
   type Repository,
 } from "./client.ts";
 export { type PulledImage, pullImage, type PullImageOptions } from "./pull.ts";
+export {
+  type PushedBlob,
+  type PushedImage,
+  pushImage,
+  type PushImageOptions,
+  type PushProgress,
+} from "./push.ts";

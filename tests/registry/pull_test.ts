@@ -19,8 +19,6 @@ import {
   openStore,
   pullImage,
   type Store,
-  tarHeader,
-  TarWriter,
 } from "../../mod.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import {
@@ -31,59 +29,17 @@ import {
   EXPECTED_TOP,
   sha,
   simpleTree,
-  topLayer,
   writeOciLayout,
 } from "../image/_images.ts";
-import { makePki, run, startRegistry } from "./_registry.ts";
+import { makePki, startRegistry } from "./_registry.ts";
 import { startIssuer } from "./_token_issuer.ts";
 import { startProxy } from "./_proxy.ts";
+import { bigImage, skopeoPush, testImage } from "./_images.ts";
 
 const none = () => Promise.resolve(undefined);
 const USER = "bob";
 const PASSWORD = "pull-Pa55word";
 const enc = new TextEncoder();
-
-/** skopeo copies an OCI layout (`dir`, tag `tag`) to `docker://dest`. */
-export async function skopeoPush(
-  dir: string,
-  tag: string,
-  dest: string,
-  extra: string[] = [],
-): Promise<void> {
-  await run("skopeo", [
-    "--insecure-policy",
-    "copy",
-    "--dest-tls-verify=false",
-    ...extra,
-    `oci:${dir}:${tag}`,
-    `docker://${dest}`,
-  ]);
-}
-
-/** The two-layer test image: base (gzip), top with whiteout and opaque dir (zstd). */
-export async function testImage(): Promise<BuiltImage> {
-  return buildImage([
-    buildLayer(await baseLayer(), "gzip"),
-    buildLayer(await topLayer(), "zstd"),
-  ]);
-}
-
-/** A bigger image: `n` layers of `mib` MiB of incompressible data each (gzip). */
-export async function bigImage(n: number, mib: number): Promise<BuiltImage> {
-  const layers = [];
-  for (let i = 0; i < n; i++) {
-    const data = new Uint8Array(mib << 20);
-    for (let o = 0; o < data.length; o += 65536) {
-      crypto.getRandomValues(data.subarray(o, o + 65536));
-    }
-    const tw = new TarWriter();
-    const out = new Response(tw.readable).bytes();
-    await tw.add(tarHeader({ name: `layer${i}.bin`, size: data.length }), data);
-    await tw.close();
-    layers.push(buildLayer(await out, "gzip"));
-  }
-  return buildImage(layers);
-}
 
 async function layout(image: BuiltImage, tag = "v1"): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "layerfs-pull-src-" });

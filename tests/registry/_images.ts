@@ -1,0 +1,58 @@
+/**
+ * Test helpers of the pull and push tests: the images they push with
+ * skopeo and pull or push with layerfs.
+ *
+ * @module
+ */
+
+import { tarHeader, TarWriter } from "../../mod.ts";
+import {
+  baseLayer,
+  buildImage,
+  buildLayer,
+  type BuiltImage,
+  topLayer,
+} from "../image/_images.ts";
+import { run } from "./_registry.ts";
+
+/** skopeo copies an OCI layout (`dir`, tag `tag`) to `docker://dest`. */
+export async function skopeoPush(
+  dir: string,
+  tag: string,
+  dest: string,
+  extra: string[] = [],
+): Promise<void> {
+  await run("skopeo", [
+    "--insecure-policy",
+    "copy",
+    "--dest-tls-verify=false",
+    ...extra,
+    `oci:${dir}:${tag}`,
+    `docker://${dest}`,
+  ]);
+}
+
+/** The two-layer test image: base (gzip), top with whiteout and opaque dir (zstd). */
+export async function testImage(): Promise<BuiltImage> {
+  return buildImage([
+    buildLayer(await baseLayer(), "gzip"),
+    buildLayer(await topLayer(), "zstd"),
+  ]);
+}
+
+/** A bigger image: `n` layers of `mib` MiB of incompressible data each (gzip). */
+export async function bigImage(n: number, mib: number): Promise<BuiltImage> {
+  const layers = [];
+  for (let i = 0; i < n; i++) {
+    const data = new Uint8Array(mib << 20);
+    for (let o = 0; o < data.length; o += 65536) {
+      crypto.getRandomValues(data.subarray(o, o + 65536));
+    }
+    const tw = new TarWriter();
+    const out = new Response(tw.readable).bytes();
+    await tw.add(tarHeader({ name: `layer${i}.bin`, size: data.length }), data);
+    await tw.close();
+    layers.push(buildLayer(await out, "gzip"));
+  }
+  return buildImage(layers);
+}
