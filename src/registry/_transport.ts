@@ -330,7 +330,9 @@ export class HostTransport {
         if (signal?.aborted) throw signal.reason;
         if (
           url.protocol === "https:" && url.host === this.host &&
-          this.#scheme === undefined && this.#mayFallBack &&
+          // "http": a request running at the same time found it out first
+          // (the first requests of a push go out in parallel).
+          this.#scheme !== "https" && this.#mayFallBack &&
           isTlsProtocolMismatch(e)
         ) throw new FallBackToHttp();
         if (isCertificateError(e)) {

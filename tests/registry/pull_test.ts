@@ -14,12 +14,7 @@
 
 import assert from "node:assert/strict";
 import { DigestMismatch, InvalidImage } from "../../src/errors.ts";
-import {
-  findImage,
-  openStore,
-  pullImage,
-  type Store,
-} from "../../mod.ts";
+import { findImage, openStore, pullImage, type Store } from "../../mod.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import {
   baseLayer,

@@ -154,7 +154,7 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
       );
 
       await t.step(
-        "to another registry: exported, gzip; skopeo sees what layerfs reported",
+        "to another registry: exported, gzip; skopeo sees what layerfs reported; a second push uploads nothing",
         async () => {
           const ref = `${otherProxy.host}/test/app:v2`;
           const p = await pushImage(store, ref, { ...opts, image: pulled.ref });
@@ -195,22 +195,18 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
             EXPECTED_TOP,
           );
 
-          await t.step(
-            "a second push uploads and exports nothing",
-            async () => {
-              otherProxy.seen.length = 0;
-              const again = await pushImage(store, ref, {
-                ...opts,
-                image: pulled.ref,
-              });
-              assert.equal(again.digest, p.digest);
-              assert.deepEqual(again.layers.map((l) => l.how), [
-                "exists",
-                "exists",
-              ]);
-              assert.deepEqual(uploads(otherProxy.seen), []);
-            },
-          );
+          // A second push uploads and exports nothing.
+          otherProxy.seen.length = 0;
+          const again = await pushImage(store, ref, {
+            ...opts,
+            image: pulled.ref,
+          });
+          assert.equal(again.digest, p.digest);
+          assert.deepEqual(again.layers.map((l) => l.how), [
+            "exists",
+            "exists",
+          ]);
+          assert.deepEqual(uploads(otherProxy.seen), []);
         },
       );
 
@@ -278,7 +274,7 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
     );
 
     await t.step(
-      "an image loaded from a docker-archive: a Docker v2 image out",
+      "an image loaded from a docker-archive (no manifest): an OCI image out",
       () =>
         withStore(async (store) => {
           const tmp = await Deno.makeTempDir();
@@ -321,6 +317,63 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
         }),
     );
 
+    await t.step(
+      "a Docker v2 image pulled goes out as Docker v2",
+      () =>
+        withStore(async (store) => {
+          // Docker v2 has no zstd layers: both gzip here.
+          const gz = await Deno.makeTempDir();
+          try {
+            await writeOciLayout(gz, [{
+              image: buildImage([
+                buildLayer(await baseLayer(), "gzip"),
+                buildLayer(await topLayer(), "gzip"),
+              ]),
+              ref: "v1",
+            }]);
+            await skopeoPush(gz, "v1", `${reg.host}/test/v2s2:v1`, [
+              "--format=v2s2",
+            ]);
+          } finally {
+            await Deno.remove(gz, { recursive: true });
+          }
+          const pulled = await pullImage(
+            store,
+            `${reg.host}/test/v2s2:v1`,
+            opts,
+          );
+          const p = await pushImage(store, `${other.host}/test/v2s2:v1`, {
+            ...opts,
+            image: pulled.ref,
+          });
+          assert.equal(
+            p.mediaType,
+            "application/vnd.docker.distribution.manifest.v2+json",
+          );
+          assert.deepEqual(
+            p.layers.map((l) => l.mediaType),
+            Array(2).fill("application/vnd.docker.image.rootfs.diff.tar.gzip"),
+          );
+          // Read as stored: a copy to oci: would convert it to OCI.
+          const inspect = (extra: string[]) =>
+            run("skopeo", [
+              "inspect",
+              "--tls-verify=false",
+              ...extra,
+              `docker://${other.host}/test/v2s2:v1`,
+            ]);
+          const raw = await inspect(["--raw"]);
+          assert.equal(`sha256:${sha(raw)}`, p.digest);
+          assert.deepEqual(
+            JSON.parse(raw).layers.map((l: { digest: string }) => l.digest),
+            p.layers.map((l) => l.digest),
+          );
+          assert.equal(
+            `sha256:${sha(await inspect(["--raw", "--config"]))}`,
+            p.id,
+          );
+        }),
+    );
     await t.step(
       "a bigger image, chunked at 1 MiB",
       () =>
