@@ -29,6 +29,7 @@ import { helperDoctor, helperInstall } from "../../helper/install.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
 import { loginCommands } from "./login.ts";
 import { imageCommands } from "./_image_commands.ts";
+import { registryCommands } from "./_registry_commands.ts";
 import { findImage } from "../image/images.ts";
 
 export type { CliIo, CommandContext, CommandResult } from "./_types.ts";
@@ -100,6 +101,7 @@ export const EXIT_BROKEN_PIPE = 141;
 
 const commands: Record<string, Run> = {
   ...imageCommands(withStore),
+  ...registryCommands(withStore),
   init: (ctx) =>
     withStore(ctx, true, (store) =>
       Promise.resolve({

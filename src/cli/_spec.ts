@@ -7,6 +7,7 @@
 
 import { LOGIN_COMMANDS } from "./login.ts";
 import { IMAGE_COMMANDS } from "./_image_spec.ts";
+import { REGISTRY_COMMANDS } from "./_registry_commands.ts";
 
 export type { CommandSpec, OptionSpec } from "./_types.ts";
 import type { CommandSpec, OptionSpec } from "./_types.ts";
@@ -221,6 +222,7 @@ export const COMMANDS: CommandSpec[] = [
     args: [0, 0],
   },
   ...IMAGE_COMMANDS,
+  ...REGISTRY_COMMANDS,
   {
     name: "helper",
     usage: "install [--group G] [--path BIN] | doctor",
