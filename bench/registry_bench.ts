@@ -1,0 +1,233 @@
+/**
+ * Registry benchmark (`deno task bench registry`): pulling a 4-layer image
+ * (gzip layers, about 130 MiB of files: many small ones and a few large)
+ * from a local `docker-registry` on 127.0.0.1 into a fresh store with
+ * `layerfs pull` (a CLI process: its start-up counts), against
+ * `skopeo copy docker://... oci-archive:` followed by `podman load`, and
+ * against `podman pull`; podman with a private `--root`/`--runroot` in a
+ * temp dir (overlay driver), `--tls-verify=false`. The three run
+ * interleaved, REPS times each, each timed until `sync` returns; medians
+ * and ratios are printed. Needs root (overlay mounts, podman's overlay).
+ *
+ * @module
+ */
+
+import { gzipSync } from "node:zlib";
+import { tarHeader, TarWriter } from "../mod.ts";
+import { startRegistry } from "../tests/registry/_registry.ts";
+import { median, prng, sh } from "./_util.ts";
+import { createHash } from "node:crypto";
+
+const REPS = 5;
+const enc = new TextEncoder();
+const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
+
+/** Bytes with 4 random bits each (gzip gets them to about half). */
+function halfEntropy(n: number, rand: () => number): Uint8Array {
+  const b = new Uint8Array(n);
+  for (let i = 0; i < n; i++) b[i] = 0x41 + ((rand() * 16) | 0);
+  return b;
+}
+
+/** A layer: `files` files of `size` bytes in dirs of 100, and one of `big` bytes. */
+async function layer(
+  prefix: string,
+  files: number,
+  size: number,
+  big: number,
+  seed: number,
+): Promise<Uint8Array> {
+  const rand = prng(seed);
+  const w = new TarWriter();
+  const out = new Response(w.readable).bytes();
+  const body = halfEntropy(size, rand);
+  await w.add(tarHeader({ name: prefix, type: "dir" }));
+  for (let d = 0; d < files / 100; d++) {
+    await w.add(tarHeader({ name: `${prefix}/d${d}`, type: "dir" }));
+    for (let f = 0; f < 100; f++) {
+      body[0] = f; // every file its own bytes
+      await w.add(tarHeader({ name: `${prefix}/d${d}/f${f}`, size }), body);
+    }
+  }
+  await w.add(
+    tarHeader({ name: `${prefix}/big`, size: big }),
+    halfEntropy(big, rand),
+  );
+  await w.close();
+  return await out;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  await sh("sync", []);
+  return (performance.now() - t0) / 1000;
+}
+
+/** Runs the registry benchmark and prints its figures. */
+export async function runRegistryBench(): Promise<void> {
+  if (Deno.uid() !== 0) {
+    console.log("registry bench: skipped (needs root for real mounts)");
+    return;
+  }
+  const work = await Deno.makeTempDir({ prefix: "layerfs-registry-bench-" });
+  const reg = await startRegistry();
+  try {
+    // The image: 4 gzip layers, written as an OCI layout, pushed by skopeo.
+    const tars = [
+      await layer("usr", 4000, 4096, 20 << 20, 1),
+      await layer("lib", 2000, 16384, 16 << 20, 2),
+      await layer("opt", 500, 65536, 24 << 20, 3),
+      await layer("app", 1000, 2048, 8 << 20, 4),
+    ];
+    const blobs = tars.map((t) => new Uint8Array(gzipSync(t, { level: 6 })));
+    const config = enc.encode(JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      rootfs: { type: "layers", diff_ids: tars.map((t) => `sha256:${sha(t)}`) },
+    }));
+    const manifest = enc.encode(JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      config: {
+        mediaType: "application/vnd.oci.image.config.v1+json",
+        digest: `sha256:${sha(config)}`,
+        size: config.length,
+      },
+      layers: blobs.map((b) => ({
+        mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
+        digest: `sha256:${sha(b)}`,
+        size: b.length,
+      })),
+    }));
+    const oci = `${work}/oci`;
+    await Deno.mkdir(`${oci}/blobs/sha256`, { recursive: true });
+    for (const b of [...blobs, config, manifest]) {
+      await Deno.writeFile(`${oci}/blobs/sha256/${sha(b)}`, b);
+    }
+    await Deno.writeTextFile(
+      `${oci}/oci-layout`,
+      '{"imageLayoutVersion":"1.0.0"}',
+    );
+    await Deno.writeTextFile(
+      `${oci}/index.json`,
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [{
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          digest: `sha256:${sha(manifest)}`,
+          size: manifest.length,
+          annotations: { "org.opencontainers.image.ref.name": "v1" },
+        }],
+      }),
+    );
+    const ref = `${reg.host}/bench/app:v1`;
+    await sh("skopeo", [
+      "--insecure-policy",
+      "copy",
+      "--dest-tls-verify=false",
+      `oci:${oci}:v1`,
+      `docker://${ref}`,
+    ]);
+    const mib = (n: number) => (n / (1 << 20)).toFixed(0);
+    console.log(
+      `registry bench: 4 layers, ${
+        mib(tars.reduce((a, t) => a + t.length, 0))
+      } MiB of tar, ${
+        mib(blobs.reduce((a, b) => a + b.length, 0))
+      } MiB gzip, from docker-registry on 127.0.0.1 (median of ${REPS}, until sync)`,
+    );
+
+    const podman = (root: string, args: string[]) =>
+      sh("podman", [
+        "--root",
+        `${root}/root`,
+        "--runroot",
+        `${root}/run`,
+        "--storage-driver",
+        "overlay",
+        ...args,
+      ]);
+    const fresh = async (name: string) => {
+      const d = `${work}/${name}`;
+      await Deno.remove(d, { recursive: true }).catch(() => {});
+      await Deno.mkdir(d, { recursive: true });
+      return d;
+    };
+    const cleanPodman = async (d: string) => {
+      await podman(d, ["rmi", "-a", "-f"]).catch(() => {});
+      await podman(d, ["system", "reset", "-f"]).catch(() => {});
+      await Deno.remove(d, { recursive: true }).catch(() => {});
+    };
+    const runs: Record<string, () => Promise<number>> = {
+      "layerfs pull (CLI process)": async () => {
+        const d = await fresh("layerfs");
+        const t = await timed(() =>
+          sh(Deno.execPath(), [
+            "run",
+            "-A",
+            MAIN,
+            "--root",
+            d,
+            "--backend",
+            "overlay",
+            "--quiet",
+            "pull",
+            ref,
+          ])
+        );
+        await Deno.remove(d, { recursive: true });
+        return t;
+      },
+      "skopeo copy + podman load": async () => {
+        const d = await fresh("podman-load");
+        const t = await timed(async () => {
+          await sh("skopeo", [
+            "--insecure-policy",
+            "copy",
+            "--src-tls-verify=false",
+            `docker://${ref}`,
+            `oci-archive:${d}/image.tar:bench/app:v1`,
+          ]);
+          await podman(d, ["load", "-q", "-i", `${d}/image.tar`]);
+        });
+        await cleanPodman(d);
+        return t;
+      },
+      "podman pull": async () => {
+        const d = await fresh("podman-pull");
+        const t = await timed(() =>
+          podman(d, ["pull", "-q", "--tls-verify=false", ref])
+        );
+        await cleanPodman(d);
+        return t;
+      },
+    };
+    const times: Record<string, number[]> = {};
+    // Interleaved: each round runs every contender once.
+    for (let i = 0; i < REPS; i++) {
+      for (const [name, run] of Object.entries(runs)) {
+        (times[name] ??= []).push(await run());
+      }
+    }
+    const ours = median(times["layerfs pull (CLI process)"]);
+    for (const [name, ts] of Object.entries(times)) {
+      const m = median(ts);
+      console.log(
+        `  ${name.padEnd(28)} ${m.toFixed(2)} s  (${
+          ts.map((t) => t.toFixed(2)).join(" ")
+        })${
+          name.startsWith("layerfs")
+            ? ""
+            : `  layerfs is ${(m / ours).toFixed(2)}x faster`
+        }`,
+      );
+    }
+  } finally {
+    await reg.stop();
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+  }
+}
+
+if (import.meta.main) await runRegistryBench();
