@@ -35,7 +35,7 @@ import {
   LayerExists,
   UsageError,
 } from "../errors.ts";
-import { decompress } from "../archive/compress/mod.ts";
+import { decompress, decompressStream } from "../archive/compress/mod.ts";
 import type { Store } from "../store/store.ts";
 import { chainIds, digestHex, sha256Hex } from "./digest.ts";
 import { parseJson } from "./_formats.ts";
@@ -109,6 +109,11 @@ export interface LayerSource {
   digest?: string;
   /** Expected size of the blob, when known before it is opened. */
   size?: number;
+  /**
+   * Its compression, when its media type names it (a registry's layers):
+   * decoded as that. Without it the compression is detected from the bytes.
+   */
+  compression?: "none" | "gzip" | "zstd";
   /**
    * Opens the blob (called at most once, and only when the layer is not in
    * the store yet): its bytes, and its size when known (more bytes are an
@@ -348,7 +353,12 @@ async function applyLayer(store: Store, job: LayerJob): Promise<number> {
       job.onBytes(total);
     });
     packed = p;
-    const { stream } = await decompress(p.stream, { name: subject });
+    const c = blob.compression;
+    const stream = c === undefined
+      ? (await decompress(p.stream, { name: subject })).stream
+      : c === "none"
+      ? p.stream
+      : decompressStream(p.stream, c, { name: subject });
     tar = new HashedStream(stream, subject);
     const t = tar;
     await store.applyDiffChecked(job.id, job.parent, t.stream, async () => {

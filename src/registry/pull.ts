@@ -8,7 +8,7 @@
  * (`src/image/_store_image.ts`): a layer whose chain id the store has is
  * reused without a request; a missing one is streamed from `getBlob`
  * (digest and size verified while it streams, cut connections resumed),
- * decompressed by its media type, hashed for its DiffID and extracted, and
+ * decompressed as its media type says, hashed for its DiffID and extracted, and
  * published only when every check passed. No compressed byte is written to
  * disk unless `keepBlobs` asks for it.
  *
@@ -25,7 +25,7 @@ import { InvalidImage } from "../errors.ts";
 import { sha256Hex } from "../image/digest.ts";
 import { MAX_JSON, parseManifest } from "../image/_formats.ts";
 import { getBlob as storedBlob } from "../image/image_store.ts";
-import { isIndex, MANIFEST_TYPES } from "../image/media_types.ts";
+import { isIndex, LAYER_TYPES, MANIFEST_TYPES } from "../image/media_types.ts";
 import {
   hostPlatform,
   type IndexEntry,
@@ -167,6 +167,8 @@ export async function pullImage(
         label: `${r.name}@sha256:${l.digest}`,
         digest: l.digest,
         size: l.size,
+        // Decoded as its media type says (a gzip type with zstd bytes fails).
+        compression: LAYER_TYPES[l.mediaType ?? ""],
         open: () => ({
           stream: client.getBlob(r, `sha256:${l.digest}`, l.size, { signal }),
           size: l.size,
