@@ -13,7 +13,8 @@ import {
   type BuiltImage,
   topLayer,
 } from "../image/_images.ts";
-import { run } from "./_registry.ts";
+import { makePki, type Registry, run, startRegistry } from "./_registry.ts";
+import { type Issuer, startIssuer } from "./_token_issuer.ts";
 
 /** skopeo copies an OCI layout (`dir`, tag `tag`) to `docker://dest`. */
 export async function skopeoPush(
@@ -55,4 +56,43 @@ export async function bigImage(n: number, mib: number): Promise<BuiltImage> {
     layers.push(buildLayer(await out, "gzip"));
   }
   return buildImage(layers);
+}
+
+/**
+ * A registry with token auth: a PKI in `pkiDir`, the token issuer, and
+ * docker-registry trusting it; `stop` ends both.
+ */
+export async function startTokenRegistry(
+  pkiDir: string,
+  user: string,
+  password: string,
+): Promise<{ registry: Registry; issuer: Issuer; stop(): Promise<void> }> {
+  const pki = await makePki(pkiDir);
+  const issuer = await startIssuer({
+    cert: pki.tokenCert,
+    key: pki.tokenKey,
+    user,
+    password,
+    service: "layerfs-test",
+    issuer: "layerfs-test-issuer",
+  });
+  const registry = await startRegistry({
+    token: {
+      realm: issuer.realm,
+      service: "layerfs-test",
+      issuer: "layerfs-test-issuer",
+      rootCertBundle: pki.ca,
+    },
+  }).catch(async (e) => {
+    await issuer.stop();
+    throw e;
+  });
+  return {
+    registry,
+    issuer,
+    async stop() {
+      await registry.stop();
+      await issuer.stop();
+    },
+  };
 }

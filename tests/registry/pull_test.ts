@@ -26,10 +26,14 @@ import {
   simpleTree,
   writeOciLayout,
 } from "../image/_images.ts";
-import { makePki, startRegistry } from "./_registry.ts";
-import { startIssuer } from "./_token_issuer.ts";
+import { startRegistry } from "./_registry.ts";
 import { startProxy } from "./_proxy.ts";
-import { bigImage, skopeoPush, testImage } from "./_images.ts";
+import {
+  bigImage,
+  skopeoPush,
+  startTokenRegistry,
+  testImage,
+} from "./_images.ts";
 
 const none = () => Promise.resolve(undefined);
 const USER = "bob";
@@ -436,23 +440,8 @@ Deno.test("pull: htpasswd and token auth", async (t) => {
       }
     });
     await t.step("token", async () => {
-      const pki = await makePki(pkiDir);
-      const issuer = await startIssuer({
-        cert: pki.tokenCert,
-        key: pki.tokenKey,
-        user: USER,
-        password: PASSWORD,
-        service: "layerfs-test",
-        issuer: "layerfs-test-issuer",
-      });
-      const reg = await startRegistry({
-        token: {
-          realm: issuer.realm,
-          service: "layerfs-test",
-          issuer: "layerfs-test-issuer",
-          rootCertBundle: pki.ca,
-        },
-      });
+      const tok = await startTokenRegistry(pkiDir, USER, PASSWORD);
+      const { registry: reg, issuer } = tok;
       try {
         await skopeoPush(src, "v1", `${reg.host}/auth/app:v1`, [
           `--dest-creds=${USER}:${PASSWORD}`,
@@ -466,8 +455,7 @@ Deno.test("pull: htpasswd and token auth", async (t) => {
         });
         assert.ok(issuer.requests.some((r) => r.authenticated));
       } finally {
-        await reg.stop();
-        await issuer.stop();
+        await tok.stop();
       }
     });
   } finally {

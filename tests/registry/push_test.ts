@@ -37,10 +37,14 @@ import {
   writeOciLayout,
 } from "../image/_images.ts";
 import { baseLayer, topLayer } from "../image/_images.ts";
-import { makePki, run, startRegistry } from "./_registry.ts";
-import { startIssuer } from "./_token_issuer.ts";
+import { run, startRegistry } from "./_registry.ts";
 import { startProxy } from "./_proxy.ts";
-import { bigImage, skopeoPush, testImage } from "./_images.ts";
+import {
+  bigImage,
+  skopeoPush,
+  startTokenRegistry,
+  testImage,
+} from "./_images.ts";
 
 const none = () => Promise.resolve(undefined);
 const USER = "carol";
@@ -450,23 +454,8 @@ Deno.test("push: htpasswd and token auth", async (t) => {
         }
       });
       await t.step("token", async () => {
-        const pki = await makePki(pkiDir);
-        const issuer = await startIssuer({
-          cert: pki.tokenCert,
-          key: pki.tokenKey,
-          user: USER,
-          password: PASSWORD,
-          service: "layerfs-test",
-          issuer: "layerfs-test-issuer",
-        });
-        const reg = await startRegistry({
-          token: {
-            realm: issuer.realm,
-            service: "layerfs-test",
-            issuer: "layerfs-test-issuer",
-            rootCertBundle: pki.ca,
-          },
-        });
+        const tok = await startTokenRegistry(pkiDir, USER, PASSWORD);
+        const { registry: reg, issuer } = tok;
         try {
           const p = await pushImage(store, `${reg.host}/auth/app:v1`, {
             image: pulled.ref,
@@ -484,8 +473,7 @@ Deno.test("push: htpasswd and token auth", async (t) => {
             ),
           );
         } finally {
-          await reg.stop();
-          await issuer.stop();
+          await tok.stop();
         }
       });
     });
