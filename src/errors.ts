@@ -802,3 +802,32 @@ export class ImageNotFound extends LayerfsError {
     this.ref = ref;
   }
 }
+
+/**
+ * A layer's files no longer match the tar-split record kept when it was
+ * applied (a file changed, grew, shrank or is gone, or the record is
+ * damaged), so the exact tar it came from cannot be rebuilt: export it
+ * afresh (`Store.diff`) instead.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LayerNotExact } from "./errors.ts";
+ * const e = new LayerNotExact("app", 'etc/hosts has 12 bytes, the record says 10');
+ * assert.equal(e.layer, "app");
+ * assert.match(e.message, /^Layer "app" cannot be exported exactly/);
+ * ```
+ */
+export class LayerNotExact extends LayerfsError {
+  /** The layer. */
+  readonly layer: string;
+  /** Builds the error; `why` names what differs. */
+  constructor(layer: string, why: string, options?: ErrorOptions) {
+    super(
+      `Layer "${layer}" cannot be exported exactly: ${why}; ` +
+        "it changed since it was applied: export it afresh (layerfs diff)",
+      options,
+    );
+    this.layer = layer;
+  }
+}

@@ -9,6 +9,7 @@
  * <root>/layerfs.json    format version and backend (fixed at init)
  * <root>/layers/<id>     parent ids, nearest first, one per line; its presence is the commit point
  * <root>/meta/<id>       JSON: readWrite, mountLabel
+ * <root>/tarsplit/<id>   tar-split record of a layer applied from a tar (archive/tarsplit)
  * <root>/diff/<id>/      the layer's own content
  * <root>/mnt/<id>/       mount point of the union view (backends that mount)
  * <root>/run/            lock file and persisted mount counts
@@ -24,12 +25,13 @@ export const STORE_DIRS = [
   "diff",
   "mnt",
   "meta",
+  "tarsplit",
   "run",
   "staging",
 ] as const;
 
 /** Directories that hold one entry per layer and are the store's own. */
-export const PER_LAYER_DIRS = ["diff", "mnt", "meta"] as const;
+export const PER_LAYER_DIRS = ["diff", "mnt", "meta", "tarsplit"] as const;
 
 /**
  * Paths of a store rooted at `root`.
@@ -63,6 +65,10 @@ export class StoreLayout {
   /** `meta/<id>`. */
   meta(id: string): string {
     return `${this.root}/meta/${id}`;
+  }
+  /** `tarsplit/<id>`: the record that rebuilds the tar the layer was applied from. */
+  tarsplit(id: string): string {
+    return `${this.root}/tarsplit/${id}`;
   }
   /** `diff/<id>`. */
   diff(id: string): string {

@@ -30,5 +30,6 @@ export {
 } from "./whiteout/mod.ts";
 export { applyLayerTar } from "./extract/apply_layer.ts";
 export { layerTar } from "./export/layer_tar.ts";
+export { applyLayerTarRecorded, rebuildLayerTar } from "./tarsplit/mod.ts";
 export { layerChanges } from "./changes/layer_changes.ts";
 export { layerDiffSize } from "./changes/layer_size.ts";

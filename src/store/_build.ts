@@ -33,8 +33,11 @@ export interface BuildOptions<R> {
   readWrite: boolean;
   /** SELinux label for its view. */
   mountLabel?: string;
-  /** Fills the staged dir (an archive apply); runs without the store lock. */
-  fill?: (dirs: LayerDirs) => Promise<R>;
+  /**
+   * Fills the staged dir (an archive apply); runs without the store lock.
+   * A tar-split record it writes to `record` is published with the layer.
+   */
+  fill?: (dirs: LayerDirs, record: string) => Promise<R>;
   /**
    * Settles when `parent` has been published (an image load extracting
    * layers in parallel): the fill starts at once and the parent is checked
@@ -99,8 +102,9 @@ export async function buildLayer<R>(
       }
       copyLayer(l.diff(parent), diff, parent);
     }
+    const record = `${staging.path}/tarsplit`;
     const result = opts.fill
-      ? await opts.fill(ctx.dirs(diff, parents))
+      ? await opts.fill(ctx.dirs(diff, parents), record)
       : undefined;
     await opts.parentReady;
     await ctx.locked(async () => {
@@ -113,6 +117,7 @@ export async function buildLayer<R>(
         }
         await ctx.backend.prepareLayer(l, id);
         await syncDir(`${ctx.root}/diff`);
+        await publishRecord(record, l.tarsplit(id));
         await writeMeta(l, id, {
           readWrite: opts.readWrite,
           mountLabel: opts.mountLabel || undefined,
@@ -198,4 +203,25 @@ function copyLayer(src: string, dst: string, id: string): void {
       { cause: e },
     );
   }
+}
+
+/**
+ * Moves a fill's tar-split record to `tarsplit/<id>` (before the commit
+ * point: a crash leaves an orphan the sweep deletes). No record, no move.
+ */
+async function publishRecord(from: string, to: string): Promise<void> {
+  try {
+    await Deno.rename(from, to);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    try {
+      await Deno.lstat(from);
+    } catch {
+      return; // nothing recorded
+    }
+    // A store made before records existed has no tarsplit/ yet.
+    await Deno.mkdir(to.slice(0, to.lastIndexOf("/")), { recursive: true });
+    await Deno.rename(from, to);
+  }
+  await syncDir(to.slice(0, to.lastIndexOf("/")));
 }

@@ -3,12 +3,13 @@
  * soon as the extractor returns; an image layer must first be checked
  * (the rest of its stream drained and hashed, digests compared), and a
  * failed check must leave nothing behind. So the check runs inside the
- * staging fill, before the publishing rename.
+ * staging fill, before the publishing rename. Like `applyDiff`, it keeps a
+ * tar-split record of the tar (read to its end before the check runs).
  *
  * @module
  */
 
-import { applyLayerTar, type TarSource } from "../archive/layer.ts";
+import { applyLayerTarRecorded, type TarSource } from "../archive/layer.ts";
 import { buildLayer } from "./_build.ts";
 import type { StoreContext } from "./_context.ts";
 
@@ -33,10 +34,11 @@ export async function applyCheckedLayer(
   const size = await buildLayer(ctx, id, parent, {
     readWrite: false,
     parentReady,
-    fill: async (dirs) => {
-      const n = await applyLayerTar(dirs, tar);
+    fill: async (dirs, record) => {
+      // The record reads the tar to its end (the check finds it drained).
+      const { size } = await applyLayerTarRecorded(dirs, tar, record);
       await beforePublish();
-      return n;
+      return size;
     },
   });
   return size!;

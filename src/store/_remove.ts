@@ -82,7 +82,7 @@ async function deleteLayer(ctx: StoreContext, id: string): Promise<void> {
  * lock): its view is unmounted (through the Mounter), `mnt/<id>` is only ever
  * rmdir'ed (a recursive delete there would walk into a live union view and
  * delete the parents' files), the backend removes its own entries, and
- * `diff/` and `meta/` are renamed to `-removing` and deleted.
+ * `diff/`, `meta/` and `tarsplit/` are renamed to `-removing` and deleted.
  */
 export async function purgeLayer(ctx: StoreContext, id: string): Promise<void> {
   const l = ctx.layout;
@@ -92,7 +92,7 @@ export async function purgeLayer(ctx: StoreContext, id: string): Promise<void> {
   }
   await rmdirIfPresent(mnt);
   await ctx.backend.removeLayer(l, id);
-  for (const p of [l.diff(id), l.meta(id)]) {
+  for (const p of [l.diff(id), l.meta(id), l.tarsplit(id)]) {
     try {
       await Deno.rename(p, `${p}-removing`);
     } catch (e) {

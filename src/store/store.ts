@@ -20,11 +20,12 @@
  */
 
 import {
-  applyLayerTar,
+  applyLayerTarRecorded,
   type Change,
   layerChanges,
   layerDiffSize,
   layerTar,
+  rebuildLayerTar,
   type TarSource,
 } from "../archive/layer.ts";
 import type { BackendName } from "../backends/registry.ts";
@@ -618,9 +619,62 @@ export class Store {
   }
 
   /**
+   * The exact tar layer `id` was applied from (`applyDiff`,
+   * `applyDiffChecked`, an image load), rebuilt from the tar-split record
+   * kept then and the layer's files: the same bytes, so the same DiffID.
+   * Null when the layer has no record (made by `create` or `commit`, or
+   * before records existed): use {@link diff}.
+   *
+   * The stream checks as it goes (each file's size and crc32, the whole
+   * tar's length and sha256, and `options.sha256` when given) and errors
+   * with `LayerNotExact` before its last chunk when the layer changed
+   * since: write it to a temp file and keep it only when it ends without an
+   * error, else export afresh with {@link diff}.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound}; {LayerNotExact} through the stream.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { tarHeader, TarWriter } from "../archive/tar/mod.ts";
+   * const w = new TarWriter();
+   * const bytes = new Response(w.readable).bytes();
+   * await w.add(tarHeader({ name: "hello", size: 3 }), new TextEncoder().encode("hi\n"));
+   * await w.close();
+   * const tar = new Uint8Array([...await bytes, ...new Uint8Array(4096)]); // extra zeros
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.applyDiff("base", undefined, tar);
+   * const again = await new Response(await store.exactDiff("base")).bytes();
+   * assert.deepEqual(again, tar); // byte for byte, trailing zeros included
+   * await store.create("empty");
+   * assert.equal(await store.exactDiff("empty"), null);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
+   * ```
+   */
+  async exactDiff(
+    id: string,
+    options: { sha256?: string } = {},
+  ): Promise<ReadableStream<Uint8Array> | null> {
+    this.#open();
+    await this.#ctx.parentsOf(validateLayerId(id));
+    const l = this.#ctx.layout;
+    try {
+      await Deno.lstat(l.tarsplit(id));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      throw e;
+    }
+    return rebuildLayerTar(id, l.tarsplit(id), l.diff(id), options);
+  }
+
+  /**
    * Makes a new read-only layer `id` on `parent` from an OCI layer tar
    * (gzip and zstd are detected). The layer is built entirely in staging
-   * and published with one rename; on any error nothing is left. It never
+   * and published with one rename; on any error nothing is left. A
+   * tar-split record of the tar is kept with it ({@link exactDiff}). It never
    * applies into an existing layer: of concurrent applies of one id exactly
    * one succeeds and every other gets `LayerExists`. Returns the applied
    * size in bytes.
@@ -660,7 +714,8 @@ export class Store {
       parent,
       false,
       undefined,
-      (dirs) => applyLayerTar(dirs, tar),
+      async (dirs, record) =>
+        (await applyLayerTarRecorded(dirs, tar, record)).size,
     );
     return size!;
   }

@@ -169,7 +169,7 @@ export function applyTarAt(
  */
 export function applyCodecAt(
   dirFd: number,
-  tar: TarSource,
+  tar: TarSource | AsyncIterable<Uint8Array>,
   codec: WhiteoutCodec,
   options: ApplyTarOptions = {},
 ): Promise<number> {

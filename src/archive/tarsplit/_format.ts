@@ -1,0 +1,202 @@
+/**
+ * Internal: the on-disk form of a tar-split record (after vbatts/tar-split,
+ * whose `tar/storage` keeps JSON lines of "segment" and "file" entries; ours
+ * is binary and framed so it is read back with flat memory).
+ *
+ * ```
+ * file    := MAGIC frame*
+ * frame   := u32le gzipLength, u32le rawLength, gzip member (of rawLength bytes of ops)
+ * op      := 'S' u32le n, n raw bytes                 every byte of the tar that is not file content
+ *          | 'F' u32le pathLength, path (UTF-8), f64le size, u32le crc32
+ *                                                     a regular file's content: `size` bytes of
+ *                                                     the layer's file at `path` (root-relative)
+ *          | 'E' f64le tarBytes, 32 bytes sha256      the end: length and sha256 of the whole tar
+ * ```
+ *
+ * An op never straddles a frame (a long segment is cut into several `S`
+ * ops), so a frame is decoded on its own. Frames hold at most
+ * {@link FRAME_RAW} bytes of ops and are compressed one by one with
+ * `gzipSync` (about 1.3 GB/s here on header-and-padding bytes, vs 0.4 GB/s
+ * through `CompressionStream`), which is what keeps recording cheap.
+ *
+ * @module
+ */
+
+import { nodeZlib } from "../../_node.ts";
+import { decodeUtf8Exact, encodeUtf8 } from "../tar/_block.ts";
+
+/** First bytes of every record file. */
+export const MAGIC: Uint8Array = encodeUtf8("layerfs-tarsplit/1\n");
+
+/** Raw op bytes per frame. */
+export const FRAME_RAW = 1 << 20;
+
+/** Op tags. */
+export const Op = {
+  Segment: 0x53, // 'S'
+  File: 0x46, // 'F'
+  End: 0x45, // 'E'
+} as const;
+
+/** One decoded op. */
+export type RecordOp =
+  | { op: "segment"; bytes: Uint8Array }
+  | { op: "file"; path: string; size: number; crc: number }
+  | { op: "end"; size: number; sha256: Uint8Array };
+
+/** Writes ops into frames of an open file, synchronously (a staging file). */
+export class RecordEncoder {
+  readonly #file: Deno.FsFile;
+  readonly #buf = new Uint8Array(FRAME_RAW);
+  readonly #view = new DataView(this.#buf.buffer);
+  #at = 0;
+
+  /** Starts a record in `file` (empty, opened for writing). */
+  constructor(file: Deno.FsFile) {
+    this.#file = file;
+    writeAllSync(file, MAGIC);
+  }
+
+  /** Appends raw tar bytes (cut across frames as needed). */
+  segment(b: Uint8Array): void {
+    let off = 0;
+    while (off < b.length) {
+      if (FRAME_RAW - this.#at < 6) this.flush();
+      const n = Math.min(b.length - off, FRAME_RAW - this.#at - 5);
+      this.#buf[this.#at] = Op.Segment;
+      this.#view.setUint32(this.#at + 1, n, true);
+      this.#buf.set(b.subarray(off, off + n), this.#at + 5);
+      this.#at += 5 + n;
+      off += n;
+    }
+  }
+
+  /** Appends a file op. */
+  file(path: Uint8Array, size: number, crc: number): void {
+    const need = 1 + 4 + path.length + 8 + 4;
+    if (FRAME_RAW - this.#at < need) this.flush();
+    const v = this.#view;
+    let at = this.#at;
+    this.#buf[at] = Op.File;
+    v.setUint32(at + 1, path.length, true);
+    this.#buf.set(path, at + 5);
+    at += 5 + path.length;
+    v.setFloat64(at, size, true);
+    v.setUint32(at + 8, crc >>> 0, true);
+    this.#at = at + 12;
+  }
+
+  /** Appends the end op and writes the last frame. */
+  end(size: number, sha256: Uint8Array): void {
+    if (FRAME_RAW - this.#at < 41) this.flush();
+    this.#buf[this.#at] = Op.End;
+    this.#view.setFloat64(this.#at + 1, size, true);
+    this.#buf.set(sha256, this.#at + 9);
+    this.#at += 41;
+    this.flush();
+  }
+
+  /** Compresses and writes the pending ops as one frame. */
+  flush(): void {
+    if (this.#at === 0) return;
+    const z = nodeZlib().gzipSync(this.#buf.subarray(0, this.#at));
+    const head = new Uint8Array(8);
+    const hv = new DataView(head.buffer);
+    hv.setUint32(0, z.length, true);
+    hv.setUint32(4, this.#at, true);
+    writeAllSync(this.#file, head);
+    writeAllSync(this.#file, z);
+    this.#at = 0;
+  }
+}
+
+function writeAllSync(f: Deno.FsFile, b: Uint8Array): void {
+  for (let off = 0; off < b.length;) off += f.writeSync(b.subarray(off));
+}
+
+/** Why a record cannot be read. */
+export class CorruptRecord extends Error {
+  /** @param why What is wrong. */
+  constructor(why: string) {
+    super(`the tar-split record is corrupt (${why})`);
+    this.name = "CorruptRecord";
+  }
+}
+
+/** Reads the ops of a record file, one frame in memory at a time. */
+export async function* decodeRecord(
+  file: Deno.FsFile,
+): AsyncGenerator<RecordOp> {
+  const magic = await readExactly(file, MAGIC.length);
+  if (!magic || !magic.every((c, i) => c === MAGIC[i])) {
+    throw new CorruptRecord("bad magic");
+  }
+  let ended = false;
+  for (;;) {
+    const head = await readExactly(file, 8);
+    if (head === null) break;
+    const hv = new DataView(head.buffer, head.byteOffset, 8);
+    const zlen = hv.getUint32(0, true);
+    const rlen = hv.getUint32(4, true);
+    if (zlen > 2 * FRAME_RAW || rlen > FRAME_RAW) {
+      throw new CorruptRecord("frame too large");
+    }
+    const z = await readExactly(file, zlen);
+    if (z === null) throw new CorruptRecord("truncated frame");
+    let raw: Uint8Array;
+    try {
+      raw = new Uint8Array(nodeZlib().gunzipSync(z));
+    } catch (e) {
+      throw new CorruptRecord(`frame does not decompress: ${e}`);
+    }
+    if (raw.length !== rlen) throw new CorruptRecord("frame length");
+    const v = new DataView(raw.buffer, raw.byteOffset, raw.length);
+    for (let at = 0; at < raw.length;) {
+      if (ended) throw new CorruptRecord("ops after the end");
+      const tag = raw[at];
+      if (tag === Op.Segment) {
+        const n = v.getUint32(at + 1, true);
+        if (at + 5 + n > raw.length) throw new CorruptRecord("segment");
+        yield { op: "segment", bytes: raw.subarray(at + 5, at + 5 + n) };
+        at += 5 + n;
+      } else if (tag === Op.File) {
+        const n = v.getUint32(at + 1, true);
+        if (at + 17 + n > raw.length) throw new CorruptRecord("file op");
+        const path = decodeUtf8Exact(raw.subarray(at + 5, at + 5 + n));
+        if (path === null) throw new CorruptRecord("file path");
+        const size = v.getFloat64(at + 5 + n, true);
+        const crc = v.getUint32(at + 13 + n, true);
+        if (!Number.isSafeInteger(size) || size < 0) {
+          throw new CorruptRecord("file size");
+        }
+        yield { op: "file", path, size, crc };
+        at += 17 + n;
+      } else if (tag === Op.End) {
+        if (at + 41 > raw.length) throw new CorruptRecord("end op");
+        const size = v.getFloat64(at + 1, true);
+        yield { op: "end", size, sha256: raw.slice(at + 9, at + 41) };
+        ended = true;
+        at += 41;
+      } else throw new CorruptRecord(`unknown op ${tag}`);
+    }
+  }
+  if (!ended) throw new CorruptRecord("no end op");
+}
+
+/** Exactly `n` bytes, `null` at a clean end; throws on a short read mid-way. */
+async function readExactly(
+  file: Deno.FsFile,
+  n: number,
+): Promise<Uint8Array | null> {
+  const b = new Uint8Array(n);
+  let have = 0;
+  while (have < n) {
+    const r = await file.read(b.subarray(have));
+    if (r === null) {
+      if (have === 0) return null;
+      throw new CorruptRecord("truncated");
+    }
+    have += r;
+  }
+  return b;
+}

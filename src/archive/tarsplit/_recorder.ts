@@ -1,0 +1,280 @@
+/**
+ * Internal: the recorder. It sees every byte of an uncompressed tar once, as
+ * it flows to the extractor, and parses only block boundaries with the tar
+ * codec's named header fields (size, type flag, the ustar prefix, PAX `x`
+ * and GNU `L` bodies for the next entry's name and size). Every byte that is
+ * not a regular file's content goes to the record verbatim; a regular
+ * file's content becomes a file op (its root-relative path, size and
+ * crc32). The whole stream is hashed (sha256) and the record ends with it.
+ *
+ * The rules mirror the reader's (`tar/reader.ts`), so the boundaries are
+ * the ones the extractor sees: header-only types carry no body whatever the
+ * size field says; a local PAX `size`/`path` applies to the next entry,
+ * global ones do not; a NUL-flag entry whose name ends in `/` is a directory.
+ * Whenever a content's place in the layer is not certain (a `.wh.` name, a
+ * name that does not resolve, a PAX body too large to parse) the content is
+ * recorded verbatim instead: a bigger record, never a wrong one. After the
+ * first zero block everything (the second one, padding, trailing data up to
+ * the end of the stream) is verbatim.
+ *
+ * @module
+ */
+
+import { nodeCrypto, nodeZlib } from "../../_node.ts";
+import {
+  BLOCK,
+  emptyAt,
+  encodeUtf8,
+  Hdr,
+  isZeroBlock,
+  Magic,
+  magicOf,
+  numberAt,
+  stringAt,
+  typeflagAt,
+} from "../tar/_block.ts";
+import { parsePaxRecords, paxInteger } from "../tar/_pax.ts";
+import { layerPath } from "../tar/_path.ts";
+import { entryTypeOf, TypeFlag } from "../tar/header.ts";
+import { RecordEncoder } from "./_format.ts";
+
+const enum State {
+  Header,
+  Raw,
+  Content,
+  Padding,
+  Trailer,
+}
+
+/** Largest PAX or GNU long-name body parsed for the next entry (the reader's default cap is 1 MiB). */
+const META_MAX = 1 << 20;
+
+/** What a finished recording says. */
+export interface RecordSummary {
+  /** Bytes of the tar stream. */
+  size: number;
+  /** Its sha256, hex (the DiffID of an uncompressed layer). */
+  sha256: string;
+}
+
+/** Parses block boundaries of a tar as it streams and writes its record. */
+export class TarSplitRecorder {
+  readonly #enc: RecordEncoder;
+  readonly #hash = nodeCrypto().createHash("sha256");
+  readonly #crc32 = nodeZlib().crc32;
+  #state = State.Header;
+  #size = 0;
+  readonly #hdr = new Uint8Array(BLOCK);
+  #hdrFill = 0;
+  #left = 0; // bytes of the current body
+  #pad = 0; // padding after it
+  #meta: Uint8Array | null = null; // a body being collected (x or L)
+  #metaFill = 0;
+  #metaFlag = 0;
+  #metaLost = false; // a body too large to parse: names unknown for the next entry
+  #paxPath: string | undefined;
+  #paxSize: number | undefined;
+  #longName: string | undefined;
+  #path: Uint8Array | null = null;
+  #fileSize = 0;
+  #crc = 0;
+
+  /** Records into `file` (empty, open for writing). */
+  constructor(file: Deno.FsFile) {
+    this.#enc = new RecordEncoder(file);
+  }
+
+  /** Takes the next chunk of the tar (not kept after the call). */
+  feed(chunk: Uint8Array): void {
+    this.#hash.update(chunk);
+    this.#size += chunk.length;
+    let i = 0;
+    const n = chunk.length;
+    while (i < n) {
+      switch (this.#state) {
+        case State.Header: {
+          if (this.#hdrFill === 0 && n - i >= BLOCK) {
+            const blk = chunk.subarray(i, i + BLOCK);
+            this.#enc.segment(blk);
+            i += BLOCK;
+            this.#header(chunk, i - BLOCK);
+          } else {
+            const k = Math.min(BLOCK - this.#hdrFill, n - i);
+            this.#hdr.set(chunk.subarray(i, i + k), this.#hdrFill);
+            this.#hdrFill += k;
+            i += k;
+            if (this.#hdrFill === BLOCK) {
+              this.#hdrFill = 0;
+              this.#enc.segment(this.#hdr);
+              this.#header(this.#hdr, 0);
+            }
+          }
+          break;
+        }
+        case State.Raw: {
+          const k = Math.min(this.#left, n - i);
+          const part = chunk.subarray(i, i + k);
+          this.#enc.segment(part);
+          if (this.#meta) {
+            this.#meta.set(part, this.#metaFill);
+            this.#metaFill += k;
+          }
+          this.#left -= k;
+          i += k;
+          if (this.#left === 0) this.#bodyDone();
+          break;
+        }
+        case State.Content: {
+          const k = Math.min(this.#left, n - i);
+          this.#crc = this.#crc32(chunk.subarray(i, i + k), this.#crc);
+          this.#left -= k;
+          i += k;
+          if (this.#left === 0) this.#contentDone();
+          break;
+        }
+        case State.Padding: {
+          const k = Math.min(this.#pad, n - i);
+          this.#enc.segment(chunk.subarray(i, i + k));
+          this.#pad -= k;
+          i += k;
+          if (this.#pad === 0) this.#state = State.Header;
+          break;
+        }
+        case State.Trailer:
+          this.#enc.segment(chunk.subarray(i));
+          i = n;
+          break;
+      }
+    }
+  }
+
+  /** Ends the record (call after the last chunk); returns the stream's length and digest. */
+  finish(): RecordSummary {
+    if (this.#state === State.Header && this.#hdrFill > 0) {
+      this.#enc.segment(this.#hdr.subarray(0, this.#hdrFill));
+    } else if (this.#state === State.Content) {
+      // A truncated tar: the extractor refused it already; keep the record consistent.
+      throw new Error("tar ended inside a file's content");
+    }
+    const digest = this.#hash.digest();
+    this.#enc.end(this.#size, new Uint8Array(digest));
+    return { size: this.#size, sha256: digest.toString("hex") };
+  }
+
+  /** A header block (already recorded) at `b[o]`. */
+  #header(b: Uint8Array, o: number): void {
+    if (isZeroBlock(b, o)) {
+      this.#state = State.Trailer;
+      return;
+    }
+    const flag = typeflagAt(b, o);
+    const size = numberAt(b, o, Hdr.size);
+    if (typeof size !== "number" || size < 0) {
+      // The reader refuses it; nothing after it is parsed.
+      this.#state = State.Trailer;
+      return;
+    }
+    if (
+      flag === TypeFlag.XHeader || flag === TypeFlag.XGlobalHeader ||
+      flag === TypeFlag.GNULongName || flag === TypeFlag.GNULongLink
+    ) {
+      const collect = flag === TypeFlag.XHeader ||
+        flag === TypeFlag.GNULongName;
+      if (collect && size > META_MAX) this.#metaLost = true;
+      else if (collect) {
+        this.#meta = new Uint8Array(size);
+        this.#metaFill = 0;
+        this.#metaFlag = flag;
+      }
+      this.#body(size, State.Raw);
+      return;
+    }
+    const type = entryTypeOf(flag);
+    let name = this.#longName;
+    if (name === undefined) {
+      name = stringAt(b, o, Hdr.name) ?? undefined;
+      if (
+        name !== undefined && magicOf(b, o) === Magic.Ustar &&
+        !emptyAt(b, o, Hdr.prefix)
+      ) {
+        const prefix = stringAt(b, o, Hdr.prefix);
+        name = prefix === null ? undefined : `${prefix}/${name}`;
+      }
+    }
+    const isFile = type === "file" &&
+      !(flag === TypeFlag.RegA && name !== undefined && name.endsWith("/"));
+    const effSize = this.#paxSize ?? size;
+    if (this.#paxPath !== undefined) name = this.#paxPath;
+    const lost = this.#metaLost;
+    this.#paxPath = this.#paxSize = this.#longName = undefined;
+    this.#metaLost = false;
+    if (lost) {
+      // A PAX body we could not parse may change this entry's size: from
+      // here on everything is recorded verbatim (the reader likely refuses).
+      this.#state = State.Trailer;
+      return;
+    }
+    if (!isFile) {
+      // Header-only types carry no body whatever the size field says (the
+      // reader's rule); an unknown type is refused by the reader.
+      this.#state = type === undefined ? State.Trailer : State.Header;
+      return;
+    }
+    const path = name === undefined ? null : layerPath(name);
+    const base = path?.slice(path.lastIndexOf("/") + 1);
+    if (path === null || path === "" || base!.startsWith(".wh.")) {
+      // Whiteouts and markers become something else on disk: verbatim.
+      this.#body(effSize, State.Raw);
+      return;
+    }
+    this.#path = encodeUtf8(path);
+    this.#fileSize = effSize;
+    this.#crc = 0;
+    this.#body(effSize, State.Content);
+  }
+
+  #body(size: number, state: State): void {
+    this.#left = size;
+    this.#pad = (BLOCK - (size % BLOCK)) % BLOCK;
+    if (size > 0) this.#state = state;
+    else if (state === State.Content) this.#contentDone();
+    else this.#bodyDone();
+  }
+
+  #bodyDone(): void {
+    const meta = this.#meta;
+    if (meta) {
+      this.#meta = null;
+      if (this.#metaFlag === TypeFlag.XHeader) {
+        const recs = new Map<string, Uint8Array>();
+        if (parsePaxRecords(meta, recs) !== null) this.#metaLost = true;
+        const p = recs.get("path");
+        if (p !== undefined && p.length > 0) {
+          const s = new TextDecoder("utf-8", { fatal: false }).decode(p);
+          this.#paxPath = s;
+        }
+        const sz = recs.get("size");
+        if (sz !== undefined && sz.length > 0) {
+          const v = paxInteger(sz);
+          if (typeof v === "number") this.#paxSize = v;
+          else this.#metaLost = true;
+        }
+      } else {
+        let end = meta.length;
+        while (end > 0 && meta[end - 1] === 0) end--;
+        this.#longName = new TextDecoder().decode(meta.subarray(0, end));
+      }
+    }
+    this.#afterBody();
+  }
+
+  #contentDone(): void {
+    this.#enc.file(this.#path!, this.#fileSize, this.#crc);
+    this.#path = null;
+    this.#afterBody();
+  }
+
+  #afterBody(): void {
+    this.#state = this.#pad > 0 ? State.Padding : State.Header;
+  }
+}

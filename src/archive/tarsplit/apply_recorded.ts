@@ -1,0 +1,133 @@
+/**
+ * `applyLayerTarRecorded`: {@link applyLayerTar} that also keeps a tar-split
+ * record of the tar, so the layer can later be exported as exactly the tar
+ * it was applied from ({@link rebuildLayerTar}). One pass: the uncompressed
+ * stream is teed chunk by chunk into the recorder (which parses only block
+ * boundaries) on its way to the extractor; after the extractor stops at the
+ * end-of-archive blocks the rest of the stream is read into the record too.
+ * The record is written to a file as it goes (memory stays flat).
+ *
+ * @module
+ */
+
+import { close } from "../../sys/fd_linux.ts";
+import { decompressTarSource } from "../compress/tar_source.ts";
+import { applyCodecAt, openTarget } from "../extract/apply_tar.ts";
+import { prefetchFile } from "../extract/_prefetch.ts";
+import type { ApplyLayerOptions, LayerDirs, TarSource } from "../types.ts";
+import { layerCodec } from "../whiteout/mod.ts";
+import { type RecordSummary, TarSplitRecorder } from "./_recorder.ts";
+
+/** What {@link applyLayerTarRecorded} returns. */
+export interface RecordedApply {
+  /** Bytes of regular files written (what `applyLayerTar` returns). */
+  size: number;
+  /** Length and sha256 of the uncompressed tar (its DiffID). */
+  tar: RecordSummary;
+}
+
+const CHUNK = 1 << 20;
+
+/** The input's bytes as chunks, each shown to `feed` before it is handed on. */
+function teed(
+  input: TarSource,
+  feed: (c: Uint8Array) => void,
+): AsyncIterableIterator<Uint8Array> {
+  let inner: AsyncIterator<Uint8Array>;
+  let release = () => {};
+  if (input instanceof Uint8Array) {
+    let at = 0;
+    inner = {
+      next() {
+        if (at >= input.length) {
+          return Promise.resolve({ done: true, value: undefined });
+        }
+        const c = input.subarray(at, at + CHUNK);
+        at += c.length;
+        return Promise.resolve({ done: false, value: c });
+      },
+    };
+  } else if (input instanceof Deno.FsFile) {
+    inner = prefetchFile(input)[Symbol.asyncIterator]();
+    release = () => void inner.return?.();
+  } else {
+    const r = input.getReader();
+    inner = {
+      async next() {
+        const x = await r.read();
+        return x.done
+          ? { done: true, value: undefined }
+          : { done: false, value: x.value };
+      },
+    };
+    release = () => r.releaseLock();
+  }
+  let done = false;
+  const it: AsyncIterableIterator<Uint8Array> = {
+    async next() {
+      if (done) return { done: true, value: undefined };
+      const x = await inner.next();
+      if (x.done) {
+        done = true;
+        release();
+        return x;
+      }
+      feed(x.value);
+      return x;
+    },
+    [Symbol.asyncIterator]() {
+      return it;
+    },
+  };
+  return it;
+}
+
+/**
+ * Extracts an OCI layer tar into `layer.dir` like `applyLayerTar` (gzip and
+ * zstd are detected and decompressed) and writes its tar-split record to
+ * `recordPath` (created; the caller removes it on error). The whole input
+ * is read, also what follows the end-of-archive blocks.
+ *
+ * @param layer The staging dir and whiteout codec.
+ * @param tar The layer tar.
+ * @param recordPath Where the record goes (a new file).
+ * @param options Progress.
+ * @returns The applied size and the uncompressed tar's length and sha256.
+ * @throws {InvalidArchive} as `applyLayerTar`.
+ *
+ * @example
+ * ```ts ignore
+ * const { tar } = await applyLayerTarRecorded(
+ *   { dir: "/s/staging/x/diff", format: "overlay", parentDirs: [] },
+ *   (await Deno.open("layer.tar")).readable,
+ *   "/s/staging/x/tarsplit",
+ * );
+ * console.log(tar.sha256);
+ * ```
+ */
+export async function applyLayerTarRecorded(
+  layer: LayerDirs,
+  tar: TarSource,
+  recordPath: string,
+  options?: ApplyLayerOptions,
+): Promise<RecordedApply> {
+  const fd = openTarget(layer.dir);
+  try {
+    using file = await Deno.open(recordPath, { write: true, createNew: true });
+    const source = await decompressTarSource(tar);
+    const rec = new TarSplitRecorder(file);
+    const input = teed(source.tar, (c) => rec.feed(c));
+    const size = await applyCodecAt(fd, input, layerCodec(layer), {
+      onProgress: options?.onProgress,
+    });
+    // The extractor stops at the end-of-archive blocks: the rest (the
+    // second block, padding, trailing data) belongs to the tar as well.
+    while (!(await input.next()).done) { /* recorded */ }
+    await source.finish();
+    const summary = rec.finish();
+    await file.sync();
+    return { size, tar: summary };
+  } finally {
+    close(fd);
+  }
+}
