@@ -171,17 +171,35 @@ export function imageCommands(
             `Unknown --format ${JSON.stringify(format)}; use docker or oci`,
           );
         }
-        const saved = await saveImage(store, ctx.args, output, { format });
+        const compress = ctx.values.compress ?? "none";
+        if (compress !== "none" && compress !== "gzip" && compress !== "zstd") {
+          throw new UsageError(
+            `Unknown --compress ${
+              JSON.stringify(compress)
+            }; use none, gzip or zstd`,
+          );
+        }
+        const saved = await saveImage(store, ctx.args, output, {
+          format,
+          compress,
+        });
         return {
           json: {
             images: saved.map((s) => ({
               ref: s.ref,
               id: s.id,
               storeId: s.storeId,
+              fresh: s.fresh,
             })),
           },
-          text: saved.map((s) => `Saved ${s.ref ? `${s.ref} ` : ""}${s.id}`)
-            .join("\n"),
+          text: saved.flatMap((s) => [
+            ...s.fresh.map((f) =>
+              `Layer ${f.layer} exported afresh (new DiffID): ${f.reason}`
+            ),
+            `Saved ${s.ref ? `${s.ref} ` : ""}${s.id}${
+              s.id === s.storeId ? "" : ` (was ${s.storeId})`
+            }`,
+          ]).join("\n"),
         };
       }),
   };

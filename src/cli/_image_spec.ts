@@ -53,13 +53,15 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
   },
   {
     name: "save",
-    usage: "REF... -o FILE [--format docker|oci]",
+    usage: "REF... -o FILE [--format docker|oci] [--compress none|gzip|zstd]",
     summary:
-      "write images to a docker-archive or oci-archive (layers exported afresh)",
+      "write images to a docker-archive or oci-archive (layers as loaded, byte for byte)",
     description:
-      "A fresh export is not the loaded tar byte for byte, so the saved config carries the\n" +
-      "new DiffIDs and the saved image has a new id (printed). FILE is written under a temp\n" +
-      "name and renamed when complete.",
+      "Each layer is rebuilt byte for byte from the tar-split record kept when it was loaded,\n" +
+      "so DiffIDs and the image id stay the same. A layer without a record, or changed since,\n" +
+      "is exported afresh: it gets a new DiffID, the saved config carries it and the image a\n" +
+      "new id (both printed, with the reason). FILE is written under a temp name and renamed\n" +
+      "when complete.",
     options: {
       output: {
         type: "string",
@@ -70,6 +72,11 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
         type: "string",
         help:
           "--format F        docker (default: docker load/podman load read it) | oci (an oci-archive)",
+      },
+      compress: {
+        type: "string",
+        help:
+          "--compress C      layer blobs: none (default) | gzip | zstd (new blob digests, same image id)",
       },
     },
     args: [1, 1000],

@@ -1,19 +1,28 @@
 /**
  * `saveImage`: images of the store out as a docker-archive or an
- * oci-archive, each layer exported afresh through `Store.diff` (the layer's
- * own changes as an OCI layer tar, whiteouts included).
+ * oci-archive. Each layer is first rebuilt byte for byte from the tar-split
+ * record kept when it was loaded (`Store.exactDiff`), into a temp file, and
+ * kept only when the rebuilt tar's sha256 equals the DiffID the image
+ * records. When every layer is exact the config is written as loaded, so
+ * the saved image has the same id.
  *
- * A fresh export is not the tar the image was loaded from (entry order,
- * PAX records and padding differ), so its DiffIDs differ too: the config is
- * written with the new `rootfs.diff_ids`, which gives the saved image a new
- * id (the config's digest). Reproducing the original bytes, and so the
- * original id, needs tar-split records kept at load time: a later step.
+ * A layer without a record, or one that changed since (a file edited in
+ * its diff dir), is exported afresh through `Store.diff` (the layer's own
+ * changes as an OCI layer tar, whiteouts included). A fresh export is not
+ * the tar the image was loaded from (entry order, PAX records and padding
+ * differ), so its DiffID differs: the config is written with the new
+ * `rootfs.diff_ids`, which gives the saved image a new id, and the result
+ * says which layers and why ({@link SavedImage.fresh}).
+ *
+ * Layer blobs are uncompressed unless `compress` asks for gzip or zstd:
+ * then the blobs get new digests, but DiffIDs, and so the image id, stay.
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
-import { StoreError, UsageError } from "../errors.ts";
+import { LayerNotExact, StoreError, UsageError } from "../errors.ts";
+import { writeCompressed } from "../archive/compress/mod.ts";
 import { tarHeader } from "../archive/tar/header.ts";
 import { TarWriter } from "../archive/tar/writer.ts";
 import { writeToFile } from "../archive/write_file.ts";
@@ -38,6 +47,20 @@ export interface SaveImageOptions {
    * @default {"docker"}
    */
   format?: "docker" | "oci";
+  /**
+   * Compression of the layer blobs: "none", "gzip" or "zstd". Compressed
+   * blobs have new digests; the DiffIDs and the image id do not change.
+   * @default {"none"}
+   */
+  compress?: "none" | "gzip" | "zstd";
+}
+
+/** A layer {@link saveImage} could not export exactly, and why. */
+export interface FreshLayer {
+  /** The layer's chain id. */
+  layer: string;
+  /** Why: no record, or what differs. */
+  reason: string;
 }
 
 /** One image {@link saveImage} wrote. */
@@ -50,13 +73,26 @@ export interface SavedImage {
   storeId: string;
   /** DiffIDs of the saved layers, bottom first. */
   diffIds: string[];
+  /** Its layers exported afresh (no exact rebuild), bottom first; empty when all were exact. */
+  fresh: FreshLayer[];
 }
 
 interface Exported {
+  /** The blob: the tar, or the compressed tar. */
   path: string;
   diffId: string;
+  /** Blob size and digest (`sha256:<hex>`). */
   size: number;
+  digest: string;
+  /** Why it was exported afresh, or undefined when exact. */
+  fresh?: string;
 }
+
+const MEDIA_TYPES = {
+  none: "application/vnd.oci.image.layer.v1.tar",
+  gzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  zstd: "application/vnd.oci.image.layer.v1.tar+zstd",
+} as const;
 
 const enc = new TextEncoder();
 
@@ -108,6 +144,12 @@ export async function saveImage(
     throw new UsageError("Name at least one image to save");
   }
   const format = options.format ?? "docker";
+  const compress = options.compress ?? "none";
+  if (!(compress in MEDIA_TYPES)) {
+    throw new UsageError(
+      `Unknown compression ${JSON.stringify(compress)}; use none, gzip or zstd`,
+    );
+  }
   const idx = await readIndex(store);
   const images = refs.map((ref) => {
     const hex = resolveRef(idx, ref);
@@ -129,9 +171,18 @@ export async function saveImage(
     // Each layer once, to a temp file: a tar header needs its size first.
     const exported = new Map<string, Exported>();
     for (const { record } of images) {
-      for (const chain of record.layers) {
+      for (const [j, chain] of record.layers.entries()) {
         if (exported.has(chain)) continue;
-        exported.set(chain, await exportLayer(store, chain, `${tmp}/${chain}`));
+        exported.set(
+          chain,
+          await exportLayer(
+            store,
+            chain,
+            record.diffIds[j],
+            `${tmp}/${chain}`,
+            compress,
+          ),
+        );
       }
     }
     const saved: SavedImage[] = [];
@@ -158,6 +209,10 @@ export async function saveImage(
         id: `sha256:${sha256Hex(config)}`,
         storeId: record.id,
         diffIds,
+        fresh: record.layers.flatMap((c) => {
+          const reason = exported.get(c)!.fresh;
+          return reason === undefined ? [] : [{ layer: c, reason }];
+        }),
       });
     }
     using file = await Deno.open(out, { write: true, createNew: true });
@@ -167,7 +222,7 @@ export async function saveImage(
     try {
       if (format === "docker") {
         await writeDocker(w, saved, configs, images, exported);
-      } else await writeOci(w, saved, configs, images, exported);
+      } else await writeOci(w, saved, configs, images, exported, compress);
       await w.close();
     } catch (e) {
       w.abort(e);
@@ -183,16 +238,63 @@ export async function saveImage(
   }
 }
 
+/**
+ * One layer's blob in `path`: rebuilt exactly when the layer has a record
+ * and the rebuilt tar's sha256 is `diffId`, else exported afresh; then
+ * compressed when asked.
+ */
 async function exportLayer(
   store: Store,
   chain: string,
+  diffId: string,
   path: string,
+  compress: "none" | "gzip" | "zstd",
 ): Promise<Exported> {
+  const tar = compress === "none" ? path : `${path}.tar`;
+  let fresh: string | undefined = "it has no tar-split record";
+  let hashed: { digest: string; size: number } | undefined;
+  const exact = await store.exactDiff(chain, { sha256: diffId.slice(7) });
+  if (exact) {
+    try {
+      // The stream errors before its last chunk unless the sha256 matched.
+      hashed = await writeHashed(exact, tar);
+      fresh = undefined;
+    } catch (e) {
+      if (!(e instanceof LayerNotExact)) throw e;
+      fresh = e.message.replace(
+        /^Layer "[^"]*" cannot be exported exactly: /,
+        "",
+      )
+        .replace(/; it changed since.*$/, "");
+      await Deno.remove(tar).catch(() => {});
+    }
+  }
+  hashed ??= await writeHashed(store.diff(chain), tar);
+  const out: Exported = {
+    path: tar,
+    diffId: `sha256:${hashed.digest}`,
+    size: hashed.size,
+    digest: `sha256:${hashed.digest}`,
+    fresh,
+  };
+  if (compress !== "none") {
+    const blob = await compressFile(tar, path, compress);
+    await Deno.remove(tar);
+    Object.assign(out, { path, ...blob });
+  }
+  return out;
+}
+
+/** Writes `stream` to a new file at `path`, hashing it. */
+async function writeHashed(
+  stream: ReadableStream<Uint8Array>,
+  path: string,
+): Promise<{ digest: string; size: number }> {
   const hash = createHash("sha256");
   let size = 0;
   using f = await Deno.open(path, { write: true, createNew: true });
   await writeToFile(
-    store.diff(chain).pipeThrough(
+    stream.pipeThrough(
       new TransformStream<Uint8Array, Uint8Array>({
         transform(chunk, c) {
           hash.update(chunk);
@@ -203,7 +305,30 @@ async function exportLayer(
     ),
     f,
   );
-  return { path, diffId: `sha256:${hash.digest("hex")}`, size };
+  return { digest: hash.digest("hex"), size };
+}
+
+/** Compresses file `from` into a new file `to`; its digest and size. */
+async function compressFile(
+  from: string,
+  to: string,
+  format: "gzip" | "zstd",
+): Promise<{ digest: string; size: number }> {
+  const hash = createHash("sha256");
+  let size = 0;
+  using out = await Deno.open(to, { write: true, createNew: true });
+  const input = await Deno.open(from);
+  await writeCompressed(input.readable, format, {
+    async write(b: Uint8Array) {
+      hash.update(b);
+      size += b.length;
+      for (let off = 0; off < b.length;) {
+        off += await out.write(b.subarray(off));
+      }
+      return b.length;
+    },
+  });
+  return { digest: `sha256:${hash.digest("hex")}`, size };
 }
 
 async function addFile(w: TarWriter, name: string, body: Uint8Array) {
@@ -271,6 +396,7 @@ async function writeOci(
   configs: Uint8Array[],
   images: Picked[],
   exported: Map<string, Exported>,
+  compress: "none" | "gzip" | "zstd",
 ) {
   await addFile(w, "oci-layout", enc.encode('{"imageLayoutVersion":"1.0.0"}'));
   await w.add(tarHeader({ name: "blobs/", type: "dir" }));
@@ -281,14 +407,14 @@ async function writeOci(
     const layers = [];
     for (const chain of img.record.layers) {
       const l = exported.get(chain)!;
-      const hex = l.diffId.slice(7); // uncompressed: blob digest = DiffID
+      const hex = l.digest.slice(7); // uncompressed: the DiffID
       if (!done.has(hex)) {
         done.add(hex);
         await addLayer(w, `blobs/sha256/${hex}`, l);
       }
       layers.push({
-        mediaType: "application/vnd.oci.image.layer.v1.tar",
-        digest: l.diffId,
+        mediaType: MEDIA_TYPES[compress],
+        digest: l.digest,
         size: l.size,
       });
     }

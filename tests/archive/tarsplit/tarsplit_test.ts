@@ -1,0 +1,223 @@
+/**
+ * Tar-split records: a layer applied from a tar is exported again as that
+ * tar, byte for byte (GNU tar archives with PAX long names and xattrs, GNU
+ * long names, hard links, symlinks, a 10 KiB record size and trailing
+ * zeros; compressed input; every backend), and a layer that changed since
+ * is refused with LayerNotExact, never exported wrong.
+ */
+
+import assert from "node:assert/strict";
+import { LayerNotExact, openStore, type Store } from "../../../mod.ts";
+import { findLeftovers } from "../../../src/store/recovery.ts";
+import { StoreLayout } from "../../../src/layout.ts";
+import { vfsBackend } from "../../../src/backends/vfs.ts";
+import { privilegedTest, tempDir } from "../../_privileged.ts";
+import { sameBytes } from "../../_bytes.ts";
+import { run } from "../../image/_images.ts";
+
+/** A tree with the odd but valid things GNU tar writes. */
+async function oddTree(dir: string): Promise<void> {
+  const deep = `${dir}/d/${"x".repeat(120)}/${"y".repeat(120)}`;
+  await Deno.mkdir(deep, { recursive: true });
+  await Deno.writeTextFile(`${deep}/${"z".repeat(150)}`, "long\n".repeat(99));
+  await Deno.writeTextFile(`${dir}/d/small`, "hi");
+  await Deno.writeFile(`${dir}/empty`, new Uint8Array(0));
+  await Deno.writeFile(
+    `${dir}/big`,
+    new Uint8Array(3 << 20).map((_, i) => (i * 7) % 253),
+  );
+  await Deno.link(`${dir}/d/small`, `${dir}/hardlink`);
+  await Deno.symlink("d/small", `${dir}/symlink`);
+  await run("setfattr", ["-n", "user.note", "-v", "kept", `${dir}/d/small`]);
+}
+
+/** GNU tar archives of `src`, as the test names them. */
+async function archives(t: string, src: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const tar = async (name: string, ...args: string[]) => {
+    await run("tar", [...args, "-cf", `${t}/${name}.tar`, "-C", src, "."]);
+    out.set(name, `${t}/${name}.tar`);
+  };
+  await tar("pax-xattrs-b20", "--format=pax", "--xattrs", "-b", "20");
+  await tar("gnu-longnames", "--format=gnu");
+  await tar("ustar-b20", "--format=posix", "-b", "20", "--numeric-owner");
+  // Trailing zeros beyond the two end blocks (and not a block multiple).
+  const gnu = await Deno.readFile(out.get("gnu-longnames")!);
+  const padded = new Uint8Array(gnu.length + 7000);
+  padded.set(gnu);
+  await Deno.writeFile(`${t}/trailing.tar`, padded);
+  out.set("trailing", `${t}/trailing.tar`);
+  return out;
+}
+
+/** A LayerNotExact whose message matches `re`. */
+const notExact = (re: RegExp) => (e: unknown) =>
+  e instanceof LayerNotExact && re.test(e.message);
+
+async function exact(store: Store, id: string): Promise<Uint8Array> {
+  const s = await store.exactDiff(id);
+  assert.ok(s, `layer ${id} has a record`);
+  return await new Response(s).bytes();
+}
+
+for (const backend of ["vfs", "overlay"] as const) {
+  privilegedTest(
+    `tarsplit (${backend}): GNU tar archives round-trip byte for byte`,
+    async () => {
+      await using tmp = await tempDir();
+      const t = tmp.path;
+      await Deno.mkdir(`${t}/src`);
+      await oddTree(`${t}/src`);
+      const store = await openStore({ root: `${t}/s`, backend });
+      try {
+        let n = 0;
+        for (const [name, path] of await archives(t, `${t}/src`)) {
+          const bytes = await Deno.readFile(path);
+          const id = `l${n++}`;
+          // From a file (the reader's fast path), on a parent.
+          using f = await Deno.open(path);
+          await store.applyDiff(id, n > 1 ? "l0" : undefined, f);
+          const again = await exact(store, id);
+          assert.ok(sameBytes(again, bytes), `${name} round-trips`);
+        }
+        // Compressed input: the record is of the uncompressed tar.
+        const plain = await Deno.readFile(`${t}/pax-xattrs-b20.tar`);
+        const gz = ReadableStream.from([plain]).pipeThrough(
+          new CompressionStream("gzip"),
+        );
+        await store.applyDiff("gz", undefined, gz);
+        assert.ok(sameBytes(await exact(store, "gz"), plain));
+        // No record: made empty, or by commit.
+        await store.create("empty");
+        assert.equal(await store.exactDiff("empty"), null);
+        await store.createReadWrite("ctr", "l0");
+        await store.commit("ctr", "committed");
+        assert.equal(await store.exactDiff("committed"), null);
+      } finally {
+        store.close();
+      }
+    },
+  );
+}
+
+privilegedTest(
+  "tarsplit: whiteouts (overlay 0/0 char devices) and opaque dirs round-trip",
+  async () => {
+    await using tmp = await tempDir();
+    const t = tmp.path;
+    await Deno.mkdir(`${t}/src/dir`, { recursive: true });
+    await Deno.writeTextFile(`${t}/src/.wh.gone`, "");
+    await Deno.writeTextFile(`${t}/src/dir/.wh..wh..opq`, "");
+    await Deno.writeTextFile(`${t}/src/dir/kept`, "kept\n");
+    await run("tar", [
+      "--format=pax",
+      "-cf",
+      `${t}/wh.tar`,
+      "-C",
+      `${t}/src`,
+      ".",
+    ]);
+    const bytes = await Deno.readFile(`${t}/wh.tar`);
+    const store = await openStore({ root: `${t}/s`, backend: "overlay" });
+    try {
+      await store.create("base");
+      await store.applyDiff("top", "base", bytes);
+      const st = await Deno.lstat(`${t}/s/diff/top/gone`);
+      assert.ok(st.isCharDevice); // the upper dir's whiteout
+      assert.ok(sameBytes(await exact(store, "top"), bytes));
+    } finally {
+      store.close();
+    }
+  },
+);
+
+privilegedTest(
+  "tarsplit: a layer changed since is refused with LayerNotExact, naming the file",
+  async () => {
+    await using tmp = await tempDir();
+    const t = tmp.path;
+    await Deno.mkdir(`${t}/src`);
+    await oddTree(`${t}/src`);
+    await run("tar", [
+      "--format=pax",
+      "-cf",
+      `${t}/a.tar`,
+      "-C",
+      `${t}/src`,
+      ".",
+    ]);
+    const bytes = await Deno.readFile(`${t}/a.tar`);
+    const store = await openStore({ root: `${t}/s`, backend: "vfs" });
+    const drain = async (id: string) =>
+      await new Response(await store.exactDiff(id)).bytes();
+    try {
+      for (const id of ["same-size", "longer", "gone", "symlinked"]) {
+        await store.applyDiff(id, undefined, bytes);
+      }
+      // Same size, other content: only the crc32 (and sha256) can tell.
+      const big = `${t}/s/diff/same-size/big`;
+      const b = await Deno.readFile(big);
+      b[12345] ^= 1;
+      await Deno.writeFile(big, b);
+      await assert.rejects(drain("same-size"), notExact(/big/));
+      await Deno.writeTextFile(`${t}/s/diff/longer/d/small`, "hi!");
+      await assert.rejects(
+        drain("longer"),
+        notExact(/(hardlink|d\/small) has 3 bytes/),
+      );
+      await Deno.remove(`${t}/s/diff/gone/empty`);
+      await assert.rejects(
+        drain("gone"),
+        notExact(/empty cannot be opened/),
+      );
+      // A symlink where the file was is never followed.
+      await Deno.remove(`${t}/s/diff/symlinked/big`);
+      await Deno.symlink("/etc/passwd", `${t}/s/diff/symlinked/big`);
+      await assert.rejects(drain("symlinked"), notExact(/big/));
+      // An expected digest that is not the tar's.
+      await store.applyDiff("ok", undefined, bytes);
+      await assert.rejects(
+        new Response(await store.exactDiff("ok", { sha256: "0".repeat(64) }))
+          .bytes(),
+        LayerNotExact,
+      );
+      assert.ok(sameBytes(await drain("ok"), bytes));
+    } finally {
+      store.close();
+    }
+  },
+);
+
+privilegedTest(
+  "tarsplit: the record goes with its layer, and an orphan record is a leftover",
+  async () => {
+    await using tmp = await tempDir();
+    const t = tmp.path;
+    const store = await openStore({ root: `${t}/s`, backend: "vfs" });
+    try {
+      await Deno.mkdir(`${t}/src`);
+      await Deno.writeTextFile(`${t}/src/f`, "f\n");
+      await run("tar", ["-cf", `${t}/a.tar`, "-C", `${t}/src`, "."]);
+      await store.applyDiff("a", undefined, await Deno.readFile(`${t}/a.tar`));
+      await Deno.lstat(`${t}/s/tarsplit/a`);
+      await store.remove("a");
+      await assert.rejects(
+        Deno.lstat(`${t}/s/tarsplit/a`),
+        Deno.errors.NotFound,
+      );
+      // A crash between publishing the record and the commit point.
+      await Deno.writeTextFile(`${t}/s/tarsplit/ghost`, "x");
+      assert.deepEqual(
+        await findLeftovers(new StoreLayout(`${t}/s`), vfsBackend),
+        [{ kind: "orphan", path: "tarsplit/ghost" }],
+      );
+      await store.recover();
+      await assert.rejects(
+        Deno.lstat(`${t}/s/tarsplit/ghost`),
+        Deno.errors.NotFound,
+      );
+    } finally {
+      store.close();
+    }
+  },
+);
