@@ -13,7 +13,11 @@
  * - overlay mounts on `mnt/<id>` with no count (`orphan-mount`): repair unmounts;
  * - `diff/<id>` dirs with no `layers/<id>` (`orphan-diff`): a create or remove
  *   that died between its steps (`layers/<id>` is the commit point); repair
- *   deletes them, as the store's own sweep on open does.
+ *   deletes them, as the store's own sweep on open does;
+ * - image store leftovers (temp files of dead loads and saves, lock files
+ *   nobody holds: `leftover`), by the same rules;
+ * - images whose layers are gone (`dangling-image`, after a `layerfs rm` of
+ *   an image's layer): repair drops their references from the image index.
  *
  * Repairs run under the store's lock (run/lock), so they never race a
  * layerfs process that is creating, removing or mounting.
@@ -30,7 +34,13 @@ import { directMounter, type Mounter } from "../mount/mounter.ts";
 import { readConfig } from "../store/config.ts";
 import { validateLayerId } from "../store/id.ts";
 import { planLayerMount } from "../store/plan_layer.ts";
-import { findLeftovers, finishCommits, TEMP_RE } from "../store/recovery.ts";
+import {
+  findLeftovers,
+  finishCommits,
+  removeLockFile,
+  TEMP_RE,
+} from "../store/recovery.ts";
+import { danglingImages } from "../image/image_store.ts";
 import { readCounts, withStoreLock, writeCounts } from "../store/refcounts.ts";
 
 /** Kinds of problems `check` reports. */
@@ -40,7 +50,8 @@ export type ProblemKind =
   | "leftover"
   | "stale-count"
   | "orphan-mount"
-  | "orphan-diff";
+  | "orphan-diff"
+  | "dangling-image";
 
 /** One problem found. */
 export interface Problem {
@@ -166,9 +177,12 @@ async function scan(
       // Unmount anything a crashed process left mounted inside it first, so
       // the delete never descends into a mounted view.
       await unmountInside(abs);
-      await Deno.remove(abs, { recursive: true }).catch((e) => {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      });
+      if (kind === "lock") await removeLockFile(abs);
+      else {
+        await Deno.remove(abs, { recursive: true }).catch((e) => {
+          if (!(e instanceof Deno.errors.NotFound)) throw e;
+        });
+      }
       p.repaired = true;
     }
   }
@@ -264,6 +278,20 @@ async function scan(
       await mounter.unmount(layout.root, id, m.mountPoint);
       p.repaired = true;
     }
+  }
+
+  // Images whose layers are gone.
+  for (const d of await danglingImages({ root: layout.root }, layers, repair)) {
+    const p = add(
+      "dangling-image",
+      d.id,
+      `image ${d.id}${
+        d.refs.length ? ` (${d.refs.join(", ")})` : ""
+      } names layer(s) that are gone (${
+        d.missing.map((m) => m.slice(0, 12)).join(", ")
+      }); load it again, or --repair drops its references`,
+    );
+    p.repaired = repair;
   }
 
   return { root: layout.root, layers: layers.size, problems };

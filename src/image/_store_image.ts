@@ -45,6 +45,7 @@ import {
   flock,
   type ImageRecord,
   imagesDir,
+  type LayerLock,
   putBlob,
   readIndex,
   withImagesLock,
@@ -193,7 +194,7 @@ export async function storeImage(
     );
   }
   const chains = chainIds(diffIds);
-  const locks: Deno.FsFile[] = [];
+  const locks: LayerLock[] = [];
   const made: string[] = [];
   const sizes: number[] = [];
   await ensureDirs(imagesDir(store));

@@ -5,7 +5,9 @@
  * images/index.json            { version, images: { <id hex>: record }, refs: { "name:tag": <id hex> } }
  * images/blobs/sha256/<hex>    manifests and configs, content-addressed, the bytes as loaded
  * images/lock                  flock held while references change
- * images/locks/<chain id>      per-layer flocks held while a load extracts, reuses or rolls back
+ * images/locks/<chain id>      per-layer flocks held while a load extracts, reuses or rolls back;
+ *                              deleted by their holder on release (and by the store's recovery
+ *                              when nobody holds one), so they do not accumulate
  * ```
  *
  * Every write is crash-safe (temp, fsync, rename, fsync of the directory):
@@ -20,6 +22,8 @@
 import { ImageNotFound, StoreError } from "../errors.ts";
 import { syncDir } from "../store/_atomic.ts";
 import type { Store } from "../store/store.ts";
+import { StoreLayout } from "../layout.ts";
+import { imageLeftovers, removeLockFile } from "../store/recovery.ts";
 
 /** One image of the store. */
 export interface ImageRecord {
@@ -64,8 +68,11 @@ export interface ImageIndex {
   refs: Record<string, string>;
 }
 
+/** What the image store needs of a store: its root (so `layerfs check` can pass just that). */
+export type StoreRoot = Pick<Store, "root">;
+
 /** Where the image store of `store` lives. */
-export function imagesDir(store: Store): string {
+export function imagesDir(store: StoreRoot): string {
   return `${store.root}/images`;
 }
 
@@ -89,21 +96,47 @@ export async function withFlock<T>(
   }
 }
 
-/** An exclusive flock on `path`, held until the returned file is closed. */
-export async function flock(path: string): Promise<Deno.FsFile> {
-  const f = await Deno.open(path, { read: true, write: true, create: true });
-  try {
-    await f.lock(true);
-    return f;
-  } catch (e) {
-    f.close();
-    throw e;
+/** A per-layer lock taken with {@link flock}. */
+export interface LayerLock {
+  /** Deletes the lock file (while still holding it) and releases the flock. */
+  close(): void;
+}
+
+/**
+ * An exclusive flock on `path` (created if missing), held until `close`,
+ * which deletes the file. Lock files are deleted by whoever holds them
+ * (here on release, or recovery's `removeLockFile` when nobody does), so a
+ * taker checks after its flock that `path` still names the file it locked,
+ * and retries on the new one otherwise: two takers never hold "the same"
+ * lock on two different files.
+ */
+export async function flock(path: string): Promise<LayerLock> {
+  for (;;) {
+    const f = await Deno.open(path, { read: true, write: true, create: true });
+    try {
+      await f.lock(true);
+      const [a, b] = [await f.stat(), await Deno.lstat(path).catch(() => null)];
+      if (b && a.ino === b.ino && a.dev === b.dev) {
+        return {
+          close() {
+            try {
+              Deno.removeSync(path);
+            } catch { /* gone already: nothing to keep clean */ }
+            f.close();
+          },
+        };
+      }
+    } catch (e) {
+      f.close();
+      throw e;
+    }
+    f.close(); // deleted or replaced while we waited: take the new one
   }
 }
 
 /** Runs `fn` under `images/lock`. */
 export async function withImagesLock<T>(
-  store: Store,
+  store: StoreRoot,
   fn: () => Promise<T>,
 ): Promise<T> {
   const dir = imagesDir(store);
@@ -112,7 +145,7 @@ export async function withImagesLock<T>(
 }
 
 /** Reads `images/index.json` (an empty index when there is none). */
-export async function readIndex(store: Store): Promise<ImageIndex> {
+export async function readIndex(store: StoreRoot): Promise<ImageIndex> {
   const path = `${imagesDir(store)}/index.json`;
   let text: string;
   try {
@@ -161,7 +194,10 @@ export async function writeAtomic(
 }
 
 /** Writes the index (caller holds `images/lock`). */
-export async function writeIndex(store: Store, idx: ImageIndex): Promise<void> {
+export async function writeIndex(
+  store: StoreRoot,
+  idx: ImageIndex,
+): Promise<void> {
   await writeAtomic(
     `${imagesDir(store)}/index.json`,
     new TextEncoder().encode(JSON.stringify(idx, null, 1) + "\n"),
@@ -235,32 +271,81 @@ export function withTag(ref: string): string {
     : `${ref}:latest`;
 }
 
-/** Temp entries of image operations: `.spool-<pid>-*`, `.save-<pid>-*`, `.push-<pid>-*`, `*.tmp-<pid>-<hex>`. */
-const TEMP = /^\.(?:spool|save|push)-(\d+)-|\.tmp-(\d+)-[0-9a-f]{8}$/;
-
 /**
  * Removes temp entries under `images/` (and `images/blobs/sha256/`) left by
- * processes that are gone (a crash in the middle of a load or save).
+ * processes that are gone (a crash in the middle of a load or save), and
+ * lock files nobody holds: the rules of `src/store/recovery.ts`
+ * (`imageLeftovers`), which the store's open-time sweep and `layerfs check`
+ * apply too.
  */
 export async function sweepImageTemps(store: Store): Promise<void> {
-  const dir = imagesDir(store);
-  for (const d of [dir, `${dir}/blobs/sha256`]) {
-    let names: string[];
-    try {
-      names = [...Deno.readDirSync(d)].map((e) => e.name);
-    } catch {
-      continue;
-    }
-    for (const n of names) {
-      const m = TEMP.exec(n);
-      if (!m) continue;
-      const pid = Number(m[1] ?? m[2]);
-      if (pid === Deno.pid) continue;
-      try {
-        Deno.statSync(`/proc/${pid}`);
-        continue; // its owner is alive
-      } catch { /* gone */ }
-      await Deno.remove(`${d}/${n}`, { recursive: true }).catch(() => {});
-    }
+  for (const { kind, path } of await imageLeftovers(layoutOf(store))) {
+    const abs = `${store.root}/${path}`;
+    if (kind === "lock") await removeLockFile(abs);
+    else await Deno.remove(abs, { recursive: true }).catch(() => {});
   }
+}
+
+function layoutOf(store: Store): StoreLayout {
+  return new StoreLayout(store.root);
+}
+
+/** An image whose layers are not all in the store any more. */
+export interface DanglingImage {
+  /** Image id. */
+  id: string;
+  /** Its references. */
+  refs: string[];
+  /** Its layers that are gone. */
+  missing: string[];
+}
+
+/**
+ * Images of the index with a layer the store no longer has (a `layerfs rm`
+ * of an image's layer); with `drop`, their records and references are
+ * removed from the index (under `images/lock`; config and manifest blobs
+ * no other image names go too).
+ *
+ * @param store The store (its root).
+ * @param live Ids of the layers that exist.
+ * @param drop Remove them from the index.
+ */
+export async function danglingImages(
+  store: StoreRoot,
+  live: Set<string>,
+  drop: boolean,
+): Promise<DanglingImage[]> {
+  const scan = async () => {
+    const idx = await readIndex(store);
+    const out: DanglingImage[] = [];
+    for (const [hex, r] of Object.entries(idx.images)) {
+      const missing = r.layers.filter((l) => !live.has(l));
+      if (missing.length === 0) continue;
+      const refs = Object.keys(idx.refs).filter((k) => idx.refs[k] === hex);
+      out.push({ id: r.id, refs, missing });
+      if (!drop) continue;
+      for (const k of refs) delete idx.refs[k];
+      delete idx.images[hex];
+    }
+    if (drop && out.length > 0) {
+      await writeIndex(store, idx);
+      const used = new Set<string>();
+      for (const r of Object.values(idx.images)) {
+        used.add(r.id.slice(7));
+        if (r.manifest) used.add(r.manifest.slice(7));
+      }
+      for (const d of out) {
+        if (used.has(d.id.slice(7))) continue;
+        await Deno.remove(`${imagesDir(store)}/blobs/sha256/${d.id.slice(7)}`)
+          .catch(() => {});
+      }
+    }
+    return out;
+  };
+  try {
+    await Deno.lstat(`${imagesDir(store)}/index.json`);
+  } catch {
+    return [];
+  }
+  return drop ? await withImagesLock(store, scan) : await scan();
 }

@@ -10,7 +10,12 @@
  * - `diff/`, `mnt/` and `meta/` entries of no layer are orphans, and so are
  *   the backend's own per-layer entries (overlay's `work/` and `l/`);
  * - a commit that died after its commit point (`layers/<new>` written,
- *   `diff/<old>` not yet renamed) is finished first, never swept.
+ *   `diff/<old>` not yet renamed) is finished first, never swept;
+ * - in the image store (`images/`, see src/image/image_store.ts; named here
+ *   by its layout so the store imports nothing of images): `.spool-<pid>-*`
+ *   `.save-<pid>-*` and `.push-<pid>-*` temp entries and `*.tmp-<pid>-<hex>` writes of
+ *   processes that are gone, and per-layer lock files `images/locks/<id>`
+ *   nobody holds (deleted with {@link removeLockFile}'s protocol).
  *
  * @module
  */
@@ -22,7 +27,7 @@ import { validateLayerId } from "./id.ts";
 import { readMeta, writeMeta } from "./meta.ts";
 
 /** What kind of leftover. */
-export type LeftoverKind = "staging" | "removing" | "temp" | "orphan";
+export type LeftoverKind = "staging" | "removing" | "temp" | "orphan" | "lock";
 
 /** One leftover of an interrupted operation. */
 export interface Leftover {
@@ -95,7 +100,110 @@ export async function findLeftovers(
   for (const path of await backend.leftovers(layout, live)) {
     if (!flagged.has(path)) out.push({ kind: "orphan", path });
   }
+  out.push(...await imageLeftovers(layout));
   return out;
+}
+
+/** Temp entries of image operations: `.spool-<pid>-*`, `.save-<pid>-*`, `.push-<pid>-*`, `*.tmp-<pid>-<hex>`. */
+const IMAGE_TEMP = /^\.(?:spool|save|push)-(\d+)-|\.tmp-(\d+)-[0-9a-f]{8}$/;
+
+/** Whether process `pid` is alive (ours counts as alive). */
+function alive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Leftovers of the image store: temp entries of dead processes in
+ * `images/` and `images/blobs/sha256/`, and lock files in `images/locks/`
+ * that nobody holds. Also what `sweepImageTemps` deletes before a load or
+ * save (one rule set).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StoreLayout } from "../layout.ts";
+ * import { imageLeftovers } from "./recovery.ts";
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/images/locks`, { recursive: true });
+ * await Deno.writeTextFile(`${root}/images/.spool-999999999-x`, "");
+ * await Deno.writeTextFile(`${root}/images/locks/abc`, "");
+ * assert.deepEqual(await imageLeftovers(new StoreLayout(root)), [
+ *   { kind: "temp", path: "images/.spool-999999999-x" },
+ *   { kind: "lock", path: "images/locks/abc" },
+ * ]);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function imageLeftovers(layout: StoreLayout): Promise<Leftover[]> {
+  const out: Leftover[] = [];
+  for (const d of ["images", "images/blobs/sha256"]) {
+    for (const n of await entryNames(`${layout.root}/${d}`)) {
+      const m = IMAGE_TEMP.exec(n);
+      if (m && !alive(Number(m[1] ?? m[2]))) {
+        out.push({ kind: "temp", path: `${d}/${n}` });
+      }
+    }
+  }
+  for (const n of await entryNames(`${layout.root}/images/locks`)) {
+    const path = `images/locks/${n}`;
+    if (IMAGE_TEMP.test(n)) continue;
+    let f: Deno.FsFile;
+    try {
+      f = await Deno.open(`${layout.root}/${path}`, {
+        read: true,
+        write: true,
+      });
+    } catch {
+      continue;
+    }
+    try {
+      if (await f.tryLock(true)) out.push({ kind: "lock", path });
+    } finally {
+      f.close();
+    }
+  }
+  return out;
+}
+
+/**
+ * Deletes lock file `path` if nobody holds it: takes its flock without
+ * waiting, and unlinks it while holding it. Safe together with a taker that,
+ * after its flock, checks the path still names the file it locked (and
+ * retries otherwise), as `image_store.ts`'s `flock` does. Returns whether it
+ * was deleted.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { removeLockFile } from "./recovery.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/l`, "");
+ * assert.equal(await removeLockFile(`${dir}/l`), true);
+ * await Deno.remove(dir);
+ * ```
+ */
+export async function removeLockFile(path: string): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true, write: true });
+  } catch {
+    return false;
+  }
+  try {
+    if (!(await f.tryLock(true))) return false;
+    const [a, b] = [await f.stat(), await Deno.lstat(path).catch(() => null)];
+    if (!b || a.ino !== b.ino || a.dev !== b.dev) return false; // replaced meanwhile
+    await Deno.remove(path);
+    return true;
+  } finally {
+    f.close();
+  }
 }
 
 /**

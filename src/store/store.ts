@@ -45,7 +45,7 @@ import { FORMAT_VERSION } from "./config.ts";
 import { validateLayerId } from "./id.ts";
 import { readMeta, readParents } from "./meta.ts";
 import { readCounts } from "./refcounts.ts";
-import { findLeftovers, finishCommits } from "./recovery.ts";
+import { findLeftovers, finishCommits, removeLockFile } from "./recovery.ts";
 
 /** Options of {@link Store.create} and {@link Store.createReadWrite}. */
 export interface CreateOptions {
@@ -868,10 +868,14 @@ export class Store {
     await ctx.locked(async () => {
       await finishCommits(ctx.layout, ctx.backend);
       const info = await readMountInfo();
-      for (const { path } of await findLeftovers(ctx.layout, ctx.backend)) {
+      for (
+        const { kind, path } of await findLeftovers(ctx.layout, ctx.backend)
+      ) {
         const abs = `${ctx.root}/${path}`;
         try {
-          if (path.startsWith("mnt/")) {
+          if (kind === "lock") {
+            await removeLockFile(abs);
+          } else if (path.startsWith("mnt/")) {
             // Only a mount is unmounted: umount2 of a plain dir is EPERM for
             // a user who may not mount (a vfs store's), which left the
             // orphan dir there for good.
