@@ -39,4 +39,9 @@ export {
   type Platform,
   selectPlatform,
 } from "./platform.ts";
-export { type SavedImage, saveImage, type SaveImageOptions } from "./save.ts";
+export {
+  type FreshLayer,
+  type SavedImage,
+  saveImage,
+  type SaveImageOptions,
+} from "./save.ts";
