@@ -16,8 +16,8 @@
  * An op never straddles a frame (a long segment is cut into several `S`
  * ops), so a frame is decoded on its own. Frames hold at most
  * {@link FRAME_RAW} bytes of ops and are compressed one by one with
- * `gzipSync` (about 1.3 GB/s here on header-and-padding bytes, vs 0.4 GB/s
- * through `CompressionStream`), which is what keeps recording cheap.
+ * `gzipSync` at level 1 (several GB/s here on header-and-padding bytes, vs
+ * 0.4 GB/s through `CompressionStream` at its default level), which is what keeps recording cheap.
  *
  * @module
  */
@@ -99,7 +99,11 @@ export class RecordEncoder {
   /** Compresses and writes the pending ops as one frame. */
   flush(): void {
     if (this.#at === 0) return;
-    const z = nodeZlib().gzipSync(this.#buf.subarray(0, this.#at));
+    // Level 1: ~1.5x the record size of level 6 (2.2 vs 1.5 MB for a
+    // 50k-file layer) at a third less recording time.
+    const z = nodeZlib().gzipSync(this.#buf.subarray(0, this.#at), {
+      level: 1,
+    });
     const head = new Uint8Array(8);
     const hv = new DataView(head.buffer);
     hv.setUint32(0, z.length, true);
