@@ -5,7 +5,8 @@ import { openStore, pullImage } from "../../mod.ts";
 const [root, ref, backend] = Deno.args;
 const store = await openStore({
   root,
-  backend: (backend ?? "overlay") as "overlay",
+  // An existing store keeps its backend; "auto" opens whichever it is.
+  backend: (backend ?? "auto") as "auto",
 });
 const enc = new TextEncoder();
 const img = await pullImage(store, ref, {

@@ -86,7 +86,11 @@ async function withStore<T>(
   fn: (store: Store, root: string) => Promise<T>,
 ): Promise<T> {
   const root = await Deno.makeTempDir({ prefix: "layerfs-push-store-" });
-  const store = await openStore({ root, backend: "overlay" });
+  // overlay needs root (real mounts); as another user the store is vfs.
+  const store = await openStore({
+    root,
+    backend: Deno.uid() === 0 ? "overlay" : "vfs",
+  });
   try {
     return await fn(store, root);
   } finally {
