@@ -29,17 +29,16 @@
  * @module
  */
 
-import {
-  InvalidArchive,
-  InvalidImage,
-  LayerExists,
-  UsageError,
-} from "../errors.ts";
-import { decompress, decompressStream } from "../archive/compress/mod.ts";
+import { InvalidImage, LayerExists, UsageError } from "../errors.ts";
+import { backendByName } from "../backends/registry.ts";
 import type { Store } from "../store/store.ts";
 import { chainIds, digestHex, sha256Hex } from "./digest.ts";
 import { parseJson } from "./_formats.ts";
-import { HashedStream } from "./_verify.ts";
+import {
+  inlineUnpacker,
+  type Unpacker,
+  workerUnpacker,
+} from "./_unpack_pool.ts";
 import {
   ensureDirs,
   flock,
@@ -52,24 +51,7 @@ import {
   writeIndex,
 } from "./image_store.ts";
 
-/** Runs at most `n` of the given jobs at once, in the order they were handed in. */
-export function semaphore(
-  n: number,
-): <T>(job: () => Promise<T>) => Promise<T> {
-  let free = n;
-  const waiting: (() => void)[] = [];
-  return async <T>(job: () => Promise<T>): Promise<T> => {
-    if (free > 0) free--;
-    else await new Promise<void>((r) => waiting.push(r));
-    try {
-      return await job();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else free++;
-    }
-  };
-}
+export { semaphore } from "./_unpack_pool.ts";
 
 /** Checks a `parallel` option. */
 export function checkParallel(parallel: number): number {
@@ -143,7 +125,7 @@ export interface ImageToStore {
 export interface StoreImageOptions {
   /** Told about each layer as it starts, streams and ends. */
   onProgress?: (p: LoadProgress) => void;
-  /** Layers fetched and extracted at once. @default {1} */
+  /** Layers fetched and unpacked at once, in workers. @default {navigator.hardwareConcurrency} */
   parallel?: number;
   /** Keep each extracted layer's compressed blob in `images/blobs/`. @default {false} */
   keepBlobs?: boolean;
@@ -197,6 +179,7 @@ export async function storeImage(
   const locks: LayerLock[] = [];
   const made: string[] = [];
   const sizes: number[] = [];
+  let unpacker: Unpacker | undefined;
   await ensureDirs(imagesDir(store));
   try {
     // Every layer's lock, bottom first (one order for every loader).
@@ -205,8 +188,9 @@ export async function storeImage(
       signal?.throwIfAborted();
     }
     // Missing layers are extracted in parallel (`options.parallel` at
-    // once) and published bottom first: each waits for the one below it.
-    const slots = semaphore(checkParallel(options.parallel ?? 1));
+    // once, in workers) and published bottom first: each waits for the one
+    // below it.
+    unpacker = await unpackerFor(store, chains, options.parallel);
     const tasks: Promise<number>[] = [];
     let below: Promise<unknown> = Promise.resolve();
     for (let i = 0; i < chains.length; i++) {
@@ -226,18 +210,15 @@ export async function storeImage(
       }
       const parentReady = below.then(() => {});
       parentReady.catch(() => {}); // reported by the layer below
-      const task = slots(() => {
-        signal?.throwIfAborted();
-        return applyLayer(store, {
-          blob: layer,
-          subject: `${s} layer ${i + 1}`,
-          diffId: diffIds[i],
-          id: chains[i],
-          parent: chains[i - 1],
-          parentReady,
-          keepBlob: options.keepBlobs === true,
-          onBytes: (bytes) => onProgress?.({ ...base, bytes, state: "apply" }),
-        });
+      const task = applyLayer(store, unpacker, signal, {
+        blob: layer,
+        subject: `${s} layer ${i + 1}`,
+        diffId: diffIds[i],
+        id: chains[i],
+        parent: chains[i - 1],
+        parentReady,
+        keepBlob: options.keepBlobs === true,
+        onBytes: (bytes) => onProgress?.({ ...base, bytes, state: "apply" }),
       }).then((size) => {
         if (size >= 0) made.push(chains[i]);
         onProgress?.({ ...base, bytes: size, state: "done" });
@@ -248,6 +229,7 @@ export async function storeImage(
       below = task;
     }
     const settled = await Promise.allSettled(tasks);
+    signal?.throwIfAborted(); // its reason, not what it made of the streams
     // The lowest failure is the cause; those above it failed with it.
     const failed = settled.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
@@ -302,6 +284,7 @@ export async function storeImage(
     }
     throw e;
   } finally {
+    unpacker?.close();
     for (const l of locks) l.close();
   }
 }
@@ -317,106 +300,69 @@ interface LayerJob {
   onBytes: (total: number) => void;
 }
 
+/**
+ * Where this image's layers unpack: `parallel` workers (default: one per
+ * CPU), never more than the layers missing; on the calling thread for
+ * `parallel: 1` and on backends that copy the parent (each layer waits for
+ * the one below it anyway).
+ */
+async function unpackerFor(
+  store: Store,
+  chains: string[],
+  parallel: number | undefined,
+): Promise<Unpacker> {
+  const n = checkParallel(parallel ?? navigator.hardwareConcurrency ?? 1);
+  if (n === 1 || backendByName(store.backend).capabilities.copiesParent) {
+    return inlineUnpacker();
+  }
+  let missing = 0;
+  for (const c of chains) if (!(await store.exists(c))) missing++;
+  return missing > 1 ? workerUnpacker(Math.min(n, missing)) : inlineUnpacker();
+}
+
 /** Streams one layer into the store, verified before it is published. */
-async function applyLayer(store: Store, job: LayerJob): Promise<number> {
-  const { blob, subject, diffId } = job;
-  let total = 0;
-  let packed: HashedStream | undefined;
-  let tar: HashedStream | undefined;
-  let kept: { file: Deno.FsFile; tmp: string } | undefined;
+async function applyLayer(
+  store: Store,
+  unpacker: Unpacker,
+  signal: AbortSignal | undefined,
+  job: LayerJob,
+): Promise<number> {
+  const { blob } = job;
+  // A kept blob is written under a temp name and renamed once verified.
+  const keepTmp = job.keepBlob && blob.digest !== undefined
+    ? `${imagesDir(store)}/blobs/sha256/${blob.digest}.tmp-${Deno.pid}-${
+      crypto.randomUUID().slice(0, 8)
+    }`
+    : undefined;
   try {
-    const opened = blob.open();
-    const size = opened.size ?? blob.size;
-    let input = opened.stream;
-    if (job.keepBlob && blob.digest !== undefined) {
-      const dir = `${imagesDir(store)}/blobs/sha256`;
-      const tmp = `${dir}/${blob.digest}.tmp-${Deno.pid}-${
-        crypto.randomUUID().slice(0, 8)
-      }`;
-      const k = {
-        file: await Deno.open(tmp, { write: true, createNew: true }),
-        tmp,
-      };
-      kept = k;
-      input = input.pipeThrough(
-        new TransformStream({
-          async transform(chunk, c) {
-            for (let off = 0; off < chunk.length;) {
-              off += await k.file.write(chunk.subarray(off));
-            }
-            c.enqueue(chunk);
-          },
-        }),
+    return await store.applyDiffStaged(job.id, job.parent, async (staged) => {
+      const size = await unpacker.run(
+        {
+          subject: job.subject,
+          label: blob.label,
+          digest: blob.digest,
+          size: blob.size,
+          compression: blob.compression,
+          diffId: job.diffId,
+          keepTmp,
+        },
+        () => {
+          signal?.throwIfAborted();
+          return blob.open();
+        },
+        staged,
+        job.onBytes,
       );
-    }
-    const p = new HashedStream(input, subject, size, (n) => {
-      total += n;
-      job.onBytes(total);
-    });
-    packed = p;
-    const c = blob.compression;
-    const stream = c === undefined
-      ? (await decompress(p.stream, { name: subject })).stream
-      : c === "none"
-      ? p.stream
-      : decompressStream(p.stream, c, { name: subject });
-    tar = new HashedStream(stream, subject);
-    const t = tar;
-    await store.applyDiffChecked(job.id, job.parent, t.stream, async () => {
-      await t.drain(); // the extractor stops at the end-of-archive blocks
-      await p.drain();
-      if (size !== undefined && p.bytes !== size) {
-        throw new InvalidImage(
-          subject,
-          `its blob ${blob.label} ended after ${p.bytes} of ${size} bytes`,
-        );
+      if (keepTmp !== undefined) {
+        await Deno.rename(keepTmp, keepTmp.replace(/\.tmp-.*$/, ""));
       }
-      if (blob.digest !== undefined && p.digest() !== blob.digest) {
-        throw new InvalidImage(
-          subject,
-          `its blob has digest sha256:${p.digest()}, the manifest says sha256:${blob.digest}`,
-        );
-      }
-      if (`sha256:${t.digest()}` !== diffId) {
-        throw new InvalidImage(
-          subject,
-          `its uncompressed tar has DiffID sha256:${t.digest()}, the config's rootfs.diff_ids says ${diffId}`,
-        );
-      }
-      if (kept) {
-        const k = kept;
-        kept = undefined;
-        try {
-          await k.file.sync();
-        } finally {
-          k.file.close();
-        }
-        await Deno.rename(k.tmp, k.tmp.replace(/\.tmp-.*$/, "")).catch(
-          async (e) => {
-            await Deno.remove(k.tmp).catch(() => {});
-            throw e;
-          },
-        );
-      }
+      return size;
     }, { parentReady: job.parentReady });
-    return t.bytes;
   } catch (e) {
+    if (keepTmp !== undefined) await Deno.remove(keepTmp).catch(() => {});
     // Another load made it meanwhile without our lock (not a layerfs load):
     // a chain id names one content, so it is the same layer.
     if (e instanceof LayerExists) return -1;
-    if (!(e instanceof InvalidArchive)) throw e;
-    throw new InvalidImage(
-      subject,
-      `its layer tar cannot be applied (${(e as Error).message})`,
-      "the archive is corrupt or truncated; make or fetch it again",
-      { cause: e },
-    );
-  } finally {
-    await tar?.cancel();
-    await packed?.cancel();
-    if (kept) {
-      kept.file.close();
-      await Deno.remove(kept.tmp).catch(() => {});
-    }
+    throw e;
   }
 }

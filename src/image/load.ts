@@ -47,12 +47,12 @@ export interface LoadImageOptions {
   /** Told about each layer as it starts, streams and ends. */
   onProgress?: (p: LoadProgress) => void;
   /**
-   * Layers of one image extracted at once, published bottom first (each
-   * holds a few MiB of buffers). Measured on Deno 2.9.6, 4 is no faster
-   * than 1: decompression, hashing and extraction all run on the one JS
-   * thread (`DecompressionStream` and `node:zlib` alike), so a gain needs
-   * the work moved to workers first.
-   * @default {1}
+   * Layers of one image unpacked at once, each in a worker thread
+   * (decompression, digests, DiffID and extraction), published bottom
+   * first; never more workers than missing layers. 1 unpacks on the
+   * calling thread without workers; backends that copy the parent (vfs)
+   * always do.
+   * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;
 }

@@ -51,9 +51,11 @@ export interface PullImageOptions {
    */
   platform?: string | Platform;
   /**
-   * Layers downloaded (and extracted) at once. Extraction of a layer waits
-   * for its parent on backends that copy the parent (vfs).
-   * @default {3}
+   * Layers downloaded and unpacked at once, each unpacked in a worker
+   * thread (the downloads stay on the calling thread, in one client). 1
+   * unpacks on the calling thread; on backends that copy the parent (vfs)
+   * layers unpack there one after another.
+   * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;
   /**
@@ -176,7 +178,7 @@ export async function pullImage(
       })),
       sources: [r.name],
     }, {
-      parallel: options.parallel ?? 3,
+      parallel: options.parallel,
       keepBlobs: options.keepBlobs,
       onProgress: options.onProgress,
       signal,

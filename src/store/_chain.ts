@@ -9,7 +9,12 @@
  * @module
  */
 
-import { applyLayerTarRecorded, type TarSource } from "../archive/layer.ts";
+import {
+  applyLayerTarRecorded,
+  type LayerDirs,
+  type TarSource,
+  type WhiteoutFormat,
+} from "../archive/layer.ts";
 import { buildLayer } from "./_build.ts";
 import type { StoreContext } from "./_context.ts";
 
@@ -40,6 +45,41 @@ export async function applyCheckedLayer(
       await beforePublish();
       return size;
     },
+  });
+  return size!;
+}
+
+/**
+ * A layer's staging as plain data (it can be posted to a worker): the dirs
+ * with the backend's whiteout format by name, and where its tar-split
+ * record goes.
+ */
+export interface StagedLayer {
+  /** The staging dir, its parents' dirs and the whiteout format. */
+  dirs: LayerDirs & { format: WhiteoutFormat };
+  /** Where the tar-split record goes (a new file). */
+  record: string;
+}
+
+/**
+ * {@link applyCheckedLayer} for a caller that extracts and checks the tar
+ * itself (in a worker): `fill` gets the staging as plain data and returns
+ * the applied size; when it throws, nothing is published.
+ *
+ * @throws {LayerExists} {ParentNotFound} {ParentNotCommitted} and whatever
+ *   `fill` throws.
+ */
+export async function applyStagedLayer(
+  ctx: StoreContext,
+  id: string,
+  parent: string | undefined,
+  fill: (staged: StagedLayer) => Promise<number>,
+  parentReady?: Promise<void>,
+): Promise<number> {
+  const size = await buildLayer(ctx, id, parent, {
+    readWrite: false,
+    parentReady,
+    fill: (dirs, record) => fill({ dirs: ctx.plainDirs(dirs), record }),
   });
   return size!;
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { LayerDirs } from "../archive/types.ts";
+import type { LayerDirs, WhiteoutFormat } from "../archive/types.ts";
 import type { BackendName } from "../backends/registry.ts";
 import type { Backend, BackendSettings } from "../backends/types.ts";
 import { LayerNotFound } from "../errors.ts";
@@ -81,6 +81,19 @@ export class StoreContext {
       dir,
       codec: this.backend.whiteoutCodec(this.settings),
       parentDirs: parents.map((p) => this.layout.diff(p)),
+    };
+  }
+
+  /**
+   * {@link dirs} as plain data (for a worker): the codec named by the
+   * backend's whiteout format.
+   */
+  plainDirs(dirs: LayerDirs): LayerDirs & { format: WhiteoutFormat } {
+    return {
+      dir: dirs.dir,
+      parentDirs: dirs.parentDirs,
+      format: this.backend.whiteoutFormat,
+      userXattr: this.settings.userXattr === true,
     };
   }
 

@@ -14,6 +14,7 @@ export {
   Store,
   type Usage,
 } from "./store.ts";
+export type { StagedLayer } from "./_chain.ts";
 export { openStore, type OpenStoreOptions } from "./open.ts";
 export { validateLayerId } from "./id.ts";
 export { planLayerMount } from "./plan_layer.ts";

@@ -33,7 +33,11 @@ import { LayerfsError, StoreError } from "../errors.ts";
 import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
 import { statfs } from "../sys/statfs_linux.ts";
 import { buildLayer, commitLayer } from "./_build.ts";
-import { applyCheckedLayer } from "./_chain.ts";
+import {
+  applyCheckedLayer,
+  applyStagedLayer,
+  type StagedLayer,
+} from "./_chain.ts";
 import { noParent, type StoreContext } from "./_context.ts";
 import { compared, comparison, openComparison } from "./_compare.ts";
 import { deferredByteStream } from "./_deferred_stream.ts";
@@ -758,6 +762,66 @@ export class Store {
       p,
       tar,
       beforePublish,
+      options.parentReady,
+    );
+  }
+
+  /**
+   * {@link applyDiffChecked} for a caller that extracts the tar itself, in
+   * another thread (image loads hand each layer to a worker): `fill` gets
+   * the layer's staging as plain data (its dir, its parents' dirs, the
+   * whiteout format, where the tar-split record goes), extracts into it
+   * with `applyLayerTarRecorded`, checks what it must, and returns the
+   * applied size. When it throws, the staging dir is removed and nothing is
+   * published; the store's locks and state stay with the caller's thread.
+   * `options.parentReady` is as in {@link applyDiffChecked}.
+   *
+   * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
+   *   and whatever `fill` throws.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { applyLayerTarRecorded } from "../archive/layer.ts";
+   * import { tarHeader, TarWriter } from "../archive/tar/mod.ts";
+   * const w = new TarWriter();
+   * const bytes = new Response(w.readable).bytes();
+   * await w.add(tarHeader({ name: "hello", size: 3 }), new TextEncoder().encode("hi\n"));
+   * await w.close();
+   * const tar = await bytes;
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * const size = await store.applyDiffStaged("base", undefined, async (staged) => {
+   *   assert.equal(staged.dirs.format, "vfs"); // plain data: postable to a worker
+   *   return (await applyLayerTarRecorded(staged.dirs, tar, staged.record)).size;
+   * });
+   * assert.equal(size, 3);
+   * assert.equal(await Deno.readTextFile(`${root}/diff/base/hello`), "hi\n");
+   * await assert.rejects(
+   *   store.applyDiffStaged("bad", undefined, () => Promise.reject(new Error("no"))),
+   *   Error,
+   * );
+   * assert.equal(await store.exists("bad"), false); // nothing published
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
+   * ```
+   */
+  async applyDiffStaged(
+    id: string,
+    parent: string | null | undefined,
+    fill: (staged: StagedLayer) => Promise<number>,
+    options: { parentReady?: Promise<void> } = {},
+  ): Promise<number> {
+    this.#open();
+    validateLayerId(id);
+    const p = noParent(parent);
+    if (p !== undefined) validateLayerId(p);
+    return await applyStagedLayer(
+      this.#ctx,
+      id,
+      p,
+      fill,
       options.parentReady,
     );
   }

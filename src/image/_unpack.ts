@@ -1,0 +1,128 @@
+/**
+ * Internal: what happens to one layer blob between its bytes and its
+ * staging dir, the same on the main thread and in a worker
+ * (`_unpack_worker.ts`): decompress, check the blob's digest and size,
+ * hash the uncompressed tar for its DiffID, and extract it from directory
+ * fds with its tar-split record (`applyLayerTarRecorded`). Everything it
+ * needs is plain data, so it can be posted to a worker; the store's locks
+ * and state stay with the caller.
+ *
+ * @module
+ */
+
+import { InvalidArchive, InvalidImage } from "../errors.ts";
+import { decompress, decompressStream } from "../archive/compress/mod.ts";
+import { applyLayerTarRecorded } from "../archive/tarsplit/mod.ts";
+import type { StagedLayer } from "../store/_chain.ts";
+import { HashedStream } from "./_verify.ts";
+
+/** One layer to unpack, as plain data. */
+export interface UnpackJob {
+  /** Names the layer in errors (`app:1 layer 2`). */
+  subject: string;
+  /** Names its blob in errors (a path in an archive, a blob of a repository). */
+  label: string;
+  /** Expected sha256 hex of the blob, when known. */
+  digest?: string;
+  /** Expected size of the blob, when known. */
+  size?: number;
+  /** Its compression when its media type names it; detected from the bytes otherwise. */
+  compression?: "none" | "gzip" | "zstd";
+  /** The config's DiffID for it (`sha256:<hex>`). */
+  diffId: string;
+  /**
+   * A new file to copy the blob into (keepBlobs): fsynced and closed when
+   * every check passed (the caller renames it), removed otherwise.
+   */
+  keepTmp?: string;
+}
+
+/**
+ * Unpacks `input` (the blob's bytes) into `staged`, checked: returns the
+ * uncompressed tar's length once its blob digest and size and its DiffID
+ * match.
+ *
+ * @throws {InvalidImage} a mismatch, or a tar that cannot be applied (its
+ *   `InvalidArchive` as the cause); what the input throws.
+ */
+export async function unpackLayer(
+  job: UnpackJob,
+  input: ReadableStream<Uint8Array>,
+  staged: StagedLayer,
+  onBytes: (total: number) => void,
+): Promise<number> {
+  const { subject, diffId } = job;
+  let total = 0;
+  let packed: HashedStream | undefined;
+  let tar: HashedStream | undefined;
+  let kept: Deno.FsFile | undefined;
+  let keptOk = false;
+  try {
+    if (job.keepTmp !== undefined) {
+      const k = await Deno.open(job.keepTmp, { write: true, createNew: true });
+      kept = k;
+      input = input.pipeThrough(
+        new TransformStream({
+          async transform(chunk, c) {
+            for (let off = 0; off < chunk.length;) {
+              off += await k.write(chunk.subarray(off));
+            }
+            c.enqueue(chunk);
+          },
+        }),
+      );
+    }
+    const p = new HashedStream(input, subject, job.size, (n) => {
+      total += n;
+      onBytes(total);
+    });
+    packed = p;
+    const c = job.compression;
+    const stream = c === undefined
+      ? (await decompress(p.stream, { name: subject })).stream
+      : c === "none"
+      ? p.stream
+      : decompressStream(p.stream, c, { name: subject });
+    const t = new HashedStream(stream, subject);
+    tar = t;
+    await applyLayerTarRecorded(staged.dirs, t.stream, staged.record);
+    await t.drain(); // the extractor stops at the end-of-archive blocks
+    await p.drain();
+    if (job.size !== undefined && p.bytes !== job.size) {
+      throw new InvalidImage(
+        subject,
+        `its blob ${job.label} ended after ${p.bytes} of ${job.size} bytes`,
+      );
+    }
+    if (job.digest !== undefined && p.digest() !== job.digest) {
+      throw new InvalidImage(
+        subject,
+        `its blob has digest sha256:${p.digest()}, the manifest says sha256:${job.digest}`,
+      );
+    }
+    if (`sha256:${t.digest()}` !== diffId) {
+      throw new InvalidImage(
+        subject,
+        `its uncompressed tar has DiffID sha256:${t.digest()}, the config's rootfs.diff_ids says ${diffId}`,
+      );
+    }
+    if (kept) await kept.sync();
+    keptOk = true;
+    return t.bytes;
+  } catch (e) {
+    if (!(e instanceof InvalidArchive)) throw e;
+    throw new InvalidImage(
+      subject,
+      `its layer tar cannot be applied (${(e as Error).message})`,
+      "the archive is corrupt or truncated; make or fetch it again",
+      { cause: e },
+    );
+  } finally {
+    await tar?.cancel();
+    await packed?.cancel();
+    if (kept) {
+      kept.close();
+      if (!keptOk) await Deno.remove(job.keepTmp!).catch(() => {});
+    }
+  }
+}

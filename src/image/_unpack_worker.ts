@@ -1,0 +1,57 @@
+/**
+ * Internal: the unpack worker's entry module (see `_unpack_pool.ts`). It
+ * imports only what one layer's unpack needs (`_unpack.ts`, `_wire.ts`),
+ * so a worker starts quickly. Each message is one job: the layer as plain
+ * data and a port carrying the blob's bytes in and progress and the
+ * outcome back.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import type { StagedLayer } from "../store/_chain.ts";
+import { unpackLayer, type UnpackJob } from "./_unpack.ts";
+import { ErrorBook, receiveStream, type WireError } from "./_wire.ts";
+
+/** A job as posted to the worker. */
+export interface WorkerJob {
+  job: UnpackJob;
+  staged: StagedLayer;
+  /** Bytes in (see `receiveStream`). */
+  bytes: MessagePort;
+  /** Progress and the outcome out. */
+  reply: MessagePort;
+}
+
+/** What the worker posts on `reply`. */
+export type WorkerReply =
+  | { bytes: number }
+  | { size: number }
+  | { error: WireError };
+
+self.onmessage = async (ev: MessageEvent<WorkerJob>) => {
+  const { job, staged, bytes, reply } = ev.data;
+  const book = new ErrorBook();
+  const post = (m: WorkerReply) => reply.postMessage(m);
+  let last = 0;
+  try {
+    const size = await unpackLayer(
+      job,
+      receiveStream(bytes, book),
+      staged,
+      (n) => {
+        // A few updates per MiB are plenty for a progress line.
+        if (n - last >= 1 << 20 || n === job.size) {
+          last = n;
+          post({ bytes: n });
+        }
+      },
+    );
+    post({ size });
+  } catch (e) {
+    post({ error: book.encode(e) });
+  } finally {
+    reply.close();
+  }
+};
