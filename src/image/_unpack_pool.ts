@@ -15,7 +15,7 @@
  */
 
 import type { StagedLayer } from "../store/_chain.ts";
-import { unpackLayer, type UnpackJob } from "./_unpack.ts";
+import { type UnpackJob, unpackLayer } from "./_unpack.ts";
 import type { WorkerJob, WorkerReply } from "./_unpack_worker.ts";
 import { ErrorBook, sendStream } from "./_wire.ts";
 
@@ -120,8 +120,12 @@ export function workerUnpacker(size: number): Unpacker {
       reject(new Error(`The unpack worker failed: ${ev.message}`));
     };
     w.postMessage(
-      { job, staged, bytes: bytes.port2, reply: reply.port2 } satisfies
-        WorkerJob,
+      {
+        job,
+        staged,
+        bytes: bytes.port2,
+        reply: reply.port2,
+      } satisfies WorkerJob,
       [bytes.port2, reply.port2],
     );
     return promise.finally(async () => {

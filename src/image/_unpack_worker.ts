@@ -11,7 +11,7 @@
 /// <reference lib="deno.worker" />
 
 import type { StagedLayer } from "../store/_chain.ts";
-import { unpackLayer, type UnpackJob } from "./_unpack.ts";
+import { type UnpackJob, unpackLayer } from "./_unpack.ts";
 import { ErrorBook, receiveStream, type WireError } from "./_wire.ts";
 
 /** A job as posted to the worker. */

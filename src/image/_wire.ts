@@ -79,7 +79,9 @@ export class ErrorBook {
       fields: { ...fields, [REF_FIELD]: ref },
     };
     const cause = (err as Error).cause;
-    if (cause !== undefined && depth < 8) out.cause = this.encode(cause, depth + 1);
+    if (cause !== undefined && depth < 8) {
+      out.cause = this.encode(cause, depth + 1);
+    }
     return out;
   }
 
