@@ -1,66 +1,113 @@
 /**
- * Images benchmark: `loadImage` of a 3-layer image (about 200 MiB of
- * files: many small ones, a few large) from an OCI layout with gzip
- * layers and from an uncompressed docker-archive, against GNU tar
- * extracting the same layer blobs into plain dirs (no verification, no
- * store), and a second load that reuses every layer; loads one layer at a
- * time and 4 at once. Overlay, needs root. Median of 3 runs each, each
- * timed until `sync` returns.
+ * Images benchmark (`deno task bench images`, issue #10): one oci-archive
+ * (a tar of an OCI layout) of a 4-layer image with gzip layers: a real
+ * rootfs (GNU tar of the host's /etc, /usr/sbin, /usr/include, Python's
+ * and Perl's libraries), a layer of many small files, and two mixed
+ * layers. Interleaved, REPS rounds, each run timed until `sync` returns,
+ * each into a fresh store on overlay:
+ *
+ * - `loadImage`, parallel = CPUs (layers unpacked in workers),
+ * - `loadImage`, parallel 1 (on the calling thread),
+ * - `podman load` of the same archive (private `--root`/`--runroot` in a
+ *   temp dir, overlay driver; removed afterwards),
+ * - GNU tar `-xzf` of the 4 layer blobs, one after another (no checks, no
+ *   store),
+ * - and, once, a second load that reuses every layer.
+ *
+ * Prints medians, every run, the load average, and the ratios
+ * ours/podman, ours-parallel/GNU-sequential and parallel/sequential. Needs
+ * root (overlay mounts, podman's overlay).
  *
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { gzipSync } from "node:zlib";
 import { loadImage, openStore, tarHeader, TarWriter } from "../mod.ts";
-import { median } from "./_util.ts";
+import {
+  buildImage,
+  buildLayer,
+  tarDir,
+  writeOciLayout,
+} from "../tests/image/_images.ts";
+import { median, prng, sh } from "./_util.ts";
 
-const REPS = 3;
-const enc = new TextEncoder();
-const sha = (b: Uint8Array) => createHash("sha256").update(b).digest("hex");
+const REPS = Number(Deno.env.get("LAYERFS_BENCH_REPS") ?? 3);
 
-/** Bytes of 4 random bits each: gzip gets them to about half, with real decoding work. */
-function halfEntropy(n: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i += 65536) {
-    crypto.getRandomValues(b.subarray(i, Math.min(n, i + 65536)));
-  }
-  for (let i = 0; i < n; i++) b[i] = 0x41 + (b[i] & 0x0f);
-  return b;
-}
+/** The host dirs that make the "real rootfs" layer (those that exist). */
+const ROOTFS = [
+  "etc",
+  "usr/sbin",
+  "usr/include",
+  "usr/lib/python3.11",
+  "usr/lib/python3",
+  "usr/share/perl",
+];
 
-async function layer(
-  prefix: string,
-  files: number,
-  size: number,
-  big: number,
-): Promise<Uint8Array> {
+/** `files` small files (0-2 KiB, text-like) in dirs of 200. */
+async function smallFiles(files: number, seed: number): Promise<Uint8Array> {
+  const rand = prng(seed);
   const w = new TarWriter();
   const out = new Response(w.readable).bytes();
-  const body = halfEntropy(size);
-  await w.add(tarHeader({ name: prefix, type: "dir" }));
-  for (let d = 0; d < files / 100; d++) {
-    await w.add(tarHeader({ name: `${prefix}/d${d}`, type: "dir" }));
-    for (let f = 0; f < 100; f++) {
-      await w.add(
-        tarHeader({ name: `${prefix}/d${d}/f${f}`, size }),
-        body,
-      );
+  const words = new TextEncoder().encode(
+    "lorem ipsum dolor sit amet consectetur adipiscing elit sed do ".repeat(40),
+  );
+  await w.add(tarHeader({ name: "small", type: "dir" }));
+  for (let f = 0; f < files; f++) {
+    if (f % 200 === 0) {
+      await w.add(tarHeader({ name: `small/d${f / 200}`, type: "dir" }));
     }
+    const n = (rand() * 2048) | 0;
+    const at = (rand() * (words.length - n)) | 0;
+    await w.add(
+      tarHeader({ name: `small/d${Math.floor(f / 200)}/f${f}`, size: n }),
+      words.subarray(at, at + n),
+    );
   }
-  const b = halfEntropy(big);
-  await w.add(tarHeader({ name: `${prefix}/big`, size: big }), b);
   await w.close();
   return await out;
 }
 
-async function sh(cmd: string): Promise<void> {
-  const r = await new Deno.Command("sh", { args: ["-c", cmd] }).output();
-  if (!r.success) throw new Error(`${cmd} failed`);
+/** `files` files of `size` bytes with 4 random bits each (gzip halves them), and one of `big`. */
+async function mixed(
+  prefix: string,
+  files: number,
+  size: number,
+  big: number,
+  seed: number,
+): Promise<Uint8Array> {
+  const rand = prng(seed);
+  const body = (n: number) => {
+    const b = new Uint8Array(n);
+    for (let i = 0; i < n; i++) b[i] = 0x41 + ((rand() * 16) | 0);
+    return b;
+  };
+  const w = new TarWriter();
+  const out = new Response(w.readable).bytes();
+  const b = body(size);
+  await w.add(tarHeader({ name: prefix, type: "dir" }));
+  for (let f = 0; f < files; f++) {
+    if (f % 100 === 0) {
+      await w.add(tarHeader({ name: `${prefix}/d${f / 100}`, type: "dir" }));
+    }
+    b[0] = f & 0xff;
+    await w.add(
+      tarHeader({ name: `${prefix}/d${Math.floor(f / 100)}/f${f}`, size }),
+      b,
+    );
+  }
+  await w.add(tarHeader({ name: `${prefix}/big`, size: big }), body(big));
+  await w.close();
+  return await out;
+}
+
+async function timed(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  await sh("sync", []);
+  return (performance.now() - t0) / 1000;
 }
 
 /**
- * Runs the images benchmark and prints a table.
+ * Runs the images benchmark and prints its figures.
  *
  * @example
  * ```ts ignore
@@ -73,168 +120,155 @@ export async function runImagesBench(): Promise<void> {
     console.log("images bench: skipped (needs root for real mounts)");
     return;
   }
-  const tmp = await Deno.makeTempDir({ prefix: "layerfs-bench-img-" });
+  const work = await Deno.makeTempDir({ prefix: "layerfs-bench-img-" });
+  const runBase = await Deno.makeTempDir({ dir: "/tmp", prefix: "lfi" });
   try {
+    const dirs = [];
+    for (const d of ROOTFS) {
+      if (await Deno.stat(`/${d}`).then(() => true, () => false)) dirs.push(d);
+    }
+    await sh("tar", [
+      "--format=pax",
+      "--numeric-owner",
+      "-C",
+      "/",
+      "-cf",
+      `${work}/rootfs.tar`,
+      ...dirs,
+    ]);
     const tars = [
-      await layer("a", 2000, 16 << 10, 64 << 20),
-      await layer("b", 1000, 32 << 10, 32 << 20),
-      await layer("c", 500, 8 << 10, 48 << 20),
+      await Deno.readFile(`${work}/rootfs.tar`),
+      await smallFiles(30000, 1),
+      await mixed("lib", 2000, 16384, 16 << 20, 2),
+      await mixed("app", 1000, 2048, 8 << 20, 3),
     ];
-    const total = tars.reduce((n, t) => n + t.length, 0);
-    const gz = tars.map((t) => new Uint8Array(gzipSync(t, { level: 1 })));
-    const config = enc.encode(JSON.stringify({
-      architecture: "amd64",
-      os: "linux",
-      rootfs: { type: "layers", diff_ids: tars.map((t) => `sha256:${sha(t)}`) },
-    }));
-    // OCI layout with gzip layers.
-    const oci = `${tmp}/oci`;
-    await Deno.mkdir(`${oci}/blobs/sha256`, { recursive: true });
-    for (const b of [...gz, config]) {
-      await Deno.writeFile(`${oci}/blobs/sha256/${sha(b)}`, b);
+    await Deno.remove(`${work}/rootfs.tar`);
+    const image = buildImage(tars.map((t) => buildLayer(t, "gzip")));
+    const blobs = image.layers.map((l) => l.blob);
+    await writeOciLayout(`${work}/oci`, [{ image, ref: "bench:img" }]);
+    const archive = `${work}/image.tar`;
+    await tarDir(`${work}/oci`, archive);
+    for (const [i, b] of blobs.entries()) {
+      await Deno.writeFile(`${work}/blob${i}.tar.gz`, b);
     }
-    const manifest = enc.encode(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: "application/vnd.oci.image.manifest.v1+json",
-      config: {
-        mediaType: "application/vnd.oci.image.config.v1+json",
-        digest: `sha256:${sha(config)}`,
-        size: config.length,
-      },
-      layers: gz.map((b) => ({
-        mediaType: "application/vnd.oci.image.layer.v1.tar+gzip",
-        digest: `sha256:${sha(b)}`,
-        size: b.length,
-      })),
-    }));
-    await Deno.writeFile(`${oci}/blobs/sha256/${sha(manifest)}`, manifest);
-    await Deno.writeTextFile(
-      `${oci}/oci-layout`,
-      '{"imageLayoutVersion":"1.0.0"}',
+    await Deno.remove(`${work}/oci`, { recursive: true });
+    const mib = (n: number) => (n / (1 << 20)).toFixed(0);
+    const cpus = navigator.hardwareConcurrency;
+    console.log(
+      `images bench: 4 layers (rootfs of ${
+        dirs.join(" ")
+      }, 30,000 small files, 2 mixed), ${
+        mib(tars.reduce((a, t) => a + t.length, 0))
+      } MiB of tar, ${
+        mib(blobs.reduce((a, b) => a + b.length, 0))
+      } MiB gzip, one oci-archive; ${cpus} CPUs; median of ${REPS}, until sync`,
     );
-    await Deno.writeTextFile(
-      `${oci}/index.json`,
-      JSON.stringify({
-        schemaVersion: 2,
-        manifests: [{
-          mediaType: "application/vnd.oci.image.manifest.v1+json",
-          digest: `sha256:${sha(manifest)}`,
-          size: manifest.length,
-          annotations: { "org.opencontainers.image.ref.name": "bench:gz" },
-        }],
-      }),
-    );
-    // Classic docker-archive, uncompressed layers.
-    const d = `${tmp}/docker`;
-    await Deno.mkdir(d);
-    await Deno.writeFile(`${d}/${sha(config)}.json`, config);
-    for (const [i, t] of tars.entries()) {
-      await Deno.mkdir(`${d}/l${i}`);
-      await Deno.writeFile(`${d}/l${i}/layer.tar`, t);
-    }
-    await Deno.writeTextFile(
-      `${d}/manifest.json`,
-      JSON.stringify([{
-        Config: `${sha(config)}.json`,
-        RepoTags: ["bench:tar"],
-        Layers: tars.map((_, i) => `l${i}/layer.tar`),
-      }]),
-    );
-    await sh(`tar -C ${d} -cf ${tmp}/docker.tar .`);
 
-    const time = async (fn: () => Promise<void>) => {
-      const t0 = performance.now();
-      await fn();
-      return (performance.now() - t0) / 1000;
+    const fresh = async (name: string) => {
+      const d = `${work}/${name}`;
+      await Deno.remove(d, { recursive: true }).catch(() => {});
+      await Deno.mkdir(d, { recursive: true });
+      return d;
     };
-    const rows: [string, number][] = [];
-    const measure = async (
-      name: string,
-      prep: () => Promise<void>,
-      fn: () => Promise<void>,
-    ) => {
-      // Each run ends with sync: the time until the files are on disk, so
-      // the writeback of one run does not land in the next one's time.
-      const xs = [];
-      for (let r = 0; r < REPS; r++) {
-        await prep();
-        await sh("sync");
-        xs.push(
-          await time(async () => {
-            await fn();
-            await sh("sync");
-          }),
-        );
-      }
-      rows.push([name, median(xs)]);
-    };
-    const fresh = async () => {
-      await sh(`rm -rf ${tmp}/store ${tmp}/x`);
-    };
-    await measure("GNU tar -xzf of the 3 gzip blobs", fresh, async () => {
-      for (const b of gz) {
-        await Deno.mkdir(`${tmp}/x`, { recursive: true });
-        await sh(`tar -C ${tmp}/x -xzf ${oci}/blobs/sha256/${sha(b)}`);
-      }
-    });
-    for (const parallel of [1, 4]) {
-      await measure(
-        `loadImage OCI layout (gzip), parallel ${parallel}`,
-        fresh,
-        async () => {
-          const store = await openStore({
-            root: `${tmp}/store`,
-            backend: "overlay",
-          });
-          await loadImage(store, oci, { parallel });
+    const podman = (root: string, args: string[]) =>
+      sh("podman", [
+        "--root",
+        `${root}/root`,
+        "--runroot",
+        // podman refuses a runroot longer than 50 characters.
+        `${runBase}/${root.slice(root.lastIndexOf("/") + 1)}`,
+        "--storage-driver",
+        "overlay",
+        ...args,
+      ]);
+    const ours = (parallel: number) => async () => {
+      const d = await fresh(`ours${parallel}`);
+      const t = await timed(async () => {
+        const store = await openStore({ root: d, backend: "overlay" });
+        try {
+          await loadImage(store, archive, { parallel });
+        } finally {
           store.close();
-        },
-      );
-    }
-    await measure("GNU tar -xf of the 3 layer tars", fresh, async () => {
-      for (let i = 0; i < tars.length; i++) {
-        await Deno.mkdir(`${tmp}/x`, { recursive: true });
-        await sh(`tar -C ${tmp}/x -xf ${d}/l${i}/layer.tar`);
-      }
-    });
-    for (const parallel of [1, 4]) {
-      await measure(
-        `loadImage docker-archive (tar), parallel ${parallel}`,
-        fresh,
-        async () => {
-          const store = await openStore({
-            root: `${tmp}/store`,
-            backend: "overlay",
-          });
-          await loadImage(store, `${tmp}/docker.tar`, { parallel });
-          store.close();
-        },
-      );
-    }
-    await measure(
-      "loadImage again (all layers reused)",
-      () => Promise.resolve(),
-      async () => {
-        const store = await openStore({
-          root: `${tmp}/store`,
-          backend: "overlay",
-        });
-        await loadImage(store, `${tmp}/docker.tar`);
-        store.close();
+        }
+      });
+      await Deno.remove(d, { recursive: true });
+      return t;
+    };
+    const runs: Record<string, () => Promise<number>> = {
+      [`loadImage, parallel ${cpus}`]: ours(cpus),
+      "loadImage, parallel 1": ours(1),
+      "podman load": async () => {
+        const d = await fresh("podman");
+        const t = await timed(() => podman(d, ["load", "-q", "-i", archive]));
+        await podman(d, ["rmi", "-a", "-f"]).catch(() => {});
+        await podman(d, ["system", "reset", "-f"]).catch(() => {});
+        await Deno.remove(d, { recursive: true }).catch(() => {});
+        return t;
       },
+      "GNU tar -xzf, 4 layers in turn": async () => {
+        const d = await fresh("gnu");
+        const t = await timed(async () => {
+          for (let i = 0; i < blobs.length; i++) {
+            await Deno.mkdir(`${d}/l${i}`);
+            await sh("tar", [
+              "-C",
+              `${d}/l${i}`,
+              "-xzf",
+              `${work}/blob${i}.tar.gz`,
+            ]);
+          }
+        });
+        await Deno.remove(d, { recursive: true });
+        return t;
+      },
+    };
+    const times: Record<string, number[]> = {};
+    const load: number[] = [];
+    // Interleaved: each round runs every contender once.
+    for (let i = 0; i < REPS; i++) {
+      for (const [name, run] of Object.entries(runs)) {
+        (times[name] ??= []).push(await run());
+        await sh("sync", []); // the cleanup's writeback is not the next one's
+        load.push(Deno.loadavg()[0]);
+      }
+    }
+    // A second load into one store: every layer reused.
+    const again = await fresh("again");
+    {
+      const store = await openStore({ root: again, backend: "overlay" });
+      await loadImage(store, archive);
+      const t = await timed(() => loadImage(store, archive));
+      store.close();
+      times["loadImage again (all reused)"] = [t];
+    }
+    await Deno.remove(again, { recursive: true });
+    const m = (k: string) => median(times[k]);
+    for (const [name, ts] of Object.entries(times)) {
+      console.log(
+        `  ${name.padEnd(32)} ${median(ts).toFixed(2)} s  (${
+          ts.map((t) => t.toFixed(2)).join(" ")
+        })`,
+      );
+    }
+    const par = m(`loadImage, parallel ${cpus}`);
+    const seq = m("loadImage, parallel 1");
+    const r = (x: number) => x.toFixed(2);
+    console.log(
+      `  ratios: ours-parallel/podman ${r(par / m("podman load"))} (podman ${
+        r(m("podman load") / par)
+      }x slower), ours-sequential/podman ${r(seq / m("podman load"))}, ` +
+        `ours-parallel/GNU-sequential ${
+          r(par / m("GNU tar -xzf, 4 layers in turn"))
+        }, parallel/sequential ${r(par / seq)}`,
     );
     console.log(
-      `images bench: 3 layers, ${(total / 2 ** 20).toFixed(0)} MiB of tar ` +
-        `(${
-          (gz.reduce((n, b) => n + b.length, 0) / 2 ** 20).toFixed(0)
-        } MiB gzip), ` +
-        `median of ${REPS}`,
+      `  load average (1 min) during the runs: ${
+        load.map((l) => l.toFixed(1)).join(" ")
+      }`,
     );
-    for (const [name, s] of rows) {
-      console.log(`  ${name.padEnd(40)} ${s.toFixed(2)} s`);
-    }
   } finally {
-    await sh(`rm -rf ${tmp}`);
+    await Deno.remove(work, { recursive: true }).catch(() => {});
+    await Deno.remove(runBase, { recursive: true }).catch(() => {});
   }
 }
 
