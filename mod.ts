@@ -75,6 +75,7 @@ export type {
   ArchiveProgress,
   Change,
   TarSource,
+  WhiteoutFormat,
 } from "./src/archive/layer.ts";
 export { packDir, type PackDirOptions } from "./src/archive/export/pack_dir.ts";
 export { type ByteWriter, writeToFile } from "./src/archive/write_file.ts";

@@ -21,7 +21,7 @@ import {
 } from "../tests/image/_images.ts";
 import { median, prng, sh } from "./_util.ts";
 
-const REPS = 5;
+const REPS = Number(Deno.env.get("LAYERFS_BENCH_REPS") ?? 5);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
 
 /** Bytes with 4 random bits each (gzip gets them to about half). */

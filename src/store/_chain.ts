@@ -11,7 +11,6 @@
 
 import {
   applyLayerTarRecorded,
-  type LayerDirs,
   type TarSource,
   type WhiteoutFormat,
 } from "../archive/layer.ts";
@@ -55,8 +54,17 @@ export async function applyCheckedLayer(
  * record goes.
  */
 export interface StagedLayer {
-  /** The staging dir, its parents' dirs and the whiteout format. */
-  dirs: LayerDirs & { format: WhiteoutFormat };
+  /** The staging dir, its parents' dirs and the whiteout format (a `LayerDirs`). */
+  dirs: {
+    /** The staging `diff` dir to extract into. */
+    dir: string;
+    /** The parents' `diff/` dirs, nearest first. */
+    parentDirs: string[];
+    /** The backend's whiteout format. */
+    format: WhiteoutFormat;
+    /** Overlay opaque markers in `user.overlay.*`. */
+    userXattr: boolean;
+  };
   /** Where the tar-split record goes (a new file). */
   record: string;
 }

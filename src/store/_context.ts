@@ -88,7 +88,12 @@ export class StoreContext {
    * {@link dirs} as plain data (for a worker): the codec named by the
    * backend's whiteout format.
    */
-  plainDirs(dirs: LayerDirs): LayerDirs & { format: WhiteoutFormat } {
+  plainDirs(dirs: LayerDirs): {
+    dir: string;
+    parentDirs: string[];
+    format: WhiteoutFormat;
+    userXattr: boolean;
+  } {
     return {
       dir: dirs.dir,
       parentDirs: dirs.parentDirs,
