@@ -32,6 +32,8 @@ export interface CompileTarget {
   entry: string;
   /** Permission flags embedded in the binary. */
   permissions: string[];
+  /** Modules loaded at run time only (worker entry points), relative to the root. */
+  include?: string[];
 }
 
 /**
@@ -63,6 +65,8 @@ export const TARGETS: CompileTarget[] = [
       "--allow-env",
       "--allow-sys=uid,gid",
     ],
+    // `new Worker(url)` is not followed by the module graph.
+    include: ["src/image/_unpack_worker.ts"],
   },
   {
     name: "layerfs-helper",
@@ -112,6 +116,7 @@ if (import.meta.main) {
       "compile",
       "--quiet",
       ...t.permissions,
+      ...(t.include ?? []).flatMap((m) => ["--include", `${repo}/${m}`]),
       ...(values.target ? ["--target", values.target] : []),
       "--output",
       `${out}/${t.name}`,

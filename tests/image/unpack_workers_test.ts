@@ -27,7 +27,12 @@ async function staging(root: string, name: string) {
   const dir = `${root}/${name}`;
   await Deno.mkdir(`${dir}/diff`, { recursive: true });
   return {
-    dirs: { dir: `${dir}/diff`, parentDirs: [], format: "vfs" as const },
+    dirs: {
+      dir: `${dir}/diff`,
+      parentDirs: [],
+      format: "vfs" as const,
+      userXattr: false,
+    },
     record: `${dir}/tarsplit`,
   };
 }
