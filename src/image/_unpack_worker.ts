@@ -8,8 +8,6 @@
  * @module
  */
 
-/// <reference lib="deno.worker" />
-
 import type { StagedLayer } from "../store/_chain.ts";
 import { type UnpackJob, unpackLayer } from "./_unpack.ts";
 import { ErrorBook, receiveStream, type WireError } from "./_wire.ts";
@@ -30,7 +28,13 @@ export type WorkerReply =
   | { size: number }
   | { error: WireError };
 
-self.onmessage = async (ev: MessageEvent<WorkerJob>) => {
+// The worker's global scope (typed without the deno.worker lib, which a
+// published module may not pull in).
+const scope = self as unknown as {
+  onmessage: ((ev: MessageEvent<WorkerJob>) => void) | null;
+};
+
+scope.onmessage = async (ev) => {
   const { job, staged, bytes, reply } = ev.data;
   const book = new ErrorBook();
   const post = (m: WorkerReply) => reply.postMessage(m);
