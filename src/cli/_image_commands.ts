@@ -1,5 +1,5 @@
 /**
- * The CLI's image commands: `load`, `images`, `rmi`. Their specs
+ * The CLI's image commands: `load`, `images`, `rmi`, `prune`, `save`. Their specs
  * (`_image_spec.ts`) are listed in `_spec.ts`'s table and their runners in
  * `_commands.ts`'s, each with one line; the helpers they share with the other commands come in as
  * arguments (no import cycle).
@@ -13,6 +13,7 @@ import {
   listImages,
   loadImage,
   type LoadProgress,
+  pruneImages,
   removeImage,
   saveImage,
 } from "../image/mod.ts";
@@ -157,6 +158,21 @@ export function imageCommands(
           for (const l of r.removedLayers) lines.push(`Removed layer: ${l}`);
         }
         return { json: { removed }, text: lines.join("\n") };
+      }),
+
+    prune: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const r = await pruneImages(store);
+        const lines = [
+          ...r.removedLayers.map((l) => `Removed layer: ${l}`),
+          ...r.busy.map((l) =>
+            `Left layer: ${l} (a load or pull is working on it)`
+          ),
+        ];
+        return {
+          json: r,
+          text: lines.length ? lines.join("\n") : "Nothing to prune",
+        };
       }),
 
     save: (ctx) =>

@@ -111,10 +111,29 @@ export interface LayerLock {
  * lock on two different files.
  */
 export async function flock(path: string): Promise<LayerLock> {
+  return (await takeFlock(path, true))!;
+}
+
+/**
+ * {@link flock} without waiting: undefined when another holder has it (a
+ * load or pull is working on that layer).
+ */
+export async function tryFlock(path: string): Promise<LayerLock | undefined> {
+  return await takeFlock(path, false);
+}
+
+async function takeFlock(
+  path: string,
+  wait: boolean,
+): Promise<LayerLock | undefined> {
   for (;;) {
     const f = await Deno.open(path, { read: true, write: true, create: true });
     try {
-      await f.lock(true);
+      if (wait) await f.lock(true);
+      else if (!(await f.tryLock(true))) {
+        f.close();
+        return undefined;
+      }
       const [a, b] = [await f.stat(), await Deno.lstat(path).catch(() => null)];
       if (b && a.ino === b.ino && a.dev === b.dev) {
         return {
@@ -131,6 +150,30 @@ export async function flock(path: string): Promise<LayerLock> {
       throw e;
     }
     f.close(); // deleted or replaced while we waited: take the new one
+  }
+}
+
+/** The path of layer `id`'s lock file (`images/locks/<id>`). */
+export function layerLockPath(store: StoreRoot, id: string): string {
+  return `${imagesDir(store)}/locks/${id}`;
+}
+
+/**
+ * Whether a load or pull holds layer `id`'s lock right now (it is making or
+ * reusing that layer and has not written its image's references yet).
+ * Read-only: a missing lock file is not created.
+ */
+export async function layerBusy(store: StoreRoot, id: string): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(layerLockPath(store, id), { read: true, write: true });
+  } catch {
+    return false;
+  }
+  try {
+    return !(await f.tryLock(true));
+  } finally {
+    f.close();
   }
 }
 

@@ -45,3 +45,8 @@ export {
   saveImage,
   type SaveImageOptions,
 } from "./save.ts";
+export {
+  type PrunedImages,
+  pruneImages,
+  unusedImageLayers,
+} from "./prune.ts";
