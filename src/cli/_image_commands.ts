@@ -9,6 +9,7 @@
 
 import { UsageError } from "../errors.ts";
 import {
+  findImage,
   type ImageInput,
   listImages,
   loadImage,
@@ -114,7 +115,13 @@ export function imageCommands(
 
     images: (ctx) =>
       withStore(ctx, false, async (store) => {
-        const list = await listImages(store);
+        const [ref] = ctx.args;
+        const id = ref === undefined
+          ? undefined
+          : (await findImage(store, ref)).id;
+        const list = (await listImages(store)).filter((i) =>
+          id === undefined || i.id === id
+        );
         const rows = [
           ["REF", "ID", "TOP LAYER", "SIZE", "CREATED"],
           ...list.map((i) => [

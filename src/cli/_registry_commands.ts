@@ -16,7 +16,7 @@ import type { LoadProgress } from "../image/mod.ts";
 import { RegistryClient } from "../registry/client.ts";
 import { pullImage } from "../registry/pull.ts";
 import { pushImage, type PushProgress } from "../registry/push.ts";
-import { parseReference } from "../registry/reference.ts";
+import { parseReference } from "../image/reference.ts";
 import type { Store } from "../store/store.ts";
 import { formatBytes } from "./_progress.ts";
 import type { CommandContext, CommandResult, CommandSpec } from "./_types.ts";

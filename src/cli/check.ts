@@ -45,11 +45,7 @@ import {
   removeLockFile,
   TEMP_RE,
 } from "../store/recovery.ts";
-import {
-  danglingImages,
-  layerBusy,
-  readIndex,
-} from "../image/image_store.ts";
+import { danglingImages, layerBusy, readIndex } from "../image/image_store.ts";
 import { pruneImages, unusedImageLayers } from "../image/prune.ts";
 import { openStore } from "../store/open.ts";
 import { readCounts, withStoreLock, writeCounts } from "../store/refcounts.ts";
@@ -335,7 +331,9 @@ async function scan(
     add(
       "unused-layer",
       id,
-      `image layer "${id.slice(0, 12)}" belongs to no image (left by an interrupted load or pull; ` +
+      `image layer "${
+        id.slice(0, 12)
+      }" belongs to no image (left by an interrupted load or pull; ` +
         `pulling the image again reuses it); "layerfs prune" or --repair removes it`,
     );
   }

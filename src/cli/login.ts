@@ -19,7 +19,7 @@ import {
   removeCredentials,
   storeCredentials,
 } from "../registry/auth_file.ts";
-import { parseReference } from "../registry/reference.ts";
+import { parseReference } from "../image/reference.ts";
 
 interface Spec {
   name: string;

@@ -11,9 +11,9 @@ import {
   type ImageIndex,
   imagesDir,
   readIndex,
+  resolveName,
   resolveRef,
   withImagesLock,
-  withTag,
   writeIndex,
 } from "./image_store.ts";
 
@@ -114,8 +114,9 @@ export async function listImages(store: Store): Promise<ImageInfo[]> {
 export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
   const idx = await readIndex(store);
   const hex = resolveRef(idx, ref);
+  const name = resolveName(idx, ref);
   const all = rows(idx).filter((r) => r.id === `sha256:${hex}`);
-  return all.find((r) => r.ref === ref || r.ref === withTag(ref)) ?? all[0];
+  return all.find((r) => r.ref === name) ?? all[0];
 }
 
 /** What {@link removeImage} did. */
@@ -169,9 +170,7 @@ export async function removeImage(
     const idx = await readIndex(store);
     const hex = resolveRef(idx, ref);
     const names = Object.keys(idx.refs).filter((r) => idx.refs[r] === hex);
-    const byName = idx.refs[ref] !== undefined ? ref : undefined;
-    const byTag = byName ??
-      (idx.refs[`${ref}:latest`] !== undefined ? `${ref}:latest` : undefined);
+    const byTag = resolveName(idx, ref);
     if (byTag !== undefined && names.length > 1) {
       delete idx.refs[byTag];
       await writeIndex(store, idx);

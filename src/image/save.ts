@@ -33,9 +33,9 @@ import {
   getBlob,
   imagesDir,
   readIndex,
+  resolveName,
   resolveRef,
   sweepImageTemps,
-  withTag,
 } from "./image_store.ts";
 
 /** Options of {@link saveImage}. */
@@ -153,11 +153,7 @@ export async function saveImage(
   const idx = await readIndex(store);
   const images = refs.map((ref) => {
     const hex = resolveRef(idx, ref);
-    const tagged = idx.refs[ref] !== undefined
-      ? ref
-      : idx.refs[withTag(ref)] !== undefined
-      ? withTag(ref)
-      : null;
+    const tagged = resolveName(idx, ref) ?? null;
     return { ref: tagged, hex, record: idx.images[hex] };
   });
   await ensureDirs(imagesDir(store));

@@ -43,7 +43,11 @@ import {
   RegistryClient,
   type RegistryClientOptions,
 } from "./client.ts";
-import { parseReference, type Reference, referenceOf } from "./reference.ts";
+import {
+  parseReference,
+  type Reference,
+  referenceOf,
+} from "../image/reference.ts";
 
 /** Options of {@link pullImage}. */
 export interface PullImageOptions {
