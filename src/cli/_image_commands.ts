@@ -21,6 +21,7 @@ import {
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
 import { formatBytes, makeProgress, type Progress } from "./_progress.ts";
+import { interruptible } from "./_interrupt.ts";
 
 type WithStore = <T>(
   ctx: CommandContext,
@@ -89,13 +90,24 @@ export function imageCommands(
         (label) => makeProgress(label, enabled, ctx.io.stderr),
       );
       return await withStore(ctx, true, async (store) => {
-        const images = await loadImage(store, input, {
-          platform: typeof ctx.values.platform === "string"
-            ? ctx.values.platform
-            : undefined,
-          tag: typeof ctx.values.tag === "string" ? ctx.values.tag : undefined,
-          onProgress,
-        });
+        const what = `load of ${
+          file === undefined || file === "-" ? "standard input" : file
+        }`;
+        const images = await interruptible(
+          ctx,
+          what,
+          (signal) =>
+            loadImage(store, input, {
+              platform: typeof ctx.values.platform === "string"
+                ? ctx.values.platform
+                : undefined,
+              tag: typeof ctx.values.tag === "string"
+                ? ctx.values.tag
+                : undefined,
+              onProgress,
+              signal,
+            }),
+        );
         return {
           json: {
             images: images.map((i) => ({
@@ -202,10 +214,12 @@ export function imageCommands(
             }; use none, gzip or zstd`,
           );
         }
-        const saved = await saveImage(store, ctx.args, output, {
-          format,
-          compress,
-        });
+        const saved = await interruptible(
+          ctx,
+          `save of ${ctx.args.join(" ")}`,
+          (signal) =>
+            saveImage(store, ctx.args, output, { format, compress, signal }),
+        );
         return {
           json: {
             images: saved.map((s) => ({

@@ -19,6 +19,7 @@ import { pushImage, type PushProgress } from "../registry/push.ts";
 import { parseReference } from "../image/reference.ts";
 import type { Store } from "../store/store.ts";
 import { formatBytes } from "./_progress.ts";
+import { interruptible } from "./_interrupt.ts";
 import type { CommandContext, CommandResult, CommandSpec } from "./_types.ts";
 
 const insecure = {
@@ -137,13 +138,15 @@ export function registryCommands(
         };
         const c = client(ctx, ref);
         try {
-          const img = await pullImage(store, ref, {
-            client: c,
-            platform: typeof ctx.values.platform === "string"
-              ? ctx.values.platform
-              : undefined,
-            onProgress,
-          });
+          const img = await interruptible(ctx, `pull of ${ref}`, (signal) =>
+            pullImage(store, ref, {
+              client: c,
+              platform: typeof ctx.values.platform === "string"
+                ? ctx.values.platform
+                : undefined,
+              onProgress,
+              signal,
+            }));
           return {
             json: {
               ref: img.ref,
@@ -190,14 +193,16 @@ export function registryCommands(
         };
         const c = client(ctx, ref);
         try {
-          const r = await pushImage(store, ref, {
-            client: c,
-            image: typeof ctx.values.image === "string"
-              ? ctx.values.image
-              : undefined,
-            compress,
-            onProgress,
-          });
+          const r = await interruptible(ctx, `push of ${ref}`, (signal) =>
+            pushImage(store, ref, {
+              client: c,
+              image: typeof ctx.values.image === "string"
+                ? ctx.values.image
+                : undefined,
+              compress,
+              onProgress,
+              signal,
+            }));
           return {
             json: {
               ref: r.ref,

@@ -28,6 +28,7 @@ import { TarWriter } from "../archive/tar/writer.ts";
 import { writeToFile } from "../archive/write_file.ts";
 import type { Store } from "../store/store.ts";
 import { sha256Hex } from "./digest.ts";
+import { abortable } from "./_abort.ts";
 import {
   ensureDirs,
   getBlob,
@@ -53,6 +54,8 @@ export interface SaveImageOptions {
    * @default {"none"}
    */
   compress?: "none" | "gzip" | "zstd";
+  /** Stops the save: nothing is written under `path`, no temp file is left. */
+  signal?: AbortSignal;
 }
 
 /** A layer {@link saveImage} could not export exactly, and why. */
@@ -169,6 +172,7 @@ export async function saveImage(
     for (const { record } of images) {
       for (const [j, chain] of record.layers.entries()) {
         if (exported.has(chain)) continue;
+        options.signal?.throwIfAborted();
         exported.set(
           chain,
           await exportLayer(
@@ -177,6 +181,7 @@ export async function saveImage(
             record.diffIds[j],
             `${tmp}/${chain}`,
             compress,
+            options.signal,
           ),
         );
       }
@@ -213,7 +218,7 @@ export async function saveImage(
     }
     using file = await Deno.open(out, { write: true, createNew: true });
     const w = new TarWriter();
-    const written = writeToFile(w.readable, file);
+    const written = writeToFile(abortable(w.readable, options.signal), file);
     written.catch(() => {});
     try {
       if (format === "docker") {
@@ -245,6 +250,7 @@ async function exportLayer(
   diffId: string,
   path: string,
   compress: "none" | "gzip" | "zstd",
+  signal: AbortSignal | undefined,
 ): Promise<Exported> {
   const tar = compress === "none" ? path : `${path}.tar`;
   let fresh: string | undefined = "it has no tar-split record";
@@ -253,7 +259,7 @@ async function exportLayer(
   if (exact) {
     try {
       // The stream errors before its last chunk unless the sha256 matched.
-      hashed = await writeHashed(exact, tar);
+      hashed = await writeHashed(abortable(exact, signal), tar);
       fresh = undefined;
     } catch (e) {
       if (!(e instanceof LayerNotExact)) throw e;
@@ -265,7 +271,8 @@ async function exportLayer(
       await Deno.remove(tar).catch(() => {});
     }
   }
-  hashed ??= await writeHashed(store.diff(chain), tar);
+  signal?.throwIfAborted();
+  hashed ??= await writeHashed(abortable(store.diff(chain), signal), tar);
   const out: Exported = {
     path: tar,
     diffId: `sha256:${hashed.digest}`,
