@@ -21,7 +21,6 @@ import { LayerfsError, LayerNotFound } from "../errors.ts";
 import type { LayerInfo, Store } from "../store/store.ts";
 import {
   ensureDirs,
-  type ImageIndex,
   imagesDir,
   layerLockPath,
   readIndex,
@@ -37,7 +36,7 @@ const CHAIN_ID = /^[0-9a-f]{64}$/;
  * each comes before its parent, so removing them in this order never meets
  * a layer with children. Pure.
  *
- * @param idx The image index.
+ * @param idx The image index (its images' layers).
  * @param layers Every layer of the store: id, parent and mount count.
  * @returns Their ids, children before parents.
  * @example
@@ -56,7 +55,7 @@ const CHAIN_ID = /^[0-9a-f]{64}$/;
  * ```
  */
 export function unusedImageLayers(
-  idx: ImageIndex,
+  idx: { images: Record<string, { layers: string[] }> },
   layers: Pick<LayerInfo, "id" | "parent" | "mounts">[],
 ): string[] {
   const named = new Set(Object.values(idx.images).flatMap((r) => r.layers));
