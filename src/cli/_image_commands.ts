@@ -187,6 +187,12 @@ export function imageCommands(
           ...r.busy.map((l) =>
             `Left layer: ${l} (a load or pull is working on it)`
           ),
+          ...r.removedBlobs.map((b) => `Removed blob: sha256:${b}`),
+          ...(r.blobsSkipped
+            ? [
+              "Left unused blobs (a load or pull is running; prune again later)",
+            ]
+            : []),
         ];
         return {
           json: r,

@@ -61,13 +61,15 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
     name: "prune",
     usage: "",
     summary:
-      "remove image layers no image uses (what interrupted loads and pulls completed)",
+      "remove image layers and blobs no image uses (what interrupted loads and pulls completed)",
     description:
       "An interrupted pull keeps the layers it completed, so the next pull of the image\n" +
       "fetches only the rest; this removes them instead. Only layers named by chain ids\n" +
       "(64 hex, as loads and pulls name them) that no image names, nothing has mounted and\n" +
-      "no other layer sits on go; layers a load or pull is working on are left. As\n" +
-      "`podman image prune`, it is the housekeeping step; `layerfs check` lists them.",
+      "no other layer sits on go; layers a load or pull is working on are left. Blobs\n" +
+      "kept by pulls (keepBlobs) that no image uses go too, unless a load or pull is\n" +
+      "running. As `podman image prune`, it is the housekeeping step; `layerfs check`\n" +
+      "lists the layers.",
     options: {},
     args: [0, 0],
   },

@@ -181,6 +181,19 @@ export async function layerBusy(
   }
 }
 
+/** Whether a load or pull holds any layer's lock right now. */
+export async function anyLayerBusy(store: StoreRoot): Promise<boolean> {
+  let names: string[];
+  try {
+    names = (await Array.fromAsync(Deno.readDir(`${imagesDir(store)}/locks`)))
+      .map((e) => e.name);
+  } catch {
+    return false;
+  }
+  for (const n of names) if (await layerBusy(store, n)) return true;
+  return false;
+}
+
 /** Runs `fn` under `images/lock`. */
 export async function withImagesLock<T>(
   store: StoreRoot,

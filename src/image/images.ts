@@ -232,7 +232,7 @@ export async function removeImage(
  * manifest, and the layer blobs its manifest names (present when a pull
  * kept them).
  */
-async function blobsOf(store: Store, r: ImageRecord): Promise<string[]> {
+export async function blobsOf(store: Store, r: ImageRecord): Promise<string[]> {
   const out = [r.id.slice(7)];
   if (!r.manifest) return out;
   out.push(r.manifest.slice(7));

@@ -1,6 +1,6 @@
 /**
  * Unused image layers, and `pruneImages` (CLI `layerfs prune`), which
- * removes them.
+ * removes them and the blobs no image uses.
  *
  * An interrupted load or pull keeps the layers it completed (they were
  * verified, so the next pull of the image reuses them) but writes no
@@ -19,7 +19,9 @@
 
 import { LayerfsError, LayerNotFound } from "../errors.ts";
 import type { LayerInfo, Store } from "../store/store.ts";
+import { blobsOf } from "./images.ts";
 import {
+  anyLayerBusy,
   ensureDirs,
   imagesDir,
   layerLockPath,
@@ -28,7 +30,7 @@ import {
   withImagesLock,
 } from "./image_store.ts";
 
-/** Ids loads and pulls give layers: chain ids. */
+/** Ids loads and pulls give layers (chain ids), and names of blobs (sha256 hex). */
 const CHAIN_ID = /^[0-9a-f]{64}$/;
 
 /**
@@ -100,11 +102,16 @@ export interface PrunedImages {
   removedLayers: string[];
   /** Unused layers left because a load or pull is working on them right now. */
   busy: string[];
+  /** Blobs of `images/blobs/sha256/` removed (hex): kept by pulls, used by no image. */
+  removedBlobs: string[];
+  /** Unused blobs were left because a load or pull was running. */
+  blobsSkipped: boolean;
 }
 
 /**
- * Removes the store's unused image layers (see the module doc), top first:
- * what interrupted loads and pulls left. A layer a load or pull is working
+ * Removes the store's unused image layers (see the module doc), top first,
+ * and then the blobs of `images/blobs/sha256/` no image uses (kept with
+ * `keepBlobs`): what interrupted loads and pulls left. A layer a load or pull is working
  * on at this moment (its lock is held) is left, and so are the layers
  * below it; a layer that gained a child, a mount or an image meanwhile is
  * left too.
@@ -121,7 +128,8 @@ export interface PrunedImages {
  * const left = "f".repeat(64); // as an interrupted pull leaves a layer
  * await store.create(left);
  * await store.create("mine"); // not an image layer: never pruned
- * assert.deepEqual(await pruneImages(store), { removedLayers: [left], busy: [] });
+ * const pruned = await pruneImages(store);
+ * assert.deepEqual(pruned.removedLayers, [left]);
  * assert.deepEqual((await store.list()).map((l) => l.id), ["mine"]);
  * store.close();
  * await Deno.remove(root, { recursive: true });
@@ -154,7 +162,36 @@ export async function pruneImages(store: Store): Promise<PrunedImages> {
     const p = parentOf.get(id);
     if (outcome === "kept" && p) kept.add(p);
   }
-  return { removedLayers, busy };
+  const blobs = await pruneBlobs(store);
+  return {
+    removedLayers,
+    busy,
+    removedBlobs: blobs ?? [],
+    blobsSkipped: blobs === undefined,
+  };
+}
+
+/**
+ * Removes the blobs no image uses (layer blobs an interrupted pull kept
+ * with `keepBlobs`), under `images/lock`; undefined, removing nothing,
+ * while any load or pull holds a layer lock: one may have kept a blob and
+ * not yet written the references that make it used.
+ */
+async function pruneBlobs(store: Store): Promise<string[] | undefined> {
+  const dir = `${imagesDir(store)}/blobs/sha256`;
+  return await withImagesLock(store, async () => {
+    const used = new Set<string>();
+    for (const r of Object.values((await readIndex(store)).images)) {
+      for (const b of await blobsOf(store, r)) used.add(b);
+    }
+    const unused = (await Array.fromAsync(Deno.readDir(dir)))
+      .map((e) => e.name).filter((n) => CHAIN_ID.test(n) && !used.has(n))
+      .sort();
+    if (unused.length === 0) return [];
+    if (await anyLayerBusy(store)) return undefined;
+    for (const n of unused) await Deno.remove(`${dir}/${n}`);
+    return unused;
+  });
 }
 
 /** Removes `id` unless an image names it now (caller holds its lock and images/lock). */

@@ -1,6 +1,7 @@
 /**
  * Unused image layers (what interrupted loads and pulls keep): which layers
- * the rule picks, `pruneImages` / `layerfs prune` removing them top first,
+ * the rule picks, `pruneImages` / `layerfs prune` removing them top first
+ * (and blobs no image uses, but not while a load holds a layer lock),
  * `layerfs check` reporting them and `--repair` removing them; layers an
  * image names, a container sits on, a view has mounted, or a load is
  * working on (its lock held) stay.
@@ -61,15 +62,45 @@ Deno.test("prune: unused image layers go top first; used ones stay", async () =>
       assert.deepEqual(await pruneImages(store), {
         removedLayers: [hex("b"), hex("a")],
         busy: [hex("c")],
+        removedBlobs: [],
+        blobsSkipped: false, // no blob is unused: nothing to wait for
       });
     } finally {
       lock.close();
     }
+    const none = { removedLayers: [], busy: [], removedBlobs: [] };
     assert.deepEqual(await pruneImages(store), {
+      ...none,
       removedLayers: [hex("c")],
-      busy: [],
+      blobsSkipped: false,
     });
-    assert.deepEqual(await pruneImages(store), { removedLayers: [], busy: [] });
+    // A blob no image uses goes, but not while a load holds a layer lock.
+    const stray = hex("9");
+    await Deno.writeTextFile(`${root}/images/blobs/sha256/${stray}`, "x");
+    const held = await flock(`${root}/images/locks/${hex("0")}`);
+    try {
+      assert.deepEqual(await pruneImages(store), {
+        ...none,
+        blobsSkipped: true,
+      });
+    } finally {
+      held.close();
+    }
+    assert.deepEqual(await pruneImages(store), {
+      ...none,
+      removedBlobs: [stray],
+      blobsSkipped: false,
+    });
+    assert.deepEqual(await pruneImages(store), {
+      ...none,
+      blobsSkipped: false,
+    });
+    // The image's own config and manifest stay.
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(`${root}/images/blobs/sha256`)))
+        .map((e) => e.name).sort(),
+      [img.configHex, img.manifestHex].sort(),
+    );
     assert.deepEqual(
       (await store.list()).map((l) => l.id).sort(),
       [...img.chains, hex("d"), hex("e"), "ctr", "mine"].sort(),
@@ -107,7 +138,12 @@ Deno.test("prune: layerfs check --repair and layerfs prune remove them", async (
 
     await store.create(hex("a"));
     assert.equal(await cli(["--json", "prune"]), 0);
-    assert.deepEqual(JSON.parse(out), { removedLayers: [hex("a")], busy: [] });
+    assert.deepEqual(JSON.parse(out), {
+      removedLayers: [hex("a")],
+      busy: [],
+      removedBlobs: [],
+      blobsSkipped: false,
+    });
     assert.equal(await cli(["prune"]), 0);
     assert.equal(out, "Nothing to prune\n");
     assert.equal(await cli(["check"]), 0, out);

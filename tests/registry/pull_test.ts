@@ -418,8 +418,51 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
           assert.deepEqual(await pruneImages(store), {
             removedLayers: [big.chains[0]],
             busy: [],
+            removedBlobs: [],
+            blobsSkipped: false,
           });
           assert.deepEqual(await store.list(), []);
+          assert.deepEqual((await checkStore(root)).problems, []);
+        }),
+    );
+
+    await t.step(
+      "an interrupted keepBlobs pull: prune removes the kept layer and its blob",
+      () =>
+        withStore(STORE_BACKEND, async (store, root) => {
+          const ac = new AbortController();
+          await assert.rejects(
+            pullImage(store, `${proxy.host}/test/big:v1`, {
+              clientOptions: { credentials: none },
+              signal: ac.signal,
+              parallel: 1,
+              keepBlobs: true,
+              onProgress: (p) => {
+                if (p.layer === 2 && p.state === "apply" && p.bytes > 0) {
+                  ac.abort(new Error("stop, test"));
+                }
+              },
+            }),
+            /stop, test/,
+          );
+          const kept = bigBlob(0).slice(7);
+          assert.deepEqual(
+            (await Array.fromAsync(Deno.readDir(`${root}/images/blobs/sha256`)))
+              .map((e) => e.name),
+            [kept],
+          );
+          assert.deepEqual(await pruneImages(store), {
+            removedLayers: [big.chains[0]],
+            busy: [],
+            removedBlobs: [kept],
+            blobsSkipped: false,
+          });
+          assert.deepEqual(await store.list(), []);
+          assert.deepEqual(
+            (await Array.fromAsync(Deno.readDir(`${root}/images/blobs/sha256`)))
+              .length,
+            0,
+          );
           assert.deepEqual((await checkStore(root)).problems, []);
         }),
     );
