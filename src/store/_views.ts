@@ -37,6 +37,7 @@ import {
   readCount,
   readCounts,
   reconcileCounts,
+  removeCount,
   type ViewState,
   writeCount,
   writeCounts,
@@ -72,7 +73,10 @@ export async function reconciled(
     );
   }
   const { counts, dropped } = reconcileCounts(raw, (id) => states.get(id)!);
-  for (const id of dropped) writeCount(ctx.layout, id, 0);
+  for (const id of dropped) {
+    if (states.get(id) === "gone") removeCount(ctx.layout, id);
+    else writeCount(ctx.layout, id, 0);
+  }
   return { counts, info };
 }
 

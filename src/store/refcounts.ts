@@ -1,7 +1,10 @@
 /**
  * Mount reference counts that survive the process: one small file per
- * counted layer, `run/counts/<id>`, holding its number of outstanding `get`s
- * (the file exists exactly while the count is above 0), guarded by an flock
+ * layer that has been counted, `run/counts/<id>`, holding its number of
+ * outstanding `get`s (a missing file, or one reading 0, counts nothing; a
+ * count dropping to 0 is written, not unlinked, see {@link writeCount}; the
+ * files are deleted by {@link writeCounts}: remove, cleanup, check
+ * --repair), guarded by an flock
  * on `run/lock` and reconciled with the mount table, so that a count whose
  * mount is gone (a reboot, a manual umount) is dropped. containers/storage
  * keeps mount counts beside its layers the same way; one file per layer
@@ -117,8 +120,8 @@ export function readCount(layout: StoreLayout, id: string): number {
 /**
  * Sets the count of layer `id` (caller holds the store lock): `n > 0` writes
  * `run/counts/<id>` in place with one write(2) (a shorter number written over
- * a longer one leaves a blank line after it: the first line is the count);
- * 0 deletes the file.
+ * a longer one leaves a blank line after it: the first line is the count).
+ * 0 is written over an existing file too (and never creates one).
  *
  * @throws {StoreError} naming the file when it cannot be written (a full
  *   filesystem); a file this call created is not left behind.
@@ -134,18 +137,22 @@ export function readCount(layout: StoreLayout, id: string): number {
  * assert.equal(await Deno.readTextFile(`${root}/run/counts/app`), "1\n");
  * writeCount(layout, "app", 0);
  * assert.equal(readCount(layout, "app"), 0);
- * await assert.rejects(Deno.stat(`${root}/run/counts/app`), Deno.errors.NotFound);
+ * writeCount(layout, "base", 0); // creates nothing
+ * await assert.rejects(Deno.stat(`${root}/run/counts/base`), Deno.errors.NotFound);
  * await Deno.remove(root, { recursive: true });
  * ```
  */
 export function writeCount(layout: StoreLayout, id: string, n: number): void {
   const path = layout.counts(id);
   try {
+    const bytes = ENCODER.encode(`${Math.max(n, 0)}\n`);
+    // 0 is written over an existing file, not unlinked: an unlink right
+    // after an overlay umount (which syncs the filesystem) waited ~0.5 ms
+    // for ext4's journal; an in-place write does not.
     if (n <= 0) {
-      removeSmallFile(path);
+      writeSmallFile(path, bytes, false);
       return;
     }
-    const bytes = ENCODER.encode(`${n}\n`);
     try {
       writeSmallFile(path, bytes);
     } catch (e) {
@@ -158,6 +165,38 @@ export function writeCount(layout: StoreLayout, id: string, n: number): void {
     throw new StoreError(
       `Cannot write ${path} (${(e as Error).message}); ` +
         "the filesystem may be full: free space and retry",
+      { cause: e },
+    );
+  }
+}
+
+/**
+ * Deletes the count file of layer `id` (caller holds the store lock): for a
+ * layer that no longer exists.
+ *
+ * @throws {StoreError} naming the file when it cannot be deleted.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StoreLayout } from "../layout.ts";
+ * import { removeCount, writeCount } from "./refcounts.ts";
+ * const root = await Deno.makeTempDir();
+ * const layout = new StoreLayout(root);
+ * writeCount(layout, "gone", 1);
+ * removeCount(layout, "gone");
+ * await assert.rejects(Deno.stat(`${root}/run/counts/gone`), Deno.errors.NotFound);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export function removeCount(layout: StoreLayout, id: string): void {
+  try {
+    removeSmallFile(layout.counts(id));
+  } catch (e) {
+    throw new StoreError(
+      `Cannot delete ${layout.counts(id)} (${
+        (e as Error).message
+      }); delete it by hand`,
       { cause: e },
     );
   }
@@ -191,7 +230,7 @@ export function readCounts(layout: StoreLayout): Promise<MountCounts> {
 }
 
 /** The counts in `run/counts/` alone. */
-function fileCounts(layout: StoreLayout): MountCounts {
+function fileCounts(layout: StoreLayout, zeros = false): MountCounts {
   const out: MountCounts = {};
   let names: string[] = [];
   try {
@@ -200,7 +239,7 @@ function fileCounts(layout: StoreLayout): MountCounts {
   for (const name of names.sort()) {
     if (!isLayerId(name)) continue;
     const n = readCount(layout, name);
-    if (n > 0) out[name] = n;
+    if (n > 0 || zeros) out[name] = n;
   }
   return out;
 }
@@ -208,7 +247,7 @@ function fileCounts(layout: StoreLayout): MountCounts {
 /**
  * Makes the counts on disk equal `counts` (caller holds the store lock):
  * writes the counts that differ, deletes the files of layers it does not
- * count, and deletes a legacy `run/mounts.json`. Each layer's update is
+ * count (also those reading 0), and deletes a legacy `run/mounts.json`. Each layer's update is
  * atomic on its own.
  *
  * @throws {StoreError} naming the file that cannot be written.
@@ -232,9 +271,9 @@ export function writeCounts(
   counts: MountCounts,
 ): Promise<void> {
   try {
-    const now = fileCounts(layout);
+    const now = fileCounts(layout, true);
     for (const id of Object.keys(now)) {
-      if (!((counts[id] ?? 0) > 0)) writeCount(layout, id, 0);
+      if (!((counts[id] ?? 0) > 0)) removeSmallFile(layout.counts(id));
     }
     for (const [id, n] of Object.entries(counts)) {
       if (n > 0 && now[id] !== n) writeCount(layout, validateLayerId(id), n);

@@ -63,7 +63,9 @@ export function readSmallFile(
 
 /**
  * Writes `bytes` over the start of the file at `path` with one write(2),
- * creating it (mode 0644) if missing; the file is never truncated, so a
+ * creating it (mode 0644) if missing unless `create` is false (then a
+ * missing file stays missing and the result is false); the file is never
+ * truncated, so a
  * killed writer leaves the old bytes or the new ones, never a mix (a write
  * within one page is not interrupted by SIGKILL). A file this call created is
  * deleted again when the write fails, so a full disk leaves nothing.
@@ -84,15 +86,18 @@ export function readSmallFile(
 export function writeSmallFile(
   path: string,
   bytes: Uint8Array<ArrayBuffer>,
-): void {
+  create = true,
+): boolean {
   const c = libc();
   const p = cstr(path);
   const flags = O.WRONLY | O.NOFOLLOW | O.CLOEXEC;
-  let created = true;
-  let fd = c.openat(AT_FDCWD, p, flags | O.CREAT | O.EXCL, 0o644);
-  if (fd < 0 && errno() === Errno.EEXIST) {
-    created = false;
-    fd = c.openat(AT_FDCWD, p, flags, 0);
+  // Existing first: the common case (a count changing) is one openat.
+  let created = false;
+  let fd = c.openat(AT_FDCWD, p, flags, 0);
+  if (fd < 0 && errno() === Errno.ENOENT) {
+    if (!create) return false;
+    created = true;
+    fd = c.openat(AT_FDCWD, p, flags | O.CREAT | O.EXCL, 0o644);
   }
   if (fd < 0) throw new SysError("openat", errno(), path);
   let failure: SysError | undefined;
@@ -106,6 +111,7 @@ export function writeSmallFile(
     if (created) c.unlinkat(AT_FDCWD, p, 0);
     throw failure;
   }
+  return true;
 }
 
 /**
