@@ -60,7 +60,10 @@ export interface RecordSummary {
 /** Parses block boundaries of a tar as it streams and writes its record. */
 export class TarSplitRecorder {
   readonly #enc: RecordEncoder;
-  readonly #hash = nodeCrypto().createHash("sha256");
+  /** Null when the caller hashes the stream itself (see {@link finish}). */
+  readonly #hash:
+    | ReturnType<ReturnType<typeof nodeCrypto>["createHash"]>
+    | null;
   readonly #crc32 = nodeZlib().crc32;
   #state = State.Header;
   #size = 0;
@@ -79,14 +82,20 @@ export class TarSplitRecorder {
   #fileSize = 0;
   #crc = 0;
 
-  /** Records into `file` (empty, open for writing). */
-  constructor(file: Deno.FsFile) {
+  /**
+   * Records into `file` (empty, open for writing). With `hash: false` the
+   * stream is not hashed here: {@link finish} must then be given its sha256.
+   */
+  constructor(file: Deno.FsFile, options: { hash?: boolean } = {}) {
     this.#enc = new RecordEncoder(file);
+    this.#hash = options.hash === false
+      ? null
+      : nodeCrypto().createHash("sha256");
   }
 
   /** Takes the next chunk of the tar (not kept after the call). */
   feed(chunk: Uint8Array): void {
-    this.#hash.update(chunk);
+    this.#hash?.update(chunk);
     this.#size += chunk.length;
     let i = 0;
     const n = chunk.length;
@@ -148,17 +157,33 @@ export class TarSplitRecorder {
     }
   }
 
-  /** Ends the record (call after the last chunk); returns the stream's length and digest. */
-  finish(): RecordSummary {
+  /**
+   * Ends the record (call after the last chunk); returns the stream's length
+   * and digest. `sha256` (hex) is the caller's hash of the same bytes, needed
+   * when the recorder was made with `hash: false` and ignored otherwise.
+   */
+  finish(sha256?: string): RecordSummary {
     if (this.#state === State.Header && this.#hdrFill > 0) {
       this.#enc.segment(this.#hdr.subarray(0, this.#hdrFill));
     } else if (this.#state === State.Content) {
       // A truncated tar: the extractor refused it already; keep the record consistent.
       throw new Error("tar ended inside a file's content");
     }
-    const digest = this.#hash.digest();
-    this.#enc.end(this.#size, new Uint8Array(digest));
-    return { size: this.#size, sha256: digest.toString("hex") };
+    let hex: string;
+    if (this.#hash !== null) hex = this.#hash.digest("hex");
+    else if (sha256 !== undefined && /^[0-9a-f]{64}$/.test(sha256)) {
+      hex = sha256;
+    } else {
+      throw new Error(
+        `internal: the tar-split recorder needs the tar's sha256 (got ${sha256})`,
+      );
+    }
+    const digest = new Uint8Array(32);
+    for (let i = 0; i < 32; i++) {
+      digest[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+    }
+    this.#enc.end(this.#size, digest);
+    return { size: this.#size, sha256: hex };
   }
 
   /** A header block (already recorded) at `b[o]`. */
