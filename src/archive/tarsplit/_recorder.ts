@@ -24,7 +24,6 @@ import { nodeCrypto, nodeZlib } from "../../_node.ts";
 import {
   BLOCK,
   emptyAt,
-  encodeUtf8,
   Hdr,
   isZeroBlock,
   Magic,
@@ -33,7 +32,7 @@ import {
   stringAt,
   typeflagAt,
 } from "../tar/_block.ts";
-import { parsePaxRecords, paxInteger } from "../tar/_pax.ts";
+import { paxInteger, scanPaxRecords } from "../tar/_pax.ts";
 import { layerPath } from "../tar/_path.ts";
 import { entryTypeOf, TypeFlag } from "../tar/header.ts";
 import { RecordEncoder } from "./_format.ts";
@@ -48,6 +47,12 @@ const enum State {
 
 /** Largest PAX or GNU long-name body parsed for the next entry (the reader's default cap is 1 MiB). */
 const META_MAX = 1 << 20;
+
+/** Longest path (UTF-16 units) a file op carries: 3 bytes each fit one frame. */
+const PATH_MAX_RECORDED = 1 << 16;
+
+/** Decodes PAX and GNU long names for the next entry. */
+const lossy = new TextDecoder("utf-8", { fatal: false }); // as the reader's own name rules see them
 
 /** What a finished recording says. */
 export interface RecordSummary {
@@ -78,7 +83,7 @@ export class TarSplitRecorder {
   #paxPath: string | undefined;
   #paxSize: number | undefined;
   #longName: string | undefined;
-  #path: Uint8Array | null = null;
+  #path: string | null = null;
   #fileSize = 0;
   #crc = 0;
 
@@ -247,12 +252,16 @@ export class TarSplitRecorder {
     }
     const path = name === undefined ? null : layerPath(name);
     const base = path?.slice(path.lastIndexOf("/") + 1);
-    if (path === null || path === "" || base!.startsWith(".wh.")) {
-      // Whiteouts and markers become something else on disk: verbatim.
+    if (
+      path === null || path === "" || base!.startsWith(".wh.") ||
+      path.length > PATH_MAX_RECORDED
+    ) {
+      // Whiteouts and markers become something else on disk: verbatim (and
+      // a path too long for one frame's file op, should a tar have one).
       this.#body(effSize, State.Raw);
       return;
     }
-    this.#path = encodeUtf8(path);
+    this.#path = path;
     this.#fileSize = effSize;
     this.#crc = 0;
     this.#body(effSize, State.Content);
@@ -271,14 +280,16 @@ export class TarSplitRecorder {
     if (meta) {
       this.#meta = null;
       if (this.#metaFlag === TypeFlag.XHeader) {
-        const recs = new Map<string, Uint8Array>();
-        if (parsePaxRecords(meta, recs) !== null) this.#metaLost = true;
-        const p = recs.get("path");
-        if (p !== undefined && p.length > 0) {
-          const s = new TextDecoder("utf-8", { fatal: false }).decode(p);
-          this.#paxPath = s;
-        }
-        const sz = recs.get("size");
+        // Only path and size matter here (later records win, as in the
+        // reader): no map of every record (GNU tar writes times for each entry).
+        let p: Uint8Array | undefined;
+        let sz: Uint8Array | undefined;
+        const err = scanPaxRecords(meta, (k, v) => {
+          if (k === "path") p = v;
+          else if (k === "size") sz = v;
+        });
+        if (err !== null) this.#metaLost = true;
+        if (p !== undefined && p.length > 0) this.#paxPath = lossy.decode(p);
         if (sz !== undefined && sz.length > 0) {
           const v = paxInteger(sz);
           if (typeof v === "number") this.#paxSize = v;
@@ -287,7 +298,7 @@ export class TarSplitRecorder {
       } else {
         let end = meta.length;
         while (end > 0 && meta[end - 1] === 0) end--;
-        this.#longName = new TextDecoder().decode(meta.subarray(0, end));
+        this.#longName = lossy.decode(meta.subarray(0, end));
       }
     }
     this.#afterBody();
