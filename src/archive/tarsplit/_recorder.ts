@@ -5,7 +5,8 @@
  * and GNU `L` bodies for the next entry's name and size). Every byte that is
  * not a regular file's content goes to the record verbatim; a regular
  * file's content becomes a file op (its root-relative path, size and
- * crc32). The whole stream is hashed (sha256) and the record ends with it.
+ * crc32). The whole stream is hashed (sha256; or the caller, who hashes it
+ * anyway, hands its digest to `finish`) and the record ends with it.
  *
  * The rules mirror the reader's (`tar/reader.ts`), so the boundaries are
  * the ones the extractor sees: header-only types carry no body whatever the
@@ -51,8 +52,11 @@ const META_MAX = 1 << 20;
 /** Longest path (UTF-16 units) a file op carries: 3 bytes each fit one frame. */
 const PATH_MAX_RECORDED = 1 << 16;
 
-/** Decodes PAX and GNU long names for the next entry. */
-const lossy = new TextDecoder("utf-8", { fatal: false }); // as the reader's own name rules see them
+/**
+ * Decodes PAX and GNU long names for the next entry. Lossy is enough: the
+ * reader refuses a name that is not UTF-8, so no such tar is ever applied.
+ */
+const lossy = new TextDecoder("utf-8", { fatal: false });
 
 /** What a finished recording says. */
 export interface RecordSummary {
