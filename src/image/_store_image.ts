@@ -420,7 +420,7 @@ async function applyLayer(store: Store, job: LayerJob): Promise<number> {
           },
         );
       }
-    }, { parentReady: job.parentReady });
+    }, { parentReady: job.parentReady, tarSha256: () => t.digest() }); // hashed once
     return t.bytes;
   } catch (e) {
     // Another load made it meanwhile without our lock (not a layerfs load):

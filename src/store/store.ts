@@ -731,6 +731,12 @@ export class Store {
    * and `parent` is there (image loads extract layers in parallel this way;
    * a backend that copies its parent waits for it before copying).
    *
+   * With `options.tarSha256`, the tar-split record kept with the layer takes
+   * the caller's sha256 of `tar` (hex, of every byte of it: called once the
+   * stream is read to its end) instead of hashing the same bytes again; an
+   * image load hashes the tar for its DiffID anyway. A wrong digest is
+   * caught later, not trusted: `exactDiff` checks the rebuilt tar against it.
+   *
    * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
    *   {InvalidArchive} and whatever `beforePublish` throws.
    *
@@ -746,7 +752,18 @@ export class Store {
     parent: string | null | undefined,
     tar: TarSource,
     beforePublish: () => Promise<void>,
-    options: { parentReady?: Promise<void> } = {},
+    options: {
+      /**
+       * Extract before `parent` exists; publish once this settles.
+       * @default {undefined (parent must exist)}
+       */
+      parentReady?: Promise<void>;
+      /**
+       * The caller's sha256 (hex) of `tar`, called after it was read to its end.
+       * @default {undefined (the tar is hashed for the record here)}
+       */
+      tarSha256?: () => string;
+    } = {},
   ): Promise<number> {
     this.#open();
     validateLayerId(id);
@@ -758,7 +775,7 @@ export class Store {
       p,
       tar,
       beforePublish,
-      options.parentReady,
+      options,
     );
   }
 
