@@ -19,21 +19,12 @@
  * @module
  */
 
-import {
-  applyLayerTarRecorded,
-  type Change,
-  layerChanges,
-  layerDiffSize,
-  layerTar,
-  rebuildLayerTar,
-  type TarSource,
-} from "../archive/layer.ts";
+import type { Change, TarSource } from "../archive/layer.ts";
 import type { BackendName } from "../backends/registry.ts";
 import { LayerfsError, StoreError } from "../errors.ts";
 import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
 import { statfs } from "../sys/statfs_linux.ts";
 import { buildLayer, commitLayer } from "./_build.ts";
-import { applyCheckedLayer } from "./_chain.ts";
 import { noParent, type StoreContext } from "./_context.ts";
 import { compared, comparison, openComparison } from "./_compare.ts";
 import { deferredByteStream } from "./_deferred_stream.ts";
@@ -46,6 +37,15 @@ import { validateLayerId } from "./id.ts";
 import { readMeta, readParents } from "./meta.ts";
 import { readCounts } from "./refcounts.ts";
 import { findLeftovers, finishCommits, removeLockFile } from "./recovery.ts";
+
+// The tar codec, extraction, export, change lists and tar-split (~0.4 MB of
+// emitted code) load on the first call that needs them, not with the
+// store: a process that opens a store to list, mount or remove layers, or
+// imports mod.ts only for applyTar, does not pay for them at start-up. Every
+// caller is async already. (Deno 2.9.6 spends ~27 ms per MB of emitted
+// module code loading it on the 2-core VM.)
+const archive = () => import("../archive/layer.ts");
+const chain = () => import("./_chain.ts");
 
 /** Options of {@link Store.create} and {@link Store.createReadWrite}. */
 export interface CreateOptions {
@@ -614,7 +614,7 @@ export class Store {
     // Views are taken on the first read, so a stream never read mounts nothing.
     return deferredByteStream(async () => {
       const { dirs, release } = await openComparison(this.#ctx, await cmp);
-      return { stream: layerTar(dirs), release };
+      return { stream: (await archive()).layerTar(dirs), release };
     });
   }
 
@@ -667,6 +667,7 @@ export class Store {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     }
+    const { rebuildLayerTar } = await archive();
     return rebuildLayerTar(id, l.tarsplit(id), l.diff(id), options);
   }
 
@@ -715,7 +716,8 @@ export class Store {
       false,
       undefined,
       async (dirs, record) =>
-        (await applyLayerTarRecorded(dirs, tar, record)).size,
+        (await (await archive()).applyLayerTarRecorded(dirs, tar, record))
+          .size,
     );
     return size!;
   }
@@ -752,7 +754,7 @@ export class Store {
     validateLayerId(id);
     const p = noParent(parent);
     if (p !== undefined) validateLayerId(p);
-    return await applyCheckedLayer(
+    return await (await chain()).applyCheckedLayer(
       this.#ctx,
       id,
       p,
@@ -793,7 +795,7 @@ export class Store {
       this.#ctx,
       validateLayerId(id),
       parent,
-      layerDiffSize,
+      (await archive()).layerDiffSize,
     );
   }
 
@@ -838,7 +840,7 @@ export class Store {
       this.#ctx,
       validateLayerId(id),
       parent,
-      layerChanges,
+      (await archive()).layerChanges,
     );
   }
 
