@@ -37,7 +37,7 @@ type Run = (ctx: CommandContext) => Promise<CommandResult>;
 
 // Loaded by the commands that use them, not at start-up: every command
 // loads this module, and `ls` or `mount` need no compressor, store checker
-// or helper installer (see "Start-up" in README.md).
+// or helper installer (README "Start-up").
 const compressors = () => import("../archive/compress/mod.ts");
 const checker = () => import("./check.ts");
 const helperSetup = () => import("../../helper/install.ts");

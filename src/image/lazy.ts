@@ -2,14 +2,13 @@
  * The image entry points as `mod.ts` exports them, each loading its
  * implementation on first call.
  *
- * Why: Deno's cost of loading a module grows with its emitted size (the
- * code plus an inline source map that carries the whole TypeScript source),
- * about 27 ms per MB on the 2-core VM (Deno 2.9.6; `deno info` sizes against
- * `deno run` wall times). `load.ts`, `save.ts` and `images.ts` bring ~0.46 MB
- * of image and archive code with them; a tool that imports `mod.ts` to
- * apply one tar paid for it at every start. These functions are async
- * anyway, so the `import()` costs nothing visible. The full documentation
- * (inputs, verification, errors) stays with each implementation.
+ * Why: what a process loads before its first line runs costs it at every
+ * start (README "Start-up": ~27 ms per MB of emitted module code on the
+ * 2-core VM). `load.ts`, `save.ts` and `images.ts` bring ~0.46 MB of image
+ * and archive code with them, which a tool that imports `mod.ts` to apply
+ * one tar never runs. These functions are async anyway, so the `import()`
+ * changes nothing for callers. The full documentation (inputs,
+ * verification, errors) stays with each implementation.
  *
  * @module
  */

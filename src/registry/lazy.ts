@@ -3,12 +3,11 @@
  * implementation on first call.
  *
  * Why: `pull.ts` and `push.ts` bring the image formats, the image store and
- * the compressors with them (~0.6 MB of emitted code, ~15 ms of every start
- * on the 2-core VM with Deno 2.9.6, whether or not the process ever pulls).
- * Both are async, so the `import()` is invisible to callers; the full
- * documentation stays with each implementation. `RegistryClient` and the
- * reference, auth-file and TLS helpers are small or synchronous and stay
- * static.
+ * the compressors with them (~0.6 MB of emitted code: ~15 ms of every start
+ * on the 2-core VM, README "Start-up", whether or not the process ever
+ * pulls). Both are async, so the `import()` changes nothing for callers; the
+ * full documentation stays with each implementation. `RegistryClient` (a
+ * class) and the reference, auth-file and TLS helpers stay static.
  *
  * @module
  */

@@ -38,12 +38,11 @@ import { readMeta, readParents } from "./meta.ts";
 import { readCounts } from "./refcounts.ts";
 import { findLeftovers, finishCommits, removeLockFile } from "./recovery.ts";
 
-// The tar codec, extraction, export, change lists and tar-split (~0.4 MB of
-// emitted code) load on the first call that needs them, not with the
-// store: a process that opens a store to list, mount or remove layers, or
-// imports mod.ts only for applyTar, does not pay for them at start-up. Every
-// caller is async already. (Deno 2.9.6 spends ~27 ms per MB of emitted
-// module code loading it on the 2-core VM.)
+// Extraction with tar-split, export, change lists and image-layer checks
+// (~0.4 MB of emitted code) load on the first call that needs them, not
+// with the store: a process that lists, mounts or removes layers, or imports
+// mod.ts only for applyTar, does not load them at start-up (README
+// "Start-up"). Every caller is async already.
 const archive = () => import("../archive/layer.ts");
 const chain = () => import("./_chain.ts");
 
