@@ -141,7 +141,7 @@ export {
   parseReference,
   type Reference,
   referenceOf,
-} from "./src/registry/reference.ts";
+} from "./src/image/reference.ts";
 export {
   type AuthFileEnv,
   authFilePath,
@@ -213,10 +213,12 @@ export type {
   SavedImage,
   SaveImageOptions,
 } from "./src/image/save.ts";
+export { type PrunedImages, unusedImageLayers } from "./src/image/prune.ts";
 export {
   findImage,
   listImages,
   loadImage,
+  pruneImages,
   removeImage,
   saveImage,
 } from "./src/image/lazy.ts";

@@ -16,9 +16,10 @@ import type { LoadProgress } from "../image/mod.ts";
 import type { RegistryClient } from "../registry/client.ts";
 import { pullImage, pushImage } from "../registry/lazy.ts";
 import type { PushProgress } from "../registry/push.ts";
-import { parseReference } from "../registry/reference.ts";
+import { parseReference } from "../image/reference.ts";
 import type { Store } from "../store/store.ts";
 import { formatBytes } from "./_progress.ts";
+import { interruptible } from "./_interrupt.ts";
 import type { CommandContext, CommandResult, CommandSpec } from "./_types.ts";
 
 const insecure = {
@@ -143,13 +144,15 @@ export function registryCommands(
         };
         const c = await client(ctx, ref);
         try {
-          const img = await pullImage(store, ref, {
-            client: c,
-            platform: typeof ctx.values.platform === "string"
-              ? ctx.values.platform
-              : undefined,
-            onProgress,
-          });
+          const img = await interruptible(ctx, `pull of ${ref}`, (signal) =>
+            pullImage(store, ref, {
+              client: c,
+              platform: typeof ctx.values.platform === "string"
+                ? ctx.values.platform
+                : undefined,
+              onProgress,
+              signal,
+            }));
           return {
             json: {
               ref: img.ref,
@@ -196,14 +199,16 @@ export function registryCommands(
         };
         const c = await client(ctx, ref);
         try {
-          const r = await pushImage(store, ref, {
-            client: c,
-            image: typeof ctx.values.image === "string"
-              ? ctx.values.image
-              : undefined,
-            compress,
-            onProgress,
-          });
+          const r = await interruptible(ctx, `push of ${ref}`, (signal) =>
+            pushImage(store, ref, {
+              client: c,
+              image: typeof ctx.values.image === "string"
+                ? ctx.values.image
+                : undefined,
+              compress,
+              onProgress,
+              signal,
+            }));
           return {
             json: {
               ref: r.ref,

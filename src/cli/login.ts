@@ -14,7 +14,7 @@
 
 import { LayerfsError, UsageError } from "../errors.ts";
 import type { Credentials } from "../registry/auth_file.ts";
-import { parseReference } from "../registry/reference.ts";
+import { parseReference } from "../image/reference.ts";
 
 interface Spec {
   name: string;

@@ -16,6 +16,7 @@
 import type { Store } from "../store/store.ts";
 import type { ImageInfo, RemovedImage } from "./images.ts";
 import type { ImageInput, LoadedImage, LoadImageOptions } from "./load.ts";
+import type { PrunedImages } from "./prune.ts";
 import type { SavedImage, SaveImageOptions } from "./save.ts";
 
 /**
@@ -125,6 +126,33 @@ export async function removeImage(
   ref: string,
 ): Promise<RemovedImage> {
   return (await import("./images.ts")).removeImage(store, ref);
+}
+
+/**
+ * Removes the image layers no image names, no layer sits on and nothing has
+ * mounted, and the blobs pulls kept that no image uses (as `layerfs prune`;
+ * see `src/image/prune.ts`).
+ *
+ * @param store An open store.
+ * @returns What was removed, and what was left because a load or pull is
+ *   working on it.
+ *
+ * @example A new store has nothing to prune
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore, pruneImages } from "../../mod.ts";
+ *
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * const r = await pruneImages(store);
+ * assert.deepEqual(r.removedLayers, []);
+ * assert.deepEqual(r.removedBlobs, []);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function pruneImages(store: Store): Promise<PrunedImages> {
+  return (await import("./prune.ts")).pruneImages(store);
 }
 
 /**

@@ -15,7 +15,7 @@
 import type { Store } from "../store/store.ts";
 import type { PulledImage, PullImageOptions } from "./pull.ts";
 import type { PushedImage, PushImageOptions } from "./push.ts";
-import type { Reference } from "./reference.ts";
+import type { Reference } from "../image/reference.ts";
 
 /**
  * Pulls an image into the store under its reference (see
