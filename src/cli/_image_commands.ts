@@ -8,16 +8,15 @@
  */
 
 import { UsageError } from "../errors.ts";
+import type { ImageInput, LoadProgress } from "../image/mod.ts";
 import {
   findImage,
-  type ImageInput,
   listImages,
   loadImage,
-  type LoadProgress,
   pruneImages,
   removeImage,
   saveImage,
-} from "../image/mod.ts";
+} from "../image/lazy.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
 import { formatBytes, makeProgress, type Progress } from "./_progress.ts";

@@ -13,9 +13,9 @@
 
 import { UsageError } from "../errors.ts";
 import type { LoadProgress } from "../image/mod.ts";
-import { RegistryClient } from "../registry/client.ts";
-import { pullImage } from "../registry/pull.ts";
-import { pushImage, type PushProgress } from "../registry/push.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import { pullImage, pushImage } from "../registry/lazy.ts";
+import type { PushProgress } from "../registry/push.ts";
 import { parseReference } from "../image/reference.ts";
 import type { Store } from "../store/store.ts";
 import { formatBytes } from "./_progress.ts";
@@ -101,8 +101,14 @@ function board(ctx: CommandContext, enabled: boolean) {
   };
 }
 
-function client(ctx: CommandContext, ref: string): RegistryClient {
+// The client's code (HTTP, TLS, auth) loads when a command needs it: the
+// CLI's help and its store commands take this module's table entries only.
+async function client(
+  ctx: CommandContext,
+  ref: string,
+): Promise<RegistryClient> {
   const host = parseReference(ref).host;
+  const { RegistryClient } = await import("../registry/client.ts");
   return new RegistryClient({
     env: ctx.io.env,
     uid: ctx.io.uid,
@@ -136,7 +142,7 @@ export function registryCommands(
             }`;
           b.set(p.layer - 1, `${id}: ${text}`, p.state !== "apply");
         };
-        const c = client(ctx, ref);
+        const c = await client(ctx, ref);
         try {
           const img = await interruptible(ctx, `pull of ${ref}`, (signal) =>
             pullImage(store, ref, {
@@ -191,7 +197,7 @@ export function registryCommands(
             true,
           );
         };
-        const c = client(ctx, ref);
+        const c = await client(ctx, ref);
         try {
           const r = await interruptible(ctx, `push of ${ref}`, (signal) =>
             pushImage(store, ref, {

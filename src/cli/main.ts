@@ -29,9 +29,9 @@
 import { LayerfsError, UsageError } from "../errors.ts";
 import { CommandUsageError, parseCli } from "./_parse.ts";
 import { commandHelp, mainHelp } from "./_spec.ts";
-import { type CliIo, EXIT_BROKEN_PIPE, runCommand } from "./_commands.ts";
+import type { CliIo } from "./_types.ts";
 import { defaultRoot } from "./_root.ts";
-import { isBrokenPipe } from "./_io_errors.ts";
+import { EXIT_BROKEN_PIPE, isBrokenPipe } from "./_io_errors.ts";
 import { listenForInterrupts } from "./_interrupt.ts";
 import { ignoreFileSizeSignal } from "../sys/signal_linux.ts";
 import denoJson from "../../deno.json" with { type: "json" };
@@ -39,7 +39,7 @@ import denoJson from "../../deno.json" with { type: "json" };
 /** This layerfs's version (from deno.json). */
 export const VERSION: string = denoJson.version;
 
-export type { CliIo } from "./_commands.ts";
+export type { CliIo } from "./_types.ts";
 
 const encoder = new TextEncoder();
 
@@ -137,6 +137,8 @@ export async function runCli(
       uid: io.uid,
       cwd: io.cwd,
     });
+    // The commands' code loads only now: `--version` and help need none.
+    const { runCommand } = await import("./_commands.ts");
     const result = await runCommand(parsed.command.name, {
       root,
       global: parsed.global,

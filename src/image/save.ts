@@ -20,7 +20,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../_node.ts";
 import { LayerNotExact, StoreError, UsageError } from "../errors.ts";
 import { writeCompressed } from "../archive/compress/mod.ts";
 import { tarHeader } from "../archive/tar/header.ts";
@@ -293,7 +293,7 @@ async function writeHashed(
   stream: ReadableStream<Uint8Array>,
   path: string,
 ): Promise<{ digest: string; size: number }> {
-  const hash = createHash("sha256");
+  const hash = nodeCrypto().createHash("sha256");
   let size = 0;
   using f = await Deno.open(path, { write: true, createNew: true });
   await writeToFile(
@@ -317,7 +317,7 @@ async function compressFile(
   to: string,
   format: "gzip" | "zstd",
 ): Promise<{ digest: string; size: number }> {
-  const hash = createHash("sha256");
+  const hash = nodeCrypto().createHash("sha256");
   let size = 0;
   using out = await Deno.open(to, { write: true, createNew: true });
   const input = await Deno.open(from);

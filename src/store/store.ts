@@ -19,21 +19,12 @@
  * @module
  */
 
-import {
-  applyLayerTarRecorded,
-  type Change,
-  layerChanges,
-  layerDiffSize,
-  layerTar,
-  rebuildLayerTar,
-  type TarSource,
-} from "../archive/layer.ts";
+import type { Change, TarSource } from "../archive/layer.ts";
 import type { BackendName } from "../backends/registry.ts";
 import { LayerfsError, StoreError } from "../errors.ts";
 import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
 import { statfs } from "../sys/statfs_linux.ts";
 import { buildLayer, commitLayer } from "./_build.ts";
-import { applyCheckedLayer } from "./_chain.ts";
 import { noParent, type StoreContext } from "./_context.ts";
 import { compared, comparison, openComparison } from "./_compare.ts";
 import { deferredByteStream } from "./_deferred_stream.ts";
@@ -46,6 +37,14 @@ import { validateLayerId } from "./id.ts";
 import { readMeta, readParents } from "./meta.ts";
 import { readCounts } from "./refcounts.ts";
 import { findLeftovers, finishCommits, removeLockFile } from "./recovery.ts";
+
+// Extraction with tar-split, export, change lists and image-layer checks
+// (~0.4 MB of emitted code) load on the first call that needs them, not
+// with the store: a process that lists, mounts or removes layers, or imports
+// mod.ts only for applyTar, does not load them at start-up (README
+// "Start-up"). Every caller is async already.
+const archive = () => import("../archive/layer.ts");
+const chain = () => import("./_chain.ts");
 
 /** Options of {@link Store.create} and {@link Store.createReadWrite}. */
 export interface CreateOptions {
@@ -614,7 +613,7 @@ export class Store {
     // Views are taken on the first read, so a stream never read mounts nothing.
     return deferredByteStream(async () => {
       const { dirs, release } = await openComparison(this.#ctx, await cmp);
-      return { stream: layerTar(dirs), release };
+      return { stream: (await archive()).layerTar(dirs), release };
     });
   }
 
@@ -667,6 +666,7 @@ export class Store {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     }
+    const { rebuildLayerTar } = await archive();
     return rebuildLayerTar(id, l.tarsplit(id), l.diff(id), options);
   }
 
@@ -715,7 +715,8 @@ export class Store {
       false,
       undefined,
       async (dirs, record) =>
-        (await applyLayerTarRecorded(dirs, tar, record)).size,
+        (await (await archive()).applyLayerTarRecorded(dirs, tar, record))
+          .size,
     );
     return size!;
   }
@@ -769,7 +770,7 @@ export class Store {
     validateLayerId(id);
     const p = noParent(parent);
     if (p !== undefined) validateLayerId(p);
-    return await applyCheckedLayer(
+    return await (await chain()).applyCheckedLayer(
       this.#ctx,
       id,
       p,
@@ -810,7 +811,7 @@ export class Store {
       this.#ctx,
       validateLayerId(id),
       parent,
-      layerDiffSize,
+      (await archive()).layerDiffSize,
     );
   }
 
@@ -855,7 +856,7 @@ export class Store {
       this.#ctx,
       validateLayerId(id),
       parent,
-      layerChanges,
+      (await archive()).layerChanges,
     );
   }
 
