@@ -130,5 +130,96 @@ export {
   writeCompressed,
 } from "./src/archive/compress/mod.ts";
 export { ignoreFileSizeSignal } from "./src/sys/signal_linux.ts";
-export * from "./src/registry/mod.ts";
-export * from "./src/image/mod.ts";
+// Registry and images: the pure helpers and RegistryClient statically, the
+// async entry points through src/*/lazy.ts, which load their
+// implementation on first call (a tool that only applies tars does not pay
+// to load image and registry code at start-up). Keep these lists in step
+// with src/registry/mod.ts and src/image/mod.ts (tests/startup_test.ts
+// checks that mod.ts exports every name they do).
+export {
+  DOCKER_HUB,
+  hostname,
+  parseReference,
+  type Reference,
+  referenceOf,
+} from "./src/image/reference.ts";
+export {
+  type AuthFileEnv,
+  authFilePath,
+  authFilesToRead,
+  type Credentials,
+  readCredentials,
+  removeCredentials,
+  storeCredentials,
+} from "./src/registry/auth_file.ts";
+export {
+  DEFAULT_CERTS_DIRS,
+  isLoopback,
+  plainHttpAllowed,
+  registryCaCerts,
+} from "./src/registry/tls.ts";
+export {
+  type BlobSource,
+  type CallOptions,
+  type Manifest,
+  type ManifestHead,
+  MAX_MANIFEST_SIZE,
+  type PushBlobOptions,
+  type PushBlobResult,
+  RegistryClient,
+  type RegistryClientOptions,
+  type Repository,
+} from "./src/registry/client.ts";
+export type { PulledImage, PullImageOptions } from "./src/registry/pull.ts";
+export type {
+  PushedBlob,
+  PushedImage,
+  PushImageOptions,
+  PushProgress,
+} from "./src/registry/push.ts";
+export { pullImage, pushImage } from "./src/registry/lazy.ts";
+export type {
+  ImageInput,
+  LoadedImage,
+  LoadImageOptions,
+  LoadProgress,
+} from "./src/image/load.ts";
+export type { ImageInfo, RemovedImage } from "./src/image/images.ts";
+export {
+  chainIds,
+  digestHex,
+  digestOf,
+  parseDigest,
+} from "./src/image/digest.ts";
+export {
+  DOCKER_MANIFEST,
+  DOCKER_MANIFEST_LIST,
+  INDEX_TYPES,
+  isIndex,
+  MANIFEST_TYPES,
+  OCI_INDEX,
+  OCI_MANIFEST,
+} from "./src/image/media_types.ts";
+export {
+  formatPlatform,
+  hostPlatform,
+  type ImageIndex,
+  type IndexEntry,
+  parsePlatform,
+  type Platform,
+  selectPlatform,
+} from "./src/image/platform.ts";
+export type {
+  FreshLayer,
+  SavedImage,
+  SaveImageOptions,
+} from "./src/image/save.ts";
+export { type PrunedImages, unusedImageLayers } from "./src/image/prune.ts";
+export {
+  findImage,
+  listImages,
+  loadImage,
+  pruneImages,
+  removeImage,
+  saveImage,
+} from "./src/image/lazy.ts";

@@ -11,7 +11,6 @@
  */
 
 import { applyTar, packDir, writeToFile } from "../mod.ts";
-import { layerChanges } from "../src/archive/layer.ts";
 
 const [mode, a, b] = Deno.args;
 if (mode === "apply") {
@@ -21,7 +20,9 @@ if (mode === "apply") {
   using o = await Deno.open(b, { create: true, write: true, truncate: true });
   await writeToFile(packDir(a), o);
 } else if (mode === "changes") {
-  // Two full trees (vfs), as moby's ChangesDirs compares them.
+  // Two full trees (vfs), as moby's ChangesDirs compares them. Imported here,
+  // not at the top: apply and pack runs must load only what mod.ts loads.
+  const { layerChanges } = await import("../src/archive/layer.ts");
   const n = (await layerChanges({ dir: a, format: "vfs", parentDirs: [b] }))
     .length;
   console.log(n);

@@ -13,8 +13,12 @@
  * Environment: LAYERFS_BENCH_FILES (files in the corpus, default 50000),
  * LAYERFS_BENCH_RUNS (runs per measurement, default 5), LAYERFS_BENCH_BIG=1
  * (peak RSS while applying a ~2 GB layer instead of the corpus),
- * LAYERFS_BENCH_ONLY (a comma list of list, apply, pack, encode, changes,
- * rss: only those measurements). Each run's time is printed above the table.
+ * LAYERFS_BENCH_ONLY (a comma list of list, apply, record, pack, encode,
+ * changes, rss: only those measurements). `record` is what the store's
+ * tar-split record costs: `applyDiff` (extract + record + sha256) against
+ * `applyTar` of the same tar, and an image-style `applyDiffChecked` from a
+ * stream the caller hashes, with and without handing that hash to the record
+ * (`tarSha256`); its baseline column is ours too, not GNU tar. Each run's time is printed above the table.
  *
  * Run: `deno task bench archive` (or `deno run -A bench/archive_bench.ts`).
  *
@@ -28,12 +32,14 @@ import { applyTar } from "../src/archive/extract/apply_tar.ts";
 import { packDir } from "../src/archive/export/pack_dir.ts";
 import { writeToFile } from "../src/archive/write_file.ts";
 import { layerChanges } from "../src/archive/changes/layer_changes.ts";
+import { openStore } from "../src/store/open.ts";
 import { median, prng, sh } from "./_util.ts";
+import { createHash } from "node:crypto";
 
 const FILES = Number(Deno.env.get("LAYERFS_BENCH_FILES") ?? 50000);
 const RUNS = Math.max(1, Number(Deno.env.get("LAYERFS_BENCH_RUNS") ?? 5));
 const BIG = Deno.env.get("LAYERFS_BENCH_BIG") === "1";
-/** Measurements to run (comma list of list,apply,pack,encode,changes,rss); all by default. */
+/** Measurements to run (comma list of list,apply,record,pack,encode,changes,rss); all by default. */
 const ONLY = Deno.env.get("LAYERFS_BENCH_ONLY")?.split(",");
 const want = (what: string) => !ONLY || ONLY.includes(what);
 const isRoot = Deno.uid() === 0;
@@ -504,6 +510,73 @@ export async function runArchiveBench(): Promise<void> {
       );
       rows.push({ what: "apply (tar -x vs applyTar)", gnu: gX, ours: oX });
       await cleanup();
+    }
+
+    if (want("record")) {
+      const storeRoot = `${ws.root}/store`;
+      const store = await openStore({ root: storeRoot, backend: "vfs" });
+      let n = 0;
+      const drop = async () => {
+        for (const l of await store.list()) await store.remove(l.id);
+        await cleanup();
+      };
+      try {
+        const [aT, aD] = await alternate(
+          RUNS,
+          async () => {
+            using f = await Deno.open(tarPath);
+            await applyTar(fresh(), f, { format: "none" });
+          },
+          async () => {
+            using f = await Deno.open(tarPath);
+            await store.applyDiff(`l${n++}`, undefined, f);
+          },
+          drop,
+          "record: applyTar vs applyDiff",
+        );
+        rows.push({
+          what: "applyDiff (recorded) vs applyTar",
+          gnu: aT,
+          ours: aD,
+          note: "baseline: applyTar",
+        });
+        // As an image load: the caller hashes the tar (DiffID) as it streams.
+        const checked = (pass: boolean) => async () => {
+          using f = await Deno.open(tarPath);
+          const h = createHash("sha256");
+          const s = f.readable.pipeThrough(
+            new TransformStream<Uint8Array, Uint8Array>({
+              transform(c, ctl) {
+                h.update(c);
+                ctl.enqueue(c);
+              },
+            }),
+          );
+          await store.applyDiffChecked(
+            `l${n++}`,
+            undefined,
+            s,
+            () => Promise.resolve(),
+            pass ? { tarSha256: () => h.copy().digest("hex") } : {},
+          );
+        };
+        const [c2, c1] = await alternate(
+          RUNS,
+          checked(false),
+          checked(true),
+          drop,
+          "record: applyDiffChecked hashing twice vs once (tarSha256)",
+        );
+        rows.push({
+          what: "applyDiffChecked: tarSha256 vs hashing twice",
+          gnu: c2,
+          ours: c1,
+          note: "baseline: without tarSha256",
+        });
+      } finally {
+        store.close();
+        await sh("rm", ["-rf", storeRoot]);
+      }
     }
 
     if (want("pack")) {

@@ -11,8 +11,10 @@
  *   files and an opaque marker, applied as plain files: format "none").
  *
  * Each measurement alternates GNU tar and ours (who goes first alternates
- * too), prints every run (wall seconds and peak RSS from `/usr/bin/time -f
- * %M`), the load average before it, and a table of medians and ratios. Every
+ * too), prints every run (wall seconds; peak RSS and user + sys CPU from
+ * `/usr/bin/time -f "%M %U %S"`, CPU to 0.01 s), the load average before it,
+ * and a table of medians and ratios (wall, and CPU: on a busy shared machine
+ * the CPU ratio moves less than the wall one). Every
  * output tree is digested (names, types, modes, owners, link counts, times,
  * link targets, sizes, contents, xattrs; the root directory itself left out)
  * and must match GNU tar's: a fast wrong answer fails the bench.
@@ -52,15 +54,19 @@ function loadavg(): string {
   );
 }
 
-/** One process run: wall seconds (ours, from spawn to exit) and peak RSS in MiB. */
+/**
+ * One process run: wall seconds (ours, from spawn to exit), peak RSS in MiB
+ * and CPU seconds (user + sys: less swayed than wall time by other work on
+ * a shared machine, though not free of it).
+ */
 async function measure(
   cmd: string[],
-): Promise<{ secs: number; mib: number }> {
+): Promise<Run> {
   const out = await Deno.makeTempFile({ prefix: "layerfs-time-" });
   try {
     const t = performance.now();
     const r = await new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%M", "-o", out, ...cmd],
+      args: ["-f", "%M %U %S", "-o", out, ...cmd],
       stdout: "null",
       stderr: "piped",
     }).output();
@@ -72,8 +78,9 @@ async function measure(
         }`,
       );
     }
-    const kib = Number(Deno.readTextFileSync(out).trim().split("\n").pop());
-    return { secs, mib: kib / 1024 };
+    const [kib, user, sys] = Deno.readTextFileSync(out).trim().split("\n")
+      .pop()!.split(" ").map(Number);
+    return { secs, mib: kib / 1024, cpu: user + sys };
   } finally {
     await Deno.remove(out).catch(() => {});
   }
@@ -287,13 +294,26 @@ export async function buildShape(dir: string, s: ShapeSpec): Promise<number> {
 
 // ---------------------------------------------------------------- measuring
 
-interface Row {
-  shape: string;
-  op: string;
+/** One measured process. */
+interface Run {
+  secs: number;
+  mib: number;
+  cpu: number;
+}
+
+/** Medians of both tools' runs. */
+interface Medians {
   gnu: number;
   ours: number;
   gnuMiB: number;
   oursMiB: number;
+  gnuCpu: number;
+  oursCpu: number;
+}
+
+interface Row extends Medians {
+  shape: string;
+  op: string;
   target: number;
 }
 
@@ -305,9 +325,9 @@ async function alternate(
   fresh: () => Promise<string>,
   check: (gnuOut: string, oursOut: string) => Promise<void>,
   runs = RUNS,
-): Promise<{ gnu: number; ours: number; gnuMiB: number; oursMiB: number }> {
-  const g: { secs: number; mib: number }[] = [];
-  const o: { secs: number; mib: number }[] = [];
+): Promise<Medians> {
+  const g: Run[] = [];
+  const o: Run[] = [];
   let kept: [string, string] | undefined;
   for (let i = 0; i < runs; i++) {
     const order = i % 2 === 0 ? ["gnu", "ours"] : ["ours", "gnu"];
@@ -325,14 +345,18 @@ async function alternate(
     }
   }
   void kept;
-  const list = (xs: { secs: number; mib: number }[]) =>
-    xs.map((x) => `${x.secs.toFixed(3)}s/${x.mib.toFixed(0)}M`).join(" ");
+  const list = (xs: Run[]) =>
+    xs.map((x) =>
+      `${x.secs.toFixed(3)}s/${x.cpu.toFixed(2)}cpu/${x.mib.toFixed(0)}M`
+    ).join(" ");
   console.log(`${label} [load ${loadavg()}]: GNU ${list(g)}; ours ${list(o)}`);
   return {
     gnu: median(g.map((x) => x.secs)),
     ours: median(o.map((x) => x.secs)),
     gnuMiB: median(g.map((x) => x.mib)),
     oursMiB: median(o.map((x) => x.mib)),
+    gnuCpu: median(g.map((x) => x.cpu)),
+    oursCpu: median(o.map((x) => x.cpu)),
   };
 }
 
@@ -347,6 +371,9 @@ function printTable(rows: Row[]): void {
     "met",
     "GNU RSS",
     "ours RSS",
+    "CPU GNU",
+    "CPU ours",
+    "CPU ratio",
   ]];
   for (const r of rows) {
     const ratio = r.ours / r.gnu;
@@ -360,6 +387,9 @@ function printTable(rows: Row[]): void {
       r.target > 0 ? (ratio <= r.target ? "yes" : "NO") : "",
       `${r.gnuMiB.toFixed(0)} MiB`,
       `${r.oursMiB.toFixed(0)} MiB`,
+      `${r.gnuCpu.toFixed(2)} s`,
+      `${r.oursCpu.toFixed(2)} s`,
+      r.gnuCpu > 0 ? `${(r.oursCpu / r.gnuCpu).toFixed(2)}x` : "",
     ]);
   }
   const w = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));

@@ -831,3 +831,34 @@ export class LayerNotExact extends LayerfsError {
     this.layer = layer;
   }
 }
+
+/**
+ * A command stopped by SIGINT (Ctrl-C) or SIGTERM: it removed its temps and
+ * wrote no reference. Exit code 128 + the signal's number, as a shell
+ * reports a process the signal killed: 130 for SIGINT, 143 for SIGTERM.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Interrupted } from "./errors.ts";
+ * const e = new Interrupted("pull of alpine", "SIGINT");
+ * assert.equal(e.message, "pull of alpine interrupted");
+ * assert.equal(e.exitCode, 130);
+ * ```
+ */
+export class Interrupted extends LayerfsError {
+  /** The signal. */
+  readonly signal: "SIGINT" | "SIGTERM";
+  /** 130 (SIGINT) or 143 (SIGTERM). */
+  override readonly exitCode: number;
+  /** Builds the error; `what` names the work stopped ("pull of alpine"). */
+  constructor(
+    what: string,
+    signal: "SIGINT" | "SIGTERM",
+    options?: ErrorOptions,
+  ) {
+    super(`${what} interrupted`, options);
+    this.signal = signal;
+    this.exitCode = signal === "SIGINT" ? 130 : 143;
+  }
+}

@@ -12,7 +12,7 @@
  * <root>/tarsplit/<id>   tar-split record of a layer applied from a tar (archive/tarsplit)
  * <root>/diff/<id>/      the layer's own content
  * <root>/mnt/<id>/       mount point of the union view (backends that mount)
- * <root>/run/            lock file and persisted mount counts
+ * <root>/run/            lock file; run/counts/<id>: a layer's outstanding gets
  * <root>/staging/        layers being built; swept on open
  * ```
  *
@@ -81,6 +81,12 @@ export class StoreLayout {
   /** `run/` (lock and counts). */
   get run(): string {
     return `${this.root}/run`;
+  }
+  /** `run/counts/<id>` (or the `run/counts` dir): the layer's outstanding gets. */
+  counts(id?: string): string {
+    return id === undefined
+      ? `${this.root}/run/counts`
+      : `${this.root}/run/counts/${id}`;
   }
   /** `staging/` (or one entry of it). */
   staging(name?: string): string {

@@ -13,9 +13,9 @@ import {
 } from "../errors.ts";
 import { openStore } from "../store/open.ts";
 import type { Store } from "../store/store.ts";
-import { peekCompression, writeCompressed } from "../archive/compress/mod.ts";
 import { openOutput } from "./_output.ts";
 import {
+  EXIT_BROKEN_PIPE,
   isBrokenPipe,
   namedFsError,
   namedStream,
@@ -24,18 +24,23 @@ import {
 } from "./_io_errors.ts";
 import { countingStream, makeProgress } from "./_progress.ts";
 import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
-import { checkStore } from "./check.ts";
-import { helperDoctor, helperInstall } from "../../helper/install.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
 import { loginCommands } from "./login.ts";
 import { imageCommands } from "./_image_commands.ts";
 import { registryCommands } from "./_registry_commands.ts";
-import { findImage } from "../image/images.ts";
+import { findImage } from "../image/lazy.ts";
 
 export type { CliIo, CommandContext, CommandResult } from "./_types.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
 
 type Run = (ctx: CommandContext) => Promise<CommandResult>;
+
+// Loaded by the commands that use them, not at start-up: every command
+// loads this module, and `ls` or `mount` need no compressor, store checker
+// or helper installer (README "Start-up").
+const compressors = () => import("../archive/compress/mod.ts");
+const checker = () => import("./check.ts");
+const helperSetup = () => import("../../helper/install.ts");
 
 async function storeExists(root: string): Promise<boolean> {
   try {
@@ -95,9 +100,6 @@ const NUMERIC_STATUS = new Set([
   "outstanding gets",
   "format version",
 ]);
-
-/** Exit code of a process killed by SIGPIPE, as a shell reports it. */
-export const EXIT_BROKEN_PIPE = 141;
 
 const commands: Record<string, Run> = {
   ...imageCommands(withStore),
@@ -261,6 +263,7 @@ const commands: Record<string, Run> = {
     let tar: ReadableStream<Uint8Array> = input;
     try {
       // Only to report it: the store decompresses (and checks) by itself.
+      const { peekCompression } = await compressors();
       const peeked = await peekCompression(input, { name });
       const compression = peeked.compression;
       tar = peeked.tar as ReadableStream<Uint8Array>;
@@ -309,10 +312,10 @@ const commands: Record<string, Run> = {
       // Progress counts tar bytes; the result counts what reached the output.
       const diff = store.diff(id, parent);
       const onTar = (n: number) => progress.bytes(n);
-      const write = (sink: ByteWriter) =>
+      const write = async (sink: ByteWriter) =>
         kind
-          ? writeCompressed(diff, kind, sink, onTar)
-          : writeToFile(diff, sink, onTar);
+          ? (await compressors()).writeCompressed(diff, kind, sink, onTar)
+          : await writeToFile(diff, sink, onTar);
       if (out === undefined) {
         try {
           await write(namedWriter(ctx.io.stdout(), "standard output"));
@@ -392,6 +395,7 @@ const commands: Record<string, Run> = {
         `No layerfs store at ${ctx.root}; pass the right --root`,
       );
     }
+    const { checkStore } = await checker();
     const report = await checkStore(ctx.root, {
       repair: ctx.values.repair === true,
     });
@@ -415,6 +419,7 @@ const commands: Record<string, Run> = {
   helper: async (ctx) => {
     const [sub] = ctx.args;
     if (sub === "install") {
+      const { helperInstall } = await helperSetup();
       const r = await helperInstall({
         group: str(ctx.values.group),
         path: str(ctx.values.path),
@@ -423,6 +428,7 @@ const commands: Record<string, Run> = {
       return { json: r, text: r.messages.join("\n") };
     }
     if (sub === "doctor") {
+      const { helperDoctor } = await helperSetup();
       const r = await helperDoctor({ path: str(ctx.values.path) });
       return {
         json: r,

@@ -1,5 +1,5 @@
 /**
- * The CLI's image commands: `load`, `images`, `rmi`. Their specs
+ * The CLI's image commands: `load`, `images`, `rmi`, `prune`, `save`. Their specs
  * (`_image_spec.ts`) are listed in `_spec.ts`'s table and their runners in
  * `_commands.ts`'s, each with one line; the helpers they share with the other commands come in as
  * arguments (no import cycle).
@@ -8,17 +8,19 @@
  */
 
 import { UsageError } from "../errors.ts";
+import type { ImageInput, LoadProgress } from "../image/mod.ts";
 import {
-  type ImageInput,
+  findImage,
   listImages,
   loadImage,
-  type LoadProgress,
+  pruneImages,
   removeImage,
   saveImage,
-} from "../image/mod.ts";
+} from "../image/lazy.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
 import { formatBytes, makeProgress, type Progress } from "./_progress.ts";
+import { interruptible } from "./_interrupt.ts";
 
 type WithStore = <T>(
   ctx: CommandContext,
@@ -87,13 +89,24 @@ export function imageCommands(
         (label) => makeProgress(label, enabled, ctx.io.stderr),
       );
       return await withStore(ctx, true, async (store) => {
-        const images = await loadImage(store, input, {
-          platform: typeof ctx.values.platform === "string"
-            ? ctx.values.platform
-            : undefined,
-          tag: typeof ctx.values.tag === "string" ? ctx.values.tag : undefined,
-          onProgress,
-        });
+        const what = `load of ${
+          file === undefined || file === "-" ? "standard input" : file
+        }`;
+        const images = await interruptible(
+          ctx,
+          what,
+          (signal) =>
+            loadImage(store, input, {
+              platform: typeof ctx.values.platform === "string"
+                ? ctx.values.platform
+                : undefined,
+              tag: typeof ctx.values.tag === "string"
+                ? ctx.values.tag
+                : undefined,
+              onProgress,
+              signal,
+            }),
+        );
         return {
           json: {
             images: images.map((i) => ({
@@ -113,7 +126,13 @@ export function imageCommands(
 
     images: (ctx) =>
       withStore(ctx, false, async (store) => {
-        const list = await listImages(store);
+        const [ref] = ctx.args;
+        const id = ref === undefined
+          ? undefined
+          : (await findImage(store, ref)).id;
+        const list = (await listImages(store)).filter((i) =>
+          id === undefined || i.id === id
+        );
         const rows = [
           ["REF", "ID", "TOP LAYER", "SIZE", "CREATED"],
           ...list.map((i) => [
@@ -159,6 +178,27 @@ export function imageCommands(
         return { json: { removed }, text: lines.join("\n") };
       }),
 
+    prune: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const r = await pruneImages(store);
+        const lines = [
+          ...r.removedLayers.map((l) => `Removed layer: ${l}`),
+          ...r.busy.map((l) =>
+            `Left layer: ${l} (a load or pull is working on it)`
+          ),
+          ...r.removedBlobs.map((b) => `Removed blob: sha256:${b}`),
+          ...(r.blobsSkipped
+            ? [
+              "Left unused blobs (a load or pull is running; prune again later)",
+            ]
+            : []),
+        ];
+        return {
+          json: r,
+          text: lines.length ? lines.join("\n") : "Nothing to prune",
+        };
+      }),
+
     save: (ctx) =>
       withStore(ctx, false, async (store) => {
         const output = ctx.values.output;
@@ -179,10 +219,12 @@ export function imageCommands(
             }; use none, gzip or zstd`,
           );
         }
-        const saved = await saveImage(store, ctx.args, output, {
-          format,
-          compress,
-        });
+        const saved = await interruptible(
+          ctx,
+          `save of ${ctx.args.join(" ")}`,
+          (signal) =>
+            saveImage(store, ctx.args, output, { format, compress, signal }),
+        );
         return {
           json: {
             images: saved.map((s) => ({

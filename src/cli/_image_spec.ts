@@ -34,10 +34,15 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
   },
   {
     name: "images",
-    usage: "",
+    usage: "[REF]",
     summary: "list images: name, id, top layer, size, created",
+    description:
+      "With REF, only the image it names (every name of it). A name without a registry\n" +
+      "finds docker's reading (alpine = docker.io/library/alpine:latest) and then podman's\n" +
+      "local one (localhost/alpine:latest); rmi, save, push and create --image look names\n" +
+      "up the same way.",
     options: {},
-    args: [0, 0],
+    args: [0, 1],
   },
   {
     name: "rmi",
@@ -45,11 +50,28 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
     summary:
       "remove image names or images, and the layers nothing else uses any more",
     description:
-      "REF is NAME:TAG (NAME means NAME:latest), sha256:ID, an id prefix (12+ hex) or a\n" +
-      "manifest digest (sha256:M, NAME@sha256:M).\n" +
+      "REF is NAME:TAG (NAME means NAME:latest; short names as docker and podman read them:\n" +
+      "alpine finds docker.io/library/alpine:latest, myimg finds localhost/myimg:latest),\n" +
+      "sha256:ID, an id prefix (12+ hex) or a manifest digest (sha256:M, NAME@sha256:M).\n" +
       "A name of an image that has other names is only untagged; an id removes the image.",
     options: {},
     args: [1, 1000],
+  },
+  {
+    name: "prune",
+    usage: "",
+    summary:
+      "remove image layers and blobs no image uses (what interrupted loads and pulls completed)",
+    description:
+      "An interrupted pull keeps the layers it completed, so the next pull of the image\n" +
+      "fetches only the rest; this removes them instead. Only layers named by chain ids\n" +
+      "(64 hex, as loads and pulls name them) that no image names, nothing has mounted and\n" +
+      "no other layer sits on go; layers a load or pull is working on are left. Blobs\n" +
+      "kept by pulls (keepBlobs) that no image uses go too, unless a load or pull is\n" +
+      "running. As `podman image prune`, it is the housekeeping step; `layerfs check`\n" +
+      "lists the layers.",
+    options: {},
+    args: [0, 0],
   },
   {
     name: "save",

@@ -10,6 +10,9 @@ import { LayerfsError } from "../errors.ts";
 import { ioAdvice } from "../sys/errno.ts";
 import type { ByteWriter } from "../archive/write_file.ts";
 
+/** Exit code of a process killed by SIGPIPE, as a shell reports it. */
+export const EXIT_BROKEN_PIPE = 141;
+
 /** True for the error a write to a closed pipe gives (SIGPIPE is ignored by Deno). */
 export function isBrokenPipe(e: unknown): boolean {
   return e instanceof Deno.errors.BrokenPipe ||

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { dirname, resolve } from "node:path";
+import { nodePath } from "../_node.ts";
 import { UsageError } from "../errors.ts";
 import { syncDir } from "../store/_atomic.ts";
 
@@ -94,6 +94,7 @@ export async function openOutput(path: string): Promise<Output> {
       await file.syncData();
       close();
       await Deno.rename(tmp, path);
+      const { dirname, resolve } = nodePath();
       await syncDir(dirname(resolve(path)));
     },
     async abort() {

@@ -13,12 +13,13 @@
 
 import { UsageError } from "../errors.ts";
 import type { LoadProgress } from "../image/mod.ts";
-import { RegistryClient } from "../registry/client.ts";
-import { pullImage } from "../registry/pull.ts";
-import { pushImage, type PushProgress } from "../registry/push.ts";
-import { parseReference } from "../registry/reference.ts";
+import type { RegistryClient } from "../registry/client.ts";
+import { pullImage, pushImage } from "../registry/lazy.ts";
+import type { PushProgress } from "../registry/push.ts";
+import { parseReference } from "../image/reference.ts";
 import type { Store } from "../store/store.ts";
 import { formatBytes } from "./_progress.ts";
+import { interruptible } from "./_interrupt.ts";
 import type { CommandContext, CommandResult, CommandSpec } from "./_types.ts";
 
 const insecure = {
@@ -100,8 +101,14 @@ function board(ctx: CommandContext, enabled: boolean) {
   };
 }
 
-function client(ctx: CommandContext, ref: string): RegistryClient {
+// The client's code (HTTP, TLS, auth) loads when a command needs it: the
+// CLI's help and its store commands take this module's table entries only.
+async function client(
+  ctx: CommandContext,
+  ref: string,
+): Promise<RegistryClient> {
   const host = parseReference(ref).host;
+  const { RegistryClient } = await import("../registry/client.ts");
   return new RegistryClient({
     env: ctx.io.env,
     uid: ctx.io.uid,
@@ -135,15 +142,17 @@ export function registryCommands(
             }`;
           b.set(p.layer - 1, `${id}: ${text}`, p.state !== "apply");
         };
-        const c = client(ctx, ref);
+        const c = await client(ctx, ref);
         try {
-          const img = await pullImage(store, ref, {
-            client: c,
-            platform: typeof ctx.values.platform === "string"
-              ? ctx.values.platform
-              : undefined,
-            onProgress,
-          });
+          const img = await interruptible(ctx, `pull of ${ref}`, (signal) =>
+            pullImage(store, ref, {
+              client: c,
+              platform: typeof ctx.values.platform === "string"
+                ? ctx.values.platform
+                : undefined,
+              onProgress,
+              signal,
+            }));
           return {
             json: {
               ref: img.ref,
@@ -188,16 +197,18 @@ export function registryCommands(
             true,
           );
         };
-        const c = client(ctx, ref);
+        const c = await client(ctx, ref);
         try {
-          const r = await pushImage(store, ref, {
-            client: c,
-            image: typeof ctx.values.image === "string"
-              ? ctx.values.image
-              : undefined,
-            compress,
-            onProgress,
-          });
+          const r = await interruptible(ctx, `push of ${ref}`, (signal) =>
+            pushImage(store, ref, {
+              client: c,
+              image: typeof ctx.values.image === "string"
+                ? ctx.values.image
+                : undefined,
+              compress,
+              onProgress,
+              signal,
+            }));
           return {
             json: {
               ref: r.ref,

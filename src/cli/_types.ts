@@ -68,6 +68,14 @@ export interface CliIo {
   stderr: (text: string) => void;
   /** Whether each standard stream is a terminal. */
   isTerminal: { stdin: boolean; stdout: boolean; stderr: boolean };
+  /**
+   * Runs `fn` with a signal that SIGINT or SIGTERM aborts (its reason an
+   * `Interrupted`), listening only while `fn` runs. Without it, commands
+   * run with a signal that never aborts.
+   */
+  interrupts?: <T>(
+    fn: (signal: AbortSignal) => Promise<T>,
+  ) => Promise<T>;
 }
 
 /** What a command produced. */

@@ -17,7 +17,12 @@
  * - image store leftovers (temp files of dead loads and saves, lock files
  *   nobody holds: `leftover`), by the same rules;
  * - images whose layers are gone (`dangling-image`, after a `layerfs rm` of
- *   an image's layer): repair drops their references from the image index.
+ *   an image's layer): repair drops their references from the image index;
+ * - image layers no image uses (`unused-layer`: what an interrupted load or
+ *   pull completed, by the rule of `src/image/prune.ts`); layers a load or
+ *   pull is working on right now are not reported. Repair removes them as
+ *   `layerfs prune` does (after the locked part, through the store's own
+ *   remove).
  *
  * Repairs run under the store's lock (run/lock), so they never race a
  * layerfs process that is creating, removing or mounting.
@@ -40,7 +45,9 @@ import {
   removeLockFile,
   TEMP_RE,
 } from "../store/recovery.ts";
-import { danglingImages } from "../image/image_store.ts";
+import { danglingImages, layerBusy, readIndex } from "../image/image_store.ts";
+import { pruneImages, unusedImageLayers } from "../image/prune.ts";
+import { openStore } from "../store/open.ts";
 import { readCounts, withStoreLock, writeCounts } from "../store/refcounts.ts";
 
 /** Kinds of problems `check` reports. */
@@ -51,7 +58,8 @@ export type ProblemKind =
   | "stale-count"
   | "orphan-mount"
   | "orphan-diff"
-  | "dangling-image";
+  | "dangling-image"
+  | "unused-layer";
 
 /** One problem found. */
 export interface Problem {
@@ -123,7 +131,24 @@ export async function checkStore(
   const run = () => scan(layout, options.repair === true, mounter);
   // Without --repair, read without the lock: check must work on a busy or
   // read-only store.
-  return options.repair ? await withStoreLock(layout, run) : await run();
+  if (!options.repair) return await run();
+  const report = await withStoreLock(layout, run);
+  const unused = report.problems.filter((p) => p.kind === "unused-layer");
+  if (unused.length) {
+    // Removing layers takes the store lock itself: after the locked part.
+    const store = await openStore({
+      root,
+      backend: "auto",
+      mounter: options.mounter,
+    });
+    try {
+      const { removedLayers } = await pruneImages(store);
+      for (const p of unused) p.repaired = removedLayers.includes(p.subject);
+    } finally {
+      store.close();
+    }
+  }
+  return report;
 }
 
 async function scan(
@@ -292,6 +317,25 @@ async function scan(
       }); load it again, or --repair drops its references`,
     );
     p.repaired = repair;
+  }
+
+  // Image layers no image uses (an interrupted load or pull), top first.
+  const idx = await readIndex({ root: layout.root });
+  const infos = [...parentsOf].map(([id, parents]) => ({
+    id,
+    parent: parents[0],
+    mounts: counts[id] ?? 0,
+  }));
+  for (const id of unusedImageLayers(idx, infos)) {
+    if (await layerBusy({ root: layout.root }, id)) continue;
+    add(
+      "unused-layer",
+      id,
+      `image layer "${
+        id.slice(0, 12)
+      }" belongs to no image (left by an interrupted load or pull; ` +
+        `pulling the image again reuses it); "layerfs prune" or --repair removes it`,
+    );
   }
 
   return { root: layout.root, layers: layers.size, problems };

@@ -13,13 +13,8 @@
  */
 
 import { LayerfsError, UsageError } from "../errors.ts";
-import { RegistryClient } from "../registry/client.ts";
-import {
-  type Credentials,
-  removeCredentials,
-  storeCredentials,
-} from "../registry/auth_file.ts";
-import { parseReference } from "../registry/reference.ts";
+import type { Credentials } from "../registry/auth_file.ts";
+import { parseReference } from "../image/reference.ts";
 
 interface Spec {
   name: string;
@@ -142,6 +137,9 @@ export const loginCommands: Record<string, (ctx: Context) => Promise<Result>> =
         throw new UsageError("The password on standard input is empty");
       }
       const creds: Credentials = { username, password };
+      // Loaded here: _spec.ts takes this module's table for every command.
+      const { RegistryClient } = await import("../registry/client.ts");
+      const { storeCredentials } = await import("../registry/auth_file.ts");
       const client = new RegistryClient({
         env: ctx.io.env,
         uid: ctx.io.uid,
@@ -165,6 +163,7 @@ export const loginCommands: Record<string, (ctx: Context) => Promise<Result>> =
 
     logout: async (ctx) => {
       const { key } = registryKey(ctx.args[0]);
+      const { removeCredentials } = await import("../registry/auth_file.ts");
       const r = await removeCredentials(key, {
         env: ctx.io.env,
         uid: ctx.io.uid,

@@ -13,6 +13,10 @@
  * standard output (`layerfs diff x | head`) ends the run quietly with exit
  * 141, as SIGPIPE would. SIGXFSZ is ignored, so a write past `ulimit -f`
  * fails with an error naming the file instead of killing the process.
+ * SIGINT (Ctrl-C) or SIGTERM during `pull`, `push`, `load` or `save` stops
+ * the work cleanly (temps removed, no reference written, layers already
+ * completed kept): one line "layerfs: pull of REF interrupted", exit 130
+ * (SIGINT) or 143 (SIGTERM).
  *
  * @example Run it
  * ```sh
@@ -25,16 +29,17 @@
 import { LayerfsError, UsageError } from "../errors.ts";
 import { CommandUsageError, parseCli } from "./_parse.ts";
 import { commandHelp, mainHelp } from "./_spec.ts";
-import { type CliIo, EXIT_BROKEN_PIPE, runCommand } from "./_commands.ts";
+import type { CliIo } from "./_types.ts";
 import { defaultRoot } from "./_root.ts";
-import { isBrokenPipe } from "./_io_errors.ts";
+import { EXIT_BROKEN_PIPE, isBrokenPipe } from "./_io_errors.ts";
+import { listenForInterrupts } from "./_interrupt.ts";
 import { ignoreFileSizeSignal } from "../sys/signal_linux.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 
 /** This layerfs's version (from deno.json). */
 export const VERSION: string = denoJson.version;
 
-export type { CliIo } from "./_commands.ts";
+export type { CliIo } from "./_types.ts";
 
 const encoder = new TextEncoder();
 
@@ -62,6 +67,7 @@ export function processIo(): CliIo {
       stdout: Deno.stdout.isTerminal(),
       stderr: Deno.stderr.isTerminal(),
     },
+    interrupts: listenForInterrupts,
   };
 }
 
@@ -83,7 +89,7 @@ function oneLine(e: unknown): string {
  * @param argv Arguments after the program name.
  * @param io The process edges (see {@link processIo}).
  * @param print Where stdout text goes (default: the process's stdout).
- * @returns 0 on success, 1 on error, 2 on usage error.
+ * @returns 0 on success, 1 on error, 2 on usage error, 130/143 when interrupted.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -131,6 +137,8 @@ export async function runCli(
       uid: io.uid,
       cwd: io.cwd,
     });
+    // The commands' code loads only now: `--version` and help need none.
+    const { runCommand } = await import("./_commands.ts");
     const result = await runCommand(parsed.command.name, {
       root,
       global: parsed.global,

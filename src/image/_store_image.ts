@@ -12,8 +12,12 @@
  * both before the layer is published. Nothing compressed is written to disk
  * unless `keepBlobs` asks for it (then the blob goes to
  * `images/blobs/sha256/<hex>` under a temp name, renamed once verified).
- * A mismatch, an error or an abort refuses the image: layers of it made by
- * this call are removed again, and no reference is written.
+ * A mismatch (wrong content) refuses the image: layers of it made by this
+ * call are removed again, and no reference is written. An interruption (an
+ * abort, a network failure after retries, a full disk, a killed process)
+ * writes no reference either, but keeps the layers it completed: they were
+ * verified, and the next load or pull of the image reuses them; until then
+ * they are unused image layers (`src/image/prune.ts`).
  *
  * With `parallel` > 1, missing layers are fetched and extracted at once
  * and published bottom first, each once the layer below it is there; on
@@ -29,7 +33,13 @@
  * @module
  */
 
-import { InvalidImage, LayerExists, UsageError } from "../errors.ts";
+import {
+  DigestMismatch,
+  InvalidArchive,
+  InvalidImage,
+  LayerExists,
+  UsageError,
+} from "../errors.ts";
 import { backendByName } from "../backends/registry.ts";
 import type { Store } from "../store/store.ts";
 import { chainIds, digestHex, sha256Hex } from "./digest.ts";
@@ -129,7 +139,7 @@ export interface StoreImageOptions {
   parallel?: number;
   /** Keep each extracted layer's compressed blob in `images/blobs/`. @default {false} */
   keepBlobs?: boolean;
-  /** Stops it: what this call made is removed, the signal's reason thrown. */
+  /** Stops it: the signal's reason is thrown; completed layers stay (see the module doc). */
   signal?: AbortSignal;
 }
 
@@ -277,16 +287,33 @@ export async function storeImage(
     });
     return { id, layers: chains, extracted: [...made] };
   } catch (e) {
-    // Top first: what this call made of this image goes again (the locks
-    // keep every other load off these layers meanwhile).
-    for (const id of made.reverse()) {
-      await store.remove(id).catch(() => {});
+    // Wrong content refuses the image: what this call made of it goes
+    // again, top first (the locks keep every other load off these layers
+    // meanwhile). An interruption keeps the layers it completed: each was
+    // verified before it was published, so the next pull reuses them
+    // ("layerfs prune" removes them if it never comes).
+    if (refusesImage(e, signal)) {
+      for (const id of made.reverse()) {
+        await store.remove(id).catch(() => {});
+      }
     }
     throw e;
   } finally {
     unpacker?.close();
     for (const l of locks) l.close();
   }
+}
+
+/**
+ * Whether failure `e` says the image's content is wrong (a digest, size or
+ * DiffID mismatch, a tar that cannot be applied), rather than that its
+ * storing was interrupted (an abort, a network failure, a full disk).
+ */
+function refusesImage(e: unknown, signal?: AbortSignal): boolean {
+  // An abort can surface as a short blob; it says nothing of the content.
+  if (signal?.aborted) return false;
+  return e instanceof InvalidImage || e instanceof DigestMismatch ||
+    e instanceof InvalidArchive;
 }
 
 interface LayerJob {

@@ -85,7 +85,9 @@ export async function unpackLayer(
       : decompressStream(p.stream, c, { name: subject });
     const t = new HashedStream(stream, subject);
     tar = t;
-    await applyLayerTarRecorded(staged.dirs, t.stream, staged.record);
+    await applyLayerTarRecorded(staged.dirs, t.stream, staged.record, {
+      tarSha256: () => t.digest(), // hashed once
+    });
     await t.drain(); // the extractor stops at the end-of-archive blocks
     await p.drain();
     if (job.size !== undefined && p.bytes !== job.size) {

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../_node.ts";
 import { InvalidImage } from "../errors.ts";
 
 /** A hashed, counted, drainable view of a byte stream. */
@@ -19,7 +19,7 @@ export class HashedStream {
   /** The stream to hand to a consumer (it pulls only on demand). */
   readonly stream: ReadableStream<Uint8Array>;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #hash = createHash("sha256");
+  readonly #hash = nodeCrypto().createHash("sha256");
   readonly #max: number;
   readonly #subject: string;
   readonly #onBytes: (n: number) => void;

@@ -19,7 +19,8 @@
  * @module
  */
 
-import { ImageNotFound, StoreError } from "../errors.ts";
+import { ImageNotFound, InvalidReference, StoreError } from "../errors.ts";
+import { nameCandidates } from "./reference.ts";
 import { syncDir } from "../store/_atomic.ts";
 import type { Store } from "../store/store.ts";
 import { StoreLayout } from "../layout.ts";
@@ -111,10 +112,29 @@ export interface LayerLock {
  * lock on two different files.
  */
 export async function flock(path: string): Promise<LayerLock> {
+  return (await takeFlock(path, true))!;
+}
+
+/**
+ * {@link flock} without waiting: undefined when another holder has it (a
+ * load or pull is working on that layer).
+ */
+export async function tryFlock(path: string): Promise<LayerLock | undefined> {
+  return await takeFlock(path, false);
+}
+
+async function takeFlock(
+  path: string,
+  wait: boolean,
+): Promise<LayerLock | undefined> {
   for (;;) {
     const f = await Deno.open(path, { read: true, write: true, create: true });
     try {
-      await f.lock(true);
+      if (wait) await f.lock(true);
+      else if (!(await f.tryLock(true))) {
+        f.close();
+        return undefined;
+      }
       const [a, b] = [await f.stat(), await Deno.lstat(path).catch(() => null)];
       if (b && a.ino === b.ino && a.dev === b.dev) {
         return {
@@ -132,6 +152,46 @@ export async function flock(path: string): Promise<LayerLock> {
     }
     f.close(); // deleted or replaced while we waited: take the new one
   }
+}
+
+/** The path of layer `id`'s lock file (`images/locks/<id>`). */
+export function layerLockPath(store: StoreRoot, id: string): string {
+  return `${imagesDir(store)}/locks/${id}`;
+}
+
+/**
+ * Whether a load or pull holds layer `id`'s lock right now (it is making or
+ * reusing that layer and has not written its image's references yet).
+ * Read-only: a missing lock file is not created.
+ */
+export async function layerBusy(
+  store: StoreRoot,
+  id: string,
+): Promise<boolean> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(layerLockPath(store, id), { read: true, write: true });
+  } catch {
+    return false;
+  }
+  try {
+    return !(await f.tryLock(true));
+  } finally {
+    f.close();
+  }
+}
+
+/** Whether a load or pull holds any layer's lock right now. */
+export async function anyLayerBusy(store: StoreRoot): Promise<boolean> {
+  let names: string[];
+  try {
+    names = (await Array.fromAsync(Deno.readDir(`${imagesDir(store)}/locks`)))
+      .map((e) => e.name);
+  } catch {
+    return false;
+  }
+  for (const n of names) if (await layerBusy(store, n)) return true;
+  return false;
 }
 
 /** Runs `fn` under `images/lock`. */
@@ -236,15 +296,58 @@ export async function getBlob(
 }
 
 /**
- * Resolves `ref` (`name:tag`, `name` meaning `name:latest`, `sha256:<id>`,
- * a 64-hex id, a unique id prefix of at least 12 hex chars, or a manifest
- * digest: `sha256:<manifest>`, `name@sha256:<manifest>`) to an image id hex.
+ * The name of the index that `ref` names, or undefined: `ref` as stored
+ * (`name` meaning `name:latest`), else the first of its
+ * {@link nameCandidates} that a stored name stands for too. So a pulled
+ * `docker.io/library/alpine:latest` is found as `alpine`, `alpine:latest`,
+ * `library/alpine` or `docker.io/alpine`, a loaded `myimg:1` also as
+ * `localhost/myimg:1` (podman's name for it), and a pulled
+ * `localhost/app:1` as `app:1`. A stored name spelled exactly as the
+ * candidate wins over others that stand for it.
+ *
+ * @throws {InvalidReference} when a candidate stands for names of different images.
+ */
+export function resolveName(
+  idx: ImageIndex,
+  ref: string,
+): string | undefined {
+  for (const k of [ref, withTag(ref)]) {
+    if (Object.hasOwn(idx.refs, k)) return k;
+  }
+  const want = nameCandidates(ref);
+  if (!want) return undefined;
+  const stored = Object.keys(idx.refs).sort().map((s) => ({
+    s,
+    names: nameCandidates(s) ?? [],
+  }));
+  for (const key of want) {
+    const hits = stored.filter((x) => x.names.includes(key)).map((x) => x.s);
+    if (hits.length === 0) continue;
+    if (hits.includes(key)) return key;
+    if (new Set(hits.map((h) => idx.refs[h])).size > 1) {
+      throw new InvalidReference(
+        ref,
+        `it stands for names of different images (${
+          hits.join(", ")
+        }); name one of them in full`,
+      );
+    }
+    return hits[0];
+  }
+  return undefined;
+}
+
+/**
+ * Resolves `ref` (a name, see {@link resolveName}; `sha256:<id>`, a 64-hex
+ * id, a unique id prefix of at least 12 hex chars, or a manifest digest:
+ * `sha256:<manifest>`, `name@sha256:<manifest>`) to an image id hex.
  *
  * @throws {ImageNotFound}
+ * @throws {InvalidReference} a short name standing for names of different images.
  */
 export function resolveRef(idx: ImageIndex, ref: string): string {
-  const byTag = idx.refs[ref] ?? idx.refs[withTag(ref)];
-  if (byTag !== undefined) return byTag;
+  const name = resolveName(idx, ref);
+  if (name !== undefined) return idx.refs[name];
   // By manifest digest: `sha256:<manifest>` or `name@sha256:<manifest>`.
   const at = ref.lastIndexOf("@");
   const digest = at >= 0 ? ref.slice(at + 1) : ref;

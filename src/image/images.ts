@@ -6,14 +6,17 @@
 
 import { LayerfsError, LayerNotFound } from "../errors.ts";
 import type { Store } from "../store/store.ts";
+import { parseManifest } from "./_formats.ts";
 import {
   flock,
+  getBlob,
   type ImageIndex,
+  type ImageRecord,
   imagesDir,
   readIndex,
+  resolveName,
   resolveRef,
   withImagesLock,
-  withTag,
   writeIndex,
 } from "./image_store.ts";
 
@@ -114,8 +117,9 @@ export async function listImages(store: Store): Promise<ImageInfo[]> {
 export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
   const idx = await readIndex(store);
   const hex = resolveRef(idx, ref);
+  const name = resolveName(idx, ref);
   const all = rows(idx).filter((r) => r.id === `sha256:${hex}`);
-  return all.find((r) => r.ref === ref || r.ref === withTag(ref)) ?? all[0];
+  return all.find((r) => r.ref === name) ?? all[0];
 }
 
 /** What {@link removeImage} did. */
@@ -131,9 +135,10 @@ export interface RemovedImage {
 /**
  * Removes a name, or an image. `name:tag` takes that name away; when it was
  * the image's last name, or `ref` is an id, the image goes with all its
- * names, and then its layers, top first, that no other image uses, no
- * layer sits on and nothing has mounted (those stay, and so do the layers
- * below them).
+ * names, its config and manifest and the layer blobs a pull kept for it
+ * (`keepBlobs`) that no other image uses, and then its layers, top first,
+ * that no other image uses, no layer sits on and nothing has mounted (those
+ * stay, and so do the layers below them).
  *
  * @throws {ImageNotFound}
  * @example
@@ -169,29 +174,28 @@ export async function removeImage(
     const idx = await readIndex(store);
     const hex = resolveRef(idx, ref);
     const names = Object.keys(idx.refs).filter((r) => idx.refs[r] === hex);
-    const byName = idx.refs[ref] !== undefined ? ref : undefined;
-    const byTag = byName ??
-      (idx.refs[`${ref}:latest`] !== undefined ? `${ref}:latest` : undefined);
+    const byTag = resolveName(idx, ref);
     if (byTag !== undefined && names.length > 1) {
       delete idx.refs[byTag];
       await writeIndex(store, idx);
       return { untagged: [byTag], deleted: null, layers: [] as string[] };
     }
     const rec = idx.images[hex];
+    const mine = await blobsOf(store, rec);
     for (const n of names) delete idx.refs[n];
     delete idx.images[hex];
     await writeIndex(store, idx);
-    // Blobs no image names any more.
+    // Blobs no image uses any more: its config, its manifest and the layer
+    // blobs a pull kept (`keepBlobs`) that no other image's manifest names.
     const used = new Set<string>();
     for (const r of Object.values(idx.images)) {
-      used.add(r.id.slice(7));
-      if (r.manifest) used.add(r.manifest.slice(7));
+      for (const b of await blobsOf(store, r)) used.add(b);
     }
-    for (const d of [rec.id, rec.manifest]) {
-      if (d && !used.has(d.slice(7))) {
-        await Deno.remove(`${imagesDir(store)}/blobs/sha256/${d.slice(7)}`)
-          .catch(() => {});
-      }
+    for (const b of mine) {
+      if (used.has(b)) continue;
+      await Deno.remove(`${imagesDir(store)}/blobs/sha256/${b}`).catch(
+        () => {},
+      );
     }
     return { untagged: names, deleted: rec.id, layers: [...rec.layers] };
   });
@@ -221,4 +225,21 @@ export async function removeImage(
     }
   }
   return { untagged: plan.untagged, deleted: plan.deleted, removedLayers };
+}
+
+/**
+ * The blobs of `images/blobs/sha256/` an image uses (hex): its config, its
+ * manifest, and the layer blobs its manifest names (present when a pull
+ * kept them).
+ */
+export async function blobsOf(store: Store, r: ImageRecord): Promise<string[]> {
+  const out = [r.id.slice(7)];
+  if (!r.manifest) return out;
+  out.push(r.manifest.slice(7));
+  const bytes = await getBlob(store, r.manifest.slice(7));
+  if (!bytes) return out;
+  try {
+    out.push(...parseManifest(bytes, r.id).layers.map((l) => l.digest));
+  } catch { /* not an image manifest: only what the record names */ }
+  return out;
 }

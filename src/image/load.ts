@@ -29,6 +29,8 @@ import {
   withTag,
 } from "./image_store.ts";
 
+import { abortable } from "./_abort.ts";
+
 export type { LoadProgress } from "./_store_image.ts";
 
 /** Options of {@link loadImage}. */
@@ -55,6 +57,12 @@ export interface LoadImageOptions {
    * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;
+  /**
+   * Stops the load: no reference is written and the spool file is removed;
+   * layers already completed stay for the next load (`layerfs prune`
+   * removes them otherwise).
+   */
+  signal?: AbortSignal;
 }
 
 /** One image {@link loadImage} loaded. */
@@ -158,9 +166,12 @@ export async function loadImage(
     });
     using f = await Deno.open(spool, { write: true });
     try {
-      const { stream } = await decompress(input, { name: label });
+      const { stream } = await decompress(abortable(input, options.signal), {
+        name: label,
+      });
       await writeToFile(stream, f);
     } catch (e) {
+      options.signal?.throwIfAborted();
       throw new InvalidImage(
         label,
         `it cannot be read to its end (${(e as Error).message})`,
@@ -191,6 +202,7 @@ export async function loadImage(
       }
       const out: LoadedImage[] = [];
       for (const plan of plans) {
+        options.signal?.throwIfAborted();
         if (options.tag !== undefined) plan.refs = [withTag(options.tag)];
         out.push(await loadOne(store, src, plan, options));
       }
@@ -275,10 +287,14 @@ async function loadOne(
             `its blob ${blob.path} is ${f.size} bytes, the manifest says ${blob.size}`,
           );
         }
-        return { stream: f.stream(), size: f.size };
+        return { stream: abortable(f.stream(), options.signal), size: f.size };
       },
     })),
-  }, { onProgress: options.onProgress, parallel: options.parallel });
+  }, {
+    onProgress: options.onProgress,
+    parallel: options.parallel,
+    signal: options.signal,
+  });
   return {
     ref: plan.refs[0] ?? null,
     refs: plan.refs,

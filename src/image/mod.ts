@@ -45,3 +45,4 @@ export {
   saveImage,
   type SaveImageOptions,
 } from "./save.ts";
+export { type PrunedImages, pruneImages, unusedImageLayers } from "./prune.ts";

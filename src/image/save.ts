@@ -20,7 +20,7 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
+import { nodeCrypto } from "../_node.ts";
 import { LayerNotExact, StoreError, UsageError } from "../errors.ts";
 import { writeCompressed } from "../archive/compress/mod.ts";
 import { tarHeader } from "../archive/tar/header.ts";
@@ -28,14 +28,15 @@ import { TarWriter } from "../archive/tar/writer.ts";
 import { writeToFile } from "../archive/write_file.ts";
 import type { Store } from "../store/store.ts";
 import { sha256Hex } from "./digest.ts";
+import { abortable } from "./_abort.ts";
 import {
   ensureDirs,
   getBlob,
   imagesDir,
   readIndex,
+  resolveName,
   resolveRef,
   sweepImageTemps,
-  withTag,
 } from "./image_store.ts";
 
 /** Options of {@link saveImage}. */
@@ -53,6 +54,8 @@ export interface SaveImageOptions {
    * @default {"none"}
    */
   compress?: "none" | "gzip" | "zstd";
+  /** Stops the save: nothing is written under `path`, no temp file is left. */
+  signal?: AbortSignal;
 }
 
 /** A layer {@link saveImage} could not export exactly, and why. */
@@ -153,11 +156,7 @@ export async function saveImage(
   const idx = await readIndex(store);
   const images = refs.map((ref) => {
     const hex = resolveRef(idx, ref);
-    const tagged = idx.refs[ref] !== undefined
-      ? ref
-      : idx.refs[withTag(ref)] !== undefined
-      ? withTag(ref)
-      : null;
+    const tagged = resolveName(idx, ref) ?? null;
     return { ref: tagged, hex, record: idx.images[hex] };
   });
   await ensureDirs(imagesDir(store));
@@ -173,6 +172,7 @@ export async function saveImage(
     for (const { record } of images) {
       for (const [j, chain] of record.layers.entries()) {
         if (exported.has(chain)) continue;
+        options.signal?.throwIfAborted();
         exported.set(
           chain,
           await exportLayer(
@@ -181,6 +181,7 @@ export async function saveImage(
             record.diffIds[j],
             `${tmp}/${chain}`,
             compress,
+            options.signal,
           ),
         );
       }
@@ -217,7 +218,7 @@ export async function saveImage(
     }
     using file = await Deno.open(out, { write: true, createNew: true });
     const w = new TarWriter();
-    const written = writeToFile(w.readable, file);
+    const written = writeToFile(abortable(w.readable, options.signal), file);
     written.catch(() => {});
     try {
       if (format === "docker") {
@@ -249,6 +250,7 @@ async function exportLayer(
   diffId: string,
   path: string,
   compress: "none" | "gzip" | "zstd",
+  signal: AbortSignal | undefined,
 ): Promise<Exported> {
   const tar = compress === "none" ? path : `${path}.tar`;
   let fresh: string | undefined = "it has no tar-split record";
@@ -257,7 +259,7 @@ async function exportLayer(
   if (exact) {
     try {
       // The stream errors before its last chunk unless the sha256 matched.
-      hashed = await writeHashed(exact, tar);
+      hashed = await writeHashed(abortable(exact, signal), tar);
       fresh = undefined;
     } catch (e) {
       if (!(e instanceof LayerNotExact)) throw e;
@@ -269,7 +271,8 @@ async function exportLayer(
       await Deno.remove(tar).catch(() => {});
     }
   }
-  hashed ??= await writeHashed(store.diff(chain), tar);
+  signal?.throwIfAborted();
+  hashed ??= await writeHashed(abortable(store.diff(chain), signal), tar);
   const out: Exported = {
     path: tar,
     diffId: `sha256:${hashed.digest}`,
@@ -290,7 +293,7 @@ async function writeHashed(
   stream: ReadableStream<Uint8Array>,
   path: string,
 ): Promise<{ digest: string; size: number }> {
-  const hash = createHash("sha256");
+  const hash = nodeCrypto().createHash("sha256");
   let size = 0;
   using f = await Deno.open(path, { write: true, createNew: true });
   await writeToFile(
@@ -314,7 +317,7 @@ async function compressFile(
   to: string,
   format: "gzip" | "zstd",
 ): Promise<{ digest: string; size: number }> {
-  const hash = createHash("sha256");
+  const hash = nodeCrypto().createHash("sha256");
   let size = 0;
   using out = await Deno.open(to, { write: true, createNew: true });
   const input = await Deno.open(from);

@@ -20,9 +20,10 @@ import {
   MOUNT_ATTR,
   moveMount,
   setMountAttrs,
+  ST,
 } from "../sys/mount_linux.ts";
 import type { MountInfoEntry } from "./mountinfo.ts";
-import { verifyNewMount } from "./_verify.ts";
+import { verifyMountById, verifyNewMount } from "./_verify.ts";
 import type { BindMountPlan } from "./plan.ts";
 
 /** The layer's dir and the mount point, already opened and checked (the helper's). */
@@ -34,7 +35,8 @@ export interface BindFds {
 }
 
 /**
- * Performs a bind plan and returns the verified mountinfo entry.
+ * Performs a bind plan and returns the verified mountinfo entry (with
+ * `verify` "id": verified by mount id, flags and inode, and undefined).
  *
  * @throws {MountError} naming the syscall; a mount that is not what was
  *   planned (not read-only, not the layer's dir, moved elsewhere) is detached.
@@ -42,7 +44,8 @@ export interface BindFds {
 export function performBindPlan(
   plan: BindMountPlan,
   fds?: BindFds,
-): MountInfoEntry {
+  verify: "mountinfo" | "id" = "mountinfo",
+): MountInfoEntry | undefined {
   let mfd = -1;
   try {
     try {
@@ -58,6 +61,20 @@ export function performBindPlan(
       throw new MountError(e.syscall, e.code, plan.target, e.message, {
         cause: e,
       });
+    }
+    if (verify === "id") {
+      // The same checks as below, asked of the mount fd instead of mountinfo.
+      verifyMountById(
+        mfd,
+        "bind",
+        plan.target,
+        {
+          flags: ST.RDONLY | (plan.nosuid ? ST.NOSUID : 0) |
+            (plan.nodev ? ST.NODEV : 0),
+        },
+        () => bindMismatch(plan, ["ro"], fds?.source),
+      );
+      return undefined;
     }
     return verifyNewMount(
       mfd,

@@ -10,7 +10,7 @@
  */
 
 import { MountError } from "../errors.ts";
-import { SysError } from "../sys/libc_linux.ts";
+import { cstr, cstrs, SysError } from "../sys/libc_linux.ts";
 import { close } from "../sys/fd_linux.ts";
 import {
   FsContext,
@@ -19,10 +19,12 @@ import {
   MOUNT_ATTR,
   moveMount,
   MS,
+  ST,
   umount2,
 } from "../sys/mount_linux.ts";
+import { FS_MAGIC } from "../sys/statfs_linux.ts";
 import { bindMismatch, performBindPlan } from "./_bind.ts";
-import { verifyNewMount } from "./_verify.ts";
+import { verifyMountById, verifyNewMount } from "./_verify.ts";
 import type {
   AufsMountPlan,
   MountCall,
@@ -186,12 +188,15 @@ export interface OverlayDirFds {
  * store (paths) and the helper (fds). The new mount is verified by its own
  * mount id (statx of the fsmount fd), not by looking up a path: a mount that
  * landed anywhere but `plan.target` (its mount point renamed mid-call) or is
- * not what was planned is detached through that fd and reported.
+ * not what was planned is detached through that fd and reported. `verify`
+ * says how much (see `_verify.ts`): "mountinfo" returns the mount's entry,
+ * "id" returns undefined.
  */
 function mountOverlayNewApi(
   plan: OverlayMountPlan,
   options: PerformOptions,
-): MountInfoEntry | "old-kernel" {
+  verify: "mountinfo" | "id",
+): MountInfoEntry | undefined | "old-kernel" {
   const fds = options.fds;
   let fc: FsContext;
   try {
@@ -207,10 +212,12 @@ function mountOverlayNewApi(
   }
   let mfd = -1;
   try {
+    const key = cstr("lowerdir+");
+    const lowers = fds ? [] : cstrs(plan.lowerdirs);
     for (let i = 0; i < plan.lowerdirs.length; i++) {
       try {
         if (fds) fc.setFd("lowerdir+", fds.lowerdirs[i]);
-        else fc.setString("lowerdir+", plan.lowerdirs[i]);
+        else fc.setEncoded(key, lowers[i], "lowerdir+", plan.lowerdirs[i]);
       } catch (e) {
         if (i === 0 && isOldKernel(e) && !fds) return "old-kernel";
         throw fail(
@@ -259,12 +266,20 @@ function mountOverlayNewApi(
         "the backing filesystem may not support overlay upper dirs (see dmesg)",
       );
     }
-    return verifyNewMount(
-      mfd,
-      "overlay",
-      plan.target,
-      (entry) => mismatch(plan, entry),
-    );
+    if (verify === "mountinfo") {
+      return verifyNewMount(
+        mfd,
+        "overlay",
+        plan.target,
+        (entry) => mismatch(plan, entry),
+      );
+    }
+    verifyMountById(mfd, "overlay", plan.target, {
+      fsType: FS_MAGIC.overlayfs,
+      flags: (plan.nosuid ? ST.NOSUID : 0) | (plan.nodev ? ST.NODEV : 0) |
+        (plan.readOnly ? ST.RDONLY : 0),
+    });
+    return undefined;
   } finally {
     if (mfd >= 0) close(mfd);
     fc.close();
@@ -401,8 +416,17 @@ export function performOverlayPlan(
       `${options.fds.lowerdirs.length} lower fds for ${plan.lowerdirs.length} lower dirs`,
     );
   }
+  return mountOverlay(plan, options, "mountinfo")!;
+}
+
+/** {@link performOverlayPlan} with the verification `verify` (see `_verify.ts`). */
+function mountOverlay(
+  plan: OverlayMountPlan,
+  options: PerformOptions,
+  verify: "mountinfo" | "id",
+): MountInfoEntry | undefined {
   if (options.overlayApi !== "mount2" || options.fds) {
-    const r = mountOverlayNewApi(plan, options);
+    const r = mountOverlayNewApi(plan, options, verify);
     if (r !== "old-kernel") return r;
   }
   mountOverlayLegacy(plan);
@@ -426,9 +450,11 @@ function verifyAt(plan: MountPlan): MountInfoEntry {
 }
 
 /**
- * Performs `plan` (mounting on `plan.target`), then verifies it from
- * /proc/self/mountinfo; a mount that is not what was planned is detached and
- * reported. A `none` plan does nothing.
+ * Performs `plan` (mounting on `plan.target`), then verifies it: a mount
+ * made with the new mount API by its mount id, type and flags (two statx and
+ * one fstatfs, however large the mount table), a mount(2) one (aufs, the
+ * overlay fallback on old kernels) from /proc/self/mountinfo; a mount that is
+ * not what was planned is detached and reported. A `none` plan does nothing.
  *
  * @throws {MountError} with the errno name and the failing operation.
  *
@@ -446,8 +472,11 @@ export function performMountPlan(
   options: PerformOptions = {},
 ): Promise<void> {
   try {
-    if (plan.kind === "overlay") performOverlayPlan(plan, options);
-    else if (plan.kind === "bind") performBindPlan(plan);
+    if (plan.kind === "overlay") {
+      // Given fds (the helper's untrusted case): the full mountinfo check.
+      if (options.fds) performOverlayPlan(plan, options);
+      else mountOverlay(plan, options, "id");
+    } else if (plan.kind === "bind") performBindPlan(plan, undefined, "id");
     else if (plan.kind === "aufs") {
       performAufs(plan);
       verifyAt(plan);

@@ -25,7 +25,7 @@
 import { nodeBuffer, nodePath } from "../_node.ts";
 import { CredentialHelperUnsupported, LayerfsError } from "../errors.ts";
 import { syncDir } from "../store/_atomic.ts";
-import { DOCKER_HUB } from "./reference.ts";
+import { DOCKER_HUB } from "../image/reference.ts";
 
 /** A user name and password (or token) for a registry. */
 export interface Credentials {

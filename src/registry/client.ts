@@ -34,7 +34,7 @@ import {
 } from "../image/digest.ts";
 import { backoff, discard, errorDetail, readBounded, sleep } from "./_http.ts";
 import { MANIFEST_TYPES } from "../image/media_types.ts";
-import { parseReference, type Reference } from "./reference.ts";
+import { parseReference, type Reference } from "../image/reference.ts";
 import { DEFAULT_CERTS_DIRS } from "./tls.ts";
 import {
   HostTransport,

@@ -33,7 +33,7 @@ export {
   parseReference,
   type Reference,
   referenceOf,
-} from "./reference.ts";
+} from "../image/reference.ts";
 export {
   type AuthFileEnv,
   authFilePath,

@@ -13,10 +13,13 @@
  * disk unless `keepBlobs` asks for it.
  *
  * Several layers download at once (`parallel`); two pulls of one image in
- * two processes extract each layer once (per-layer locks); a pull killed at
- * any point leaves the store consistent (staging is swept on open), and the
- * next pull reuses the layers that were complete. A pull that fails or is
- * aborted removes the layers it made, like a load that fails.
+ * two processes extract each layer once (per-layer locks). A pull that is
+ * interrupted (aborted, killed at any point, a network failure after
+ * retries) leaves the store consistent (staging is swept on open) and keeps
+ * the layers it completed and verified, so the next pull fetches only the
+ * rest; until then `layerfs check` lists them as unused and `layerfs prune`
+ * removes them. A pull whose content is wrong (a digest, size or DiffID
+ * mismatch) removes the layers it made, like a load that fails.
  *
  * @module
  */
@@ -40,7 +43,11 @@ import {
   RegistryClient,
   type RegistryClientOptions,
 } from "./client.ts";
-import { parseReference, type Reference, referenceOf } from "./reference.ts";
+import {
+  parseReference,
+  type Reference,
+  referenceOf,
+} from "../image/reference.ts";
 
 /** Options of {@link pullImage}. */
 export interface PullImageOptions {
@@ -74,7 +81,10 @@ export interface PullImageOptions {
   clientOptions?: RegistryClientOptions;
   /** Told about each layer as it starts, streams and ends. */
   onProgress?: (p: LoadProgress) => void;
-  /** Stops the pull: nothing of it is published, no temp file is left. */
+  /**
+   * Stops the pull: no reference is written and no temp file is left;
+   * layers already completed stay for the next pull (see the module doc).
+   */
   signal?: AbortSignal;
 }
 

@@ -59,7 +59,7 @@ import { tarSource } from "../image/_source.ts";
 import { checkParallel, semaphore } from "../image/_store_image.ts";
 import type { Store } from "../store/store.ts";
 import { RegistryClient, type RegistryClientOptions } from "./client.ts";
-import { parseReference, type Reference } from "./reference.ts";
+import { parseReference, type Reference } from "../image/reference.ts";
 import { nodeCrypto } from "../_node.ts";
 
 /** Options of {@link pushImage}. */
@@ -173,7 +173,7 @@ export async function pushImage(
   const idx = await readIndex(store);
   const hex = options.image !== undefined
     ? resolveRef(idx, options.image)
-    : findLocal(idx, typeof ref === "string" ? ref : r.toString(), r);
+    : resolveRef(idx, typeof ref === "string" ? ref : r.toString());
   const record = idx.images[hex];
   const subject = `image ${record.id}`;
   const config = await storedBlob(store, hex);
@@ -367,23 +367,6 @@ export async function pushImage(
   } finally {
     if (!options.client) client.close();
     await Deno.remove(tmp, { recursive: true }).catch(() => {});
-  }
-}
-
-/** The local image for a destination given as `typed` (as typed, then canonical). */
-function findLocal(
-  idx: Awaited<ReturnType<typeof readIndex>>,
-  typed: string,
-  r: Reference,
-): string {
-  try {
-    return resolveRef(idx, typed);
-  } catch (e) {
-    try {
-      return resolveRef(idx, r.toString());
-    } catch {
-      throw e;
-    }
   }
 }
 

@@ -15,7 +15,7 @@
  * @module
  */
 
-import { hostname } from "./reference.ts";
+import { hostname } from "../image/reference.ts";
 
 /** The certs.d roots podman and docker read, in order. */
 export const DEFAULT_CERTS_DIRS: readonly string[] = [

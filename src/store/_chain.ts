@@ -4,7 +4,9 @@
  * (the rest of its stream drained and hashed, digests compared), and a
  * failed check must leave nothing behind. So the check runs inside the
  * staging fill, before the publishing rename. Like `applyDiff`, it keeps a
- * tar-split record of the tar (read to its end before the check runs).
+ * tar-split record of the tar (read to its end before the check runs);
+ * the record takes the caller's sha256 of the tar when it has one, so an
+ * image load hashes its layer tars once.
  *
  * @module
  */
@@ -17,12 +19,21 @@ import {
 import { buildLayer } from "./_build.ts";
 import type { StoreContext } from "./_context.ts";
 
+/** Options of {@link applyCheckedLayer}. */
+export interface CheckedLayerOptions {
+  /** Extraction starts before `parent` exists; publishing waits for this. */
+  parentReady?: Promise<void>;
+  /** The caller's sha256 (hex) of `tar` read to its end, for the record. */
+  tarSha256?: () => string;
+}
+
 /**
  * Builds read-only layer `id` on `parent` (both validated) from `tar`, then
  * awaits `beforePublish` while the layer is still in staging: when it
  * throws, the staging dir is removed and nothing is published. With
- * `parentReady`, extraction starts before `parent` exists (parallel
- * unpack); publishing waits for it.
+ * `options.parentReady`, extraction starts before `parent` exists (parallel
+ * unpack); publishing waits for it. With `options.tarSha256`, the record
+ * ends with that digest instead of hashing the tar again.
  *
  * @throws {LayerExists} {ParentNotFound} {ParentNotCommitted} {InvalidArchive}
  *   and whatever `beforePublish` throws.
@@ -33,14 +44,16 @@ export async function applyCheckedLayer(
   parent: string | undefined,
   tar: TarSource,
   beforePublish: () => Promise<void>,
-  parentReady?: Promise<void>,
+  options: CheckedLayerOptions = {},
 ): Promise<number> {
   const size = await buildLayer(ctx, id, parent, {
     readWrite: false,
-    parentReady,
+    parentReady: options.parentReady,
     fill: async (dirs, record) => {
       // The record reads the tar to its end (the check finds it drained).
-      const { size } = await applyLayerTarRecorded(dirs, tar, record);
+      const { size } = await applyLayerTarRecorded(dirs, tar, record, {
+        tarSha256: options.tarSha256,
+      });
       await beforePublish();
       return size;
     },

@@ -1,10 +1,18 @@
 /**
  * Internal: views and their mount counts. `get` mounts a layer's view on the
  * first reference (in any process) and counts; `put` releases one and the
- * last one unmounts. Counts live in `run/mounts.json` under the store lock
- * and are reconciled with /proc/self/mountinfo on every call, so a count
- * whose mount is gone is dropped, and a mount nobody counted (its process
- * died between mount and count) is adopted by `get` or unmounted on open.
+ * last one unmounts. Counts are one file per layer (`refcounts.ts`), changed
+ * under the store lock. `get` and `put` check their own layer's mount with
+ * one statx; the whole mount table is read on open, remove and commit
+ * ({@link reconciled}), where a count whose mount is gone is dropped and a
+ * mount nobody counted (its process died between mount and count) is
+ * unmounted.
+ *
+ * The order of each step is what keeps counts exact across kill -9: a get
+ * drops a stale count before it mounts and counts after (dying in between
+ * leaves an uncounted mount, which open unmounts); a put unmounts before it
+ * uncounts (dying in between leaves a count without its mount, which is
+ * dropped).
  *
  * @module
  */
@@ -15,16 +23,23 @@ import {
   type MountInfoEntry,
   readMountInfo,
 } from "../mount/mountinfo.ts";
-import { isMountPoint } from "../mount/_mount_point.ts";
+import {
+  type MountPointState,
+  mountPointState,
+} from "../mount/_mount_point.ts";
 import type { MountPlan } from "../mount/plan.ts";
 import type { StoreContext } from "./_context.ts";
 import { validateLayerId } from "./id.ts";
 import { readMeta, readParents, writeMeta } from "./meta.ts";
 import {
+  migrateLegacyCounts,
   type MountCounts,
+  readCount,
   readCounts,
   reconcileCounts,
+  removeCount,
   type ViewState,
+  writeCount,
   writeCounts,
 } from "./refcounts.ts";
 
@@ -32,6 +47,7 @@ import {
 export async function reconciled(
   ctx: StoreContext,
 ): Promise<{ counts: MountCounts; info: MountInfoEntry[] }> {
+  await migrateLegacyCounts(ctx.layout);
   const info = await readMountInfo();
   const raw = await readCounts(ctx.layout);
   const states = new Map<string, ViewState>();
@@ -57,7 +73,10 @@ export async function reconciled(
     );
   }
   const { counts, dropped } = reconcileCounts(raw, (id) => states.get(id)!);
-  if (dropped.length) await writeCounts(ctx.layout, counts);
+  for (const id of dropped) {
+    if (states.get(id) === "gone") removeCount(ctx.layout, id);
+    else writeCount(ctx.layout, id, 0);
+  }
   return { counts, info };
 }
 
@@ -72,26 +91,18 @@ export function usesOf(
   return Math.max(counts[id] ?? 0, mounted ? 1 : 0);
 }
 
-/** Whether `target` is mounted: one statx, or mountinfo where the kernel cannot say. */
-async function mountedAt(target: string): Promise<boolean> {
-  return isMountPoint(target) ?? !!mountAt(await readMountInfo(), target);
-}
-
 /**
- * The counts with `id`'s own count reconciled (caller holds the lock): get
- * and put touch one layer, so they check one mount, not the whole table
- * (the full {@link reconciled} runs on open, remove and commit).
+ * What is at `plan.target` now: mounted or not, and whether the mount point
+ * is missing (one statx; mountinfo only where the kernel cannot say).
  */
-async function countsFor(
-  ctx: StoreContext,
-  id: string,
+async function viewAt(
   plan: MountPlan,
-): Promise<{ counts: MountCounts; mounted: boolean }> {
-  const counts = await readCounts(ctx.layout);
-  const mounted = plan.kind !== "none" && await mountedAt(plan.target);
-  // A count whose mount is gone (a manual umount, a reboot) is stale.
-  if (plan.kind !== "none" && !mounted) delete counts[id];
-  return { counts, mounted };
+): Promise<{ mounted: boolean; state: MountPointState }> {
+  if (plan.kind === "none") return { mounted: false, state: "dir" };
+  const state = mountPointState(plan.target);
+  const mounted = state === "mount" ||
+    (state === "unknown" && !!mountAt(await readMountInfo(), plan.target));
+  return { mounted, state };
 }
 
 /** `get`: see Store.get. */
@@ -109,20 +120,26 @@ export async function getView(
       await writeMeta(ctx.layout, id, meta);
     }
     const plan = ctx.plan(id, parents, meta);
-    const { counts, mounted } = await countsFor(ctx, id, plan);
+    let n = readCount(ctx.layout, id);
+    const { mounted, state } = await viewAt(plan);
     let mountedHere = false;
     if (plan.kind !== "none" && !mounted) {
-      // Stores made before read-only base layers were bind-mounted have no mnt/<id> for them.
-      await Deno.mkdir(plan.target, { mode: 0o700 }).catch((e) => {
-        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-      });
+      if (n > 0) {
+        // A count whose mount is gone (a manual umount, a reboot) is stale;
+        // dropped before mounting, so dying after the mount cannot revive it.
+        writeCount(ctx.layout, id, 0);
+        n = 0;
+      }
+      if (state === "absent") {
+        // Stores made before read-only base layers were bind-mounted have no mnt/<id> for them.
+        Deno.mkdirSync(plan.target, { mode: 0o700 });
+      }
       await ctx.mounter.mount(ctx.root, id, plan);
       mountedHere = true;
     }
     // A mount nobody counted (a process died between mount and count) is adopted here.
-    counts[id] = (counts[id] ?? 0) + 1;
     try {
-      await writeCounts(ctx.layout, counts);
+      writeCount(ctx.layout, id, n + 1);
     } catch (e) {
       // An uncounted mount would outlive every put: undo it before failing.
       if (mountedHere) {
@@ -140,17 +157,19 @@ export async function putView(ctx: StoreContext, id: string): Promise<void> {
     const parents = await readParents(ctx.layout, id);
     if (!parents) throw new LayerNotFound(id);
     const plan = await ctx.planFor(id, parents);
-    const { counts, mounted } = await countsFor(ctx, id, plan);
-    const n = counts[id] ?? 0;
+    let n = readCount(ctx.layout, id);
+    const { mounted } = await viewAt(plan);
+    if (plan.kind !== "none" && !mounted && n > 0) {
+      writeCount(ctx.layout, id, 0); // stale: its mount is gone
+      n = 0;
+    }
     if (n === 0 && !mounted) throw new LayerNotMounted(id);
-    if (n > 1) counts[id] = n - 1;
-    else delete counts[id];
     if (n <= 1 && mounted) {
       await ctx.mounter.unmount(ctx.root, id, plan.target);
     }
     // If this write fails the view is already released; the stale count is
-    // dropped by the next reconcile.
-    await writeCounts(ctx.layout, counts);
+    // dropped by the next get, put or reconcile.
+    writeCount(ctx.layout, id, n - 1);
   });
 }
 

@@ -88,13 +88,26 @@ export function parseParents(text: string, id: string): string[] {
  * await Deno.remove(root, { recursive: true });
  * ```
  */
-export async function readParents(
+export function readParents(
   layout: StoreLayout,
   id: string,
 ): Promise<string[] | undefined> {
+  try {
+    return Promise.resolve(readParentsSync(layout, id));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function readParentsSync(
+  layout: StoreLayout,
+  id: string,
+): string[] | undefined {
   let text: string;
   try {
-    text = await Deno.readTextFile(layout.layers(id));
+    // Sync: a small file, read on every get and put, where the thread hop
+    // of an async read costs more than the read.
+    text = Deno.readTextFileSync(layout.layers(id));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
@@ -201,13 +214,21 @@ export function parseMeta(text: string, id: string): LayerMeta {
  * await Deno.remove(root, { recursive: true });
  * ```
  */
-export async function readMeta(
+export function readMeta(
   layout: StoreLayout,
   id: string,
 ): Promise<LayerMeta> {
+  try {
+    return Promise.resolve(readMetaSync(layout, id));
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
+
+function readMetaSync(layout: StoreLayout, id: string): LayerMeta {
   let text: string;
   try {
-    text = await Deno.readTextFile(layout.meta(id));
+    text = Deno.readTextFileSync(layout.meta(id)); // sync: see readParents
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { readWrite: false };
     throw e;

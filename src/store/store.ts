@@ -19,25 +19,13 @@
  * @module
  */
 
-import {
-  applyLayerTarRecorded,
-  type Change,
-  layerChanges,
-  layerDiffSize,
-  layerTar,
-  rebuildLayerTar,
-  type TarSource,
-} from "../archive/layer.ts";
+import type { Change, TarSource } from "../archive/layer.ts";
 import type { BackendName } from "../backends/registry.ts";
 import { LayerfsError, StoreError } from "../errors.ts";
 import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
 import { statfs } from "../sys/statfs_linux.ts";
 import { buildLayer, commitLayer } from "./_build.ts";
-import {
-  applyCheckedLayer,
-  applyStagedLayer,
-  type StagedLayer,
-} from "./_chain.ts";
+import type { StagedLayer } from "./_chain.ts";
 import { noParent, type StoreContext } from "./_context.ts";
 import { compared, comparison, openComparison } from "./_compare.ts";
 import { deferredByteStream } from "./_deferred_stream.ts";
@@ -50,6 +38,14 @@ import { validateLayerId } from "./id.ts";
 import { readMeta, readParents } from "./meta.ts";
 import { readCounts } from "./refcounts.ts";
 import { findLeftovers, finishCommits, removeLockFile } from "./recovery.ts";
+
+// Extraction with tar-split, export, change lists and image-layer checks
+// (~0.4 MB of emitted code) load on the first call that needs them, not
+// with the store: a process that lists, mounts or removes layers, or imports
+// mod.ts only for applyTar, does not load them at start-up (README
+// "Start-up"). Every caller is async already.
+const archive = () => import("../archive/layer.ts");
+const chain = () => import("./_chain.ts");
 
 /** Options of {@link Store.create} and {@link Store.createReadWrite}. */
 export interface CreateOptions {
@@ -618,7 +614,7 @@ export class Store {
     // Views are taken on the first read, so a stream never read mounts nothing.
     return deferredByteStream(async () => {
       const { dirs, release } = await openComparison(this.#ctx, await cmp);
-      return { stream: layerTar(dirs), release };
+      return { stream: (await archive()).layerTar(dirs), release };
     });
   }
 
@@ -671,6 +667,7 @@ export class Store {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     }
+    const { rebuildLayerTar } = await archive();
     return rebuildLayerTar(id, l.tarsplit(id), l.diff(id), options);
   }
 
@@ -719,7 +716,8 @@ export class Store {
       false,
       undefined,
       async (dirs, record) =>
-        (await applyLayerTarRecorded(dirs, tar, record)).size,
+        (await (await archive()).applyLayerTarRecorded(dirs, tar, record))
+          .size,
     );
     return size!;
   }
@@ -734,6 +732,12 @@ export class Store {
    * extracted at once and the layer is published once that promise settles
    * and `parent` is there (image loads extract layers in parallel this way;
    * a backend that copies its parent waits for it before copying).
+   *
+   * With `options.tarSha256`, the tar-split record kept with the layer takes
+   * the caller's sha256 of `tar` (hex, of every byte of it: called once the
+   * stream is read to its end) instead of hashing the same bytes again; an
+   * image load hashes the tar for its DiffID anyway. A wrong digest is
+   * caught later, not trusted: `exactDiff` checks the rebuilt tar against it.
    *
    * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
    *   {InvalidArchive} and whatever `beforePublish` throws.
@@ -750,19 +754,30 @@ export class Store {
     parent: string | null | undefined,
     tar: TarSource,
     beforePublish: () => Promise<void>,
-    options: { parentReady?: Promise<void> } = {},
+    options: {
+      /**
+       * Extract before `parent` exists; publish once this settles.
+       * @default {undefined (parent must exist)}
+       */
+      parentReady?: Promise<void>;
+      /**
+       * The caller's sha256 (hex) of `tar`, called after it was read to its end.
+       * @default {undefined (the tar is hashed for the record here)}
+       */
+      tarSha256?: () => string;
+    } = {},
   ): Promise<number> {
     this.#open();
     validateLayerId(id);
     const p = noParent(parent);
     if (p !== undefined) validateLayerId(p);
-    return await applyCheckedLayer(
+    return await (await chain()).applyCheckedLayer(
       this.#ctx,
       id,
       p,
       tar,
       beforePublish,
-      options.parentReady,
+      options,
     );
   }
 
@@ -817,7 +832,7 @@ export class Store {
     validateLayerId(id);
     const p = noParent(parent);
     if (p !== undefined) validateLayerId(p);
-    return await applyStagedLayer(
+    return await (await chain()).applyStagedLayer(
       this.#ctx,
       id,
       p,
@@ -857,7 +872,7 @@ export class Store {
       this.#ctx,
       validateLayerId(id),
       parent,
-      layerDiffSize,
+      (await archive()).layerDiffSize,
     );
   }
 
@@ -902,7 +917,7 @@ export class Store {
       this.#ctx,
       validateLayerId(id),
       parent,
-      layerChanges,
+      (await archive()).layerChanges,
     );
   }
 

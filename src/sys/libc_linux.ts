@@ -201,6 +201,29 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
   return out.subarray(0, written + 1);
 }
 
+/**
+ * NUL-terminated copies of many strings, as views of one buffer: one
+ * allocation instead of one per string (500 lower dirs of an overlay).
+ */
+export function cstrs(strings: string[]): Uint8Array<ArrayBuffer>[] {
+  let size = 0;
+  for (const s of strings) {
+    if (s.includes("\0")) {
+      throw new SysError("path", 22, s.replaceAll("\0", "\\0"));
+    }
+    size += s.length * 3 + 1;
+  }
+  const all = new Uint8Array(size);
+  const out: Uint8Array<ArrayBuffer>[] = [];
+  let off = 0;
+  for (const s of strings) {
+    const { written } = encoder.encodeInto(s, all.subarray(off));
+    out.push(all.subarray(off, off + written + 1));
+    off += written + 1;
+  }
+  return out;
+}
+
 /** A NUL-terminated copy of raw name bytes (names from tar need not be UTF-8). */
 export function cbytes(b: Uint8Array): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(b.length + 1);

@@ -130,6 +130,27 @@ export class FsContext {
     );
   }
 
+  /**
+   * fsconfig(FSCONFIG_SET_STRING) with key and value already encoded
+   * ({@link cstr}, {@link cstrs}): the loop over hundreds of `lowerdir+`
+   * layers allocates nothing per call. `value` names the value in errors.
+   */
+  setEncoded(
+    key: Uint8Array<ArrayBuffer>,
+    valueBytes: Uint8Array<ArrayBuffer>,
+    keyName: string,
+    value: string,
+  ): void {
+    const r = libc().fsconfig(
+      this.#fd,
+      FSCONFIG_SET_STRING,
+      key,
+      valueBytes,
+      0,
+    );
+    if (r < 0) this.#check(r, `fsconfig ${keyName}`, value);
+  }
+
   /** fsconfig(FSCONFIG_SET_FLAG, key). */
   setFlag(key: string): void {
     this.#check(
@@ -259,6 +280,56 @@ export function mountIdOf(fd: number): number {
     "statx",
   );
   return Number(new DataView(buf.buffer).getBigUint64(144, true));
+}
+
+/**
+ * The id of the mount whose root or inside `path` is (statx STATX_MNT_ID,
+ * the last component not followed): equal to {@link mountIdOf} of a mount fd
+ * exactly when that mount is what `path` shows.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mountIdAt } from "./mount_linux.ts";
+ * assert.notEqual(mountIdAt("/proc"), mountIdAt("/")); // /proc is a mount of its own
+ * ```
+ */
+export function mountIdAt(path: string): number {
+  const buf = new Uint8Array(256);
+  check(
+    libc().statx(AT_FDCWD, cstr(path), AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, buf),
+    "statx",
+    path,
+  );
+  return Number(new DataView(buf.buffer).getBigUint64(144, true));
+}
+
+/** statfs(2) `f_flags` bits of a mount (ST_*). */
+export const ST = { RDONLY: 0x1, NOSUID: 0x2, NODEV: 0x4 } as const;
+
+/**
+ * The filesystem magic (`f_type`) and mount flags (`f_flags`, {@link ST})
+ * of the mount `fd` is open on (fstatfs(2)): what a mount fd says about
+ * itself without a look at /proc/self/mountinfo.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fsFactsOf } from "./mount_linux.ts";
+ * import { AT_FDCWD, close, O, openat } from "./fd_linux.ts";
+ * const fd = openat(AT_FDCWD, "/proc", O.RDONLY | O.DIRECTORY);
+ * assert.equal(fsFactsOf(fd).type, 0x9fa0); // PROC_SUPER_MAGIC
+ * close(fd);
+ * ```
+ */
+export function fsFactsOf(fd: number): { type: number; flags: number } {
+  const buf = new Uint8Array(120);
+  check(libc().fstatfs(fd, buf), "fstatfs");
+  const v = new DataView(buf.buffer);
+  return {
+    type: Number(v.getBigInt64(0, true)) >>> 0,
+    flags: Number(v.getBigInt64(80, true)),
+  };
 }
 
 /**

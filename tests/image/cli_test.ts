@@ -1,8 +1,10 @@
 /**
- * `layerfs load`, `images`, `rmi` and `create --image` as a subprocess.
+ * `layerfs load`, `images`, `rmi` and `create --image` as a subprocess;
+ * SIGINT during a load from standard input.
  */
 import assert from "node:assert/strict";
 import { privilegedTest, tempDir } from "../_privileged.ts";
+import { checkStore } from "../../src/cli/check.ts";
 import {
   baseLayer,
   buildImage,
@@ -246,3 +248,60 @@ privilegedTest(
     );
   },
 );
+
+Deno.test("cli: SIGINT during load from standard input stops it cleanly", async () => {
+  await using tmp = await tempDir();
+  const img = buildImage([buildLayer(await baseLayer(), "gzip")]);
+  await writeDocker25(`${tmp.path}/d.tar`, [{ image: img, tags: ["sig:1"] }]);
+  const archive = await Deno.readFile(`${tmp.path}/d.tar`);
+  const root = `${tmp.path}/s`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, "--root", root, "--backend", "vfs", "load", "-"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const output = child.output();
+  const w = child.stdin.getWriter();
+  let out: Deno.CommandOutput;
+  try {
+    // Half the archive, then nothing more: the load waits on its stdin.
+    await w.write(archive.subarray(0, archive.length >> 1));
+    const spooling = () => {
+      try {
+        return [...Deno.readDirSync(`${root}/images`)].some((e) =>
+          e.name.startsWith(".spool-")
+        );
+      } catch {
+        return false;
+      }
+    };
+    // Bounded: at most 600 polls of 50 ms.
+    for (let i = 0; !spooling(); i++) {
+      assert.ok(i < 600, "the load never started spooling");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill("SIGINT");
+    out = await output;
+  } catch (e) {
+    child.kill("SIGKILL");
+    throw e;
+  } finally {
+    await w.close().catch(() => {});
+    await output.catch(() => {});
+  }
+  const dec = new TextDecoder();
+  assert.equal(out.code, 130, dec.decode(out.stderr));
+  assert.equal(
+    dec.decode(out.stderr),
+    "layerfs: load of standard input interrupted\n",
+  );
+  assert.deepEqual(
+    [...Deno.readDirSync(`${root}/images`)].map((e) => e.name).filter((n) =>
+      n.startsWith(".")
+    ),
+    [],
+  );
+  assert.deepEqual((await checkStore(root)).problems, []);
+});

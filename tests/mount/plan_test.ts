@@ -131,3 +131,22 @@ Deno.test("mountinfo: both overlay forms parse; verification catches a truncated
   );
   assert.match(mismatch(plan, undefined)!, /nothing is mounted/);
 });
+
+Deno.test("shortLinkName keeps the names of existing l/ links: 64-bit FNV-1a, base32 from the low bits", () => {
+  // The reference with BigInt, as the names were first computed: stores
+  // made then have l/<name> links that must still be found.
+  const reference = (id: string) => {
+    let h = 0xcbf29ce484222325n;
+    for (const b of new TextEncoder().encode(id)) {
+      h = ((h ^ BigInt(b)) * 0x100000001b3n) & 0xffffffffffffffffn;
+    }
+    let out = "";
+    for (let i = 0; i < 12; i++, h >>= 5n) {
+      out += "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"[Number(h & 31n)];
+    }
+    return out;
+  };
+  const ids = ["base", "a", "l1", "ctr-abc_1.2", "x".repeat(128), "ünïcode"];
+  for (let i = 0; i < 2000; i++) ids.push(`id${i}-${(i * 7919).toString(36)}`);
+  for (const id of ids) assert.equal(shortLinkName(id), reference(id), id);
+});

@@ -2,7 +2,8 @@
  * Test fixture: an HTTP proxy on 127.0.0.1 in front of the real registry
  * that forwards every request and, as a test asks, injects one fault into
  * chosen replies: a blob cut halfway, 503 once, 429 with Retry-After, wrong
- * bytes, or a redirect to another origin.
+ * bytes, a redirect to another origin, or a reply trickled out slowly (so a
+ * test can interrupt a pull in the middle of it).
  *
  * @module
  */
@@ -19,7 +20,8 @@ export type Fault =
   }
   | { kind: "corrupt" }
   | { kind: "lose-reply"; status: number }
-  | { kind: "redirect"; to: string };
+  | { kind: "redirect"; to: string }
+  | { kind: "slow"; chunk: number; delayMs: number };
 
 /** A running proxy. */
 export interface Proxy {
@@ -31,6 +33,8 @@ export interface Proxy {
   stripRanges: boolean;
   /** Chooses the fault for each request (default: forward all). */
   fault: (req: Request, n: number) => Fault;
+  /** Bytes sent so far by "slow" replies. */
+  slowSent: number;
   /** Stops it. */
   stop(): Promise<void>;
 }
@@ -43,6 +47,7 @@ export function startProxy(target: string): Proxy {
     seen,
     stripRanges: false,
     fault: () => ({ kind: "forward" }),
+    slowSent: 0,
     stop: () => Promise.resolve(),
   };
   const server = Deno.serve(
@@ -92,6 +97,25 @@ export function startProxy(target: string): Proxy {
         return new Response(res.body, { status: res.status, headers: out });
       }
       const bytes = new Uint8Array(await res.arrayBuffer());
+      if (fault.kind === "slow") {
+        let off = 0;
+        const body = new ReadableStream<Uint8Array>({
+          async pull(c) {
+            if (off >= bytes.length) return c.close();
+            await new Promise((r) => setTimeout(r, fault.delayMs));
+            const part = bytes.subarray(off, off + fault.chunk);
+            off += part.length;
+            state.slowSent += part.length;
+            try {
+              c.enqueue(part);
+            } catch { /* the client went away meanwhile */ }
+          },
+          cancel() {
+            off = bytes.length;
+          },
+        });
+        return new Response(body, { status: res.status, headers: out });
+      }
       if (fault.kind === "corrupt") {
         const bad = bytes.slice();
         if (bad.length) bad[bad.length >> 1] ^= 0xff;

@@ -3,15 +3,18 @@
  * registry: `--json` one document, `--quiet` the id only, nothing extra on
  * a pipe, per-layer progress on a terminal (a pty from script(1)), errors
  * on one line; the pulled image is known to `images`, `create --image`
- * and `rmi`.
+ * and `rmi`. SIGINT and SIGTERM in the middle of a pull (slowed by the
+ * proxy) stop it with one line and exit 130/143, leaving a consistent store.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { writeOciLayout } from "../image/_images.ts";
+import { sha, writeOciLayout } from "../image/_images.ts";
+import { checkStore } from "../../src/cli/check.ts";
 import { startRegistry } from "./_registry.ts";
-import { skopeoPush, testImage } from "./_images.ts";
+import { startProxy } from "./_proxy.ts";
+import { bigImage, skopeoPush, testImage } from "./_images.ts";
 
 const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
 const dec = new TextDecoder();
@@ -101,3 +104,100 @@ Deno.test("cli: pull and push", async () => {
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("cli: SIGINT and SIGTERM stop a pull cleanly (one line, 130/143, store consistent)", async () => {
+  const reg = await startRegistry();
+  const proxy = startProxy(reg.url);
+  const tmp = await Deno.makeTempDir({ prefix: "layerfs-cli-sig-" });
+  const image = await bigImage(2, 2);
+  try {
+    await writeOciLayout(`${tmp}/src`, [{ image, ref: "v1" }]);
+    await skopeoPush(`${tmp}/src`, "v1", `${reg.host}/cli/big:v1`);
+    const top = `/blobs/sha256:${sha(image.layers[1].blob)}`;
+    // The top layer trickles out: 16 KiB every 50 ms (some seconds).
+    proxy.fault = (req) =>
+      req.method === "GET" && new URL(req.url).pathname.endsWith(top)
+        ? { kind: "slow", chunk: 16 << 10, delayMs: 50 }
+        : { kind: "forward" };
+    for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+      const root = `${tmp}/s-${sig}`;
+      const ref = `${proxy.host}/cli/big:v1`;
+      proxy.slowSent = 0;
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          MAIN,
+          "--root",
+          root,
+          "--backend",
+          "vfs",
+          "pull",
+          ref,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+        env: { NO_COLOR: "1", REGISTRY_AUTH_FILE: "/nonexistent/auth.json" },
+      }).spawn();
+      const output = child.output();
+      try {
+        // Bounded: until the base layer is published and the top layer is
+        // streaming (at most 600 polls of 50 ms).
+        const published = () =>
+          Deno.lstat(`${root}/layers/${image.chains[0]}`).then(
+            () => true,
+            () => false,
+          );
+        for (let i = 0; proxy.slowSent === 0 || !(await published()); i++) {
+          assert.ok(i < 600, `${sig}: the pull never reached the top layer`);
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        child.kill(sig);
+      } catch (e) {
+        child.kill("SIGKILL");
+        throw e;
+      } finally {
+        const out = await output;
+        if (out.code !== code) {
+          assert.fail(`${sig}: exit ${out.code}: ${dec.decode(out.stderr)}`);
+        }
+        assert.equal(
+          dec.decode(out.stderr),
+          `layerfs: pull of ${ref} interrupted\n`,
+        );
+        assert.equal(dec.decode(out.stdout), "");
+      }
+      // Consistent: no temps, no image; the completed base layer is kept
+      // (and listed as unused until the next pull).
+      const report = await checkStore(root);
+      assert.deepEqual(
+        report.problems.map((p) => [p.kind, p.subject]),
+        [["unused-layer", image.chains[0]]],
+        sig,
+      );
+      const images = await layerfs(["--root", root, "--json", "images"]);
+      assert.deepEqual(JSON.parse(images.stdout).images, []);
+      assert.deepEqual(await staging(root), []);
+    }
+  } finally {
+    await proxy.stop();
+    await reg.stop();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+/** Entries of staging/ and temp files under images/. */
+async function staging(root: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of ["staging", "images", "images/blobs/sha256"]) {
+    try {
+      for await (const e of Deno.readDir(`${root}/${d}`)) {
+        if (d === "staging" || /^\.(spool|save|push)-|\.tmp-/.test(e.name)) {
+          out.push(`${d}/${e.name}`);
+        }
+      }
+    } catch { /* none */ }
+  }
+  return out;
+}

@@ -6,15 +6,24 @@
  * second pull downloads nothing (requests counted through the proxy); wrong
  * bytes are refused with nothing applied; a cut download resumes; htpasswd
  * and token auth; two processes pulling at once extract each layer once;
- * an abort leaves nothing; kill -9 at several points leaves a store that
- * `checkStore` finds clean and the next pull completes.
+ * an abort, a registry failing after retries and kill -9 at several points
+ * keep the layers they completed (`checkStore` lists them as unused, and
+ * nothing else), and the next pull fetches only the missing blobs; rmi
+ * deletes the blobs keepBlobs kept unless another image uses them.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { DigestMismatch, InvalidImage } from "../../src/errors.ts";
-import { findImage, openStore, pullImage, type Store } from "../../mod.ts";
+import {
+  findImage,
+  openStore,
+  pruneImages,
+  pullImage,
+  removeImage,
+  type Store,
+} from "../../mod.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import {
   baseLayer,
@@ -273,21 +282,83 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
     );
 
     await t.step(
-      "an abort mid-pull leaves no layer, no image, no temp file",
+      "rmi removes the blobs keepBlobs kept, except those another image uses",
       () =>
-        withStore(STORE_BACKEND, async (store, root) => {
-          const big = await bigImage(3, 4);
-          const dir = await layout(big);
+        withStore("vfs", async (store, root) => {
+          // A second image on the same base layer (same blob).
+          const base = buildImage([image.layers[0]], "arm64");
+          const dir = await layout(base);
           try {
-            await skopeoPush(dir, "v1", `${reg.host}/test/big:v1`);
+            await skopeoPush(dir, "v1", `${reg.host}/test/base:v1`);
           } finally {
             await Deno.remove(dir, { recursive: true });
           }
+          const blobs = async () => {
+            const out: string[] = [];
+            for await (const e of Deno.readDir(`${root}/images/blobs/sha256`)) {
+              out.push(e.name);
+            }
+            return out.sort();
+          };
+          const opts = {
+            clientOptions: { credentials: none },
+            keepBlobs: true,
+          };
+          const app = await pullImage(store, `${reg.host}/test/app:v1`, opts);
+          await pullImage(store, `${reg.host}/test/base:v1`, opts);
+          const [l0, l1] = image.layers.map((l) => sha(l.blob));
+          assert.deepEqual(
+            await blobs(),
+            [
+              l0,
+              l1,
+              image.configHex,
+              image.manifestHex,
+              base.configHex,
+              base.manifestHex,
+            ].sort(),
+          );
+          const r = await removeImage(store, `${reg.host}/test/app:v1`);
+          assert.equal(r.deleted, app.id);
+          // Its top layer's blob, config and manifest go; the shared base stays.
+          assert.deepEqual(
+            await blobs(),
+            [l0, base.configHex, base.manifestHex].sort(),
+          );
+          await removeImage(store, `${reg.host}/test/base:v1`);
+          assert.deepEqual(await blobs(), []);
+          assert.deepEqual(await store.list(), []);
+          assert.deepEqual((await checkStore(root)).problems, []);
+        }),
+    );
+
+    // The big image, pushed once for the interruption steps below.
+    const big = await bigImage(3, 4);
+    {
+      const dir = await layout(big);
+      try {
+        await skopeoPush(dir, "v1", `${reg.host}/test/big:v1`);
+      } finally {
+        await Deno.remove(dir, { recursive: true });
+      }
+    }
+    const bigBlob = (i: number) => `sha256:${sha(big.layers[i].blob)}`;
+    const bigConfig = `sha256:${big.configHex}`;
+    /** Digests of the blobs GET through the proxy since `seen` was emptied. */
+    const fetched = () =>
+      proxy.seen.filter((s) => s.method === "GET" && s.path.includes("/blobs/"))
+        .map((s) => s.path.slice(s.path.lastIndexOf("/") + 1));
+
+    await t.step(
+      "an abort mid-pull keeps the completed layer; the next pull fetches only the rest",
+      () =>
+        withStore(STORE_BACKEND, async (store, root) => {
           const ac = new AbortController();
           await assert.rejects(
-            pullImage(store, `${reg.host}/test/big:v1`, {
+            pullImage(store, `${proxy.host}/test/big:v1`, {
               clientOptions: { credentials: none },
               signal: ac.signal,
+              parallel: 1,
               onProgress: (p) => {
                 if (p.layer === 2 && p.state === "apply" && p.bytes > 0) {
                   ac.abort(new Error("stop, test"));
@@ -296,8 +367,102 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
             }),
             /stop, test/,
           );
-          assert.deepEqual(await store.list(), []);
+          assert.deepEqual((await store.list()).map((l) => l.id), [
+            big.chains[0],
+          ]);
+          await assert.rejects(findImage(store, `${proxy.host}/test/big:v1`));
           assert.deepEqual(await temps(root), []);
+          // check names it as an unused image layer, nothing else.
+          assert.deepEqual(
+            (await checkStore(root)).problems.map((p) => [p.kind, p.subject]),
+            [["unused-layer", big.chains[0]]],
+          );
+          proxy.seen.length = 0;
+          const img = await pullImage(store, `${proxy.host}/test/big:v1`, {
+            clientOptions: { credentials: none },
+          });
+          assert.deepEqual(img.extracted, big.chains.slice(1));
+          assert.deepEqual(
+            fetched().sort(),
+            [bigConfig, bigBlob(1), bigBlob(2)].sort(),
+          );
+          assert.deepEqual((await checkStore(root)).problems, []);
+        }),
+    );
+
+    await t.step(
+      "a registry failing after retries: the completed layer stays, prune removes it",
+      () =>
+        withStore(STORE_BACKEND, async (store, root) => {
+          const second = `/blobs/${bigBlob(1)}`;
+          proxy.fault = (req) =>
+            req.method === "GET" && new URL(req.url).pathname.endsWith(second)
+              ? { kind: "status", status: 503 }
+              : { kind: "forward" };
+          try {
+            await assert.rejects(
+              pullImage(store, `${proxy.host}/test/big:v1`, {
+                clientOptions: { credentials: none, baseDelayMs: 1 },
+                parallel: 1,
+              }),
+              /503/,
+            );
+          } finally {
+            proxy.fault = () => ({ kind: "forward" });
+          }
+          assert.deepEqual((await store.list()).map((l) => l.id), [
+            big.chains[0],
+          ]);
+          assert.deepEqual(await temps(root), []);
+          // prune removes it; then nothing is left to check.
+          assert.deepEqual(await pruneImages(store), {
+            removedLayers: [big.chains[0]],
+            busy: [],
+            removedBlobs: [],
+            blobsSkipped: false,
+          });
+          assert.deepEqual(await store.list(), []);
+          assert.deepEqual((await checkStore(root)).problems, []);
+        }),
+    );
+
+    await t.step(
+      "an interrupted keepBlobs pull: prune removes the kept layer and its blob",
+      () =>
+        withStore(STORE_BACKEND, async (store, root) => {
+          const ac = new AbortController();
+          await assert.rejects(
+            pullImage(store, `${proxy.host}/test/big:v1`, {
+              clientOptions: { credentials: none },
+              signal: ac.signal,
+              parallel: 1,
+              keepBlobs: true,
+              onProgress: (p) => {
+                if (p.layer === 2 && p.state === "apply" && p.bytes > 0) {
+                  ac.abort(new Error("stop, test"));
+                }
+              },
+            }),
+            /stop, test/,
+          );
+          const kept = bigBlob(0).slice(7);
+          assert.deepEqual(
+            (await Array.fromAsync(Deno.readDir(`${root}/images/blobs/sha256`)))
+              .map((e) => e.name),
+            [kept],
+          );
+          assert.deepEqual(await pruneImages(store), {
+            removedLayers: [big.chains[0]],
+            busy: [],
+            removedBlobs: [kept],
+            blobsSkipped: false,
+          });
+          assert.deepEqual(await store.list(), []);
+          assert.deepEqual(
+            (await Array.fromAsync(Deno.readDir(`${root}/images/blobs/sha256`)))
+              .length,
+            0,
+          );
           assert.deepEqual((await checkStore(root)).problems, []);
         }),
     );
@@ -335,15 +500,8 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
     );
 
     await t.step(
-      "kill -9 at several points: the store checks clean, the next pull completes",
+      "kill -9 at several points: completed layers stay and are not fetched again; the next pull completes, the store checks clean",
       async () => {
-        const big = await bigImage(3, 4);
-        const dir = await layout(big);
-        try {
-          await skopeoPush(dir, "v1", `${reg.host}/test/kill:v1`);
-        } finally {
-          await Deno.remove(dir, { recursive: true });
-        }
         const points: [string, (p: Record<string, unknown>) => boolean][] = [
           [
             "first bytes of layer 1",
@@ -367,7 +525,7 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
                 "--allow-all",
                 new URL("./_pull_child.ts", import.meta.url).pathname,
                 root,
-                `${reg.host}/test/kill:v1`,
+                `${reg.host}/test/big:v1`,
               ],
               stdout: "piped",
               stderr: "null",
@@ -391,18 +549,45 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
             }
             await child.status;
             assert.ok(killed, `${name}: the child got there`);
-            // Reopening sweeps what the killed process left in staging/.
+            // Reopening sweeps what the killed process left in staging/;
+            // the layers it completed stay, unused until the next pull.
             const store = await openStore({ root, backend: STORE_BACKEND });
             try {
-              assert.deepEqual((await checkStore(root)).problems, [], name);
               const before = (await store.list()).map((l) => l.id);
-              const img = await pullImage(store, `${reg.host}/test/kill:v1`, {
+              // Killed after layer 1 was published: at least it stays.
+              if (name === "layer 1 published") {
+                assert.ok(before.includes(big.chains[0]), name);
+              }
+              assert.deepEqual(
+                (await checkStore(root)).problems.map((p) => p.kind),
+                before.map(() => "unused-layer"),
+                name,
+              );
+              // Published bottom first: what stays is the bottom of the chain.
+              assert.deepEqual(
+                [...before].sort(),
+                big.chains.slice(0, before.length).sort(),
+                name,
+              );
+              proxy.seen.length = 0;
+              const img = await pullImage(store, `${proxy.host}/test/big:v1`, {
                 clientOptions: { credentials: none },
               });
               assert.equal(img.id, `sha256:${big.configHex}`, name);
-              for (const id of before) {
-                assert.ok(!img.extracted.includes(id), `${name}: ${id} reused`);
-              }
+              assert.deepEqual(
+                img.extracted,
+                big.chains.filter((c) => !before.includes(c)),
+                name,
+              );
+              // Completed layers are not fetched again; the others once.
+              const want = big.chains.flatMap((c, i) =>
+                before.includes(c) ? [] : [bigBlob(i)]
+              );
+              assert.deepEqual(
+                fetched().sort(),
+                [bigConfig, ...want].sort(),
+                name,
+              );
               assert.deepEqual(await temps(root), [], name);
             } finally {
               store.close();

@@ -17,6 +17,23 @@ export function parsePaxRecords(
   into: Map<string, Uint8Array>,
   copy = true,
 ): string | null {
+  return scanPaxRecords(body, (key, v) => {
+    // A copy unless the caller uses the values before the buffer is reused.
+    into.set(key, copy ? v.slice() : v);
+  });
+}
+
+/**
+ * The one PAX record parser: calls `onRecord` with each record's key and
+ * value (a view into `body`, valid during the call), in order. Returns an
+ * error message for a malformed body (records before it were reported), or
+ * `null`. Callers that need only a few keys (the tar-split recorder) use it
+ * directly and build no map.
+ */
+export function scanPaxRecords(
+  body: Uint8Array,
+  onRecord: (key: string, value: Uint8Array) => void,
+): string | null {
   let i = 0;
   while (i < body.length) {
     // Trailing NUL padding (some writers) ends the records.
@@ -45,11 +62,7 @@ export function parsePaxRecords(
     if (key === null || key.includes("\0")) {
       return "PAX record key is not valid UTF-8";
     }
-    // A copy unless the caller uses the values before the buffer is reused.
-    into.set(
-      key,
-      copy ? body.slice(eq + 1, end - 1) : body.subarray(eq + 1, end - 1),
-    );
+    onRecord(key, body.subarray(eq + 1, end - 1));
     i = end;
   }
   return null;

@@ -25,6 +25,8 @@
 import { nodeZlib } from "../../_node.ts";
 import { decodeUtf8Exact, encodeUtf8 } from "../tar/_block.ts";
 
+const utf8 = new TextEncoder();
+
 /** First bytes of every record file. */
 export const MAGIC: Uint8Array = encodeUtf8("layerfs-tarsplit/1\n");
 
@@ -71,16 +73,28 @@ export class RecordEncoder {
     }
   }
 
-  /** Appends a file op. */
-  file(path: Uint8Array, size: number, crc: number): void {
-    const need = 1 + 4 + path.length + 8 + 4;
+  /** Appends a file op (`path` root-relative, encoded as UTF-8 here). */
+  file(path: string, size: number, crc: number): void {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    const need = 1 + 4 + 3 * path.length + 8 + 4;
     if (FRAME_RAW - this.#at < need) this.flush();
     const v = this.#view;
+    const b = this.#buf;
     let at = this.#at;
-    this.#buf[at] = Op.File;
-    v.setUint32(at + 1, path.length, true);
-    this.#buf.set(path, at + 5);
-    at += 5 + path.length;
+    b[at] = Op.File;
+    // ASCII (nearly every path) char by char: an encoder call per file
+    // was ~7% of recording a 55k-file layer.
+    let n = 0;
+    for (; n < path.length; n++) {
+      const c = path.charCodeAt(n);
+      if (c > 0x7f) break;
+      b[at + 5 + n] = c;
+    }
+    if (n < path.length) {
+      n = utf8.encodeInto(path, b.subarray(at + 5)).written;
+    }
+    v.setUint32(at + 1, n, true);
+    at += 5 + n;
     v.setFloat64(at, size, true);
     v.setUint32(at + 8, crc >>> 0, true);
     this.#at = at + 12;

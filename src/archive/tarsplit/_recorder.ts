@@ -5,7 +5,8 @@
  * and GNU `L` bodies for the next entry's name and size). Every byte that is
  * not a regular file's content goes to the record verbatim; a regular
  * file's content becomes a file op (its root-relative path, size and
- * crc32). The whole stream is hashed (sha256) and the record ends with it.
+ * crc32). The whole stream is hashed (sha256; or the caller, who hashes it
+ * anyway, hands its digest to `finish`) and the record ends with it.
  *
  * The rules mirror the reader's (`tar/reader.ts`), so the boundaries are
  * the ones the extractor sees: header-only types carry no body whatever the
@@ -24,7 +25,6 @@ import { nodeCrypto, nodeZlib } from "../../_node.ts";
 import {
   BLOCK,
   emptyAt,
-  encodeUtf8,
   Hdr,
   isZeroBlock,
   Magic,
@@ -33,7 +33,7 @@ import {
   stringAt,
   typeflagAt,
 } from "../tar/_block.ts";
-import { parsePaxRecords, paxInteger } from "../tar/_pax.ts";
+import { paxInteger, scanPaxRecords } from "../tar/_pax.ts";
 import { layerPath } from "../tar/_path.ts";
 import { entryTypeOf, TypeFlag } from "../tar/header.ts";
 import { RecordEncoder } from "./_format.ts";
@@ -49,6 +49,15 @@ const enum State {
 /** Largest PAX or GNU long-name body parsed for the next entry (the reader's default cap is 1 MiB). */
 const META_MAX = 1 << 20;
 
+/** Longest path (UTF-16 units) a file op carries: 3 bytes each fit one frame. */
+const PATH_MAX_RECORDED = 1 << 16;
+
+/**
+ * Decodes PAX and GNU long names for the next entry. Lossy is enough: the
+ * reader refuses a name that is not UTF-8, so no such tar is ever applied.
+ */
+const lossy = new TextDecoder("utf-8", { fatal: false });
+
 /** What a finished recording says. */
 export interface RecordSummary {
   /** Bytes of the tar stream. */
@@ -60,7 +69,10 @@ export interface RecordSummary {
 /** Parses block boundaries of a tar as it streams and writes its record. */
 export class TarSplitRecorder {
   readonly #enc: RecordEncoder;
-  readonly #hash = nodeCrypto().createHash("sha256");
+  /** Null when the caller hashes the stream itself (see {@link finish}). */
+  readonly #hash:
+    | ReturnType<ReturnType<typeof nodeCrypto>["createHash"]>
+    | null;
   readonly #crc32 = nodeZlib().crc32;
   #state = State.Header;
   #size = 0;
@@ -75,18 +87,24 @@ export class TarSplitRecorder {
   #paxPath: string | undefined;
   #paxSize: number | undefined;
   #longName: string | undefined;
-  #path: Uint8Array | null = null;
+  #path: string | null = null;
   #fileSize = 0;
   #crc = 0;
 
-  /** Records into `file` (empty, open for writing). */
-  constructor(file: Deno.FsFile) {
+  /**
+   * Records into `file` (empty, open for writing). With `hash: false` the
+   * stream is not hashed here: {@link finish} must then be given its sha256.
+   */
+  constructor(file: Deno.FsFile, options: { hash?: boolean } = {}) {
     this.#enc = new RecordEncoder(file);
+    this.#hash = options.hash === false
+      ? null
+      : nodeCrypto().createHash("sha256");
   }
 
   /** Takes the next chunk of the tar (not kept after the call). */
   feed(chunk: Uint8Array): void {
-    this.#hash.update(chunk);
+    this.#hash?.update(chunk);
     this.#size += chunk.length;
     let i = 0;
     const n = chunk.length;
@@ -148,17 +166,33 @@ export class TarSplitRecorder {
     }
   }
 
-  /** Ends the record (call after the last chunk); returns the stream's length and digest. */
-  finish(): RecordSummary {
+  /**
+   * Ends the record (call after the last chunk); returns the stream's length
+   * and digest. `sha256` (hex) is the caller's hash of the same bytes, needed
+   * when the recorder was made with `hash: false` and ignored otherwise.
+   */
+  finish(sha256?: string): RecordSummary {
     if (this.#state === State.Header && this.#hdrFill > 0) {
       this.#enc.segment(this.#hdr.subarray(0, this.#hdrFill));
     } else if (this.#state === State.Content) {
       // A truncated tar: the extractor refused it already; keep the record consistent.
       throw new Error("tar ended inside a file's content");
     }
-    const digest = this.#hash.digest();
-    this.#enc.end(this.#size, new Uint8Array(digest));
-    return { size: this.#size, sha256: digest.toString("hex") };
+    let hex: string;
+    if (this.#hash !== null) hex = this.#hash.digest("hex");
+    else if (sha256 !== undefined && /^[0-9a-f]{64}$/.test(sha256)) {
+      hex = sha256;
+    } else {
+      throw new Error(
+        `internal: the tar-split recorder needs the tar's sha256 (got ${sha256})`,
+      );
+    }
+    const digest = new Uint8Array(32);
+    for (let i = 0; i < 32; i++) {
+      digest[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+    }
+    this.#enc.end(this.#size, digest);
+    return { size: this.#size, sha256: hex };
   }
 
   /** A header block (already recorded) at `b[o]`. */
@@ -222,12 +256,16 @@ export class TarSplitRecorder {
     }
     const path = name === undefined ? null : layerPath(name);
     const base = path?.slice(path.lastIndexOf("/") + 1);
-    if (path === null || path === "" || base!.startsWith(".wh.")) {
-      // Whiteouts and markers become something else on disk: verbatim.
+    if (
+      path === null || path === "" || base!.startsWith(".wh.") ||
+      path.length > PATH_MAX_RECORDED
+    ) {
+      // Whiteouts and markers become something else on disk: verbatim (and
+      // a path too long for one frame's file op, should a tar have one).
       this.#body(effSize, State.Raw);
       return;
     }
-    this.#path = encodeUtf8(path);
+    this.#path = path;
     this.#fileSize = effSize;
     this.#crc = 0;
     this.#body(effSize, State.Content);
@@ -246,14 +284,16 @@ export class TarSplitRecorder {
     if (meta) {
       this.#meta = null;
       if (this.#metaFlag === TypeFlag.XHeader) {
-        const recs = new Map<string, Uint8Array>();
-        if (parsePaxRecords(meta, recs) !== null) this.#metaLost = true;
-        const p = recs.get("path");
-        if (p !== undefined && p.length > 0) {
-          const s = new TextDecoder("utf-8", { fatal: false }).decode(p);
-          this.#paxPath = s;
-        }
-        const sz = recs.get("size");
+        // Only path and size matter here (later records win, as in the
+        // reader): no map of every record (GNU tar writes times for each entry).
+        let p: Uint8Array | undefined;
+        let sz: Uint8Array | undefined;
+        const err = scanPaxRecords(meta, (k, v) => {
+          if (k === "path") p = v;
+          else if (k === "size") sz = v;
+        });
+        if (err !== null) this.#metaLost = true;
+        if (p !== undefined && p.length > 0) this.#paxPath = lossy.decode(p);
         if (sz !== undefined && sz.length > 0) {
           const v = paxInteger(sz);
           if (typeof v === "number") this.#paxSize = v;
@@ -262,7 +302,7 @@ export class TarSplitRecorder {
       } else {
         let end = meta.length;
         while (end > 0 && meta[end - 1] === 0) end--;
-        this.#longName = new TextDecoder().decode(meta.subarray(0, end));
+        this.#longName = lossy.decode(meta.subarray(0, end));
       }
     }
     this.#afterBody();

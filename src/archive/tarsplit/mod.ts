@@ -13,6 +13,10 @@
  * @module
  */
 
-export { applyLayerTarRecorded, type RecordedApply } from "./apply_recorded.ts";
+export {
+  applyLayerTarRecorded,
+  type RecordedApply,
+  type RecordedApplyOptions,
+} from "./apply_recorded.ts";
 export { rebuildLayerTar, type RebuildOptions } from "./rebuild.ts";
 export type { RecordSummary } from "./_recorder.ts";

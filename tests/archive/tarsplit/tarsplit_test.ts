@@ -14,6 +14,8 @@ import { vfsBackend } from "../../../src/backends/vfs.ts";
 import { privilegedTest, tempDir } from "../../_privileged.ts";
 import { sameBytes } from "../../_bytes.ts";
 import { run } from "../../image/_images.ts";
+import { createHash } from "node:crypto";
+import { gzipSync } from "node:zlib";
 
 /** A tree with the odd but valid things GNU tar writes. */
 async function oddTree(dir: string): Promise<void> {
@@ -221,3 +223,71 @@ privilegedTest(
     }
   },
 );
+
+Deno.test({
+  name:
+    "tarsplit: applyDiffChecked takes the caller's sha256 of the tar (hashed once); a wrong one is caught by exactDiff; compressed input hashes itself",
+  sanitizeResources: false,
+  async fn() {
+    await using tmp = await tempDir();
+    const t = tmp.path;
+    await Deno.mkdir(`${t}/src/d`, { recursive: true });
+    for (let i = 0; i < 50; i++) {
+      await Deno.writeTextFile(`${t}/src/d/f${i}`, "x".repeat(i * 37));
+    }
+    await run("tar", [
+      "--format=pax",
+      "-cf",
+      `${t}/a.tar`,
+      "-C",
+      `${t}/src`,
+      ".",
+    ]);
+    const plain = await Deno.readFile(`${t}/a.tar`);
+    const bytes = new Uint8Array(plain.length + 3000); // trailing zeros too
+    bytes.set(plain);
+    const store = await openStore({ root: `${t}/s`, backend: "vfs" });
+    /** `bytes` in chunks, hashed as they are read (as an image load does). */
+    const hashed = (input: Uint8Array) => {
+      const h = createHash("sha256");
+      let calls = 0;
+      const stream = ReadableStream.from((function* () {
+        for (let at = 0; at < input.length; at += 1000) {
+          const c = input.slice(at, at + 1000);
+          h.update(c);
+          yield c;
+        }
+      })());
+      return {
+        stream,
+        // Of what was read when asked: the whole tar only if asked at the end.
+        digest: () => (calls++, h.copy().digest("hex")),
+        calls: () => calls,
+      };
+    };
+    const exactOf = async (id: string) =>
+      await new Response(await store.exactDiff(id)).bytes();
+    try {
+      const a = hashed(bytes);
+      await store.applyDiffChecked("a", undefined, a.stream, async () => {}, {
+        tarSha256: a.digest,
+      });
+      assert.equal(a.calls(), 1);
+      assert.ok(sameBytes(await exactOf("a"), bytes));
+      // A digest that is not the tar's is not trusted: the rebuild refuses.
+      await store.applyDiffChecked("b", undefined, bytes, async () => {}, {
+        tarSha256: () => "0".repeat(64),
+      });
+      await assert.rejects(exactOf("b"), notExact(/record says sha256:0{64}/));
+      // Compressed: the caller's hash is of other bytes, so it is not used.
+      const gz = hashed(new Uint8Array(gzipSync(bytes)));
+      await store.applyDiffChecked("c", undefined, gz.stream, async () => {}, {
+        tarSha256: gz.digest,
+      });
+      assert.equal(gz.calls(), 0);
+      assert.ok(sameBytes(await exactOf("c"), bytes));
+    } finally {
+      store.close();
+    }
+  },
+});

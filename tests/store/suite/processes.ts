@@ -1,13 +1,17 @@
 /**
  * Multi-process scenarios: several processes on one store share one view
- * with one count, and kill -9 in the middle of create/remove/get followed by
- * a reopen finds the store consistent.
+ * with one count, a get waits for the store lock another process holds,
+ * kill -9 in the middle of create/remove/get followed by a reopen finds the
+ * store consistent, and kill -9 in each window of get and put (after the
+ * mount before its count; after the unmount before its uncount) leaves no
+ * mount and no count once the store is opened again.
  *
  * @module
  */
 import assert from "node:assert/strict";
-import type { Store } from "../../../mod.ts";
+import { LayerNotMounted, type Store } from "../../../mod.ts";
 import { StoreLayout } from "../../../src/layout.ts";
+import type { Backend } from "../../../src/backends/types.ts";
 import { mountsUnder } from "../_helpers.ts";
 import { entries, type StoreCase, type Suite } from "./_harness.ts";
 
@@ -33,6 +37,32 @@ async function firstLine(child: Deno.ChildProcess): Promise<string> {
   }
   reader.releaseLock();
   return buf.slice(0, buf.indexOf("\n"));
+}
+
+/** Runs a child `op` until it prints `word`, then kills it with SIGKILL. */
+async function killAfter(
+  word: string,
+  ...args: string[]
+): Promise<void> {
+  const child = spawn(...args);
+  try {
+    assert.equal(await firstLine(child), word);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await child.stdout.cancel().catch(() => {});
+    await child.stdin.close().catch(() => {});
+  }
+}
+
+const mountsOnly = (b: Backend) =>
+  b.capabilities.mounts
+    ? undefined
+    : "the backend mounts nothing (capabilities.mounts: false): get and put have no mount step";
+
+/** The `mounts` count `list` reports for `id`. */
+async function countOf(store: Store, id: string): Promise<number | undefined> {
+  return (await store.list()).find((l) => l.id === id)?.mounts;
 }
 
 /** Asserts the store on disk is consistent: nothing half-made, nothing half-removed. */
@@ -132,6 +162,102 @@ export function processScenarios(s: Suite): void {
         await reopened.put(`probe-${delay}`);
         await reopened.remove(`probe-${delay}`);
       }
+    },
+  );
+  s.store(
+    "processes: a get waits for the store lock another process holds",
+    async (c) => {
+      const { store } = c;
+      await store.create("base");
+      await store.createReadWrite("ctr", "base");
+      const holder = spawn("lock", store.root);
+      let settled = false;
+      let got: Promise<string> | undefined;
+      try {
+        assert.equal(await firstLine(holder), "locked");
+        got = store.get("ctr").finally(() => settled = true);
+        // However long we wait, the get cannot finish while the lock is held.
+        await new Promise((r) => setTimeout(r, 200));
+        assert.equal(settled, false, "get went ahead without the store lock");
+      } finally {
+        await holder.stdin.close();
+        await holder.stdout.cancel().catch(() => {});
+        assert.equal((await holder.status).code, 0);
+      }
+      const view = await got!;
+      assert.equal(
+        view,
+        (await store.metadata("ctr")).mnt ?? (await store.metadata("ctr")).diff,
+      );
+      assert.equal(await countOf(store, "ctr"), 1);
+      await store.put("ctr");
+      assert.equal(await countOf(store, "ctr"), 0);
+    },
+  );
+
+  s.store(
+    "processes: kill -9 after a get's mount, before its count: open unmounts it and counts 0",
+    { unless: mountsOnly },
+    async (c) => {
+      const { store, root } = c;
+      await store.create("base");
+      await Deno.writeTextFile(`${root}/diff/base/hello`, "hi");
+      await store.createReadWrite("ctr", "base");
+      const view = `${root}/mnt/ctr`;
+      await killAfter("mounted", "stall-mount", root, "ctr");
+      assert.deepEqual(await mountsUnder(view), [view], "the child did mount");
+      const again = await c.reopen();
+      assert.deepEqual(
+        await mountsUnder(view),
+        [],
+        "left mounted by the dead get",
+      );
+      assert.equal(await countOf(again, "ctr"), 0);
+      assert.deepEqual(await entries(`${root}/run/counts`).catch(() => []), []);
+      // The layer works as before.
+      assert.equal(await again.get("ctr"), view);
+      assert.equal(await Deno.readTextFile(`${view}/hello`), "hi");
+      await again.put("ctr");
+      assert.deepEqual(await mountsUnder(view), []);
+    },
+  );
+
+  s.store(
+    "processes: a stale count is dropped before the mount, so kill -9 after the mount cannot revive it",
+    { unless: mountsOnly },
+    async (c) => {
+      const { store, root } = c;
+      await store.create("base");
+      await store.createReadWrite("ctr", "base");
+      const view = `${root}/mnt/ctr`;
+      // The child counts 2, unmounts behind the store's back (the count is
+      // stale now), and dies in the next get after its mount.
+      await killAfter("mounted", "stale-stall-mount", root, "ctr");
+      assert.deepEqual(await mountsUnder(view), [view]);
+      const again = await c.reopen();
+      assert.deepEqual(await mountsUnder(view), []);
+      assert.equal(await countOf(again, "ctr"), 0);
+      await assert.rejects(again.put("ctr"), LayerNotMounted);
+    },
+  );
+
+  s.store(
+    "processes: kill -9 after a put's unmount, before its uncount: open drops the count",
+    { unless: mountsOnly },
+    async (c) => {
+      const { store, root } = c;
+      await store.create("base");
+      await store.createReadWrite("ctr", "base");
+      const view = await store.get("ctr");
+      await killAfter("unmounted", "stall-unmount", root, "ctr");
+      assert.deepEqual(await mountsUnder(view), []);
+      const again = await c.reopen();
+      assert.equal(await countOf(again, "ctr"), 0);
+      await assert.rejects(again.put("ctr"), LayerNotMounted);
+      assert.equal(await again.get("ctr"), view);
+      assert.equal(await countOf(again, "ctr"), 1);
+      await again.put("ctr");
+      assert.deepEqual(await mountsUnder(view), []);
     },
   );
 }

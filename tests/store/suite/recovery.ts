@@ -52,7 +52,7 @@ export function recoveryScenarios(s: Suite): void {
       const { store, root } = c;
       await store.create("keep");
       await store.createReadWrite("ctr", "keep");
-      await store.get("ctr"); // a real mounts.json beside the temp file
+      await store.get("ctr"); // a real count beside the temp files
       const temps = [
         "run/mounts.json.tmp-1-0123abcd",
         "layers/keep.tmp-77-89abcdef",
@@ -74,6 +74,35 @@ export function recoveryScenarios(s: Suite): void {
       );
       await again.put("ctr");
       await assertOnly(c, ["ctr", "keep"]);
+    },
+  );
+
+  s.store(
+    "counts in run/mounts.json (the format before count files) are converted on open",
+    async (c) => {
+      const { store, root } = c;
+      await store.create("base");
+      await store.createReadWrite("ctr", "base");
+      const view = await store.get("ctr");
+      await store.get("ctr");
+      // What an earlier version left: one JSON table, no count files.
+      await Deno.remove(`${root}/run/counts`, { recursive: true });
+      await Deno.writeTextFile(
+        `${root}/run/mounts.json`,
+        JSON.stringify({ ctr: 2, gone: 1 }),
+      );
+      const again = await c.reopen();
+      assert.ok(!(await entries(`${root}/run`)).includes("mounts.json"));
+      assert.deepEqual(await entries(`${root}/run/counts`), ["ctr"]);
+      assert.equal((await again.list()).find((l) => l.id === "ctr")?.mounts, 2);
+      await again.put("ctr");
+      assert.deepEqual(
+        await mountsUnder(view),
+        c.caps.mounts ? [view] : [],
+      );
+      await again.put("ctr");
+      assert.deepEqual(await mountsUnder(view), []);
+      assert.equal((await again.list()).find((l) => l.id === "ctr")?.mounts, 0);
     },
   );
 
@@ -168,7 +197,8 @@ export function recoveryScenarios(s: Suite): void {
       const run = `${root}/run`;
       await sh("mount", "-t", "tmpfs", "-o", "size=4k,mode=0700", "full", run);
       try {
-        // Fill it: the lock file (no data) can still be made, mounts.json not.
+        // Fill it: the lock file and run/counts (no data) can still be
+        // made, a count (one byte of data) not.
         await Deno.writeFile(`${run}/fill`, new Uint8Array(1 << 16)).catch(
           () => {},
         );
@@ -176,16 +206,15 @@ export function recoveryScenarios(s: Suite): void {
           await assert.rejects(
             store.get(id),
             (e) =>
-              e instanceof StoreError && /mounts\.json/.test(e.message) &&
+              e instanceof StoreError &&
+              e.message.includes(`run/counts/${id}`) &&
               /full/.test(e.message),
             id,
           );
           assert.deepEqual(await mountsUnder(`${root}/mnt`), [], id);
         }
-        assert.deepEqual(
-          (await entries(run)).filter((n) => n.includes(".tmp-")),
-          [],
-        );
+        // No empty count file left by the failed writes.
+        assert.deepEqual(await entries(`${run}/counts`), []);
       } finally {
         await sh("umount", run);
       }

@@ -14,7 +14,7 @@
  */
 
 import { InvalidReference } from "../errors.ts";
-import { parseDigest } from "../image/digest.ts";
+import { parseDigest } from "./digest.ts";
 
 /** docker's default registry, as references name it. */
 export const DOCKER_HUB = "docker.io";
@@ -189,4 +189,44 @@ export function hostname(host: string): string {
   if (host.startsWith("[")) return host.slice(1, host.indexOf("]"));
   const i = host.lastIndexOf(":");
   return i >= 0 ? host.slice(0, i) : host;
+}
+
+/**
+ * The full names (`host/repository:tag`) that an image name `s` may stand
+ * for in an image store, best first: the one home of how a short name
+ * finds an image. A name with a registry host (`localhost:5000/app`,
+ * `docker.io/alpine`) means just its canonical form. A name without one
+ * means docker's reading first (`alpine` is `docker.io/library/alpine:latest`),
+ * then podman's for local images (`localhost/alpine:latest`). Undefined for
+ * a digest reference and for what is not a reference.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { nameCandidates } from "./reference.ts";
+ * assert.deepEqual(nameCandidates("alpine"), ["docker.io/library/alpine:latest", "localhost/alpine:latest"]);
+ * assert.deepEqual(nameCandidates("docker.io/alpine:3"), ["docker.io/library/alpine:3"]);
+ * assert.deepEqual(nameCandidates("localhost/myimg:1"), ["localhost/myimg:1"]);
+ * assert.equal(nameCandidates("Not A Name"), undefined);
+ * ```
+ */
+export function nameCandidates(s: string): string[] | undefined {
+  if (s.includes("@")) return undefined;
+  let r: Reference;
+  try {
+    r = parseReference(s);
+  } catch {
+    return undefined;
+  }
+  const full = `${r.name}:${r.tag}`;
+  const first = s.slice(0, Math.max(0, s.indexOf("/")));
+  const explicit = r.host !== DOCKER_HUB || first === DOCKER_HUB ||
+    first === "index.docker.io";
+  if (explicit) return [full];
+  try {
+    const local = parseReference(`localhost/${s}`);
+    return [full, `${local.name}:${local.tag}`];
+  } catch {
+    return [full]; // too long with the prefix
+  }
 }

@@ -1,0 +1,214 @@
+/**
+ * Unused image layers, and `pruneImages` (CLI `layerfs prune`), which
+ * removes them and the blobs no image uses.
+ *
+ * An interrupted load or pull keeps the layers it completed (they were
+ * verified, so the next pull of the image reuses them) but writes no
+ * reference. Until that next pull they belong to no image. The one rule
+ * for such layers, used by `layerfs check` (which reports them) and by
+ * `pruneImages` (which removes them):
+ *
+ * A layer is an unused image layer when its id is a chain id (64 lowercase
+ * hex: the ids loads and pulls give layers), no image of the index names
+ * it, it is not mounted, and every layer on it is an unused image layer
+ * too. So a container layer (`create --rw --image`) keeps its whole chain,
+ * and layers made by `create` or `apply` under other ids are never touched.
+ *
+ * @module
+ */
+
+import { LayerfsError, LayerNotFound } from "../errors.ts";
+import type { LayerInfo, Store } from "../store/store.ts";
+import { blobsOf } from "./images.ts";
+import {
+  anyLayerBusy,
+  ensureDirs,
+  imagesDir,
+  layerLockPath,
+  readIndex,
+  tryFlock,
+  withImagesLock,
+} from "./image_store.ts";
+
+/** Ids loads and pulls give layers (chain ids), and names of blobs (sha256 hex). */
+const CHAIN_ID = /^[0-9a-f]{64}$/;
+
+/**
+ * The unused image layers among `layers` (see the module doc), top first:
+ * each comes before its parent, so removing them in this order never meets
+ * a layer with children. Pure.
+ *
+ * @param idx The image index (its images' layers).
+ * @param layers Every layer of the store: id, parent and mount count.
+ * @returns Their ids, children before parents.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { unusedImageLayers } from "./prune.ts";
+ * const [a, b, c] = ["a", "b", "c"].map((x) => x.repeat(64));
+ * const idx = { version: 1 as const, refs: {}, images: {} };
+ * const layers = [
+ *   { id: a, parent: undefined, mounts: 0 },
+ *   { id: b, parent: a, mounts: 0 },
+ *   { id: c, parent: undefined, mounts: 0 },
+ *   { id: "ctr", parent: c, mounts: 0 }, // a container on c keeps it
+ * ];
+ * assert.deepEqual(unusedImageLayers(idx, layers), [b, a]);
+ * ```
+ */
+export function unusedImageLayers(
+  idx: { images: Record<string, { layers: string[] }> },
+  layers: Pick<LayerInfo, "id" | "parent" | "mounts">[],
+): string[] {
+  const named = new Set(Object.values(idx.images).flatMap((r) => r.layers));
+  const children = new Map<string, string[]>();
+  for (const l of layers) {
+    if (l.parent === undefined) continue;
+    const list = children.get(l.parent) ?? [];
+    list.push(l.id);
+    children.set(l.parent, list);
+  }
+  const byId = new Map(layers.map((l) => [l.id, l]));
+  const unused = new Map<string, boolean>();
+  const order: string[] = [];
+  // Iterative post-order (chains can be hundreds of layers deep).
+  const visit = (root: string) => {
+    const stack: [string, boolean][] = [[root, false]];
+    while (stack.length) {
+      const [id, expanded] = stack.pop()!;
+      if (unused.has(id)) continue;
+      const kids = children.get(id) ?? [];
+      if (!expanded) {
+        stack.push([id, true]);
+        for (const k of kids) if (!unused.has(k)) stack.push([k, false]);
+        continue;
+      }
+      const l = byId.get(id);
+      const ok = l !== undefined && CHAIN_ID.test(id) && !named.has(id) &&
+        l.mounts === 0 && kids.every((k) => unused.get(k) === true);
+      unused.set(id, ok);
+      if (ok) order.push(id);
+    }
+  };
+  for (const l of [...layers].sort((x, y) => x.id < y.id ? -1 : 1)) {
+    visit(l.id);
+  }
+  return order;
+}
+
+/** What {@link pruneImages} did. */
+export interface PrunedImages {
+  /** Layers removed, top first. */
+  removedLayers: string[];
+  /** Unused layers left because a load or pull is working on them right now. */
+  busy: string[];
+  /** Blobs of `images/blobs/sha256/` removed (hex): kept by pulls, used by no image. */
+  removedBlobs: string[];
+  /** Unused blobs were left because a load or pull was running. */
+  blobsSkipped: boolean;
+}
+
+/**
+ * Removes the store's unused image layers (see the module doc), top first,
+ * and then the blobs of `images/blobs/sha256/` no image uses (kept with
+ * `keepBlobs`): what interrupted loads and pulls left. A layer a load or pull is working
+ * on at this moment (its lock is held) is left, and so are the layers
+ * below it; a layer that gained a child, a mount or an image meanwhile is
+ * left too.
+ *
+ * @param store An open store.
+ * @returns The layers removed, and those left because they were busy.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStore } from "../../mod.ts";
+ * import { pruneImages } from "./prune.ts";
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * const left = "f".repeat(64); // as an interrupted pull leaves a layer
+ * await store.create(left);
+ * await store.create("mine"); // not an image layer: never pruned
+ * const pruned = await pruneImages(store);
+ * assert.deepEqual(pruned.removedLayers, [left]);
+ * assert.deepEqual((await store.list()).map((l) => l.id), ["mine"]);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function pruneImages(store: Store): Promise<PrunedImages> {
+  const layers = await store.list();
+  const order = unusedImageLayers(await readIndex(store), layers);
+  const parentOf = new Map(layers.map((l) => [l.id, l.parent]));
+  const removedLayers: string[] = [];
+  const busy: string[] = [];
+  const kept = new Set<string>();
+  if (order.length) await ensureDirs(imagesDir(store));
+  for (const id of order) {
+    // A layer on it stayed: so does it (its removal would be refused).
+    let outcome: "removed" | "gone" | "kept" = "kept";
+    if (!kept.has(id)) {
+      // Lock order as in storeImage: the layer's lock, then images/lock.
+      const lock = await tryFlock(layerLockPath(store, id));
+      if (!lock) busy.push(id);
+      else {
+        try {
+          outcome = await withImagesLock(store, () => removeUnused(store, id));
+        } finally {
+          lock.close();
+        }
+      }
+    }
+    if (outcome === "removed") removedLayers.push(id);
+    const p = parentOf.get(id);
+    if (outcome === "kept" && p) kept.add(p);
+  }
+  const blobs = await pruneBlobs(store);
+  return {
+    removedLayers,
+    busy,
+    removedBlobs: blobs ?? [],
+    blobsSkipped: blobs === undefined,
+  };
+}
+
+/**
+ * Removes the blobs no image uses (layer blobs an interrupted pull kept
+ * with `keepBlobs`), under `images/lock`; undefined, removing nothing,
+ * while any load or pull holds a layer lock: one may have kept a blob and
+ * not yet written the references that make it used.
+ */
+async function pruneBlobs(store: Store): Promise<string[] | undefined> {
+  const dir = `${imagesDir(store)}/blobs/sha256`;
+  return await withImagesLock(store, async () => {
+    const used = new Set<string>();
+    for (const r of Object.values((await readIndex(store)).images)) {
+      for (const b of await blobsOf(store, r)) used.add(b);
+    }
+    const unused = (await Array.fromAsync(Deno.readDir(dir)))
+      .map((e) => e.name).filter((n) => CHAIN_ID.test(n) && !used.has(n))
+      .sort();
+    if (unused.length === 0) return [];
+    if (await anyLayerBusy(store)) return undefined;
+    for (const n of unused) await Deno.remove(`${dir}/${n}`);
+    return unused;
+  });
+}
+
+/** Removes `id` unless an image names it now (caller holds its lock and images/lock). */
+async function removeUnused(
+  store: Store,
+  id: string,
+): Promise<"removed" | "gone" | "kept"> {
+  const idx = await readIndex(store);
+  if (Object.values(idx.images).some((r) => r.layers.includes(id))) {
+    return "kept";
+  }
+  try {
+    await store.remove(id);
+    return "removed";
+  } catch (e) {
+    if (e instanceof LayerNotFound) return "gone";
+    if (e instanceof LayerfsError) return "kept"; // a child or a mount came meanwhile
+    throw e;
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Short names: an image stored as `docker.io/library/alpine:latest` (what a
+ * pull of `alpine` records) is found as `alpine`, `alpine:latest`,
+ * `library/alpine` and `docker.io/alpine` by findImage, `images REF`,
+ * `save`, `create --image` and `rmi`; a loaded `myimg:1` also as
+ * `localhost/myimg:1`; an exact name wins over names that stand for it; a
+ * short name standing for names of two images is refused.
+ */
+import assert from "node:assert/strict";
+import { InvalidReference } from "../../src/errors.ts";
+import { processIo, runCli } from "../../src/cli/main.ts";
+import { findImage, loadImage, openStore, type Store } from "../../mod.ts";
+import {
+  baseLayer,
+  buildImage,
+  buildLayer,
+  type BuiltImage,
+  writeDocker25,
+} from "./_images.ts";
+
+async function withLoaded(
+  images: { image: BuiltImage; tags: string[] }[],
+  fn: (store: Store, root: string, dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "layerfs-names-" });
+  const root = `${dir}/store`;
+  const store = await openStore({ root, backend: "vfs" });
+  try {
+    for (const [i, im] of images.entries()) {
+      await writeDocker25(`${dir}/${i}.tar`, [im]);
+      await loadImage(store, `${dir}/${i}.tar`);
+    }
+    await fn(store, root, dir);
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+async function cli(root: string, args: string[]) {
+  let out = "";
+  const code = await runCli(
+    ["--root", root, ...args],
+    { ...processIo(), stderr: (t) => void (out += t) },
+    (t) => void (out += t),
+  );
+  return { code, out };
+}
+
+Deno.test("names: a pulled docker.io name is found by the short forms users type", async () => {
+  const base = buildLayer(await baseLayer(), "gzip");
+  const alpine = buildImage([base]);
+  const mine = buildImage([base], "arm64");
+  await withLoaded([
+    { image: alpine, tags: ["docker.io/library/alpine:latest"] },
+    { image: mine, tags: ["myimg:1"] },
+  ], async (store, root, dir) => {
+    const id = `sha256:${alpine.configHex}`;
+    for (
+      const s of [
+        "alpine",
+        "alpine:latest",
+        "library/alpine",
+        "docker.io/alpine",
+        "docker.io/library/alpine:latest",
+        "index.docker.io/library/alpine",
+      ]
+    ) {
+      const img = await findImage(store, s);
+      assert.equal(img.id, id, s);
+      assert.equal(img.ref, "docker.io/library/alpine:latest", s);
+    }
+    // A local name: as stored, and as podman names it.
+    for (const s of ["myimg:1", "localhost/myimg:1", "docker.io/myimg:1"]) {
+      assert.equal((await findImage(store, s)).id, `sha256:${mine.configHex}`);
+    }
+    await assert.rejects(findImage(store, "alpine:3"), /No image "alpine:3"/);
+    await assert.rejects(findImage(store, "localhost/alpine"), /No image/);
+
+    let r = await cli(root, ["--json", "images", "alpine"]);
+    assert.equal(r.code, 0, r.out);
+    assert.deepEqual(
+      JSON.parse(r.out).images.map((i: { ref: string }) => i.ref),
+      ["docker.io/library/alpine:latest"],
+    );
+    r = await cli(root, ["create", "ctr", "--rw", "--image", "alpine"]);
+    assert.equal(r.code, 0, r.out);
+    assert.equal(
+      (await store.list()).find((l) => l.id === "ctr")?.parent,
+      alpine.chains[0],
+    );
+    r = await cli(root, ["rm", "ctr"]);
+    assert.equal(r.code, 0, r.out);
+    r = await cli(root, ["save", "library/alpine", "-o", `${dir}/out.tar`]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /Saved docker\.io\/library\/alpine:latest sha256:/);
+    r = await cli(root, ["rmi", "docker.io/alpine"]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^Untagged: docker\.io\/library\/alpine:latest$/m);
+    assert.match(r.out, new RegExp(`^Deleted: ${id}$`, "m"));
+    await assert.rejects(findImage(store, "alpine"), /No image "alpine"/);
+  });
+});
+
+Deno.test("names: an exact name wins; a short name standing for two images is refused", async () => {
+  const base = buildLayer(await baseLayer(), "gzip");
+  const a = buildImage([base]);
+  const b = buildImage([base], "arm64");
+  const c = buildImage([base], "riscv64");
+  await withLoaded([
+    { image: a, tags: ["alpine:latest"] },
+    { image: b, tags: ["docker.io/library/alpine:latest"] },
+  ], async (store) => {
+    assert.equal(
+      (await findImage(store, "alpine")).id,
+      `sha256:${a.configHex}`,
+    );
+    assert.equal(
+      (await findImage(store, "docker.io/alpine")).id,
+      `sha256:${b.configHex}`,
+    );
+  });
+  await withLoaded([
+    { image: a, tags: ["alpine:latest"] },
+    { image: c, tags: ["docker.io/alpine:latest"] },
+  ], async (store) => {
+    // Neither is spelled docker.io/library/alpine:latest; both stand for it.
+    await assert.rejects(
+      findImage(store, "library/alpine"),
+      (e) =>
+        e instanceof InvalidReference &&
+        /alpine:latest, docker\.io\/alpine:latest/.test(e.message),
+    );
+    assert.equal(
+      (await findImage(store, "alpine")).id,
+      `sha256:${a.configHex}`,
+    );
+  });
+});

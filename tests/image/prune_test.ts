@@ -1,0 +1,154 @@
+/**
+ * Unused image layers (what interrupted loads and pulls keep): which layers
+ * the rule picks, `pruneImages` / `layerfs prune` removing them top first
+ * (and blobs no image uses, but not while a load holds a layer lock),
+ * `layerfs check` reporting them and `--repair` removing them; layers an
+ * image names, a container sits on, a view has mounted, or a load is
+ * working on (its lock held) stay.
+ */
+
+import assert from "node:assert/strict";
+import { loadImage, openStore, pruneImages } from "../../mod.ts";
+import { checkStore } from "../../src/cli/check.ts";
+import { processIo, runCli } from "../../src/cli/main.ts";
+import { flock } from "../../src/image/image_store.ts";
+import {
+  baseLayer,
+  buildImage,
+  buildLayer,
+  topLayer,
+  writeOciLayout,
+} from "./_images.ts";
+
+const hex = (c: string) => c.repeat(64);
+
+Deno.test("prune: unused image layers go top first; used ones stay", async () => {
+  const root = await Deno.makeTempDir({ prefix: "layerfs-prune-" });
+  const store = await openStore({ root, backend: "vfs" });
+  try {
+    // An image (two layers), and what interrupted pulls left: a chain of
+    // two on the image's base, a lone one, one under a container, one mounted.
+    const img = buildImage([
+      buildLayer(await baseLayer()),
+      buildLayer(await topLayer(), "gzip"),
+    ]);
+    await writeOciLayout(`${root}/oci`, [{ image: img, ref: "p/app:1" }]);
+    await loadImage(store, `${root}/oci`);
+    const [base] = img.chains;
+    await store.create(hex("a"), base);
+    await store.create(hex("b"), hex("a"));
+    await store.create(hex("c"));
+    await store.create(hex("d"));
+    await store.createReadWrite("ctr", hex("d"));
+    await store.create(hex("e"));
+    await store.get(hex("e"));
+    await store.create("mine"); // not a chain id: never an image layer
+
+    const report = await checkStore(root);
+    assert.deepEqual(
+      report.problems.map((p) => p.kind),
+      ["unused-layer", "unused-layer", "unused-layer"],
+    );
+    const found = report.problems.map((p) => p.subject);
+    assert.deepEqual([...found].sort(), [hex("a"), hex("b"), hex("c")]);
+    assert.ok(found.indexOf(hex("b")) < found.indexOf(hex("a")), "top first");
+    // A load working on a layer (its lock held) keeps it out of both.
+    const lock = await flock(`${root}/images/locks/${hex("c")}`);
+    try {
+      assert.deepEqual(
+        (await checkStore(root)).problems.map((p) => p.subject).sort(),
+        [hex("a"), hex("b")],
+      );
+      assert.deepEqual(await pruneImages(store), {
+        removedLayers: [hex("b"), hex("a")],
+        busy: [hex("c")],
+        removedBlobs: [],
+        blobsSkipped: false, // no blob is unused: nothing to wait for
+      });
+    } finally {
+      lock.close();
+    }
+    const none = { removedLayers: [], busy: [], removedBlobs: [] };
+    assert.deepEqual(await pruneImages(store), {
+      ...none,
+      removedLayers: [hex("c")],
+      blobsSkipped: false,
+    });
+    // A blob no image uses goes, but not while a load holds a layer lock.
+    const stray = hex("9");
+    await Deno.writeTextFile(`${root}/images/blobs/sha256/${stray}`, "x");
+    const held = await flock(`${root}/images/locks/${hex("0")}`);
+    try {
+      assert.deepEqual(await pruneImages(store), {
+        ...none,
+        blobsSkipped: true,
+      });
+    } finally {
+      held.close();
+    }
+    assert.deepEqual(await pruneImages(store), {
+      ...none,
+      removedBlobs: [stray],
+      blobsSkipped: false,
+    });
+    assert.deepEqual(await pruneImages(store), {
+      ...none,
+      blobsSkipped: false,
+    });
+    // The image's own config and manifest stay.
+    assert.deepEqual(
+      (await Array.fromAsync(Deno.readDir(`${root}/images/blobs/sha256`)))
+        .map((e) => e.name).sort(),
+      [img.configHex, img.manifestHex].sort(),
+    );
+    assert.deepEqual(
+      (await store.list()).map((l) => l.id).sort(),
+      [...img.chains, hex("d"), hex("e"), "ctr", "mine"].sort(),
+    );
+    await store.put(hex("e"));
+    assert.deepEqual((await checkStore(root)).problems.map((p) => p.subject), [
+      hex("e"),
+    ]);
+  } finally {
+    store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("prune: layerfs check --repair and layerfs prune remove them", async () => {
+  const root = await Deno.makeTempDir({ prefix: "layerfs-prune-cli-" });
+  const store = await openStore({ root, backend: "vfs" });
+  let out = "";
+  const io = { ...processIo(), stderr: (t: string) => void (out += t) };
+  const cli = (args: string[]) => {
+    out = "";
+    return runCli(["--root", root, ...args], io, (t) => void (out += t));
+  };
+  try {
+    await store.create(hex("a"));
+    await store.create(hex("b"), hex("a"));
+    assert.equal(await cli(["check"]), 1);
+    assert.match(
+      out,
+      /problem: image layer "aaaaaaaaaaaa" belongs to no image/,
+    );
+    assert.equal(await cli(["check", "--repair"]), 0);
+    assert.match(out, /repaired: image layer "bbbbbbbbbbbb"/);
+    assert.deepEqual(await store.list(), []);
+
+    await store.create(hex("a"));
+    assert.equal(await cli(["--json", "prune"]), 0);
+    assert.deepEqual(JSON.parse(out), {
+      removedLayers: [hex("a")],
+      busy: [],
+      removedBlobs: [],
+      blobsSkipped: false,
+    });
+    assert.equal(await cli(["prune"]), 0);
+    assert.equal(out, "Nothing to prune\n");
+    assert.equal(await cli(["check"]), 0, out);
+  } finally {
+    store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});

@@ -1,0 +1,200 @@
+/**
+ * Start-up: what a process loads before it does anything (README
+ * "Start-up"). Deno's cost of loading a module grows with its emitted size,
+ * and the first use of a `node:` built-in sets up Node compatibility, so
+ * importing mod.ts, or running `layerfs --version`, must not load the code
+ * of operations it does not call. These tests read the static module graph
+ * (`deno info --json`: code edges that are not `import()`) and fail when an
+ * eager import pulls such code back in; they measure no time.
+ */
+import assert from "node:assert/strict";
+import * as mod from "../mod.ts";
+import { openStore } from "../mod.ts";
+import * as images from "../src/image/mod.ts";
+import * as registry from "../src/registry/mod.ts";
+import { tempDir } from "./_privileged.ts";
+import {
+  buildImage,
+  buildLayer,
+  layerTar,
+  writeOciLayout,
+} from "./image/_images.ts";
+
+const ROOT = new URL("../", import.meta.url);
+
+interface InfoDependency {
+  code?: { specifier: string };
+  isDynamic?: boolean;
+}
+
+interface InfoModule {
+  specifier: string;
+  dependencies?: InfoDependency[];
+}
+
+/**
+ * The modules `entry` loads before its first line runs, as paths relative
+ * to the repository (`node:` built-ins as they are named): static runtime
+ * imports only, so type-only imports and `import()` are left out.
+ */
+async function staticGraph(entry: string): Promise<Set<string>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL(entry, ROOT).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: InfoModule[];
+  };
+  const edges = new Map(
+    info.modules.map((m) => [
+      m.specifier,
+      (m.dependencies ?? []).filter((d) => d.code && !d.isDynamic).map((d) =>
+        d.code!.specifier
+      ),
+    ]),
+  );
+  const seen = new Set<string>();
+  const todo = [...info.roots];
+  while (todo.length > 0) {
+    const s = todo.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    todo.push(...(edges.get(s) ?? []));
+  }
+  return new Set(
+    [...seen].map((s) =>
+      s.startsWith(ROOT.href) ? s.slice(ROOT.href.length) : s
+    ),
+  );
+}
+
+/** The members of `graph` that start with one of `prefixes`. */
+function loaded(graph: Set<string>, prefixes: string[]): string[] {
+  return [...graph].filter((m) => prefixes.some((p) => m.startsWith(p)))
+    .sort();
+}
+
+Deno.test("startup: mod.ts loads no node: built-in, image, registry transfer or archive-export code at import", async () => {
+  const g = await staticGraph("mod.ts");
+  // The graph is read at all: what applyTar and packDir need is in it.
+  assert.ok(g.has("src/archive/extract/apply_tar.ts"));
+  assert.ok(g.has("src/archive/export/pack_dir.ts"));
+  assert.deepEqual(loaded(g, ["node:"]), []);
+  assert.deepEqual(
+    loaded(g, [
+      // (images.ts and image_store.ts come with unusedImageLayers, a sync
+      // export of prune.ts.)
+      "src/image/load.ts",
+      "src/image/save.ts",
+      "src/image/_store_image.ts",
+      "src/image/_verify.ts",
+      "src/registry/pull.ts",
+      "src/registry/push.ts",
+      "src/archive/layer.ts",
+      "src/archive/tarsplit/",
+      "src/archive/changes/layer_",
+      "src/archive/changes/_tree_changes.ts",
+      "src/archive/changes/_upper_changes.ts",
+      "src/archive/export/layer_tar.ts",
+      "src/store/_chain.ts",
+      "src/cli/",
+      "helper/",
+    ]),
+    [],
+  );
+});
+
+Deno.test("startup: the CLI's entry loads no store, image, registry or archive code before a command runs", async () => {
+  const g = await staticGraph("src/cli/main.ts");
+  assert.ok(g.has("src/cli/_spec.ts"));
+  assert.deepEqual(
+    loaded(g, [
+      "src/store/",
+      "src/image/load.ts",
+      "src/image/save.ts",
+      "src/image/images.ts",
+      "src/registry/client.ts",
+      "src/registry/pull.ts",
+      "src/registry/push.ts",
+      "src/registry/auth_file.ts",
+      "src/archive/extract/",
+      "src/archive/export/",
+      "src/archive/compress/",
+      "src/mount/",
+      "src/cli/_commands.ts",
+      "src/cli/check.ts",
+      "helper/",
+    ]),
+    [],
+  );
+});
+
+/** The names `path` exports, types included (`deno doc --json`). */
+async function exportedNames(path: string): Promise<Set<string>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["doc", "--json", new URL(path, ROOT).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const doc = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    nodes: Record<string, { symbols: { name: string }[] }>;
+  };
+  return new Set(
+    Object.values(doc.nodes).flatMap((n) => n.symbols.map((s) => s.name)),
+  );
+}
+
+Deno.test("startup: mod.ts exports every name src/image/mod.ts and src/registry/mod.ts export", async () => {
+  // Values at run time, types from the docs: mod.ts lists these names one by
+  // one (so the heavy ones can come from src/*/lazy.ts) and must not fall
+  // behind when a module gains an export.
+  const values = new Set(Object.keys(mod));
+  assert.deepEqual(
+    [...Object.keys(images), ...Object.keys(registry)].filter((k) =>
+      !values.has(k)
+    ),
+    [],
+  );
+  const ours = await exportedNames("mod.ts");
+  const theirs = [
+    ...await exportedNames("src/image/mod.ts"),
+    ...await exportedNames("src/registry/mod.ts"),
+  ];
+  assert.deepEqual(theirs.filter((n) => !ours.has(n)), []);
+});
+
+Deno.test("startup: mod.ts's lazy image entry points give what their implementations give", async () => {
+  await using tmp = await tempDir();
+  const image = buildImage([
+    buildLayer(await layerTar([{ name: "hello", content: "hi\n" }]), "gzip"),
+  ]);
+  await writeOciLayout(`${tmp.path}/oci`, [{ image, ref: "hello:1" }]);
+  const store = await openStore({ root: `${tmp.path}/store`, backend: "vfs" });
+  try {
+    const [img] = await mod.loadImage(store, `${tmp.path}/oci`);
+    assert.equal(img.ref, "hello:1");
+    assert.deepEqual(
+      await mod.listImages(store),
+      await images.listImages(store),
+    );
+    assert.deepEqual(
+      await mod.findImage(store, "hello:1"),
+      await images.findImage(store, "hello:1"),
+    );
+    const [saved] = await mod.saveImage(
+      store,
+      ["hello:1"],
+      `${tmp.path}/out.tar`,
+    );
+    assert.equal(saved.ref, "hello:1");
+    const removed = await mod.removeImage(store, "hello:1");
+    assert.equal(removed.deleted, img.id);
+    assert.deepEqual(await images.listImages(store), []);
+  } finally {
+    store.close();
+  }
+});
