@@ -214,7 +214,8 @@ export type {
   SavedImage,
   SaveImageOptions,
 } from "./src/image/save.ts";
-export { type PrunedImages, unusedImageLayers } from "./src/image/prune.ts";
+export type { PrunedImages } from "./src/image/prune.ts";
+export { unusedImageLayers } from "./src/image/unused_layers.ts";
 export {
   findImage,
   listImages,

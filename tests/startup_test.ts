@@ -85,9 +85,10 @@ Deno.test("startup: mod.ts loads no node: built-in, image, registry transfer or 
   assert.deepEqual(loaded(g, ["node:"]), []);
   assert.deepEqual(
     loaded(g, [
-      // (images.ts and image_store.ts come with unusedImageLayers, a sync
-      // export of prune.ts.)
       "src/image/load.ts",
+      "src/image/images.ts",
+      "src/image/image_store.ts",
+      "src/image/prune.ts",
       "src/image/save.ts",
       "src/image/_store_image.ts",
       "src/image/_verify.ts",

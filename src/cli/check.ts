@@ -46,7 +46,8 @@ import {
   TEMP_RE,
 } from "../store/recovery.ts";
 import { danglingImages, layerBusy, readIndex } from "../image/image_store.ts";
-import { pruneImages, unusedImageLayers } from "../image/prune.ts";
+import { pruneImages } from "../image/prune.ts";
+import { unusedImageLayers } from "../image/unused_layers.ts";
 import { openStore } from "../store/open.ts";
 import { readCounts, withStoreLock, writeCounts } from "../store/refcounts.ts";
 

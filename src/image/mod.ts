@@ -45,4 +45,5 @@ export {
   saveImage,
   type SaveImageOptions,
 } from "./save.ts";
-export { type PrunedImages, pruneImages, unusedImageLayers } from "./prune.ts";
+export { type PrunedImages, pruneImages } from "./prune.ts";
+export { unusedImageLayers } from "./unused_layers.ts";

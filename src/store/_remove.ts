@@ -15,7 +15,7 @@ import type { StoreContext } from "./_context.ts";
 import { mountInside, removeIfPresent, rmdirIfPresent } from "./_fs.ts";
 import { reconciled, usesOf } from "./_views.ts";
 import { readParents } from "./meta.ts";
-import { writeCounts } from "./refcounts.ts";
+import { removeCount, writeCounts } from "./refcounts.ts";
 
 /** `remove`: see Store.remove. */
 export async function removeLayer(
@@ -82,7 +82,9 @@ async function deleteLayer(ctx: StoreContext, id: string): Promise<void> {
  * lock): its view is unmounted (through the Mounter), `mnt/<id>` is only ever
  * rmdir'ed (a recursive delete there would walk into a live union view and
  * delete the parents' files), the backend removes its own entries, and
- * `diff/`, `meta/` and `tarsplit/` are renamed to `-removing` and deleted.
+ * `diff/`, `meta/` and `tarsplit/` are renamed to `-removing` and deleted,
+ * and its count file goes (a layer purged by recovery has no other rule
+ * that would delete it).
  */
 export async function purgeLayer(ctx: StoreContext, id: string): Promise<void> {
   const l = ctx.layout;
@@ -101,4 +103,5 @@ export async function purgeLayer(ctx: StoreContext, id: string): Promise<void> {
     }
     await removeIfPresent(`${p}-removing`, true);
   }
+  removeCount(l, id);
 }

@@ -8,7 +8,8 @@
  * - `*-removing` entries (a remove that died) and temp files of atomic
  *   writes (`*.tmp-<pid>-<hex>`) are leftovers;
  * - `diff/`, `mnt/` and `meta/` entries of no layer are orphans, and so are
- *   the backend's own per-layer entries (overlay's `work/` and `l/`);
+ *   the backend's own per-layer entries (overlay's `work/` and `l/`) and
+ *   mount count files `run/counts/<id>` (a put leaves "0" in place);
  * - a commit that died after its commit point (`layers/<new>` written,
  *   `diff/<old>` not yet renamed) is finished first, never swept;
  * - in the image store (`images/`, see src/image/image_store.ts; named here
@@ -96,6 +97,9 @@ export async function findLeftovers(
       if (d === "diff" && committing.has(n)) continue;
       out.push({ kind: "orphan", path });
     }
+  }
+  for (const n of await entryNames(layout.counts())) {
+    if (!live.has(n)) out.push({ kind: "orphan", path: `run/counts/${n}` });
   }
   for (const path of await backend.leftovers(layout, live)) {
     if (!flagged.has(path)) out.push({ kind: "orphan", path });

@@ -35,10 +35,14 @@ export function recoveryScenarios(s: Suite): void {
     await Deno.writeTextFile(`${root}/layers/gone-removing`, "");
     await Deno.mkdir(`${root}/mnt/ghost`);
     await Deno.writeTextFile(`${root}/meta/ghost`, "{}");
+    // A count left at 0 (put writes 0 over the file rather than unlinking it).
+    await Deno.mkdir(`${root}/run/counts`, { recursive: true });
+    await Deno.writeTextFile(`${root}/run/counts/ghost`, "0");
     for (const d of c.backend.ownDirs) {
       await Deno.mkdir(`${root}/${d}/ghost`);
     }
     const reopened = await c.reopen();
+    assert.ok(!(await entries(`${root}/run/counts`)).includes("ghost"));
     await assertOnly(c, ["keep"]);
     for (const d of c.backend.ownDirs) {
       assert.ok(!(await entries(`${root}/${d}`)).includes("ghost"), d);
