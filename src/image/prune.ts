@@ -18,7 +18,7 @@
  */
 
 import { LayerfsError, LayerNotFound } from "../errors.ts";
-import type { LayerInfo, Store } from "../store/store.ts";
+import type { Store } from "../store/store.ts";
 import { blobsOf } from "./images.ts";
 import { CHAIN_ID, unusedImageLayers } from "./unused_layers.ts";
 import {

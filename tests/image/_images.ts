@@ -441,18 +441,32 @@ export async function writeDocker25(
   }
 }
 
-/** Runs a program; throws with its stderr when it fails. Returns stdout. */
+/**
+ * skopeo and podman read the user's auth files (`$XDG_RUNTIME_DIR` or
+ * `/run/containers/<uid>/auth.json`); as a non-root user on a machine where
+ * root ran podman, `/run/containers` is root's 0700 dir and they fail with
+ * EACCES. Tests use the credentials they pass on the command line: point the
+ * auth file at a path that does not exist (read as "no credentials").
+ */
+const NO_AUTH_FILE = `${
+  Deno.env.get("TMPDIR") ?? "/tmp"
+}/layerfs-tests-${crypto.randomUUID()}/auth.json`;
+
+/** Runs a program; throws with its exit code and stderr when it fails. Returns stdout. */
 export async function run(
   cmd: string,
   args: string[],
   opts: { stdin?: Uint8Array; env?: Record<string, string> } = {},
 ): Promise<string> {
+  const env = cmd === "skopeo"
+    ? { REGISTRY_AUTH_FILE: NO_AUTH_FILE, ...opts.env }
+    : opts.env;
   const p = new Deno.Command(cmd, {
     args,
     stdin: opts.stdin ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",
-    env: opts.env,
+    env,
   }).spawn();
   if (opts.stdin) {
     const w = p.stdin.getWriter();
@@ -463,7 +477,9 @@ export async function run(
   const out = new TextDecoder().decode(r.stdout);
   if (!r.success) {
     throw new Error(
-      `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr)}`,
+      `${cmd} ${args.join(" ")} failed (${r.code}): ${
+        new TextDecoder().decode(r.stderr)
+      }`,
     );
   }
   return out;

@@ -6,36 +6,9 @@
  * @module
  */
 
-const decoder = new TextDecoder();
+import { run } from "../image/_images.ts";
 
-/** Runs a program; throws with its stderr when it fails. */
-export async function run(
-  cmd: string,
-  args: string[],
-  options: { stdin?: Uint8Array; env?: Record<string, string> } = {},
-): Promise<string> {
-  const child = new Deno.Command(cmd, {
-    args,
-    stdin: options.stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: options.env,
-  }).spawn();
-  if (options.stdin) {
-    const w = child.stdin.getWriter();
-    await w.write(options.stdin);
-    await w.close();
-  }
-  const out = await child.output();
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")} failed (${out.code}): ${
-        decoder.decode(out.stderr)
-      }`,
-    );
-  }
-  return decoder.decode(out.stdout);
-}
+export { run };
 
 /** A CA, a server certificate for 127.0.0.1/localhost, and a token-signing certificate. */
 export interface Pki {
@@ -227,7 +200,10 @@ export async function startRegistry(
   }).spawn();
   let stderr = "";
   const drained = (async () => {
-    for await (const c of child.stderr) stderr += decoder.decode(c);
+    const decoder = new TextDecoder();
+    for await (const c of child.stderr) {
+      stderr += decoder.decode(c, { stream: true });
+    }
   })();
   const scheme = config.tls ? "https" : "http";
   const url = `${scheme}://127.0.0.1:${port}`;
