@@ -39,6 +39,26 @@ export async function sh(
   return new TextDecoder().decode(out.stdout);
 }
 
+/**
+ * `podman` with its own throwaway store: `--root <root>/root` and a runroot
+ * under `runBase` named after `root` (podman refuses a runroot longer than
+ * 50 characters, so it cannot live under a long temp path).
+ */
+export function podmanAt(
+  runBase: string,
+): (root: string, args: string[]) => Promise<string> {
+  return (root, args) =>
+    sh("podman", [
+      "--root",
+      `${root}/root`,
+      "--runroot",
+      `${runBase}/${root.slice(root.lastIndexOf("/") + 1)}`,
+      "--storage-driver",
+      "overlay",
+      ...args,
+    ]);
+}
+
 /** The median of `xs` (the mean of the middle two for an even count). */
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

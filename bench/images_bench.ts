@@ -28,7 +28,7 @@ import {
   tarDir,
   writeOciLayout,
 } from "../tests/image/_images.ts";
-import { median, prng, sh } from "./_util.ts";
+import { median, podmanAt, prng, sh } from "./_util.ts";
 
 const REPS = Number(Deno.env.get("LAYERFS_BENCH_REPS") ?? 3);
 
@@ -170,17 +170,7 @@ export async function runImagesBench(): Promise<void> {
       await Deno.mkdir(d, { recursive: true });
       return d;
     };
-    const podman = (root: string, args: string[]) =>
-      sh("podman", [
-        "--root",
-        `${root}/root`,
-        "--runroot",
-        // podman refuses a runroot longer than 50 characters.
-        `${runBase}/${root.slice(root.lastIndexOf("/") + 1)}`,
-        "--storage-driver",
-        "overlay",
-        ...args,
-      ]);
+    const podman = podmanAt(runBase);
     const ours = (parallel: number) => async () => {
       const d = await fresh(`ours${parallel}`);
       const t = await timed(async () => {

@@ -19,7 +19,7 @@ import {
   buildLayer,
   writeOciLayout,
 } from "../tests/image/_images.ts";
-import { median, prng, sh } from "./_util.ts";
+import { median, podmanAt, prng, sh } from "./_util.ts";
 
 const REPS = Number(Deno.env.get("LAYERFS_BENCH_REPS") ?? 5);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -114,17 +114,7 @@ async function benchIn(dir: string | undefined): Promise<void> {
       } (median of ${REPS}, until sync)`,
     );
 
-    const podman = (root: string, args: string[]) =>
-      sh("podman", [
-        "--root",
-        `${root}/root`,
-        "--runroot",
-        // podman refuses a runroot longer than 50 characters.
-        `${runBase}/${root.slice(root.lastIndexOf("/") + 1)}`,
-        "--storage-driver",
-        "overlay",
-        ...args,
-      ]);
+    const podman = podmanAt(runBase);
     const fresh = async (name: string) => {
       const d = `${work}/${name}`;
       await Deno.remove(d, { recursive: true }).catch(() => {});
