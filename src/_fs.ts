@@ -25,6 +25,27 @@ export async function entryNames(dir: string): Promise<string[]> {
   }
 }
 
+/**
+ * Whether an entry is at `path` (a symlink counts as itself: not followed).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { exists } from "./_fs.ts";
+ * assert.equal(await exists("/"), true);
+ * assert.equal(await exists("/no/such/entry"), false);
+ * ```
+ */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 /** Removes a file or symlink; absent is fine. */
 export async function removeEntry(path: string): Promise<void> {
   try {

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { entryNames } from "../_fs.ts";
+import { entryNames, exists } from "../_fs.ts";
 import type { Backend } from "../backends/types.ts";
 import { PER_LAYER_DIRS, type StoreLayout } from "../layout.ts";
 import { validateLayerId } from "./id.ts";
@@ -286,16 +286,6 @@ async function commitSources(
     if (from !== undefined && !live.has(from)) out.add(from);
   }
   return out;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Whether a builder holds the flock of `staging/<x>/lock`. */

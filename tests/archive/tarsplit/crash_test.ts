@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { LayerNotExact, openStore } from "../../../mod.ts";
 import { tarHeader, TarWriter } from "../../../src/archive/tar/mod.ts";
+import { exists } from "../../../src/_fs.ts";
 import { findLeftovers } from "../../../src/store/recovery.ts";
 import { StoreLayout } from "../../../src/layout.ts";
 import { vfsBackend } from "../../../src/backends/vfs.ts";
@@ -49,16 +50,6 @@ async function stagings(root: string): Promise<string[]> {
     out.push(`${root}/staging/${e.name}`);
   }
   return out;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** Polls `cond` every 10 ms (up to 30 s: a busy machine), else fails naming `what`. */

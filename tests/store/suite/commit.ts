@@ -13,6 +13,7 @@ import {
   LayerNotFound,
   LayerNotWritable,
 } from "../../../mod.ts";
+import { exists } from "../../../src/_fs.ts";
 import { StoreLayout } from "../../../src/layout.ts";
 import { describe, put } from "../_helpers.ts";
 import { withView } from "./_fixtures.ts";
@@ -189,14 +190,4 @@ export function commitScenarios(s: Suite): void {
       assert.deepEqual(await describe((await again.metadata("img")).diff), own);
     },
   );
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
