@@ -69,7 +69,23 @@
  */
 
 export * from "./src/errors.ts";
-export * from "./src/store/mod.ts";
+// The store and mounting load on first call (src/store/lazy.ts,
+// src/mount/lazy.ts): a tool that imports mod.ts to apply or pack a tar does
+// not load them at start-up. `Store` is exported as a type: get one from
+// `openStore`.
+export type {
+  CreateOptions,
+  GetOptions,
+  LayerInfo,
+  LayerUsage,
+  OpenStoreOptions,
+  RemoveOptions,
+  StagedLayer,
+  Store,
+  Usage,
+} from "./src/store/mod.ts";
+export { validateLayerId } from "./src/store/id.ts";
+export { openStore, planLayerMount } from "./src/store/lazy.ts";
 export type { BackendName } from "./src/backends/registry.ts";
 export type {
   ArchiveProgress,
@@ -84,13 +100,12 @@ export {
   type ApplyTarOptions,
   type ExtractFormat,
 } from "./src/archive/extract/apply_tar.ts";
-export {
-  directMounter,
-  helperMounter,
-  type Mounter,
-  type OverlayDirFds,
-  performMountPlan,
-  type PerformOptions,
+export { helperMounter } from "./src/mount/helper_mounter.ts";
+export { directMounter, performMountPlan } from "./src/mount/lazy.ts";
+export type {
+  Mounter,
+  OverlayDirFds,
+  PerformOptions,
 } from "./src/mount/mod.ts";
 export type {
   AufsMountPlan,
