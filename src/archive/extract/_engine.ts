@@ -154,8 +154,20 @@ class Extractor implements WhiteoutTarget {
   readonly #o: EngineOptions;
   readonly #cache = new DirCache();
   readonly #tree = new EntryTree();
-  /** Inodes of the non-directories this tar made (and still has a name for). */
+  /**
+   * Inodes of the non-directories this tar made (and still has a name for),
+   * when the root held entries before it began ({@link #fresh} false).
+   */
   readonly #ours = new InodeSet();
+  /**
+   * The root was empty when this tar began (an image layer's staging dir,
+   * a new rootfs): then every non-directory below it is this tar's, except
+   * the whiteout devices the codec made, which {@link #notOurs} holds. That
+   * saves a stat of every file it creates.
+   */
+  readonly #fresh: boolean;
+  /** Inodes of the whiteout devices made in a {@link #fresh} root. */
+  readonly #notOurs = new InodeSet();
   /** Device of the root: inode numbers are only compared on it. */
   readonly #dev: number;
   /** Applied size: regular-file bytes of the inodes in #ours. */
@@ -179,6 +191,7 @@ class Extractor implements WhiteoutTarget {
     this.#umask = readUmask();
     const st = fstatx(rootFd);
     this.#dev = st.dev;
+    this.#fresh = isEmptyDir(rootFd);
     this.#rootDir = {
       fd: rootFd,
       gid: (st.mode & 0o2000) !== 0 ? st.gid : this.#gid,
@@ -504,10 +517,17 @@ class Extractor implements WhiteoutTarget {
 
   /** `names` names of inode `st` are going away: forget it when they were its last. */
   #forget(st: Stat, names: number): void {
-    if (st.dev !== this.#dev) return;
+    if (st.dev !== this.#dev || st.nlink > names) return;
     const ino = Number(st.ino);
-    if (!this.#ours.has(ino) || st.nlink > names) return;
-    this.#ours.delete(ino);
+    if (this.#fresh) {
+      if (this.#notOurs.has(ino)) {
+        this.#notOurs.delete(ino); // a whiteout: no bytes to take back
+        return;
+      }
+    } else {
+      if (!this.#ours.has(ino)) return;
+      this.#ours.delete(ino);
+    }
     if (st.kind === "file") this.#size -= st.size;
   }
 
@@ -531,7 +551,7 @@ class Extractor implements WhiteoutTarget {
           const st = statxAtOrNull(sub, ent.name);
           if (st === null) continue;
           if (st.kind === "dir") walk(sub, ent.name);
-          else if (st.dev === this.#dev && this.#ours.has(Number(st.ino))) {
+          else if (st.dev === this.#dev && (this.#fresh || this.#isOurs(st))) {
             const k = Number(st.ino);
             const had = seen.get(k);
             seen.set(k, [st, (had?.[1] ?? 0) + 1]);
@@ -585,7 +605,7 @@ class Extractor implements WhiteoutTarget {
     }
     let later = false;
     try {
-      this.#ours.add(fstatIno(fd));
+      if (!this.#fresh) this.#ours.add(fstatIno(fd));
       if (h.size > 0) {
         this.#bodyFd = fd;
         if (!this.#reader.readBodyNow(this.#writeBody)) {
@@ -673,8 +693,16 @@ class Extractor implements WhiteoutTarget {
 
   /** Records the entry just made at `base` in `dir` as this tar's. */
   #own(dir: CachedDir, base: string): void {
+    if (this.#fresh) return; // see #fresh
     const st = statxAtOrNull(dir.fd, base);
     if (st !== null) this.#ours.add(Number(st.ino));
+  }
+
+  /** True when the non-directory `st` is one this tar made as an entry. */
+  #isOurs(st: Stat): boolean {
+    if (st.dev !== this.#dev) return false;
+    const ino = Number(st.ino);
+    return this.#fresh ? !this.#notOurs.has(ino) : this.#ours.has(ino);
   }
 
   /**
@@ -688,8 +716,7 @@ class Extractor implements WhiteoutTarget {
     if (td === null) return null;
     const st = statxAtOrNull(td.fd, tbase);
     if (
-      st === null || st.kind === "dir" || st.dev !== this.#dev ||
-      !this.#ours.has(Number(st.ino))
+      st === null || st.kind === "dir" || !this.#isOurs(st)
     ) return null;
     return st;
   }
@@ -834,6 +861,10 @@ class Extractor implements WhiteoutTarget {
     const dir = this.#realDir(parent, entry, true)!;
     // Not recorded as this tar's: a whiteout is never a hardlink target.
     this.#create(dir, name, path, () => mknodat(dir.fd, name, S.IFCHR, 0n));
+    if (this.#fresh) {
+      const st = statxAtOrNull(dir.fd, name);
+      if (st !== null) this.#notOurs.add(Number(st.ino));
+    }
   }
 
   keepOnlyArchived(parent: string, entry: string): void {
@@ -895,10 +926,7 @@ class Extractor implements WhiteoutTarget {
         // A file, symlink or node of this tar stays.
         const st = statxAtOrNull(fd, ent.name);
         if (st === null) continue;
-        if (
-          st.kind !== "dir" && st.dev === this.#dev &&
-          this.#ours.has(Number(st.ino))
-        ) continue;
+        if (st.kind !== "dir" && this.#isOurs(st)) continue;
       }
       removeAllAt(fd, ent.name);
     }
@@ -947,6 +975,16 @@ class Extractor implements WhiteoutTarget {
 }
 
 /** atime (mtime when the tar has none) and mtime, as futimens/utimensat take them. */
+/** True when the directory `fd` (any fd of it, O_PATH too) has no entries. */
+function isEmptyDir(fd: number): boolean {
+  const d = openDirNoFollow(fd, ".");
+  try {
+    return readdirFd(d).length === 0;
+  } finally {
+    close(d);
+  }
+}
+
 function times(
   h: TarHeader,
 ): [atime: number, atimeNsec: number, mtime: number, mtimeNsec: number] {

@@ -432,3 +432,92 @@ privilegedTest(
     );
   },
 );
+
+privilegedTest(
+  "applyTar: an empty target and a non-empty one give the same answers about this tar's own entries",
+  async () => {
+    // An empty root skips recording each file's inode (every non-directory
+    // below it is the tar's, but the whiteout devices); a root that held
+    // something records them. Each case must come out the same in both.
+    const cases: { name: string; entries: Parameters<typeof tar>[0] }[] = [
+      {
+        name: "a whiteout is no hardlink target",
+        entries: [
+          { name: "a/", type: "dir" },
+          { name: "a/.wh.x", body: "" },
+          { name: "l", type: "hardlink", linkname: "a/x" },
+        ],
+      },
+      {
+        name: "a file that replaced a whiteout is",
+        entries: [
+          { name: "a/", type: "dir" },
+          { name: "a/.wh.x", body: "" },
+          { name: "a/x", body: "new" },
+          { name: "l", type: "hardlink", linkname: "a/x" },
+        ],
+      },
+      {
+        name: "a removed target is not",
+        entries: [
+          { name: "t", body: "1" },
+          { name: "t/", type: "dir" },
+          { name: "l", type: "hardlink", linkname: "t" },
+        ],
+      },
+      {
+        name: "overwrites and links count once",
+        entries: [
+          { name: "f", body: "12345" },
+          { name: "f", body: "12" },
+          { name: "g", type: "hardlink", linkname: "f" },
+          { name: "d/", type: "dir" },
+          { name: "d/h", body: "abc" },
+          { name: "d/s", type: "symlink", linkname: "h" },
+          { name: "d/.wh..wh..opq", body: "" },
+          { name: "k", body: "xyz" },
+          { name: "k/", type: "dir" },
+        ],
+      },
+    ];
+    for (const { name, entries } of cases) {
+      const outcome = async (prefill: boolean) => {
+        await using d = await tempDir();
+        if (prefill) Deno.writeTextFileSync(`${d.path}/zz-unrelated`, "x");
+        try {
+          const size = await applyTar(d.path, tar(entries), {
+            format: "overlay",
+          });
+          const names = [...Deno.readDirSync(d.path)].map((e) => e.name)
+            .filter((n) => n !== "zz-unrelated").sort();
+          return { size, names };
+        } catch (e) {
+          return { error: `${(e as Error).name}: ${(e as Error).message}` };
+        }
+      };
+      const [empty, filled] = [await outcome(false), await outcome(true)];
+      assert.deepEqual(empty, filled, name);
+    }
+    // And what they are: the first and third cases are refused, the second
+    // links the new file, the fourth counts f (2), d/h (3) and nothing of k.
+    await using d = await tempDir();
+    await assert.rejects(
+      applyTar(d.path, tar(cases[0].entries), { format: "overlay" }),
+      (e: unknown) =>
+        e instanceof InvalidArchive && /earlier file/.test(e.message),
+    );
+    await using d2 = await tempDir();
+    await applyTar(d2.path, tar(cases[1].entries), { format: "overlay" });
+    assert.equal(statAt(`${d2.path}/l`).ino, statAt(`${d2.path}/a/x`).ino);
+    await using d3 = await tempDir();
+    await assert.rejects(
+      applyTar(d3.path, tar(cases[2].entries), { format: "overlay" }),
+      InvalidArchive,
+    );
+    await using d4 = await tempDir();
+    assert.equal(
+      await applyTar(d4.path, tar(cases[3].entries), { format: "overlay" }),
+      2 + 3,
+    );
+  },
+);
