@@ -21,8 +21,12 @@ import type { MountPlan } from "./plan.ts";
  *
  * @example A `none` plan mounts nothing
  * ```ts
+ * import assert from "node:assert/strict";
  * import { performMountPlan } from "./lazy.ts";
- * await performMountPlan({ kind: "none", target: "/nonexistent" });
+ * const target = await Deno.makeTempDir();
+ * await performMountPlan({ kind: "none", target });
+ * assert.deepEqual([...Deno.readDirSync(target)], []);
+ * await Deno.remove(target);
  * ```
  */
 export async function performMountPlan(
