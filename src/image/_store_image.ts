@@ -11,7 +11,8 @@
  * uncompressed tar's DiffID) into `Store.applyDiffChecked`, which compares
  * both before the layer is published. Nothing compressed is written to disk
  * unless `keepBlobs` asks for it (then the blob goes to
- * `images/blobs/sha256/<hex>` under a temp name, renamed once verified).
+ * `images/blobs/sha256/<hex>` under a temp name, renamed once verified,
+ * under `images/lock` so that prune's blob sweep never deletes it).
  * A mismatch (wrong content) refuses the image: layers of it made by this
  * call are removed again, and no reference is written. An interruption (an
  * abort, a network failure after retries, a full disk, a killed process)
@@ -381,7 +382,13 @@ async function applyLayer(
         job.onBytes,
       );
       if (keepTmp !== undefined) {
-        await Deno.rename(keepTmp, keepTmp.replace(/\.tmp-.*$/, ""));
+        // Under images/lock, as prune's blob sweep runs: a sweep that found
+        // this digest unused (a copy an earlier pull kept) and no load busy
+        // must not delete the copy this pull keeps right after its check.
+        await withImagesLock(
+          store,
+          () => Deno.rename(keepTmp, keepTmp.replace(/\.tmp-.*$/, "")),
+        );
       }
       return size;
     }, { parentReady: job.parentReady });
