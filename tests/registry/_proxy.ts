@@ -2,8 +2,9 @@
  * Test fixture: an HTTP proxy on 127.0.0.1 in front of the real registry
  * that forwards every request and, as a test asks, injects one fault into
  * chosen replies: a blob cut halfway, 503 once, 429 with Retry-After, wrong
- * bytes, a redirect to another origin, or a reply trickled out slowly (so a
- * test can interrupt a pull in the middle of it). It counts blob GETs in
+ * bytes, a redirect to another origin, a reply held until the test lets it
+ * go, or a reply trickled out slowly (so a test can interrupt a pull in the
+ * middle of it). It counts blob GETs in
  * flight (from the request until its reply body ended or was dropped), so a
  * test can see how many downloads ran at once.
  *
@@ -23,7 +24,8 @@ export type Fault =
   | { kind: "corrupt" }
   | { kind: "lose-reply"; status: number }
   | { kind: "redirect"; to: string }
-  | { kind: "slow"; chunk: number; delayMs: number };
+  | { kind: "slow"; chunk: number; delayMs: number }
+  | { kind: "wait"; until: Promise<unknown> };
 
 /** A running proxy. */
 export interface Proxy {
@@ -85,7 +87,11 @@ export function startProxy(target: string): Proxy {
       range: req.headers.get("range"),
       auth: req.headers.has("authorization"),
     });
-    const fault = state.fault(req, seen.length);
+    let fault = state.fault(req, seen.length);
+    if (fault.kind === "wait") {
+      await fault.until; // then forwarded
+      fault = { kind: "forward" };
+    }
     if (fault.kind === "status") {
       await req.body?.cancel();
       return new Response(fault.body ?? "{}", {

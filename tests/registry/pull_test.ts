@@ -353,15 +353,30 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
     await t.step(
       "parallel bounds the blob downloads running at once",
       async () => {
-        // Blobs trickle out (64 KiB per 2 ms), so downloads that may overlap do.
         const layerPaths = big.layers.map((_, i) => `/blobs/${bigBlob(i)}`);
-        proxy.fault = (req) =>
+        const isLayer = (req: Request) =>
           req.method === "GET" &&
-            layerPaths.some((b) => new URL(req.url).pathname.endsWith(b))
-            ? { kind: "slow", chunk: 64 << 10, delayMs: 2 }
-            : { kind: "forward" };
+          layerPaths.some((b) => new URL(req.url).pathname.endsWith(b));
         try {
           for (const parallel of [1, 2]) {
+            // Backends that copy the parent unpack one layer at a time.
+            const want = backendByName(STORE_BACKEND).capabilities.copiesParent
+              ? 1
+              : parallel;
+            // Blobs trickle out (64 KiB per 2 ms), so downloads that may
+            // overlap do. When two may run, the first reply is held until a
+            // second GET is in flight (or 20 s passed: then the peak is 1
+            // and the test fails), so the two overlap whatever the timing.
+            const both = Promise.withResolvers<void>();
+            const escape = setTimeout(both.resolve, 20_000);
+            proxy.fault = (req) => {
+              if (!isLayer(req)) return { kind: "forward" };
+              if (want === 2 && proxy.blobGets.now < 2) {
+                return { kind: "wait", until: both.promise };
+              }
+              both.resolve();
+              return { kind: "slow", chunk: 64 << 10, delayMs: 2 };
+            };
             await withStore(STORE_BACKEND, async (store, root) => {
               proxy.blobGets.peak = 0;
               proxy.seen.length = 0;
@@ -371,18 +386,13 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
               });
               assert.deepEqual(img.extracted, big.chains);
               assert.equal(proxy.blobGets.now, 0);
-              // Backends that copy the parent unpack one layer at a time.
-              const want = backendByName(STORE_BACKEND).capabilities
-                  .copiesParent
-                ? 1
-                : parallel;
               assert.equal(proxy.blobGets.peak, want, `parallel ${parallel}`);
               // Each blob once; one at a time means bottom first.
               const all = [bigConfig, ...big.layers.map((_, i) => bigBlob(i))];
               if (want === 1) assert.deepEqual(fetched(), all);
               else assert.deepEqual(fetched().sort(), all.sort());
               assert.deepEqual((await checkStore(root)).problems, []);
-            });
+            }).finally(() => clearTimeout(escape));
           }
         } finally {
           proxy.fault = () => ({ kind: "forward" });
