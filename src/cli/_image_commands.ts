@@ -21,6 +21,7 @@ import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
 import { formatBytes, makeProgress, type Progress } from "./_progress.ts";
 import { interruptible } from "./_interrupt.ts";
+import { parallelOf } from "./_parallel.ts";
 
 type WithStore = <T>(
   ctx: CommandContext,
@@ -103,6 +104,7 @@ export function imageCommands(
               tag: typeof ctx.values.tag === "string"
                 ? ctx.values.tag
                 : undefined,
+              parallel: parallelOf(ctx.values.parallel),
               onProgress,
               signal,
             }),

@@ -5,12 +5,13 @@
  */
 
 import type { CommandSpec } from "./_types.ts";
+import { PARALLEL_OPTION } from "./_parallel.ts";
 
 /** The image commands' table entries. */
 export const IMAGE_COMMANDS: CommandSpec[] = [
   {
     name: "load",
-    usage: "[FILE|DIR|-] [--platform P] [--tag NAME:TAG]",
+    usage: "[FILE|DIR|-] [--platform P] [--tag NAME:TAG] [--parallel N]",
     summary:
       "load images from a docker-archive or OCI layout (dir or tar); prints each image's name and id",
     description:
@@ -29,6 +30,7 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
         help:
           "--tag NAME:TAG    name the image so instead of the archive's names (one image only)",
       },
+      parallel: PARALLEL_OPTION,
     },
     args: [0, 1],
   },

@@ -20,6 +20,7 @@ import { parseReference } from "../image/reference.ts";
 import type { Store } from "../store/store.ts";
 import { formatBytes } from "./_progress.ts";
 import { interruptible } from "./_interrupt.ts";
+import { PARALLEL_OPTION, parallelOf } from "./_parallel.ts";
 import type { CommandContext, CommandResult, CommandSpec } from "./_types.ts";
 
 const insecure = {
@@ -32,12 +33,14 @@ const insecure = {
 export const REGISTRY_COMMANDS: CommandSpec[] = [
   {
     name: "pull",
-    usage: "REF [--platform P] [--insecure]",
+    usage: "REF [--platform P] [--parallel N] [--insecure]",
     summary:
       "pull an image from a registry into the store; prints its name and id",
     description:
       "Layers stream from the registry straight into the store (verified: blob digest and\n" +
-      "size, DiffID), three at once; layers already present are reused without a request.\n" +
+      "size, DiffID); a blob downloads while its layer unpacks, so --parallel 1 fetches one\n" +
+      "blob at a time, bottom first (podman's --max-parallel-downloads 1). Layers already\n" +
+      "present are reused without a request.\n" +
       "Credentials come from the auth file `layerfs login` writes.",
     options: {
       platform: {
@@ -45,6 +48,7 @@ export const REGISTRY_COMMANDS: CommandSpec[] = [
         help:
           "--platform P      os/arch[/variant] to pick from multi-platform images (default: the host's)",
       },
+      parallel: PARALLEL_OPTION,
       insecure,
     },
     args: [1, 1],
@@ -150,6 +154,7 @@ export function registryCommands(
               platform: typeof ctx.values.platform === "string"
                 ? ctx.values.platform
                 : undefined,
+              parallel: parallelOf(ctx.values.parallel),
               onProgress,
               signal,
             }));
@@ -206,6 +211,7 @@ export function registryCommands(
                 ? ctx.values.image
                 : undefined,
               compress,
+              parallel: parallelOf(ctx.values.parallel),
               onProgress,
               signal,
             }));

@@ -11,7 +11,8 @@
  * uncompressed tar's DiffID) into `Store.applyDiffChecked`, which compares
  * both before the layer is published. Nothing compressed is written to disk
  * unless `keepBlobs` asks for it (then the blob goes to
- * `images/blobs/sha256/<hex>` under a temp name, renamed once verified).
+ * `images/blobs/sha256/<hex>` under a temp name, renamed once verified,
+ * under `images/lock` so that prune's blob sweep never deletes it).
  * A mismatch (wrong content) refuses the image: layers of it made by this
  * call are removed again, and no reference is written. An interruption (an
  * abort, a network failure after retries, a full disk, a killed process)
@@ -22,7 +23,10 @@
  * With `parallel` > 1, missing layers are fetched and extracted at once
  * and published bottom first, each once the layer below it is there; on
  * backends that copy the parent into a new layer (vfs) each waits for its
- * parent before it reads its source.
+ * parent before it reads its source. A layer's source is opened when its
+ * unpack starts and read as it unpacks, and unpacks start bottom first:
+ * at most `parallel` blobs download at once, and an interrupted pull has
+ * fetched a bottom run of the missing layers (plus those in flight).
  *
  * Concurrency: each layer is handled under its own flock
  * (`images/locks/<chain id>`), taken bottom first and held until the
@@ -46,6 +50,7 @@ import { chainIds, digestHex, sha256Hex } from "./digest.ts";
 import { parseJson } from "./_formats.ts";
 import {
   inlineUnpacker,
+  type Place,
   type Unpacker,
   workerUnpacker,
 } from "./_unpack_pool.ts";
@@ -220,7 +225,9 @@ export async function storeImage(
       }
       const parentReady = below.then(() => {});
       parentReady.catch(() => {}); // reported by the layer below
-      const task = applyLayer(store, unpacker, signal, {
+      // Places taken here, bottom first, start the unpacks (and so the
+      // downloads) bottom first, whenever each layer's staging is ready.
+      const task = applyLayer(store, unpacker.place(), signal, {
         blob: layer,
         subject: `${s} layer ${i + 1}`,
         diffId: diffIds[i],
@@ -350,7 +357,7 @@ async function unpackerFor(
 /** Streams one layer into the store, verified before it is published. */
 async function applyLayer(
   store: Store,
-  unpacker: Unpacker,
+  place: Place,
   signal: AbortSignal | undefined,
   job: LayerJob,
 ): Promise<number> {
@@ -363,7 +370,7 @@ async function applyLayer(
     : undefined;
   try {
     return await store.applyDiffStaged(job.id, job.parent, async (staged) => {
-      const size = await unpacker.run(
+      const size = await place.run(
         {
           subject: job.subject,
           label: blob.label,
@@ -379,9 +386,16 @@ async function applyLayer(
         },
         staged,
         job.onBytes,
+        signal,
       );
       if (keepTmp !== undefined) {
-        await Deno.rename(keepTmp, keepTmp.replace(/\.tmp-.*$/, ""));
+        // Under images/lock, as prune's blob sweep runs: a sweep that found
+        // this digest unused (a copy an earlier pull kept) and no load busy
+        // must not delete the copy this pull keeps right after its check.
+        await withImagesLock(
+          store,
+          () => Deno.rename(keepTmp, keepTmp.replace(/\.tmp-.*$/, "")),
+        );
       }
       return size;
     }, { parentReady: job.parentReady });
@@ -391,5 +405,7 @@ async function applyLayer(
     // a chain id names one content, so it is the same layer.
     if (e instanceof LayerExists) return -1;
     throw e;
+  } finally {
+    place.release(); // it never ran (failed before its turn): the next may
   }
 }

@@ -40,16 +40,19 @@ export interface UnpackJob {
 /**
  * Unpacks `input` (the blob's bytes) into `staged`, checked: returns the
  * uncompressed tar's length once its blob digest and size and its DiffID
- * match.
+ * match. `check` runs at every chunk in and out of the decompressor and
+ * stops the unpack with what it throws (an abort: a few compressed bytes
+ * can hold megabytes of tar, so the input alone is not enough).
  *
  * @throws {InvalidImage} a mismatch, or a tar that cannot be applied (its
- *   `InvalidArchive` as the cause); what the input throws.
+ *   `InvalidArchive` as the cause); what the input or `check` throws.
  */
 export async function unpackLayer(
   job: UnpackJob,
   input: ReadableStream<Uint8Array>,
   staged: StagedLayer,
   onBytes: (total: number) => void,
+  check: () => void = () => {},
 ): Promise<number> {
   const { subject, diffId } = job;
   let total = 0;
@@ -75,6 +78,7 @@ export async function unpackLayer(
     const p = new HashedStream(input, subject, job.size, (n) => {
       total += n;
       onBytes(total);
+      check();
     });
     packed = p;
     const c = job.compression;
@@ -83,7 +87,7 @@ export async function unpackLayer(
       : c === "none"
       ? p.stream
       : decompressStream(p.stream, c, { name: subject });
-    const t = new HashedStream(stream, subject);
+    const t = new HashedStream(stream, subject, Infinity, check);
     tar = t;
     await applyLayerTarRecorded(staged.dirs, t.stream, staged.record, {
       tarSha256: () => t.digest(), // hashed once

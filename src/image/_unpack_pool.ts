@@ -11,6 +11,15 @@
  * all store state. {@link inlineUnpacker} runs jobs on the calling thread,
  * one at a time (`parallel: 1`, and backends that copy the parent).
  *
+ * A job's source is opened when the job starts and read only as fast as
+ * it unpacks, so `size` bounds the downloads too; jobs start in the order
+ * their places were taken ({@link Unpacker.place}: bottom layer first),
+ * whatever order their callers reach `run` in, so `parallel: 1` fetches one
+ * blob after another, bottom first, like podman's `--max-parallel-downloads`.
+ * An aborted job stops at its next chunk, even one already handed over (a
+ * worker polls a shared flag: a small compressed chunk can hold megabytes
+ * of tar), and settles only once the worker has let go of its staging.
+ *
  * @module
  */
 
@@ -27,19 +36,34 @@ export interface Opened {
   size?: number;
 }
 
+/** One layer's unpack, handed to {@link Unpacker} (`run`, `place().run`). */
+export type RunUnpack = (
+  job: UnpackJob,
+  open: () => Opened,
+  staged: StagedLayer,
+  onBytes: (total: number) => void,
+  signal?: AbortSignal,
+) => Promise<number>;
+
+/** A job's place in an {@link Unpacker}'s queue. */
+export interface Place {
+  /**
+   * Unpacks one layer once this place is the first still waiting and a
+   * slot is free: `open` is called then (the size it knows wins over the
+   * job's). Resolves with the uncompressed tar's length once every check
+   * passed; rejects with `signal.reason` soon after `signal` aborts.
+   */
+  run: RunUnpack;
+  /** Gives the place up unused (its layer needs no unpack after all); a no-op once run. */
+  release(): void;
+}
+
 /** Runs unpack jobs; {@link close} stops whatever it started. */
 export interface Unpacker {
-  /**
-   * Unpacks one layer: `open` is called when the job gets its turn (the
-   * size it knows wins over the job's). Resolves with the uncompressed
-   * tar's length once every check passed.
-   */
-  run(
-    job: UnpackJob,
-    open: () => Opened,
-    staged: StagedLayer,
-    onBytes: (total: number) => void,
-  ): Promise<number>;
+  /** A place at the end of the queue: take them in the order jobs must start. */
+  place(): Place;
+  /** A place, run at once (`place().run`). */
+  run: RunUnpack;
   /** Terminates idle workers (call when no job runs any more). */
   close(): void;
 }
@@ -63,22 +87,103 @@ export function semaphore(
   };
 }
 
+/** A slot for a job, taken in queue order: see {@link ordered}. */
+interface Slot {
+  /** Runs `job` when the slot's turn came. */
+  run<T>(job: () => Promise<T>): Promise<T>;
+  /** Gives the slot up unused. */
+  release(): void;
+}
+
+/**
+ * At most `n` jobs at once, started in the order their slots were taken
+ * (not the order `run` is called in): a slot whose `run` has not come yet
+ * holds back those after it until it runs or is released.
+ */
+export function ordered(n: number): () => Slot {
+  let free = n;
+  const queue: { go?: () => void; gone: boolean }[] = [];
+  const pump = () => {
+    while (free > 0 && queue.length > 0) {
+      const head = queue[0];
+      if (!head.gone && !head.go) return; // its job has not come yet
+      queue.shift();
+      if (head.gone) continue;
+      free--;
+      head.go!();
+    }
+  };
+  return () => {
+    const entry: { go?: () => void; gone: boolean } = { gone: false };
+    queue.push(entry);
+    let used = false;
+    return {
+      run<T>(job: () => Promise<T>): Promise<T> {
+        if (used || entry.gone) {
+          return Promise.reject(new Error("A slot runs one job"));
+        }
+        used = true;
+        const { promise, resolve } = Promise.withResolvers<T>();
+        // Started by pump itself, so jobs start in exactly the queue's order.
+        entry.go = () =>
+          resolve(
+            new Promise<T>((r) => r(job())).finally(() => {
+              free++;
+              pump();
+            }),
+          );
+        pump();
+        return promise;
+      },
+      release() {
+        if (used || entry.gone) return;
+        entry.gone = true;
+        pump();
+      },
+    };
+  };
+}
+
+/** An {@link Unpacker} of `runOne` jobs, `n` at once in queue order. */
+function queued(
+  n: number,
+  runOne: RunUnpack,
+  close: () => void,
+): Unpacker {
+  const slot = ordered(n);
+  const place = (): Place => {
+    const s = slot();
+    return {
+      run: (job, open, staged, onBytes, signal) =>
+        s.run(() => runOne(job, open, staged, onBytes, signal)),
+      release: () => s.release(),
+    };
+  };
+  return {
+    place,
+    run: (job, open, staged, onBytes, signal) =>
+      place().run(job, open, staged, onBytes, signal),
+    close,
+  };
+}
+
 /** Jobs on the calling thread, one at a time. */
 export function inlineUnpacker(): Unpacker {
-  const one = semaphore(1);
-  return {
-    run: (job, open, staged, onBytes) =>
-      one(() => {
-        const o = open();
-        return unpackLayer(
-          { ...job, size: o.size ?? job.size },
-          o.stream,
-          staged,
-          onBytes,
-        );
-      }),
-    close() {},
-  };
+  return queued(1, async (job, open, staged, onBytes, signal) => {
+    const o = open();
+    try {
+      return await unpackLayer(
+        { ...job, size: o.size ?? job.size },
+        o.stream,
+        staged,
+        onBytes,
+        () => signal?.throwIfAborted(),
+      );
+    } catch (e) {
+      // Whatever the extractor made of the stop, the abort's reason.
+      throw signal?.aborted ? signal.reason : e;
+    }
+  }, () => {});
 }
 
 const WORKER_URL = new URL("./_unpack_worker.ts", import.meta.url).href;
@@ -87,7 +192,6 @@ const WORKER_URL = new URL("./_unpack_worker.ts", import.meta.url).href;
 export function workerUnpacker(size: number): Unpacker {
   const idle: Worker[] = [];
   const all = new Set<Worker>();
-  const turn = semaphore(size);
   const take = (): Worker => {
     const w = idle.pop();
     if (w) return w;
@@ -101,17 +205,28 @@ export function workerUnpacker(size: number): Unpacker {
     stream: ReadableStream<Uint8Array>,
     staged: StagedLayer,
     onBytes: (total: number) => void,
+    signal: AbortSignal | undefined,
   ): Promise<number> => {
     const book = new ErrorBook();
     const bytes = new MessageChannel();
     const reply = new MessageChannel();
     const { promise, resolve, reject } = Promise.withResolvers<number>();
     const sent = sendStream(stream, bytes.port1, book);
+    // The worker polls the flag at every chunk (it may be busy with bytes
+    // it has already); the failed stream wakes it if it waits for more.
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const onAbort = () => {
+      Atomics.store(stop, 0, 1);
+      sent.fail(signal!.reason);
+    };
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
     reply.port1.onmessage = (ev: MessageEvent<WorkerReply>) => {
       const m = ev.data;
       if ("bytes" in m) onBytes(m.bytes);
       else if ("size" in m) resolve(m.size);
-      else reject(book.decode(m.error));
+      // Whatever the worker made of the stop, the abort's reason.
+      else reject(signal?.aborted ? signal.reason : book.decode(m.error));
     };
     // A worker that dies (its module failed to load, it ran out of
     // memory) takes its job with it.
@@ -125,51 +240,50 @@ export function workerUnpacker(size: number): Unpacker {
         staged,
         bytes: bytes.port2,
         reply: reply.port2,
+        stop,
       } satisfies WorkerJob,
       [bytes.port2, reply.port2],
     );
     return promise.finally(async () => {
+      signal?.removeEventListener("abort", onAbort);
       reply.port1.close();
       // The worker is done with the bytes: release the source (a file, a
       // connection) if it stopped before their end.
       await sent.stop();
     });
   };
-  return {
-    run: (job, open, staged, onBytes) =>
-      turn(async () => {
-        const o = open();
-        const w = take();
-        let healthy = false;
-        try {
-          const size = await runOn(
-            w,
-            { ...job, size: o.size ?? job.size },
-            o.stream,
-            staged,
-            onBytes,
-          );
-          healthy = true;
-          return size;
-        } catch (e) {
-          // A job that failed on its own terms leaves a working worker.
-          healthy = !(e instanceof Error && e.message.startsWith(
-            "The unpack worker failed",
-          ));
-          throw e;
-        } finally {
-          w.onerror = null;
-          if (healthy) idle.push(w);
-          else {
-            all.delete(w);
-            w.terminate();
-          }
-        }
-      }),
-    close() {
-      for (const w of all) w.terminate();
-      all.clear();
-      idle.length = 0;
-    },
-  };
+  return queued(size, async (job, open, staged, onBytes, signal) => {
+    const o = open();
+    const w = take();
+    let healthy = false;
+    try {
+      const size = await runOn(
+        w,
+        { ...job, size: o.size ?? job.size },
+        o.stream,
+        staged,
+        onBytes,
+        signal,
+      );
+      healthy = true;
+      return size;
+    } catch (e) {
+      // A job that failed on its own terms leaves a working worker.
+      healthy = !(e instanceof Error && e.message.startsWith(
+        "The unpack worker failed",
+      ));
+      throw e;
+    } finally {
+      w.onerror = null;
+      if (healthy) idle.push(w);
+      else {
+        all.delete(w);
+        w.terminate();
+      }
+    }
+  }, () => {
+    for (const w of all) w.terminate();
+    all.clear();
+    idle.length = 0;
+  });
 }

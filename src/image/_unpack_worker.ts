@@ -20,6 +20,8 @@ export interface WorkerJob {
   bytes: MessagePort;
   /** Progress and the outcome out. */
   reply: MessagePort;
+  /** Set (non-zero) by the main thread to stop the job at its next chunk. */
+  stop: Int32Array;
 }
 
 /** What the worker posts on `reply`. */
@@ -35,7 +37,7 @@ const scope = self as unknown as {
 };
 
 scope.onmessage = async (ev) => {
-  const { job, staged, bytes, reply } = ev.data;
+  const { job, staged, bytes, reply, stop } = ev.data;
   const book = new ErrorBook();
   const post = (m: WorkerReply) => reply.postMessage(m);
   let last = 0;
@@ -49,6 +51,12 @@ scope.onmessage = async (ev) => {
         if (n - last >= 1 << 20 || n === job.size) {
           last = n;
           post({ bytes: n });
+        }
+      },
+      () => {
+        // The main thread replaces this with the abort's reason.
+        if (Atomics.load(stop, 0) !== 0) {
+          throw new DOMException("The unpack was stopped", "AbortError");
         }
       },
     );

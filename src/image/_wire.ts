@@ -146,6 +146,8 @@ const AHEAD = 4;
 export interface Sending {
   /** Cancels the stream (releases its file or connection) unless it ended; closes the port. */
   stop(): Promise<void>;
+  /** Fails the stream for the reader with `e` (after what it was sent already), then stops it. */
+  fail(e: unknown): void;
 }
 
 /**
@@ -175,6 +177,7 @@ export function sendStream(
         try {
           r = await reader.read();
         } catch (e) {
+          if (finished) return;
           port.postMessage({ error: book.encode(e) } satisfies ToReader);
           finish();
           return;
@@ -210,11 +213,17 @@ export function sendStream(
     wanted += m.pull;
     pump();
   };
+  const stop = async () => {
+    if (finished) return;
+    finish();
+    await reader.cancel().catch(() => {});
+  };
   return {
-    async stop() {
+    stop,
+    fail(e) {
       if (finished) return;
-      finish();
-      await reader.cancel().catch(() => {});
+      port.postMessage({ error: book.encode(e) } satisfies ToReader);
+      stop();
     },
   };
 }

@@ -50,17 +50,19 @@ export interface LoadImageOptions {
   onProgress?: (p: LoadProgress) => void;
   /**
    * Layers of one image unpacked at once, each in a worker thread
-   * (decompression, digests, DiffID and extraction), published bottom
-   * first; never more workers than missing layers. 1 unpacks on the
-   * calling thread without workers; backends that copy the parent (vfs)
+   * (decompression, digests, DiffID and extraction), started and published
+   * bottom first; never more workers than missing layers. A blob is read
+   * only while its layer unpacks. 1 unpacks on the calling thread without
+   * workers, one layer after another; backends that copy the parent (vfs)
    * always do.
    * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;
   /**
-   * Stops the load: no reference is written and the spool file is removed;
-   * layers already completed stay for the next load (`layerfs prune`
-   * removes them otherwise).
+   * Stops the load, a layer in the middle of its unpack too (its staging
+   * is removed): the call rejects with the signal's reason, no reference
+   * is written and the spool file is removed; layers already completed
+   * stay for the next load (`layerfs prune` removes them otherwise).
    */
   signal?: AbortSignal;
 }

@@ -110,7 +110,9 @@ export async function pruneImages(store: Store): Promise<PrunedImages> {
  * Removes the blobs no image uses (layer blobs an interrupted pull kept
  * with `keepBlobs`), under `images/lock`; undefined, removing nothing,
  * while any load or pull holds a layer lock: one may have kept a blob and
- * not yet written the references that make it used.
+ * not yet written the references that make it used. A pull that starts
+ * after the busy check cannot put a blob in place before the deletes are
+ * done: it keeps blobs (renames them into place) under `images/lock` too.
  */
 async function pruneBlobs(store: Store): Promise<string[] | undefined> {
   const dir = `${imagesDir(store)}/blobs/sha256`;

@@ -12,7 +12,8 @@
  * published only when every check passed. No compressed byte is written to
  * disk unless `keepBlobs` asks for it.
  *
- * Several layers download at once (`parallel`); two pulls of one image in
+ * At most `parallel` layers download (and unpack) at once, bottom first;
+ * an abort stops a layer mid-unpack, in a worker too. Two pulls of one image in
  * two processes extract each layer once (per-layer locks). A pull that is
  * interrupted (aborted, killed at any point, a network failure after
  * retries) leaves the store consistent (staging is swept on open) and keeps
@@ -59,9 +60,12 @@ export interface PullImageOptions {
   platform?: string | Platform;
   /**
    * Layers downloaded and unpacked at once, each unpacked in a worker
-   * thread (the downloads stay on the calling thread, in one client). 1
-   * unpacks on the calling thread; on backends that copy the parent (vfs)
-   * layers unpack there one after another.
+   * thread (the downloads stay on the calling thread, in one client). A
+   * blob is requested when its layer's unpack starts and read as it
+   * unpacks, and unpacks start bottom first, so at most `parallel` blobs
+   * download at once (as podman's `--max-parallel-downloads`): 1 fetches
+   * and unpacks one layer after another, on the calling thread. On
+   * backends that copy the parent (vfs) layers always go one after another.
    * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;

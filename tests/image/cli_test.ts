@@ -58,6 +58,24 @@ privilegedTest(
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, `Loaded cli/app:1 sha256:${img.configHex}\n`);
     assert.equal(r.stderr, ""); // no progress when stderr is not a terminal
+    // --parallel: a whole number of at least 1 (2 = usage error).
+    r = await layerfs([
+      ...root,
+      "load",
+      "--parallel",
+      "0",
+      `${tmp.path}/d.tar`,
+    ]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--parallel takes a whole number of at least 1/);
+    r = await layerfs([
+      ...root,
+      "load",
+      "--parallel",
+      "1",
+      `${tmp.path}/d.tar`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
 
     // Standard input, spooled; --json prints one document.
     r = await layerfs([

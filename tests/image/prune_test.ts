@@ -4,18 +4,23 @@
  * (and blobs no image uses, but not while a load holds a layer lock),
  * `layerfs check` reporting them and `--repair` removing them; layers an
  * image names, a container sits on, a view has mounted, or a load is
- * working on (its lock held) stay.
+ * working on (its lock held) stay; a pull keeps (renames into place) a
+ * blob only under images/lock, so a sweep that found that digest unused
+ * does not delete the pull's copy.
  */
 
 import assert from "node:assert/strict";
 import { loadImage, openStore, pruneImages } from "../../mod.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import { processIo, runCli } from "../../src/cli/main.ts";
-import { flock } from "../../src/image/image_store.ts";
+import { ensureDirs, flock } from "../../src/image/image_store.ts";
+import { storeImage } from "../../src/image/_store_image.ts";
+import { blobsOf } from "../../src/image/images.ts";
 import {
   baseLayer,
   buildImage,
   buildLayer,
+  sha,
   topLayer,
   writeOciLayout,
 } from "./_images.ts";
@@ -147,6 +152,93 @@ Deno.test("prune: layerfs check --repair and layerfs prune remove them", async (
     assert.equal(await cli(["prune"]), 0);
     assert.equal(out, "Nothing to prune\n");
     assert.equal(await cli(["check"]), 0, out);
+  } finally {
+    store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/**
+ * Whether a flock on `path` has a waiter (a "->" line in /proc/locks for
+ * its inode): the point where a taker is blocked, seen without timing.
+ */
+async function flockWaited(path: string): Promise<boolean> {
+  const ino = (await Deno.stat(path)).ino;
+  return (await Deno.readTextFile("/proc/locks")).split("\n").some((l) =>
+    /->\s+FLOCK/.test(l) && l.split(/\s+/).some((f) => f.endsWith(`:${ino}`))
+  );
+}
+
+Deno.test("prune: a pull keeps a blob only under images/lock, so the blob sweep cannot delete it", async () => {
+  const root = await Deno.makeTempDir({ prefix: "layerfs-prune-race-" });
+  const store = await openStore({ root, backend: "vfs" });
+  try {
+    const img = buildImage([buildLayer(await baseLayer(), "gzip")]);
+    const [layer] = img.layers;
+    const blobHex = sha(layer.blob);
+    const blobPath = `${root}/images/blobs/sha256/${blobHex}`;
+    // An earlier interrupted keepBlobs pull kept this blob; no image uses it.
+    await ensureDirs(`${root}/images`);
+    await Deno.writeFile(blobPath, layer.blob);
+    const stale = (await Deno.stat(blobPath)).ino;
+    // images/lock held as prune's blob sweep holds it: it has found the blob
+    // unused and no layer lock held, and is about to delete it.
+    using sweep = await Deno.open(`${root}/images/lock`, {
+      read: true,
+      write: true,
+      create: true,
+    });
+    await sweep.lock(true);
+    const states: string[] = [];
+    const pull = storeImage(store, {
+      subject: "p/kept:1",
+      refs: ["p/kept:1"],
+      manifest: { digest: img.manifestHex, bytes: img.manifest },
+      config: img.config,
+      layers: [{
+        label: "layer 1",
+        digest: blobHex,
+        size: layer.blob.length,
+        compression: "gzip",
+        open: () => ({
+          stream: ReadableStream.from([layer.blob]),
+          size: layer.blob.length,
+        }),
+      }],
+    }, {
+      keepBlobs: true,
+      parallel: 1,
+      onProgress: (p) => states.push(p.state),
+    });
+    let settled = false;
+    pull.finally(() => settled = true).catch(() => {});
+    // The pull blocks on images/lock; it has not put its blob in place.
+    while (!(await flockWaited(`${root}/images/lock`))) {
+      assert.ok(!settled, "the pull ended without waiting for images/lock");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal((await Deno.stat(blobPath)).ino, stale, "blob not replaced");
+    assert.ok(!states.includes("done"), "the layer is not published yet");
+    // The sweep deletes what it found unused, and releases images/lock.
+    await Deno.remove(blobPath);
+    sweep.unlock();
+    const stored = await pull;
+    // The pull's own copy is there, the image names it, prune leaves it.
+    assert.deepEqual(stored.extracted, img.chains);
+    assert.deepEqual(await Deno.readFile(blobPath), layer.blob);
+    const [rec] = Object.values(
+      JSON.parse(await Deno.readTextFile(`${root}/images/index.json`))
+        .images,
+    ) as Parameters<typeof blobsOf>[1][];
+    assert.ok((await blobsOf(store, rec)).includes(blobHex));
+    assert.deepEqual(await pruneImages(store), {
+      removedLayers: [],
+      busy: [],
+      removedBlobs: [],
+      blobsSkipped: false,
+    });
+    assert.deepEqual(await Deno.readFile(blobPath), layer.blob);
+    assert.deepEqual((await checkStore(root)).problems, []);
   } finally {
     store.close();
     await Deno.remove(root, { recursive: true });

@@ -16,6 +16,7 @@ import {
 import { SysError } from "../../src/sys/libc_linux.ts";
 import {
   inlineUnpacker,
+  ordered,
   type Unpacker,
   workerUnpacker,
 } from "../../src/image/_unpack_pool.ts";
@@ -178,4 +179,39 @@ Deno.test("unpack workers: errors are rebuilt by class, message, fields and caus
   const abort = b.decode(a.encode(new DOMException("stopped", "AbortError")));
   assert.ok(abort instanceof DOMException);
   assert.equal(abort.name, "AbortError");
+});
+
+Deno.test("unpack workers: jobs start in the order their places were taken, at most n at once", async () => {
+  const slot = ordered(2);
+  const slots = [0, 1, 2, 3, 4].map(() => slot());
+  const started: number[] = [];
+  let running = 0;
+  let peak = 0;
+  const gates = slots.map(() => Promise.withResolvers<void>());
+  const job = (i: number) => async () => {
+    started.push(i);
+    peak = Math.max(peak, ++running);
+    await gates[i].promise;
+    running--;
+    return i;
+  };
+  // run() reached in another order than the places: 3, 1, then 0.
+  const r3 = slots[3].run(job(3));
+  const r1 = slots[1].run(job(1));
+  await Promise.resolve();
+  assert.deepEqual(started, [], "place 0 holds the others back");
+  const r0 = slots[0].run(job(0));
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(started, [0, 1]);
+  slots[2].release(); // its layer needed no unpack
+  gates[0].resolve();
+  assert.equal(await r0, 0);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.deepEqual(started, [0, 1, 3]);
+  const r4 = slots[4].run(job(4));
+  for (const g of gates) g.resolve();
+  assert.deepEqual(await Promise.all([r1, r3, r4]), [1, 3, 4]);
+  assert.deepEqual(started, [0, 1, 3, 4]);
+  assert.equal(peak, 2);
+  await assert.rejects(slots[0].run(job(0)), /one job/);
 });
