@@ -8,6 +8,7 @@ import { LayerfsError, LayerNotFound } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import { parseManifest } from "./_formats.ts";
 import {
+  anyLayerBusy,
   flock,
   getBlob,
   type ImageIndex,
@@ -136,7 +137,8 @@ export interface RemovedImage {
  * Removes a name, or an image. `name:tag` takes that name away; when it was
  * the image's last name, or `ref` is an id, the image goes with all its
  * names, its config and manifest and the layer blobs a pull kept for it
- * (`keepBlobs`) that no other image uses, and then its layers, top first,
+ * (`keepBlobs`) that no other image uses (left to `pruneImages` while a
+ * load or pull is running), and then its layers, top first,
  * that no other image uses, no layer sits on and nothing has mounted (those
  * stay, and so do the layers below them).
  *
@@ -187,6 +189,12 @@ export async function removeImage(
     await writeIndex(store, idx);
     // Blobs no image uses any more: its config, its manifest and the layer
     // blobs a pull kept (`keepBlobs`) that no other image's manifest names.
+    // Not while a load or pull holds a layer lock: it may have put one of
+    // them in place and not yet written the references that make it used
+    // (prune removes them later, as it does what interrupted pulls keep).
+    if (await anyLayerBusy(store)) {
+      return { untagged: names, deleted: rec.id, layers: [...rec.layers] };
+    }
     const used = new Set<string>();
     for (const r of Object.values(idx.images)) {
       for (const b of await blobsOf(store, r)) used.add(b);

@@ -10,7 +10,13 @@
  */
 
 import assert from "node:assert/strict";
-import { loadImage, openStore, pruneImages } from "../../mod.ts";
+import {
+  listImages,
+  loadImage,
+  openStore,
+  pruneImages,
+  removeImage,
+} from "../../mod.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import { processIo, runCli } from "../../src/cli/main.ts";
 import { ensureDirs, flock } from "../../src/image/image_store.ts";
@@ -238,6 +244,40 @@ Deno.test("prune: a pull keeps a blob only under images/lock, so the blob sweep 
       blobsSkipped: false,
     });
     assert.deepEqual(await Deno.readFile(blobPath), layer.blob);
+    assert.deepEqual((await checkStore(root)).problems, []);
+  } finally {
+    store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("rmi leaves the blobs to prune while a load holds a layer lock", async () => {
+  const root = await Deno.makeTempDir({ prefix: "layerfs-prune-" });
+  const store = await openStore({ root, backend: "vfs" });
+  try {
+    const img = buildImage([buildLayer(await baseLayer())]);
+    await writeOciLayout(`${root}/oci`, [{ image: img, ref: "p/app:1" }]);
+    const [loaded] = await loadImage(store, `${root}/oci`);
+    const blobs = async () =>
+      (await Array.fromAsync(Deno.readDir(`${root}/images/blobs/sha256`)))
+        .map((e) => e.name).sort();
+    const mine = await blobs();
+    assert.ok(mine.length >= 2, "its config and manifest are kept");
+    // Another load is working on some layer (its lock held): it may have
+    // put a blob in place that its references do not name yet.
+    const held = await flock(`${root}/images/locks/${hex("0")}`);
+    try {
+      const r = await removeImage(store, "p/app:1");
+      assert.equal(r.deleted, loaded.id);
+      assert.deepEqual(await blobs(), mine, "no blob deleted");
+      assert.deepEqual(await listImages(store), []);
+    } finally {
+      held.close();
+    }
+    // Once no load runs, prune removes them (they are unused now).
+    const pruned = await pruneImages(store);
+    assert.deepEqual(pruned.removedBlobs, mine);
+    assert.deepEqual(await blobs(), []);
     assert.deepEqual((await checkStore(root)).problems, []);
   } finally {
     store.close();
