@@ -137,70 +137,30 @@ const SYMBOLS = {
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 /**
- * Libraries opened so far, one per bind: kept referenced, since a
+ * Libraries opened so far, one per bound symbol: kept referenced, since a
  * collected `DynamicLibrary` may unload its symbols.
  */
 const opened: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = [];
 
 /**
- * What nearly every process calls: an apply (12 of these), a pack (9), a
- * store open. They are bound together, in one `dlopen`, on the first use of
- * any of them; one call that binds 18 symbols costs about what binding 6
- * one by one does (Deno 2.9.6, measured in a fresh process: 14 symbols one
- * by one 3.5 ms, all at once 1.3 ms).
- */
-const CORE: readonly (keyof typeof SYMBOLS)[] = [
-  "__errno_location",
-  "geteuid",
-  "getegid",
-  "openat",
-  "syscall_openat2",
-  "close",
-  "read",
-  "write",
-  "statx",
-  "mkdirat",
-  "futimens",
-  "utimensat",
-  "fchown",
-  "fchmod",
-  "getdents64",
-  "flistxattr",
-  "copy_file_range",
-  "unlinkat",
-];
-
-/**
- * The symbol table, bound lazily: a symbol is `dlopen`ed on its first use
- * (with the rest of {@link CORE} when it is one of them) and then stays a
- * plain property. Binding all of them up front cost every process ~6 ms of
- * CPU (Deno 2.9.6 builds a call trampoline per symbol; measured with
- * `perf stat -e task-clock`, a script binding 1 symbol: 13.7 ms, all 60:
- * 19.8 ms), most of them for symbols a command never calls (an apply uses a
- * dozen, no mount calls).
+ * The symbol table, bound lazily: each symbol is `dlopen`ed on its first
+ * use and then stays a plain property. Binding all of them up front cost
+ * every process ~6 ms of CPU (Deno 2.9.6 builds a call trampoline per
+ * symbol; measured with `perf stat -e task-clock`, a script binding 1 symbol:
+ * 13.7 ms, all 60: 19.8 ms), most of them for symbols a command never calls
+ * (an apply uses a dozen, no mount calls).
  */
 const symbols = {} as Symbols;
-
-function bind(names: readonly (keyof typeof SYMBOLS)[]): void {
-  const l = Deno.dlopen(
-    "libc.so.6",
-    Object.fromEntries(names.map((n) => [n, SYMBOLS[n]])),
-  );
-  opened.push(l);
-  const bound = l.symbols as Record<string, unknown>;
-  for (const n of names) {
-    Object.defineProperty(symbols, n, { value: bound[n], enumerable: true });
-  }
-}
-
-const core = new Set<string>(CORE);
 for (const name of Object.keys(SYMBOLS) as (keyof typeof SYMBOLS)[]) {
   Object.defineProperty(symbols, name, {
     configurable: true,
     enumerable: true,
     get() {
-      bind(core.has(name) ? CORE : [name]);
-      return symbols[name];
+      const l = Deno.dlopen("libc.so.6", { [name]: SYMBOLS[name] });
+      opened.push(l);
+      const fn = l.symbols[name];
+      Object.defineProperty(symbols, name, { value: fn, enumerable: true });
+      return fn;
     },
   });
 }
