@@ -148,7 +148,9 @@ const opened: Deno.DynamicLibrary<Deno.ForeignLibraryInterface>[] = [];
  * every process ~6 ms of CPU (Deno 2.9.6 builds a call trampoline per
  * symbol; measured with `perf stat -e task-clock`, a script binding 1 symbol:
  * 13.7 ms, all 60: 19.8 ms), most of them for symbols a command never calls
- * (an apply uses a dozen, no mount calls).
+ * (an apply uses a dozen, no mount calls). Binding a dozen together in one
+ * `dlopen` saves nothing: the cost is each symbol's trampoline (~0.2 ms),
+ * not the `dlopen` call (tried and measured, 2026-12-02).
  */
 const symbols = {} as Symbols;
 for (const name of Object.keys(SYMBOLS) as (keyof typeof SYMBOLS)[]) {
