@@ -561,10 +561,13 @@ function procPath(dirfd: number, name: CName): Uint8Array<ArrayBuffer> {
 
 /**
  * All extended attributes of the entry `name` below `dirfd`, without following
- * it if it is a symlink (`llistxattr`/`lgetxattr` on
- * `/proc/self/fd/<dirfd>/<name>`: the directory is reached through its fd, and
- * only the last component is looked up, with no-follow). For entries that
- * cannot be opened safely: symlinks, devices, fifos.
+ * it if it is a symlink. For entries that cannot be opened safely: symlinks,
+ * devices, fifos; and for every entry of the trees `layerChanges` compares.
+ * On Linux 6.13+ with `listxattrat`/`getxattrat` relative to `dirfd`; else
+ * `llistxattr`/`lgetxattr` on `/proc/self/fd/<dirfd>/<name>` (the directory
+ * is reached through its fd, and only the last component is looked up, with
+ * no-follow), which costs a procfs walk per call: comparing two trees of 55k
+ * files spent 57% of its time there.
  *
  * @example
  * ```ts
@@ -580,6 +583,10 @@ export function readXattrsAt(
   dirfd: number,
   name: CName,
 ): Map<string, Uint8Array> {
+  if (dirfd !== AT_FDCWD && xattrAtCalls !== false) {
+    const got = readXattrsAtCalls(dirfd, name);
+    if (got !== undefined) return got;
+  }
   const c = libc();
   const p = procPath(dirfd, name);
   const n = Number(c.llistxattr(p, xlistBuf, BigInt(xlistBuf.byteLength)));
@@ -597,6 +604,98 @@ export function readXattrsAt(
     if (m < 0) {
       if (errno() === Errno.ENODATA) continue;
       throw new SysError("lgetxattr", errno(), show(name));
+    }
+    out.set(x.name, xvalBuf.slice(0, m));
+  }
+  return out;
+}
+
+const SYS_getxattrat = 464n;
+const SYS_listxattrat = 465n;
+const AT_SYMLINK_NOFOLLOW = 0x100n;
+/** Whether `listxattrat`/`getxattrat` work here: learned on the first call. */
+let xattrAtCalls: boolean | undefined;
+/** `struct xattr_args { u64 value; u32 size; u32 flags; }` for getxattrat. */
+const xattrArgs = new BigUint64Array(2);
+
+/**
+ * Internal, for tests: makes {@link readXattrsAt} use the `/proc` path
+ * (`false`) or learn again whether the `*xattrat` calls work (`undefined`),
+ * so both ways are checked on a kernel that has the calls.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openDirAt, readXattrsAt, useXattrAtCalls } from "./fs_walk_linux.ts";
+ * import { close } from "./fd_linux.ts";
+ * const fd = openDirAt(-100, "/");
+ * useXattrAtCalls(false);
+ * const viaProc = readXattrsAt(fd, "tmp");
+ * useXattrAtCalls(undefined);
+ * assert.deepEqual(readXattrsAt(fd, "tmp"), viaProc);
+ * close(fd);
+ * ```
+ */
+export function useXattrAtCalls(use: false | undefined): void {
+  xattrAtCalls = use;
+}
+
+/**
+ * {@link readXattrsAt} with the `*xattrat` calls; undefined when the kernel
+ * has none (ENOSYS before 6.13; EPERM from a seccomp filter that does not
+ * know them), learned once.
+ */
+function readXattrsAtCalls(
+  dirfd: number,
+  name: CName,
+): Map<string, Uint8Array> | undefined {
+  const c = libc();
+  const n = cname(name);
+  const fd = BigInt(dirfd);
+  const got = Number(
+    c.syscall_listxattrat(
+      SYS_listxattrat,
+      fd,
+      n,
+      AT_SYMLINK_NOFOLLOW,
+      xlistBuf,
+      BigInt(xlistBuf.byteLength),
+    ),
+  );
+  const out = new Map<string, Uint8Array>();
+  if (got < 0) {
+    const e = errno();
+    if (
+      xattrAtCalls === undefined && (e === Errno.ENOSYS || e === Errno.EPERM)
+    ) {
+      xattrAtCalls = false;
+      return undefined;
+    }
+    if (isNoXattrSupport(e)) return out;
+    throw new SysError("listxattrat", e, show(name));
+  }
+  xattrAtCalls = true;
+  if (got === 0) return out;
+  xattrArgs[0] = BigInt(
+    Deno.UnsafePointer.value(Deno.UnsafePointer.of(xvalBuf)),
+  );
+  xattrArgs[1] = BigInt(xvalBuf.byteLength); // size; flags (high half) 0
+  const args = new Uint8Array(xattrArgs.buffer);
+  for (const x of splitNames(got)) {
+    const m = Number(
+      c.syscall_getxattrat(
+        SYS_getxattrat,
+        fd,
+        n,
+        AT_SYMLINK_NOFOLLOW,
+        x.cname,
+        args,
+        16n,
+      ),
+    );
+    if (m < 0) {
+      if (errno() === Errno.ENODATA) continue;
+      throw new SysError("getxattrat", errno(), show(name));
     }
     out.set(x.name, xvalBuf.slice(0, m));
   }

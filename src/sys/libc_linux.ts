@@ -132,6 +132,18 @@ const SYMBOLS = {
     result: "i32",
   },
   llistxattr: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
+  // long syscall(SYS_listxattrat, int dfd, const char *path, unsigned at_flags, char *list, size_t size): 6.13+
+  syscall_listxattrat: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "i64", "buffer", "i64"],
+    result: "i64",
+  },
+  // long syscall(SYS_getxattrat, int dfd, const char *path, unsigned at_flags, const char *name, struct xattr_args *, size_t): 6.13+
+  syscall_getxattrat: {
+    name: "syscall",
+    parameters: ["i64", "i64", "buffer", "i64", "buffer", "buffer", "i64"],
+    result: "i64",
+  },
 } as const;
 
 type Symbols = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];

@@ -9,7 +9,11 @@ import {
   S,
   utimensat,
 } from "../../../src/sys/fs_at_linux.ts";
-import { statxAtOrNull } from "../../../src/sys/fs_walk_linux.ts";
+import {
+  readXattrsAt,
+  statxAtOrNull,
+  useXattrAtCalls,
+} from "../../../src/sys/fs_walk_linux.ts";
 import { SysError } from "../../../src/sys/libc_linux.ts";
 import { privilegedTest, tempDir } from "../../_privileged.ts";
 import { xattrs } from "./_tar.ts";
@@ -92,5 +96,59 @@ privilegedTest(
     }
     assert.equal((await xattrs(`${d.path}/l`))["trusted.k"], "0001ff");
     assert.equal((await xattrs(`${d.path}/t`))["trusted.k"], undefined);
+  },
+);
+
+privilegedTest(
+  "readXattrsAt: the *xattrat calls and the /proc path read the same xattrs getfattr lists, never following a symlink",
+  async () => {
+    await using d = await tempDir();
+    const big = "v".repeat(4000);
+    Deno.writeTextFileSync(`${d.path}/f`, "x");
+    Deno.mkdirSync(`${d.path}/dir`);
+    Deno.symlinkSync("f", `${d.path}/l`);
+    Deno.writeTextFileSync(`${d.path}/plain`, "");
+    const set = (args: string[]) => {
+      const r = new Deno.Command("setfattr", { args }).outputSync();
+      assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    };
+    set(["-n", "user.a", "-v", "0x00ff10", `${d.path}/f`]);
+    set(["-n", "user.big", "-v", big, `${d.path}/f`]);
+    set(["-n", "trusted.t", "-v", "dir", `${d.path}/dir`]);
+    set(["-h", "-n", "trusted.sym", "-v", "own", `${d.path}/l`]);
+    const want = new Map<string, Map<string, Uint8Array>>([
+      [
+        "f",
+        new Map([["user.a", new Uint8Array([0, 255, 16])], [
+          "user.big",
+          new TextEncoder().encode(big),
+        ]]),
+      ],
+      ["dir", new Map([["trusted.t", new TextEncoder().encode("dir")]])],
+      // The link's own xattr, not its target's.
+      ["l", new Map([["trusted.sym", new TextEncoder().encode("own")]])],
+      ["plain", new Map()],
+    ]);
+    const fd = openat(AT_FDCWD, d.path, O.PATH | O.DIRECTORY);
+    try {
+      for (const via of [undefined, false] as const) {
+        useXattrAtCalls(via);
+        for (const [name, xs] of want) {
+          const got = readXattrsAt(fd, name);
+          assert.deepEqual(
+            new Map([...got].sort(([a], [b]) => a < b ? -1 : 1)),
+            xs,
+            `${name} (${via === false ? "/proc path" : "xattrat calls"})`,
+          );
+        }
+        assert.throws(
+          () => readXattrsAt(fd, "missing"),
+          (e: unknown) => e instanceof SysError && e.code === "ENOENT",
+        );
+      }
+    } finally {
+      useXattrAtCalls(undefined);
+      close(fd);
+    }
   },
 );
