@@ -618,6 +618,13 @@ let xattrAtCalls: boolean | undefined;
 /** `struct xattr_args { u64 value; u32 size; u32 flags; }` for getxattrat. */
 const xattrArgs = new BigUint64Array(2);
 
+/** {@link xattrArgs} for reading a value into `buf`, as bytes. */
+function xattrArgsFor(buf: Uint8Array): Uint8Array<ArrayBuffer> {
+  xattrArgs[0] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf)));
+  xattrArgs[1] = BigInt(buf.byteLength); // size; flags (the high half) 0
+  return new Uint8Array(xattrArgs.buffer);
+}
+
 /**
  * Internal, for tests: makes {@link readXattrsAt} use the `/proc` path
  * (`false`) or learn again whether the `*xattrat` calls work (`undefined`),
@@ -676,11 +683,7 @@ function readXattrsAtCalls(
   }
   xattrAtCalls = true;
   if (got === 0) return out;
-  xattrArgs[0] = BigInt(
-    Deno.UnsafePointer.value(Deno.UnsafePointer.of(xvalBuf)),
-  );
-  xattrArgs[1] = BigInt(xvalBuf.byteLength); // size; flags (high half) 0
-  const args = new Uint8Array(xattrArgs.buffer);
+  const args = xattrArgsFor(xvalBuf);
   for (const x of splitNames(got)) {
     const m = Number(
       c.syscall_getxattrat(
@@ -720,18 +723,30 @@ export function getXattrAt(
   name: CName,
   attr: string,
 ): Uint8Array | null {
+  // The *xattrat call once readXattrsAt found it works (see there).
+  const at = dirfd !== AT_FDCWD && xattrAtCalls === true;
   const m = Number(
-    libc().lgetxattr(
-      procPath(dirfd, name),
-      cstr(attr),
-      xvalBuf,
-      BigInt(xvalBuf.byteLength),
-    ),
+    at
+      ? libc().syscall_getxattrat(
+        SYS_getxattrat,
+        BigInt(dirfd),
+        cname(name),
+        AT_SYMLINK_NOFOLLOW,
+        cstr(attr),
+        xattrArgsFor(xvalBuf),
+        16n,
+      )
+      : libc().lgetxattr(
+        procPath(dirfd, name),
+        cstr(attr),
+        xvalBuf,
+        BigInt(xvalBuf.byteLength),
+      ),
   );
   if (m < 0) {
     const e = errno();
     if (isNoXattrSupport(e)) return null;
-    throw new SysError("lgetxattr", e, show(name));
+    throw new SysError(at ? "getxattrat" : "lgetxattr", e, show(name));
   }
   return xvalBuf.slice(0, m);
 }

@@ -10,6 +10,7 @@ import {
   utimensat,
 } from "../../../src/sys/fs_at_linux.ts";
 import {
+  getXattrAt,
   readXattrsAt,
   statxAtOrNull,
   useXattrAtCalls,
@@ -100,7 +101,7 @@ privilegedTest(
 );
 
 privilegedTest(
-  "readXattrsAt: the *xattrat calls and the /proc path read the same xattrs getfattr lists, never following a symlink",
+  "readXattrsAt, getXattrAt: the *xattrat calls and the /proc path read the same xattrs getfattr set, never following a symlink",
   async () => {
     await using d = await tempDir();
     const big = "v".repeat(4000);
@@ -141,6 +142,11 @@ privilegedTest(
             `${name} (${via === false ? "/proc path" : "xattrat calls"})`,
           );
         }
+        assert.deepEqual(
+          getXattrAt(fd, "l", "trusted.sym"),
+          new TextEncoder().encode("own"),
+        );
+        assert.equal(getXattrAt(fd, "dir", "user.none"), null);
         assert.throws(
           () => readXattrsAt(fd, "missing"),
           (e: unknown) => e instanceof SysError && e.code === "ENOENT",
