@@ -109,7 +109,7 @@ export function makedev(major: number, minor: number): bigint {
  * ```
  */
 export function mkdirat(dirfd: number, name: Name, mode: number): void {
-  check(libc().mkdirat(dirfd, nameBuf(name), mode), "mkdirat", label(name));
+  check(libc().mkdirat(dirfd, nameBuf(name), mode), "mkdirat", name);
 }
 
 /**
@@ -131,7 +131,7 @@ export function mknodat(
   check(
     libc().mknodat(dirfd, nameBuf(name), mode, dev),
     "mknodat",
-    label(name),
+    name,
   );
 }
 
@@ -157,7 +157,7 @@ export function symlinkat(target: Name, dirfd: number, name: Name): void {
   check(
     libc().symlinkat(nameBuf(target), dirfd, nameBuf(name)),
     "symlinkat",
-    label(name),
+    name,
   );
 }
 
@@ -220,7 +220,7 @@ export function linkat(
  * ```
  */
 export function unlinkat(dirfd: number, name: Name, flags = 0): void {
-  check(libc().unlinkat(dirfd, nameBuf(name), flags), "unlinkat", label(name));
+  check(libc().unlinkat(dirfd, nameBuf(name), flags), "unlinkat", name);
 }
 
 /**
@@ -291,7 +291,7 @@ export function fchownat(
   check(
     libc().fchownat(dirfd, nameBuf(name), uid >>> 0, gid >>> 0, flags),
     "fchownat",
-    label(name),
+    name,
   );
 }
 
@@ -394,7 +394,7 @@ export function fchmodatNoFollow(
     check(
       libc().fchmodat(-100, cstr(`/proc/self/fd/${fd}`), mode & 0o7777, 0),
       "fchmodat",
-      label(name),
+      name,
     );
   } finally {
     libc().close(fd);
@@ -488,7 +488,7 @@ export function utimensat(
   check(
     libc().utimensat(dirfd, nameBuf(name), timesBuf, flags),
     "utimensat",
-    label(name),
+    name,
   );
 }
 
@@ -666,7 +666,7 @@ export function removeAllAt(dirfd: number, name: Name): boolean {
     throw new SysError("unlinkat", e, label(name));
   }
   emptyDirAt(dirfd, n);
-  check(c.unlinkat(dirfd, n, AT.REMOVEDIR), "unlinkat", label(name));
+  check(c.unlinkat(dirfd, n, AT.REMOVEDIR), "unlinkat", name);
   return true;
 }
 

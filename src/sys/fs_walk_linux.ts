@@ -308,7 +308,7 @@ export function openDirAt(dirfd: number, name: CName): number {
       0,
     ),
     "openat",
-    show(name),
+    name,
   );
 }
 
@@ -337,7 +337,7 @@ export function openFileAt(dirfd: number, name: CName): number {
       0,
     ),
     "openat",
-    show(name),
+    name,
   );
 }
 
@@ -470,7 +470,7 @@ export function readlinkAt(dirfd: number, name: CName): Uint8Array {
   const n = check(
     libc().readlinkat(dirfd, cname(name), linkBuf, BigInt(linkBuf.byteLength)),
     "readlinkat",
-    show(name),
+    name,
   );
   if (n >= linkBuf.byteLength) {
     throw new SysError("readlinkat", Errno.ENAMETOOLONG, show(name));
