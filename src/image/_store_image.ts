@@ -329,9 +329,10 @@ interface LayerJob {
 
 /**
  * Where this image's layers unpack: `parallel` workers (default: one per
- * CPU), never more than the layers missing; on the calling thread for
- * `parallel: 1` and on backends that copy the parent (each layer waits for
- * the one below it anyway).
+ * CPU), never more than the layers missing, one of the layers decoded on
+ * the calling thread and extracted in its worker; all on the calling
+ * thread for `parallel: 1` and on backends that copy the parent (each
+ * layer waits for the one below it anyway).
  */
 async function unpackerFor(
   store: Store,
@@ -344,7 +345,11 @@ async function unpackerFor(
   }
   let missing = 0;
   for (const c of chains) if (!(await store.exists(c))) missing++;
-  return missing > 1 ? workerUnpacker(Math.min(n, missing)) : inlineUnpacker();
+  if (missing === 0) return inlineUnpacker();
+  // The calling thread only relays bytes: it decodes and hashes one layer
+  // while a worker extracts it, so a lone big layer (a base image's) keeps
+  // two cores busy. One at a time: it cannot keep up with more extractors.
+  return workerUnpacker(Math.min(n, missing), { decodeHere: 1 });
 }
 
 /** Streams one layer into the store, verified before it is published. */

@@ -51,7 +51,9 @@ export interface LoadImageOptions {
   /**
    * Layers of one image unpacked at once, each in a worker thread
    * (decompression, digests, DiffID and extraction), published bottom
-   * first; never more workers than missing layers. 1 unpacks on the
+   * first; never more workers than missing layers. One layer at a time is
+   * decoded and hashed on the calling thread while its worker extracts it
+   * (so a single missing layer uses two threads too). 1 unpacks on the
    * calling thread without workers; backends that copy the parent (vfs)
    * always do.
    * @default {navigator.hardwareConcurrency (the CPUs)}

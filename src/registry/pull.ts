@@ -59,9 +59,10 @@ export interface PullImageOptions {
   platform?: string | Platform;
   /**
    * Layers downloaded and unpacked at once, each unpacked in a worker
-   * thread (the downloads stay on the calling thread, in one client). 1
-   * unpacks on the calling thread; on backends that copy the parent (vfs)
-   * layers unpack there one after another.
+   * thread (the downloads stay on the calling thread, in one client; one
+   * layer at a time is decoded and hashed there while its worker extracts
+   * it). 1 unpacks on the calling thread; on backends that copy the
+   * parent (vfs) layers unpack there one after another.
    * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;
