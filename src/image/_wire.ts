@@ -237,7 +237,8 @@ export function sendStream(
  * shorter), each owning its buffer, so {@link sendStream} transfers them.
  * For producers that keep using the buffers of chunks they handed out:
  * node:zlib in Deno 2.9.6 slices its output buffer again after emitting it
- * whole, and fails once that buffer was transferred away.
+ * whole, and fails once that buffer was transferred away. An error of
+ * `input` comes after the bytes it sent before it.
  */
 export function owned(
   input: ReadableStream<Uint8Array>,
@@ -245,16 +246,31 @@ export function owned(
 ): ReadableStream<Uint8Array> {
   const reader = input.getReader();
   let rest: Uint8Array | undefined; // what the last batch had no room for
+  let failed: { error: unknown } | undefined; // after the bytes before it
   return new ReadableStream<Uint8Array>({
     async pull(c) {
+      if (failed) throw failed.error;
       const buf = new Uint8Array(size);
       let n = 0;
+      let ended = false;
       while (n < size) {
         let chunk = rest;
         rest = undefined;
         if (chunk === undefined) {
-          const r = await reader.read();
-          if (r.done) break;
+          let r: ReadableStreamReadResult<Uint8Array>;
+          try {
+            r = await reader.read();
+          } catch (error) {
+            // The bytes before the error go first, as unbatched: a tar
+            // parser sees what it would have seen on the calling thread.
+            if (n === 0) throw error;
+            failed = { error };
+            break;
+          }
+          if (r.done) {
+            ended = true;
+            break;
+          }
           chunk = r.value;
         }
         const take = Math.min(chunk.length, size - n);
@@ -263,7 +279,7 @@ export function owned(
         if (take < chunk.length) rest = chunk.subarray(take);
       }
       if (n > 0) c.enqueue(n === size ? buf : buf.slice(0, n));
-      if (n < size) c.close();
+      if (ended) c.close();
     },
     cancel: (reason) => reader.cancel(reason),
   }, { highWaterMark: 0 });

@@ -53,7 +53,7 @@ export interface LoadImageOptions {
    * (decompression, digests, DiffID and extraction), published bottom
    * first; never more workers than missing layers. One layer at a time is
    * decoded and hashed on the calling thread while its worker extracts it
-   * (so a single missing layer uses two threads too). 1 unpacks on the
+   * (so a single missing layer of 16 MiB or more uses two threads too). 1 unpacks on the
    * calling thread without workers; backends that copy the parent (vfs)
    * always do.
    * @default {navigator.hardwareConcurrency (the CPUs)}

@@ -20,9 +20,10 @@ import {
   workerUnpacker,
 } from "../../src/image/_unpack_pool.ts";
 import type { UnpackJob } from "../../src/image/_unpack.ts";
-import { ErrorBook } from "../../src/image/_wire.ts";
+import { ErrorBook, owned } from "../../src/image/_wire.ts";
 import { buildLayer, layerTar, sha } from "./_images.ts";
 import { fdsUnder } from "../_fds.ts";
+import { workersGone, workerThreads } from "../_threads.ts";
 
 async function staging(root: string, name: string) {
   const dir = `${root}/${name}`;
@@ -181,28 +182,6 @@ Deno.test("unpack workers: errors are rebuilt by class, message, fields and caus
   assert.equal(abort.name, "AbortError");
 });
 
-/** Names of this process's worker threads (Deno names them `worker-<n>`). */
-function workerThreads(): string[] {
-  return [...Deno.readDirSync("/proc/self/task")].flatMap((t) => {
-    try {
-      const comm = Deno.readTextFileSync(`/proc/self/task/${t.name}/comm`);
-      return comm.startsWith("worker-") ? [`${t.name}:${comm.trim()}`] : [];
-    } catch {
-      return []; // a thread that ended meanwhile
-    }
-  }).sort();
-}
-
-/** Until terminated workers' threads are gone (terminate() does not wait for them). */
-async function threadsGone(before: string[]): Promise<string[]> {
-  for (let i = 0; i < 200; i++) {
-    const now = workerThreads();
-    if (now.every((t) => before.includes(t))) return now;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return workerThreads();
-}
-
 /** A layer of many files and a big incompressible one, so its blob takes many chunks. */
 async function bigTar(): Promise<Uint8Array> {
   const body = new Uint8Array(1 << 20);
@@ -351,7 +330,7 @@ Deno.test("unpack workers: a layer decoded on the calling thread and extracted i
     for (const p of pools) p.close();
     await Deno.remove(root, { recursive: true });
   }
-  assert.deepEqual(await threadsGone(before), before);
+  assert.deepEqual(await workersGone(before), []);
 });
 
 Deno.test("unpack workers: an abort in the middle of a split layer releases the source, keeps no temp file and leaves no worker", async () => {
@@ -416,5 +395,55 @@ Deno.test("unpack workers: an abort in the middle of a split layer releases the 
     pool.close();
     await Deno.remove(root, { recursive: true });
   }
-  assert.deepEqual(await threadsGone(before), before);
+  assert.deepEqual(await workersGone(before), []);
+});
+
+Deno.test("unpack workers: owned() batches bytes into buffers it owns, and an error comes after the bytes before it", async () => {
+  const shared = new Uint8Array(10).map((_, i) => i);
+  const cut = new RangeError("cut");
+  const got: Uint8Array[] = [];
+  const parts = [
+    shared.subarray(0, 3),
+    shared.subarray(3, 3),
+    shared.subarray(3, 10),
+    shared.subarray(0, 5),
+  ];
+  const reader = owned(
+    new ReadableStream<Uint8Array>({
+      // Views of one buffer, an empty one among them, one per pull.
+      pull(c) {
+        const next = parts.shift();
+        if (next) c.enqueue(next);
+        else c.error(cut);
+      },
+    }, { highWaterMark: 0 }),
+    4,
+  ).getReader();
+  let err: unknown;
+  try {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      got.push(r.value);
+    }
+  } catch (e) {
+    err = e;
+  }
+  assert.equal(err, cut);
+  assert.deepEqual(got.map((c) => [...c]), [
+    [0, 1, 2, 3],
+    [4, 5, 6, 7],
+    [8, 9, 0, 1],
+    [2, 3, 4],
+  ]);
+  for (const c of got) {
+    assert.equal(c.byteOffset, 0);
+    assert.equal(c.byteLength, c.buffer.byteLength);
+    assert.notEqual(c.buffer, shared.buffer);
+  }
+  // A stream that ends: the last batch is shorter, then the end.
+  const all = await new Response(
+    owned(ReadableStream.from([shared.subarray(0, 6)]), 4),
+  ).bytes();
+  assert.deepEqual([...all], [0, 1, 2, 3, 4, 5]);
 });
