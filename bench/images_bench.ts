@@ -4,7 +4,10 @@
  * rootfs (GNU tar of the host's /etc, /usr/sbin, /usr/include, Python's
  * and Perl's libraries), a layer of many small files, and two mixed
  * layers. Interleaved, REPS rounds, each run timed until `sync` returns,
- * each into a fresh store on overlay:
+ * each into a fresh store on overlay, once with the stores (and the
+ * archive) on the VM disk and once on tmpfs (`/dev/shm`: no disk work, so
+ * the CPU-bound ratios show; the disk's writeback makes "until sync"
+ * swing from 4 s to 47 s for the same work):
  *
  * - `loadImage`, parallel = CPUs (layers unpacked in workers),
  * - `loadImage`, parallel 1 (on the calling thread),
@@ -120,48 +123,81 @@ export async function runImagesBench(): Promise<void> {
     console.log("images bench: skipped (needs root for real mounts)");
     return;
   }
-  const work = await Deno.makeTempDir({ prefix: "layerfs-bench-img-" });
+  const corpus = await Deno.makeTempDir({ prefix: "layerfs-bench-img-" });
+  try {
+    const what = await writeCorpus(corpus);
+    // The VM disk, and tmpfs (where file creation costs no disk work).
+    for (const dir of [undefined, "/dev/shm"]) await benchIn(dir, corpus, what);
+  } finally {
+    await Deno.remove(corpus, { recursive: true }).catch(() => {});
+  }
+}
+
+/** Writes the image (`image.tar`) and its 4 layer blobs (`blob<i>.tar.gz`) to `work`; returns what they hold, for the title. */
+async function writeCorpus(work: string): Promise<string> {
+  const dirs = [];
+  for (const d of ROOTFS) {
+    if (await Deno.stat(`/${d}`).then(() => true, () => false)) dirs.push(d);
+  }
+  await sh("tar", [
+    "--format=pax",
+    "--numeric-owner",
+    "-C",
+    "/",
+    "-cf",
+    `${work}/rootfs.tar`,
+    ...dirs,
+  ]);
+  const tars = [
+    await Deno.readFile(`${work}/rootfs.tar`),
+    await smallFiles(30000, 1),
+    await mixed("lib", 2000, 16384, 16 << 20, 2),
+    await mixed("app", 1000, 2048, 8 << 20, 3),
+  ];
+  await Deno.remove(`${work}/rootfs.tar`);
+  const image = buildImage(tars.map((t) => buildLayer(t, "gzip")));
+  const blobs = image.layers.map((l) => l.blob);
+  await writeOciLayout(`${work}/oci`, [{ image, ref: "bench:img" }]);
+  const archive = `${work}/image.tar`;
+  await tarDir(`${work}/oci`, archive);
+  for (const [i, b] of blobs.entries()) {
+    await Deno.writeFile(`${work}/blob${i}.tar.gz`, b);
+  }
+  await Deno.remove(`${work}/oci`, { recursive: true });
+  const mib = (n: number) => (n / (1 << 20)).toFixed(0);
+  return `4 layers (rootfs of ${
+    dirs.join(" ")
+  }, 30,000 small files, 2 mixed), ${
+    mib(tars.reduce((a, t) => a + t.length, 0))
+  } MiB of tar, ${
+    mib(blobs.reduce((a, b) => a + b.length, 0))
+  } MiB gzip, one oci-archive`;
+}
+
+/** Runs every contender with the stores (and a copy of the corpus) in a temp dir under `dir` (default: the system's). */
+async function benchIn(
+  dir: string | undefined,
+  corpus: string,
+  what: string,
+): Promise<void> {
+  const work = await Deno.makeTempDir({ dir, prefix: "layerfs-bench-img-" });
   const runBase = await Deno.makeTempDir({ dir: "/tmp", prefix: "lfi" });
   try {
-    const dirs = [];
-    for (const d of ROOTFS) {
-      if (await Deno.stat(`/${d}`).then(() => true, () => false)) dirs.push(d);
+    const blobs: string[] = [];
+    for (
+      const e of [...Deno.readDirSync(corpus)].sort((a, b) =>
+        a.name < b.name ? -1 : 1
+      )
+    ) {
+      await Deno.copyFile(`${corpus}/${e.name}`, `${work}/${e.name}`);
+      if (e.name.startsWith("blob")) blobs.push(e.name);
     }
-    await sh("tar", [
-      "--format=pax",
-      "--numeric-owner",
-      "-C",
-      "/",
-      "-cf",
-      `${work}/rootfs.tar`,
-      ...dirs,
-    ]);
-    const tars = [
-      await Deno.readFile(`${work}/rootfs.tar`),
-      await smallFiles(30000, 1),
-      await mixed("lib", 2000, 16384, 16 << 20, 2),
-      await mixed("app", 1000, 2048, 8 << 20, 3),
-    ];
-    await Deno.remove(`${work}/rootfs.tar`);
-    const image = buildImage(tars.map((t) => buildLayer(t, "gzip")));
-    const blobs = image.layers.map((l) => l.blob);
-    await writeOciLayout(`${work}/oci`, [{ image, ref: "bench:img" }]);
     const archive = `${work}/image.tar`;
-    await tarDir(`${work}/oci`, archive);
-    for (const [i, b] of blobs.entries()) {
-      await Deno.writeFile(`${work}/blob${i}.tar.gz`, b);
-    }
-    await Deno.remove(`${work}/oci`, { recursive: true });
-    const mib = (n: number) => (n / (1 << 20)).toFixed(0);
     const cpus = navigator.hardwareConcurrency;
     console.log(
-      `images bench: 4 layers (rootfs of ${
-        dirs.join(" ")
-      }, 30,000 small files, 2 mixed), ${
-        mib(tars.reduce((a, t) => a + t.length, 0))
-      } MiB of tar, ${
-        mib(blobs.reduce((a, b) => a + b.length, 0))
-      } MiB gzip, one oci-archive; ${cpus} CPUs; median of ${REPS}, until sync`,
+      `images bench: ${what}; stores in ${
+        dir ?? "/tmp"
+      }; ${cpus} CPUs; median of ${REPS}, until sync`,
     );
 
     const fresh = async (name: string) => {
@@ -204,7 +240,7 @@ export async function runImagesBench(): Promise<void> {
               "-C",
               `${d}/l${i}`,
               "-xzf",
-              `${work}/blob${i}.tar.gz`,
+              `${work}/${blobs[i]}`,
             ]);
           }
         });

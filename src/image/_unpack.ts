@@ -7,6 +7,11 @@
  * needs is plain data, so it can be posted to a worker; the store's locks
  * and state stay with the caller.
  *
+ * The extraction is a parameter of {@link unpackChecked}: it runs on the
+ * same thread ({@link unpackLayer}) or in a worker that receives the plain
+ * tar (`_unpack_pool.ts`), so decoding and hashing on one thread overlap
+ * with extraction on another, under the same checks and errors.
+ *
  * @module
  */
 
@@ -38,6 +43,25 @@ export interface UnpackJob {
 }
 
 /**
+ * Extracts a plain layer tar into its staging dir: `tarSha256` gives the
+ * caller's sha256 of the tar once it was read to its end (for the
+ * tar-split record, so the tar is hashed once).
+ */
+export type ExtractTar = (
+  tar: ReadableStream<Uint8Array>,
+  tarSha256: () => string,
+) => Promise<void>;
+
+/** Extraction on this thread. */
+export function extractHere(staged: StagedLayer): ExtractTar {
+  return async (tar, tarSha256) => {
+    await applyLayerTarRecorded(staged.dirs, tar, staged.record, {
+      tarSha256,
+    });
+  };
+}
+
+/**
  * Unpacks `input` (the blob's bytes) into `staged`, checked: returns the
  * uncompressed tar's length once its blob digest and size and its DiffID
  * match. `check` runs at every chunk in and out of the decompressor and
@@ -47,10 +71,27 @@ export interface UnpackJob {
  * @throws {InvalidImage} a mismatch, or a tar that cannot be applied (its
  *   `InvalidArchive` as the cause); what the input or `check` throws.
  */
-export async function unpackLayer(
+export function unpackLayer(
   job: UnpackJob,
   input: ReadableStream<Uint8Array>,
   staged: StagedLayer,
+  onBytes: (total: number) => void,
+  check: () => void = () => {},
+): Promise<number> {
+  return unpackChecked(job, input, extractHere(staged), onBytes, check);
+}
+
+/**
+ * {@link unpackLayer} with the extraction given: `input` is decoded and
+ * hashed on this thread, `extract` reads the plain tar (to its end, past
+ * the end-of-archive blocks) wherever it runs; the checks and the typed
+ * errors are this function's, whichever thread extracted. `check` as in
+ * {@link unpackLayer}.
+ */
+export async function unpackChecked(
+  job: UnpackJob,
+  input: ReadableStream<Uint8Array>,
+  extract: ExtractTar,
   onBytes: (total: number) => void,
   check: () => void = () => {},
 ): Promise<number> {
@@ -89,9 +130,7 @@ export async function unpackLayer(
       : decompressStream(p.stream, c, { name: subject });
     const t = new HashedStream(stream, subject, Infinity, check);
     tar = t;
-    await applyLayerTarRecorded(staged.dirs, t.stream, staged.record, {
-      tarSha256: () => t.digest(), // hashed once
-    });
+    await extract(t.stream, () => t.digest()); // hashed once
     await t.drain(); // the extractor stops at the end-of-archive blocks
     await p.drain();
     if (job.size !== undefined && p.bytes !== job.size) {

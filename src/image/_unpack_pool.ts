@@ -8,8 +8,14 @@
  * keeps opening the sources (file regions, HTTP bodies with the registry
  * client's retries and Range resumes) and sends their bytes over a
  * `MessagePort` (buffers transferred, not copied), and keeps every lock and
- * all store state. {@link inlineUnpacker} runs jobs on the calling thread,
- * one at a time (`parallel: 1`, and backends that copy the parent).
+ * all store state. With `decodeHere`, that many jobs at once are split
+ * across two threads: the calling thread decodes and hashes the blob and
+ * sends the plain tar (with its sha256 at the end) to the worker, which
+ * only extracts; the checks stay on the calling thread either way
+ * (`unpackChecked`). On one gzip layer of a rootfs the two halves cost
+ * about the same CPU, so a layer left alone still keeps two cores busy.
+ * {@link inlineUnpacker} runs jobs on the calling thread, one at a time
+ * (`parallel: 1`, and backends that copy the parent).
  *
  * A job's source is opened when the job starts and read only as fast as
  * it unpacks, so `size` bounds the downloads too; jobs start in the order
@@ -24,9 +30,9 @@
  */
 
 import type { StagedLayer } from "../store/_chain.ts";
-import { type UnpackJob, unpackLayer } from "./_unpack.ts";
+import { unpackChecked, type UnpackJob, unpackLayer } from "./_unpack.ts";
 import type { WorkerJob, WorkerReply } from "./_unpack_worker.ts";
-import { ErrorBook, sendStream } from "./_wire.ts";
+import { ErrorBook, owned, sendStream } from "./_wire.ts";
 
 /** A layer's blob, opened: its bytes, and its size when known. */
 export interface Opened {
@@ -188,10 +194,28 @@ export function inlineUnpacker(): Unpacker {
 
 const WORKER_URL = new URL("./_unpack_worker.ts", import.meta.url).href;
 
+/** Bytes of plain tar per message to an extracting worker. */
+const TAR_BATCH = 512 << 10;
+
+/** How {@link workerUnpacker} splits jobs between threads. */
+export interface PoolOptions {
+  /**
+   * Jobs decoded and hashed on the calling thread at once, their plain tar
+   * extracted in a worker (two threads on one layer); the others unpack
+   * whole in their worker.
+   * @default {0}
+   */
+  decodeHere?: number;
+}
+
 /** Jobs in up to `size` workers, started as jobs need them. */
-export function workerUnpacker(size: number): Unpacker {
+export function workerUnpacker(
+  size: number,
+  options: PoolOptions = {},
+): Unpacker {
   const idle: Worker[] = [];
   const all = new Set<Worker>();
+  let decodeFree = options.decodeHere ?? 0;
   const take = (): Worker => {
     const w = idle.pop();
     if (w) return w;
@@ -199,19 +223,21 @@ export function workerUnpacker(size: number): Unpacker {
     all.add(made);
     return made;
   };
+  /** Posts one job to `w` with `stream` as its bytes; settles with its reply. */
   const runOn = (
     w: Worker,
-    job: UnpackJob,
+    job: UnpackJob | undefined,
     stream: ReadableStream<Uint8Array>,
     staged: StagedLayer,
     onBytes: (total: number) => void,
     signal: AbortSignal | undefined,
+    trailer?: () => string,
   ): Promise<number> => {
     const book = new ErrorBook();
     const bytes = new MessageChannel();
     const reply = new MessageChannel();
     const { promise, resolve, reject } = Promise.withResolvers<number>();
-    const sent = sendStream(stream, bytes.port1, book);
+    const sent = sendStream(stream, bytes.port1, book, trailer);
     // The worker polls the flag at every chunk (it may be busy with bytes
     // it has already); the failed stream wakes it if it waits for more.
     const stop = new Int32Array(new SharedArrayBuffer(4));
@@ -252,12 +278,50 @@ export function workerUnpacker(size: number): Unpacker {
       await sent.stop();
     });
   };
+  /** The job on `w`: whole, or decoded here and extracted there. */
+  const unpackOn = async (
+    w: Worker,
+    job: UnpackJob,
+    stream: ReadableStream<Uint8Array>,
+    staged: StagedLayer,
+    onBytes: (total: number) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<number> => {
+    if (decodeFree <= 0) {
+      return await runOn(w, job, stream, staged, onBytes, signal);
+    }
+    decodeFree--;
+    try {
+      return await unpackChecked(
+        job,
+        stream,
+        async (tar, tarSha256) => {
+          await runOn(
+            w,
+            undefined,
+            owned(tar, TAR_BATCH),
+            staged,
+            () => {},
+            signal,
+            tarSha256,
+          );
+        },
+        onBytes,
+        () => signal?.throwIfAborted(),
+      );
+    } catch (e) {
+      // Whatever either thread made of the stop, the abort's reason.
+      throw signal?.aborted ? signal.reason : e;
+    } finally {
+      decodeFree++;
+    }
+  };
   return queued(size, async (job, open, staged, onBytes, signal) => {
     const o = open();
     const w = take();
     let healthy = false;
     try {
-      const size = await runOn(
+      const size = await unpackOn(
         w,
         { ...job, size: o.size ?? job.size },
         o.stream,

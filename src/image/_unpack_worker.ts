@@ -3,20 +3,21 @@
  * imports only what one layer's unpack needs (`_unpack.ts`, `_wire.ts`),
  * so a worker starts quickly. Each message is one job: the layer as plain
  * data and a port carrying the blob's bytes in and progress and the
- * outcome back.
+ * outcome back; or only its extraction, the plain tar coming in (decoded
+ * and hashed by the posting thread, whose sha256 of it ends the stream).
  *
  * @module
  */
 
 import type { StagedLayer } from "../store/_chain.ts";
-import { type UnpackJob, unpackLayer } from "./_unpack.ts";
+import { extractHere, type UnpackJob, unpackLayer } from "./_unpack.ts";
 import { ErrorBook, receiveStream, type WireError } from "./_wire.ts";
 
-/** A job as posted to the worker. */
+/** A job as posted to the worker: the whole unpack, or (`job` absent) only the extraction of a plain tar. */
 export interface WorkerJob {
-  job: UnpackJob;
+  job?: UnpackJob;
   staged: StagedLayer;
-  /** Bytes in (see `receiveStream`). */
+  /** Bytes in (see `receiveStream`): the blob's, or the plain tar's with its sha256 as the trailer. */
   bytes: MessagePort;
   /** Progress and the outcome out. */
   reply: MessagePort;
@@ -24,7 +25,7 @@ export interface WorkerJob {
   stop: Int32Array;
 }
 
-/** What the worker posts on `reply`. */
+/** What the worker posts on `reply` (`size` is -1 after an extraction only). */
 export type WorkerReply =
   | { bytes: number }
   | { size: number }
@@ -40,8 +41,35 @@ scope.onmessage = async (ev) => {
   const { job, staged, bytes, reply, stop } = ev.data;
   const book = new ErrorBook();
   const post = (m: WorkerReply) => reply.postMessage(m);
+  const stopped = () => {
+    // The main thread replaces this with the abort's reason.
+    if (Atomics.load(stop, 0) !== 0) {
+      throw new DOMException("The unpack was stopped", "AbortError");
+    }
+  };
   let last = 0;
   try {
+    if (job === undefined) {
+      let sha: string | undefined;
+      // The stop flag at every batch too: the batches already here can
+      // hold megabytes of tar.
+      const tar = receiveStream(bytes, book, (t) => sha = t).pipeThrough(
+        new TransformStream<Uint8Array, Uint8Array>({
+          transform(chunk, c) {
+            stopped();
+            c.enqueue(chunk);
+          },
+        }),
+      );
+      await extractHere(staged)(tar, () => {
+        if (sha === undefined) {
+          throw new Error("The tar came without its sha256");
+        }
+        return sha;
+      });
+      post({ size: -1 });
+      return;
+    }
     const size = await unpackLayer(
       job,
       receiveStream(bytes, book),
@@ -53,12 +81,7 @@ scope.onmessage = async (ev) => {
           post({ bytes: n });
         }
       },
-      () => {
-        // The main thread replaces this with the abort's reason.
-        if (Atomics.load(stop, 0) !== 0) {
-          throw new DOMException("The unpack was stopped", "AbortError");
-        }
-      },
+      stopped,
     );
     post({ size });
   } catch (e) {

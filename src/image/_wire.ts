@@ -12,6 +12,8 @@
  * - Byte streams over a `MessagePort`, pulled: the reader asks for chunks
  *   (a few ahead, so reading and unpacking overlap) and the sender posts
  *   each chunk's buffer as a transfer (no copy) when the chunk owns it.
+ *   The end can carry a trailer: what the sender knows only then (the
+ *   sha256 of the bytes it sent).
  *
  * @module
  */
@@ -135,7 +137,7 @@ const REF_FIELD = "__wireRef";
 /** Messages of a byte stream on a port. */
 type ToReader =
   | { chunk: Uint8Array }
-  | { end: true }
+  | { end: true; trailer?: string }
   | { error: WireError };
 type ToSender = { pull: number } | { cancel: true };
 
@@ -152,12 +154,14 @@ export interface Sending {
 
 /**
  * Sends `stream` over `port` as the reader on the other side pulls it.
- * The port is closed when the stream ended, failed or was stopped.
+ * The port is closed when the stream ended, failed or was stopped. At the
+ * end, `trailer` (when given) is called and its string goes with it.
  */
 export function sendStream(
   stream: ReadableStream<Uint8Array>,
   port: MessagePort,
   book: ErrorBook,
+  trailer?: () => string,
 ): Sending {
   const reader = stream.getReader();
   let wanted = 0;
@@ -184,12 +188,21 @@ export function sendStream(
         }
         if (finished) return;
         if (r.done) {
-          port.postMessage({ end: true } satisfies ToReader);
+          let end: ToReader;
+          try {
+            end = { end: true, trailer: trailer?.() };
+          } catch (e) {
+            end = { error: book.encode(e) };
+          }
+          port.postMessage(end);
           finish();
           return;
         }
-        wanted--;
         const c = r.value;
+        // An empty chunk carries nothing, and its buffer may be a shared
+        // empty one already transferred (node:zlib emits such chunks).
+        if (c.byteLength === 0) continue;
+        wanted--;
         const owns = c.byteOffset === 0 &&
           c.byteLength === c.buffer.byteLength &&
           c.buffer instanceof ArrayBuffer;
@@ -228,10 +241,67 @@ export function sendStream(
   };
 }
 
-/** The stream {@link sendStream} sends, read on the other side of `port`. */
+/**
+ * `input`'s bytes copied into fresh buffers of `size` bytes (the last one
+ * shorter), each owning its buffer, so {@link sendStream} transfers them.
+ * For producers that keep using the buffers of chunks they handed out:
+ * node:zlib in Deno 2.9.6 slices its output buffer again after emitting it
+ * whole, and fails once that buffer was transferred away. An error of
+ * `input` comes after the bytes it sent before it.
+ */
+export function owned(
+  input: ReadableStream<Uint8Array>,
+  size: number,
+): ReadableStream<Uint8Array> {
+  const reader = input.getReader();
+  let rest: Uint8Array | undefined; // what the last batch had no room for
+  let failed: { error: unknown } | undefined; // after the bytes before it
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (failed) throw failed.error;
+      const buf = new Uint8Array(size);
+      let n = 0;
+      let ended = false;
+      while (n < size) {
+        let chunk = rest;
+        rest = undefined;
+        if (chunk === undefined) {
+          let r: ReadableStreamReadResult<Uint8Array>;
+          try {
+            r = await reader.read();
+          } catch (error) {
+            // The bytes before the error go first, as unbatched: a tar
+            // parser sees what it would have seen on the calling thread.
+            if (n === 0) throw error;
+            failed = { error };
+            break;
+          }
+          if (r.done) {
+            ended = true;
+            break;
+          }
+          chunk = r.value;
+        }
+        const take = Math.min(chunk.length, size - n);
+        buf.set(chunk.subarray(0, take), n);
+        n += take;
+        if (take < chunk.length) rest = chunk.subarray(take);
+      }
+      if (n > 0) c.enqueue(n === size ? buf : buf.slice(0, n));
+      if (ended) c.close();
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/**
+ * The stream {@link sendStream} sends, read on the other side of `port`;
+ * `onEnd` gets the sender's trailer before the stream closes.
+ */
 export function receiveStream(
   port: MessagePort,
   book: ErrorBook,
+  onEnd?: (trailer: string | undefined) => void,
 ): ReadableStream<Uint8Array> {
   const queue: ToReader[] = [];
   let waiting: (() => void) | undefined;
@@ -260,6 +330,7 @@ export function receiveStream(
         c.enqueue(m.chunk);
       } else if ("end" in m) {
         port.close();
+        onEnd?.(m.trailer);
         c.close();
       } else {
         port.close();

@@ -52,9 +52,11 @@ export interface LoadImageOptions {
    * Layers of one image unpacked at once, each in a worker thread
    * (decompression, digests, DiffID and extraction), started and published
    * bottom first; never more workers than missing layers. A blob is read
-   * only while its layer unpacks. 1 unpacks on the calling thread without
-   * workers, one layer after another; backends that copy the parent (vfs)
-   * always do.
+   * only while its layer unpacks. One layer at a time is decoded and hashed
+   * on the calling thread while its worker extracts it (so a single missing
+   * layer of 16 MiB or more uses two threads too). 1 unpacks on the calling
+   * thread without workers, one layer after another; backends that copy the
+   * parent (vfs) always do.
    * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;

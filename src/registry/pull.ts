@@ -60,8 +60,9 @@ export interface PullImageOptions {
   platform?: string | Platform;
   /**
    * Layers downloaded and unpacked at once, each unpacked in a worker
-   * thread (the downloads stay on the calling thread, in one client). A
-   * blob is requested when its layer's unpack starts and read as it
+   * thread (the downloads stay on the calling thread, in one client; one
+   * layer at a time is decoded and hashed there while its worker extracts
+   * it). A blob is requested when its layer's unpack starts and read as it
    * unpacks, and unpacks start bottom first, so at most `parallel` blobs
    * download at once (as podman's `--max-parallel-downloads`): 1 fetches
    * and unpacks one layer after another, on the calling thread. On

@@ -21,8 +21,10 @@ import {
   workerUnpacker,
 } from "../../src/image/_unpack_pool.ts";
 import type { UnpackJob } from "../../src/image/_unpack.ts";
-import { ErrorBook } from "../../src/image/_wire.ts";
+import { ErrorBook, owned } from "../../src/image/_wire.ts";
 import { buildLayer, layerTar, sha } from "./_images.ts";
+import { fdsUnder } from "../_fds.ts";
+import { workersGone, workerThreads } from "../_threads.ts";
 
 async function staging(root: string, name: string) {
   const dir = `${root}/${name}`;
@@ -214,4 +216,270 @@ Deno.test("unpack workers: jobs start in the order their places were taken, at m
   assert.deepEqual(started, [0, 1, 3, 4]);
   assert.equal(peak, 2);
   await assert.rejects(slots[0].run(job(0)), /one job/);
+});
+
+/** A layer of many files and a big incompressible one, so its blob takes many chunks. */
+async function bigTar(): Promise<Uint8Array> {
+  const body = new Uint8Array(1 << 20);
+  let x = 2463534242; // xorshift32: bytes gzip cannot shrink
+  for (let i = 0; i < body.length; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    body[i] = x & 0xff;
+  }
+  return await layerTar([
+    { name: "d", type: "dir" },
+    ...Array.from({ length: 300 }, (_, f) => ({
+      name: `d/f${f}`,
+      content: `${f}\n`.repeat(f * 7),
+    })),
+    { name: "d/big", content: new TextDecoder("latin1").decode(body) },
+  ]);
+}
+
+Deno.test("unpack workers: a layer decoded on the calling thread and extracted in a worker gives the same files, record and errors", async () => {
+  const root = await Deno.makeTempDir();
+  const before = workerThreads();
+  // Both jobs split (decodeHere 2), and one split beside one whole.
+  const pools = [
+    workerUnpacker(2, { decodeHere: 2 }),
+    workerUnpacker(2, { decodeHere: 1 }),
+  ];
+  try {
+    const tar = await bigTar();
+    for (const c of ["gzip", "zstd", "none"] as const) {
+      const l = buildLayer(tar, c);
+      const job = { digest: sha(l.blob), diffId: l.diffId };
+      const inline = await unpackWith(
+        inlineUnpacker(),
+        root,
+        `i-${c}`,
+        l.blob,
+        job,
+      );
+      assert.equal(inline, tar.length);
+      for (const [p, pool] of pools.entries()) {
+        // Two at once; the compression named, and detected.
+        const got = await Promise.all([
+          unpackWith(pool, root, `s${p}-${c}-a`, l.blob, {
+            ...job,
+            compression: c,
+          }),
+          unpackWith(pool, root, `s${p}-${c}-b`, l.blob, job),
+        ]);
+        assert.deepEqual(got, [tar.length, tar.length]);
+        for (const s of ["a", "b"]) {
+          const dir = `${root}/s${p}-${c}-${s}`;
+          // The record (which ends with the tar's sha256, sent with the
+          // tar's end) is byte for byte the inline one.
+          assert.deepEqual(
+            await Deno.readFile(`${dir}/tarsplit`),
+            await Deno.readFile(`${root}/i-${c}/tarsplit`),
+          );
+          assert.deepEqual(
+            await Deno.readFile(`${dir}/diff/d/big`),
+            await Deno.readFile(`${root}/i-${c}/diff/d/big`),
+          );
+          assert.equal(
+            await Deno.readTextFile(`${dir}/diff/d/f9`),
+            "9\n".repeat(63),
+          );
+          await Deno.remove(dir, { recursive: true });
+        }
+      }
+      await Deno.remove(`${root}/i-${c}`, { recursive: true });
+    }
+    // Every failure: the same class and message as on the calling thread.
+    const l = buildLayer(tar, "gzip");
+    const corrupt = l.blob.slice();
+    corrupt[corrupt.length >> 1] ^= 0xff;
+    const badTar = tar.slice();
+    badTar.set(new TextEncoder().encode("not a header"), 0);
+    const bad = buildLayer(badTar, "gzip");
+    const cases: [string, Uint8Array, Omit<UnpackJob, "subject" | "label">][] =
+      [
+        ["diffid", l.blob, {
+          diffId: `sha256:${"0".repeat(64)}`,
+          digest: sha(l.blob),
+        }],
+        ["digest", l.blob, { diffId: l.diffId, digest: "1".repeat(64) }],
+        ["format", l.blob, { diffId: l.diffId, compression: "zstd" }],
+        ["corrupt", corrupt, { diffId: l.diffId, compression: "gzip" }],
+        ["short", l.blob.subarray(0, l.blob.length >> 1), {
+          diffId: l.diffId,
+          compression: "gzip",
+        }],
+        ["long", l.blob, { diffId: l.diffId, size: l.blob.length - 1 }],
+        ["tar", bad.blob, { diffId: bad.diffId, compression: "gzip" }],
+      ];
+    for (const [name, blob, job] of cases) {
+      const opened = (size?: number) => ({
+        stream: ReadableStream.from([
+          blob.subarray(0, 100),
+          blob.subarray(100),
+        ]),
+        size,
+      });
+      const run = async (u: Unpacker, dir: string) => {
+        const staged = await staging(root, dir);
+        return await u.run(
+          { subject: `img layer ${name}`, label: "blob", ...job },
+          () => opened(job.size),
+          staged,
+          () => {},
+        ).catch((e) => e);
+      };
+      const inline = await run(inlineUnpacker(), `${name}-i`);
+      const split = await run(pools[0], `${name}-s`);
+      assert.ok(inline instanceof InvalidImage, `${name}: ${inline}`);
+      assert.ok(split instanceof InvalidImage, `${name}: ${split}`);
+      assert.equal(split.message, inline.message, name);
+      assert.equal(split.subject, inline.subject);
+      assert.equal(split.cause?.constructor, inline.cause?.constructor, name);
+      assert.equal(
+        (split.cause as Error | undefined)?.message,
+        (inline.cause as Error | undefined)?.message,
+        name,
+      );
+      if (name === "tar" || name === "corrupt" || name === "format") {
+        assert.ok(split.cause instanceof InvalidArchive, name);
+      }
+    }
+    // The source's own error comes back as the very object.
+    const cut = new RegistryError(
+      "example.com",
+      "the connection was reset; try again",
+    );
+    const got = await unpackWith(pools[0], root, "cut", l.blob, {
+      diffId: l.diffId,
+      compression: "gzip",
+    }, () =>
+      new ReadableStream({
+        start(c) {
+          c.enqueue(l.blob.slice(0, 50000));
+          c.error(cut);
+        },
+      }));
+    assert.equal(got, cut);
+  } finally {
+    for (const p of pools) p.close();
+    await Deno.remove(root, { recursive: true });
+  }
+  assert.deepEqual(await workersGone(before), []);
+});
+
+Deno.test("unpack workers: an abort in the middle of a split layer releases the source, keeps no temp file and leaves no worker", async () => {
+  const root = await Deno.makeTempDir();
+  const before = workerThreads();
+  const pool = workerUnpacker(1, { decodeHere: 1 });
+  try {
+    const tar = await bigTar();
+    const l = buildLayer(tar, "gzip");
+    await Deno.writeFile(`${root}/blob`, l.blob);
+    const staged = await staging(root, "x");
+    const ac = new AbortController();
+    const reason = new DOMException("stopped by the test", "AbortError");
+    let cancelled: unknown;
+    let served = 0;
+    const file = await Deno.open(`${root}/blob`);
+    const reader = file.readable.getReader();
+    // The file's bytes up to a third, then nothing until the abort.
+    const source = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        if (served > l.blob.length / 3) {
+          ac.abort(reason);
+          return await new Promise(() => {});
+        }
+        const r = await reader.read();
+        if (r.done) return c.close();
+        served += r.value.length;
+        c.enqueue(r.value);
+      },
+      async cancel(why) {
+        cancelled = why;
+        await reader.cancel(why);
+      },
+    }, { highWaterMark: 0 });
+    const got = await pool.run(
+      {
+        subject: "img layer 1",
+        label: "blob",
+        diffId: l.diffId,
+        digest: sha(l.blob),
+        keepTmp: `${root}/kept.tmp`,
+      },
+      () => ({
+        stream: source.pipeThrough(new TransformStream(), {
+          signal: ac.signal,
+        }),
+        size: l.blob.length,
+      }),
+      staged,
+      () => {},
+    ).catch((e) => e);
+    assert.equal(got, reason);
+    assert.equal(cancelled, reason);
+    assert.ok(served < l.blob.length);
+    // The kept blob's temp file is gone, the blob file is closed.
+    assert.deepEqual(
+      [...Deno.readDirSync(root)].map((e) => e.name).sort(),
+      ["blob", "x"],
+    );
+    assert.deepEqual(fdsUnder(root), []);
+  } finally {
+    pool.close();
+    await Deno.remove(root, { recursive: true });
+  }
+  assert.deepEqual(await workersGone(before), []);
+});
+
+Deno.test("unpack workers: owned() batches bytes into buffers it owns, and an error comes after the bytes before it", async () => {
+  const shared = new Uint8Array(10).map((_, i) => i);
+  const cut = new RangeError("cut");
+  const got: Uint8Array[] = [];
+  const parts = [
+    shared.subarray(0, 3),
+    shared.subarray(3, 3),
+    shared.subarray(3, 10),
+    shared.subarray(0, 5),
+  ];
+  const reader = owned(
+    new ReadableStream<Uint8Array>({
+      // Views of one buffer, an empty one among them, one per pull.
+      pull(c) {
+        const next = parts.shift();
+        if (next) c.enqueue(next);
+        else c.error(cut);
+      },
+    }, { highWaterMark: 0 }),
+    4,
+  ).getReader();
+  let err: unknown;
+  try {
+    for (;;) {
+      const r = await reader.read();
+      if (r.done) break;
+      got.push(r.value);
+    }
+  } catch (e) {
+    err = e;
+  }
+  assert.equal(err, cut);
+  assert.deepEqual(got.map((c) => [...c]), [
+    [0, 1, 2, 3],
+    [4, 5, 6, 7],
+    [8, 9, 0, 1],
+    [2, 3, 4],
+  ]);
+  for (const c of got) {
+    assert.equal(c.byteOffset, 0);
+    assert.equal(c.byteLength, c.buffer.byteLength);
+    assert.notEqual(c.buffer, shared.buffer);
+  }
+  // A stream that ends: the last batch is shorter, then the end.
+  const all = await new Response(
+    owned(ReadableStream.from([shared.subarray(0, 6)]), 4),
+  ).bytes();
+  assert.deepEqual([...all], [0, 1, 2, 3, 4, 5]);
 });
