@@ -551,6 +551,7 @@ class Extractor implements WhiteoutTarget {
           const st = statxAtOrNull(sub, ent.name);
           if (st === null) continue;
           if (st.kind === "dir") walk(sub, ent.name);
+          // In a fresh root whiteouts too: #forget drops them from #notOurs.
           else if (st.dev === this.#dev && (this.#fresh || this.#isOurs(st))) {
             const k = Number(st.ino);
             const had = seen.get(k);
@@ -974,7 +975,6 @@ class Extractor implements WhiteoutTarget {
   }
 }
 
-/** atime (mtime when the tar has none) and mtime, as futimens/utimensat take them. */
 /** True when the directory `fd` (any fd of it, O_PATH too) has no entries. */
 function isEmptyDir(fd: number): boolean {
   const d = openDirNoFollow(fd, ".");
@@ -985,6 +985,7 @@ function isEmptyDir(fd: number): boolean {
   }
 }
 
+/** atime (mtime when the tar has none) and mtime, as futimens/utimensat take them. */
 function times(
   h: TarHeader,
 ): [atime: number, atimeNsec: number, mtime: number, mtimeNsec: number] {

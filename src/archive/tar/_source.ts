@@ -42,7 +42,7 @@ export function chunkSource(
   }
   // An async iterable that is not a stream is recognised before the
   // `ReadableStream` global is touched: its first use makes Deno set up its
-  // web streams (~2 ms of a cold process), which an apply from a file
+  // web streams (~3 ms of a cold process), which an apply from a file
   // (`prefetchFile`) never needs.
   const iterable = input &&
     typeof (input as AsyncIterable<Uint8Array>)[Symbol.asyncIterator] ===
