@@ -38,6 +38,7 @@ import {
 } from "../image/_images.ts";
 import { startRegistry } from "./_registry.ts";
 import { startProxy } from "./_proxy.ts";
+import { workersGone, workerThreads } from "../_threads.ts";
 import {
   bigImage,
   skopeoPush,
@@ -437,6 +438,41 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
             fetched().sort(),
             [bigConfig, bigBlob(1), bigBlob(2)].sort(),
           );
+          assert.deepEqual((await checkStore(root)).problems, []);
+        }),
+    );
+
+    await t.step(
+      "an abort while layers unpack in workers (parallel 2): the call rejects with its reason, no staging or worker is left, the next pull completes",
+      () =>
+        withStore(STORE_BACKEND, async (store, root) => {
+          const before = workerThreads();
+          const ac = new AbortController();
+          const reason = new Error("stop, test");
+          await assert.rejects(
+            pullImage(store, `${proxy.host}/test/big:v1`, {
+              clientOptions: { credentials: none },
+              signal: ac.signal,
+              parallel: 2,
+              onProgress: (p) => {
+                if (p.layer === 1 && p.state === "apply" && p.bytes > 0) {
+                  ac.abort(reason);
+                }
+              },
+            }),
+            (e) => e === reason,
+          );
+          assert.deepEqual(await temps(root), []);
+          assert.deepEqual(await workersGone(before), []);
+          await assert.rejects(findImage(store, `${proxy.host}/test/big:v1`));
+          // What completed before the stop stays as unused layers only.
+          for (const p of (await checkStore(root)).problems) {
+            assert.equal(p.kind, "unused-layer", JSON.stringify(p));
+          }
+          const img = await pullImage(store, `${proxy.host}/test/big:v1`, {
+            clientOptions: { credentials: none },
+          });
+          assert.deepEqual(img.layers, big.chains);
           assert.deepEqual((await checkStore(root)).problems, []);
         }),
     );
