@@ -359,7 +359,7 @@ async function unpackerFor(
   // A worker takes ~50 ms to start: a lone small layer is done by then.
   if (
     missing.length === 0 ||
-    (missing.length === 1 && !((missing[0].size ?? 0) >= LONE_LAYER_SPLIT))
+    (missing.length === 1 && (missing[0].size ?? 0) < LONE_LAYER_SPLIT)
   ) {
     return inlineUnpacker();
   }

@@ -78,19 +78,8 @@ export interface Unpacker {
 export function semaphore(
   n: number,
 ): <T>(job: () => Promise<T>) => Promise<T> {
-  let free = n;
-  const waiting: (() => void)[] = [];
-  return async <T>(job: () => Promise<T>): Promise<T> => {
-    if (free > 0) free--;
-    else await new Promise<void>((r) => waiting.push(r));
-    try {
-      return await job();
-    } finally {
-      const next = waiting.shift();
-      if (next) next();
-      else free++;
-    }
-  };
+  const slot = ordered(n);
+  return (job) => slot().run(job);
 }
 
 /** A slot for a job, taken in queue order: see {@link ordered}. */
@@ -161,7 +150,14 @@ function queued(
     const s = slot();
     return {
       run: (job, open, staged, onBytes, signal) =>
-        s.run(() => runOne(job, open, staged, onBytes, signal)),
+        s.run(async () => {
+          try {
+            return await runOne(job, open, staged, onBytes, signal);
+          } catch (e) {
+            // Whatever either thread made of a stop, the abort's reason.
+            throw signal?.aborted ? signal.reason : e;
+          }
+        }),
       release: () => s.release(),
     };
   };
@@ -177,18 +173,13 @@ function queued(
 export function inlineUnpacker(): Unpacker {
   return queued(1, async (job, open, staged, onBytes, signal) => {
     const o = open();
-    try {
-      return await unpackLayer(
-        { ...job, size: o.size ?? job.size },
-        o.stream,
-        staged,
-        onBytes,
-        () => signal?.throwIfAborted(),
-      );
-    } catch (e) {
-      // Whatever the extractor made of the stop, the abort's reason.
-      throw signal?.aborted ? signal.reason : e;
-    }
+    return await unpackLayer(
+      { ...job, size: o.size ?? job.size },
+      o.stream,
+      staged,
+      onBytes,
+      () => signal?.throwIfAborted(),
+    );
   }, () => {});
 }
 
@@ -251,8 +242,7 @@ export function workerUnpacker(
       const m = ev.data;
       if ("bytes" in m) onBytes(m.bytes);
       else if ("size" in m) resolve(m.size);
-      // Whatever the worker made of the stop, the abort's reason.
-      else reject(signal?.aborted ? signal.reason : book.decode(m.error));
+      else reject(book.decode(m.error)); // an abort's reason: see queued()
     };
     // A worker that dies (its module failed to load, it ran out of
     // memory) takes its job with it.
@@ -309,9 +299,6 @@ export function workerUnpacker(
         onBytes,
         () => signal?.throwIfAborted(),
       );
-    } catch (e) {
-      // Whatever either thread made of the stop, the abort's reason.
-      throw signal?.aborted ? signal.reason : e;
     } finally {
       decodeFree++;
     }

@@ -236,7 +236,7 @@ export function sendStream(
     fail(e) {
       if (finished) return;
       port.postMessage({ error: book.encode(e) } satisfies ToReader);
-      stop();
+      void stop();
     },
   };
 }
