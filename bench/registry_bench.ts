@@ -7,7 +7,10 @@
  * against `podman pull`; podman with a private `--root`/`--runroot` in a
  * temp dir (overlay driver), `--tls-verify=false`. The three run
  * interleaved, REPS times each, each timed until `sync` returns; medians
- * and ratios are printed. Needs root (overlay mounts, podman's overlay).
+ * and ratios are printed, with the CPU time (user + sys) of each tool's
+ * processes and of the registry while it served them: on two cores a pull
+ * that keeps both busy cannot be faster than its CPU time / 2. Needs root
+ * (overlay mounts, podman's overlay).
  *
  * @module
  */
@@ -19,7 +22,15 @@ import {
   buildLayer,
   writeOciLayout,
 } from "../tests/image/_images.ts";
-import { median, podmanAt, prng, sh } from "./_util.ts";
+import {
+  median,
+  podmanAt,
+  podmanCommand,
+  prng,
+  processCpu,
+  sh,
+  timeCommand,
+} from "./_util.ts";
 
 const REPS = Number(Deno.env.get("LAYERFS_BENCH_REPS") ?? 5);
 const MAIN = new URL("../src/cli/main.ts", import.meta.url).pathname;
@@ -59,11 +70,25 @@ async function layer(
   return await out;
 }
 
-async function timed(fn: () => Promise<unknown>): Promise<number> {
+/** Wall time until `sync` returns, and CPU: the tool's processes and the registry's. */
+interface Timed {
+  secs: number;
+  cpu: number;
+  registryCpu: number;
+}
+
+/** Runs `cmds` one after another, then `sync`; see {@link Timed}. */
+async function timed(registryPid: number, cmds: string[][]): Promise<Timed> {
+  const r0 = processCpu(registryPid);
   const t0 = performance.now();
-  await fn();
+  let cpu = 0;
+  for (const c of cmds) cpu += (await timeCommand(c)).cpu;
   await sh("sync", []);
-  return (performance.now() - t0) / 1000;
+  return {
+    secs: (performance.now() - t0) / 1000,
+    cpu,
+    registryCpu: processCpu(registryPid) - r0,
+  };
 }
 
 /** Runs the registry benchmark and prints its figures. */
@@ -126,51 +151,52 @@ async function benchIn(dir: string | undefined): Promise<void> {
       await podman(d, ["system", "reset", "-f"]).catch(() => {});
       await Deno.remove(d, { recursive: true }).catch(() => {});
     };
-    const runs: Record<string, () => Promise<number>> = {
+    const pull = (d: string, args: string[]) => podmanCommand(runBase, d, args);
+    const runs: Record<string, () => Promise<Timed>> = {
       "layerfs pull (CLI process)": async () => {
         const d = await fresh("layerfs");
-        const t = await timed(() =>
-          sh(Deno.execPath(), [
-            "run",
-            "-A",
-            MAIN,
-            "--root",
-            d,
-            "--backend",
-            "overlay",
-            "--quiet",
-            "pull",
-            ref,
-          ])
-        );
+        const t = await timed(reg.pid, [[
+          Deno.execPath(),
+          "run",
+          "-A",
+          MAIN,
+          "--root",
+          d,
+          "--backend",
+          "overlay",
+          "--quiet",
+          "pull",
+          ref,
+        ]]);
         await Deno.remove(d, { recursive: true });
         return t;
       },
       "skopeo copy + podman load": async () => {
         const d = await fresh("podman-load");
-        const t = await timed(async () => {
-          await sh("skopeo", [
+        const t = await timed(reg.pid, [
+          [
+            "skopeo",
             "--insecure-policy",
             "copy",
             "--src-tls-verify=false",
             `docker://${ref}`,
             `oci-archive:${d}/image.tar:bench/app:v1`,
-          ]);
-          await podman(d, ["load", "-q", "-i", `${d}/image.tar`]);
-        });
+          ],
+          pull(d, ["load", "-q", "-i", `${d}/image.tar`]),
+        ]);
         await cleanPodman(d);
         return t;
       },
       "podman pull": async () => {
         const d = await fresh("podman-pull");
-        const t = await timed(() =>
-          podman(d, ["pull", "-q", "--tls-verify=false", ref])
-        );
+        const t = await timed(reg.pid, [
+          pull(d, ["pull", "-q", "--tls-verify=false", ref]),
+        ]);
         await cleanPodman(d);
         return t;
       },
     };
-    const times: Record<string, number[]> = {};
+    const times: Record<string, Timed[]> = {};
     // Interleaved: each round runs every contender once.
     for (let i = 0; i < REPS; i++) {
       for (const [name, run] of Object.entries(runs)) {
@@ -179,17 +205,26 @@ async function benchIn(dir: string | undefined): Promise<void> {
         await sh("sync", []);
       }
     }
-    const ours = median(times["layerfs pull (CLI process)"]);
+    const med = (ts: Timed[], k: keyof Timed) => median(ts.map((t) => t[k]));
+    const ours = times["layerfs pull (CLI process)"];
+    console.log(
+      `  ${
+        "".padEnd(28)
+      } wall (runs)  | CPU: the tool's, the registry's (medians)`,
+    );
     for (const [name, ts] of Object.entries(times)) {
-      const m = median(ts);
+      const m = med(ts, "secs");
+      const vs = name.startsWith("layerfs")
+        ? ""
+        : `  layerfs is ${(m / med(ours, "secs")).toFixed(2)}x faster, uses ${
+          (med(ts, "cpu") / med(ours, "cpu")).toFixed(2)
+        }x less CPU`;
       console.log(
         `  ${name.padEnd(28)} ${m.toFixed(2)} s  (${
-          ts.map((t) => t.toFixed(2)).join(" ")
-        })${
-          name.startsWith("layerfs")
-            ? ""
-            : `  layerfs is ${(m / ours).toFixed(2)}x faster`
-        }`,
+          ts.map((t) => t.secs.toFixed(2)).join(" ")
+        })  | ${med(ts, "cpu").toFixed(2)} s, ${
+          med(ts, "registryCpu").toFixed(2)
+        } s${vs}`,
       );
     }
   } finally {

@@ -31,7 +31,7 @@
 
 import { type TarHeader, tarHeader } from "../src/archive/tar/header.ts";
 import { TarWriter } from "../src/archive/tar/writer.ts";
-import { median, prng, sh } from "./_util.ts";
+import { median, prng, type Run, sh, timeCommand } from "./_util.ts";
 
 const RUNS = Math.max(1, Number(Deno.env.get("LAYERFS_BENCH_RUNS") ?? 5));
 const HOG = Deno.env.get("LAYERFS_BENCH_HOG") === "1";
@@ -59,33 +59,6 @@ function loadavg(): string {
  * and CPU seconds (user + sys: less swayed than wall time by other work on
  * a shared machine, though not free of it).
  */
-async function measure(
-  cmd: string[],
-): Promise<Run> {
-  const out = await Deno.makeTempFile({ prefix: "layerfs-time-" });
-  try {
-    const t = performance.now();
-    const r = await new Deno.Command("/usr/bin/time", {
-      args: ["-f", "%M %U %S", "-o", out, ...cmd],
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const secs = (performance.now() - t) / 1000;
-    if (r.code !== 0) {
-      throw new Error(
-        `${cmd.join(" ")} failed (${r.code}): ${
-          new TextDecoder().decode(r.stderr)
-        }`,
-      );
-    }
-    const [kib, user, sys] = Deno.readTextFileSync(out).trim().split("\n")
-      .pop()!.split(" ").map(Number);
-    return { secs, mib: kib / 1024, cpu: user + sys };
-  } finally {
-    await Deno.remove(out).catch(() => {});
-  }
-}
-
 /**
  * A digest of the tree at `dir` (the root itself left out): every entry's
  * name, type, mode, owner, link count, mtime, link target and size (not for
@@ -294,13 +267,6 @@ export async function buildShape(dir: string, s: ShapeSpec): Promise<number> {
 
 // ---------------------------------------------------------------- measuring
 
-/** One measured process. */
-interface Run {
-  secs: number;
-  mib: number;
-  cpu: number;
-}
-
 /** Medians of both tools' runs. */
 interface Medians {
   gnu: number;
@@ -335,7 +301,7 @@ async function alternate(
     for (const who of order) {
       const out = await fresh();
       await sh("sync", []);
-      const m = await measure(who === "gnu" ? gnu(out) : ours(out));
+      const m = await timeCommand(who === "gnu" ? gnu(out) : ours(out));
       (who === "gnu" ? g : o).push(m);
       outs[who] = out;
     }

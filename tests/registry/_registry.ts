@@ -134,6 +134,8 @@ export interface Registry {
   url: string;
   /** Temp dir (config, storage). */
   dir: string;
+  /** The registry process (benchmarks read its CPU time). */
+  pid: number;
   /** Stops it (SIGTERM, then SIGKILL) and removes its dir. */
   stop(): Promise<void>;
 }
@@ -254,5 +256,5 @@ export async function startRegistry(
   } finally {
     client?.close();
   }
-  return { host: `127.0.0.1:${port}`, url, dir, stop };
+  return { host: `127.0.0.1:${port}`, url, dir, pid: child.pid, stop };
 }
