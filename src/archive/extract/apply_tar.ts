@@ -175,7 +175,8 @@ export function applyCodecAt(
 ): Promise<number> {
   const root = libc().geteuid() === 0;
   const source = tar instanceof Deno.FsFile ? prefetchFile(tar) : tar;
-  return extract(dirFd, new TarReader(source), {
+  // Extraction writes no header back: records it does not use need no copy.
+  return extract(dirFd, new TarReader(source, { keepOtherPax: false }), {
     codec,
     sameOwner: options.sameOwner ?? root,
     devices: options.devices ?? root,

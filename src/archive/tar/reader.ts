@@ -81,6 +81,14 @@ export interface TarReaderOptions {
    * @default {10000000}
    */
   maxEntries?: number;
+  /**
+   * Keep the PAX records the reader does not interpret (`ctime`, `comment`,
+   * vendor keys) in {@link TarHeader.pax}, so that the entry can be written
+   * back with them. A caller that does not (an extractor) saves a map and a
+   * copy per entry: GNU tar's pax format gives every file a `ctime`.
+   * @default {true}
+   */
+  keepOtherPax?: boolean;
 }
 
 /** Defaults of {@link TarReaderOptions}. */
@@ -90,6 +98,7 @@ const DEFAULTS: Required<TarReaderOptions> = {
   maxComponentLength: 255,
   maxDepth: 1024,
   maxEntries: 10_000_000,
+  keepOtherPax: true,
 };
 
 /**
@@ -1048,7 +1057,7 @@ export class TarReader {
               "GNU sparse files (PAX GNU.sparse.*) are not supported; re-create the archive without --sparse",
               h.name,
             );
-          } else if (!global) {
+          } else if (!global && this.#opts.keepOtherPax) {
             (h.pax ??= new Map()).set(k, v.slice());
           }
       }

@@ -442,6 +442,48 @@ Deno.test("reader: PAX records override fields; global headers give defaults; bi
   assert.equal(b.header.xattrs.size, 0);
 });
 
+Deno.test("reader: keepOtherPax false drops only the records it does not interpret", async () => {
+  const enc = new TextEncoder();
+  const archive = () =>
+    concat(
+      paxBlock(
+        rec("ctime", "1700000001.25") + rec("comment", "hi") +
+          rec("mtime", "1700000000.5") + rec("path", "renamed") +
+          rec("SCHILY.xattr.user.a", "v") + rec("uid", "4242"),
+      ),
+      encodeHeader(fileHeader("short", 2)),
+      enc.encode("ok"),
+      paddingFor(2),
+      END_OF_ARCHIVE,
+    );
+  const read = async (options: { keepOtherPax?: boolean }) => {
+    const r = new TarReader(archive(), options);
+    const h = (await r.next())!;
+    const parts: number[] = [];
+    await r.readBody((c) => parts.push(...c));
+    assert.equal(await r.next(), null);
+    return { h, body: new TextDecoder().decode(new Uint8Array(parts)) };
+  };
+  const kept = await read({});
+  assert.deepEqual(
+    [...kept.h.pax!.entries()].map((
+      [k, v],
+    ) => [k, new TextDecoder().decode(v)]),
+    [["ctime", "1700000001.25"], ["comment", "hi"]],
+  );
+  const dropped = await read({ keepOtherPax: false });
+  assert.equal(dropped.h.pax, undefined);
+  // Everything the reader interprets is the same either way.
+  for (const { h, body } of [kept, dropped]) {
+    assert.equal(h.name, "renamed");
+    assert.equal(h.mtime, 1700000000);
+    assert.equal(h.mtimeNsec, 500000000);
+    assert.equal(h.uid, 4242);
+    assert.equal(new TextDecoder().decode(h.xattrs.get("user.a")), "v");
+    assert.equal(body, "ok");
+  }
+});
+
 Deno.test("reader: readBody delivers buffered bodies synchronously; skipBody and auto-skip", async () => {
   const archive = concat(
     encodeHeader(fileHeader("a", 3)),
