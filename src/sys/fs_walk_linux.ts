@@ -429,6 +429,9 @@ export function readDirFd(fd: number): DirEntry[] {
       "getdents64",
     );
     if (n === 0) break;
+    // One copy per batch, the names views of it: a `new Uint8Array` per
+    // entry would cost more than the entry's syscalls (see `scratchCstr`).
+    const batch = direntBuf.slice(0, n);
     let off = 0;
     while (off < n) {
       const reclen = direntView.getUint16(off + 16, true);
@@ -443,7 +446,7 @@ export function readDirFd(fd: number): DirEntry[] {
       if (!dot) {
         out.push({
           name: decodeName(direntBuf, start, end),
-          cname: direntBuf.slice(start, end + 1),
+          cname: batch.subarray(start, end + 1),
           ino: direntView.getBigUint64(off, true),
           type,
         });

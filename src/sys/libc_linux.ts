@@ -215,6 +215,46 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
   return out.subarray(0, written + 1);
 }
 
+/** The buffer {@link scratchCstr} encodes into: a path of PATH_MAX UTF-16 units, as UTF-8. */
+const scratch = new Uint8Array(3 * 4096 + 1);
+
+/**
+ * `s` NUL-terminated like {@link cstr}, but in one buffer that every call
+ * reuses: the view is valid only until the next call, so pass it straight
+ * to one libc call and keep nothing. For per-entry hot paths: in Deno 2.9.6
+ * every `new Uint8Array` costs ~0.7 µs (its backing store is allocated
+ * off the V8 heap and freed by a background sweeper), more than the
+ * syscall it would feed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { scratchCstr } from "./libc_linux.ts";
+ * assert.deepEqual([...scratchCstr("ab")], [0x61, 0x62, 0]);
+ * assert.deepEqual([...scratchCstr("é")], [0xc3, 0xa9, 0]);
+ * assert.throws(() => scratchCstr("a\0b"), /EINVAL/);
+ * ```
+ */
+export function scratchCstr(s: string): Uint8Array<ArrayBuffer> {
+  const n = s.length;
+  if (n * 3 + 1 > scratch.length) return cstr(s);
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 0 || c > 0x7f) {
+      // NUL (refused as cstr refuses it) or not ASCII: the encoder's way.
+      if (s.includes("\0")) {
+        throw new SysError("path", 22, s.replaceAll("\0", "\\0"));
+      }
+      const { written } = encoder.encodeInto(s, scratch);
+      scratch[written] = 0;
+      return scratch.subarray(0, written + 1);
+    }
+    scratch[i] = c;
+  }
+  scratch[n] = 0;
+  return scratch.subarray(0, n + 1);
+}
+
 /**
  * NUL-terminated copies of many strings, as views of one buffer: one
  * allocation instead of one per string (500 lower dirs of an overlay).

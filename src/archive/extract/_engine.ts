@@ -43,7 +43,13 @@ import {
   writeAll,
 } from "../../sys/fd_linux.ts";
 import { Errno, ioAdvice } from "../../sys/errno.ts";
-import { check, cstr, errno, libc, SysError } from "../../sys/libc_linux.ts";
+import {
+  check,
+  errno,
+  libc,
+  scratchCstr,
+  SysError,
+} from "../../sys/libc_linux.ts";
 import {
   fchmod,
   fchmodatNoFollow,
@@ -593,16 +599,21 @@ class Extractor implements WhiteoutTarget {
     base: string,
   ): Promise<void> | undefined {
     const dir = this.#dir_(parent)!;
-    const name = cstr(base);
     const c = libc();
     const flags = O.WRONLY | O.CREAT | O.EXCL | O.NOFOLLOW | O.CLOEXEC;
     const mode = h.mode & 0o7777;
-    let fd = c.openat(dir.fd, name, flags, mode & 0o777);
+    // The name is encoded right before each call: removing what is in the
+    // way encodes other names into the same scratch buffer.
+    let fd = c.openat(dir.fd, scratchCstr(base), flags, mode & 0o777);
     if (fd < 0) {
       const e = new SysError("openat", errno(), base);
       if (e.errno !== Errno.EEXIST) throw e;
       this.#removeExisting(dir, base, path);
-      fd = check(c.openat(dir.fd, name, flags, mode & 0o777), "openat", base);
+      fd = check(
+        c.openat(dir.fd, scratchCstr(base), flags, mode & 0o777),
+        "openat",
+        base,
+      );
     }
     let later = false;
     try {
