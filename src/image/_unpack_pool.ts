@@ -197,6 +197,11 @@ export interface PoolOptions {
    * @default {0}
    */
   decodeHere?: number;
+  /**
+   * The worker module (tests give one that fails to load).
+   * @default {the unpack worker, `_unpack_worker.ts`}
+   */
+  workerUrl?: string;
 }
 
 /** Jobs in up to `size` workers, started as jobs need them. */
@@ -207,10 +212,30 @@ export function workerUnpacker(
   const idle: Worker[] = [];
   const all = new Set<Worker>();
   let decodeFree = options.decodeHere ?? 0;
+  /** Workers that died, with why; and the job each one runs, to fail it. */
+  const dead = new Map<Worker, Error>();
+  const running = new Map<Worker, (e: Error) => void>();
   const take = (): Worker => {
     const w = idle.pop();
     if (w) return w;
-    const made = new Worker(WORKER_URL, { type: "module" });
+    const made = new Worker(options.workerUrl ?? WORKER_URL, {
+      type: "module",
+    });
+    // Handled from the start, not only while a job is posted: an error
+    // event nobody handles (the module failed to load while the job still
+    // awaited its first bytes, an idle worker died) ends the process.
+    made.onerror = (ev) => {
+      ev.preventDefault();
+      const e = new Error(`The unpack worker failed: ${ev.message}`);
+      dead.set(made, e);
+      running.get(made)?.(e);
+      const i = idle.indexOf(made);
+      if (i >= 0) {
+        idle.splice(i, 1);
+        all.delete(made);
+        made.terminate();
+      }
+    };
     all.add(made);
     return made;
   };
@@ -238,18 +263,31 @@ export function workerUnpacker(
     };
     if (signal?.aborted) onAbort();
     else signal?.addEventListener("abort", onAbort, { once: true });
+    // Thrown in this handler it would be uncaught (and end the process): a
+    // failing progress callback fails the job instead, as on the calling
+    // thread. The worker is stopped and the job settles with that error
+    // once the worker let go of its staging (its reply, whatever it says).
+    let progressError: { e: unknown } | undefined;
     reply.port1.onmessage = (ev: MessageEvent<WorkerReply>) => {
       const m = ev.data;
-      if ("bytes" in m) onBytes(m.bytes);
+      if ("bytes" in m) {
+        if (progressError) return;
+        try {
+          onBytes(m.bytes);
+        } catch (e) {
+          progressError = { e };
+          Atomics.store(stop, 0, 1);
+          sent.fail(e);
+        }
+      } else if (progressError) reject(progressError.e);
       else if ("size" in m) resolve(m.size);
       else reject(book.decode(m.error)); // an abort's reason: see queued()
     };
     // A worker that dies (its module failed to load, it ran out of
     // memory) takes its job with it.
-    w.onerror = (ev) => {
-      ev.preventDefault();
-      reject(new Error(`The unpack worker failed: ${ev.message}`));
-    };
+    const died = dead.get(w);
+    if (died) reject(died);
+    running.set(w, reject);
     w.postMessage(
       {
         job,
@@ -261,6 +299,7 @@ export function workerUnpacker(
       [bytes.port2, reply.port2],
     );
     return promise.finally(async () => {
+      running.delete(w);
       signal?.removeEventListener("abort", onAbort);
       reply.port1.close();
       // The worker is done with the bytes: release the source (a file, a
@@ -306,9 +345,8 @@ export function workerUnpacker(
   return queued(size, async (job, open, staged, onBytes, signal) => {
     const o = open();
     const w = take();
-    let healthy = false;
     try {
-      const size = await unpackOn(
+      return await unpackOn(
         w,
         { ...job, size: o.size ?? job.size },
         o.stream,
@@ -316,17 +354,9 @@ export function workerUnpacker(
         onBytes,
         signal,
       );
-      healthy = true;
-      return size;
-    } catch (e) {
-      // A job that failed on its own terms leaves a working worker.
-      healthy = !(e instanceof Error && e.message.startsWith(
-        "The unpack worker failed",
-      ));
-      throw e;
     } finally {
-      w.onerror = null;
-      if (healthy) idle.push(w);
+      // A job that failed on its own terms leaves a working worker.
+      if (!dead.has(w)) idle.push(w);
       else {
         all.delete(w);
         w.terminate();

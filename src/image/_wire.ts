@@ -30,6 +30,8 @@ export type WireError =
     stack?: string;
     fields: Record<string, unknown>;
     cause?: WireError;
+    /** Its class: a DOMException, one of `Deno.errors` (whose names layerfs reuses: `Interrupted`), else by name. */
+    kind?: "dom" | "deno";
   };
 
 type ErrorClass = { prototype: object };
@@ -80,6 +82,11 @@ export class ErrorBook {
       stack: err.stack,
       fields: { ...fields, [REF_FIELD]: ref },
     };
+    if (err instanceof DOMException) out.kind = "dom";
+    else if (
+      Object.hasOwn(DENO_ERRORS, err.name) &&
+      err instanceof (DENO_ERRORS[err.name] as unknown as typeof Error)
+    ) out.kind = "deno";
     const cause = (err as Error).cause;
     if (cause !== undefined && depth < 8) {
       out.cause = this.encode(cause, depth + 1);
@@ -95,13 +102,13 @@ export class ErrorBook {
       return new Error(`error ${w.ref} of the other thread`);
     }
     let e: Error;
-    if (w.name === "AbortError" || w.name === "TimeoutError") {
+    if (w.kind === "dom") {
       e = new DOMException(w.message, w.name) as unknown as Error;
     } else {
-      const C = Object.hasOwn(CLASSES, w.name)
-        ? CLASSES[w.name]
-        : Object.hasOwn(DENO_ERRORS, w.name)
+      const C = w.kind === "deno" && Object.hasOwn(DENO_ERRORS, w.name)
         ? DENO_ERRORS[w.name]
+        : Object.hasOwn(CLASSES, w.name)
+        ? CLASSES[w.name]
         : Error;
       e = Object.create(C.prototype) as Error;
       Object.defineProperty(e, "message", {

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import {
+  Interrupted,
   InvalidArchive,
   InvalidImage,
   LayerfsError,
@@ -482,4 +483,105 @@ Deno.test("unpack workers: owned() batches bytes into buffers it owns, and an er
     owned(ReadableStream.from([shared.subarray(0, 6)]), 4),
   ).bytes();
   assert.deepEqual([...all], [0, 1, 2, 3, 4, 5]);
+});
+
+Deno.test("unpack workers: Deno's own errors, layerfs errors of the same name and DOMExceptions keep their classes", () => {
+  const a = new ErrorBook();
+  const b = new ErrorBook();
+  const deno = b.decode(a.encode(new Deno.errors.Interrupted("EINTR")));
+  assert.ok(deno instanceof Deno.errors.Interrupted);
+  assert.ok(!(deno instanceof LayerfsError));
+  const ours = b.decode(a.encode(new Interrupted("pull of app", "SIGINT")));
+  assert.ok(ours instanceof Interrupted && ours instanceof LayerfsError);
+  assert.equal((ours as Interrupted).signal, "SIGINT");
+  const dom = b.decode(
+    a.encode(new DOMException("no clone", "DataCloneError")),
+  );
+  assert.ok(dom instanceof DOMException);
+  assert.equal(dom.name, "DataCloneError");
+  assert.equal(dom.message, "no clone");
+});
+
+Deno.test("unpack workers: a progress callback that throws fails its job, not the process; the worker stays usable", async () => {
+  const root = await Deno.makeTempDir();
+  const before = workerThreads();
+  const pool = workerUnpacker(1);
+  try {
+    const tar = await layerTar(
+      Array.from({ length: 20 }, (_, f) => ({
+        name: `f${f}`,
+        content: "x".repeat(4096 * f),
+      })),
+    );
+    const l = buildLayer(tar, "gzip");
+    const boom = new Error("progress display failed");
+    const job = {
+      subject: "img layer 1",
+      label: "blob",
+      digest: sha(l.blob),
+      diffId: l.diffId,
+      compression: "gzip" as const,
+    };
+    const open = () => ({
+      stream: ReadableStream.from([
+        l.blob.subarray(0, 100),
+        l.blob.subarray(100),
+      ]),
+      size: l.blob.length,
+    });
+    const got = await pool.run(job, open, await staging(root, "a"), () => {
+      throw boom;
+    }).catch((e) => e);
+    assert.equal(got, boom);
+    // The same worker takes the next job and completes it.
+    const size = await pool.run(job, open, await staging(root, "b"), () => {});
+    assert.equal(size, tar.length);
+    // One worker did both.
+    assert.equal(workerThreads().filter((t) => !before.includes(t)).length, 1);
+  } finally {
+    pool.close();
+    await Deno.remove(root, { recursive: true });
+  }
+  assert.deepEqual(await workersGone(before), []);
+});
+
+Deno.test("unpack workers: a worker that fails to load while its job waits for bytes fails that job, not the process", async () => {
+  const root = await Deno.makeTempDir();
+  const before = workerThreads();
+  const bad = `${root}/bad_worker.ts`;
+  await Deno.writeTextFile(bad, 'throw new Error("no such worker");\n');
+  // Split: the job decodes on this thread and posts to the worker only once
+  // its first bytes came, well after the worker's module failed.
+  const pool = workerUnpacker(1, {
+    decodeHere: 1,
+    workerUrl: new URL(`file://${bad}`).href,
+  });
+  try {
+    const l = buildLayer(await layerTar([{ name: "f", content: "x" }]), "gzip");
+    const source = new ReadableStream<Uint8Array>({
+      async pull(c) {
+        await new Promise((r) => setTimeout(r, 500));
+        c.enqueue(l.blob);
+        c.close();
+      },
+    });
+    const got = await pool.run(
+      {
+        subject: "img layer 1",
+        label: "blob",
+        digest: sha(l.blob),
+        diffId: l.diffId,
+        compression: "gzip",
+      },
+      () => ({ stream: source, size: l.blob.length }),
+      await staging(root, "a"),
+      () => {},
+    ).catch((e) => e);
+    assert.ok(got instanceof Error, String(got));
+    assert.match(got.message, /The unpack worker failed: .*no such worker/);
+  } finally {
+    pool.close();
+    await Deno.remove(root, { recursive: true });
+  }
+  assert.deepEqual(await workersGone(before), []);
 });
