@@ -207,43 +207,55 @@ export async function storeImage(
     // below it.
     unpacker = await unpackerFor(store, chains, image.layers, options.parallel);
     const tasks: Promise<number>[] = [];
+    // Stops the layers already started when starting the next one fails:
+    // they settle before the locks go and the workers are closed.
+    const stopStarted = new AbortController();
+    const jobSignal = signal
+      ? AbortSignal.any([signal, stopStarted.signal])
+      : stopStarted.signal;
     let below: Promise<unknown> = Promise.resolve();
-    for (let i = 0; i < chains.length; i++) {
-      const layer = image.layers[i];
-      const base = {
-        image: s,
-        layer: i + 1,
-        layers: chains.length,
-        id: chains[i],
-        total: layer.size,
-      };
-      if (await store.exists(chains[i])) {
-        onProgress?.({ ...base, bytes: 0, state: "reused" });
-        tasks.push(Promise.resolve(-1));
-        below = Promise.resolve();
-        continue;
+    try {
+      for (let i = 0; i < chains.length; i++) {
+        const layer = image.layers[i];
+        const base = {
+          image: s,
+          layer: i + 1,
+          layers: chains.length,
+          id: chains[i],
+          total: layer.size,
+        };
+        if (await store.exists(chains[i])) {
+          onProgress?.({ ...base, bytes: 0, state: "reused" });
+          tasks.push(Promise.resolve(-1));
+          below = Promise.resolve();
+          continue;
+        }
+        const parentReady = below.then(() => {});
+        parentReady.catch(() => {}); // reported by the layer below
+        // Places taken here, bottom first, start the unpacks (and so the
+        // downloads) bottom first, whenever each layer's staging is ready.
+        const task = applyLayer(store, unpacker.place(), jobSignal, {
+          blob: layer,
+          subject: `${s} layer ${i + 1}`,
+          diffId: diffIds[i],
+          id: chains[i],
+          parent: chains[i - 1],
+          parentReady,
+          keepBlob: options.keepBlobs === true,
+          onBytes: (bytes) => onProgress?.({ ...base, bytes, state: "apply" }),
+        }).then((size) => {
+          if (size >= 0) made.push(chains[i]);
+          onProgress?.({ ...base, bytes: size, state: "done" });
+          return size;
+        });
+        task.catch(() => {});
+        tasks.push(task);
+        below = task;
       }
-      const parentReady = below.then(() => {});
-      parentReady.catch(() => {}); // reported by the layer below
-      // Places taken here, bottom first, start the unpacks (and so the
-      // downloads) bottom first, whenever each layer's staging is ready.
-      const task = applyLayer(store, unpacker.place(), signal, {
-        blob: layer,
-        subject: `${s} layer ${i + 1}`,
-        diffId: diffIds[i],
-        id: chains[i],
-        parent: chains[i - 1],
-        parentReady,
-        keepBlob: options.keepBlobs === true,
-        onBytes: (bytes) => onProgress?.({ ...base, bytes, state: "apply" }),
-      }).then((size) => {
-        if (size >= 0) made.push(chains[i]);
-        onProgress?.({ ...base, bytes: size, state: "done" });
-        return size;
-      });
-      task.catch(() => {});
-      tasks.push(task);
-      below = task;
+    } catch (e) {
+      stopStarted.abort(e);
+      await Promise.allSettled(tasks);
+      throw e;
     }
     const settled = await Promise.allSettled(tasks);
     signal?.throwIfAborted(); // its reason, not what it made of the streams

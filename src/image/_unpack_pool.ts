@@ -25,6 +25,10 @@
  * An aborted job stops at its next chunk, even one already handed over (a
  * worker polls a shared flag: a small compressed chunk can hold megabytes
  * of tar), and settles only once the worker has let go of its staging.
+ * A worker that dies (its module fails, it runs out of memory) fails the
+ * job it runs and is terminated; the file descriptors it had opened
+ * through libc cannot be closed from here and stay open until the process
+ * ends (a crash, not a path any input can take).
  *
  * @module
  */
@@ -363,6 +367,11 @@ export function workerUnpacker(
       }
     }
   }, () => {
+    // A job still running fails (terminate() fires no event: it would
+    // never settle, and its source would stay open).
+    for (const fail of running.values()) {
+      fail(new Error("The unpack pool was closed while a layer unpacked"));
+    }
     for (const w of all) w.terminate();
     all.clear();
     idle.length = 0;

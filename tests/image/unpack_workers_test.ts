@@ -585,3 +585,48 @@ Deno.test("unpack workers: a worker that fails to load while its job waits for b
   }
   assert.deepEqual(await workersGone(before), []);
 });
+
+Deno.test("unpack workers: closing the pool fails a job still running and releases its source", async () => {
+  const root = await Deno.makeTempDir();
+  const before = workerThreads();
+  const pool = workerUnpacker(1);
+  try {
+    const l = buildLayer(await layerTar([{ name: "f", content: "x" }]), "gzip");
+    let cancelled = false;
+    let sent = 0;
+    const source = new ReadableStream<Uint8Array>({
+      pull(c) {
+        // Half the blob, then nothing: the job cannot end by itself.
+        if (sent > 0) return new Promise(() => {});
+        sent = l.blob.length >> 1;
+        c.enqueue(l.blob.subarray(0, sent));
+      },
+      cancel() {
+        cancelled = true;
+      },
+    }, { highWaterMark: 0 });
+    const job = pool.run(
+      {
+        subject: "img layer 1",
+        label: "blob",
+        digest: sha(l.blob),
+        diffId: l.diffId,
+        compression: "gzip",
+      },
+      () => ({ stream: source, size: l.blob.length }),
+      await staging(root, "a"),
+      () => {},
+    ).catch((e) => e);
+    while (sent === 0) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 200)); // the worker has it
+    pool.close();
+    const got = await job;
+    assert.ok(got instanceof Error, String(got));
+    assert.match(got.message, /pool was closed/);
+    assert.ok(cancelled);
+  } finally {
+    pool.close();
+    await Deno.remove(root, { recursive: true });
+  }
+  assert.deepEqual(await workersGone(before), []);
+});
