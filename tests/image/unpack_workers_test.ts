@@ -502,11 +502,39 @@ Deno.test("unpack workers: Deno's own errors, layerfs errors of the same name an
   assert.equal(dom.message, "no clone");
 });
 
-Deno.test("unpack workers: a progress callback that throws fails its job, not the process; the worker stays usable", async () => {
+/** The job of gzip layer `l`, checked against its digest and DiffID. */
+function gzipJob(l: { blob: Uint8Array; diffId: string }): UnpackJob {
+  return {
+    subject: "img layer 1",
+    label: "blob",
+    digest: sha(l.blob),
+    diffId: l.diffId,
+    compression: "gzip",
+  };
+}
+
+/**
+ * Runs `body` with a temp dir and `pool`; then closes the pool, removes the
+ * dir and checks that no worker thread it started is left.
+ */
+async function withPool(
+  pool: Unpacker,
+  body: (root: string, before: string[]) => Promise<void>,
+): Promise<void> {
   const root = await Deno.makeTempDir();
   const before = workerThreads();
-  const pool = workerUnpacker(1);
   try {
+    await body(root, before);
+  } finally {
+    pool.close();
+    await Deno.remove(root, { recursive: true });
+  }
+  assert.deepEqual(await workersGone(before), []);
+}
+
+Deno.test("unpack workers: a progress callback that throws fails its job, not the process; the worker stays usable", async () => {
+  const pool = workerUnpacker(1);
+  await withPool(pool, async (root, before) => {
     const tar = await layerTar(
       Array.from({ length: 20 }, (_, f) => ({
         name: `f${f}`,
@@ -515,13 +543,6 @@ Deno.test("unpack workers: a progress callback that throws fails its job, not th
     );
     const l = buildLayer(tar, "gzip");
     const boom = new Error("progress display failed");
-    const job = {
-      subject: "img layer 1",
-      label: "blob",
-      digest: sha(l.blob),
-      diffId: l.diffId,
-      compression: "gzip" as const,
-    };
     const open = () => ({
       stream: ReadableStream.from([
         l.blob.subarray(0, 100),
@@ -529,26 +550,31 @@ Deno.test("unpack workers: a progress callback that throws fails its job, not th
       ]),
       size: l.blob.length,
     });
-    const got = await pool.run(job, open, await staging(root, "a"), () => {
-      throw boom;
-    }).catch((e) => e);
+    const got = await pool.run(
+      gzipJob(l),
+      open,
+      await staging(root, "a"),
+      () => {
+        throw boom;
+      },
+    ).catch((e) => e);
     assert.equal(got, boom);
     // The same worker takes the next job and completes it.
-    const size = await pool.run(job, open, await staging(root, "b"), () => {});
+    const size = await pool.run(
+      gzipJob(l),
+      open,
+      await staging(root, "b"),
+      () => {},
+    );
     assert.equal(size, tar.length);
     // One worker did both.
     assert.equal(workerThreads().filter((t) => !before.includes(t)).length, 1);
-  } finally {
-    pool.close();
-    await Deno.remove(root, { recursive: true });
-  }
-  assert.deepEqual(await workersGone(before), []);
+  });
 });
 
 Deno.test("unpack workers: a worker that fails to load while its job waits for bytes fails that job, not the process", async () => {
-  const root = await Deno.makeTempDir();
-  const before = workerThreads();
-  const bad = `${root}/bad_worker.ts`;
+  const dir = await Deno.makeTempDir();
+  const bad = `${dir}/bad_worker.ts`;
   await Deno.writeTextFile(bad, 'throw new Error("no such worker");\n');
   // Split: the job decodes on this thread and posts to the worker only once
   // its first bytes came, well after the worker's module failed.
@@ -557,40 +583,35 @@ Deno.test("unpack workers: a worker that fails to load while its job waits for b
     workerUrl: new URL(`file://${bad}`).href,
   });
   try {
-    const l = buildLayer(await layerTar([{ name: "f", content: "x" }]), "gzip");
-    const source = new ReadableStream<Uint8Array>({
-      async pull(c) {
-        await new Promise((r) => setTimeout(r, 500));
-        c.enqueue(l.blob);
-        c.close();
-      },
+    await withPool(pool, async (root) => {
+      const l = buildLayer(
+        await layerTar([{ name: "f", content: "x" }]),
+        "gzip",
+      );
+      const source = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          await new Promise((r) => setTimeout(r, 500));
+          c.enqueue(l.blob);
+          c.close();
+        },
+      });
+      const got = await pool.run(
+        gzipJob(l),
+        () => ({ stream: source, size: l.blob.length }),
+        await staging(root, "a"),
+        () => {},
+      ).catch((e) => e);
+      assert.ok(got instanceof Error, String(got));
+      assert.match(got.message, /The unpack worker failed: .*no such worker/);
     });
-    const got = await pool.run(
-      {
-        subject: "img layer 1",
-        label: "blob",
-        digest: sha(l.blob),
-        diffId: l.diffId,
-        compression: "gzip",
-      },
-      () => ({ stream: source, size: l.blob.length }),
-      await staging(root, "a"),
-      () => {},
-    ).catch((e) => e);
-    assert.ok(got instanceof Error, String(got));
-    assert.match(got.message, /The unpack worker failed: .*no such worker/);
   } finally {
-    pool.close();
-    await Deno.remove(root, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
   }
-  assert.deepEqual(await workersGone(before), []);
 });
 
 Deno.test("unpack workers: closing the pool fails a job still running and releases its source", async () => {
-  const root = await Deno.makeTempDir();
-  const before = workerThreads();
   const pool = workerUnpacker(1);
-  try {
+  await withPool(pool, async (root) => {
     const l = buildLayer(await layerTar([{ name: "f", content: "x" }]), "gzip");
     let cancelled = false;
     let sent = 0;
@@ -606,13 +627,7 @@ Deno.test("unpack workers: closing the pool fails a job still running and releas
       },
     }, { highWaterMark: 0 });
     const job = pool.run(
-      {
-        subject: "img layer 1",
-        label: "blob",
-        digest: sha(l.blob),
-        diffId: l.diffId,
-        compression: "gzip",
-      },
+      gzipJob(l),
       () => ({ stream: source, size: l.blob.length }),
       await staging(root, "a"),
       () => {},
@@ -624,9 +639,5 @@ Deno.test("unpack workers: closing the pool fails a job still running and releas
     assert.ok(got instanceof Error, String(got));
     assert.match(got.message, /pool was closed/);
     assert.ok(cancelled);
-  } finally {
-    pool.close();
-    await Deno.remove(root, { recursive: true });
-  }
-  assert.deepEqual(await workersGone(before), []);
+  });
 });
