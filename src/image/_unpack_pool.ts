@@ -36,7 +36,7 @@
 import type { StagedLayer } from "../store/_chain.ts";
 import { unpackChecked, type UnpackJob, unpackLayer } from "./_unpack.ts";
 import type { WorkerJob, WorkerReply } from "./_unpack_worker.ts";
-import { ErrorBook, owned, sendStream } from "./_wire.ts";
+import { coalesced, ErrorBook, owned, sendStream } from "./_wire.ts";
 
 /** A layer's blob, opened: its bytes, and its size when known. */
 export interface Opened {
@@ -192,6 +192,13 @@ const WORKER_URL = new URL("./_unpack_worker.ts", import.meta.url).href;
 /** Bytes of plain tar per message to an extracting worker. */
 const TAR_BATCH = 512 << 10;
 
+/**
+ * Least bytes of a blob per message to a worker: an HTTP body comes in
+ * chunks of 16-64 KiB, and each message costs both threads an event; in
+ * batches a 4-layer pull took 6% less CPU (1.08 against 1.15 s).
+ */
+const BLOB_BATCH = 256 << 10;
+
 /** How {@link workerUnpacker} splits jobs between threads. */
 export interface PoolOptions {
   /**
@@ -321,7 +328,8 @@ export function workerUnpacker(
     signal: AbortSignal | undefined,
   ): Promise<number> => {
     if (decodeFree <= 0) {
-      return await runOn(w, job, stream, staged, onBytes, signal);
+      const blob = coalesced(stream, BLOB_BATCH);
+      return await runOn(w, job, blob, staged, onBytes, signal);
     }
     decodeFree--;
     try {

@@ -302,6 +302,59 @@ export function owned(
 }
 
 /**
+ * `input`'s bytes with its small chunks joined into batches of at least
+ * `min` bytes (one fresh buffer each; a chunk of `min` bytes or more
+ * passes as it is): fewer, larger messages for {@link sendStream}. The
+ * input's chunks are held until their batch is full, so its producer must
+ * not reuse their buffers (an HTTP body, a file read, do not). An error of
+ * `input` comes after the bytes before it.
+ */
+export function coalesced(
+  input: ReadableStream<Uint8Array>,
+  min: number,
+): ReadableStream<Uint8Array> {
+  const reader = input.getReader();
+  let failed: { error: unknown } | undefined;
+  /** One buffer holding `parts`, which the caller no longer reads. */
+  const joined = (parts: Uint8Array[], n: number) => {
+    if (parts.length === 1) return parts[0];
+    const buf = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) {
+      buf.set(p, at);
+      at += p.length;
+    }
+    return buf;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(c) {
+      if (failed) throw failed.error;
+      const parts: Uint8Array[] = [];
+      let n = 0;
+      while (n < min) {
+        let r: ReadableStreamReadResult<Uint8Array>;
+        try {
+          r = await reader.read();
+        } catch (error) {
+          if (n === 0) throw error;
+          failed = { error };
+          break;
+        }
+        if (r.done) {
+          if (n > 0) c.enqueue(joined(parts, n));
+          c.close();
+          return;
+        }
+        parts.push(r.value);
+        n += r.value.length;
+      }
+      c.enqueue(joined(parts, n));
+    },
+    cancel: (reason) => reader.cancel(reason),
+  }, { highWaterMark: 0 });
+}
+
+/**
  * The stream {@link sendStream} sends, read on the other side of `port`;
  * `onEnd` gets the sender's trailer before the stream closes.
  */

@@ -184,6 +184,8 @@ export async function pullImage(
         label: `${r.name}@sha256:${l.digest}`,
         digest: l.digest,
         size: l.size,
+        // getBlob checks digest and size as it streams (for its resumes).
+        selfVerifying: true,
         // Decoded as its media type says (a gzip type with zstd bytes fails).
         compression: LAYER_TYPES[l.mediaType ?? ""],
         open: () => ({

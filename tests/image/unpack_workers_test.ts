@@ -22,7 +22,7 @@ import {
   workerUnpacker,
 } from "../../src/image/_unpack_pool.ts";
 import type { UnpackJob } from "../../src/image/_unpack.ts";
-import { ErrorBook, owned } from "../../src/image/_wire.ts";
+import { coalesced, ErrorBook, owned } from "../../src/image/_wire.ts";
 import { buildLayer, layerTar, sha } from "./_images.ts";
 import { fdsUnder } from "../_fds.ts";
 import { workersGone, workerThreads } from "../_threads.ts";
@@ -640,4 +640,47 @@ Deno.test("unpack workers: closing the pool fails a job still running and releas
     assert.match(got.message, /pool was closed/);
     assert.ok(cancelled);
   });
+});
+
+Deno.test("unpack workers: coalesced() joins small chunks into batches of at least min bytes, passes big ones, and an error comes after the bytes before it", async () => {
+  const cut = new RangeError("cut");
+  const sizes = [3, 0, 2, 9, 1, 1];
+  let next = 0;
+  const reader = coalesced(
+    new ReadableStream<Uint8Array>({
+      pull(c) {
+        const n = sizes.shift();
+        if (n === undefined) return c.error(cut);
+        c.enqueue(new Uint8Array(n).map(() => next++));
+      },
+    }, { highWaterMark: 0 }),
+    4,
+  ).getReader();
+  const got: number[][] = [];
+  let err: unknown;
+  for (;;) {
+    try {
+      const r = await reader.read();
+      if (r.done) break;
+      got.push([...r.value]);
+    } catch (e) {
+      err = e;
+      break;
+    }
+  }
+  // 3+0+2 -> one batch of 5; 9 passes as it is; 1+1 then the error.
+  assert.deepEqual(got, [
+    [0, 1, 2, 3, 4],
+    [5, 6, 7, 8, 9, 10, 11, 12, 13],
+    [14, 15],
+  ]);
+  assert.equal(err, cut);
+  // The end: what is left goes, then the stream closes.
+  const all = await new Response(
+    coalesced(
+      ReadableStream.from([new Uint8Array([1]), new Uint8Array([2])]),
+      8,
+    ),
+  ).bytes();
+  assert.deepEqual([...all], [1, 2]);
 });

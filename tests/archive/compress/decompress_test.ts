@@ -14,6 +14,7 @@ import {
 import { InvalidArchive, openStore } from "../../../mod.ts";
 import { tempDir } from "../../_privileged.ts";
 import { concat } from "../../_bytes.ts";
+import { gzipDecoders } from "./_decoders.ts";
 
 async function sh(cmd: string, cwd: string): Promise<void> {
   const out = await new Deno.Command("sh", { args: ["-c", cmd], cwd })
@@ -61,6 +62,29 @@ async function run(bytes: Uint8Array, size?: number) {
   }
 }
 
+/** `parts` as a stream, one chunk each. */
+function fromParts(parts: Uint8Array[]): ReadableStream<Uint8Array> {
+  return new ReadableStream({
+    pull(c) {
+      const p = parts.shift();
+      if (p === undefined) c.close();
+      else c.enqueue(p.slice());
+    },
+  });
+}
+
+/** `stream`, decoded as gzip, is refused with `why`. */
+async function refusedStream(stream: ReadableStream<Uint8Array>, why: RegExp) {
+  await assert.rejects(
+    readAll(decompressStream(stream, "gzip", { name: "in" })),
+    (e) => {
+      assert.ok(e instanceof InvalidArchive, String(e));
+      assert.match(e.message, why);
+      return true;
+    },
+  );
+}
+
 async function refused(bytes: Uint8Array, why: RegExp, size?: number) {
   const r = await run(bytes, size);
   assert.ok(r.error instanceof InvalidArchive, `not refused: ${r.error}`);
@@ -73,44 +97,50 @@ function u32le(n: number): number[] {
   return [n & 255, (n >>> 8) & 255, (n >>> 16) & 255, n >>> 24];
 }
 
-Deno.test("decompress: what gzip and zstd accept comes back byte for byte, in any chunking", async () => {
-  await using tmp = await tempDir();
-  const { tar, gz, zst } = await inputs(tmp.path);
-  const skippable = new Uint8Array([
-    ...u32le(0x184d2a53),
-    ...u32le(3),
-    1,
-    2,
-    3,
-  ]);
-  const cases: [string, Uint8Array, Uint8Array][] = [
-    ["gzip", gz, tar],
-    ["zstd", zst, tar],
-    ["gzip members", concat([gz, gz]), concat([tar, tar])],
-    ["zstd frames", concat([zst, zst]), concat([tar, tar])],
-    ["skippable frames", concat([skippable, zst, skippable]), tar],
-  ];
-  for (const [what, input, want] of cases) {
-    for (const size of [1 << 20, 4096, 7]) {
-      if (size === 7 && input.length > 300000) continue; // slow, not different
-      const r = await run(input, size);
-      assert.equal(r.error, undefined, `${what}/${size}: ${r.error}`);
-      assert.equal(r.out!.length, want.length, `${what}/${size}`);
-      assert.ok(r.out!.every((b, i) => b === want[i]), `${what}/${size}`);
+for (const decoder of gzipDecoders()) {
+  Deno.test(`decompress (gzip by ${decoder.name}): what gzip and zstd accept comes back byte for byte, in any chunking`, async () => {
+    using _ = decoder.use();
+    await using tmp = await tempDir();
+    const { tar, gz, zst } = await inputs(tmp.path);
+    const skippable = new Uint8Array([
+      ...u32le(0x184d2a53),
+      ...u32le(3),
+      1,
+      2,
+      3,
+    ]);
+    const cases: [string, Uint8Array, Uint8Array][] = [
+      ["gzip", gz, tar],
+      ["zstd", zst, tar],
+      ["gzip members", concat([gz, gz]), concat([tar, tar])],
+      ["zstd frames", concat([zst, zst]), concat([tar, tar])],
+      ["skippable frames", concat([skippable, zst, skippable]), tar],
+    ];
+    for (const [what, input, want] of cases) {
+      for (const size of [1 << 20, 4096, 7]) {
+        if (size === 7 && input.length > 300000) continue; // slow, not different
+        const r = await run(input, size);
+        assert.equal(r.error, undefined, `${what}/${size}: ${r.error}`);
+        assert.equal(r.out!.length, want.length, `${what}/${size}`);
+        assert.ok(r.out!.every((b, i) => b === want[i]), `${what}/${size}`);
+      }
     }
-  }
-  // The reference tools agree on the concatenations.
-  await Deno.writeFile(`${tmp.path}/two.zst`, concat([skippable, zst, zst]));
-  await sh("zstd -t -q two.zst", tmp.path);
-  // Small inputs through every chunk boundary of the frame scanner.
-  const small = await readAll(
-    new Blob(["hello, frames"]).stream().pipeThrough(compressor("zstd")),
-  );
-  for (let size = 1; size <= small.length; size++) {
-    const r = await run(concat([small, skippable, small]), size);
-    assert.equal(new TextDecoder().decode(r.out), "hello, frameshello, frames");
-  }
-});
+    // The reference tools agree on the concatenations.
+    await Deno.writeFile(`${tmp.path}/two.zst`, concat([skippable, zst, zst]));
+    await sh("zstd -t -q two.zst", tmp.path);
+    // Small inputs through every chunk boundary of the frame scanner.
+    const small = await readAll(
+      new Blob(["hello, frames"]).stream().pipeThrough(compressor("zstd")),
+    );
+    for (let size = 1; size <= small.length; size++) {
+      const r = await run(concat([small, skippable, small]), size);
+      assert.equal(
+        new TextDecoder().decode(r.out),
+        "hello, frameshello, frames",
+      );
+    }
+  });
+}
 
 Deno.test("decompress: a zstd cut anywhere, or missing its checksum, is truncated", async () => {
   await using tmp = await tempDir();
@@ -146,31 +176,51 @@ Deno.test("decompress: a zstd checksum mismatch and trailing garbage are refused
   );
 });
 
-Deno.test("decompress: gzip CRC, ISIZE, truncation and trailing bytes are checked", async () => {
-  await using tmp = await tempDir();
-  const { gz } = await inputs(tmp.path);
-  const crc = gz.slice();
-  crc.fill(0, gz.length - 8, gz.length - 4);
-  await refused(crc, /the gzip CRC-32 does not match the data/);
-  const isize = gz.slice();
-  isize.fill(0, gz.length - 4);
-  await refused(isize, /the gzip length \(ISIZE\) does not match/);
-  for (const n of [2, 10, 1000, gz.length >> 1, gz.length - 8, gz.length - 1]) {
+for (const decoder of gzipDecoders()) {
+  Deno.test(`decompress (gzip by ${decoder.name}): gzip CRC, ISIZE, truncation and trailing bytes are checked`, async () => {
+    using _ = decoder.use();
+    await using tmp = await tempDir();
+    const { gz } = await inputs(tmp.path);
+    const crc = gz.slice();
+    crc.fill(0, gz.length - 8, gz.length - 4);
+    await refused(crc, /the gzip CRC-32 does not match the data/);
+    const isize = gz.slice();
+    isize.fill(0, gz.length - 4);
+    await refused(isize, /the gzip length \(ISIZE\) does not match/);
+    for (
+      const n of [2, 10, 1000, gz.length >> 1, gz.length - 8, gz.length - 1]
+    ) {
+      await refused(
+        gz.subarray(0, n),
+        /the gzip stream is truncated \(ends inside a member\)/,
+      );
+    }
     await refused(
-      gz.subarray(0, n),
-      /the gzip stream is truncated \(ends inside a member\)/,
+      concat([gz, new TextEncoder().encode("garbage!")]),
+      /not another gzip member/,
     );
-  }
-  await refused(
-    concat([gz, new TextEncoder().encode("garbage!")]),
-    /not another gzip member/,
-  );
-  // Zero padding too (GNU gzip ignores it; Go's reader, like ours, does not).
-  await refused(
-    concat([gz, new Uint8Array(100)]),
-    /100 bytes after the end of the gzip data \(at byte \d+\)/,
-  );
-});
+    // Zero padding too (GNU gzip ignores it; Go's reader, like ours, does not).
+    await refused(
+      concat([gz, new Uint8Array(100)]),
+      /100 bytes after the end of the gzip data \(at byte \d+\)/,
+    );
+    // The trailer cut across chunks (the last 10 bytes one by one): CRC and
+    // ISIZE still told apart.
+    const spread = (b: Uint8Array) =>
+      fromParts([
+        b.subarray(0, b.length - 10),
+        ...Array.from(b.subarray(b.length - 10), (x) => new Uint8Array([x])),
+      ]);
+    await refusedStream(spread(crc), /the gzip CRC-32 does not match the data/);
+    await refusedStream(
+      spread(isize),
+      /the gzip length \(ISIZE\) does not match/,
+    );
+    await refusedStream(spread(gz.subarray(0, gz.length - 1)), /truncated/);
+    const out = await readAll(decompressStream(spread(gz), "gzip"));
+    assert.equal(out.length, (await inputs(tmp.path)).tar.length);
+  });
+}
 
 Deno.test("detectCompression: gzip, zstd (also from a skippable frame), none; xz and bzip2 refused with the fix", () => {
   assert.equal(detectCompression(new Uint8Array([0x1f, 0x8b, 8])), "gzip");
@@ -191,27 +241,30 @@ Deno.test("detectCompression: gzip, zstd (also from a skippable frame), none; xz
   );
 });
 
-Deno.test("decompressStream: cancelling the output cancels the input", async () => {
-  let cancelled: unknown;
-  const gz = await readAll(
-    new Blob([new Uint8Array(1 << 20)]).stream().pipeThrough(
-      compressor("gzip"),
-    ),
-  );
-  const input = new ReadableStream<Uint8Array>({
-    start(c) {
-      c.enqueue(gz.subarray(0, 1000));
-    },
-    cancel(r) {
-      cancelled = r;
-    },
+for (const decoder of gzipDecoders()) {
+  Deno.test(`decompressStream (gzip by ${decoder.name}): cancelling the output cancels the input`, async () => {
+    using _ = decoder.use();
+    let cancelled: unknown;
+    const gz = await readAll(
+      new Blob([new Uint8Array(1 << 20)]).stream().pipeThrough(
+        compressor("gzip"),
+      ),
+    );
+    const input = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(gz.subarray(0, 1000));
+      },
+      cancel(r) {
+        cancelled = r;
+      },
+    });
+    const out = decompressStream(input, "gzip");
+    const reader = out.getReader();
+    await reader.read();
+    await reader.cancel("enough");
+    assert.equal(cancelled, "enough");
   });
-  const out = decompressStream(input, "gzip");
-  const reader = out.getReader();
-  await reader.read();
-  await reader.cancel("enough");
-  assert.equal(cancelled, "enough");
-});
+}
 
 Deno.test("applyDiff takes gzip and zstd tars as a stream, bytes or a file; a cut one leaves no layer", async () => {
   await using tmp = await tempDir();
