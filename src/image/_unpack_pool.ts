@@ -19,7 +19,8 @@
  *
  * A job's source is opened when the job starts and read only as fast as
  * it unpacks, so `size` bounds the downloads too; jobs start in the order
- * their places were taken ({@link Unpacker.place}: bottom layer first),
+ * their places were taken ({@link Unpacker.place}; `storeImage` takes the
+ * largest layer's first, then the others bottom first),
  * whatever order their callers reach `run` in, so `parallel: 1` fetches one
  * blob after another, bottom first, like podman's `--max-parallel-downloads`.
  * An aborted job stops at its next chunk, even one already handed over (a
@@ -76,6 +77,8 @@ export interface Unpacker {
   run: RunUnpack;
   /** Terminates idle workers (call when no job runs any more). */
   close(): void;
+  /** Jobs it runs at once. */
+  readonly slots: number;
 }
 
 /** Runs at most `n` of the given jobs at once, in the order they were handed in. */
@@ -170,6 +173,7 @@ function queued(
     run: (job, open, staged, onBytes, signal) =>
       place().run(job, open, staged, onBytes, signal),
     close,
+    slots: n,
   };
 }
 

@@ -10,11 +10,13 @@ import assert from "node:assert/strict";
 import { listImages, loadImage, openStore } from "../../mod.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
 import { workersGone, workerThreads } from "../_threads.ts";
+import { storeImage } from "../../src/image/_store_image.ts";
 import {
   buildImage,
   buildLayer,
   hashedTree,
   layerTar,
+  sha,
   writeOciLayout,
 } from "./_images.ts";
 
@@ -120,6 +122,56 @@ privilegedTest(
       assert.deepEqual(await workersGone(before), []);
     } finally {
       store.close();
+    }
+  },
+);
+
+privilegedTest(
+  "image (overlay): with slots to share, the largest missing layer's blob is opened first, the rest bottom first",
+  async () => {
+    await using tmp = await tempDir();
+    const layer = async (name: string, bytes: number) =>
+      buildLayer(
+        await layerTar([{ name, content: "x".repeat(bytes) }]),
+        "gzip",
+      );
+    // The top layer is the largest; the bottom one second largest.
+    const built = [
+      await layer("a", 3000),
+      await layer("b", 1000),
+      await layer("c", 2000),
+      await layer("d", 400000),
+    ];
+    const img = buildImage(built);
+    for (const [parallel, want] of [[2, [3, 0, 1, 2]], [1, [0, 1, 2, 3]]]) {
+      const store = await openStore({
+        root: `${tmp.path}/p${parallel}`,
+        backend: "overlay",
+      });
+      try {
+        const opened: number[] = [];
+        const stored = await storeImage(store, {
+          subject: "order:1",
+          refs: ["order:1"],
+          config: img.config,
+          layers: built.map((l, i) => ({
+            label: `layer ${i + 1}`,
+            digest: sha(l.blob),
+            size: l.blob.length,
+            compression: "gzip",
+            open: () => {
+              opened.push(i);
+              // A copy: a worker takes the buffer of a chunk it is sent.
+              return { stream: ReadableStream.from([l.blob.slice()]) };
+            },
+          })),
+        }, { parallel: parallel as number });
+        assert.deepEqual(stored.layers, img.chains);
+        // With two slots the first two open at once: the largest, then the bottom.
+        assert.deepEqual(opened, want, `parallel ${parallel}`);
+      } finally {
+        store.close();
+      }
     }
   },
 );
