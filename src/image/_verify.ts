@@ -19,7 +19,9 @@ export class HashedStream {
   /** The stream to hand to a consumer (it pulls only on demand). */
   readonly stream: ReadableStream<Uint8Array>;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #hash = nodeCrypto().createHash("sha256");
+  readonly #hash:
+    | ReturnType<ReturnType<typeof nodeCrypto>["createHash"]>
+    | null;
   readonly #max: number;
   readonly #subject: string;
   readonly #onBytes: (n: number) => void;
@@ -31,13 +33,16 @@ export class HashedStream {
    * @param subject Names them in errors.
    * @param max More bytes than this is an error (default: no cap).
    * @param onBytes Told each chunk's length.
+   * @param hash Whether to hash (without, {@link digest} throws): a source that checks itself needs no second hash.
    */
   constructor(
     input: ReadableStream<Uint8Array>,
     subject: string,
     max = Infinity,
     onBytes: (n: number) => void = () => {},
+    hash = true,
   ) {
+    this.#hash = hash ? nodeCrypto().createHash("sha256") : null;
     this.#reader = input.getReader();
     this.#subject = subject;
     this.#max = max;
@@ -68,7 +73,7 @@ export class HashedStream {
           `it is longer than the ${this.#max} bytes its descriptor says`,
         );
       }
-      this.#hash.update(r.value);
+      this.#hash?.update(r.value);
       this.#onBytes(r.value.length);
       return r.value;
     });
@@ -83,6 +88,7 @@ export class HashedStream {
 
   /** The sha256 hex of every byte seen; call after the end. */
   digest(): string {
+    if (this.#hash === null) throw new Error("internal: a stream not hashed");
     return this.#hash.copy().digest("hex");
   }
 
