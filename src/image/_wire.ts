@@ -143,7 +143,7 @@ const REF_FIELD = "__wireRef";
 
 /** Messages of a byte stream on a port. */
 type ToReader =
-  | { chunk: Uint8Array }
+  | { chunks: Uint8Array[] }
   | { end: true; trailer?: string }
   | { error: WireError };
 type ToSender = { pull: number } | { cancel: true };
@@ -160,15 +160,19 @@ export interface Sending {
 }
 
 /**
- * Sends `stream` over `port` as the reader on the other side pulls it.
- * The port is closed when the stream ended, failed or was stopped. At the
- * end, `trailer` (when given) is called and its string goes with it.
+ * Sends `stream` over `port` as the reader on the other side pulls it, in
+ * messages of at least `batch` bytes (chunks gathered, not joined: each
+ * message costs both threads an event, and an HTTP body comes in chunks of
+ * 16-64 KiB). The port is closed when the stream ended, failed or was
+ * stopped. At the end, `trailer` (when given) is called and its string
+ * goes with it; an error comes after the bytes read before it.
  */
 export function sendStream(
   stream: ReadableStream<Uint8Array>,
   port: MessagePort,
   book: ErrorBook,
   trailer?: () => string,
+  batch = 0,
 ): Sending {
   const reader = stream.getReader();
   let wanted = 0;
@@ -179,45 +183,61 @@ export function sendStream(
     finished = true;
     port.close();
   };
+  let failed: { error: unknown } | undefined; // after the bytes before it
+  const post = (chunks: Uint8Array[]) => {
+    const transfer = chunks.map((c) => c.buffer as ArrayBuffer);
+    port.postMessage({ chunks } satisfies ToReader, transfer);
+  };
   const pump = async () => {
     if (pumping) return;
     pumping = true;
     try {
       while (wanted > 0 && !finished) {
-        let r: ReadableStreamReadResult<Uint8Array>;
-        try {
-          r = await reader.read();
-        } catch (e) {
-          if (finished) return;
-          port.postMessage({ error: book.encode(e) } satisfies ToReader);
-          finish();
-          return;
-        }
-        if (finished) return;
-        if (r.done) {
-          let end: ToReader;
+        const chunks: Uint8Array[] = [];
+        let n = 0;
+        let end: ToReader | undefined;
+        while (end === undefined && (n === 0 || n < batch)) {
+          let r: ReadableStreamReadResult<Uint8Array>;
           try {
-            end = { end: true, trailer: trailer?.() };
+            if (failed) throw failed.error;
+            r = await reader.read();
           } catch (e) {
+            if (finished) return;
+            if (n > 0) {
+              failed = { error: e };
+              break;
+            }
             end = { error: book.encode(e) };
+            break;
           }
+          if (finished) return;
+          if (r.done) {
+            try {
+              end = { end: true, trailer: trailer?.() };
+            } catch (e) {
+              end = { error: book.encode(e) };
+            }
+            break;
+          }
+          const c = r.value;
+          // An empty chunk carries nothing, and its buffer may be a shared
+          // empty one already transferred (node:zlib emits such chunks).
+          if (c.byteLength === 0) continue;
+          const owns = c.byteOffset === 0 &&
+            c.byteLength === c.buffer.byteLength &&
+            c.buffer instanceof ArrayBuffer;
+          chunks.push(owns ? c : c.slice());
+          n += c.byteLength;
+        }
+        if (chunks.length > 0) {
+          wanted--;
+          post(chunks);
+        }
+        if (end !== undefined) {
           port.postMessage(end);
           finish();
           return;
         }
-        const c = r.value;
-        // An empty chunk carries nothing, and its buffer may be a shared
-        // empty one already transferred (node:zlib emits such chunks).
-        if (c.byteLength === 0) continue;
-        wanted--;
-        const owns = c.byteOffset === 0 &&
-          c.byteLength === c.buffer.byteLength &&
-          c.buffer instanceof ArrayBuffer;
-        const chunk = owns ? c : c.slice();
-        port.postMessage(
-          { chunk } satisfies ToReader,
-          [chunk.buffer as ArrayBuffer],
-        );
       }
     } finally {
       pumping = false;
@@ -302,59 +322,6 @@ export function owned(
 }
 
 /**
- * `input`'s bytes with its small chunks joined into batches of at least
- * `min` bytes (one fresh buffer each; a chunk of `min` bytes or more
- * passes as it is): fewer, larger messages for {@link sendStream}. The
- * input's chunks are held until their batch is full, so its producer must
- * not reuse their buffers (an HTTP body, a file read, do not). An error of
- * `input` comes after the bytes before it.
- */
-export function coalesced(
-  input: ReadableStream<Uint8Array>,
-  min: number,
-): ReadableStream<Uint8Array> {
-  const reader = input.getReader();
-  let failed: { error: unknown } | undefined;
-  /** One buffer holding `parts`, which the caller no longer reads. */
-  const joined = (parts: Uint8Array[], n: number) => {
-    if (parts.length === 1) return parts[0];
-    const buf = new Uint8Array(n);
-    let at = 0;
-    for (const p of parts) {
-      buf.set(p, at);
-      at += p.length;
-    }
-    return buf;
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
-      if (failed) throw failed.error;
-      const parts: Uint8Array[] = [];
-      let n = 0;
-      while (n < min) {
-        let r: ReadableStreamReadResult<Uint8Array>;
-        try {
-          r = await reader.read();
-        } catch (error) {
-          if (n === 0) throw error;
-          failed = { error };
-          break;
-        }
-        if (r.done) {
-          if (n > 0) c.enqueue(joined(parts, n));
-          c.close();
-          return;
-        }
-        parts.push(r.value);
-        n += r.value.length;
-      }
-      c.enqueue(joined(parts, n));
-    },
-    cancel: (reason) => reader.cancel(reason),
-  }, { highWaterMark: 0 });
-}
-
-/**
  * The stream {@link sendStream} sends, read on the other side of `port`;
  * `onEnd` gets the sender's trailer before the stream closes.
  */
@@ -366,6 +333,7 @@ export function receiveStream(
   const queue: ToReader[] = [];
   let waiting: (() => void) | undefined;
   let asked = 0;
+  let pending: Uint8Array[] = []; // the rest of the last batch
   port.onmessage = (ev: MessageEvent<ToReader>) => {
     queue.push(ev.data);
     waiting?.();
@@ -378,16 +346,18 @@ export function receiveStream(
   };
   return new ReadableStream<Uint8Array>({
     async pull(c) {
+      if (pending.length > 0) return c.enqueue(pending.shift()!);
       ask();
       while (queue.length === 0) {
         await new Promise<void>((r) => waiting = r);
         waiting = undefined;
       }
       const m = queue.shift()!;
-      if ("chunk" in m) {
+      if ("chunks" in m) {
         asked--;
         ask();
-        c.enqueue(m.chunk);
+        pending = m.chunks;
+        c.enqueue(pending.shift()!);
       } else if ("end" in m) {
         port.close();
         onEnd?.(m.trailer);

@@ -22,7 +22,12 @@ import {
   workerUnpacker,
 } from "../../src/image/_unpack_pool.ts";
 import type { UnpackJob } from "../../src/image/_unpack.ts";
-import { coalesced, ErrorBook, owned } from "../../src/image/_wire.ts";
+import {
+  ErrorBook,
+  owned,
+  receiveStream,
+  sendStream,
+} from "../../src/image/_wire.ts";
 import { buildLayer, layerTar, sha } from "./_images.ts";
 import { fdsUnder } from "../_fds.ts";
 import { workersGone, workerThreads } from "../_threads.ts";
@@ -642,45 +647,38 @@ Deno.test("unpack workers: closing the pool fails a job still running and releas
   });
 });
 
-Deno.test("unpack workers: coalesced() joins small chunks into batches of at least min bytes, passes big ones, and an error comes after the bytes before it", async () => {
+Deno.test("unpack workers: sendStream posts chunks in batches of at least `batch` bytes, transferred, and an error comes after the bytes before it", async () => {
   const cut = new RangeError("cut");
-  const sizes = [3, 0, 2, 9, 1, 1];
+  const sent: Uint8Array[] = [];
   let next = 0;
-  const reader = coalesced(
-    new ReadableStream<Uint8Array>({
-      pull(c) {
-        const n = sizes.shift();
-        if (n === undefined) return c.error(cut);
-        c.enqueue(new Uint8Array(n).map(() => next++));
-      },
-    }, { highWaterMark: 0 }),
-    4,
-  ).getReader();
-  const got: number[][] = [];
+  const source = new ReadableStream<Uint8Array>({
+    pull(c) {
+      if (sent.length === 7) return c.error(cut);
+      const chunk = new Uint8Array(10).map(() => next++);
+      sent.push(chunk);
+      c.enqueue(chunk);
+    },
+  }, { highWaterMark: 0 });
+  const channel = new MessageChannel();
+  const messages: number[] = [];
+  const book = new ErrorBook();
+  const sending = sendStream(source, channel.port1, book, undefined, 25);
+  // Counted as they arrive (receiveStream takes them through onmessage).
+  channel.port2.addEventListener("message", (ev) => {
+    if (ev.data.chunks) messages.push(ev.data.chunks.length);
+  });
+  const got: number[] = [];
   let err: unknown;
-  for (;;) {
-    try {
-      const r = await reader.read();
-      if (r.done) break;
-      got.push([...r.value]);
-    } catch (e) {
-      err = e;
-      break;
-    }
+  try {
+    for await (const c of receiveStream(channel.port2, book)) got.push(...c);
+  } catch (e) {
+    err = e;
   }
-  // 3+0+2 -> one batch of 5; 9 passes as it is; 1+1 then the error.
-  assert.deepEqual(got, [
-    [0, 1, 2, 3, 4],
-    [5, 6, 7, 8, 9, 10, 11, 12, 13],
-    [14, 15],
-  ]);
-  assert.equal(err, cut);
-  // The end: what is left goes, then the stream closes.
-  const all = await new Response(
-    coalesced(
-      ReadableStream.from([new Uint8Array([1]), new Uint8Array([2])]),
-      8,
-    ),
-  ).bytes();
-  assert.deepEqual([...all], [1, 2]);
+  await sending.stop();
+  assert.ok(err instanceof RangeError && err.message === "cut", String(err));
+  assert.deepEqual(got, Array.from({ length: 70 }, (_, i) => i));
+  // 3 chunks (30 bytes) per message, then the last one before the error.
+  assert.deepEqual(messages, [3, 3, 1]);
+  // Transferred, not copied: the sender's buffers are detached.
+  assert.ok(sent.every((c) => c.byteLength === 0));
 });
