@@ -25,7 +25,7 @@ import {
   retryAfterMs,
   sleep,
 } from "./_http.ts";
-import { plainHttpAllowed, registryCaCerts } from "./tls.ts";
+import { isLoopback, plainHttpAllowed, registryCaCerts } from "./tls.ts";
 
 /** Settings shared by every host of one client. */
 export interface TransportSettings {
@@ -138,6 +138,12 @@ export class HostTransport {
   #clientReady?: Promise<Deno.HttpClient>;
   #scheme?: "https" | "http";
   #mayFallBack: boolean;
+  /** Whether the scheme was chosen (see {@link #chooseScheme}). */
+  #chosen = false;
+  /** Plain HTTP is being tried first; the first answer may still say TLS. */
+  #probing = false;
+  /** Whether certs.d has a CA for this host (known once the client is made). */
+  #ownCa = false;
   #auth?: AuthScheme;
   #tokens = new Map<string, Token>();
   #creds = new Map<string, Promise<Credentials | undefined>>();
@@ -162,10 +168,38 @@ export class HostTransport {
   #httpClient(): Promise<Deno.HttpClient> {
     this.#clientReady ??= registryCaCerts(this.name, this.#settings.certsDirs)
       .then((caCerts) => {
+        this.#ownCa = caCerts.length > 0;
         this.#client = Deno.createHttpClient(caCerts.length ? { caCerts } : {});
         return this.#client;
       });
     return this.#clientReady;
+  }
+
+  /**
+   * containerd's rule for a loopback registry (`localhost:5000`,
+   * `127.0.0.1:PORT`) on a port other than 443 and without a CA of its own
+   * in certs.d: plain HTTP first, since that is what such registries
+   * speak, and a TLS attempt that fails costs a handshake (~25 ms here).
+   * The first answer may still say the port speaks TLS (a non-JSON 400, as
+   * Go's and nginx's TLS servers give a plain request, or a dropped
+   * connection): then TLS after all, with the usual fallback.
+   */
+  async #chooseScheme(): Promise<void> {
+    if (this.#chosen) return;
+    this.#chosen = true;
+    if (this.#scheme !== undefined || !isLoopback(this.name)) return;
+    const port = /:(\d+)$/.exec(this.name)?.[1];
+    if (port === undefined || port === "443") return;
+    await this.#httpClient();
+    if (this.#ownCa) return;
+    this.#scheme = "http";
+    this.#probing = true;
+  }
+
+  /** The probe found TLS: back to HTTPS first, falling back as usual. */
+  #tryTls(): void {
+    this.#probing = false;
+    this.#scheme = undefined;
   }
 
   /** Closes the connection pool. */
@@ -328,6 +362,10 @@ export class HostTransport {
         res = await fetch(url, { ...init, redirect: "manual", signal });
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
+        // A TLS port may drop a plain request: no retries, TLS instead.
+        if (this.#probing && url.protocol === "http:" && replayable) {
+          throw new TryTls();
+        }
         if (
           url.protocol === "https:" && url.host === this.host &&
           // "http": a request running at the same time found it out first
@@ -388,6 +426,7 @@ export class HostTransport {
    * @throws {InsecureRegistry} a redirect to plain HTTP on a host that may not use it.
    */
   async request(spec: RequestSpec): Promise<Response> {
+    await this.#chooseScheme();
     const replayable = !(spec.body instanceof ReadableStream);
     let authRetried = false;
     let redirects = 0;
@@ -419,10 +458,27 @@ export class HostTransport {
           spec.signal,
         );
       } catch (e) {
+        if (e instanceof TryTls) {
+          this.#tryTls();
+          url = this.#resolve(spec.url);
+          continue;
+        }
         if (!(e instanceof FallBackToHttp)) throw e;
         this.#scheme = "http";
         url = this.#resolve(spec.url);
         continue;
+      }
+      if (this.#probing && sameOrigin) {
+        // The first answer over plain HTTP: a registry's errors are JSON.
+        const tls = res.status === 400 &&
+          !(res.headers.get("content-type") ?? "").includes("json");
+        if (tls && replayable) {
+          await discard(res);
+          this.#tryTls();
+          url = this.#resolve(spec.url);
+          continue;
+        }
+        this.#probing = false;
       }
       if (res.status === 401 && sameOrigin) {
         const challenge = pickChallenge(res.headers.get("www-authenticate"));
@@ -492,6 +548,9 @@ export class HostTransport {
 
 /** Thrown by #send when an allowed-plain host does not speak TLS. */
 class FallBackToHttp extends Error {}
+
+/** Thrown by #send when a loopback host tried over plain HTTP dropped the request. */
+class TryTls extends Error {}
 
 function basic(c: Credentials): string {
   return "Basic " +
