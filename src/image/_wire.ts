@@ -223,9 +223,12 @@ export function sendStream(
           // An empty chunk carries nothing, and its buffer may be a shared
           // empty one already transferred (node:zlib emits such chunks).
           if (c.byteLength === 0) continue;
+          // Transferred when it owns its buffer (and that buffer is not
+          // in this batch already), else copied.
           const owns = c.byteOffset === 0 &&
             c.byteLength === c.buffer.byteLength &&
-            c.buffer instanceof ArrayBuffer;
+            c.buffer instanceof ArrayBuffer &&
+            !chunks.some((x) => x.buffer === c.buffer);
           chunks.push(owns ? c : c.slice());
           n += c.byteLength;
         }
@@ -251,7 +254,15 @@ export function sendStream(
       return;
     }
     wanted += m.pull;
-    pump();
+    pump().catch((e) => {
+      // postMessage itself failed (a buffer that cannot be transferred):
+      // the reader gets the error, the source is released.
+      if (finished) return;
+      try {
+        port.postMessage({ error: book.encode(e) } satisfies ToReader);
+      } catch { /* the port is gone */ }
+      void stop();
+    });
   };
   const stop = async () => {
     if (finished) return;

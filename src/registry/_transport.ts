@@ -138,8 +138,8 @@ export class HostTransport {
   #clientReady?: Promise<Deno.HttpClient>;
   #scheme?: "https" | "http";
   #mayFallBack: boolean;
-  /** Whether the scheme was chosen (see {@link #chooseScheme}). */
-  #chosen = false;
+  /** The scheme's choice, made once (see {@link #chooseScheme}). */
+  #choice?: Promise<void>;
   /** Plain HTTP is being tried first; the first answer may still say TLS. */
   #probing = false;
   /** Whether certs.d has a CA for this host (known once the client is made). */
@@ -184,16 +184,17 @@ export class HostTransport {
    * Go's and nginx's TLS servers give a plain request, or a dropped
    * connection): then TLS after all, with the usual fallback.
    */
-  async #chooseScheme(): Promise<void> {
-    if (this.#chosen) return;
-    this.#chosen = true;
-    if (this.#scheme !== undefined || !isLoopback(this.name)) return;
-    const port = /:(\d+)$/.exec(this.name)?.[1];
-    if (port === undefined || port === "443") return;
-    await this.#httpClient();
-    if (this.#ownCa) return;
-    this.#scheme = "http";
-    this.#probing = true;
+  #chooseScheme(): Promise<void> {
+    // One choice that every first request waits for (a push sends several).
+    return this.#choice ??= (async () => {
+      if (this.#scheme !== undefined || !isLoopback(this.name)) return;
+      const port = /:(\d+)$/.exec(this.name)?.[1];
+      if (port === undefined || port === "443") return;
+      await this.#httpClient();
+      if (this.#ownCa || this.#scheme !== undefined) return;
+      this.#scheme = "http";
+      this.#probing = true;
+    })();
   }
 
   /** The probe found TLS: back to HTTPS first, falling back as usual. */
@@ -353,6 +354,7 @@ export class HostTransport {
     init: RequestInit & { client?: Deno.HttpClient },
     replayable: boolean,
     signal?: AbortSignal,
+    probe = false,
   ): Promise<Response> {
     const s = this.#settings;
     for (let attempt = 1;; attempt++) {
@@ -363,9 +365,7 @@ export class HostTransport {
       } catch (e) {
         if (signal?.aborted) throw signal.reason;
         // A TLS port may drop a plain request: no retries, TLS instead.
-        if (this.#probing && url.protocol === "http:" && replayable) {
-          throw new TryTls();
-        }
+        if (probe && replayable) throw new TryTls();
         if (
           url.protocol === "https:" && url.host === this.host &&
           // "http": a request running at the same time found it out first
@@ -435,7 +435,11 @@ export class HostTransport {
     let challengeScope: string | undefined;
     // Bounded: one scheme fallback, one re-authentication, MAX_REDIRECTS redirects.
     for (;;) {
+      // The scheme may have changed meanwhile (a probe found TLS).
+      if (redirects === 0) url = this.#resolve(spec.url);
       const sameOrigin = url.origin === this.origin;
+      // Whether this request is (one of) the plain-HTTP probe(s).
+      const probe = this.#probing && sameOrigin && url.protocol === "http:";
       const headers = new Headers(spec.headers);
       headers.set("user-agent", this.#settings.userAgent);
       if (sameOrigin) {
@@ -456,11 +460,11 @@ export class HostTransport {
           },
           replayable,
           spec.signal,
+          probe,
         );
       } catch (e) {
         if (e instanceof TryTls) {
           this.#tryTls();
-          url = this.#resolve(spec.url);
           continue;
         }
         if (!(e instanceof FallBackToHttp)) throw e;
@@ -468,17 +472,18 @@ export class HostTransport {
         url = this.#resolve(spec.url);
         continue;
       }
-      if (this.#probing && sameOrigin) {
-        // The first answer over plain HTTP: a registry's errors are JSON.
+      if (probe) {
+        // An answer to the plain probe: a registry's errors are JSON.
         const tls = res.status === 400 &&
           !(res.headers.get("content-type") ?? "").includes("json");
-        if (tls && replayable) {
-          await discard(res);
-          this.#tryTls();
-          url = this.#resolve(spec.url);
-          continue;
+        if (!tls) this.#probing = false;
+        else {
+          this.#tryTls(); // for this request if it can be sent again, else the next
+          if (replayable) {
+            await discard(res);
+            continue;
+          }
         }
-        this.#probing = false;
       }
       if (res.status === 401 && sameOrigin) {
         const challenge = pickChallenge(res.headers.get("www-authenticate"));

@@ -682,3 +682,20 @@ Deno.test("unpack workers: sendStream posts chunks in batches of at least `batch
   // Transferred, not copied: the sender's buffers are detached.
   assert.ok(sent.every((c) => c.byteLength === 0));
 });
+
+Deno.test("unpack workers: sendStream copies a chunk whose buffer is in its batch already (no DataCloneError)", async () => {
+  const one = new Uint8Array([1, 2, 3]);
+  const channel = new MessageChannel();
+  const book = new ErrorBook();
+  const sending = sendStream(
+    ReadableStream.from([one, one]),
+    channel.port1,
+    book,
+    undefined,
+    100,
+  );
+  const got: number[] = [];
+  for await (const c of receiveStream(channel.port2, book)) got.push(...c);
+  await sending.stop();
+  assert.deepEqual(got, [1, 2, 3, 1, 2, 3]);
+});

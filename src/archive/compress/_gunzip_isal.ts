@@ -65,16 +65,22 @@ let bound: Isal | null | undefined;
 function isal(): Isal | null {
   if (bound !== undefined) return bound;
   bound = null;
-  let choice: string | undefined;
-  try {
-    choice = Deno.env.get("LAYERFS_GZIP");
-  } catch { /* no env permission: the default */ }
-  if (choice === "zlib") return null;
+  // Asked first, so that a run without these permissions gets no prompt.
+  const granted = (d: Deno.PermissionDescriptor) => {
+    try {
+      return Deno.permissions.querySync(d).state === "granted";
+    } catch {
+      return false;
+    }
+  };
+  const env = { name: "env", variable: "LAYERFS_GZIP" } as const;
+  if (granted(env) && Deno.env.get("LAYERFS_GZIP") === "zlib") return null;
+  if (!granted({ name: "ffi" })) return null;
   let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   try {
     lib = Deno.dlopen("libisal.so.2", SYMBOLS);
   } catch {
-    return null; // not installed, or no FFI permission
+    return null; // not installed
   }
   bound = lib.symbols;
   if (!selfTest()) {
@@ -160,6 +166,16 @@ const enum Phase {
   Trailing,
 }
 
+/** The parts of a member header, in order (RFC 1952). */
+const enum Hdr {
+  Fixed,
+  ExtraLen,
+  Extra,
+  Name,
+  Comment,
+  Hcrc,
+}
+
 /** Header flag bits (RFC 1952). */
 const FHCRC = 2, FEXTRA = 4, FNAME = 8, FCOMMENT = 16, FRESERVED = 0xe0;
 
@@ -177,8 +193,14 @@ export class IsalGunzip {
   #out = new Uint8Array(OUT);
   #outAt = 0;
   #phase = Phase.Header;
-  /** The header so far (fixed part, then the optional fields). */
-  #hdr: number[] = [];
+  /** Where in a member header the parser is, and what it kept of it. */
+  #hstep = Hdr.Fixed;
+  readonly #fixed = new Uint8Array(10);
+  readonly #two = new Uint8Array(2);
+  #fill = 0;
+  #flags = 0;
+  #extraLeft = 0;
+  #hcrc = 0;
   /** Input bytes consumed in all (for error offsets). */
   #used = 0;
   #trailing = 0;
@@ -242,6 +264,8 @@ export class IsalGunzip {
 
   /** Ends the input: emits what is left, or throws what is wrong. */
   end(): void {
+    // What ISA-L may still hold of the member (its input was all taken).
+    if (this.#phase === Phase.Data) this.#inflate(new Uint8Array(1), 1, true);
     if (this.#phase === Phase.Header || this.#phase === Phase.Data) {
       throw new GzipError("truncated");
     }
@@ -264,60 +288,112 @@ export class IsalGunzip {
     this.#outAt = 0;
   }
 
-  /** Collects header bytes from `chunk[i]`; returns where it stopped. */
+  /**
+   * Parses header bytes from `chunk[i]`; returns where it stopped. Each
+   * byte is looked at once (a name of any length costs its length), and
+   * nothing of the optional fields is kept but the running FHCRC.
+   */
   #header(chunk: Uint8Array, i: number): number {
-    const h = this.#hdr;
-    while (i < chunk.length) {
-      h.push(chunk[i++]);
-      this.#used++;
-      if (h.length === 2 && h[1] !== 0x8b) {
-        throw new GzipError("not-a-member");
-      }
-      if (h.length === 3 && h[2] !== 8) {
-        throw new GzipError("corrupt", "unknown compression method");
-      }
-      if (h.length === 4 && (h[3] & FRESERVED) !== 0) {
-        throw new GzipError("corrupt", "unknown header flags set");
-      }
-      if (this.#headerDone()) {
-        this.#hdr = [];
-        this.#phase = Phase.Data;
-        return i;
+    const n = chunk.length;
+    while (i < n && this.#phase === Phase.Header) {
+      const start = i;
+      switch (this.#hstep) {
+        case Hdr.Fixed: {
+          const f = this.#fixed;
+          while (i < n && this.#fill < 10) {
+            const b = chunk[i++];
+            f[this.#fill++] = b;
+            if (this.#fill === 2 && b !== 0x8b) {
+              throw new GzipError("not-a-member");
+            }
+            if (this.#fill === 3 && b !== 8) {
+              throw new GzipError("corrupt", "unknown compression method");
+            }
+            if (this.#fill === 4 && (b & FRESERVED) !== 0) {
+              throw new GzipError("corrupt", "unknown header flags set");
+            }
+          }
+          this.#used += i - start;
+          if (this.#fill === 10) {
+            this.#flags = f[3];
+            this.#hcrc = this.#flags & FHCRC ? nodeZlib().crc32(f) : 0;
+            this.#next(Hdr.Fixed);
+          }
+          break;
+        }
+        case Hdr.ExtraLen:
+          while (i < n && this.#fill < 2) this.#two[this.#fill++] = chunk[i++];
+          this.#took(chunk, start, i);
+          if (this.#fill === 2) {
+            this.#extraLeft = this.#two[0] | (this.#two[1] << 8);
+            if (this.#extraLeft > 0) this.#hstep = Hdr.Extra;
+            else this.#next(Hdr.Extra);
+          }
+          break;
+        case Hdr.Extra: {
+          const take = Math.min(this.#extraLeft, n - i);
+          i += take;
+          this.#extraLeft -= take;
+          this.#took(chunk, start, i);
+          if (this.#extraLeft === 0) this.#next(Hdr.Extra);
+          break;
+        }
+        case Hdr.Name:
+        case Hdr.Comment: {
+          const z = chunk.indexOf(0, i);
+          i = z < 0 ? n : z + 1;
+          this.#took(chunk, start, i);
+          if (z >= 0) this.#next(this.#hstep);
+          break;
+        }
+        case Hdr.Hcrc: {
+          while (i < n && this.#fill < 2) this.#two[this.#fill++] = chunk[i++];
+          this.#used += i - start;
+          if (this.#fill === 2) {
+            const want = this.#two[0] | (this.#two[1] << 8);
+            if ((this.#hcrc & 0xffff) !== want) {
+              throw new GzipError("corrupt", "header crc mismatch");
+            }
+            this.#next(Hdr.Hcrc);
+          }
+          break;
+        }
       }
     }
     return i;
   }
 
-  /** Whether `#hdr` holds a whole header (checked); throws on a bad FHCRC. */
-  #headerDone(): boolean {
-    const h = this.#hdr;
-    if (h.length < 10) return false;
-    const flags = h[3];
-    let at = 10;
-    if (flags & FEXTRA) {
-      if (h.length < at + 2) return false;
-      at += 2 + (h[at] | (h[at + 1] << 8));
-      if (h.length < at) return false;
+  /** Counts an optional field's bytes `chunk[start, end)`, into the FHCRC when there is one. */
+  #took(chunk: Uint8Array, start: number, end: number): void {
+    this.#used += end - start;
+    if (this.#flags & FHCRC) {
+      this.#hcrc = nodeZlib().crc32(chunk.subarray(start, end), this.#hcrc);
     }
-    for (const f of [FNAME, FCOMMENT]) {
-      if (!(flags & f)) continue;
-      const z = h.indexOf(0, at);
-      if (z < 0) return false;
-      at = z + 1;
-    }
-    if (flags & FHCRC) {
-      if (h.length < at + 2) return false;
-      const crc = nodeZlib().crc32(new Uint8Array(h.slice(0, at))) & 0xffff;
-      if (crc !== (h[at] | (h[at + 1] << 8))) {
-        throw new GzipError("corrupt", "header crc mismatch");
+  }
+
+  /** Moves past header part `done` to the next one its flags have, or to the data. */
+  #next(done: Hdr): void {
+    this.#fill = 0;
+    const parts: [Hdr, number][] = [
+      [Hdr.ExtraLen, FEXTRA],
+      [Hdr.Name, FNAME],
+      [Hdr.Comment, FCOMMENT],
+      [Hdr.Hcrc, FHCRC],
+    ];
+    // Extra belongs to ExtraLen's place in the order.
+    const after = done === Hdr.Extra ? Hdr.ExtraLen : done;
+    for (const [part, flag] of parts) {
+      if (part > after && (this.#flags & flag) !== 0) {
+        this.#hstep = part;
+        return;
       }
-      at += 2;
     }
-    return h.length === at;
+    this.#hstep = Hdr.Fixed;
+    this.#phase = Phase.Data;
   }
 
   /** Inflates from `chunk[i]`; returns where it stopped. */
-  #inflate(chunk: Uint8Array, i: number): number {
+  #inflate(chunk: Uint8Array, i: number, drain = false): number {
     const v = this.#v;
     const input = chunk.subarray(i);
     v.setBigUint64(
@@ -351,7 +427,7 @@ export class IsalGunzip {
         this.#phase = Phase.Between;
         return i + used;
       }
-      if (left === 0) {
+      if (left === 0 && !(drain && made > 0)) {
         this.#consumed(input);
         return chunk.length;
       }

@@ -278,7 +278,8 @@ function isalGunzipStream(
         }
       } catch (e) {
         if (e instanceof InputError) return c.error(e.cause);
-        const err = decodeError(e, "gzip", name);
+        // Only what the decoder found in the data says the data is bad.
+        const err = e instanceof GzipError ? decodeError(e, "gzip", name) : e;
         reader.cancel(err).catch(() => {});
         return c.error(err);
       }
