@@ -31,7 +31,6 @@ const STATE_SIZE = 87368;
 const Off = {
   nextOut: 0,
   availOut: 8,
-  totalOut: 12,
   nextIn: 16,
   availIn: 32,
   blockState: 21160,
