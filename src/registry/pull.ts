@@ -184,8 +184,9 @@ export async function pullImage(
         label: `${r.name}@sha256:${l.digest}`,
         digest: l.digest,
         size: l.size,
-        // getBlob checks digest and size as it streams (for its resumes).
-        selfVerifying: true,
+        // RegistryClient.getBlob checks digest and size as it streams (for
+        // its resumes); a client that replaces it is checked again here.
+        selfVerifying: client.getBlob === RegistryClient.prototype.getBlob,
         // Decoded as its media type says (a gzip type with zstd bytes fails).
         compression: LAYER_TYPES[l.mediaType ?? ""],
         open: () => ({

@@ -38,6 +38,7 @@ import {
 } from "../image/_images.ts";
 import { startRegistry } from "./_registry.ts";
 import { startProxy } from "./_proxy.ts";
+import { RegistryClient } from "../../src/registry/client.ts";
 import { workersGone, workerThreads } from "../_threads.ts";
 import {
   bigImage,
@@ -247,6 +248,42 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
           assert.deepEqual(await store.list(), []);
           assert.deepEqual(await temps(root), []);
           await assert.rejects(findImage(store, `${proxy.host}/test/app:v1`));
+        }),
+    );
+
+    await t.step(
+      "a client whose getBlob does not check digests: the unpack hashes the blob itself",
+      () =>
+        withStore(STORE_BACKEND, async (store, root) => {
+          const base = `sha256:${sha(image.layers[0].blob)}`;
+          // Serves the base layer's gzip blob with its header's MTIME
+          // changed, unchecked: the same size and the same tar, other bytes.
+          class Sloppy extends RegistryClient {
+            override getBlob(
+              ...args: Parameters<RegistryClient["getBlob"]>
+            ): ReadableStream<Uint8Array> {
+              if (args[1] !== base) return super.getBlob(...args);
+              const other = image.layers[0].blob.slice();
+              other[4] ^= 1; // MTIME, ignored by every gzip decoder
+              return ReadableStream.from([other]);
+            }
+          }
+          const client = new Sloppy({ credentials: none });
+          try {
+            await assert.rejects(
+              pullImage(store, `${proxy.host}/test/app:v1`, {
+                client,
+                parallel: 1,
+              }),
+              (e) =>
+                e instanceof InvalidImage &&
+                /its blob has digest/.test(e.message),
+            );
+          } finally {
+            client.close();
+          }
+          assert.deepEqual(await store.list(), []);
+          assert.deepEqual(await temps(root), []);
         }),
     );
 
