@@ -165,7 +165,10 @@ export interface Sending {
  * message costs both threads an event, and an HTTP body comes in chunks of
  * 16-64 KiB). The port is closed when the stream ended, failed or was
  * stopped. At the end, `trailer` (when given) is called and its string
- * goes with it; an error comes after the bytes read before it.
+ * goes with it; an error comes after the bytes read before it. A chunk
+ * that owns its buffer is transferred, so the producer must not hand that
+ * buffer out again in a later chunk (a detached view reads as empty and
+ * would be skipped): wrap such producers in {@link owned}.
  */
 export function sendStream(
   stream: ReadableStream<Uint8Array>,
@@ -194,6 +197,7 @@ export function sendStream(
     try {
       while (wanted > 0 && !finished) {
         const chunks: Uint8Array[] = [];
+        const inBatch = new Set<ArrayBufferLike>();
         let n = 0;
         let end: ToReader | undefined;
         while (end === undefined && (n === 0 || n < batch)) {
@@ -227,9 +231,10 @@ export function sendStream(
           // in this batch already), else copied.
           const owns = c.byteOffset === 0 &&
             c.byteLength === c.buffer.byteLength &&
-            c.buffer instanceof ArrayBuffer &&
-            !chunks.some((x) => x.buffer === c.buffer);
-          chunks.push(owns ? c : c.slice());
+            c.buffer instanceof ArrayBuffer && !inBatch.has(c.buffer);
+          const sent = owns ? c : c.slice();
+          inBatch.add(sent.buffer);
+          chunks.push(sent);
           n += c.byteLength;
         }
         if (chunks.length > 0) {
