@@ -275,6 +275,9 @@ interface Medians {
   oursMiB: number;
   gnuCpu: number;
   oursCpu: number;
+  /** Fastest run of each tool (wall seconds). */
+  gnuBest: number;
+  oursBest: number;
 }
 
 interface Row extends Medians {
@@ -323,6 +326,8 @@ async function alternate(
     oursMiB: median(o.map((x) => x.mib)),
     gnuCpu: median(g.map((x) => x.cpu)),
     oursCpu: median(o.map((x) => x.cpu)),
+    gnuBest: Math.min(...g.map((x) => x.secs)),
+    oursBest: Math.min(...o.map((x) => x.secs)),
   };
 }
 
@@ -340,6 +345,9 @@ function printTable(rows: Row[]): void {
     "CPU GNU",
     "CPU ours",
     "CPU ratio",
+    "best GNU",
+    "best ours",
+    "best ratio",
   ]];
   for (const r of rows) {
     const ratio = r.ours / r.gnu;
@@ -356,6 +364,9 @@ function printTable(rows: Row[]): void {
       `${r.gnuCpu.toFixed(2)} s`,
       `${r.oursCpu.toFixed(2)} s`,
       r.gnuCpu > 0 ? `${(r.oursCpu / r.gnuCpu).toFixed(2)}x` : "",
+      `${r.gnuBest.toFixed(3)} s`,
+      `${r.oursBest.toFixed(3)} s`,
+      `${(r.oursBest / r.gnuBest).toFixed(2)}x`,
     ]);
   }
   const w = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
@@ -668,7 +679,9 @@ export async function runShapesBench(): Promise<void> {
   console.log("");
   printTable(rows);
   console.log(
-    `\nmedians of ${RUNS} interleaved runs, each a fresh process timed from spawn to exit; ` +
+    `\nmedians (and the fastest run: single runs on this VM swing by up to 2x of kernel time ` +
+      `for the same work, so a median depends on how many runs were hit) of ${RUNS} interleaved runs, ` +
+      `each a fresh process timed from spawn to exit; ` +
       `GNU tar ${
         TAR_ARGS.join(" ")
       }; ours: deno run -A bench/_shape_child.ts; load ${loadavg()}`,

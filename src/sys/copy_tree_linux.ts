@@ -11,8 +11,16 @@
  * @module
  */
 
-import { cbytes, check, cstr, errno, libc, SysError } from "./libc_linux.ts";
-import { AT, AT_FDCWD, close, O, openat, writeAll } from "./fd_linux.ts";
+import { cbytes, check, cstr, libc } from "./libc_linux.ts";
+import {
+  AT,
+  AT_FDCWD,
+  close,
+  copyFileRange,
+  O,
+  openat,
+  writeAll,
+} from "./fd_linux.ts";
 
 const FICLONE = 0x40049409n;
 const STATX_BASIC_STATS = 0x7ff;
@@ -118,20 +126,9 @@ function copyData(src: number, dst: number, size: number): void {
   const c = libc();
   if (size === 0) return;
   if (c.ioctl(dst, FICLONE, BigInt(src)) === 0) return;
-  let left = size;
-  while (left > 0) {
-    const n = Number(c.copy_file_range(src, null, dst, null, BigInt(left), 0));
-    if (n > 0) {
-      left -= n;
-      continue;
-    }
-    if (n === 0) return; // file shrank under us
-    const e = errno();
-    // EXDEV/EINVAL/ENOSYS/EOPNOTSUPP: no in-kernel copy here; fall back to read/write.
-    if (left !== size) throw new SysError("copy_file_range", e);
-    break;
-  }
-  if (left === 0) return;
+  // What the kernel cannot copy (another file system, a file that shrank)
+  // goes through the buffer from where the copy stopped.
+  if (copyFileRange(src, dst, size) === size) return;
   for (;;) {
     const n = check(c.read(src, rwBuf, BigInt(rwBuf.byteLength)), "read");
     if (n === 0) return;

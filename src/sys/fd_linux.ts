@@ -5,7 +5,8 @@
  * @module
  */
 
-import { check, cstr, libc } from "./libc_linux.ts";
+import { check, cstr, errno, libc, SysError } from "./libc_linux.ts";
+import { Errno } from "./errno.ts";
 
 /** open(2) flags (x86_64/aarch64 generic values). */
 export const O = {
@@ -122,6 +123,52 @@ export const LOCK = { SH: 1, EX: 2, NB: 4, UN: 8 } as const;
 /** flock(2) on an fd opened for reading or writing (not O_PATH); blocks unless LOCK.NB. */
 export function flock(fd: number, op: number): void {
   check(libc().flock(fd, op), "flock");
+}
+
+/**
+ * copy_file_range(2): up to `len` bytes from `inFd` to `outFd`, each at (and
+ * moving) its own offset, copied in the kernel; short copies are continued.
+ * Returns the bytes copied: `len`, or fewer when `inFd` ended or the kernel
+ * cannot copy between these two files (EXDEV across file systems before
+ * some kernels, EINVAL, ENOSYS, EOPNOTSUPP, a special file). The caller
+ * moves the rest through a buffer: both offsets are where the copy stopped.
+ *
+ * @throws {SysError} Any other failure (ENOSPC, EIO, ...).
+ *
+ * @example
+ * ```ts ignore
+ * import { copyFileRange } from "./fd_linux.ts";
+ * const n = copyFileRange(src, dst, size);
+ * if (n < size) {} // read and write the rest
+ * ```
+ */
+export function copyFileRange(
+  inFd: number,
+  outFd: number,
+  len: number,
+): number {
+  const c = libc();
+  let copied = 0;
+  while (copied < len) {
+    const n = Number(
+      c.copy_file_range(inFd, null, outFd, null, BigInt(len - copied), 0),
+    );
+    if (n > 0) {
+      copied += n;
+      continue;
+    }
+    if (n === 0) break; // the input ended
+    const e = errno();
+    if (e === Errno.EINTR) continue;
+    if (
+      e !== Errno.EXDEV && e !== Errno.EINVAL && e !== Errno.ENOSYS &&
+      e !== Errno.EOPNOTSUPP && e !== Errno.EBADF
+    ) {
+      throw new SysError("copy_file_range", e);
+    }
+    break;
+  }
+  return copied;
 }
 
 /**

@@ -21,9 +21,7 @@ import {
   END_OF_ARCHIVE,
   OUTPUT_CHUNK_SIZE,
 } from "../tar/writer.ts";
-import { close, read, writeAll } from "../../sys/fd_linux.ts";
-import { errno, libc, SysError } from "../../sys/libc_linux.ts";
-import { Errno } from "../../sys/errno.ts";
+import { close, copyFileRange, read, writeAll } from "../../sys/fd_linux.ts";
 
 /**
  * Bodies at least this long go from the file to a file output with
@@ -190,41 +188,14 @@ class TarPump {
 
   /** copy_file_range of the current body; what it cannot copy is left to fill(). */
   #copyBody(outFd: number): number {
-    const c = libc();
-    let copied = 0;
-    while (this.#remaining > 0) {
-      const n = Number(
-        c.copy_file_range(
-          this.#bodyFd,
-          null,
-          outFd,
-          null,
-          BigInt(this.#remaining),
-          0,
-        ),
-      );
-      if (n > 0) {
-        copied += n;
-        this.#remaining -= n;
-        continue;
-      }
-      if (n < 0) {
-        const e = errno();
-        if (e === Errno.EINTR) continue;
-        // Not supported between these files (EXDEV before 5.3, EINVAL,
-        // ENOSYS, EOPNOTSUPP, a special output): read this body instead.
-        if (
-          e !== Errno.EXDEV && e !== Errno.EINVAL && e !== Errno.ENOSYS &&
-          e !== Errno.EOPNOTSUPP && e !== Errno.ENOTSUP && e !== Errno.EBADF
-        ) {
-          throw new SysError("copy_file_range", e);
-        }
-        // The same for every later body of this archive: stop asking.
-        this.#direct = false;
-      }
-      // n === 0: the file shrank; fill() pads the rest with zeros.
+    const want = this.#remaining;
+    const copied = copyFileRange(this.#bodyFd, outFd, want);
+    this.#remaining -= copied;
+    if (copied < want) {
+      // Refused (the same for every later body of this archive: stop
+      // asking), or the file shrank (fill() pads the rest with zeros).
       this.#noDirect = true;
-      break;
+      this.#direct = false;
     }
     if (this.#remaining === 0) this.#endBody();
     this.#bytes += copied;
