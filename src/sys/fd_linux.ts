@@ -135,11 +135,21 @@ export function flock(fd: number, op: number): void {
  *
  * @throws {SysError} Any other failure (ENOSPC, EIO, ...).
  *
- * @example
- * ```ts ignore
- * import { copyFileRange } from "./fd_linux.ts";
- * const n = copyFileRange(src, dst, size);
- * if (n < size) {} // read and write the rest
+ * @example Copy a file's bytes, finishing through a buffer if the kernel stops
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { AT_FDCWD, close, copyFileRange, O, openat, read, writeAll } from "./fd_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a`, "hello, layers");
+ * const src = openat(AT_FDCWD, `${dir}/a`, O.RDONLY);
+ * const dst = openat(AT_FDCWD, `${dir}/b`, O.WRONLY | O.CREAT, 0o644);
+ * const n = copyFileRange(src, dst, 13);
+ * const rest = new Uint8Array(13 - n);
+ * if (n < 13) writeAll(dst, rest.subarray(0, read(src, rest)));
+ * close(src);
+ * close(dst);
+ * assert.equal(await Deno.readTextFile(`${dir}/b`), "hello, layers");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function copyFileRange(
