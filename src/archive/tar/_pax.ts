@@ -58,14 +58,46 @@ export function scanPaxRecords(
     if (eq === keyStart || eq >= end - 1) {
       return "PAX record without a key=value pair";
     }
-    const key = decodeUtf8Exact(body.subarray(keyStart, eq));
-    if (key === null || key.includes("\0")) {
+    const key = paxKey(body, keyStart, eq);
+    if (key === null) {
       return "PAX record key is not valid UTF-8";
     }
     onRecord(key, body.subarray(eq + 1, end - 1));
     i = end;
   }
   return null;
+}
+
+/**
+ * The key of a record, `body[start, end)`, as a string; null when it is not
+ * UTF-8 or holds a NUL. GNU tar's per-file keys come back as constants and
+ * other ASCII keys are built in place: no view and no decoder call for the
+ * three records every GNU tar entry carries.
+ */
+function paxKey(body: Uint8Array, start: number, end: number): string | null {
+  if (
+    end - start === 5 && body[start + 1] === 0x74 && // "?time"
+    body[start + 2] === 0x69 && body[start + 3] === 0x6d &&
+    body[start + 4] === 0x65
+  ) {
+    const c = body[start];
+    if (c === 0x6d) return "mtime";
+    if (c === 0x61) return "atime";
+    if (c === 0x63) return "ctime";
+  }
+  if (end - start <= 64) {
+    let s = "";
+    let i = start;
+    for (; i < end; i++) {
+      const c = body[i];
+      if (c === 0) return null;
+      if (c > 0x7f) break;
+      s += String.fromCharCode(c);
+    }
+    if (i === end) return s;
+  }
+  const key = decodeUtf8Exact(body.subarray(start, end));
+  return key === null || key.includes("\0") ? null : key;
 }
 
 /** Encodes one record; the length prefix counts itself. */

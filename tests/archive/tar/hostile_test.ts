@@ -292,3 +292,64 @@ Deno.test("reader: an archive without its end blocks, or cut anywhere, is trunca
   assert.equal((await it.next()).value?.header.name, "a");
   await assert.rejects(it.next(), /truncated/);
 });
+
+Deno.test("reader: PAX keys with a NUL or bytes that are not UTF-8 are refused; GNU tar's time keys and look-alikes read as what they say", async () => {
+  const enc = new TextEncoder();
+  /** A record whose key is raw bytes. */
+  const rawRec = (key: Uint8Array, value: string) => {
+    const v = enc.encode(value);
+    const base = key.length + v.length + 3;
+    let len = base + String(base).length;
+    if (String(len).length !== String(base).length) {
+      len = base + String(len).length;
+    }
+    return concat(
+      enc.encode(`${len} `),
+      key,
+      enc.encode("="),
+      v,
+      enc.encode("\n"),
+    );
+  };
+  const badKey = /PAX record key is not valid UTF-8/;
+  for (
+    const key of [
+      [0x6d, 0x00, 0x69, 0x6d, 0x65], // "m\0ime": five bytes, like "mtime"
+      [0x6d, 0x74, 0x69, 0x6d, 0x65, 0x00], // "mtime\0"
+      [0x70, 0x61, 0x74, 0xff], // "pat\xff"
+      [0xc3, 0x28], // a broken two-byte sequence
+      [...enc.encode("SCHILY.xattr.user."), 0xe2, 0x82], // cut short
+      new Array(80).fill(0x61).concat([0x00]), // long, then a NUL
+    ]
+  ) {
+    await expectInvalid(
+      archive(paxBlock(rawRec(new Uint8Array(key), "1")), entry("f")),
+      badKey,
+    );
+  }
+  // The time keys GNU tar writes for every file, and keys one byte off them
+  // (ignored, as unknown keys are), in one header.
+  const bytes = archive(
+    paxBlock(
+      rec("mtime", "1700000000.25") + rec("atime", "1600000000.5") +
+        rec("ctime", "1500000000") + rec("mtimf", "9") + rec("xtime", "9") +
+        rec("mtim", "9") + rec("SCHILY.xattr.user.é", "v"),
+    ),
+    entry("f"),
+  );
+  const r = new TarReader(bytes);
+  const h = await r.next();
+  assert.ok(h !== null);
+  assert.deepEqual(
+    [h.mtime, h.mtimeNsec, h.atime, h.atimeNsec],
+    [1700000000, 250_000_000, 1600000000, 500_000_000],
+  );
+  assert.deepEqual([...h.xattrs.keys()], ["user.é"]);
+  assert.deepEqual([...(h.pax?.keys() ?? [])].sort(), [
+    "ctime",
+    "mtim",
+    "mtimf",
+    "xtime",
+  ]);
+  assert.equal(await r.next(), null);
+});
