@@ -383,21 +383,30 @@ export function decodeString(
   }
 }
 
-/** Decodes a whole byte string (may contain NULs) as strict UTF-8, or `null`. */
-export function decodeUtf8Exact(b: Uint8Array): string | null {
-  if (b.length <= 64) {
+/**
+ * Decodes `b[start, end)` (may contain NULs; all of `b` by default) as strict
+ * UTF-8, or `null`. Short ASCII is built in place: no view, no decoder call.
+ */
+export function decodeUtf8Exact(
+  b: Uint8Array,
+  start = 0,
+  end = b.length,
+): string | null {
+  if (end - start <= 64) {
     // Short ASCII (PAX keys, most names): skip the TextDecoder op call.
     let s = "";
-    let i = 0;
-    for (; i < b.length; i++) {
+    let i = start;
+    for (; i < end; i++) {
       const c = b[i];
       if (c > 0x7f) break;
       s += String.fromCharCode(c);
     }
-    if (i === b.length) return s;
+    if (i === end) return s;
   }
   try {
-    return utf8.decode(b);
+    return utf8.decode(
+      start === 0 && end === b.length ? b : b.subarray(start, end),
+    );
   } catch {
     return null;
   }

@@ -70,9 +70,8 @@ export function scanPaxRecords(
 
 /**
  * The key of a record, `body[start, end)`, as a string; null when it is not
- * UTF-8 or holds a NUL. GNU tar's per-file keys come back as constants and
- * other ASCII keys are built in place: no view and no decoder call for the
- * three records every GNU tar entry carries.
+ * UTF-8 or holds a NUL. GNU tar's per-file keys come back as constants: no
+ * string is built for the three records every GNU tar entry carries.
  */
 function paxKey(body: Uint8Array, start: number, end: number): string | null {
   if (
@@ -85,18 +84,7 @@ function paxKey(body: Uint8Array, start: number, end: number): string | null {
     if (c === 0x61) return "atime";
     if (c === 0x63) return "ctime";
   }
-  if (end - start <= 64) {
-    let s = "";
-    let i = start;
-    for (; i < end; i++) {
-      const c = body[i];
-      if (c === 0) return null;
-      if (c > 0x7f) break;
-      s += String.fromCharCode(c);
-    }
-    if (i === end) return s;
-  }
-  const key = decodeUtf8Exact(body.subarray(start, end));
+  const key = decodeUtf8Exact(body, start, end);
   return key === null || key.includes("\0") ? null : key;
 }
 
