@@ -22,7 +22,10 @@
  * Environment: LAYERFS_BENCH_RUNS (default 5), LAYERFS_BENCH_HOG=1 (a busy
  * loop on each core while measuring), LAYERFS_BENCH_SHAPES (comma list of
  * base, small, upper; all by default), LAYERFS_BENCH_BIG=1 (also peak RSS
- * applying a 1M-entry layer and a ~2 GB one).
+ * applying a 1M-entry layer and a ~2 GB one), LAYERFS_BENCH_MOBY (a program
+ * that runs moby's pkg/archive, built by the person running the bench: it
+ * is timed in the same rotation and gets its own columns; see
+ * {@link MOBY}).
  *
  * Run: `deno task bench shapes` (root: on a fresh ext4 loop filesystem).
  *
@@ -39,6 +42,16 @@ const BIG = Deno.env.get("LAYERFS_BENCH_BIG") === "1";
 const SHAPES = Deno.env.get("LAYERFS_BENCH_SHAPES")?.split(",") ??
   ["base", "small", "upper"];
 const CHILD = new URL("./_shape_child.ts", import.meta.url).pathname;
+/**
+ * A peer to time beside GNU tar: a program built from moby's `pkg/archive`
+ * (not part of this repository; moby's Go code cannot be built here without
+ * a Go toolchain and its sources) that takes the same arguments as
+ * `_shape_child.ts`: `apply <tar> <dir>` (`archive.Untar`), `pack <dir>
+ * <out.tar>` (`archive.TarWithOptions`, uncompressed), `changes <dir>
+ * <parent>` (`archive.ChangesDirs`, printing the count). Its trees and
+ * change counts are checked against GNU tar's and ours like ours are.
+ */
+const MOBY = Deno.env.get("LAYERFS_BENCH_MOBY") || undefined;
 const TAR_ARGS = [
   "--format=pax",
   "--xattrs",
@@ -278,47 +291,58 @@ interface Medians {
   /** Fastest run of each tool (wall seconds). */
   gnuBest: number;
   oursBest: number;
+  /** The moby peer's median and fastest run (wall seconds) and median CPU, when it ran. */
+  moby?: { secs: number; best: number; cpu: number };
 }
 
 interface Row extends Medians {
   shape: string;
   op: string;
   target: number;
+  /** The target is a ratio to moby's time (changes: ChangesDirs), when the peer ran. */
+  targetVsMoby?: boolean;
 }
 
-/** Alternates GNU and ours `RUNS` times (fresh output each, synced first); medians. */
+/**
+ * Alternates GNU, ours and (when given) the moby peer `RUNS` times, who goes
+ * first rotating (fresh output each, synced first); medians. `check` sees
+ * the first round's outputs.
+ */
 async function alternate(
   label: string,
   gnu: (out: string) => string[],
   ours: (out: string) => string[],
   fresh: () => Promise<string>,
-  check: (gnuOut: string, oursOut: string) => Promise<void>,
+  check: (gnuOut: string, oursOut: string, mobyOut?: string) => Promise<void>,
+  moby?: (out: string) => string[],
   runs = RUNS,
 ): Promise<Medians> {
-  const g: Run[] = [];
-  const o: Run[] = [];
-  let kept: [string, string] | undefined;
+  const tools = { gnu, ours, ...(moby ? { moby } : {}) };
+  const names = Object.keys(tools) as (keyof typeof tools)[];
+  const runsOf: Record<string, Run[]> = { gnu: [], ours: [], moby: [] };
   for (let i = 0; i < runs; i++) {
-    const order = i % 2 === 0 ? ["gnu", "ours"] : ["ours", "gnu"];
+    const order = names.map((_, k) => names[(i + k) % names.length]);
     const outs: Record<string, string> = {};
     for (const who of order) {
       const out = await fresh();
       await sh("sync", []);
-      const m = await timeCommand(who === "gnu" ? gnu(out) : ours(out));
-      (who === "gnu" ? g : o).push(m);
+      runsOf[who].push(await timeCommand(tools[who]!(out)));
       outs[who] = out;
     }
-    if (i === 0) {
-      await check(outs.gnu, outs.ours);
-      kept = [outs.gnu, outs.ours];
-    }
+    if (i === 0) await check(outs.gnu, outs.ours, outs.moby);
   }
-  void kept;
   const list = (xs: Run[]) =>
     xs.map((x) =>
       `${x.secs.toFixed(3)}s/${x.cpu.toFixed(2)}cpu/${x.mib.toFixed(0)}M`
     ).join(" ");
-  console.log(`${label} [load ${loadavg()}]: GNU ${list(g)}; ours ${list(o)}`);
+  const g = runsOf.gnu;
+  const o = runsOf.ours;
+  const m = runsOf.moby;
+  console.log(
+    `${label} [load ${loadavg()}]: GNU ${list(g)}; ours ${list(o)}${
+      m.length ? `; moby ${list(m)}` : ""
+    }`,
+  );
   return {
     gnu: median(g.map((x) => x.secs)),
     ours: median(o.map((x) => x.secs)),
@@ -328,6 +352,15 @@ async function alternate(
     oursCpu: median(o.map((x) => x.cpu)),
     gnuBest: Math.min(...g.map((x) => x.secs)),
     oursBest: Math.min(...o.map((x) => x.secs)),
+    ...(m.length
+      ? {
+        moby: {
+          secs: median(m.map((x) => x.secs)),
+          best: Math.min(...m.map((x) => x.secs)),
+          cpu: median(m.map((x) => x.cpu)),
+        },
+      }
+      : {}),
   };
 }
 
@@ -348,17 +381,20 @@ function printTable(rows: Row[]): void {
     "best GNU",
     "best ours",
     "best ratio",
+    ...(MOBY ? ["moby", "ours/moby", "best moby", "CPU moby"] : []),
   ]];
   for (const r of rows) {
     const ratio = r.ours / r.gnu;
+    const vsMoby = r.targetVsMoby === true && r.moby !== undefined;
+    const judged = vsMoby ? r.ours / r.moby!.secs : ratio;
     lines.push([
       r.shape,
       r.op,
       `${r.gnu.toFixed(3)} s`,
       `${r.ours.toFixed(3)} s`,
       `${ratio.toFixed(2)}x`,
-      r.target > 0 ? `<= ${r.target.toFixed(1)}x` : "",
-      r.target > 0 ? (ratio <= r.target ? "yes" : "NO") : "",
+      r.target > 0 ? `<= ${r.target.toFixed(1)}x${vsMoby ? " moby" : ""}` : "",
+      r.target > 0 ? (judged <= r.target ? "yes" : "NO") : "",
       `${r.gnuMiB.toFixed(0)} MiB`,
       `${r.oursMiB.toFixed(0)} MiB`,
       `${r.gnuCpu.toFixed(2)} s`,
@@ -367,6 +403,16 @@ function printTable(rows: Row[]): void {
       `${r.gnuBest.toFixed(3)} s`,
       `${r.oursBest.toFixed(3)} s`,
       `${(r.oursBest / r.gnuBest).toFixed(2)}x`,
+      ...(MOBY
+        ? r.moby
+          ? [
+            `${r.moby.secs.toFixed(3)} s`,
+            `${(r.ours / r.moby.secs).toFixed(2)}x`,
+            `${r.moby.best.toFixed(3)} s`,
+            `${r.moby.cpu.toFixed(2)} s`,
+          ]
+          : ["", "", "", ""]
+        : []),
     ]);
   }
   const w = lines[0].map((_, i) => Math.max(...lines.map((l) => l[i].length)));
@@ -505,6 +551,8 @@ export async function runShapesBench(): Promise<void> {
     return d;
   };
   const freshTar = async () => `${await fresh()}/out.tar`;
+  const peer = (mode: string, a: string) =>
+    MOBY ? (out: string) => [MOBY, mode, a, out] : undefined;
   const rows: Row[] = [];
   let stopHog: (() => Promise<void>) | undefined;
   try {
@@ -541,8 +589,11 @@ export async function runShapesBench(): Promise<void> {
         (out) => ["tar", ...TAR_ARGS, "-xpf", tar, "-C", out],
         ours("apply", tar),
         fresh,
-        async (g, o) => {
+        async (g, o, m) => {
           const [dg, dour] = [await treeDigest(g), await treeDigest(o)];
+          if (m !== undefined && (await treeDigest(m)) !== dg) {
+            console.warn(`  (moby's tree differs from GNU tar's)`);
+          }
           if (dg !== srcDigest) {
             console.warn(
               `  (GNU's tree differs from the source: ${dg} vs ${srcDigest})`,
@@ -555,6 +606,7 @@ export async function runShapesBench(): Promise<void> {
           }
           console.log(`  trees match (${dour.slice(0, 12)})`);
         },
+        peer("apply", tar),
       );
       const target = name === "upper" ? 2.0 : HOG ? 1.1 : 1.0;
       rows.push({ shape: name, op: "apply", target, ...apply });
@@ -565,16 +617,21 @@ export async function runShapesBench(): Promise<void> {
         ) => ["tar", ...TAR_ARGS, "--sort=name", "-cf", out, "-C", src, "."],
         ours("pack", src),
         freshTar,
-        async (g, o) => {
+        async (g, o, m) => {
           // Both tars, extracted by GNU tar, must give the same tree.
           const dg = `${ws.root}/check-gnu`;
           const dour = `${ws.root}/check-ours`;
-          for (const [t, d] of [[g, dg], [o, dour]]) {
+          const dm = `${ws.root}/check-moby`;
+          const pairs = [[g, dg], [o, dour], ...(m ? [[m, dm]] : [])];
+          for (const [t, d] of pairs) {
             await Deno.mkdir(d);
             await sh("tar", [...TAR_ARGS, "-xpf", t, "-C", d]);
           }
           const [a, b] = [await treeDigest(dg), await treeDigest(dour)];
-          await sh("rm", ["-rf", dg, dour]);
+          if (m && (await treeDigest(dm)) !== a) {
+            console.warn(`  (moby's tar extracts to another tree than GNU's)`);
+          }
+          await sh("rm", ["-rf", dg, dour, dm]);
           if (a !== b) {
             throw new Error(
               `${name} pack: our tar extracts to another tree than GNU's (${b} vs ${a})`,
@@ -582,6 +639,7 @@ export async function runShapesBench(): Promise<void> {
           }
           console.log(`  tars extract to the same tree (${b.slice(0, 12)})`);
         },
+        peer("pack", src),
       );
       rows.push({
         shape: name,
@@ -591,8 +649,9 @@ export async function runShapesBench(): Promise<void> {
       });
       if (name !== "upper") {
         // changes: the tree against a copy with ~3% of files modified, ~2%
-        // deleted, ~1% added. Baseline: GNU diff -rq --no-dereference (moby's
-        // ChangesDirs cannot run here); both walk both trees.
+        // deleted, ~1% added. The target is moby's ChangesDirs (with
+        // LAYERFS_BENCH_MOBY); GNU diff -rq --no-dereference, which also walks
+        // both trees, is the baseline every run has.
         const child = `${ws.root}/child-${name}`;
         await sh("cp", ["-a", src, child]);
         const rnd = prng(7);
@@ -620,12 +679,34 @@ export async function runShapesBench(): Promise<void> {
           ],
           () => [deno, "run", "--allow-all", CHILD, "changes", child, src],
           () => Promise.resolve(""),
-          () => Promise.resolve(),
+          async () => {
+            if (!MOBY) return;
+            // The same changes, counted by both (outside the timed runs).
+            const [a, b] = [
+              await sh(deno, [
+                "run",
+                "--allow-all",
+                CHILD,
+                "changes",
+                child,
+                src,
+              ]),
+              await sh(MOBY, ["changes", child, src]),
+            ];
+            if (a.trim() !== b.trim()) {
+              throw new Error(
+                `${name} changes: ${a.trim()} changes found, moby's ChangesDirs finds ${b.trim()}`,
+              );
+            }
+            console.log(`  change counts match (${a.trim()})`);
+          },
+          MOBY ? () => [MOBY, "changes", child, src] : undefined,
         );
         rows.push({
           shape: name,
-          op: "changes (vs diff -rq)",
+          op: "changes (GNU column: diff -rq)",
           target: 1.0,
+          targetVsMoby: true,
           ...changes,
         });
         await sh("rm", ["-rf", child]);
@@ -661,6 +742,7 @@ export async function runShapesBench(): Promise<void> {
           ours("apply", tar),
           fresh,
           () => Promise.resolve(),
+          undefined,
           1,
         );
         rows.push({
