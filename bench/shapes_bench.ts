@@ -669,6 +669,15 @@ export async function runShapesBench(): Promise<void> {
             Deno.writeTextFileSync(`${f}.new`, `added ${edits++}`);
           }
         }
+        const oursChanges = [
+          deno,
+          "run",
+          "--allow-all",
+          CHILD,
+          "changes",
+          child,
+          src,
+        ];
         const changes = await alternate(
           `${name} changes`,
           () => [
@@ -679,20 +688,13 @@ export async function runShapesBench(): Promise<void> {
             src,
             child,
           ],
-          () => [deno, "run", "--allow-all", CHILD, "changes", child, src],
+          () => oursChanges,
           () => Promise.resolve(""),
           async () => {
             if (!MOBY) return;
             // The same changes, counted by both (outside the timed runs).
             const [a, b] = [
-              await sh(deno, [
-                "run",
-                "--allow-all",
-                CHILD,
-                "changes",
-                child,
-                src,
-              ]),
+              await sh(oursChanges[0], oursChanges.slice(1)),
               await sh(MOBY, ["changes", child, src]),
             ];
             if (a.trim() !== b.trim()) {
