@@ -129,21 +129,29 @@ export {
   type TarWriterOptions,
   TypeFlag,
 } from "./src/archive/tar/mod.ts";
+// Decompression loads on first use (src/archive/compress/lazy.ts): the
+// gunzip and zstd decoders are not loaded by a tool that applies plain tars.
 export {
   type Compression,
-  compressor,
-  decompress,
-  type Decompressed,
-  type DecompressedSource,
-  type DecompressOptions,
-  decompressStream,
-  decompressTarSource,
   detectCompression,
   type DetectedCompression,
   MAGIC_LENGTH,
-  peekCompression,
+} from "./src/archive/compress/detect.ts";
+export type {
+  Decompressed,
+  DecompressOptions,
+} from "./src/archive/compress/decompress.ts";
+export type { DecompressedSource } from "./src/archive/compress/tar_source.ts";
+export {
+  compressor,
   writeCompressed,
-} from "./src/archive/compress/mod.ts";
+} from "./src/archive/compress/compress.ts";
+export {
+  decompress,
+  decompressStream,
+  decompressTarSource,
+  peekCompression,
+} from "./src/archive/compress/lazy.ts";
 export { ignoreFileSizeSignal } from "./src/sys/signal_linux.ts";
 // Registry and images: the pure helpers and RegistryClient statically, the
 // async entry points through src/*/lazy.ts, which load their

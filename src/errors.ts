@@ -862,3 +862,48 @@ export class Interrupted extends LayerfsError {
     this.exitCode = signal === "SIGINT" ? 130 : 143;
   }
 }
+
+/**
+ * Deno refused to load one of layerfs's own modules, which it loads on first
+ * use (so that a process does not pay at start-up for code it never runs):
+ * the process may not read layerfs's source files (or, from a registry such
+ * as JSR, import from its host).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PermissionRequired } from "./errors.ts";
+ * const e = new PermissionRequired(new URL("file:///opt/layerfs/src/store/open.ts"));
+ * assert.equal(e.flag, "--allow-read=/opt/layerfs");
+ * assert.match(e.message, /^layerfs loads \/opt\/layerfs\/src\/store\/open\.ts on first use/);
+ * ```
+ */
+export class PermissionRequired extends LayerfsError {
+  /** The module that could not be loaded. */
+  readonly module: string;
+  /** The Deno flag that allows it. */
+  readonly flag: string;
+  /** Builds the error for `module` (a file: or https: URL of layerfs's source). */
+  constructor(module: URL, options?: ErrorOptions) {
+    const file = module.protocol === "file:";
+    const where = file ? decodeURIComponent(module.pathname) : module.href;
+    const flag = file
+      ? `--allow-read=${
+        decodeURIComponent(new URL("../", packageRoot(module)).pathname)
+          .replace(/\/$/, "")
+      }`
+      : `--allow-import=${module.host}`;
+    super(
+      `layerfs loads ${where} on first use and may not: run with ${flag} (or -A)`,
+      options,
+    );
+    this.module = where;
+    this.flag = flag;
+  }
+}
+
+/** The `src/` directory `module` is in (its parent is the package root). */
+function packageRoot(module: URL): URL {
+  const i = module.pathname.lastIndexOf("/src/");
+  return new URL(i < 0 ? "./" : module.pathname.slice(0, i + 5), module);
+}

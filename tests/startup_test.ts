@@ -77,7 +77,7 @@ function loaded(graph: Set<string>, prefixes: string[]): string[] {
     .sort();
 }
 
-Deno.test("startup: mod.ts loads no node: built-in, store, mount, image, registry transfer or archive-export code at import", async () => {
+Deno.test("startup: mod.ts loads no node: built-in, store, mount, image, registry transport, decoder or archive-export code at import", async () => {
   const g = await staticGraph("mod.ts");
   // The graph is read at all: what applyTar and packDir need is in it.
   assert.ok(g.has("src/archive/extract/apply_tar.ts"));
@@ -94,6 +94,14 @@ Deno.test("startup: mod.ts loads no node: built-in, store, mount, image, registr
       "src/image/_verify.ts",
       "src/registry/pull.ts",
       "src/registry/push.ts",
+      // The registry transport loads on a client's first request, the
+      // decoders on the first decompression (src/archive/compress/lazy.ts).
+      "src/registry/_transport.ts",
+      "src/registry/_challenge.ts",
+      "src/archive/compress/decompress.ts",
+      "src/archive/compress/tar_source.ts",
+      "src/archive/compress/_gunzip_isal.ts",
+      "src/archive/compress/_zstd_frames.ts",
       "src/archive/layer.ts",
       "src/archive/tarsplit/",
       "src/archive/changes/layer_",
@@ -204,4 +212,59 @@ Deno.test("startup: mod.ts's lazy image entry points give what their implementat
   } finally {
     store.close();
   }
+});
+
+Deno.test("startup: mod.ts and the CLI put no module behind a lazy entry point into the start-up graph, dynamic edges included", async () => {
+  // `deno info` lists dynamic imports with literal specifiers too, and Deno
+  // reads every module behind them at start (src/_load_module.ts): the lazy
+  // entry points must use computed specifiers, so these stay out.
+  for (const entry of ["mod.ts", "src/cli/main.ts"]) {
+    const info = await new Deno.Command(Deno.execPath(), {
+      args: ["info", "--json", new URL(entry, ROOT).pathname],
+      stdout: "piped",
+    }).output();
+    assert.equal(info.code, 0);
+    const modules = (JSON.parse(new TextDecoder().decode(info.stdout)) as {
+      modules: InfoModule[];
+    }).modules;
+    const dynamic = modules.flatMap((m) =>
+      (m.dependencies ?? []).filter((d) => d.isDynamic && d.code).map((d) =>
+        d.code!.specifier
+      )
+    ).filter((s) => s.startsWith(ROOT.href));
+    assert.deepEqual(dynamic, [], entry);
+  }
+});
+
+Deno.test("startup: a lazily loaded module that Deno may not read is a PermissionRequired naming the flag; with it, the call works", async () => {
+  const script = `
+    import { decompress, PermissionRequired } from ${
+    JSON.stringify(new URL("mod.ts", ROOT).href)
+  };
+    const gz = new Blob(["hi"]).stream().pipeThrough(new CompressionStream("gzip"));
+    try {
+      const { stream } = await decompress(gz);
+      console.log("ok", await new Response(stream).text());
+    } catch (e) {
+      console.log(e instanceof PermissionRequired ? "denied" : "other", e.flag, e.message);
+    }
+  `;
+  await using tmp = await tempDir();
+  await Deno.writeTextFile(`${tmp.path}/s.ts`, script);
+  const run = async (...flags: string[]) => {
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "--no-check", ...flags, `${tmp.path}/s.ts`],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    return new TextDecoder().decode(out.stdout).trim();
+  };
+  const repo = new URL(".", ROOT).pathname.replace(/\/$/, "");
+  const denied = await run();
+  assert.equal(
+    denied,
+    `denied --allow-read=${repo} layerfs loads ${repo}/src/archive/compress/decompress.ts on first use and may not: run with --allow-read=${repo} (or -A)`,
+  );
+  assert.equal(await run(`--allow-read=${repo}`), "ok hi");
 });

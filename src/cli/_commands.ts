@@ -32,15 +32,25 @@ import { findImage } from "../image/lazy.ts";
 
 export type { CliIo, CommandContext, CommandResult } from "./_types.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
+import { loadModule } from "../_load_module.ts";
 
 type Run = (ctx: CommandContext) => Promise<CommandResult>;
 
 // Loaded by the commands that use them, not at start-up: every command
 // loads this module, and `ls` or `mount` need no compressor, store checker
 // or helper installer (README "Start-up").
-const compressors = () => import("../archive/compress/mod.ts");
-const checker = () => import("./check.ts");
-const helperSetup = () => import("../../helper/install.ts");
+const compressors = () =>
+  loadModule<typeof import("../archive/compress/mod.ts")>(
+    new URL("../archive/compress/mod.ts", import.meta.url),
+  );
+const checker = () =>
+  loadModule<typeof import("./check.ts")>(
+    new URL("./check.ts", import.meta.url),
+  );
+const helperSetup = () =>
+  loadModule<typeof import("../../helper/install.ts")>(
+    new URL("../../helper/install.ts", import.meta.url),
+  );
 
 async function storeExists(root: string): Promise<boolean> {
   try {

@@ -22,6 +22,12 @@ import { formatBytes } from "./_progress.ts";
 import { interruptible } from "./_interrupt.ts";
 import { PARALLEL_OPTION, parallelOf } from "./_parallel.ts";
 import type { CommandContext, CommandResult, CommandSpec } from "./_types.ts";
+import { loadModule } from "../_load_module.ts";
+
+const clientImpl = () =>
+  loadModule<typeof import("../registry/client.ts")>(
+    new URL("../registry/client.ts", import.meta.url),
+  );
 
 const insecure = {
   type: "boolean" as const,
@@ -112,7 +118,7 @@ async function client(
   ref: string,
 ): Promise<RegistryClient> {
   const host = parseReference(ref).host;
-  const { RegistryClient } = await import("../registry/client.ts");
+  const { RegistryClient } = await clientImpl();
   return new RegistryClient({
     env: ctx.io.env,
     uid: ctx.io.uid,

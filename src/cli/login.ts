@@ -15,6 +15,16 @@
 import { LayerfsError, UsageError } from "../errors.ts";
 import type { Credentials } from "../registry/auth_file.ts";
 import { parseReference } from "../image/reference.ts";
+import { loadModule } from "../_load_module.ts";
+
+const clientImpl = () =>
+  loadModule<typeof import("../registry/client.ts")>(
+    new URL("../registry/client.ts", import.meta.url),
+  );
+const authFileImpl = () =>
+  loadModule<typeof import("../registry/auth_file.ts")>(
+    new URL("../registry/auth_file.ts", import.meta.url),
+  );
 
 interface Spec {
   name: string;
@@ -138,8 +148,8 @@ export const loginCommands: Record<string, (ctx: Context) => Promise<Result>> =
       }
       const creds: Credentials = { username, password };
       // Loaded here: _spec.ts takes this module's table for every command.
-      const { RegistryClient } = await import("../registry/client.ts");
-      const { storeCredentials } = await import("../registry/auth_file.ts");
+      const { RegistryClient } = await clientImpl();
+      const { storeCredentials } = await authFileImpl();
       const client = new RegistryClient({
         env: ctx.io.env,
         uid: ctx.io.uid,
@@ -163,7 +173,7 @@ export const loginCommands: Record<string, (ctx: Context) => Promise<Result>> =
 
     logout: async (ctx) => {
       const { key } = registryKey(ctx.args[0]);
-      const { removeCredentials } = await import("../registry/auth_file.ts");
+      const { removeCredentials } = await authFileImpl();
       const r = await removeCredentials(key, {
         env: ctx.io.env,
         uid: ctx.io.uid,

@@ -35,6 +35,12 @@ import { EXIT_BROKEN_PIPE, isBrokenPipe } from "./_io_errors.ts";
 import { listenForInterrupts } from "./_interrupt.ts";
 import { ignoreFileSizeSignal } from "../sys/signal_linux.ts";
 import denoJson from "../../deno.json" with { type: "json" };
+import { loadModule } from "../_load_module.ts";
+
+const commandsImpl = () =>
+  loadModule<typeof import("./_commands.ts")>(
+    new URL("./_commands.ts", import.meta.url),
+  );
 
 /** This layerfs's version (from deno.json). */
 export const VERSION: string = denoJson.version;
@@ -138,7 +144,7 @@ export async function runCli(
       cwd: io.cwd,
     });
     // The commands' code loads only now: `--version` and help need none.
-    const { runCommand } = await import("./_commands.ts");
+    const { runCommand } = await commandsImpl();
     const result = await runCommand(parsed.command.name, {
       root,
       global: parsed.global,

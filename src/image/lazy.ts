@@ -18,6 +18,24 @@ import type { ImageInfo, RemovedImage } from "./images.ts";
 import type { ImageInput, LoadedImage, LoadImageOptions } from "./load.ts";
 import type { PrunedImages } from "./prune.ts";
 import type { SavedImage, SaveImageOptions } from "./save.ts";
+import { loadModule } from "../_load_module.ts";
+
+const loadImpl = () =>
+  loadModule<typeof import("./load.ts")>(
+    new URL("./load.ts", import.meta.url),
+  );
+const imagesImpl = () =>
+  loadModule<typeof import("./images.ts")>(
+    new URL("./images.ts", import.meta.url),
+  );
+const pruneImpl = () =>
+  loadModule<typeof import("./prune.ts")>(
+    new URL("./prune.ts", import.meta.url),
+  );
+const saveImpl = () =>
+  loadModule<typeof import("./save.ts")>(
+    new URL("./save.ts", import.meta.url),
+  );
 
 /**
  * Loads `docker save` output or an OCI image layout into `store` (see
@@ -49,7 +67,7 @@ export async function loadImage(
   source: ImageInput,
   options?: LoadImageOptions,
 ): Promise<LoadedImage[]> {
-  return (await import("./load.ts")).loadImage(store, source, options);
+  return (await loadImpl()).loadImage(store, source, options);
 }
 
 /**
@@ -72,7 +90,7 @@ export async function loadImage(
  * ```
  */
 export async function listImages(store: Store): Promise<ImageInfo[]> {
-  return (await import("./images.ts")).listImages(store);
+  return (await imagesImpl()).listImages(store);
 }
 
 /**
@@ -97,7 +115,7 @@ export async function listImages(store: Store): Promise<ImageInfo[]> {
  * ```
  */
 export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
-  return (await import("./images.ts")).findImage(store, ref);
+  return (await imagesImpl()).findImage(store, ref);
 }
 
 /**
@@ -125,7 +143,7 @@ export async function removeImage(
   store: Store,
   ref: string,
 ): Promise<RemovedImage> {
-  return (await import("./images.ts")).removeImage(store, ref);
+  return (await imagesImpl()).removeImage(store, ref);
 }
 
 /**
@@ -152,7 +170,7 @@ export async function removeImage(
  * ```
  */
 export async function pruneImages(store: Store): Promise<PrunedImages> {
-  return (await import("./prune.ts")).pruneImages(store);
+  return (await pruneImpl()).pruneImages(store);
 }
 
 /**
@@ -184,5 +202,5 @@ export async function saveImage(
   path: string,
   options?: SaveImageOptions,
 ): Promise<SavedImage[]> {
-  return (await import("./save.ts")).saveImage(store, refs, path, options);
+  return (await saveImpl()).saveImage(store, refs, path, options);
 }

@@ -10,6 +10,16 @@
 import type { Mounter } from "./mounter.ts";
 import type { PerformOptions } from "./perform.ts";
 import type { MountPlan } from "./plan.ts";
+import { loadModule } from "../_load_module.ts";
+
+const performImpl = () =>
+  loadModule<typeof import("./perform.ts")>(
+    new URL("./perform.ts", import.meta.url),
+  );
+const mounterImpl = () =>
+  loadModule<typeof import("./mounter.ts")>(
+    new URL("./mounter.ts", import.meta.url),
+  );
 
 /**
  * Performs `plan` on `plan.target` and verifies the mount (see
@@ -33,7 +43,7 @@ export async function performMountPlan(
   plan: MountPlan,
   options?: PerformOptions,
 ): Promise<void> {
-  return (await import("./perform.ts")).performMountPlan(plan, options);
+  return (await performImpl()).performMountPlan(plan, options);
 }
 
 /**
@@ -50,7 +60,7 @@ export async function performMountPlan(
  */
 export const directMounter: Mounter = {
   mount: async (root, id, plan) =>
-    (await import("./mounter.ts")).directMounter.mount(root, id, plan),
+    (await mounterImpl()).directMounter.mount(root, id, plan),
   unmount: async (root, id, target) =>
-    (await import("./mounter.ts")).directMounter.unmount(root, id, target),
+    (await mounterImpl()).directMounter.unmount(root, id, target),
 };

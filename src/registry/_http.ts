@@ -135,3 +135,8 @@ export async function errorDetail(res: Response): Promise<string> {
   detail = detail.replace(/[\u0000-\u001f\u007f]+/g, " ").trim();
   return detail.length > 200 ? detail.slice(0, 200) + "..." : detail;
 }
+
+/** The scope of a repository: `repository:NAME:pull[,push]`. */
+export function repositoryScope(repository: string, push = false): string {
+  return `repository:${repository}:${push ? "pull,push" : "pull"}`;
+}

@@ -22,6 +22,7 @@ import {
   discard,
   MAX_JSON_BODY,
   readBounded,
+  repositoryScope,
   retryAfterMs,
   sleep,
 } from "./_http.ts";
@@ -120,11 +121,6 @@ function netMessage(e: unknown): string {
   }
   return String((c as Error)?.message ?? c).replace(/\?[^\s)]*/g, "?...")
     .slice(0, 300);
-}
-
-/** The scope of a repository: `repository:NAME:pull[,push]`. */
-export function repositoryScope(repository: string, push = false): string {
-  return `repository:${repository}:${push ? "pull,push" : "pull"}`;
 }
 
 /** One registry host: see the module doc. */

@@ -36,12 +36,18 @@ import { backoff, discard, errorDetail, readBounded, sleep } from "./_http.ts";
 import { MANIFEST_TYPES } from "../image/media_types.ts";
 import { parseReference, type Reference } from "../image/reference.ts";
 import { DEFAULT_CERTS_DIRS } from "./tls.ts";
-import {
+import type {
   HostTransport,
-  repositoryScope,
-  type RequestSpec,
-  type TransportSettings,
+  RequestSpec,
+  TransportSettings,
 } from "./_transport.ts";
+import { repositoryScope } from "./_http.ts";
+import { loadModule } from "../_load_module.ts";
+
+const transportImpl = () =>
+  loadModule<typeof import("./_transport.ts")>(
+    new URL("./_transport.ts", import.meta.url),
+  );
 
 /** Largest manifest accepted (containerd and distribution cap at 4 MiB). */
 export const MAX_MANIFEST_SIZE = 4 << 20;
@@ -194,13 +200,21 @@ export class RegistryClient {
     this.#hosts.clear();
   }
 
-  /** The transport of `host` (Docker Hub's API lives at registry-1.docker.io). */
-  #host(host: string): HostTransport {
+  /**
+   * The transport of `host` (Docker Hub's API lives at registry-1.docker.io).
+   * Its module (HTTP, TLS, authentication: ~25 KB) loads on the first
+   * request, so importing mod.ts does not pay for it.
+   */
+  async #host(host: string): Promise<HostTransport> {
     const api = host === "docker.io" ? "registry-1.docker.io" : host;
     let t = this.#hosts.get(api);
     if (!t) {
-      t = new HostTransport(host, api, this.#settings);
-      this.#hosts.set(api, t);
+      const { HostTransport } = await transportImpl();
+      t = this.#hosts.get(api); // another call may have made it meanwhile
+      if (!t) {
+        t = new HostTransport(host, api, this.#settings);
+        this.#hosts.set(api, t);
+      }
     }
     return t;
   }
@@ -232,7 +246,7 @@ export class RegistryClient {
    * @throws {RegistryUnauthorized} when the credentials are refused.
    */
   async ping(host: string, options: CallOptions = {}): Promise<void> {
-    const t = this.#host(host);
+    const t = await this.#host(host);
     const res = await t.request({
       method: "GET",
       url: "/v2/",
@@ -259,7 +273,7 @@ export class RegistryClient {
     ref: Reference,
     options: CallOptions & { accept?: readonly string[] } = {},
   ): Promise<Manifest> {
-    const t = this.#host(ref.host);
+    const t = await this.#host(ref.host);
     const subject = ref.toString();
     const res = await t.request({
       method: "GET",
@@ -312,7 +326,7 @@ export class RegistryClient {
     ref: Reference,
     options: CallOptions & { accept?: readonly string[] } = {},
   ): Promise<ManifestHead | undefined> {
-    const t = this.#host(ref.host);
+    const t = await this.#host(ref.host);
     const subject = ref.toString();
     const res = await t.request({
       method: "HEAD",
@@ -363,7 +377,7 @@ export class RegistryClient {
     }
     const digest = ref.digest ?? digestOf(bytes);
     verifyBytes(subject, bytes, digest);
-    const t = this.#host(ref.host);
+    const t = await this.#host(ref.host);
     const res = await t.request({
       method: "PUT",
       url: `/v2/${ref.repository}/manifests/${ref.manifestRef}`,
@@ -401,7 +415,7 @@ export class RegistryClient {
     const { host, repository } = repoOf(repo);
     validDigest(digest, `${host}/${repository} blob`);
     const subject = `${host}/${repository}@${digest}`;
-    const res = await this.#host(host).request({
+    const res = await (await this.#host(host)).request({
       method: "HEAD",
       url: `/v2/${repository}/blobs/${digest}`,
       repository,
@@ -440,12 +454,13 @@ export class RegistryClient {
     if (!Number.isSafeInteger(size) || size < 0) {
       throw new DigestMismatch(subject, "a size >= 0", String(size));
     }
-    const t = this.#host(host);
+    const transport = () => this.#host(host);
     const tries = this.#blobTries;
     const settings = this.#settings;
     const fail = this.#fail.bind(this);
     const signal = options.signal;
     async function* chunks(): AsyncGenerator<Uint8Array> {
+      const t = await transport();
       const hash = hasherFor(digest);
       let offset = 0;
       let ranges = false;
@@ -572,7 +587,7 @@ export class RegistryClient {
     if (await this.hasBlob({ host, repository }, digest, options)) {
       return { digest, how: "exists" };
     }
-    const t = this.#host(host);
+    const t = await this.#host(host);
     const spec = (s: Omit<RequestSpec, "repository" | "subject" | "signal">) =>
       t.request({
         repository,

@@ -16,6 +16,16 @@ import type { Store } from "../store/store.ts";
 import type { PulledImage, PullImageOptions } from "./pull.ts";
 import type { PushedImage, PushImageOptions } from "./push.ts";
 import type { Reference } from "../image/reference.ts";
+import { loadModule } from "../_load_module.ts";
+
+const pullImpl = () =>
+  loadModule<typeof import("./pull.ts")>(
+    new URL("./pull.ts", import.meta.url),
+  );
+const pushImpl = () =>
+  loadModule<typeof import("./push.ts")>(
+    new URL("./push.ts", import.meta.url),
+  );
 
 /**
  * Pulls an image into the store under its reference (see
@@ -45,7 +55,7 @@ export async function pullImage(
   ref: string | Reference,
   options?: PullImageOptions,
 ): Promise<PulledImage> {
-  return (await import("./pull.ts")).pullImage(store, ref, options);
+  return (await pullImpl()).pullImage(store, ref, options);
 }
 
 /**
@@ -75,5 +85,5 @@ export async function pushImage(
   ref: string | Reference,
   options?: PushImageOptions,
 ): Promise<PushedImage> {
-  return (await import("./push.ts")).pushImage(store, ref, options);
+  return (await pushImpl()).pushImage(store, ref, options);
 }

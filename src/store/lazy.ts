@@ -15,6 +15,16 @@
 import type { MountPlan } from "../mount/plan.ts";
 import type { OpenStoreOptions } from "./open.ts";
 import type { Store } from "./store.ts";
+import { loadModule } from "../_load_module.ts";
+
+const openImpl = () =>
+  loadModule<typeof import("./open.ts")>(
+    new URL("./open.ts", import.meta.url),
+  );
+const planImpl = () =>
+  loadModule<typeof import("./plan_layer.ts")>(
+    new URL("./plan_layer.ts", import.meta.url),
+  );
 
 /**
  * Opens (and on first use initialises) a layer store at `options.root` (see
@@ -39,7 +49,7 @@ import type { Store } from "./store.ts";
  * ```
  */
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
-  return (await import("./open.ts")).openStore(options);
+  return (await openImpl()).openStore(options);
 }
 
 /**
@@ -69,5 +79,5 @@ export async function planLayerMount(
   root: string,
   id: string,
 ): Promise<MountPlan> {
-  return (await import("./plan_layer.ts")).planLayerMount(root, id);
+  return (await planImpl()).planLayerMount(root, id);
 }

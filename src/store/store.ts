@@ -38,14 +38,21 @@ import { validateLayerId } from "./id.ts";
 import { readMeta, readParents } from "./meta.ts";
 import { readCounts } from "./refcounts.ts";
 import { findLeftovers, finishCommits, removeLockFile } from "./recovery.ts";
+import { loadModule } from "../_load_module.ts";
 
 // Extraction with tar-split, export, change lists and image-layer checks
 // (~0.4 MB of emitted code) load on the first call that needs them, not
 // with the store: a process that lists, mounts or removes layers, or imports
 // mod.ts only for applyTar, does not load them at start-up (README
 // "Start-up"). Every caller is async already.
-const archive = () => import("../archive/layer.ts");
-const chain = () => import("./_chain.ts");
+const archive = () =>
+  loadModule<typeof import("../archive/layer.ts")>(
+    new URL("../archive/layer.ts", import.meta.url),
+  );
+const chain = () =>
+  loadModule<typeof import("./_chain.ts")>(
+    new URL("./_chain.ts", import.meta.url),
+  );
 
 /** Options of {@link Store.create} and {@link Store.createReadWrite}. */
 export interface CreateOptions {

@@ -1,0 +1,61 @@
+/**
+ * Internal: loads one of layerfs's own modules on first use, outside the
+ * module graph Deno builds at start-up.
+ *
+ * Why not `import("./open.ts")`: Deno follows a dynamic import whose
+ * specifier is a string literal while it builds the start-up graph, reading
+ * and hashing every module behind it even when the code never runs: mod.ts's
+ * lazy entry points put 80 modules in every process's start (~2.5 ms of its
+ * ~22 ms on the 2-core VM, Deno 2.9.6), the CLI's command table 113 (~2 ms of
+ * `layerfs --version`). A computed specifier is loaded only when called.
+ *
+ * The price: Deno checks permissions for a computed import, so loading from
+ * a local copy needs read access to it (from JSR: import access to its host,
+ * allowed by default), as `new Worker(url)` does. Denied, it is a
+ * {@link PermissionRequired} naming the flag. `deno compile` cannot see these
+ * modules either: scripts/compile.ts lists them (`--include`), and a test
+ * checks the list against the calls in src/.
+ *
+ * @module
+ */
+
+import { PermissionRequired } from "./errors.ts";
+
+/**
+ * Imports `url` (one of layerfs's modules, resolved against the caller's
+ * `import.meta.url`), typed by the caller: pass
+ * `typeof import("./that.ts")`, which is a type only and loads nothing.
+ *
+ * @param url The module.
+ * @returns Its namespace.
+ * @throws {PermissionRequired} when Deno may not read (or import) it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadModule } from "./_load_module.ts";
+ * const digest = await loadModule<typeof import("./image/digest.ts")>(
+ *   new URL("./image/digest.ts", import.meta.url),
+ * );
+ * assert.equal(digest.digestHex("sha256:" + "a".repeat(64), "x"), "a".repeat(64));
+ * ```
+ */
+export async function loadModule<T>(url: URL): Promise<T> {
+  try {
+    // `deno publish` warns "unable to analyze dynamic import" here; the URL
+    // is absolute (resolved by the caller), so it needs no import map at run
+    // time, which is what the warning asks to make sure of.
+    return await import(url.href) as T;
+  } catch (e) {
+    if (denied(e)) throw new PermissionRequired(url, { cause: e });
+    throw e;
+  }
+}
+
+/** Deno's refusal of a computed import (a TypeError in Deno 2.9.6). */
+function denied(e: unknown): boolean {
+  return e instanceof Deno.errors.NotCapable ||
+    e instanceof Deno.errors.PermissionDenied ||
+    (e instanceof TypeError &&
+      /^Requires (read|import) access to /.test(e.message));
+}

@@ -1,0 +1,131 @@
+/**
+ * The modules layerfs loads outside Deno's module graph (`loadModule(new
+ * URL(...))`, `new Worker(new URL(...))`) are what `deno compile` cannot
+ * find by itself: scripts/compile.ts must `--include` each of them, or the
+ * CLI binary fails at the first command that needs one. This reads every
+ * such call in src/ and helper/ and checks the list, and that each call's
+ * type (`typeof import("X")`) names the module its URL loads. It needs no
+ * denort, so it runs everywhere.
+ */
+import assert from "node:assert/strict";
+import { TARGETS } from "../../scripts/compile.ts";
+
+const ROOT = new URL("../../", import.meta.url);
+
+/** Every .ts file under `dir` (a path relative to the repository). */
+async function sources(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(new URL(dir, ROOT))) {
+    const path = `${dir}/${e.name}`;
+    if (e.isDirectory) out.push(...await sources(path));
+    else if (e.name.endsWith(".ts")) out.push(path);
+  }
+  return out;
+}
+
+/** Source text without comment lines (JSDoc examples import freely). */
+function code(text: string): string {
+  return text.split("\n").filter((l) => !/^\s*(\*|\/\/|\/\*)/.test(l)).join(
+    "\n",
+  );
+}
+
+interface Loaded {
+  file: string;
+  typed?: string;
+  url: string;
+}
+
+/** The loadModule and Worker calls of `file`, with their specifiers. */
+function loadsOf(file: string, text: string): Loaded[] {
+  const out: Loaded[] = [];
+  const lazy =
+    /loadModule<\s*typeof import\("([^"]+)"\)\s*>\(\s*new URL\("([^"]+)", import\.meta\.url\)/g;
+  for (const m of text.matchAll(lazy)) {
+    out.push({ file, typed: m[1], url: m[2] });
+  }
+  const worker = /new URL\("([^"]+_worker\.ts)", import\.meta\.url\)/g;
+  for (const m of text.matchAll(worker)) out.push({ file, url: m[1] });
+  return out;
+}
+
+/** `spec` resolved against `file`, relative to the repository. */
+function resolved(file: string, spec: string): string {
+  return new URL(spec, new URL(file, ROOT)).href.slice(ROOT.href.length);
+}
+
+Deno.test("compile: every module loaded outside the module graph is --included in the CLI binary, and each loadModule call is typed by the module it loads", async () => {
+  const loads: Loaded[] = [];
+  let plainImports: string[] = [];
+  for (const file of [...await sources("src"), ...await sources("helper")]) {
+    const text = code(await Deno.readTextFile(new URL(file, ROOT)));
+    loads.push(...loadsOf(file, text));
+    // A literal `import("./x.ts")` would put x.ts and everything behind it
+    // back into every start-up graph (src/_load_module.ts says why).
+    plainImports = plainImports.concat(
+      [...text.matchAll(/(?<!typeof\s+)\bimport\("(\.[^"]+)"\)/g)].map((m) =>
+        `${file}: import("${m[1]}")`
+      ),
+    );
+  }
+  assert.deepEqual(plainImports, []);
+  // The scan sees the calls at all.
+  assert.ok(loads.length >= 20, `found only ${loads.length}`);
+  for (const l of loads) {
+    if (l.typed !== undefined) {
+      assert.equal(l.typed, l.url, `${l.file}: type and URL differ`);
+    }
+  }
+  const needed = [...new Set(loads.map((l) => resolved(l.file, l.url)))]
+    .sort();
+  const cli = TARGETS.find((t) => t.name === "layerfs")!;
+  assert.deepEqual(
+    needed.filter((m) => !(cli.include ?? []).includes(m)),
+    [],
+    "scripts/compile.ts misses these",
+  );
+  assert.deepEqual(
+    (cli.include ?? []).filter((m) => !needed.includes(m)),
+    [],
+    "scripts/compile.ts includes modules nothing loads lazily",
+  );
+  // The helper binary gets no read access to its own code: nothing it
+  // loads may load a module on first use.
+  const helper = await staticGraph("helper/main.ts");
+  assert.ok(helper.includes("src/mount/perform.ts"));
+  assert.deepEqual(loads.filter((l) => helper.includes(l.file)), []);
+});
+
+/** The repository modules `entry` imports statically (`deno info --json`). */
+async function staticGraph(entry: string): Promise<string[]> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL(entry, ROOT).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    roots: string[];
+    modules: {
+      specifier: string;
+      dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
+    }[];
+  };
+  const edges = new Map(info.modules.map((m) => [
+    m.specifier,
+    (m.dependencies ?? []).filter((d) => d.code && !d.isDynamic).map((d) =>
+      d.code!.specifier
+    ),
+  ]));
+  const seen = new Set<string>();
+  const todo = [...info.roots];
+  while (todo.length > 0) {
+    const s = todo.pop()!;
+    if (seen.has(s)) continue;
+    seen.add(s);
+    todo.push(...(edges.get(s) ?? []));
+  }
+  return [...seen].filter((s) => s.startsWith(ROOT.href)).map((s) =>
+    s.slice(ROOT.href.length)
+  );
+}
