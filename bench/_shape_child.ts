@@ -20,9 +20,14 @@ if (mode === "apply") {
   using o = await Deno.open(b, { create: true, write: true, truncate: true });
   await writeToFile(packDir(a), o);
 } else if (mode === "changes") {
-  // Two full trees (vfs), as moby's ChangesDirs compares them. Imported here,
-  // not at the top: apply and pack runs must load only what mod.ts loads.
-  const { layerChanges } = await import("../src/archive/layer.ts");
+  // Two full trees (vfs), as moby's ChangesDirs compares them. Imported here
+  // by a computed URL, not at the top nor by a literal `import()` (which Deno
+  // follows at start-up, src/_load_module.ts): apply and pack runs must load
+  // only what mod.ts loads.
+  const layer = new URL("../src/archive/layer.ts", import.meta.url).href;
+  const { layerChanges } = await import(
+    layer
+  ) as typeof import("../src/archive/layer.ts");
   const n = (await layerChanges({ dir: a, format: "vfs", parentDirs: [b] }))
     .length;
   console.log(n);
