@@ -12,9 +12,11 @@
  * The price: Deno checks permissions for a computed import, so loading from
  * a local copy needs read access to it (from JSR: import access to its host,
  * allowed by default), as `new Worker(url)` does. Denied, it is a
- * {@link PermissionRequired} naming the flag. `deno compile` cannot see these
- * modules either: scripts/compile.ts lists them (`--include`), and a test
- * checks the list against the calls in src/.
+ * {@link PermissionRequired} naming the flag; a process that imports
+ * `src/preload.ts` has every such module in its start-up graph and needs no
+ * more. `deno compile` and `deno cache` cannot see these modules either:
+ * preload.ts names them all, scripts/compile.ts `--include`s it, and
+ * tests/compile/include_test.ts checks it against the calls in src/.
  *
  * @module
  */

@@ -867,7 +867,8 @@ export class Interrupted extends LayerfsError {
  * Deno refused to load one of layerfs's own modules, which it loads on first
  * use (so that a process does not pay at start-up for code it never runs):
  * the process may not read layerfs's source files (or, from a registry such
- * as JSR, import from its host).
+ * as JSR, import from its host). Grant the flag it names, or import
+ * `src/preload.ts` (`@layerfs/layerfs/preload`) to load everything at start.
  *
  * @example
  * ```ts
@@ -894,7 +895,7 @@ export class PermissionRequired extends LayerfsError {
       }`
       : `--allow-import=${module.host}`;
     super(
-      `layerfs loads ${where} on first use and may not: run with ${flag} (or -A)`,
+      `layerfs loads ${where} on first use and may not: run with ${flag} (or -A), or import layerfs's preload.ts at start-up`,
       options,
     );
     this.module = where;

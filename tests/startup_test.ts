@@ -236,7 +236,7 @@ Deno.test("startup: mod.ts and the CLI put no module behind a lazy entry point i
   }
 });
 
-Deno.test("startup: a lazily loaded module that Deno may not read is a PermissionRequired naming the flag; with it, the call works", async () => {
+Deno.test("startup: a lazily loaded module that Deno may not read is a PermissionRequired naming the flag; with it, or with src/preload.ts imported, the call works", async () => {
   const script = `
     import { decompress, PermissionRequired } from ${
     JSON.stringify(new URL("mod.ts", ROOT).href)
@@ -264,7 +264,16 @@ Deno.test("startup: a lazily loaded module that Deno may not read is a Permissio
   const denied = await run();
   assert.equal(
     denied,
-    `denied --allow-read=${repo} layerfs loads ${repo}/src/archive/compress/decompress.ts on first use and may not: run with --allow-read=${repo} (or -A)`,
+    `denied --allow-read=${repo} layerfs loads ${repo}/src/archive/compress/decompress.ts on first use and may not: run with --allow-read=${repo} (or -A), or import layerfs's preload.ts at start-up`,
   );
   assert.equal(await run(`--allow-read=${repo}`), "ok hi");
+  // With src/preload.ts imported, the module is in the start-up graph and
+  // needs no permission.
+  await Deno.writeTextFile(
+    `${tmp.path}/s.ts`,
+    `import ${
+      JSON.stringify(new URL("src/preload.ts", ROOT).href)
+    };\n${script}`,
+  );
+  assert.equal(await run(), "ok hi");
 });

@@ -1,11 +1,12 @@
 /**
  * The modules layerfs loads outside Deno's module graph (`loadModule(new
  * URL(...))`, `new Worker(new URL(...))`) are what `deno compile` cannot
- * find by itself: scripts/compile.ts must `--include` each of them, or the
- * CLI binary fails at the first command that needs one. This reads every
- * such call in src/ and helper/ and checks the list, and that each call's
- * type (`typeof import("X")`) names the module its URL loads. It needs no
- * denort, so it runs everywhere.
+ * find by itself: src/preload.ts must import each loadModule target, and
+ * scripts/compile.ts `--include` it and the workers, or the CLI binary fails
+ * at the first command that needs one (and a user's `deno cache` of
+ * preload.ts misses it). This reads every such call in src/ and helper/
+ * and checks the lists, and that each call's type (`typeof import("X")`)
+ * names the module its URL loads. It needs no denort, so it runs everywhere.
  */
 import assert from "node:assert/strict";
 import { TARGETS } from "../../scripts/compile.ts";
@@ -54,7 +55,7 @@ function resolved(file: string, spec: string): string {
   return new URL(spec, new URL(file, ROOT)).href.slice(ROOT.href.length);
 }
 
-Deno.test("compile: every module loaded outside the module graph is --included in the CLI binary, and each loadModule call is typed by the module it loads", async () => {
+Deno.test("compile: every module loaded outside the module graph is in src/preload.ts, which the CLI binary --includes with the workers, and each loadModule call is typed by the module it loads", async () => {
   const loads: Loaded[] = [];
   let plainImports: string[] = [];
   for (const file of [...await sources("src"), ...await sources("helper")]) {
@@ -78,16 +79,27 @@ Deno.test("compile: every module loaded outside the module graph is --included i
   }
   const needed = [...new Set(loads.map((l) => resolved(l.file, l.url)))]
     .sort();
+  // src/preload.ts names exactly the modules loaded on first use (the
+  // worker runs in its own isolate and is not imported)...
+  const preload = code(
+    await Deno.readTextFile(new URL("src/preload.ts", ROOT)),
+  );
+  const preloaded = [...preload.matchAll(/^import "([^"]+)";$/gm)].map((m) =>
+    resolved("src/preload.ts", m[1])
+  ).sort();
+  assert.deepEqual(
+    preloaded,
+    needed.filter((m) => !m.endsWith("_worker.ts")),
+    "src/preload.ts and the loadModule calls differ",
+  );
+  // ...and the CLI binary embeds it and the workers.
   const cli = TARGETS.find((t) => t.name === "layerfs")!;
   assert.deepEqual(
-    needed.filter((m) => !(cli.include ?? []).includes(m)),
-    [],
-    "scripts/compile.ts misses these",
-  );
-  assert.deepEqual(
-    (cli.include ?? []).filter((m) => !needed.includes(m)),
-    [],
-    "scripts/compile.ts includes modules nothing loads lazily",
+    [...cli.include ?? []].sort(),
+    [
+      "src/preload.ts",
+      ...needed.filter((m) => m.endsWith("_worker.ts")),
+    ].sort(),
   );
   // The helper binary gets no read access to its own code: nothing it
   // loads may load a module on first use.
