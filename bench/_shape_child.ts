@@ -24,10 +24,14 @@ if (mode === "apply") {
   // by a computed URL, not at the top nor by a literal `import()` (which Deno
   // follows at start-up, src/_load_module.ts): apply and pack runs must load
   // only what mod.ts loads.
-  const layer = new URL("../src/archive/layer.ts", import.meta.url).href;
+  // The module Store.changes loads.
+  const changes = new URL(
+    "../src/archive/changes/layer_changes.ts",
+    import.meta.url,
+  ).href;
   const { layerChanges } = await import(
-    layer
-  ) as typeof import("../src/archive/layer.ts");
+    changes
+  ) as typeof import("../src/archive/changes/layer_changes.ts");
   const n = (await layerChanges({ dir: a, format: "vfs", parentDirs: [b] }))
     .length;
   console.log(n);

@@ -34,7 +34,10 @@
 import "./archive/compress/decompress.ts";
 import "./archive/compress/mod.ts";
 import "./archive/compress/tar_source.ts";
-import "./archive/layer.ts";
+import "./archive/changes/layer_changes.ts";
+import "./archive/changes/layer_size.ts";
+import "./archive/export/layer_tar.ts";
+import "./archive/tarsplit/mod.ts";
 import "./cli/_commands.ts";
 import "./cli/check.ts";
 import "../helper/install.ts";

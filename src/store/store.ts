@@ -42,12 +42,25 @@ import { loadModule } from "../_load_module.ts";
 
 // Extraction with tar-split, export, change lists and image-layer checks
 // (~0.4 MB of emitted code) load on the first call that needs them, not
-// with the store: a process that lists, mounts or removes layers, or imports
-// mod.ts only for applyTar, does not load them at start-up (README
+// with the store, and each only with its own call: a process that lists,
+// mounts or removes layers, or imports mod.ts only for applyTar, does not
+// load them at start-up, and `changes` does not load the tar code (README
 // "Start-up"). Every caller is async already.
-const archive = () =>
-  loadModule<typeof import("../archive/layer.ts")>(
-    new URL("../archive/layer.ts", import.meta.url),
+const exporter = () =>
+  loadModule<typeof import("../archive/export/layer_tar.ts")>(
+    new URL("../archive/export/layer_tar.ts", import.meta.url),
+  );
+const tarSplit = () =>
+  loadModule<typeof import("../archive/tarsplit/mod.ts")>(
+    new URL("../archive/tarsplit/mod.ts", import.meta.url),
+  );
+const sizer = () =>
+  loadModule<typeof import("../archive/changes/layer_size.ts")>(
+    new URL("../archive/changes/layer_size.ts", import.meta.url),
+  );
+const changeLister = () =>
+  loadModule<typeof import("../archive/changes/layer_changes.ts")>(
+    new URL("../archive/changes/layer_changes.ts", import.meta.url),
   );
 const chain = () =>
   loadModule<typeof import("./_chain.ts")>(
@@ -621,7 +634,7 @@ export class Store {
     // Views are taken on the first read, so a stream never read mounts nothing.
     return deferredByteStream(async () => {
       const { dirs, release } = await openComparison(this.#ctx, await cmp);
-      return { stream: (await archive()).layerTar(dirs), release };
+      return { stream: (await exporter()).layerTar(dirs), release };
     });
   }
 
@@ -674,7 +687,7 @@ export class Store {
       if (e instanceof Deno.errors.NotFound) return null;
       throw e;
     }
-    const { rebuildLayerTar } = await archive();
+    const { rebuildLayerTar } = await tarSplit();
     return rebuildLayerTar(id, l.tarsplit(id), l.diff(id), options);
   }
 
@@ -723,7 +736,7 @@ export class Store {
       false,
       undefined,
       async (dirs, record) =>
-        (await (await archive()).applyLayerTarRecorded(dirs, tar, record))
+        (await (await tarSplit()).applyLayerTarRecorded(dirs, tar, record))
           .size,
     );
     return size!;
@@ -879,7 +892,7 @@ export class Store {
       this.#ctx,
       validateLayerId(id),
       parent,
-      (await archive()).layerDiffSize,
+      (await sizer()).layerDiffSize,
     );
   }
 
@@ -924,7 +937,7 @@ export class Store {
       this.#ctx,
       validateLayerId(id),
       parent,
-      (await archive()).layerChanges,
+      (await changeLister()).layerChanges,
     );
   }
 
