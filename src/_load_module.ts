@@ -49,15 +49,30 @@ export async function loadModule<T>(url: URL): Promise<T> {
     // time, which is what the warning asks to make sure of.
     return await import(url.href) as T;
   } catch (e) {
-    if (denied(e)) throw new PermissionRequired(url, { cause: e });
+    if (refusedInside(e, ROOT)) {
+      throw new PermissionRequired(url, ROOT, { cause: e });
+    }
     throw e;
   }
 }
 
-/** Deno's refusal of a computed import (a TypeError in Deno 2.9.6). */
-function denied(e: unknown): boolean {
-  return e instanceof Deno.errors.NotCapable ||
-    e instanceof Deno.errors.PermissionDenied ||
-    (e instanceof TypeError &&
-      /^Requires (read|import) access to /.test(e.message));
+/** This copy of layerfs: the directory (or URL prefix) above `src/`. */
+const ROOT = new URL("../", import.meta.url);
+
+/**
+ * Whether `e` is Deno refusing to load a module of `root`. Deno 2.9.6 throws
+ * a TypeError "Requires read access to "<path>"" (or "import access to
+ * "<host>"") for a refused computed import, naming the first module it may
+ * not load; an error the loaded code throws at its top level (a permission
+ * it needs itself, a syntax error, a missing module) is not this, and passes
+ * through unchanged.
+ */
+function refusedInside(e: unknown, root: URL): boolean {
+  if (!(e instanceof TypeError)) return false;
+  const m = /^Requires (read|import) access to "([^"]*)"/.exec(e.message);
+  if (!m) return false;
+  if (m[1] === "import") return root.protocol !== "file:" && m[2] === root.host;
+  if (root.protocol !== "file:") return false;
+  const dir = decodeURIComponent(root.pathname);
+  return m[2].startsWith(dir);
 }

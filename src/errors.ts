@@ -867,35 +867,44 @@ export class Interrupted extends LayerfsError {
  * Deno refused to load one of layerfs's own modules, which it loads on first
  * use (so that a process does not pay at start-up for code it never runs):
  * the process may not read layerfs's source files (or, from a registry such
- * as JSR, import from its host). Grant the flag it names, or import
- * `src/preload.ts` (`@layerfs/layerfs/preload`) to load everything at start.
+ * as JSR, import from its host). Grant the flag it names, or, in a program
+ * that imports layerfs, import `src/preload.ts` (`@layerfs/layerfs/preload`)
+ * to load everything at start.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { PermissionRequired } from "./errors.ts";
- * const e = new PermissionRequired(new URL("file:///opt/layerfs/src/store/open.ts"));
- * assert.equal(e.flag, "--allow-read=/opt/layerfs");
- * assert.match(e.message, /^layerfs loads \/opt\/layerfs\/src\/store\/open\.ts on first use/);
+ * const e = new PermissionRequired(
+ *   new URL("file:///opt/my%20layerfs/src/store/open.ts"),
+ *   new URL("file:///opt/my%20layerfs/"),
+ * );
+ * assert.equal(e.module, "/opt/my layerfs/src/store/open.ts");
+ * assert.equal(e.flag, "'--allow-read=/opt/my layerfs'");
+ * assert.match(e.message, /^layerfs loads \/opt\/my layerfs\/src\/store\/open\.ts on first use/);
  * ```
  */
 export class PermissionRequired extends LayerfsError {
-  /** The module that could not be loaded. */
+  /** The module that could not be loaded (a path, or a URL when remote). */
   readonly module: string;
-  /** The Deno flag that allows it. */
+  /** The Deno flag that allows it, quoted for a POSIX shell when it needs it. */
   readonly flag: string;
-  /** Builds the error for `module` (a file: or https: URL of layerfs's source). */
-  constructor(module: URL, options?: ErrorOptions) {
+  /**
+   * Builds the error for `module`, one of the modules of the layerfs copy
+   * at `root` (file: or https: URLs).
+   */
+  constructor(module: URL, root: URL, options?: ErrorOptions) {
     const file = module.protocol === "file:";
     const where = file ? decodeURIComponent(module.pathname) : module.href;
-    const flag = file
-      ? `--allow-read=${
-        decodeURIComponent(new URL("../", packageRoot(module)).pathname)
-          .replace(/\/$/, "")
-      }`
-      : `--allow-import=${module.host}`;
+    const flag = shellWord(
+      file
+        ? `--allow-read=${
+          decodeURIComponent(root.pathname).replace(/(.)\/$/, "$1")
+        }`
+        : `--allow-import=${module.host}`,
+    );
     super(
-      `layerfs loads ${where} on first use and may not: run with ${flag} (or -A), or import layerfs's preload.ts at start-up`,
+      `layerfs loads ${where} on first use and may not: run with ${flag} (or -A); a program that imports layerfs can instead import its preload.ts at start-up`,
       options,
     );
     this.module = where;
@@ -903,8 +912,9 @@ export class PermissionRequired extends LayerfsError {
   }
 }
 
-/** The `src/` directory `module` is in (its parent is the package root). */
-function packageRoot(module: URL): URL {
-  const i = module.pathname.lastIndexOf("/src/");
-  return new URL(i < 0 ? "./" : module.pathname.slice(0, i + 5), module);
+/** `s` as one POSIX shell word: as is when safe, else single-quoted. */
+function shellWord(s: string): string {
+  return /^[A-Za-z0-9_@%+=:,.\/-]+$/.test(s)
+    ? s
+    : `'${s.replaceAll("'", `'\\''`)}'`;
 }

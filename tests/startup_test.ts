@@ -241,12 +241,20 @@ Deno.test("startup: a lazily loaded module that Deno may not read is a Permissio
     import { decompress, PermissionRequired } from ${
     JSON.stringify(new URL("mod.ts", ROOT).href)
   };
-    const gz = new Blob(["hi"]).stream().pipeThrough(new CompressionStream("gzip"));
+    const bytes = await new Response(
+      new Blob(["hi"]).stream().pipeThrough(new CompressionStream("gzip")),
+    ).bytes();
+    let cancelled = "no";
+    const gz = new ReadableStream({
+      start(c) { c.enqueue(bytes); c.close(); },
+      cancel(e) { cancelled = e.constructor.name; },
+    });
     try {
       const { stream } = await decompress(gz);
       console.log("ok", await new Response(stream).text());
     } catch (e) {
-      console.log(e instanceof PermissionRequired ? "denied" : "other", e.flag, e.message);
+      // A failed load cancels the input, as the decoder does on its errors.
+      console.log(e instanceof PermissionRequired ? "denied" : "other", cancelled, e.flag, e.message);
     }
   `;
   await using tmp = await tempDir();
@@ -264,7 +272,7 @@ Deno.test("startup: a lazily loaded module that Deno may not read is a Permissio
   const denied = await run();
   assert.equal(
     denied,
-    `denied --allow-read=${repo} layerfs loads ${repo}/src/archive/compress/decompress.ts on first use and may not: run with --allow-read=${repo} (or -A), or import layerfs's preload.ts at start-up`,
+    `denied PermissionRequired --allow-read=${repo} layerfs loads ${repo}/src/archive/compress/decompress.ts on first use and may not: run with --allow-read=${repo} (or -A); a program that imports layerfs can instead import its preload.ts at start-up`,
   );
   assert.equal(await run(`--allow-read=${repo}`), "ok hi");
   // With src/preload.ts imported, the module is in the start-up graph and
@@ -276,4 +284,28 @@ Deno.test("startup: a lazily loaded module that Deno may not read is a Permissio
     };\n${script}`,
   );
   assert.equal(await run(), "ok hi");
+  // What the loaded module throws at its top level (here: env access it
+  // lacks) is not a refused load, and passes through as it is.
+  await Deno.writeTextFile(
+    `${tmp.path}/s.ts`,
+    `import { loadModule } from ${
+      JSON.stringify(new URL("src/_load_module.ts", ROOT).href)
+    };
+    try {
+      await loadModule(new URL(${
+      JSON.stringify(new URL("tests/_top_level_env.ts", ROOT).href)
+    }));
+      console.log("loaded");
+    } catch (e) {
+      console.log(e.constructor.name, e.message.split(",")[0]);
+    }`,
+  );
+  assert.equal(
+    await run(`--allow-read=${repo}`),
+    'NotCapable Requires env access to "HOME"',
+  );
+  assert.equal(
+    await run(),
+    `PermissionRequired layerfs loads ${repo}/tests/_top_level_env.ts on first use and may not: run with --allow-read=${repo} (or -A); a program that imports layerfs can instead import its preload.ts at start-up`,
+  );
 });

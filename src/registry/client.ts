@@ -436,6 +436,9 @@ export class RegistryClient {
    * registry serves ranges (else the download restarts and the bytes
    * already delivered are skipped), up to `blobTries` connections.
    * Redirects (to a CDN or object store) are followed without credentials.
+   * A bad digest or size throws at the call; everything that needs the
+   * registry (connecting, an insecure registry refused, HTTP errors) fails
+   * the stream on its first read.
    *
    * @param repo The repository.
    * @param digest The blob's digest.

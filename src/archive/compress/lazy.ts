@@ -30,6 +30,23 @@ const tarSourceImpl = () =>
   );
 
 /**
+ * Loads an implementation for work on `input`; when the load fails, cancels
+ * a stream input first, as the implementation does on its own errors (an
+ * HTTP body must not be left open).
+ */
+async function loadFor<T>(
+  load: () => Promise<T>,
+  input: TarSource,
+): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    if (input instanceof ReadableStream) await input.cancel(e).catch(() => {});
+    throw e;
+  }
+}
+
+/**
  * Detects gzip or zstd by magic bytes and returns the uncompressed stream
  * (see `src/archive/compress/decompress.ts`).
  *
@@ -52,14 +69,16 @@ export async function decompress(
   input: ReadableStream<Uint8Array>,
   options: DecompressOptions = {},
 ): Promise<Decompressed> {
-  return (await decompressImpl()).decompress(input, options);
+  return (await loadFor(decompressImpl, input)).decompress(input, options);
 }
 
 /**
  * Decompresses `input`, known to be in `format` (see
  * `src/archive/compress/decompress.ts`: checksums, truncation and trailing
- * data are errors). The decoder loads when the stream is first read;
- * cancelling the stream cancels `input`.
+ * data are errors). The decoder loads when the stream is first read, and
+ * only then takes `input`'s reader and starts decoding (the eager one locks
+ * `input` at the call and decodes ahead); cancelling the stream cancels
+ * `input`, and so does a failure to load the decoder.
  *
  * @param input Compressed bytes.
  * @param format "gzip" or "zstd".
@@ -83,7 +102,7 @@ export function decompressStream(
   return new ReadableStream<Uint8Array>({
     async pull(c) {
       if (!reader) {
-        const impl = await decompressImpl();
+        const impl = await loadFor(decompressImpl, input);
         // A cancel while the module loaded already cancelled `input`.
         if (cancelled) return;
         reader = impl.decompressStream(input, format, options).getReader();
@@ -120,7 +139,7 @@ export async function peekCompression(
   input: TarSource,
   options: DecompressOptions = {},
 ): Promise<{ compression: DetectedCompression; tar: TarSource }> {
-  return (await tarSourceImpl()).peekCompression(input, options);
+  return (await loadFor(tarSourceImpl, input)).peekCompression(input, options);
 }
 
 /**
@@ -148,5 +167,8 @@ export async function decompressTarSource(
   input: TarSource,
   options: DecompressOptions = {},
 ): Promise<DecompressedSource> {
-  return (await tarSourceImpl()).decompressTarSource(input, options);
+  return (await loadFor(tarSourceImpl, input)).decompressTarSource(
+    input,
+    options,
+  );
 }
