@@ -13,63 +13,13 @@ import { openStore } from "../mod.ts";
 import * as images from "../src/image/mod.ts";
 import * as registry from "../src/registry/mod.ts";
 import { tempDir } from "./_privileged.ts";
+import { moduleInfo, ROOT, staticGraph } from "./_module_graph.ts";
 import {
   buildImage,
   buildLayer,
   layerTar,
   writeOciLayout,
 } from "./image/_images.ts";
-
-const ROOT = new URL("../", import.meta.url);
-
-interface InfoDependency {
-  code?: { specifier: string };
-  isDynamic?: boolean;
-}
-
-interface InfoModule {
-  specifier: string;
-  dependencies?: InfoDependency[];
-}
-
-/**
- * The modules `entry` loads before its first line runs, as paths relative
- * to the repository (`node:` built-ins as they are named): static runtime
- * imports only, so type-only imports and `import()` are left out.
- */
-async function staticGraph(entry: string): Promise<Set<string>> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", new URL(entry, ROOT).pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
-    roots: string[];
-    modules: InfoModule[];
-  };
-  const edges = new Map(
-    info.modules.map((m) => [
-      m.specifier,
-      (m.dependencies ?? []).filter((d) => d.code && !d.isDynamic).map((d) =>
-        d.code!.specifier
-      ),
-    ]),
-  );
-  const seen = new Set<string>();
-  const todo = [...info.roots];
-  while (todo.length > 0) {
-    const s = todo.pop()!;
-    if (seen.has(s)) continue;
-    seen.add(s);
-    todo.push(...(edges.get(s) ?? []));
-  }
-  return new Set(
-    [...seen].map((s) =>
-      s.startsWith(ROOT.href) ? s.slice(ROOT.href.length) : s
-    ),
-  );
-}
 
 /** The members of `graph` that start with one of `prefixes`. */
 function loaded(graph: Set<string>, prefixes: string[]): string[] {
@@ -219,14 +169,7 @@ Deno.test("startup: mod.ts and the CLI put no module behind a lazy entry point i
   // reads every module behind them at start (src/_load_module.ts): the lazy
   // entry points must use computed specifiers, so these stay out.
   for (const entry of ["mod.ts", "src/cli/main.ts"]) {
-    const info = await new Deno.Command(Deno.execPath(), {
-      args: ["info", "--json", new URL(entry, ROOT).pathname],
-      stdout: "piped",
-    }).output();
-    assert.equal(info.code, 0);
-    const modules = (JSON.parse(new TextDecoder().decode(info.stdout)) as {
-      modules: InfoModule[];
-    }).modules;
+    const { modules } = await moduleInfo(entry);
     const dynamic = modules.flatMap((m) =>
       (m.dependencies ?? []).filter((d) => d.isDynamic && d.code).map((d) =>
         d.code!.specifier

@@ -10,8 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { TARGETS } from "../../scripts/compile.ts";
-
-const ROOT = new URL("../../", import.meta.url);
+import { ROOT, staticGraph } from "../_module_graph.ts";
 
 /** Every .ts file under `dir` (a path relative to the repository). */
 async function sources(dir: string): Promise<string[]> {
@@ -135,40 +134,6 @@ Deno.test("compile: every module loaded outside the module graph is in src/prelo
   // The helper binary gets no read access to its own code: nothing it
   // loads may load a module on first use.
   const helper = await staticGraph("helper/main.ts");
-  assert.ok(helper.includes("src/mount/perform.ts"));
-  assert.deepEqual(loads.filter((l) => helper.includes(l.file)), []);
+  assert.ok(helper.has("src/mount/perform.ts"));
+  assert.deepEqual(loads.filter((l) => helper.has(l.file)), []);
 });
-
-/** The repository modules `entry` imports statically (`deno info --json`). */
-async function staticGraph(entry: string): Promise<string[]> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", new URL(entry, ROOT).pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
-    roots: string[];
-    modules: {
-      specifier: string;
-      dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
-    }[];
-  };
-  const edges = new Map(info.modules.map((m) => [
-    m.specifier,
-    (m.dependencies ?? []).filter((d) => d.code && !d.isDynamic).map((d) =>
-      d.code!.specifier
-    ),
-  ]));
-  const seen = new Set<string>();
-  const todo = [...info.roots];
-  while (todo.length > 0) {
-    const s = todo.pop()!;
-    if (seen.has(s)) continue;
-    seen.add(s);
-    todo.push(...(edges.get(s) ?? []));
-  }
-  return [...seen].filter((s) => s.startsWith(ROOT.href)).map((s) =>
-    s.slice(ROOT.href.length)
-  );
-}
