@@ -1,7 +1,8 @@
 /**
  * The module graph Deno builds for an entry point, read with `deno info
- * --json`: what tests/startup_test.ts and tests/compile/include_test.ts
- * check start-up loading and the compile list against.
+ * --json` (and `deno doc --json`, through the same runner): what
+ * tests/startup_test.ts and tests/compile/include_test.ts check start-up
+ * loading, exports and the compile list against.
  *
  * @module
  */
@@ -26,17 +27,31 @@ export interface InfoModule {
   dependencies?: InfoDependency[];
 }
 
-/** `deno info --json` of `entry` (a path relative to the repository). */
-export async function moduleInfo(
-  entry: string,
-): Promise<{ roots: string[]; modules: InfoModule[] }> {
+/**
+ * The JSON `deno <command> --json <path>` prints (`info`, `doc`), for a
+ * path relative to the repository; the command must succeed.
+ */
+export async function denoJson(
+  command: "info" | "doc",
+  path: string,
+): Promise<unknown> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["info", "--json", new URL(entry, ROOT).pathname],
+    args: [command, "--json", new URL(path, ROOT).pathname],
     stdout: "piped",
     stderr: "piped",
   }).output();
   assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   return JSON.parse(new TextDecoder().decode(out.stdout));
+}
+
+/** `deno info --json` of `entry` (a path relative to the repository). */
+export async function moduleInfo(
+  entry: string,
+): Promise<{ roots: string[]; modules: InfoModule[] }> {
+  return await denoJson("info", entry) as {
+    roots: string[];
+    modules: InfoModule[];
+  };
 }
 
 /**

@@ -13,7 +13,7 @@ import { openStore } from "../mod.ts";
 import * as images from "../src/image/mod.ts";
 import * as registry from "../src/registry/mod.ts";
 import { tempDir } from "./_privileged.ts";
-import { moduleInfo, ROOT, staticGraph } from "./_module_graph.ts";
+import { denoJson, moduleInfo, ROOT, staticGraph } from "./_module_graph.ts";
 import {
   buildImage,
   buildLayer,
@@ -99,13 +99,7 @@ Deno.test("startup: the CLI's entry loads no store, image, registry or archive c
 
 /** The names `path` exports, types included (`deno doc --json`). */
 async function exportedNames(path: string): Promise<Set<string>> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["doc", "--json", new URL(path, ROOT).pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-  const doc = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+  const doc = await denoJson("doc", path) as {
     nodes: Record<string, { symbols: { name: string }[] }>;
   };
   return new Set(
