@@ -344,11 +344,39 @@ export function encodeUtf8(s: string): Uint8Array {
 }
 
 /**
+ * Char-code arrays of each length up to {@link SHORT}, reused: filling one
+ * and calling `String.fromCharCode.apply` builds a short string with one
+ * allocation (the string), where `s += String.fromCharCode(c)` allocated a
+ * string per byte (~570 B per tar entry, measured with V8's sampling heap
+ * profiler) and took 2.3x as long for a 30-byte name.
+ */
+const SHORT = 64;
+const CODES: number[][] = Array.from(
+  { length: SHORT + 1 },
+  (_, n) => new Array<number>(n).fill(0),
+);
+
+/**
+ * The ASCII string of `b[o, end)` (at most {@link SHORT} bytes), or `null`
+ * when a byte is not ASCII.
+ */
+function shortAscii(b: Uint8Array, o: number, end: number): string | null {
+  const codes = CODES[end - o];
+  for (let i = o, k = 0; i < end; i++, k++) {
+    const c = b[i];
+    if (c > 0x7f) return null;
+    codes[k] = c;
+  }
+  return String.fromCharCode.apply(null, codes);
+}
+
+/**
  * Decodes bytes `[o, o+len)` up to the first NUL. ASCII (nearly every real
- * name) is built char by char, which V8 does ~5x faster than TextDecoder for
- * short strings; anything else goes through a fatal UTF-8 decoder. Returns
- * `null` for bytes that are not UTF-8: a JS string cannot carry them, and a
- * lossy U+FFFD mapping could merge two distinct names.
+ * name) is built from char codes ({@link shortAscii}: ~2x faster than
+ * TextDecoder's op call for short strings); anything else goes through a
+ * fatal UTF-8 decoder. Returns `null` for bytes that are not UTF-8: a JS
+ * string cannot carry them, and a lossy U+FFFD mapping could merge two
+ * distinct names.
  */
 export function decodeString(
   b: Uint8Array,
@@ -357,20 +385,12 @@ export function decodeString(
 ): string | null {
   let end = o;
   const max = o + len;
-  let ascii = true;
-  while (end < max) {
-    const c = b[end];
-    if (c === 0) break;
-    if (c > 0x7f) ascii = false;
-    end++;
-  }
+  while (end < max && b[end] !== 0) end++;
   if (end === o) return "";
-  if (ascii) {
-    if (end - o <= 64) {
-      let s = "";
-      for (let i = o; i < end; i++) s += String.fromCharCode(b[i]);
-      return s;
-    }
+  if (end - o <= SHORT) {
+    const s = shortAscii(b, o, end);
+    if (s !== null) return s;
+  } else if (isAsciiRange(b, o, end)) {
     return String.fromCharCode.apply(
       null,
       b.subarray(o, end) as unknown as number[],
@@ -383,6 +403,11 @@ export function decodeString(
   }
 }
 
+function isAsciiRange(b: Uint8Array, o: number, end: number): boolean {
+  for (let i = o; i < end; i++) if (b[i] > 0x7f) return false;
+  return true;
+}
+
 /**
  * Decodes `b[start, end)` (may contain NULs; all of `b` by default) as strict
  * UTF-8, or `null`. Short ASCII is built in place: no view, no decoder call.
@@ -392,16 +417,10 @@ export function decodeUtf8Exact(
   start = 0,
   end = b.length,
 ): string | null {
-  if (end - start <= 64) {
+  if (end - start <= SHORT) {
     // Short ASCII (PAX keys, most names): skip the TextDecoder op call.
-    let s = "";
-    let i = start;
-    for (; i < end; i++) {
-      const c = b[i];
-      if (c > 0x7f) break;
-      s += String.fromCharCode(c);
-    }
-    if (i === end) return s;
+    const s = shortAscii(b, start, end);
+    if (s !== null) return s;
   }
   try {
     return utf8.decode(

@@ -17,22 +17,31 @@ export function parsePaxRecords(
   into: Map<string, Uint8Array>,
   copy = true,
 ): string | null {
-  return scanPaxRecords(body, (key, v) => {
-    // A copy unless the caller uses the values before the buffer is reused.
-    into.set(key, copy ? v.slice() : v);
-  });
+  // A copy unless the caller uses the values before the buffer is reused.
+  return scanPaxRecords(body, copy ? setCopy : setView, into);
+}
+
+function setCopy(m: Map<string, Uint8Array>, k: string, v: Uint8Array): void {
+  m.set(k, v.slice());
+}
+
+function setView(m: Map<string, Uint8Array>, k: string, v: Uint8Array): void {
+  m.set(k, v);
 }
 
 /**
- * The one PAX record parser: calls `onRecord` with each record's key and
- * value (a view into `body`, valid during the call), in order. Returns an
- * error message for a malformed body (records before it were reported), or
- * `null`. Callers that need only a few keys (the tar-split recorder) use it
- * directly and build no map.
+ * The one PAX record parser: calls `onRecord(ctx, key, value)` with each
+ * record's key and value (a view into `body`, valid during the call), in
+ * order. Returns an error message for a malformed body (records before it
+ * were reported), or `null`. Callers that need only a few keys (the
+ * tar-split recorder) use it directly and build no map. The context
+ * argument lets a hot caller pass one module-level function instead of a
+ * closure per header.
  */
-export function scanPaxRecords(
+export function scanPaxRecords<C>(
   body: Uint8Array,
-  onRecord: (key: string, value: Uint8Array) => void,
+  onRecord: (ctx: C, key: string, value: Uint8Array) => void,
+  ctx: C,
 ): string | null {
   let i = 0;
   while (i < body.length) {
@@ -62,7 +71,7 @@ export function scanPaxRecords(
     if (key === null) {
       return "PAX record key is not valid UTF-8";
     }
-    onRecord(key, body.subarray(eq + 1, end - 1));
+    onRecord(ctx, key, body.subarray(eq + 1, end - 1));
     i = end;
   }
   return null;
@@ -117,14 +126,21 @@ export function paxInteger(v: Uint8Array): number | bigint | null {
   return n <= 9007199254740991n ? Number(n) : n;
 }
 
+/** Where {@link paxTime} puts a parsed time (one object, reused). */
+export interface PaxTimeOut {
+  sec: number;
+  nsec: number;
+}
+
 /**
  * Parses a PAX time (`[-]seconds[.fraction]`) into whole seconds and
- * nanoseconds, normalised so that nanoseconds are in [0, 1e9) (Go does the
- * same with time.Unix). Digits past nanoseconds are truncated.
+ * nanoseconds in `out`, normalised so that nanoseconds are in [0, 1e9) (Go
+ * does the same with time.Unix). Digits past nanoseconds are truncated.
+ * Returns false (leaving `out` as it was) for a malformed value. An out
+ * parameter, not a tuple: GNU tar writes three times for every entry.
  */
-export function paxTime(v: Uint8Array): [number, number] | null {
-  // Hand-rolled: a RegExp plus string building cost ~2 µs per entry, and GNU
-  // tar writes three times (mtime, atime, ctime) for every file.
+export function paxTime(v: Uint8Array, out: PaxTimeOut): boolean {
+  // Hand-rolled: a RegExp plus string building cost ~2 µs per entry.
   let i = 0;
   const neg = v[0] === 0x2d;
   if (neg) i++;
@@ -132,17 +148,19 @@ export function paxTime(v: Uint8Array): [number, number] | null {
   const start = i;
   for (; i < v.length && v[i] !== 0x2e; i++) {
     const d = v[i] - 0x30;
-    if (d < 0 || d > 9) return null;
+    if (d < 0 || d > 9) return false;
     sec = sec * 10 + d;
   }
-  if (i === start || i - start > 16 || !Number.isSafeInteger(sec)) return null;
+  if (i === start || i - start > 16 || !Number.isSafeInteger(sec)) {
+    return false;
+  }
   let nsec = 0;
   if (i < v.length) {
     i++; // "."
     let digits = 0;
     for (; i < v.length; i++) {
       const d = v[i] - 0x30;
-      if (d < 0 || d > 9) return null;
+      if (d < 0 || d > 9) return false;
       if (digits < 9) {
         nsec = nsec * 10 + d;
         digits++;
@@ -157,7 +175,9 @@ export function paxTime(v: Uint8Array): [number, number] | null {
       nsec = 1e9 - nsec;
     }
   }
-  return [sec, nsec];
+  out.sec = sec;
+  out.nsec = nsec;
+  return true;
 }
 
 /** Formats seconds + nanoseconds as a PAX time (GNU tar's 9-digit form). */

@@ -41,7 +41,13 @@ import {
   stringAt,
   typeflagAt,
 } from "./_block.ts";
-import { parsePaxRecords, paxInteger, paxTime } from "./_pax.ts";
+import {
+  parsePaxRecords,
+  paxInteger,
+  paxTime,
+  type PaxTimeOut,
+  scanPaxRecords,
+} from "./_pax.ts";
 import { type ChunkSource, chunkSource, type TarInput } from "./_source.ts";
 import {
   type EntryType,
@@ -50,6 +56,9 @@ import {
   TypeFlag,
 } from "./header.ts";
 import { layerPath } from "./_path.ts";
+
+/** The one time {@link paxTime} parses into (the reader runs synchronously here). */
+const PAX_TIME: PaxTimeOut = { sec: 0, nsec: 0 };
 
 export type { TarInput } from "./_source.ts";
 
@@ -152,21 +161,38 @@ const EMPTY = new Uint8Array(0);
 interface Pending {
   /** PAX records of the next entry (later records win). */
   local: Map<string, Uint8Array> | undefined;
+  /** A PAX header came (it may have held no record the reader keeps). */
+  pax: boolean;
   /** Bytes of PAX bodies so far (capped by maxPaxSize). */
   localSize: number;
+  /** {@link takeLocalRecord} copies values (else views used before the buffer moves on). */
+  copy: boolean;
+  /** Records the reader does not use are kept (`keepOtherPax`). */
+  keepOther: boolean;
   /** GNU long name ('L'). */
   longName: string | undefined;
   /** GNU long link name ('K'). */
   longLink: string | undefined;
 }
 
-function pending(): Pending {
+function pending(keepOther: boolean): Pending {
   return {
     local: undefined,
+    pax: false,
     localSize: 0,
+    copy: false,
+    keepOther,
     longName: undefined,
     longLink: undefined,
   };
+}
+
+/** One record of a PAX `x` header into `p.local` (a module-level function: no closure per header). */
+function takeLocalRecord(p: Pending, key: string, v: Uint8Array): void {
+  // GNU tar writes a ctime for every entry, which only `keepOtherPax` keeps
+  // (#applyRecord ignores it): no map entry and no copy for it.
+  if (key === "ctime" && !p.keepOther) return;
+  (p.local ??= new Map()).set(key, p.copy ? v.slice() : v);
 }
 
 /** True for the flags of metadata entries that describe the next entry. */
@@ -377,7 +403,12 @@ export class TarReader {
       if (isLocalMeta(flag)) {
         // The same checks as the slow path, in the same order: an error here
         // is the one the slow path would throw (state is not moved before).
-        const size = this.#metaSize(b, pos, flag, p ??= pending());
+        const size = this.#metaSize(
+          b,
+          pos,
+          flag,
+          p ??= pending(this.#opts.keepOtherPax),
+        );
         const end = pos + BLOCK + padded(size);
         if (end > b.length) return undefined;
         // Views: #build uses them (copying what it keeps) before any read.
@@ -679,7 +710,9 @@ export class TarReader {
   ): void {
     if (flag === TypeFlag.XHeader) {
       p.localSize += body.length;
-      const err = parsePaxRecords(body, p.local ??= new Map(), copy);
+      p.pax = true;
+      p.copy = copy;
+      const err = scanPaxRecords(body, takeLocalRecord, p);
       if (err !== null) {
         throw new InvalidArchive(`${err} (PAX header)`, this.#entry);
       }
@@ -703,7 +736,7 @@ export class TarReader {
   }
 
   async #readHeader(): Promise<TarHeader | null> {
-    const p = pending();
+    const p = pending(this.#opts.keepOtherPax);
     for (;;) {
       const got = await this.#ensure(BLOCK, this.#block);
       if (got === 0) {
@@ -713,7 +746,7 @@ export class TarReader {
         throw this.#truncated(
           this.#consumed === 0
             ? "before the first header (the input is empty)"
-            : p.local !== undefined || p.longName !== undefined ||
+            : p.pax || p.longName !== undefined ||
                 p.longLink !== undefined
             ? "after a PAX or GNU long-name header, before its entry"
             : "before the end-of-archive blocks (two zero blocks)",
@@ -987,82 +1020,109 @@ export class TarReader {
     }
   }
 
+  /** The header {@link #applyRecord} applies to, and whether the records are global. */
+  #paxTarget: TarHeader | undefined;
+  #paxGlobal = false;
+
   #applyPax(
     h: TarHeader,
     recs: Map<string, Uint8Array>,
     global: boolean,
   ): void {
-    const bad = (k: string, why = "is malformed") =>
-      new InvalidArchive(`PAX record ${k} ${why}`, h.name);
-    for (const [k, v] of recs) {
-      switch (k) {
-        case "path":
-        case "linkpath": {
-          // Per-file by nature: a global path would rename every entry.
-          if (global || v.length === 0) break;
-          if (v.includes(0)) throw bad(k, "contains a NUL byte");
-          const s = decodeUtf8Exact(v);
-          if (s === null) throw bad(k, "is not valid UTF-8");
-          if (k === "path") h.name = s;
-          else h.linkname = s;
-          break;
-        }
-        case "size": {
-          if (global || v.length === 0) break;
-          const n = paxInteger(v);
-          if (n === null) throw bad(k);
-          if (typeof n === "bigint") {
-            throw bad(k, `(${n}) exceeds ${Number.MAX_SAFE_INTEGER} bytes`);
-          }
-          h.size = n;
-          break;
-        }
-        case "uid":
-        case "gid": {
-          if (v.length === 0) break;
-          const n = paxInteger(v);
-          if (n === null) throw bad(k);
-          if (typeof n === "bigint" || n > MAX_ID) {
-            throw new InvalidArchive(
-              `PAX record ${outOfRange(k, n)}`,
-              h.name,
-            );
-          }
-          h[k] = n;
-          break;
-        }
-        case "uname":
-        case "gname": {
-          if (v.length === 0) break;
-          const s = decodeUtf8Exact(v);
-          if (s === null) throw bad(k, "is not valid UTF-8");
-          h[k] = s;
-          break;
-        }
-        case "mtime":
-        case "atime": {
-          if (v.length === 0) break;
-          const t = paxTime(v);
-          if (t === null) throw bad(k);
-          if (k === "mtime") [h.mtime, h.mtimeNsec] = t;
-          else [h.atime, h.atimeNsec] = t;
-          break;
-        }
-        default:
-          if (k.startsWith("SCHILY.xattr.")) {
-            const name = k.slice(13);
-            if (name.length > 0) h.xattrs.set(name, v.slice());
-          } else if (k.startsWith("GNU.sparse.")) {
-            throw new InvalidArchive(
-              "GNU sparse files (PAX GNU.sparse.*) are not supported; re-create the archive without --sparse",
-              h.name,
-            );
-          } else if (!global && this.#opts.keepOtherPax) {
-            (h.pax ??= new Map()).set(k, v.slice());
-          }
-      }
+    // forEach with one bound callback: a for-of over the entries allocated
+    // an entry array per record, and a closure per call.
+    this.#paxTarget = h;
+    this.#paxGlobal = global;
+    try {
+      recs.forEach(this.#applyRecord);
+    } finally {
+      this.#paxTarget = undefined;
     }
   }
+
+  #badPax(h: TarHeader, k: string, why = "is malformed"): InvalidArchive {
+    return new InvalidArchive(`PAX record ${k} ${why}`, h.name);
+  }
+
+  readonly #applyRecord = (v: Uint8Array, k: string): void => {
+    const h = this.#paxTarget!;
+    const global = this.#paxGlobal;
+    switch (k) {
+      case "path":
+      case "linkpath": {
+        // Per-file by nature: a global path would rename every entry.
+        if (global || v.length === 0) break;
+        if (v.includes(0)) throw this.#badPax(h, k, "contains a NUL byte");
+        const s = decodeUtf8Exact(v);
+        if (s === null) throw this.#badPax(h, k, "is not valid UTF-8");
+        if (k === "path") h.name = s;
+        else h.linkname = s;
+        break;
+      }
+      case "size": {
+        if (global || v.length === 0) break;
+        const n = paxInteger(v);
+        if (n === null) throw this.#badPax(h, k);
+        if (typeof n === "bigint") {
+          throw this.#badPax(
+            h,
+            k,
+            `(${n}) exceeds ${Number.MAX_SAFE_INTEGER} bytes`,
+          );
+        }
+        h.size = n;
+        break;
+      }
+      case "uid":
+      case "gid": {
+        if (v.length === 0) break;
+        const n = paxInteger(v);
+        if (n === null) throw this.#badPax(h, k);
+        if (typeof n === "bigint" || n > MAX_ID) {
+          throw new InvalidArchive(
+            `PAX record ${outOfRange(k, n)}`,
+            h.name,
+          );
+        }
+        h[k] = n;
+        break;
+      }
+      case "uname":
+      case "gname": {
+        if (v.length === 0) break;
+        const s = decodeUtf8Exact(v);
+        if (s === null) throw this.#badPax(h, k, "is not valid UTF-8");
+        h[k] = s;
+        break;
+      }
+      case "mtime":
+      case "atime": {
+        if (v.length === 0) break;
+        const t = PAX_TIME;
+        if (!paxTime(v, t)) throw this.#badPax(h, k);
+        if (k === "mtime") {
+          h.mtime = t.sec;
+          h.mtimeNsec = t.nsec;
+        } else {
+          h.atime = t.sec;
+          h.atimeNsec = t.nsec;
+        }
+        break;
+      }
+      default:
+        if (k.startsWith("SCHILY.xattr.")) {
+          const name = k.slice(13);
+          if (name.length > 0) h.xattrs.set(name, v.slice());
+        } else if (k.startsWith("GNU.sparse.")) {
+          throw new InvalidArchive(
+            "GNU sparse files (PAX GNU.sparse.*) are not supported; re-create the archive without --sparse",
+            h.name,
+          );
+        } else if (!global && this.#opts.keepOtherPax) {
+          (h.pax ??= new Map()).set(k, v.slice());
+        }
+    }
+  };
 
   #checkName(h: TarHeader): void {
     const o = this.#opts;

@@ -292,10 +292,10 @@ export class TarSplitRecorder {
         // reader): no map of every record (GNU tar writes times for each entry).
         let p: Uint8Array | undefined;
         let sz: Uint8Array | undefined;
-        const err = scanPaxRecords(meta, (k, v) => {
+        const err = scanPaxRecords(meta, (_, k, v) => {
           if (k === "path") p = v;
           else if (k === "size") sz = v;
-        });
+        }, undefined);
         if (err !== null) this.#metaLost = true;
         if (p !== undefined && p.length > 0) this.#paxPath = lossy.decode(p);
         if (sz !== undefined && sz.length > 0) {

@@ -548,6 +548,21 @@ Deno.test("readTar: entries with streaming bodies, bytes() and text()", async ()
   await assert.rejects(it.next(), InvalidArchive);
 });
 
+Deno.test("reader: an input that ends after a PAX header says so, even when the reader keeps none of its records", async () => {
+  // ctime alone: with keepOtherPax false the reader stores nothing for it.
+  for (const keepOtherPax of [false, true]) {
+    const r = new TarReader(paxBlock(rec("ctime", "1700000001.25")), {
+      keepOtherPax,
+    });
+    await assert.rejects(
+      () => r.next(),
+      (e) =>
+        e instanceof InvalidArchive &&
+        /after a PAX or GNU long-name header, before its entry/.test(e.message),
+    );
+  }
+});
+
 Deno.test("reader: big bodies of a file are skipped by seeking; a truncated file still fails", async () => {
   await using tmp = await tempDir();
   const big = new Uint8Array(3 << 20).fill(3);
