@@ -11,6 +11,7 @@
  * @module
  */
 
+import { SHORT_ASCII, shortAscii } from "../_ascii.ts";
 import { check, cstr, errno, libc, SysError } from "./libc_linux.ts";
 import { Errno } from "./errno.ts";
 import { AT, AT_FDCWD, O } from "./fd_linux.ts";
@@ -383,25 +384,21 @@ const direntBuf = new Uint8Array(1 << 16);
 const direntView = new DataView(direntBuf.buffer);
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** Decodes raw name bytes `[o, end)`: ASCII by hand (fast), else strict UTF-8 or `null`. */
+/** Decodes raw name bytes `[o, end)`: short ASCII by hand (fast), else strict UTF-8 or `null`. */
 export function decodeName(
   b: Uint8Array,
   o: number,
   end: number,
 ): string | null {
-  let s = "";
-  for (let i = o; i < end; i++) {
-    const c = b[i];
-    if (c > 0x7f) {
-      try {
-        return utf8.decode(b.subarray(o, end));
-      } catch {
-        return null;
-      }
-    }
-    s += String.fromCharCode(c);
+  if (end - o <= SHORT_ASCII) {
+    const s = shortAscii(b, o, end);
+    if (s !== null) return s;
   }
-  return s;
+  try {
+    return utf8.decode(b.subarray(o, end));
+  } catch {
+    return null;
+  }
 }
 
 /**

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { SHORT_ASCII, shortAscii } from "../../_ascii.ts";
+
 /** Size of a tar block. */
 export const BLOCK = 512;
 
@@ -344,36 +346,8 @@ export function encodeUtf8(s: string): Uint8Array {
 }
 
 /**
- * Char-code arrays of each length up to {@link SHORT}, reused: filling one
- * and calling `String.fromCharCode.apply` builds a short string with one
- * allocation (the string), where `s += String.fromCharCode(c)` allocated a
- * string per byte (~570 B per tar entry, measured with V8's sampling heap
- * profiler) and took 2.3x as long for a 30-byte name.
- */
-const SHORT = 64;
-const CODES: number[][] = Array.from(
-  { length: SHORT + 1 },
-  (_, n) => new Array<number>(n).fill(0),
-);
-
-/**
- * The ASCII string of `b[o, end)` (at most {@link SHORT} bytes), or `null`
- * when a byte is not ASCII.
- */
-function shortAscii(b: Uint8Array, o: number, end: number): string | null {
-  const codes = CODES[end - o];
-  for (let i = o, k = 0; i < end; i++, k++) {
-    const c = b[i];
-    if (c > 0x7f) return null;
-    codes[k] = c;
-  }
-  return String.fromCharCode.apply(null, codes);
-}
-
-/**
  * Decodes bytes `[o, o+len)` up to the first NUL. ASCII (nearly every real
- * name) is built from char codes ({@link shortAscii}: ~2x faster than
- * TextDecoder's op call for short strings); anything else goes through a
+ * name) is built from char codes (`_ascii.ts`); anything else goes through a
  * fatal UTF-8 decoder. Returns `null` for bytes that are not UTF-8: a JS
  * string cannot carry them, and a lossy U+FFFD mapping could merge two
  * distinct names.
@@ -387,7 +361,7 @@ export function decodeString(
   const max = o + len;
   while (end < max && b[end] !== 0) end++;
   if (end === o) return "";
-  if (end - o <= SHORT) {
+  if (end - o <= SHORT_ASCII) {
     const s = shortAscii(b, o, end);
     if (s !== null) return s;
   } else if (isAsciiRange(b, o, end)) {
@@ -417,7 +391,7 @@ export function decodeUtf8Exact(
   start = 0,
   end = b.length,
 ): string | null {
-  if (end - start <= SHORT) {
+  if (end - start <= SHORT_ASCII) {
     // Short ASCII (PAX keys, most names): skip the TextDecoder op call.
     const s = shortAscii(b, start, end);
     if (s !== null) return s;

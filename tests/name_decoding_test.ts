@@ -1,8 +1,6 @@
 import assert from "node:assert/strict";
-import {
-  decodeString,
-  decodeUtf8Exact,
-} from "../../../src/archive/tar/_block.ts";
+import { decodeString, decodeUtf8Exact } from "../src/archive/tar/_block.ts";
+import { decodeName } from "../src/sys/fs_walk_linux.ts";
 
 const enc = new TextEncoder();
 
@@ -49,5 +47,19 @@ Deno.test("decodeUtf8Exact: a range decodes exactly (NULs included) around the c
     const b = new Uint8Array(bytes.length + 6);
     b.set(bytes, 3);
     assert.equal(decodeUtf8Exact(b, 3, 3 + bytes.length), s);
+  }
+});
+
+Deno.test("decodeName: directory entry names decode exactly around the cutoff, and non-UTF-8 is null", () => {
+  for (const s of CASES) {
+    const bytes = enc.encode(s);
+    const b = new Uint8Array(bytes.length + 4).fill(0x2f);
+    b.set(bytes, 2);
+    assert.equal(decodeName(b, 2, 2 + bytes.length), s);
+  }
+  for (const n of [0, 10, 64, 80]) {
+    const b = new Uint8Array(n + 1).fill(0x61);
+    b[n] = 0xfe;
+    assert.equal(decodeName(b, 0, b.length), null);
   }
 });
