@@ -22,7 +22,7 @@ import {
   namedWriter,
   readFileStream,
 } from "./_io_errors.ts";
-import { countingStream, makeProgress } from "./_progress.ts";
+import { makeProgress } from "./_progress.ts";
 import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
 import { loginCommands } from "./login.ts";
@@ -258,6 +258,8 @@ const commands: Record<string, Run> = {
     const parent = str(ctx.values.parent);
     const fromStdin = file === undefined || file === "-";
     const name = fromStdin ? "stdin" : file;
+    const progress = progressFor(ctx, `apply ${id}`);
+    const counted = (n: number) => progress.bytes(n);
     let input: ReadableStream<Uint8Array>;
     if (fromStdin) {
       if (ctx.io.isTerminal.stdin) {
@@ -265,11 +267,10 @@ const commands: Record<string, Run> = {
           "Refusing to read a tar from a terminal; pass FILE or pipe the tar into standard input",
         );
       }
-      input = namedStream(ctx.io.stdin(), name);
+      input = namedStream(ctx.io.stdin(), name, counted);
     } else {
-      input = await readFileStream(file);
+      input = await readFileStream(file, counted);
     }
-    const progress = progressFor(ctx, `apply ${id}`);
     let tar: ReadableStream<Uint8Array> = input;
     try {
       // Only to report it: the store decompresses (and checks) by itself.
@@ -278,11 +279,7 @@ const commands: Record<string, Run> = {
       const compression = peeked.compression;
       tar = peeked.tar as ReadableStream<Uint8Array>;
       return await withStore(ctx, true, async (store) => {
-        const size = await store.applyDiff(
-          id,
-          parent,
-          tar.pipeThrough(countingStream(progress)),
-        );
+        const size = await store.applyDiff(id, parent, tar);
         progress.done();
         return {
           json: { id, parent: parent ?? null, size, compression },

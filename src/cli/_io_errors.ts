@@ -62,10 +62,14 @@ export function namedWriter(w: ByteWriter, path: string): ByteWriter {
 
 /**
  * A file opened for reading as a stream whose errors name `path`; the file
- * is closed at the end, on error and on cancel.
+ * is closed at the end, on error and on cancel. It is a byte stream: the
+ * tar reader has the file read straight into its own 1 MiB buffers (a fresh
+ * 1 MiB chunk per read, as before, cost a `layerfs apply` of the 200 MB
+ * bench layer ~0.1 s in page faults); `onBytes` sees every read.
  */
 export async function readFileStream(
   path: string,
+  onBytes?: (n: number) => void,
 ): Promise<ReadableStream<Uint8Array>> {
   let file: Deno.FsFile;
   try {
@@ -78,16 +82,24 @@ export async function readFileStream(
     if (!closed) file.close();
     closed = true;
   };
-  return new ReadableStream<Uint8Array>({
-    async pull(c) {
+  return new ReadableStream({
+    type: "bytes",
+    // What a default reader gets per read; a BYOB reader brings its buffer.
+    autoAllocateChunkSize: 1 << 20,
+    async pull(c: ReadableByteStreamController) {
+      const req = c.byobRequest!;
+      const v = req.view as Uint8Array<ArrayBuffer>;
       try {
-        const buf = new Uint8Array(1 << 20);
-        const n = await file.read(buf);
+        const n = await file.read(
+          new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+        );
         if (n === null) {
           close();
           c.close();
+          req.respond(0);
         } else {
-          c.enqueue(buf.subarray(0, n));
+          onBytes?.(n);
+          req.respond(n);
         }
       } catch (e) {
         close();
@@ -97,13 +109,14 @@ export async function readFileStream(
     cancel() {
       close();
     },
-  }, { highWaterMark: 0 });
+  });
 }
 
-/** A stream whose read errors name `name` (e.g. "stdin"). */
+/** A stream whose read errors name `name` (e.g. "stdin"); `onBytes` sees every chunk. */
 export function namedStream(
   s: ReadableStream<Uint8Array>,
   name: string,
+  onBytes?: (n: number) => void,
 ): ReadableStream<Uint8Array> {
   const reader = s.getReader();
   return new ReadableStream<Uint8Array>({
@@ -111,7 +124,10 @@ export function namedStream(
       try {
         const r = await reader.read();
         if (r.done) c.close();
-        else c.enqueue(r.value);
+        else {
+          onBytes?.(r.value.length);
+          c.enqueue(r.value);
+        }
       } catch (e) {
         throw namedFsError(e, "read", name);
       }

@@ -83,15 +83,3 @@ export function makeProgress(
     },
   };
 }
-
-/** A pass-through stream that reports the bytes flowing through it. */
-export function countingStream(
-  progress: Progress,
-): TransformStream<Uint8Array, Uint8Array> {
-  return new TransformStream({
-    transform(chunk, controller) {
-      progress.bytes(chunk.byteLength);
-      controller.enqueue(chunk);
-    },
-  });
-}

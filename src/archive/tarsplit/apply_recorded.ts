@@ -14,6 +14,7 @@ import { close } from "../../sys/fd_linux.ts";
 import { decompressTarSource } from "../compress/tar_source.ts";
 import { applyCodecAt, openTarget } from "../extract/apply_tar.ts";
 import { prefetchFile } from "../extract/_prefetch.ts";
+import { chunkSource } from "../tar/_source.ts";
 import type { ApplyLayerOptions, LayerDirs, TarSource } from "../types.ts";
 import { layerCodec } from "../whiteout/mod.ts";
 import { type RecordSummary, TarSplitRecorder } from "./_recorder.ts";
@@ -40,54 +41,51 @@ export interface RecordedApply {
   tar: RecordSummary;
 }
 
-const CHUNK = 1 << 20;
-
-/** The input's bytes as chunks, each shown to `feed` before it is handed on. */
+/**
+ * The input's bytes as chunks, each shown to `feed` before it is handed on:
+ * a file read ahead on another thread ({@link prefetchFile}), anything else
+ * through the tar reader's own sources (1 MiB chunks; a stream read ahead,
+ * a byte stream into reused buffers). A chunk is valid until the next one
+ * is asked for.
+ */
 function teed(
   input: TarSource,
   feed: (c: Uint8Array) => void,
 ): AsyncIterableIterator<Uint8Array> {
-  let inner: AsyncIterator<Uint8Array>;
-  let release = () => {};
-  if (input instanceof Uint8Array) {
-    let at = 0;
-    inner = {
-      next() {
-        if (at >= input.length) {
-          return Promise.resolve({ done: true, value: undefined });
-        }
-        const c = input.subarray(at, at + CHUNK);
-        at += c.length;
-        return Promise.resolve({ done: false, value: c });
-      },
+  let next: () => Promise<Uint8Array | null>;
+  let release: () => void;
+  if (input instanceof Deno.FsFile) {
+    const inner = prefetchFile(input)[Symbol.asyncIterator]();
+    next = async () => {
+      const x = await inner.next();
+      return x.done ? null : x.value;
     };
-  } else if (input instanceof Deno.FsFile) {
-    inner = prefetchFile(input)[Symbol.asyncIterator]();
     release = () => void inner.return?.();
   } else {
-    const r = input.getReader();
-    inner = {
-      async next() {
-        const x = await r.read();
-        return x.done
-          ? { done: true, value: undefined }
-          : { done: false, value: x.value };
-      },
-    };
-    release = () => r.releaseLock();
+    const src = chunkSource(input);
+    next = () => src.read();
+    release = () => src.close();
   }
   let done = false;
   const it: AsyncIterableIterator<Uint8Array> = {
     async next() {
       if (done) return { done: true, value: undefined };
-      const x = await inner.next();
-      if (x.done) {
+      const c = await next();
+      if (c === null) {
         done = true;
         release();
-        return x;
+        return { done: true, value: undefined };
       }
-      feed(x.value);
-      return x;
+      feed(c);
+      return { done: false, value: c };
+    },
+    // The extractor failed: stop reading (the caller cancels the input).
+    return() {
+      if (!done) {
+        done = true;
+        release();
+      }
+      return Promise.resolve({ done: true, value: undefined });
     },
     [Symbol.asyncIterator]() {
       return it;
