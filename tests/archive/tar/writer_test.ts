@@ -347,3 +347,78 @@ Deno.test("tarHeader: documented defaults, dirs 0755, given fields win", () => {
     tarHeader({ name: "y" }).xattrs,
   );
 });
+
+Deno.test("writer: PAX records and header names, byte for byte", () => {
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  const name = (b: Uint8Array) => text(b.subarray(0, 100)).replace(/\0+$/, "");
+  // Sub-second mtimes: GNU tar's 9-digit fraction, leading zeros kept.
+  const cases: [TarHeader, string, string][] = [
+    [
+      header("f", { mtime: 1796306777, mtimeNsec: 781232172 }),
+      "./PaxHeaders/f",
+      "30 mtime=1796306777.781232172\n",
+    ],
+    [
+      header("a/b/", { type: "dir", mtime: 0, mtimeNsec: 5 }),
+      "a/PaxHeaders/b/",
+      "21 mtime=0.000000005\n",
+    ],
+    [
+      header("n", { mtime: -1, mtimeNsec: 500000000 }), // -0.5 s
+      "./PaxHeaders/n",
+      "22 mtime=-0.500000000\n",
+    ],
+    [
+      header("t", { mtime: 3, atime: 12, atimeNsec: 999999999 }),
+      "./PaxHeaders/t",
+      "22 atime=12.999999999\n",
+    ],
+    // 98 bytes plus a two-digit length would be 100: three digits, so 101.
+    [
+      header("x", { xattrs: new Map([["user.k", new Uint8Array(76)]]) }),
+      "./PaxHeaders/x",
+      `101 SCHILY.xattr.user.k=${"\0".repeat(76)}\n`,
+    ],
+  ];
+  for (const [h, wantName, wantRecords] of cases) {
+    const b = encodeHeader(h);
+    assert.equal(name(b), wantName);
+    assert.equal(b[156], 0x78);
+    const size = parseInt(text(b.subarray(124, 135)), 8);
+    assert.equal(text(b.subarray(512, 512 + size)), wantRecords, h.name);
+  }
+  // The PAX header's name is cut at 100 bytes; a non-ASCII name at 100 bytes of UTF-8.
+  const long = "d".repeat(90) + "/" + "e".repeat(60) + ".txt";
+  const b = encodeHeader(header(long, { mtimeNsec: 1 }));
+  assert.equal(
+    name(b),
+    ("d".repeat(90) + "/PaxHeaders/" + "e".repeat(60)).slice(0, 100),
+  );
+  const u = encodeHeader(header("ü/" + "é".repeat(60), { mtimeNsec: 1 }));
+  const want = new TextEncoder().encode("ü/PaxHeaders/" + "é".repeat(60))
+    .subarray(0, 100);
+  assert.deepEqual(u.subarray(0, 100), want);
+});
+
+Deno.test("writer: a writer waiting on its consumer keeps its own PAX records while others encode", async () => {
+  const w = new TarWriter({ chunkSize: 4096, highWaterMark: 1 });
+  const mine = Array.from(
+    { length: 12 },
+    (_, i) => header(`mine/${"m".repeat(110)}/${i}`, { mtimeNsec: i + 1 }),
+  );
+  const adding = (async () => {
+    for (const h of mine) await w.add(h, undefined);
+    await w.close();
+  })();
+  // The writer is now waiting in add, its next header planned: encode
+  // others meanwhile (different records), then let it go on.
+  await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 50; i++) {
+    encodeHeader(header(`other/${"o".repeat(140)}${i}`, { uid: 1 << 30 }));
+  }
+  const raw = await new Response(w.readable).bytes();
+  await adding;
+  const r = new TarReader(raw);
+  for (const want of mine) assert.deepEqual(await r.next(), want);
+  assert.equal(await r.next(), null);
+});
