@@ -105,66 +105,95 @@ function checkHeader(h: TarHeader): void {
       `TarHeader.mtimeNsec of ${h.name} must be 0-999999999`,
     );
   }
+  if (h.atime !== undefined && !Number.isSafeInteger(h.atime)) {
+    throw new RangeError(`TarHeader.atime of ${h.name} must be an integer`);
+  }
+  if (
+    h.atimeNsec !== undefined &&
+    (!Number.isInteger(h.atimeNsec) || h.atimeNsec < 0 ||
+      h.atimeNsec > 999999999)
+  ) {
+    throw new RangeError(
+      `TarHeader.atimeNsec of ${h.name} must be 0-999999999`,
+    );
+  }
+  // Checked, not assumed: a plain object or an array of pairs here would
+  // otherwise be written as no xattrs at all.
+  if (!(h.xattrs instanceof Map)) {
+    throw new TypeError(`TarHeader.xattrs of ${h.name} must be a Map`);
+  }
+  if (h.pax !== undefined && !(h.pax instanceof Map)) {
+    throw new TypeError(`TarHeader.pax of ${h.name} must be a Map`);
+  }
 }
 
 /**
- * What one header needs: the ustar name split and the PAX records (`pax`
- * false: none). One plan and one record list are reused for every header:
- * planning and writing a header are synchronous and never interleave (a
- * caller that awaits between them plans again), and a PAX header per entry,
- * which every file with a sub-second mtime needs, allocated a closure,
- * tuples, a plan, record arrays and four strings (~1 µs of a 1.7 µs header).
+ * What one header needs: the ustar name split and its PAX records (none when
+ * `count` is 0). A record's value is an ASCII string, bytes, or (`vals[i]`
+ * null) a time of `secs[i]` >= 0 seconds and `nsecs[i]` > 0 nanoseconds,
+ * written as digits straight into the block.
+ *
+ * One plan is reused for every header ({@link acquirePlan}): a PAX header
+ * per entry, which every file with a sub-second mtime needs, allocated a
+ * closure, tuples, a plan, record arrays and four strings (~1 µs of a 1.7 µs
+ * header). Planning and writing run synchronously; an encode that starts
+ * while the shared plan is taken (user code run by planning, such as a Map
+ * iterator, encoding a header itself) gets a fresh one.
  */
-interface Plan {
-  prefix: string;
-  name: string;
+class Plan {
+  prefix = "";
+  name = "";
   /** The entry name is ASCII (its PAX header name is written char by char). */
-  ascii: boolean;
-  /** PAX records are planned in {@link RECS}. */
-  pax: boolean;
-}
-
-const PLAN: Plan = { prefix: "", name: "", ascii: true, pax: false };
-
-/**
- * The PAX records of the header being planned. A value is an ASCII string,
- * bytes, or (`vals[i]` null) a time of `secs[i]` >= 0 seconds and `nsecs[i]`
- * > 0 nanoseconds, written as digits straight into the block.
- */
-const RECS = {
-  count: 0,
+  ascii = true;
+  count = 0;
   /** Keys as given (records are sorted by them). */
-  names: [] as string[],
-  keys: [] as (string | Uint8Array)[],
-  vals: [] as (string | Uint8Array | null)[],
-  secs: [] as number[],
-  nsecs: [] as number[],
+  names: string[] = [];
+  keys: (string | Uint8Array)[] = [];
+  vals: (string | Uint8Array | null)[] = [];
+  secs: number[] = [];
+  nsecs: number[] = [];
   /** Each record's length, its own length digits included. */
-  lens: [] as number[],
-  /** Total bytes. */
-  length: 0,
-};
-
-function addRecord(k: string, v: string | Uint8Array): void {
-  const i = RECS.count++;
-  RECS.names[i] = k;
-  RECS.keys[i] = isAscii(k) ? k : encodeUtf8(k);
-  RECS.vals[i] = typeof v === "string" && !isAscii(v) ? encodeUtf8(v) : v;
+  lens: number[] = [];
+  /** Total bytes of the records. */
+  length = 0;
 }
 
-function addTimeRecord(k: string, sec: number, nsec: number): void {
-  if (sec < 0 || nsec === 0) return addRecord(k, formatPaxTime(sec, nsec));
-  const i = RECS.count++;
-  RECS.names[i] = k;
-  RECS.keys[i] = k;
-  RECS.vals[i] = null;
-  RECS.secs[i] = sec;
-  RECS.nsecs[i] = nsec;
+const SHARED_PLAN = new Plan();
+let sharedPlanTaken = false;
+
+function acquirePlan(): Plan {
+  if (sharedPlanTaken) return new Plan();
+  sharedPlanTaken = true;
+  return SHARED_PLAN;
+}
+
+function releasePlan(p: Plan): void {
+  if (p !== SHARED_PLAN) return;
+  // Values can be big xattrs: keep none of them alive.
+  for (let i = 0; i < p.count; i++) p.vals[i] = null;
+  p.count = 0;
+  sharedPlanTaken = false;
+}
+
+function addRecord(p: Plan, k: string, v: string | Uint8Array): void {
+  const i = p.count++;
+  p.names[i] = k;
+  p.keys[i] = isAscii(k) ? k : encodeUtf8(k);
+  p.vals[i] = typeof v === "string" && !isAscii(v) ? encodeUtf8(v) : v;
+}
+
+function addTimeRecord(p: Plan, k: string, sec: number, nsec: number): void {
+  if (sec < 0 || nsec === 0) return addRecord(p, k, formatPaxTime(sec, nsec));
+  const i = p.count++;
+  p.names[i] = k;
+  p.keys[i] = k;
+  p.vals[i] = null;
+  p.secs[i] = sec;
+  p.nsecs[i] = nsec;
 }
 
 /** Sorts the planned records by key (insertion sort: a header has a few) and sizes them. */
-function finishRecords(): void {
-  const r = RECS;
+function finishRecords(r: Plan): void {
   for (let i = 1; i < r.count; i++) {
     for (let j = i; j > 0 && r.names[j] < r.names[j - 1]; j--) {
       swap(r.names, j);
@@ -197,8 +226,7 @@ function swap<T>(a: T[], j: number): void {
 }
 
 /** Writes the planned PAX records at `b[at]`; returns the end. */
-function writeRecords(b: Uint8Array, at: number): number {
-  const r = RECS;
+function writeRecords(b: Uint8Array, at: number, r: Plan): number {
   for (let i = 0; i < r.count; i++) {
     at = putDecimal(b, at, r.lens[i]);
     b[at++] = 0x20;
@@ -273,35 +301,37 @@ function putBytes(b: Uint8Array, at: number, v: string | Uint8Array): number {
 /** Keys of `TarHeader.pax` the header's own fields already express (not forwarded). */
 const OWN_PAX_KEY = /^(path|linkpath|size|uid|gid|uname|gname|mtime|atime)$/;
 
-function plan(h: TarHeader): Plan {
+/** Fills `p` (from {@link acquirePlan}) with what `h` needs. */
+function plan(h: TarHeader, p: Plan): void {
   checkHeader(h);
-  RECS.count = 0;
-  const p = PLAN;
+  p.count = 0;
   p.prefix = "";
   p.name = h.name;
   p.ascii = isAscii(h.name);
   if (h.name.length > NAME_MAX || !p.ascii) {
     const split = p.ascii ? splitUstar(h.name) : null;
     if (split) [p.prefix, p.name] = split;
-    else addRecord("path", h.name);
+    else addRecord(p, "path", h.name);
   }
   if (h.linkname.length > Hdr.linkname.len || !isAscii(h.linkname)) {
-    addRecord("linkpath", h.linkname);
+    addRecord(p, "linkpath", h.linkname);
   }
   if (h.uname.length > Hdr.uname.len || !isAscii(h.uname)) {
-    addRecord("uname", h.uname);
+    addRecord(p, "uname", h.uname);
   }
   if (h.gname.length > Hdr.gname.len || !isAscii(h.gname)) {
-    addRecord("gname", h.gname);
+    addRecord(p, "gname", h.gname);
   }
-  if (h.uid > OCTAL8_MAX) addRecord("uid", String(h.uid));
-  if (h.gid > OCTAL8_MAX) addRecord("gid", String(h.gid));
+  if (h.uid > OCTAL8_MAX) addRecord(p, "uid", String(h.uid));
+  if (h.gid > OCTAL8_MAX) addRecord(p, "gid", String(h.gid));
   const size = h.type === "file" ? h.size : 0;
-  if (size > OCTAL12_MAX) addRecord("size", String(size));
+  if (size > OCTAL12_MAX) addRecord(p, "size", String(size));
   if (h.mtimeNsec !== 0 || h.mtime < 0 || h.mtime > OCTAL12_MAX) {
-    addTimeRecord("mtime", h.mtime, h.mtimeNsec);
+    addTimeRecord(p, "mtime", h.mtime, h.mtimeNsec);
   }
-  if (h.atime !== undefined) addTimeRecord("atime", h.atime, h.atimeNsec ?? 0);
+  if (h.atime !== undefined) {
+    addTimeRecord(p, "atime", h.atime, h.atimeNsec ?? 0);
+  }
   // The size test spares an iterator per entry: nearly every file has none.
   if (h.xattrs.size > 0) {
     for (const [k, v] of h.xattrs) {
@@ -312,7 +342,7 @@ function plan(h: TarHeader): Plan {
           } of ${h.name} cannot be stored in PAX (empty, "=" or NUL)`,
         );
       }
-      addRecord("SCHILY.xattr." + k, v);
+      addRecord(p, "SCHILY.xattr." + k, v);
     }
   }
   if (h.pax) {
@@ -321,18 +351,16 @@ function plan(h: TarHeader): Plan {
         OWN_PAX_KEY.test(k) || k.startsWith("SCHILY.xattr.") ||
         k.startsWith("GNU.sparse.") || k.includes("=")
       ) continue;
-      addRecord(k, v);
+      addRecord(p, k, v);
     }
   }
-  p.pax = RECS.count > 0;
-  if (p.pax) finishRecords();
-  return p;
+  if (p.count > 0) finishRecords(p);
 }
 
 /** Bytes {@link writePlanned} writes for a plan. */
 function plannedSize(p: Plan): number {
-  return p.pax
-    ? 2 * BLOCK + RECS.length + ((BLOCK - (RECS.length % BLOCK)) % BLOCK)
+  return p.count > 0
+    ? 2 * BLOCK + p.length + ((BLOCK - (p.length % BLOCK)) % BLOCK)
     : BLOCK;
 }
 
@@ -404,7 +432,7 @@ function writePlanned(
   p: Plan,
 ): number {
   let at = o;
-  if (p.pax) {
+  if (p.count > 0) {
     b.set(PAX_BLOCK, at);
     if (p.ascii) putPaxHeaderName(b, at, h.name);
     else {
@@ -420,12 +448,12 @@ function writePlanned(
         `${dir}/PaxHeaders/${h.name.slice(slash + 1)}`,
       );
     }
-    putNumber(b, at, Hdr.size, RECS.length);
+    putNumber(b, at, Hdr.size, p.length);
     putOctal(b, at, Hdr.mtime, Math.min(Math.max(h.mtime, 0), OCTAL12_MAX));
     writeChecksum(b, at);
     at += BLOCK;
-    writeRecords(b, at);
-    at += RECS.length + ((BLOCK - (RECS.length % BLOCK)) % BLOCK);
+    writeRecords(b, at, p);
+    at += p.length + ((BLOCK - (p.length % BLOCK)) % BLOCK);
   }
   writeBlock(b, at, h, p.prefix, p.name);
   return at + BLOCK - o;
@@ -457,10 +485,15 @@ function writePlanned(
  * ```
  */
 export function encodeHeader(h: TarHeader): Uint8Array {
-  const p = plan(h);
-  const out = new Uint8Array(plannedSize(p));
-  writePlanned(out, 0, h, p);
-  return out;
+  const p = acquirePlan();
+  try {
+    plan(h, p);
+    const out = new Uint8Array(plannedSize(p));
+    writePlanned(out, 0, h, p);
+    return out;
+  } finally {
+    releasePlan(p);
+  }
 }
 
 /**
@@ -502,11 +535,16 @@ export function encodeHeaderInto(
   at: number,
   zero = false,
 ): number {
-  const p = plan(h);
-  const n = plannedSize(p);
-  if (dst.length - at < n) return -n;
-  if (zero) dst.fill(0, at, at + n);
-  return writePlanned(dst, at, h, p);
+  const p = acquirePlan();
+  try {
+    plan(h, p);
+    const n = plannedSize(p);
+    if (dst.length - at < n) return -n;
+    if (zero) dst.fill(0, at, at + n);
+    return writePlanned(dst, at, h, p);
+  } finally {
+    releasePlan(p);
+  }
 }
 
 /**
@@ -618,14 +656,24 @@ export class TarWriter {
     body?: Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   ): Promise<void> {
     return this.#call(async () => {
-      let p = plan(header);
-      const hsize = plannedSize(p);
-      if (this.#fill + hsize > this.#batch.length) {
-        await this.#flush(hsize);
-        // The plan is shared: another writer may have planned meanwhile.
-        p = plan(header);
+      // Planned again after each wait for the consumer: the shared plan is
+      // not held across an await, and a header changed meanwhile needs room
+      // for what it is now.
+      for (;;) {
+        const p = acquirePlan();
+        let need: number;
+        try {
+          plan(header, p);
+          need = plannedSize(p);
+          if (this.#fill + need <= this.#batch.length) {
+            this.#fill += writePlanned(this.#batch, this.#fill, header, p);
+            break;
+          }
+        } finally {
+          releasePlan(p);
+        }
+        await this.#flush(need);
       }
-      this.#fill += writePlanned(this.#batch, this.#fill, header, p);
       const size = header.type === "file" ? header.size : 0;
       let written = 0;
       const mismatch = () =>

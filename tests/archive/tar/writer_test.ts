@@ -422,3 +422,92 @@ Deno.test("writer: a writer waiting on its consumer keeps its own PAX records wh
   for (const want of mine) assert.deepEqual(await r.next(), want);
   assert.equal(await r.next(), null);
 });
+
+Deno.test("writer: a header encoded while another is being planned gets its own records", () => {
+  // A Map whose iteration (run while "mine" is planned) encodes another header.
+  class Meddling extends Map<string, Uint8Array> {
+    override *entries(): MapIterator<[string, Uint8Array]> {
+      encodeHeader(header("other", { mtimeNsec: 3, uid: 1 << 30 }));
+      yield* super.entries();
+    }
+    override [Symbol.iterator](): MapIterator<[string, Uint8Array]> {
+      return this.entries();
+    }
+  }
+  const xattrs = new Meddling([["user.k", new Uint8Array([0x41])]]);
+  const mine = header("mine", { mtime: 0, mtimeNsec: 5, xattrs });
+  const plain = header("mine", {
+    mtime: 0,
+    mtimeNsec: 5,
+    xattrs: new Map([["user.k", new Uint8Array([0x41])]]),
+  });
+  assert.deepEqual(encodeHeader(mine), encodeHeader(plain));
+  const records = new TextDecoder().decode(
+    encodeHeader(mine).subarray(512, 1024),
+  );
+  assert.match(
+    records,
+    /^\d+ SCHILY\.xattr\.user\.k=A\n21 mtime=0\.000000005\n\0/,
+  );
+});
+
+Deno.test("writer: a header changed while add waits for the consumer is written as it is then", async () => {
+  const w = new TarWriter({ chunkSize: 2048, highWaterMark: 1 });
+  const headers = Array.from({ length: 6 }, (_, i) => header(`n${i}`));
+  const adding = (async () => {
+    for (const h of headers) await w.add(h, undefined);
+    await w.close();
+  })();
+  await new Promise((r) => setTimeout(r, 20));
+  // The writer waits with a header planned for 512 bytes: make every header
+  // need a PAX path record and a sub-second mtime (far more than 512 bytes).
+  const before = headers.map((h) => ({ ...h }));
+  for (const h of headers) {
+    h.name = "abcdefgh/".repeat(333) + h.name;
+    h.mtimeNsec = 5;
+  }
+  const raw = await new Response(w.readable).bytes();
+  await adding;
+  // Each entry as it was when written: the first ones before the change, the
+  // one that waited and the rest after it; every one complete.
+  const r = new TarReader(raw);
+  let changed = 0;
+  for (let i = 0; i < headers.length; i++) {
+    const got = await r.next();
+    assert.ok(got);
+    if (got.name === headers[i].name) {
+      assert.deepEqual(got, headers[i]);
+      changed++;
+    } else assert.deepEqual(got, before[i]);
+  }
+  assert.equal(await r.next(), null);
+  assert.ok(changed >= 2, `${changed} entries written after the change`);
+});
+
+Deno.test("writer: atime, atimeNsec, xattrs and pax are checked like the other fields", () => {
+  assert.throws(() => encodeHeader(header("a", { atime: 1.5 })), RangeError);
+  assert.throws(
+    () => encodeHeader(header("a", { atime: 5, atimeNsec: 1e9 })),
+    /atimeNsec of a must be 0-999999999/,
+  );
+  assert.throws(
+    () => encodeHeader(header("a", { atime: Number.NaN, atimeNsec: 7 })),
+    RangeError,
+  );
+  const pairs = [["user.a", new Uint8Array([1])]] as unknown as Map<
+    string,
+    Uint8Array
+  >;
+  assert.throws(
+    () => encodeHeader(header("a", { xattrs: pairs })),
+    /xattrs of a must be a Map/,
+  );
+  assert.throws(
+    () => encodeHeader(header("a", { pax: {} as Map<string, Uint8Array> })),
+    /pax of a must be a Map/,
+  );
+  assert.equal(
+    encodeHeader(header("a", { atime: 5, atimeNsec: 7 })).length,
+    1536,
+  );
+});
