@@ -36,6 +36,24 @@ function builtin<T>(id: string): T {
   return m as T;
 }
 
+/**
+ * The built-ins this process loaded through this module so far, for tests
+ * that check a path stays clear of Deno's Node compatibility layer.
+ *
+ * @returns Module ids such as `"node:zlib"`, in load order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadedBuiltins, nodePath } from "./_node.ts";
+ * nodePath();
+ * assert.ok(loadedBuiltins().includes("node:path"));
+ * ```
+ */
+export function loadedBuiltins(): string[] {
+  return [...cache.keys()];
+}
+
 /** `node:crypto`, loaded on first call. */
 export function nodeCrypto(): typeof NodeCrypto {
   return builtin("node:crypto");

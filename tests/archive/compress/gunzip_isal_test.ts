@@ -182,3 +182,41 @@ Deno.test({
     assert.equal(await ask({ LAYERFS_GZIP: "" }), "true");
   },
 });
+
+Deno.test({
+  name:
+    "ISA-L gzip: decompressing and applying a gzip tar loads no node: built-in",
+  ignore: !ISAL,
+  fn: async () => {
+    // A fresh process: this one loaded node:zlib for the other tests. The
+    // tar is gzipped there by CompressionStream (no node: module either).
+    const probe = `
+      import { applyTar, decompress, tarHeader, TarWriter } from "./mod.ts";
+      import { loadedBuiltins } from "./src/_node.ts";
+      const body = new TextEncoder().encode("hello\\n");
+      const w = new TarWriter();
+      const tarBytes = new Response(w.readable).bytes();
+      await w.add(tarHeader({ name: "a.txt", size: body.length }), body);
+      await w.close();
+      const tar = await tarBytes;
+      const gz = ReadableStream.from([tar]).pipeThrough(new CompressionStream("gzip"));
+      const { compression, stream } = await decompress(gz);
+      const dir = await Deno.makeTempDir();
+      await applyTar(dir, stream);
+      const text = await Deno.readTextFile(dir + "/a.txt");
+      await Deno.remove(dir, { recursive: true });
+      console.log(JSON.stringify({ compression, text, loaded: loadedBuiltins() }));
+    `;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", probe],
+      cwd: new URL("../../../", import.meta.url).pathname,
+      env: { LAYERFS_GZIP: "" },
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+      compression: "gzip",
+      text: "hello\n",
+      loaded: [],
+    });
+  },
+});
