@@ -1,4 +1,4 @@
-import { deepEqual, ok } from "node:assert/strict";
+import { deepEqual, ok, rejects } from "node:assert/strict";
 import { packDir } from "../../../src/archive/export/pack_dir.ts";
 import { readTar } from "../../../src/archive/tar/reader.ts";
 import { tempDir } from "../../_privileged.ts";
@@ -124,6 +124,20 @@ Deno.test("packDir: cancelling a BYOB read midway closes every fd it opened", as
     [src, `${src}/a`, `${src}/a/b`, `${src}/a/b/c`, `${src}/a/b/c/big`].sort(),
   );
   await r.cancel();
+  deepEqual(fdsUnder(src), []);
+});
+
+Deno.test("packDir: a walk that fails deep in the tree closes every directory it opened", async () => {
+  await using d = await tempDir();
+  const src = `${d.path}/src`;
+  // A symlink whose target is not UTF-8 (refused) four levels down, after
+  // entries of every level were emitted.
+  await sh(
+    `mkdir -p src/a/b/c/d && : > src/a/f && : > src/a/b/c/e
+     ln -s "$(printf 'x\\377')" src/a/b/c/d/bad && : > src/z`,
+    d.path,
+  );
+  await rejects(collect(packDir(src)), /not valid UTF-8/);
   deepEqual(fdsUnder(src), []);
 });
 
