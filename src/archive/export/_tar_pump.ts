@@ -32,6 +32,17 @@ const DIRECT_MIN = 64 * 1024;
 /** Buffer of {@link TarPump.pumpTo}: headers and small bodies between two writes. */
 const DIRECT_BUFFER = 1 << 20;
 
+/**
+ * Where the pump takes its entries from, one at a time (the export walk): a
+ * method call per entry, not a generator resumed per entry.
+ */
+export interface ItemSource {
+  /** The next entry, or null after the last (the source has then closed what it opened). */
+  next(): ExportItem | null;
+  /** Closes what the source holds open (a walk cut short or failed). */
+  close(): void;
+}
+
 /** One entry to write: its header and, for a file with a body, an open fd the pump reads and closes. */
 export interface ExportItem {
   /** The entry's header; `size` bytes are read from `fd` for files. */
@@ -46,9 +57,9 @@ export interface ExportItem {
  * the rest of a body, then the next entry.
  */
 class TarPump {
-  readonly #makeItems: () => Generator<ExportItem, void, undefined>;
+  readonly #makeItems: () => ItemSource;
   readonly #onProgress?: (p: ArchiveProgress) => void;
-  #items: Generator<ExportItem, void, undefined> | null = null;
+  #items: ItemSource | null = null;
   #pending: Uint8Array | null = null;
   #pendingAt = 0;
   #zeros = 0;
@@ -64,7 +75,7 @@ class TarPump {
   #direct = true;
 
   constructor(
-    makeItems: () => Generator<ExportItem, void, undefined>,
+    makeItems: () => ItemSource,
     onProgress?: (p: ArchiveProgress) => void,
   ) {
     this.#makeItems = makeItems;
@@ -122,14 +133,14 @@ class TarPump {
         continue;
       }
       if (this.#exhausted) break;
-      const r = this.#items.next();
-      if (r.done) {
+      const item = this.#items.next();
+      if (item === null) {
         this.#exhausted = true;
         this.#zeros = END_OF_ARCHIVE.length;
         continue;
       }
       this.#entries++;
-      const h = r.value.header;
+      const h = item.header;
       // Straight into the buffer; a header that does not fit in what is
       // left of it (rare) is encoded on its own and carried over.
       const n = encodeHeaderInto(h, buf, off, true);
@@ -139,12 +150,12 @@ class TarPump {
         this.#pendingAt = 0;
       }
       const size = h.type === "file" ? h.size : 0;
-      if (r.value.fd >= 0) {
+      if (item.fd >= 0) {
         if (size > 0) {
-          this.#bodyFd = r.value.fd;
+          this.#bodyFd = item.fd;
           this.#remaining = size;
           this.#padding = (512 - (size % 512)) % 512;
-        } else close(r.value.fd);
+        } else close(item.fd);
       } else if (size > 0) {
         throw new Error(`internal: file entry ${h.name} has no body fd`);
       }
@@ -208,18 +219,18 @@ class TarPump {
     if (this.#bodyFd >= 0) close(this.#bodyFd);
     this.#bodyFd = -1;
     try {
-      this.#items?.return();
-    } catch { /* the generator's own cleanup failed: nothing more to do */ }
+      this.#items?.close();
+    } catch { /* the source's own cleanup failed: nothing more to do */ }
   }
 }
 
 /**
- * Streams `items` as a tar archive. Errors thrown by the generator or by
- * `read` error the stream; cancelling it closes the open fd and runs the
- * generator's `finally` blocks (which close its directory fds).
+ * Streams the entries of `makeItems()` as a tar archive. Errors thrown by
+ * the source or by `read` error the stream; failing or cancelling closes the
+ * open body fd and the source (its directory fds).
  */
 export function tarStream(
-  makeItems: () => Generator<ExportItem, void, undefined>,
+  makeItems: () => ItemSource,
   onProgress?: (p: ArchiveProgress) => void,
 ): ReadableStream<Uint8Array> {
   const pump = new TarPump(makeItems, onProgress);
