@@ -236,14 +236,7 @@ function writeRecords(b: Uint8Array, at: number, r: Plan): number {
     if (v === null) {
       at = putDecimal(b, at, r.secs[i]);
       b[at++] = 0x2e;
-      // GNU tar's 9-digit fraction.
-      let n = r.nsecs[i];
-      for (let d = at + 8; d >= at; d--) {
-        const q = (n / 10) | 0;
-        b[d] = 0x30 + n - q * 10;
-        n = q;
-      }
-      at += 9;
+      at = putDecimal(b, at, r.nsecs[i], 9); // GNU tar's 9-digit fraction
     } else at = putBytes(b, at, v);
     b[at++] = 0x0a;
   }
@@ -269,9 +262,14 @@ function decimalDigits(n: number): number {
   return String(n).length;
 }
 
-/** Writes a non-negative integer in decimal at `at`; returns the end. */
-function putDecimal(b: Uint8Array, at: number, n: number): number {
-  const end = at + decimalDigits(n);
+/** Writes a non-negative integer in decimal at `at`, zero-padded to `width` digits; returns the end. */
+function putDecimal(
+  b: Uint8Array,
+  at: number,
+  n: number,
+  width = decimalDigits(n),
+): number {
+  const end = at + width;
   if (n <= 0x7fffffff) {
     // int32 arithmetic: no float division per digit.
     for (let d = end - 1; d >= at; d--) {
