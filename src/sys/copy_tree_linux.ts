@@ -249,7 +249,7 @@ function copyDir(
         "fchownat",
       );
       // mknodat applied the umask; set the exact mode afterwards.
-      check(c.fchmodat(dst, name, st.mode & 0o7777, 0), "fchmodat");
+      check(c.fchmodat(dst, name, st.mode & 0o7777), "fchmodat");
       check(c.utimensat(dst, name, st.times, AT.SYMLINK_NOFOLLOW), "utimensat");
     }
   }

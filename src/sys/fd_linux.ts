@@ -46,8 +46,6 @@ export const AT = {
   EMPTY_PATH: 0x1000,
 } as const;
 
-const SYS_openat2 = 437n;
-
 /** openat(2) with a path string; throws SysError. */
 export function openat(
   dirfd: number,
@@ -82,7 +80,7 @@ export function openat2(
   howView.setBigUint64(16, BigInt(resolve), true);
   const p = typeof path === "string" ? cstr(path) : path;
   return check(
-    libc().syscall_openat2(SYS_openat2, BigInt(dirfd), p, how, 24n),
+    libc().openat2(dirfd, p, how, 24n),
     "openat2",
     typeof path === "string" ? path : undefined,
   );

@@ -340,8 +340,6 @@ export function fchown(fd: number, uid: number, gid: number): void {
   check(libc().fchown(fd, uid >>> 0, gid >>> 0), "fchown");
 }
 
-const SYS_fchmodat2 = 452n;
-
 /**
  * fchmodat2(2) with `AT_SYMLINK_NOFOLLOW` (Linux 6.6+): changes the mode of
  * `name` itself, never a symlink's target (the kernel refuses symlinks with
@@ -371,13 +369,7 @@ export function fchmodatNoFollow(
 ): void {
   const n = nameBuf(name);
   const r = Number(
-    libc().syscall_fchmodat2(
-      SYS_fchmodat2,
-      BigInt(dirfd),
-      n,
-      BigInt(mode & 0o7777),
-      BigInt(AT.SYMLINK_NOFOLLOW),
-    ),
+    libc().fchmodat2(dirfd, n, mode & 0o7777, AT.SYMLINK_NOFOLLOW),
   );
   if (r >= 0) return;
   const e = errno();
@@ -392,7 +384,7 @@ export function fchmodatNoFollow(
       throw new SysError("fchmodat", Errno.EOPNOTSUPP, label(name));
     }
     check(
-      libc().fchmodat(-100, cstr(`/proc/self/fd/${fd}`), mode & 0o7777, 0),
+      libc().fchmodat(-100, cstr(`/proc/self/fd/${fd}`), mode & 0o7777),
       "fchmodat",
       name,
     );

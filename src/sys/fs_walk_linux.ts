@@ -629,9 +629,7 @@ export function readXattrsAt(
   return out;
 }
 
-const SYS_getxattrat = 464n;
-const SYS_listxattrat = 465n;
-const AT_SYMLINK_NOFOLLOW = 0x100n;
+const AT_SYMLINK_NOFOLLOW = 0x100;
 /** Whether `listxattrat`/`getxattrat` work here: learned on the first call. */
 let xattrAtCalls: boolean | undefined;
 /** `struct xattr_args { u64 value; u32 size; u32 flags; }` for getxattrat. */
@@ -677,10 +675,9 @@ function readXattrsAtCalls(
 ): Map<string, Uint8Array> | undefined {
   const c = libc();
   const n = cname(name);
-  const fd = BigInt(dirfd);
+  const fd = dirfd;
   const got = Number(
-    c.syscall_listxattrat(
-      SYS_listxattrat,
+    c.listxattrat(
       fd,
       n,
       AT_SYMLINK_NOFOLLOW,
@@ -705,8 +702,7 @@ function readXattrsAtCalls(
   const args = xattrArgsFor(xvalBuf);
   for (const x of splitNames(got)) {
     const m = Number(
-      c.syscall_getxattrat(
-        SYS_getxattrat,
+      c.getxattrat(
         fd,
         n,
         AT_SYMLINK_NOFOLLOW,
@@ -746,9 +742,8 @@ export function getXattrAt(
   const at = dirfd !== AT_FDCWD && xattrAtCalls === true;
   const m = Number(
     at
-      ? libc().syscall_getxattrat(
-        SYS_getxattrat,
-        BigInt(dirfd),
+      ? libc().getxattrat(
+        dirfd,
         cname(name),
         AT_SYMLINK_NOFOLLOW,
         cstr(attr),

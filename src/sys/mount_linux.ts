@@ -347,9 +347,6 @@ export function detachFd(fd: number): void {
   umount2(`/proc/self/fd/${fd}`, MNT.DETACH);
 }
 
-// Both numbers are the same on every Linux architecture (the unified table).
-const SYS_open_tree = 428n;
-const SYS_mount_setattr = 442n;
 const OPEN_TREE_CLONE = 1;
 const OPEN_TREE_CLOEXEC = 0o2000000;
 const AT_SYMLINK_NOFOLLOW = 0x100;
@@ -370,11 +367,10 @@ const AT_SYMLINK_NOFOLLOW = 0x100;
 export function cloneTree(source: string | number): number {
   const flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC |
     (typeof source === "string" ? AT_SYMLINK_NOFOLLOW : AT_EMPTY_PATH);
-  const r = libc().syscall_open_tree(
-    SYS_open_tree,
-    BigInt(typeof source === "string" ? AT_FDCWD : source),
+  const r = libc().open_tree(
+    typeof source === "string" ? AT_FDCWD : source,
     cstr(typeof source === "string" ? source : ""),
-    BigInt(flags),
+    flags,
   );
   return check(
     Number(r),
@@ -397,11 +393,10 @@ export function setMountAttrs(mfd: number, set: number): void {
   // struct mount_attr { u64 attr_set, attr_clr, propagation, userns_fd; }
   const attr = new Uint8Array(32);
   new DataView(attr.buffer).setBigUint64(0, BigInt(set), true);
-  const r = libc().syscall_mount_setattr(
-    SYS_mount_setattr,
-    BigInt(mfd),
+  const r = libc().mount_setattr(
+    mfd,
     cstr(""),
-    BigInt(AT_EMPTY_PATH),
+    AT_EMPTY_PATH,
     attr,
     32n,
   );
