@@ -251,6 +251,16 @@ const b = BigInt;
 const MAX_IO = 1n << 30n;
 const cap = (n: Int): bigint => n > MAX_IO ? MAX_IO : b(n);
 
+/** A call from one (dirfd, path) to another, with flags: linkat, renameat2, move_mount. */
+const fromTo = (nr: bigint) =>
+(
+  fromDir: number,
+  fromPath: Buf,
+  toDir: number,
+  toPath: Buf,
+  flags: number,
+): number => sc.ibibi(nr, fromDir, fromPath, toDir, toPath, flags);
+
 /**
  * The system calls, with the C prototypes' argument order; results are
  * numbers (-1 on failure, errno set).
@@ -272,13 +282,7 @@ const symbols = {
     sc.iibbi(NR.fsconfig, fd, cmd, key, value, aux),
   fsmount: (fd: number, flags: number, attrs: number): number =>
     sc.iii(NR.fsmount, fd, flags, attrs),
-  move_mount: (
-    fromDir: number,
-    fromPath: Buf,
-    toDir: number,
-    toPath: Buf,
-    flags: number,
-  ): number => sc.ibibi(NR.move_mount, fromDir, fromPath, toDir, toPath, flags),
+  move_mount: fromTo(NR.move_mount),
   open_tree: (dirfd: number, path: Buf, flags: number): number =>
     sc.ibii(NR.open_tree, dirfd, path, flags, 0),
   mount_setattr: (
@@ -332,22 +336,10 @@ const symbols = {
       : sc.ibii(NR.mknodat, dirfd, path, mode, Number(dev) | 0),
   symlinkat: (target: Buf, dirfd: number, path: Buf): number =>
     sc.bib(NR.symlinkat, target, dirfd, path),
-  linkat: (
-    oldDir: number,
-    oldPath: Buf,
-    newDir: number,
-    newPath: Buf,
-    flags: number,
-  ): number => sc.ibibi(NR.linkat, oldDir, oldPath, newDir, newPath, flags),
+  linkat: fromTo(NR.linkat),
   unlinkat: (dirfd: number, path: Buf, flags: number): number =>
     sc.ibii(NR.unlinkat, dirfd, path, flags, 0),
-  renameat2: (
-    oldDir: number,
-    oldPath: Buf,
-    newDir: number,
-    newPath: Buf,
-    flags: number,
-  ): number => sc.ibibi(NR.renameat2, oldDir, oldPath, newDir, newPath, flags),
+  renameat2: fromTo(NR.renameat2),
   fchownat: (
     dirfd: number,
     path: Buf,
