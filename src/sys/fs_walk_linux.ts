@@ -675,10 +675,9 @@ function readXattrsAtCalls(
 ): Map<string, Uint8Array> | undefined {
   const c = libc();
   const n = cname(name);
-  const fd = dirfd;
   const got = Number(
     c.listxattrat(
-      fd,
+      dirfd,
       n,
       AT_SYMLINK_NOFOLLOW,
       xlistBuf,
@@ -703,7 +702,7 @@ function readXattrsAtCalls(
   for (const x of splitNames(got)) {
     const m = Number(
       c.getxattrat(
-        fd,
+        dirfd,
         n,
         AT_SYMLINK_NOFOLLOW,
         x.cname,
