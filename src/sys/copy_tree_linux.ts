@@ -82,7 +82,7 @@ function listDir(fd: number): Uint8Array<ArrayBuffer>[] {
   const out: Uint8Array<ArrayBuffer>[] = [];
   for (;;) {
     const n = check(
-      libc().getdents64(fd, buf, BigInt(buf.byteLength)),
+      libc().getdents64(fd, buf, buf.byteLength),
       "getdents64",
     );
     if (n === 0) return out;
@@ -104,19 +104,17 @@ const xvalue = new Uint8Array(65536);
 
 function copyXattrs(src: number, dst: number): void {
   const c = libc();
-  const n = Number(c.flistxattr(src, xnames, BigInt(xnames.byteLength)));
+  const n = c.flistxattr(src, xnames, xnames.byteLength);
   if (n <= 0) return;
   let start = 0;
   for (let i = 0; i < n; i++) {
     if (xnames[i] !== 0) continue;
     const name = xnames.slice(start, i + 1);
     start = i + 1;
-    const len = Number(
-      c.fgetxattr(src, name, xvalue, BigInt(xvalue.byteLength)),
-    );
+    const len = c.fgetxattr(src, name, xvalue, xvalue.byteLength);
     if (len < 0) continue;
     // Unsupported namespaces on the target (EOPNOTSUPP) are skipped, as cp -a does.
-    c.fsetxattr(dst, name, xvalue.subarray(0, len), BigInt(len), 0);
+    c.fsetxattr(dst, name, xvalue.subarray(0, len), len, 0);
   }
 }
 
@@ -125,12 +123,12 @@ const rwBuf = new Uint8Array(1 << 20);
 function copyData(src: number, dst: number, size: number): void {
   const c = libc();
   if (size === 0) return;
-  if (c.ioctl(dst, FICLONE, BigInt(src)) === 0) return;
+  if (c.ioctl(dst, FICLONE, src) === 0) return;
   // What the kernel cannot copy (another file system, a file that shrank)
   // goes through the buffer from where the copy stopped.
   if (copyFileRange(src, dst, size) === size) return;
   for (;;) {
-    const n = check(c.read(src, rwBuf, BigInt(rwBuf.byteLength)), "read");
+    const n = check(c.read(src, rwBuf, rwBuf.byteLength), "read");
     if (n === 0) return;
     writeAll(dst, rwBuf.subarray(0, n));
   }
@@ -229,7 +227,7 @@ function copyDir(
       }
     } else if (type === S_IFLNK) {
       const n = check(
-        c.readlinkat(src, name, linkBuf, BigInt(linkBuf.byteLength - 1)),
+        c.readlinkat(src, name, linkBuf, linkBuf.byteLength - 1),
         "readlinkat",
       );
       check(

@@ -97,7 +97,7 @@ export function read(
   buf: Uint8Array<ArrayBuffer>,
   len = buf.byteLength,
 ): number {
-  return check(libc().read(fd, buf, BigInt(len)), "read");
+  return check(libc().read(fd, buf, len), "read");
 }
 
 /** Writes all of `buf` to `fd`, looping over short writes. */
@@ -106,7 +106,7 @@ export function writeAll(fd: number, buf: Uint8Array<ArrayBuffer>): void {
   const c = libc();
   while (off < buf.byteLength) {
     const chunk = off === 0 ? buf : buf.subarray(off);
-    off += check(c.write(fd, chunk, BigInt(chunk.byteLength)), "write");
+    off += check(c.write(fd, chunk, chunk.byteLength), "write");
   }
 }
 
@@ -158,9 +158,7 @@ export function copyFileRange(
   const c = libc();
   let copied = 0;
   while (copied < len) {
-    const n = Number(
-      c.copy_file_range(inFd, null, outFd, null, BigInt(len - copied), 0),
-    );
+    const n = c.copy_file_range(inFd, null, outFd, null, len - copied, 0);
     if (n > 0) {
       copied += n;
       continue;

@@ -368,9 +368,7 @@ export function fchmodatNoFollow(
   mode: number,
 ): void {
   const n = nameBuf(name);
-  const r = Number(
-    libc().fchmodat2(dirfd, n, mode & 0o7777, AT.SYMLINK_NOFOLLOW),
-  );
+  const r = libc().fchmodat2(dirfd, n, mode & 0o7777, AT.SYMLINK_NOFOLLOW);
   if (r >= 0) return;
   const e = errno();
   if (e !== Errno.ENOSYS) throw new SysError("fchmodat2", e, label(name));
@@ -513,7 +511,7 @@ export function fsetxattr(
       fd,
       cstr(name),
       value as Uint8Array<ArrayBuffer>,
-      BigInt(value.byteLength),
+      value.byteLength,
       flags,
     ),
     "fsetxattr",
@@ -556,7 +554,7 @@ export function lsetxattrAt(
       cstr(`/proc/self/fd/${dirfd}/${name}`),
       cstr(attr),
       value as Uint8Array<ArrayBuffer>,
-      BigInt(value.byteLength),
+      value.byteLength,
       flags,
     ),
     "lsetxattr",
@@ -584,7 +582,7 @@ export function fgetxattr(fd: number, name: string): Uint8Array | null {
   const n = cstr(name);
   let buf = new Uint8Array(256);
   for (;;) {
-    const r = Number(libc().fgetxattr(fd, n, buf, BigInt(buf.length)));
+    const r = libc().fgetxattr(fd, n, buf, buf.length);
     if (r >= 0) return buf.slice(0, r);
     const e = errno();
     if (e === Errno.ENODATA) return null;

@@ -422,7 +422,7 @@ export function readDirFd(fd: number): DirEntry[] {
   const c = libc();
   for (;;) {
     const n = check(
-      c.getdents64(fd, direntBuf, BigInt(direntBuf.byteLength)),
+      c.getdents64(fd, direntBuf, direntBuf.byteLength),
       "getdents64",
     );
     if (n === 0) break;
@@ -468,7 +468,7 @@ const linkBuf = new Uint8Array(4097);
  */
 export function readlinkAt(dirfd: number, name: CName): Uint8Array {
   const n = check(
-    libc().readlinkat(dirfd, cname(name), linkBuf, BigInt(linkBuf.byteLength)),
+    libc().readlinkat(dirfd, cname(name), linkBuf, linkBuf.byteLength),
     "readlinkat",
     name,
   );
@@ -546,7 +546,7 @@ function isNoXattrSupport(e: number): boolean {
  */
 export function readXattrsFd(fd: number): Map<string, Uint8Array> {
   const c = libc();
-  const n = Number(c.flistxattr(fd, xlistBuf, BigInt(xlistBuf.byteLength)));
+  const n = c.flistxattr(fd, xlistBuf, xlistBuf.byteLength);
   if (n < 0) {
     const e = errno();
     if (isNoXattrSupport(e)) return NO_XATTRS;
@@ -555,9 +555,7 @@ export function readXattrsFd(fd: number): Map<string, Uint8Array> {
   if (n === 0) return NO_XATTRS;
   const out = new Map<string, Uint8Array>();
   for (const { name, cname } of splitNames(n)) {
-    const m = Number(
-      c.fgetxattr(fd, cname, xvalBuf, BigInt(xvalBuf.byteLength)),
-    );
+    const m = c.fgetxattr(fd, cname, xvalBuf, xvalBuf.byteLength);
     if (m < 0) {
       // Removed between list and get by a racing writer: skip it.
       if (errno() === Errno.ENODATA) continue;
@@ -608,7 +606,7 @@ export function readXattrsAt(
   }
   const c = libc();
   const p = procPath(dirfd, name);
-  const n = Number(c.llistxattr(p, xlistBuf, BigInt(xlistBuf.byteLength)));
+  const n = c.llistxattr(p, xlistBuf, xlistBuf.byteLength);
   if (n < 0) {
     const e = errno();
     if (isNoXattrSupport(e)) return NO_XATTRS;
@@ -617,9 +615,7 @@ export function readXattrsAt(
   if (n === 0) return NO_XATTRS;
   const out = new Map<string, Uint8Array>();
   for (const x of splitNames(n)) {
-    const m = Number(
-      c.lgetxattr(p, x.cname, xvalBuf, BigInt(xvalBuf.byteLength)),
-    );
+    const m = c.lgetxattr(p, x.cname, xvalBuf, xvalBuf.byteLength);
     if (m < 0) {
       if (errno() === Errno.ENODATA) continue;
       throw new SysError("lgetxattr", errno(), show(name));
@@ -675,14 +671,12 @@ function readXattrsAtCalls(
 ): Map<string, Uint8Array> | undefined {
   const c = libc();
   const n = cname(name);
-  const got = Number(
-    c.listxattrat(
-      dirfd,
-      n,
-      AT_SYMLINK_NOFOLLOW,
-      xlistBuf,
-      BigInt(xlistBuf.byteLength),
-    ),
+  const got = c.listxattrat(
+    dirfd,
+    n,
+    AT_SYMLINK_NOFOLLOW,
+    xlistBuf,
+    xlistBuf.byteLength,
   );
   if (got < 0) {
     const e = errno();
@@ -700,15 +694,13 @@ function readXattrsAtCalls(
   const out = new Map<string, Uint8Array>();
   const args = xattrArgsFor(xvalBuf);
   for (const x of splitNames(got)) {
-    const m = Number(
-      c.getxattrat(
-        dirfd,
-        n,
-        AT_SYMLINK_NOFOLLOW,
-        x.cname,
-        args,
-        16n,
-      ),
+    const m = c.getxattrat(
+      dirfd,
+      n,
+      AT_SYMLINK_NOFOLLOW,
+      x.cname,
+      args,
+      16n,
     );
     if (m < 0) {
       if (errno() === Errno.ENODATA) continue;
@@ -753,7 +745,7 @@ export function getXattrAt(
         procPath(dirfd, name),
         cstr(attr),
         xvalBuf,
-        BigInt(xvalBuf.byteLength),
+        xvalBuf.byteLength,
       ),
   );
   if (m < 0) {

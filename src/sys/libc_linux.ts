@@ -248,8 +248,8 @@ const b = BigInt;
  * the shapes' 32-bit result: a caller gets a short read or write, as the
  * kernel may give anyway.
  */
-const MAX_IO = 1n << 30n;
-const cap = (n: Int): bigint => n > MAX_IO ? MAX_IO : b(n);
+const MAX_IO = 1 << 30;
+const cap = (n: Int): bigint => b(n > MAX_IO ? MAX_IO : n);
 
 /** A call from one (dirfd, path) to another, with flags: linkat, renameat2, move_mount. */
 const fromTo = (nr: bigint) =>

@@ -65,7 +65,7 @@ export function mount(
       cstr(source),
       cstr(target),
       cstr(fstype),
-      BigInt(flags),
+      flags,
       data === "" ? null : cstr(data),
     ),
     "mount",
@@ -197,7 +197,7 @@ export class FsContext {
     const out: string[] = [];
     const buf = new Uint8Array(1024);
     for (let i = 0; i < 16; i++) {
-      const n = Number(libc().read(this.#fd, buf, BigInt(buf.byteLength)));
+      const n = libc().read(this.#fd, buf, buf.byteLength);
       if (n <= 0) break;
       out.push(new TextDecoder().decode(buf.subarray(0, n)));
     }

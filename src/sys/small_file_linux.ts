@@ -50,7 +50,7 @@ export function readSmallFile(
   try {
     let off = 0;
     while (off < buf.length) {
-      const n = Number(c.read(fd, buf.subarray(off), BigInt(buf.length - off)));
+      const n = c.read(fd, buf.subarray(off), buf.length - off);
       if (n < 0) throw new SysError("read", errno(), path);
       if (n === 0) break;
       off += n;
@@ -101,7 +101,7 @@ export function writeSmallFile(
   }
   if (fd < 0) throw new SysError("openat", errno(), path);
   let failure: SysError | undefined;
-  const n = Number(c.write(fd, bytes, BigInt(bytes.length)));
+  const n = c.write(fd, bytes, bytes.length);
   if (n !== bytes.length) {
     // A short write of a few bytes only happens when the disk is full.
     failure = new SysError("write", n < 0 ? errno() : Errno.ENOSPC, path);

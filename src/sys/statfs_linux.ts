@@ -89,7 +89,7 @@ export function supportsDType(dir: string): boolean {
     const v = new DataView(buf.buffer);
     for (;;) {
       const n = check(
-        libc().getdents64(fd, buf, BigInt(buf.byteLength)),
+        libc().getdents64(fd, buf, buf.byteLength),
         "getdents64",
         dir,
       );
