@@ -18,12 +18,17 @@
  * {@link FRAME_RAW} bytes of ops and are compressed one by one with
  * `gzipSync` at level 1 (several GB/s here on header-and-padding bytes, vs
  * 0.4 GB/s through `CompressionStream` at its default level), which is what keeps recording cheap.
+ * A small stream's frames are gzip members of stored (uncompressed) deflate
+ * blocks instead, written and read here: loading `node:zlib` would set up
+ * Node compatibility, ~25 ms, for a record of a few KB (`_sums.ts`). Any
+ * gzip reader reads both; a frame with compressed blocks goes to `node:zlib`.
  *
  * @module
  */
 
 import { nodeZlib } from "../../_node.ts";
 import { decodeUtf8Exact, encodeUtf8 } from "../tar/_block.ts";
+import { crc32 } from "./_sums.ts";
 
 const utf8 = new TextEncoder();
 
@@ -51,11 +56,16 @@ export class RecordEncoder {
   readonly #file: Deno.FsFile;
   readonly #buf = new Uint8Array(FRAME_RAW);
   readonly #view = new DataView(this.#buf.buffer);
+  readonly #stored: () => boolean;
   #at = 0;
 
-  /** Starts a record in `file` (empty, opened for writing). */
-  constructor(file: Deno.FsFile) {
+  /**
+   * Starts a record in `file` (empty, opened for writing). `stored` tells
+   * at each frame whether to write it uncompressed (a small stream).
+   */
+  constructor(file: Deno.FsFile, stored: () => boolean = () => false) {
     this.#file = file;
+    this.#stored = stored;
     writeAllSync(file, MAGIC);
   }
 
@@ -113,11 +123,12 @@ export class RecordEncoder {
   /** Compresses and writes the pending ops as one frame. */
   flush(): void {
     if (this.#at === 0) return;
+    const raw = this.#buf.subarray(0, this.#at);
     // Level 1: ~1.5x the record size of level 6 (2.2 vs 1.5 MB for a
     // 50k-file layer) at a third less recording time.
-    const z = nodeZlib().gzipSync(this.#buf.subarray(0, this.#at), {
-      level: 1,
-    });
+    const z = this.#stored()
+      ? storedGzip(raw)
+      : nodeZlib().gzipSync(raw, { level: 1 });
     const head = new Uint8Array(8);
     const hv = new DataView(head.buffer);
     hv.setUint32(0, z.length, true);
@@ -126,6 +137,106 @@ export class RecordEncoder {
     writeAllSync(this.#file, z);
     this.#at = 0;
   }
+}
+
+/** Largest stored deflate block. */
+const STORED_MAX = 0xffff;
+
+/**
+ * `raw` as one gzip member of stored deflate blocks (RFC 1952, RFC 1951
+ * section 3.2.4): a 10-byte header, per block its final bit, LEN and NLEN,
+ * then the bytes; the CRC-32 and length of `raw` at the end.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gunzipSync } from "node:zlib";
+ * import { storedGzip } from "./_format.ts";
+ * const raw = new Uint8Array(70000).map((_, i) => i % 251);
+ * assert.deepEqual(new Uint8Array(gunzipSync(storedGzip(raw))), raw);
+ * assert.deepEqual(new Uint8Array(gunzipSync(storedGzip(new Uint8Array(0)))), new Uint8Array(0));
+ * ```
+ */
+export function storedGzip(raw: Uint8Array): Uint8Array {
+  const blocks = Math.max(1, Math.ceil(raw.length / STORED_MAX));
+  const z = new Uint8Array(10 + 5 * blocks + raw.length + 8);
+  const v = new DataView(z.buffer);
+  z.set([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3]); // no flags, no mtime, Unix
+  let at = 10;
+  for (let b = 0; b < blocks; b++) {
+    const part = raw.subarray(b * STORED_MAX, (b + 1) * STORED_MAX);
+    z[at] = b === blocks - 1 ? 1 : 0;
+    v.setUint16(at + 1, part.length, true);
+    v.setUint16(at + 3, ~part.length & 0xffff, true);
+    z.set(part, at + 5);
+    at += 5 + part.length;
+  }
+  v.setUint32(at, crc32(raw, 0), true);
+  v.setUint32(at + 4, raw.length, true);
+  return z;
+}
+
+/**
+ * One gzip member's content: read here when every block is stored (what
+ * {@link storedGzip} writes), else by `node:zlib`. Throws when the member
+ * is malformed, its CRC-32 or length differs, or bytes follow it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gzipSync } from "node:zlib";
+ * import { gunzipFrame, storedGzip } from "./_format.ts";
+ * const raw = new TextEncoder().encode("segment bytes ".repeat(5000));
+ * assert.deepEqual(gunzipFrame(storedGzip(raw)), raw);
+ * assert.deepEqual(gunzipFrame(new Uint8Array(gzipSync(raw))), raw);
+ * const bad = storedGzip(raw);
+ * bad[20] ^= 1;
+ * assert.throws(() => gunzipFrame(bad), /CRC-32/);
+ * ```
+ */
+export function gunzipFrame(z: Uint8Array): Uint8Array {
+  const plain = () => new Uint8Array(nodeZlib().gunzipSync(z));
+  // Only the header storedGzip writes is parsed here (no optional fields).
+  if (z.length < 18 || z[0] !== 0x1f || z[1] !== 0x8b || z[2] !== 8) {
+    return plain();
+  }
+  if (z[3] !== 0) return plain();
+  const v = new DataView(z.buffer, z.byteOffset, z.length);
+  const parts: Uint8Array[] = [];
+  let size = 0;
+  let at = 10;
+  for (;;) {
+    if (at + 5 > z.length) throw new Error("truncated deflate block");
+    const head = z[at];
+    if ((head & 6) !== 0) return plain(); // a compressed block
+    const len = v.getUint16(at + 1, true);
+    if ((v.getUint16(at + 3, true) ^ 0xffff) !== len) {
+      throw new Error("stored block length and its complement differ");
+    }
+    if (at + 5 + len > z.length) throw new Error("truncated stored block");
+    parts.push(z.subarray(at + 5, at + 5 + len));
+    size += len;
+    at += 5 + len;
+    if (head & 1) break;
+  }
+  if (at + 8 !== z.length) {
+    throw new Error(
+      at + 8 > z.length ? "truncated gzip trailer" : "bytes after the member",
+    );
+  }
+  const raw = new Uint8Array(size);
+  let o = 0;
+  for (const p of parts) {
+    raw.set(p, o);
+    o += p.length;
+  }
+  if (crc32(raw, 0) !== v.getUint32(at, true)) {
+    throw new Error("CRC-32 of the content differs from the trailer's");
+  }
+  if ((size >>> 0) !== v.getUint32(at + 4, true)) {
+    throw new Error("length of the content differs from the trailer's");
+  }
+  return raw;
 }
 
 function writeAllSync(f: Deno.FsFile, b: Uint8Array): void {
@@ -163,7 +274,7 @@ export async function* decodeRecord(
     if (z === null) throw new CorruptRecord("truncated frame");
     let raw: Uint8Array;
     try {
-      raw = new Uint8Array(nodeZlib().gunzipSync(z));
+      raw = gunzipFrame(z);
     } catch (e) {
       throw new CorruptRecord(`frame does not decompress: ${e}`);
     }

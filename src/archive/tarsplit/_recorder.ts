@@ -6,7 +6,9 @@
  * not a regular file's content goes to the record verbatim; a regular
  * file's content becomes a file op (its root-relative path, size and
  * crc32). The whole stream is hashed (sha256; or the caller, who hashes it
- * anyway, hands its digest to `finish`) and the record ends with it.
+ * anyway, hands its digest to `finish`) and the record ends with it. The
+ * sums are `_sums.ts`'s, off Node while the stream is small, and so are
+ * the frames: stored, not compressed, while it is.
  *
  * The rules mirror the reader's (`tar/reader.ts`), so the boundaries are
  * the ones the extractor sees: header-only types carry no body whatever the
@@ -21,7 +23,6 @@
  * @module
  */
 
-import { nodeCrypto, nodeZlib } from "../../_node.ts";
 import {
   BLOCK,
   emptyAt,
@@ -37,6 +38,7 @@ import { paxInteger, scanPaxRecords } from "../tar/_pax.ts";
 import { layerPath } from "../tar/_path.ts";
 import { entryTypeOf, TypeFlag } from "../tar/header.ts";
 import { RecordEncoder } from "./_format.ts";
+import { StreamSums } from "./_sums.ts";
 
 const enum State {
   Header,
@@ -69,13 +71,10 @@ export interface RecordSummary {
 /** Parses block boundaries of a tar as it streams and writes its record. */
 export class TarSplitRecorder {
   readonly #enc: RecordEncoder;
-  /** Null when the caller hashes the stream itself (see {@link finish}). */
-  readonly #hash:
-    | ReturnType<ReturnType<typeof nodeCrypto>["createHash"]>
-    | null;
-  readonly #crc32 = nodeZlib().crc32;
+  /** The stream's sha256 (unless the caller hashes it) and the crc32s. */
+  readonly #sums: StreamSums;
+  readonly #hashed: boolean;
   #state = State.Header;
-  #size = 0;
   readonly #hdr = new Uint8Array(BLOCK);
   #hdrFill = 0;
   #left = 0; // bytes of the current body
@@ -97,18 +96,24 @@ export class TarSplitRecorder {
   /**
    * Records into `file` (empty, open for writing). With `hash: false` the
    * stream is not hashed here: {@link finish} must then be given its sha256.
+   * `expectedSize`, when the caller knows the stream's length, picks the
+   * way of summing it from the start (see `StreamSums`).
    */
-  constructor(file: Deno.FsFile, options: { hash?: boolean } = {}) {
-    this.#enc = new RecordEncoder(file);
-    this.#hash = options.hash === false
-      ? null
-      : nodeCrypto().createHash("sha256");
+  constructor(
+    file: Deno.FsFile,
+    options: { hash?: boolean; expectedSize?: number } = {},
+  ) {
+    this.#hashed = options.hash !== false;
+    const sums = this.#sums = new StreamSums({
+      hash: this.#hashed,
+      expectedSize: options.expectedSize,
+    });
+    this.#enc = new RecordEncoder(file, () => !sums.large);
   }
 
   /** Takes the next chunk of the tar (not kept after the call). */
   feed(chunk: Uint8Array): void {
-    this.#hash?.update(chunk);
-    this.#size += chunk.length;
+    this.#sums.update(chunk);
     let i = 0;
     const n = chunk.length;
     while (i < n) {
@@ -147,7 +152,7 @@ export class TarSplitRecorder {
         }
         case State.Content: {
           const k = Math.min(this.#left, n - i);
-          this.#crc = this.#crc32(chunk.subarray(i, i + k), this.#crc);
+          this.#crc = this.#sums.crc32(chunk.subarray(i, i + k), this.#crc);
           this.#left -= k;
           i += k;
           if (this.#left === 0) this.#contentDone();
@@ -174,7 +179,7 @@ export class TarSplitRecorder {
    * and digest. `sha256` (hex) is the caller's hash of the same bytes, needed
    * when the recorder was made with `hash: false` and ignored otherwise.
    */
-  finish(sha256?: string): RecordSummary {
+  async finish(sha256?: string): Promise<RecordSummary> {
     if (this.#state === State.Header && this.#hdrFill > 0) {
       this.#enc.segment(this.#hdr.subarray(0, this.#hdrFill));
     } else if (this.#state === State.Content) {
@@ -182,7 +187,7 @@ export class TarSplitRecorder {
       throw new Error("tar ended inside a file's content");
     }
     let hex: string;
-    if (this.#hash !== null) hex = this.#hash.digest("hex");
+    if (this.#hashed) hex = await this.#sums.digest();
     else if (sha256 !== undefined && /^[0-9a-f]{64}$/.test(sha256)) {
       hex = sha256;
     } else {
@@ -194,8 +199,9 @@ export class TarSplitRecorder {
     for (let i = 0; i < 32; i++) {
       digest[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
     }
-    this.#enc.end(this.#size, digest);
-    return { size: this.#size, sha256: hex };
+    const size = this.#sums.size;
+    this.#enc.end(size, digest);
+    return { size, sha256: hex };
   }
 
   /** A header block (already recorded) at `b[o]`. */

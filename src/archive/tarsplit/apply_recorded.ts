@@ -94,6 +94,15 @@ function teed(
   return it;
 }
 
+/** Bytes left to read of `input` when they are known (an array, a regular file). */
+function knownSize(input: TarSource): number | undefined {
+  if (input instanceof Uint8Array) return input.length;
+  if (!(input instanceof Deno.FsFile)) return undefined;
+  const st = input.statSync();
+  if (!st.isFile) return undefined;
+  return st.size - input.seekSync(0, Deno.SeekMode.Current);
+}
+
 /**
  * Extracts an OCI layer tar into `layer.dir` like `applyLayerTar` (gzip and
  * zstd are detected and decompressed) and writes its tar-split record to
@@ -128,7 +137,12 @@ export async function applyLayerTarRecorded(
     using file = await Deno.open(recordPath, { write: true, createNew: true });
     const source = await decompressTarSource(tar);
     const given = source.compression === null ? options?.tarSha256 : undefined;
-    const rec = new TarSplitRecorder(file, { hash: given === undefined });
+    const rec = new TarSplitRecorder(file, {
+      hash: given === undefined,
+      expectedSize: source.compression === null
+        ? knownSize(source.tar)
+        : undefined,
+    });
     const input = teed(source.tar, (c) => rec.feed(c));
     const size = await applyCodecAt(fd, input, layerCodec(layer), {
       onProgress: options?.onProgress,
@@ -137,7 +151,7 @@ export async function applyLayerTarRecorded(
     // second block, padding, trailing data) belongs to the tar as well.
     while (!(await input.next()).done) { /* recorded */ }
     await source.finish();
-    const summary = rec.finish(given?.());
+    const summary = await rec.finish(given?.());
     await file.sync();
     return { size, tar: summary };
   } finally {

@@ -22,7 +22,6 @@
  */
 
 import { LayerNotExact } from "../../errors.ts";
-import { nodeCrypto, nodeZlib } from "../../_node.ts";
 import {
   AT_FDCWD,
   close,
@@ -34,6 +33,7 @@ import {
 } from "../../sys/fd_linux.ts";
 import { fstatx } from "../../sys/fs_walk_linux.ts";
 import { decodeRecord, type RecordOp } from "./_format.ts";
+import { StreamSums } from "./_sums.ts";
 
 const CHUNK = 1 << 20;
 
@@ -84,9 +84,8 @@ export function rebuildLayerTar(
     want: number;
     crc: number;
   } | null = null;
-  const hash = nodeCrypto().createHash("sha256");
-  const crc32 = nodeZlib().crc32;
-  let total = 0;
+  // Off Node while the tar is small, as when it was recorded (_sums.ts).
+  const sums = new StreamSums();
   const notExact = (why: string, cause?: unknown) =>
     new LayerNotExact(layer, why, cause ? { cause } : undefined);
   const cleanup = () => {
@@ -140,7 +139,7 @@ export function rebuildLayerTar(
             if (n === 0 && f.left > 0) {
               throw notExact(`${f.path} is shorter than the record says`);
             }
-            f.crc = crc32(out.subarray(at, at + n), f.crc);
+            f.crc = sums.crc32(out.subarray(at, at + n), f.crc);
             at += n;
             f.left -= n;
             if (f.left === 0) {
@@ -170,10 +169,10 @@ export function rebuildLayerTar(
           else if (op.op === "file") openFile(op.path, op.size, op.crc);
           else end = op;
         }
-        hash.update(out.subarray(0, at));
-        total += at;
+        sums.update(out.subarray(0, at));
         if (end) {
-          const got = hash.digest("hex");
+          const got = await sums.digest();
+          const total = sums.size;
           const want = Array.from(
             end.sha256,
             (b) => b.toString(16).padStart(2, "0"),
