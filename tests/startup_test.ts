@@ -72,9 +72,16 @@ Deno.test("startup: mod.ts loads no node: built-in, store, mount, image, registr
   );
 });
 
-Deno.test("startup: the CLI's entry loads no store, image, registry or archive code before a command runs", async () => {
+Deno.test("startup: the CLI's entry loads no node: built-in, and no store, image, registry or archive code before a command runs", async () => {
   const g = await staticGraph("src/cli/main.ts");
   assert.ok(g.has("src/cli/_spec.ts"));
+  // Not even for argument parsing (src/cli/_argv.ts): a static node:
+  // import sets up Node compatibility in every run. Nor does what a
+  // command loads (a store command's graph).
+  assert.deepEqual(loaded(g, ["node:"]), []);
+  const commands = await staticGraph("src/cli/_commands.ts");
+  assert.ok(commands.has("src/store/store.ts"));
+  assert.deepEqual(loaded(commands, ["node:"]), []);
   assert.deepEqual(
     loaded(g, [
       "src/store/",

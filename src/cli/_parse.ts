@@ -1,20 +1,15 @@
 /**
- * Argument parsing for the CLI with `node:util` parseArgs (JSR's @std/cli is
- * unreachable here): global options, then the command, then its options and
- * arguments (global options are accepted after the command too).
+ * Argument parsing for the CLI (`_argv.ts`, parseArgs' rules without
+ * loading `node:util`): global options, then the command, then its options
+ * and arguments (global options are accepted after the command too).
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { ArgvError, type ArgvOption, parseArgv } from "./_argv.ts";
 import { backendNames } from "../backends/registry.ts";
 import { UsageError } from "../errors.ts";
-import {
-  type CommandSpec,
-  findCommand,
-  GLOBAL_OPTIONS,
-  type OptionSpec,
-} from "./_spec.ts";
+import { type CommandSpec, findCommand, GLOBAL_OPTIONS } from "./_spec.ts";
 
 export type { GlobalOptions } from "./_types.ts";
 import type { GlobalOptions } from "./_types.ts";
@@ -46,35 +41,18 @@ export class CommandUsageError extends UsageError {
 // `--backend` choices: the registry's backends, plus "auto".
 const BACKENDS: readonly string[] = ["auto", ...backendNames()];
 
-type ParseArgsOptions = Record<
-  string,
-  { type: "string" | "boolean"; short?: string; multiple?: boolean }
->;
-
-function toParseArgs(specs: Record<string, OptionSpec>): ParseArgsOptions {
-  const out: ParseArgsOptions = {};
-  for (const [name, o] of Object.entries(specs)) {
-    out[name] = { type: o.type };
-    if (o.short) out[name].short = o.short;
-    if (o.multiple) out[name].multiple = true;
-  }
-  return out;
-}
-
-/** Rewrites parseArgs' error text (which suggests "--" tricks) into one short line. */
-function usageMessage(e: unknown): string {
-  const err = e as { code?: string; message?: string };
-  const m = String(err.message ?? e);
-  const opt = /'([^']+)'/.exec(m)?.[1]?.replace(/ <value>$/, "");
-  switch (err.code) {
-    case "ERR_PARSE_ARGS_UNKNOWN_OPTION":
-      return `Unknown option ${opt ?? m}`;
-    case "ERR_PARSE_ARGS_INVALID_OPTION_VALUE":
-      return m.includes("argument missing")
-        ? `Option ${opt ?? ""} needs a value`.replace("  ", " ")
-        : `Option ${opt ?? ""} does not take a value`.replace("  ", " ");
-    default:
-      return m.split(". ")[0];
+/** `parseArgv`, its refusals as usage errors of `command`. */
+function parse(
+  argv: string[],
+  options: Record<string, ArgvOption>,
+  strict: boolean,
+  command?: CommandSpec,
+) {
+  try {
+    return parseArgv(argv, options, strict);
+  } catch (e) {
+    if (e instanceof ArgvError) throw new CommandUsageError(e.message, command);
+    throw e;
   }
 }
 
@@ -100,24 +78,11 @@ function usageMessage(e: unknown): string {
  */
 export function parseCli(argv: string[]): Parsed {
   // Pass 1: find the command (the first positional) with global options only.
-  const globalOpts = toParseArgs(GLOBAL_OPTIONS);
-  let first;
-  try {
-    first = parseArgs({
-      args: argv,
-      options: globalOpts,
-      allowPositionals: true,
-      strict: false,
-      tokens: true,
-    });
-  } catch (e) {
-    throw new CommandUsageError(usageMessage(e));
-  }
+  const first = parse(argv, GLOBAL_OPTIONS, false);
   if (first.values.version === true) {
     return { kind: "version", global: globalsOf(first.values) };
   }
-  const cmdToken = first.tokens.find((t) => t.kind === "positional");
-  const name = cmdToken?.kind === "positional" ? cmdToken.value : undefined;
+  const name = first.positionals[0];
   let command: CommandSpec | undefined;
   if (name === "help") {
     const target = first.positionals[1];
@@ -135,21 +100,14 @@ export function parseCli(argv: string[]): Parsed {
   }
 
   // Pass 2: strict parse with the command's options added.
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: { ...globalOpts, ...toParseArgs(command?.options ?? {}) },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (e) {
-    throw new CommandUsageError(usageMessage(e), command);
-  }
-  const values = parsed.values as Record<
-    string,
-    string | boolean | string[] | undefined
-  >;
+  const parsed = parse(
+    argv,
+    { ...GLOBAL_OPTIONS, ...command?.options },
+    true,
+    command,
+  );
+  const values: Record<string, string | boolean | string[] | undefined> =
+    parsed.values;
   const global = globalsOf(values, command);
   if (values.help || command === undefined) {
     if (command === undefined && !values.help) {

@@ -1,5 +1,5 @@
 /**
- * The CLI's command table: names, options (in `node:util` parseArgs form),
+ * The CLI's command table: names, options (in the form `_argv.ts` parses),
  * positional arity and help text. Data only; `_parse.ts` reads it.
  *
  * @module

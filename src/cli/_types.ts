@@ -22,9 +22,9 @@ export interface GlobalOptions {
   quiet: boolean;
 }
 
-/** One option in parseArgs form plus its help line. */
+/** One option (what `_argv.ts` parses) plus its help line. */
 export interface OptionSpec {
-  /** parseArgs type. */
+  /** Whether it takes a value (see `_argv.ts`). */
   type: "string" | "boolean";
   /** One-letter alias. */
   short?: string;

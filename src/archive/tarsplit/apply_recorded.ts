@@ -94,13 +94,21 @@ function teed(
   return it;
 }
 
-/** Bytes left to read of `input` when they are known (an array, a regular file). */
+/**
+ * Bytes left to read of `input` when they are known (an array, a regular
+ * file): only a hint for how to sum them, so a file that cannot say is
+ * simply not known.
+ */
 function knownSize(input: TarSource): number | undefined {
   if (input instanceof Uint8Array) return input.length;
   if (!(input instanceof Deno.FsFile)) return undefined;
-  const st = input.statSync();
-  if (!st.isFile) return undefined;
-  return st.size - input.seekSync(0, Deno.SeekMode.Current);
+  try {
+    const st = input.statSync();
+    if (!st.isFile) return undefined;
+    return st.size - input.seekSync(0, Deno.SeekMode.Current);
+  } catch {
+    return undefined;
+  }
 }
 
 /**
