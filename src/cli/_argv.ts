@@ -98,7 +98,9 @@ export function parseArgv(
     let shown: string;
     let inline: string | undefined;
     if (arg[1] === "-") {
-      const eq = arg.indexOf("=", 3); // "--=x" is an option named "=x", as in parseArgs
+      // As parseArgs: an inline value needs a "=" at index 3 or later, and
+      // the name ends at the first "=" ("--=x" is named "=x", "--==x" "").
+      const eq = arg.includes("=", 3) ? arg.indexOf("=") : -1;
       name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
       inline = eq < 0 ? undefined : arg.slice(eq + 1);
       shown = `--${name}`;
