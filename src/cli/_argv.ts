@@ -157,10 +157,9 @@ export function parseArgv(
       continue;
     }
     if (strict && next.length > 1 && next.startsWith("-")) {
+      // Most often a forgotten value before the next option; say both.
       throw new ArgvError(
-        `Option ${shown} needs a value (for one that starts with "-", write ${
-          shown.startsWith("--") ? `${shown}=${next}` : `--${name}=${next}`
-        })`,
+        `Option ${shown} needs a value, not ${next} (a value that starts with "-" is written --${name}=${next})`,
       );
     }
     store(name, rest.shift()!);

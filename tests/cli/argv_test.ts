@@ -152,11 +152,11 @@ Deno.test("cli argv: each refusal names the option and what is wrong", () => {
     [["--json=1"], /: Option --json does not take a value$/],
     [
       ["--root", "-x"],
-      /: Option --root needs a value \(for one that starts with "-", write --root=-x\)$/,
+      /: Option --root needs a value, not -x \(a value that starts with "-" is written --root=-x\)$/,
     ],
     [
       ["-o", "-x"],
-      /: Option -o needs a value \(for one that starts with "-", write --output=-x\)$/,
+      /: Option -o needs a value, not -x \(a value that starts with "-" is written --output=-x\)$/,
     ],
   ];
   for (const [args, re] of cases) {
