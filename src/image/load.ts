@@ -56,7 +56,8 @@ export interface LoadImageOptions {
    * on the calling thread while its worker extracts it (so a single missing
    * layer of 16 MiB or more uses two threads too). 1 unpacks on the calling
    * thread without workers, one layer after another; backends that copy the
-   * parent (vfs) always do.
+   * parent (vfs) always do, and so does an image whose missing blobs are
+   * under 16 MiB in all (a worker's start costs more than it would share).
    * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;
@@ -270,6 +271,7 @@ async function loadOne(
   const stored = await storeImage(store, {
     subject: s,
     refs: plan.refs,
+    localBlobs: true,
     manifest: plan.manifest,
     config,
     layers: plan.layers.map((blob, i) => ({

@@ -840,7 +840,7 @@ privilegedTest(
 
 for (const backend of ["overlay", "vfs"] as const) {
   privilegedTest(
-    `image (${backend}): a bad bottom layer fails the layers extracted above it in parallel; nothing is left`,
+    `image (${backend}): a bad bottom layer fails the load and the layers above it; nothing is left (in workers: small_load_test.ts)`,
     async () => {
       await using tmp = await tempDir();
       const img = buildImage([

@@ -1,0 +1,136 @@
+/**
+ * A small image read from local files (`loadImage`) unpacks on the calling
+ * thread, whatever `parallel` says: a worker's start costs more than the
+ * unpack it would share. Past 16 MiB of blobs in all the layers go to
+ * workers again, and a bad layer there fails the ones unpacking beside it
+ * with nothing left behind. A pull keeps its workers whatever the size (its
+ * downloads overlap): tests/registry/pull_test.ts checks that parallel 2
+ * downloads two blobs at once.
+ */
+
+import assert from "node:assert/strict";
+import { InvalidImage, listImages, loadImage, openStore } from "../../mod.ts";
+import { privilegedTest, tempDir } from "../_privileged.ts";
+import { workersGone, workerThreads } from "../_threads.ts";
+import {
+  baseLayer,
+  buildImage,
+  buildLayer,
+  layerTar,
+  topLayer,
+  writeOciLayout,
+} from "./_images.ts";
+
+/** Counts the Web Workers this process starts until `restore()`. */
+function countWorkers(): { count: () => number; restore: () => void } {
+  const Original = globalThis.Worker;
+  let n = 0;
+  globalThis.Worker = class extends Original {
+    constructor(...args: ConstructorParameters<typeof Worker>) {
+      super(...args);
+      n++;
+    }
+  };
+  return {
+    count: () => n,
+    restore: () => void (globalThis.Worker = Original),
+  };
+}
+
+/** A gzip layer of `mib` MiB of noise (it does not compress). */
+async function noiseLayer(name: string, mib: number) {
+  const noise = new Uint8Array(mib << 20);
+  for (let i = 0; i < noise.length; i += 65536) {
+    crypto.getRandomValues(noise.subarray(i, i + 65536));
+  }
+  return buildLayer(
+    await layerTar([
+      { name, content: new TextDecoder("latin1").decode(noise) },
+    ]),
+    "gzip",
+  );
+}
+
+privilegedTest(
+  "image (overlay): a small image from local files unpacks on the calling thread; past 16 MiB of blobs, in workers",
+  async () => {
+    await using tmp = await tempDir();
+    const workers = countWorkers();
+    const store = await openStore({
+      root: `${tmp.path}/s`,
+      backend: "overlay",
+    });
+    try {
+      const small = buildImage([
+        buildLayer(await baseLayer(), "gzip"),
+        buildLayer(await topLayer(), "zstd"),
+        buildLayer(await layerTar([{ name: "third", content: "3" }]), "gzip"),
+      ]);
+      await writeOciLayout(`${tmp.path}/small`, [{
+        image: small,
+        ref: "small:1",
+      }]);
+      const [s] = await loadImage(store, `${tmp.path}/small`, { parallel: 4 });
+      assert.deepEqual(s.extracted, small.chains);
+      assert.equal(workers.count(), 0, "a small image starts no worker");
+      const third = await store.get(small.chains[2]);
+      assert.equal(await Deno.readTextFile(`${third}/third`), "3");
+      await store.put(small.chains[2]);
+
+      // Two layers of 9 MiB: neither is split alone, but together they
+      // are past the threshold, so they unpack in workers.
+      const big = buildImage([
+        await noiseLayer("a", 9),
+        await noiseLayer("b", 9),
+      ]);
+      assert.ok(big.layers.every((l) => l.blob.length < 16 << 20));
+      await writeOciLayout(`${tmp.path}/big`, [{ image: big, ref: "big:1" }]);
+      const [b] = await loadImage(store, `${tmp.path}/big`, { parallel: 2 });
+      assert.deepEqual(b.extracted, big.chains);
+      assert.ok(workers.count() >= 1, `workers started: ${workers.count()}`);
+    } finally {
+      workers.restore();
+      await store.cleanup();
+      store.close();
+    }
+  },
+);
+
+privilegedTest(
+  "image (overlay): a bad bottom layer of an image past 16 MiB fails the layers unpacking above it in workers; nothing is left",
+  async () => {
+    await using tmp = await tempDir();
+    const before = workerThreads();
+    const workers = countWorkers();
+    const store = await openStore({
+      root: `${tmp.path}/s`,
+      backend: "overlay",
+    });
+    try {
+      const img = buildImage([
+        {
+          ...buildLayer(await baseLayer(), "gzip"),
+          diffId: `sha256:${"1".repeat(64)}`,
+        },
+        await noiseLayer("a", 9),
+        await noiseLayer("b", 9),
+      ]);
+      await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "bad:1" }]);
+      await assert.rejects(
+        loadImage(store, `${tmp.path}/oci`, { parallel: 3 }),
+        (e) =>
+          e instanceof InvalidImage &&
+          /bad:1 layer 1: its uncompressed tar has DiffID/.test(e.message),
+      );
+      assert.ok(workers.count() >= 1, `workers started: ${workers.count()}`);
+      assert.deepEqual(await store.list(), []);
+      assert.deepEqual(await listImages(store), []);
+      assert.deepEqual([...Deno.readDirSync(`${store.root}/staging`)], []);
+      assert.deepEqual(await workersGone(before), []);
+    } finally {
+      workers.restore();
+      await store.cleanup();
+      store.close();
+    }
+  },
+);
