@@ -427,7 +427,7 @@ async function unpackerFor(
   const sizes = missing.map((l) => l.size ?? 0);
   const largest = Math.max(...sizes);
   const rest = sizes.reduce((a, b) => a + b, 0) - largest;
-  // Unknown sizes (docker-archive layers) say nothing: no split then.
+  // Unknown sizes (a source that cannot say) say nothing: no split then.
   const known = missing.every((l) => l.size !== undefined);
   return workerUnpacker(Math.min(n, missing.length), {
     decodeHere: missing.length === 1 || (known && largest >= 2 * rest) ? 1 : 0,

@@ -277,7 +277,9 @@ async function loadOne(
     layers: plan.layers.map((blob, i) => ({
       label: blob.path,
       digest: blob.digest,
-      size: blob.size,
+      // A docker-archive's manifest names no sizes; its index knows them
+      // (how the layers are scheduled and progress totals depend on them).
+      size: blob.size ?? src.open(blob.path)?.size,
       open() {
         const subject = `${s} layer ${i + 1}`;
         const f = src.open(blob.path);

@@ -18,6 +18,7 @@ import {
   buildLayer,
   layerTar,
   topLayer,
+  writeDockerClassic,
   writeOciLayout,
 } from "./_images.ts";
 
@@ -76,6 +77,24 @@ privilegedTest(
       const third = await store.get(small.chains[2]);
       assert.equal(await Deno.readTextFile(`${third}/third`), "3");
       await store.put(small.chains[2]);
+      // A docker-archive names no sizes in its manifest: its index does.
+      const docker = buildImage([
+        buildLayer(await layerTar([{ name: "d1", content: "1" }])),
+        buildLayer(await layerTar([{ name: "d2", content: "2" }]), "gzip"),
+      ]);
+      await writeDockerClassic(`${tmp.path}/docker.tar`, [{
+        image: docker,
+        tags: ["docker:1"],
+      }]);
+      const [d] = await loadImage(store, `${tmp.path}/docker.tar`, {
+        parallel: 4,
+      });
+      assert.deepEqual(d.extracted, docker.chains);
+      assert.equal(
+        workers.count(),
+        0,
+        "a small docker-archive starts no worker",
+      );
 
       // Two layers of 9 MiB: neither is split alone, but together they
       // are past the threshold, so they unpack in workers.
