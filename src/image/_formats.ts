@@ -28,7 +28,8 @@ import {
   LAYER_TYPES,
 } from "./media_types.ts";
 import { type IndexEntry, type Platform, selectPlatform } from "./platform.ts";
-import { digestHex, sha256Hex } from "./digest.ts";
+import { digestHex } from "./digest.ts";
+import { sha256Of } from "../_sha256.ts";
 import { type ImageSource, safePath } from "./_source.ts";
 import { withTag } from "./image_store.ts";
 
@@ -91,7 +92,7 @@ export async function readSmall(
   }
   const bytes = await new Response(f.stream()).bytes();
   if (blob.digest !== undefined) {
-    const got = sha256Hex(bytes);
+    const got = await sha256Of(bytes);
     if (got !== blob.digest) {
       throw new InvalidImage(
         subject,

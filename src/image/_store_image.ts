@@ -48,7 +48,8 @@ import {
 } from "../errors.ts";
 import { backendByName } from "../backends/registry.ts";
 import type { Store } from "../store/store.ts";
-import { chainIds, digestHex, sha256Hex } from "./digest.ts";
+import { chainIdsAsync, digestHex } from "./digest.ts";
+import { sha256Of } from "../_sha256.ts";
 import { parseJson } from "./_formats.ts";
 import {
   inlineUnpacker,
@@ -187,7 +188,7 @@ export async function storeImage(
   const s = image.subject;
   signal?.throwIfAborted();
   const configBytes = image.config;
-  const configHex = sha256Hex(configBytes);
+  const configHex = await sha256Of(configBytes);
   const config = parseJson(configBytes, "the config", s);
   const rootfs = config.rootfs as Record<string, unknown> | undefined;
   if (
@@ -205,7 +206,7 @@ export async function storeImage(
       `the manifest lists ${image.layers.length} layers, the config's rootfs.diff_ids ${diffIds.length}`,
     );
   }
-  const chains = chainIds(diffIds);
+  const chains = await chainIdsAsync(diffIds);
   const locks: LayerLock[] = [];
   const made: string[] = [];
   const sizes: number[] = [];

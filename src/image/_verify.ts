@@ -1,5 +1,6 @@
 /**
- * Internal: a byte stream that hashes (sha256, node:crypto) and counts what
+ * Internal: a byte stream that hashes (sha256: Web Crypto while small,
+ * `node:crypto` past that, see `src/_sha256.ts`) and counts what
  * flows through it, refuses to grow past a cap, and can be drained to its
  * end by the code that made it, whoever reads the stream. The tar extractor
  * stops at the end-of-archive blocks and leaves the padding after them
@@ -9,7 +10,7 @@
  * @module
  */
 
-import { nodeCrypto } from "../_node.ts";
+import { Sha256Stream } from "../_sha256.ts";
 import { InvalidImage } from "../errors.ts";
 
 /** A hashed, counted, drainable view of a byte stream. */
@@ -19,9 +20,9 @@ export class HashedStream {
   /** The stream to hand to a consumer (it pulls only on demand). */
   readonly stream: ReadableStream<Uint8Array>;
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #hash:
-    | ReturnType<ReturnType<typeof nodeCrypto>["createHash"]>
-    | null;
+  readonly #hash: Sha256Stream | null;
+  /** The digest, once the input ended (so {@link digest} is synchronous). */
+  #hex: string | undefined;
   readonly #max: number;
   readonly #subject: string;
   readonly #onBytes: (n: number) => void;
@@ -42,7 +43,11 @@ export class HashedStream {
     onBytes: (n: number) => void = () => {},
     hash = true,
   ) {
-    this.#hash = hash ? nodeCrypto().createHash("sha256") : null;
+    this.#hash = hash
+      ? new Sha256Stream({
+        expectedSize: Number.isFinite(max) ? max : undefined,
+      })
+      : null;
     this.#reader = input.getReader();
     this.#subject = subject;
     this.#max = max;
@@ -64,6 +69,7 @@ export class HashedStream {
       const r = await this.#reader.read();
       if (r.done) {
         this.#done = true;
+        if (this.#hash !== null) this.#hex = await this.#hash.digest();
         return null;
       }
       this.bytes += r.value.length;
@@ -89,7 +95,10 @@ export class HashedStream {
   /** The sha256 hex of every byte seen; call after the end. */
   digest(): string {
     if (this.#hash === null) throw new Error("internal: a stream not hashed");
-    return this.#hash.copy().digest("hex");
+    if (this.#hex === undefined) {
+      throw new Error("internal: a stream's digest asked before its end");
+    }
+    return this.#hex;
   }
 
   /** Cancels the input (releases its file). */

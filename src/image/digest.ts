@@ -14,6 +14,7 @@
 
 import type { Hash } from "node:crypto";
 import { nodeCrypto } from "../_node.ts";
+import { sha256Of } from "../_sha256.ts";
 import { DigestMismatch, InvalidImage } from "../errors.ts";
 
 /** Hex lengths of the algorithms OCI registers (image-spec descriptor.md). */
@@ -147,10 +148,40 @@ export function chainIds(diffIds: string[]): string[] {
   for (const d of diffIds) {
     const prev = out.at(-1);
     out.push(
-      prev === undefined ? digestHex(d, "config") : sha256Hex(
-        `sha256:${prev} ${d}`,
-      ),
+      prev === undefined
+        ? digestHex(d, "config")
+        : sha256Hex(chainInput(prev, d)),
     );
   }
   return out;
+}
+
+/**
+ * {@link chainIds}, hashed off Node (`src/_sha256.ts`): what loads use, so
+ * that a small image needs no Node compatibility layer.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { chainIds, chainIdsAsync } from "./digest.ts";
+ * const ids = ["a", "b", "c"].map((x) => "sha256:" + x.repeat(64));
+ * assert.deepEqual(await chainIdsAsync(ids), chainIds(ids));
+ * ```
+ */
+export async function chainIdsAsync(diffIds: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const d of diffIds) {
+    const prev = out.at(-1);
+    out.push(
+      prev === undefined
+        ? digestHex(d, "config")
+        : await sha256Of(chainInput(prev, d)),
+    );
+  }
+  return out;
+}
+
+/** What the chain id after `prev` (hex) with DiffID `d` is the sha256 of. */
+function chainInput(prev: string, d: string): string {
+  return `sha256:${prev} ${d}`;
 }

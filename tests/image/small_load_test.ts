@@ -5,7 +5,8 @@
  * workers again, and a bad layer there fails the ones unpacking beside it
  * with nothing left behind. A pull keeps its workers whatever the size (its
  * downloads overlap): tests/registry/pull_test.ts checks that parallel 2
- * downloads two blobs at once.
+ * downloads two blobs at once. And a small load needs no Node module at all
+ * (digests by Web Crypto, src/_sha256.ts).
  */
 
 import assert from "node:assert/strict";
@@ -153,3 +154,47 @@ privilegedTest(
     }
   },
 );
+
+Deno.test("image (vfs): loading a small OCI layout and a small docker-archive loads no node: built-in", async () => {
+  await using tmp = await tempDir();
+  // Uncompressed layers: gzip is Node-free only through ISA-L, when it is
+  // installed (tests/archive/compress/gunzip_isal_test.ts).
+  const img = buildImage([
+    buildLayer(await baseLayer()),
+    buildLayer(await topLayer()),
+  ]);
+  await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "small:1" }]);
+  await writeDockerClassic(`${tmp.path}/docker.tar`, [{
+    image: img,
+    tags: ["docker:1"],
+  }]);
+  // A fresh process: this one loaded node:crypto and node:zlib to build them.
+  const probe = `
+    import { loadImage, openStore } from "./mod.ts";
+    import { loadedBuiltins } from "./src/_node.ts";
+    const [oci, docker, root] = Deno.args;
+    const a = await openStore({ root: root + "/a", backend: "vfs" });
+    const [x] = await loadImage(a, oci);
+    a.close();
+    const b = await openStore({ root: root + "/b", backend: "vfs" });
+    const [y] = await loadImage(b, docker);
+    b.close();
+    console.log(JSON.stringify({ ids: [x.id, y.id], layers: x.layers, loaded: loadedBuiltins() }));
+  `;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      probe,
+      `${tmp.path}/oci`,
+      `${tmp.path}/docker.tar`,
+      tmp.path,
+    ],
+    cwd: new URL("../../", import.meta.url).pathname,
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+    ids: [`sha256:${img.configHex}`, `sha256:${img.configHex}`],
+    layers: img.chains,
+    loaded: [],
+  });
+});

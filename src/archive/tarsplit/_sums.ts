@@ -7,28 +7,20 @@
  * (sha256 ~1.8 GB/s, crc32 tens of GB/s here), but the first `node:` module
  * a process loads sets up Node compatibility first: ~25 ms of CPU (Deno
  * 2.9.6, measured in `layerfs apply` of a 50-file tar), more than the rest
- * of the apply. Up to {@link SMALL_STREAM} bytes the stream is kept and
- * hashed by Web Crypto at its end (~1 GB/s, one call) and file contents
- * are crc'd by a slice-by-8 table here (~1 GB/s); the first byte past it
- * hands what was kept to `node:crypto` and every later crc to `node:zlib`.
- * A stream known to be larger (a file, a byte array) goes to Node from the
- * start: what a large stream of unknown length pays is its first
- * {@link SMALL_STREAM} bytes summed in JS and copied (~6 ms here), once.
+ * of the apply. Up to {@link SMALL_STREAM} bytes the sha256 is Web
+ * Crypto's (`src/_sha256.ts`) and file contents are crc'd by a slice-by-8
+ * table here (~1 GB/s); past it, or when the stream is known to be larger
+ * (a file, a byte array), Node's. A large stream of unknown length pays
+ * its first SMALL_STREAM bytes summed in JS and copied (~6 ms here), once.
  * The results are the same either way: only their cost differs.
  *
  * @module
  */
 
-import { nodeCrypto, nodeZlib } from "../../_node.ts";
+import { nodeZlib } from "../../_node.ts";
+import { Sha256Stream, SMALL_STREAM } from "../../_sha256.ts";
 
-/**
- * Bytes of a stream summed without Node. Break-even with loading Node is
- * near 8 MiB here; at 4 MiB the JS path costs ~10 ms against ~28, and the
- * bytes kept for Web Crypto stay small next to the process.
- */
-export const SMALL_STREAM = 4 << 20;
-
-type NodeHash = ReturnType<ReturnType<typeof nodeCrypto>["createHash"]>;
+export { SMALL_STREAM };
 
 /**
  * Streaming sha256 and crc32 for one tar stream (see the module doc).
@@ -49,13 +41,11 @@ type NodeHash = ReturnType<ReturnType<typeof nodeCrypto>["createHash"]>;
  * ```
  */
 export class StreamSums {
-  readonly #hashing: boolean;
+  /** Null when the caller hashes the stream itself. */
+  readonly #sha: Sha256Stream | null;
   /** Node from the first byte: the stream is known to be large. */
   readonly #knownLarge: boolean;
   #size = 0;
-  /** The stream so far while small and hashing; null after the hand-over. */
-  #kept: Uint8Array<ArrayBuffer> | null;
-  #node: NodeHash | null = null;
   #crc32: (data: Uint8Array, value: number) => number = crc32;
 
   /**
@@ -63,15 +53,11 @@ export class StreamSums {
    * hashes). `expectedSize` is the stream's length when known.
    */
   constructor(options: { hash?: boolean; expectedSize?: number } = {}) {
-    this.#hashing = options.hash !== false;
     this.#knownLarge = (options.expectedSize ?? 0) > SMALL_STREAM;
-    this.#kept = this.#hashing && !this.#knownLarge
-      ? new Uint8Array(64 << 10)
-      : null;
-    if (this.#knownLarge) {
-      this.#crc32 = nodeZlib().crc32;
-      if (this.#hashing) this.#node = nodeCrypto().createHash("sha256");
-    }
+    this.#sha = options.hash === false
+      ? null
+      : new Sha256Stream({ expectedSize: options.expectedSize });
+    if (this.#knownLarge) this.#crc32 = nodeZlib().crc32;
   }
 
   /** Bytes seen so far. */
@@ -86,32 +72,11 @@ export class StreamSums {
 
   /** Takes the next bytes of the stream (not kept by reference). */
   update(chunk: Uint8Array): void {
-    const at = this.#size;
     this.#size += chunk.length;
     if (this.#size > SMALL_STREAM && this.#crc32 === crc32) {
       this.#crc32 = nodeZlib().crc32;
     }
-    if (!this.#hashing) return;
-    if (this.#node !== null) {
-      this.#node.update(chunk);
-      return;
-    }
-    let kept = this.#kept!;
-    if (this.#size > SMALL_STREAM) {
-      this.#node = nodeCrypto().createHash("sha256");
-      this.#node.update(kept.subarray(0, at));
-      this.#node.update(chunk);
-      this.#kept = null;
-      return;
-    }
-    if (this.#size > kept.length) {
-      const grown = new Uint8Array(
-        Math.min(SMALL_STREAM, Math.max(2 * kept.length, this.#size)),
-      );
-      grown.set(kept.subarray(0, at));
-      kept = this.#kept = grown;
-    }
-    kept.set(chunk, at);
+    this.#sha?.update(chunk);
   }
 
   /** The crc32 of `data` continued from `value` (0 to start). */
@@ -119,20 +84,12 @@ export class StreamSums {
     return this.#crc32(data, value);
   }
 
-  /** The stream's sha256 (hex); call once, after the last {@link update}. */
-  async digest(): Promise<string> {
-    if (!this.#hashing) throw new Error("internal: StreamSums without hash");
-    if (this.#node !== null) return this.#node.digest("hex");
-    const d = new Uint8Array(
-      await crypto.subtle.digest(
-        "SHA-256",
-        this.#kept!.subarray(0, this.#size),
-      ),
-    );
-    this.#kept = null;
-    let hex = "";
-    for (const b of d) hex += (b < 16 ? "0" : "") + b.toString(16);
-    return hex;
+  /** The stream's sha256 (hex); call after the last {@link update}. */
+  digest(): Promise<string> {
+    if (this.#sha === null) {
+      return Promise.reject(new Error("internal: StreamSums without hash"));
+    }
+    return this.#sha.digest();
   }
 }
 
