@@ -10,12 +10,17 @@
  * call, at its end); the first byte past it hands what was kept to
  * `node:crypto`. A stream known to be larger goes to Node from its start:
  * what a large stream of unknown length pays is its first SMALL_STREAM
- * bytes copied (~2 ms), once. The digest is the same either way.
+ * bytes copied (~2 ms), once. Once this isolate has `node:crypto` loaded
+ * anyway, every new stream uses it: nothing is won by keeping bytes. What
+ * is kept is at most SMALL_STREAM bytes a stream (8 MiB for a layer's blob
+ * and tar together, in the worker that unpacks it, next to the ~40 MiB
+ * the worker itself takes), and only until its end. The digest is the
+ * same either way.
  *
  * @module
  */
 
-import { nodeCrypto } from "./_node.ts";
+import { loadedBuiltins, nodeCrypto } from "./_node.ts";
 
 /**
  * Bytes hashed without Node. Break-even with loading Node is near 8 MiB
@@ -52,7 +57,10 @@ export class Sha256Stream {
 
   /** `expectedSize` is the stream's length when known. */
   constructor(options: { expectedSize?: number } = {}) {
-    if ((options.expectedSize ?? 0) > SMALL_STREAM) {
+    if (
+      (options.expectedSize ?? 0) > SMALL_STREAM ||
+      loadedBuiltins().includes("node:crypto")
+    ) {
       this.#node = nodeCrypto().createHash("sha256");
       this.#kept = null;
     } else this.#kept = new Uint8Array(64 << 10);

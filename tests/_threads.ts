@@ -30,3 +30,22 @@ export async function workersGone(before: string[]): Promise<string[]> {
   }
   return extra();
 }
+
+/**
+ * Counts the Web Workers this process starts until `restore()` (wraps the
+ * global `Worker`, which code resolves when it constructs one).
+ */
+export function countWorkers(): { count: () => number; restore: () => void } {
+  const Original = globalThis.Worker;
+  let n = 0;
+  globalThis.Worker = class extends Original {
+    constructor(...args: ConstructorParameters<typeof Worker>) {
+      super(...args);
+      n++;
+    }
+  };
+  return {
+    count: () => n,
+    restore: () => void (globalThis.Worker = Original),
+  };
+}

@@ -130,7 +130,16 @@ export async function unpackChecked(
       : c === "none"
       ? p.stream
       : decompressStream(p.stream, c, { name: subject });
-    const t = new HashedStream(stream, subject, Infinity, check);
+    // A blob past 4 MiB makes a tar past it too: hashed by Node from its
+    // start, nothing kept (src/_sha256.ts).
+    const t = new HashedStream(
+      stream,
+      subject,
+      Infinity,
+      check,
+      true,
+      job.size,
+    );
     tar = t;
     await extract(t.stream, () => t.digest()); // hashed once
     await t.drain(); // the extractor stops at the end-of-archive blocks

@@ -35,6 +35,7 @@ export class HashedStream {
    * @param max More bytes than this is an error (default: no cap).
    * @param onBytes Told each chunk's length.
    * @param hash Whether to hash (without, {@link digest} throws): a source that checks itself needs no second hash.
+   * @param sizeHint About how many bytes to expect when `max` does not say (a layer tar: its blob's size, which it hardly ever undercuts): only picks how to hash.
    */
   constructor(
     input: ReadableStream<Uint8Array>,
@@ -42,10 +43,11 @@ export class HashedStream {
     max = Infinity,
     onBytes: (n: number) => void = () => {},
     hash = true,
+    sizeHint?: number,
   ) {
     this.#hash = hash
       ? new Sha256Stream({
-        expectedSize: Number.isFinite(max) ? max : undefined,
+        expectedSize: Number.isFinite(max) ? max : sizeHint,
       })
       : null;
     this.#reader = input.getReader();

@@ -260,6 +260,20 @@ async function openSource(
   return st.isDirectory ? dirSource(path) : await tarSource(path, label);
 }
 
+/**
+ * The size of `path` in `src` when it can be had without failing: only a
+ * hint for scheduling. A file that cannot be opened fails the load when
+ * its layer is opened, and only when the layer is needed (a layer already
+ * in the store is not).
+ */
+function sizeHint(src: ImageSource, path: string): number | undefined {
+  try {
+    return src.open(path)?.size;
+  } catch {
+    return undefined;
+  }
+}
+
 async function loadOne(
   store: Store,
   src: ImageSource,
@@ -279,7 +293,7 @@ async function loadOne(
       digest: blob.digest,
       // A docker-archive's manifest names no sizes; its index knows them
       // (how the layers are scheduled and progress totals depend on them).
-      size: blob.size ?? src.open(blob.path)?.size,
+      size: blob.size ?? sizeHint(src, blob.path),
       open() {
         const subject = `${s} layer ${i + 1}`;
         const f = src.open(blob.path);

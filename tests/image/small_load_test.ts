@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { InvalidImage, listImages, loadImage, openStore } from "../../mod.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
-import { workersGone, workerThreads } from "../_threads.ts";
+import { countWorkers, workersGone, workerThreads } from "../_threads.ts";
 import {
   baseLayer,
   buildImage,
@@ -22,22 +22,6 @@ import {
   writeDockerClassic,
   writeOciLayout,
 } from "./_images.ts";
-
-/** Counts the Web Workers this process starts until `restore()`. */
-function countWorkers(): { count: () => number; restore: () => void } {
-  const Original = globalThis.Worker;
-  let n = 0;
-  globalThis.Worker = class extends Original {
-    constructor(...args: ConstructorParameters<typeof Worker>) {
-      super(...args);
-      n++;
-    }
-  };
-  return {
-    count: () => n,
-    restore: () => void (globalThis.Worker = Original),
-  };
-}
 
 /** A gzip layer of `mib` MiB of noise (it does not compress). */
 async function noiseLayer(name: string, mib: number) {
@@ -197,4 +181,44 @@ Deno.test("image (vfs): loading a small OCI layout and a small docker-archive lo
     layers: img.chains,
     loaded: [],
   });
+});
+
+Deno.test("image (vfs): a docker-archive directory loads when a layer it reuses cannot be opened (a size is only a hint), and fails when that layer is needed", async () => {
+  await using tmp = await tempDir();
+  const img = buildImage([
+    buildLayer(await layerTar([{ name: "one", content: "1" }])),
+    buildLayer(await layerTar([{ name: "two", content: "2" }])),
+  ]);
+  await writeDockerClassic(`${tmp.path}/d.tar`, [{
+    image: img,
+    tags: ["d:1"],
+  }]);
+  const dir = `${tmp.path}/d`;
+  await Deno.mkdir(dir);
+  const untar = await new Deno.Command("tar", {
+    args: ["-xf", `${tmp.path}/d.tar`, "-C", dir],
+  }).output();
+  assert.equal(untar.code, 0);
+  const store = await openStore({ root: `${tmp.path}/s`, backend: "vfs" });
+  const fresh = await openStore({ root: `${tmp.path}/f`, backend: "vfs" });
+  try {
+    await loadImage(store, dir);
+    // Layer 1's file now leads out of the directory: refused when read.
+    const [{ Layers }] = JSON.parse(
+      await Deno.readTextFile(`${dir}/manifest.json`),
+    );
+    await Deno.writeTextFile(`${tmp.path}/outside`, "x");
+    await Deno.remove(`${dir}/${Layers[0]}`);
+    await Deno.symlink(`${tmp.path}/outside`, `${dir}/${Layers[0]}`);
+    const [again] = await loadImage(store, dir);
+    assert.deepEqual(again.extracted, []);
+    assert.deepEqual(again.layers, img.chains);
+    await assert.rejects(
+      loadImage(fresh, dir),
+      (e) => e instanceof InvalidImage && /leads out of/.test(e.message),
+    );
+  } finally {
+    store.close();
+    fresh.close();
+  }
 });
