@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { noiseBytes } from "./_bytes.ts";
 import { createHash } from "node:crypto";
 import { sha256Of, Sha256Stream, SMALL_STREAM } from "../src/_sha256.ts";
 import { chainIds, chainIdsAsync } from "../src/image/digest.ts";
@@ -14,19 +15,6 @@ import { loadedBuiltins } from "../src/_node.ts";
 
 const nodeHex = (b: Uint8Array | string) =>
   createHash("sha256").update(b).digest("hex");
-
-/** Deterministic bytes (xorshift32). */
-function bytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
 
 /** Bytes `0..n` of the deterministic data, fed to `h` in uneven chunks. */
 const FEED = `
@@ -83,7 +71,7 @@ Deno.test("sha256: small streams hashed by Web Crypto equal node:crypto, any chu
   assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
   const got = JSON.parse(new TextDecoder().decode(r.stdout));
   assert.deepEqual(got.loaded, []);
-  const data = bytes(SMALL_STREAM, 3);
+  const data = noiseBytes(SMALL_STREAM, 3);
   const want: unknown[] = [];
   for (const n of SIZES) {
     const hex = nodeHex(data.subarray(0, n));
@@ -103,7 +91,7 @@ Deno.test("sha256: small streams hashed by Web Crypto equal node:crypto, any chu
 });
 
 Deno.test("sha256: streams past SMALL_STREAM, or known to be, equal node:crypto, any chunking", async () => {
-  const data = bytes(SMALL_STREAM + 200_000, 3);
+  const data = noiseBytes(SMALL_STREAM + 200_000, 3);
   for (const n of [...SIZES, SMALL_STREAM + 1, data.length]) {
     const whole = data.subarray(0, n);
     const want = nodeHex(whole);
@@ -145,7 +133,7 @@ Deno.test("sha256: a HashedStream's digest is Node's for small and large blobs, 
       Infinity,
     ]]
   ) {
-    const data = bytes(n, n);
+    const data = noiseBytes(n, n);
     const chunks: Uint8Array[] = [];
     for (let at = 0; at < n; at += 300_000) {
       chunks.push(data.slice(at, at + 300_000));

@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { noiseBytes } from "../../_bytes.ts";
 import { createHash } from "node:crypto";
 import { crc32 as zlibCrc32, gunzipSync } from "node:zlib";
 import { openStore, tarHeader, TarWriter } from "../../../mod.ts";
@@ -25,21 +26,8 @@ import {
 import { StoreLayout } from "../../../src/layout.ts";
 import { tempDir } from "../../_privileged.ts";
 
-/** Deterministic pseudo-random bytes (xorshift32). */
-function bytes(n: number, seed: number): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = seed | 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
 Deno.test("tarsplit sums: JS crc32 equals node:zlib's, any length and alignment, continued", () => {
-  const data = bytes(5000, 7);
+  const data = noiseBytes(5000, 7);
   for (
     const [off, len] of [[0, 0], [0, 1], [1, 7], [3, 8], [5, 9], [0, 4096], [
       13,
@@ -59,7 +47,7 @@ Deno.test("tarsplit sums: JS crc32 equals node:zlib's, any length and alignment,
 });
 
 Deno.test("tarsplit sums: sha256 and crc32 equal Node's below, at and past SMALL_STREAM", async () => {
-  const data = bytes(SMALL_STREAM + 300_000, 11);
+  const data = noiseBytes(SMALL_STREAM + 300_000, 11);
   for (
     const n of [
       0,
@@ -101,12 +89,12 @@ Deno.test("tarsplit sums: sha256 and crc32 equal Node's below, at and past SMALL
 
 Deno.test("tarsplit frames: stored gzip members read back by node:zlib and here; damage is refused", () => {
   for (const n of [0, 1, 0xffff, 0x10000, FRAME_RAW]) {
-    const raw = bytes(n, n + 3);
+    const raw = noiseBytes(n, n + 3);
     const z = storedGzip(raw);
     assert.deepEqual(new Uint8Array(gunzipSync(z)), raw, `node reads ${n}`);
     assert.deepEqual(gunzipFrame(z), raw, `read here ${n}`);
   }
-  const raw = bytes(100_000, 5);
+  const raw = noiseBytes(100_000, 5);
   const z = storedGzip(raw);
   assert.throws(() => gunzipFrame(z.subarray(0, z.length - 1)), /truncated/);
   assert.throws(() => gunzipFrame(z.subarray(0, 40)), /truncated/);
@@ -130,7 +118,7 @@ async function tarOf(sizes: number[]): Promise<Uint8Array> {
   const out = new Response(w.readable).bytes();
   let i = 0;
   for (const size of sizes) {
-    await w.add(tarHeader({ name: `f${i}`, size }), bytes(size, ++i));
+    await w.add(tarHeader({ name: `f${i}`, size }), noiseBytes(size, ++i));
   }
   await w.close();
   return await out;
