@@ -12,9 +12,8 @@
  * @module
  */
 
-import type { Hash } from "node:crypto";
 import { nodeCrypto } from "../_node.ts";
-import { sha256Of } from "../_sha256.ts";
+import { sha256Of, Sha256Stream } from "../_sha256.ts";
 import { DigestMismatch, InvalidImage } from "../errors.ts";
 
 /** Hex lengths of the algorithms OCI registers (image-spec descriptor.md). */
@@ -93,9 +92,49 @@ export function sha256Hex(bytes: Uint8Array | string): string {
   return nodeCrypto().createHash("sha256").update(bytes).digest("hex");
 }
 
-/** A running hash for `digest`'s algorithm (a digest {@link parseDigest} accepted). */
-export function hasherFor(digest: string): Hash {
-  return nodeCrypto().createHash(digest.slice(0, digest.indexOf(":")));
+/** A running hash of a blob, for {@link blobHash}. */
+export interface BlobHash {
+  /** Takes the next bytes (not kept by reference). */
+  update(chunk: Uint8Array): void;
+  /** The digest (`algorithm:hex`) of everything given. */
+  digest(): Promise<string>;
+}
+
+/**
+ * A running hash for `digest`'s algorithm (a digest {@link parseDigest}
+ * accepted): sha256 off Node while the blob is small (`src/_sha256.ts`; a
+ * registry's small images then need no Node compatibility layer), sha512 by
+ * `node:crypto`.
+ *
+ * @param digest The digest the bytes should have; only its algorithm is used.
+ * @param expectedSize The blob's size, when known (a large one goes to Node from its start).
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { blobHash, digestOf } from "./digest.ts";
+ * const bytes = new TextEncoder().encode("layer");
+ * for (const algorithm of ["sha256", "sha512"]) {
+ *   const h = blobHash(`${algorithm}:`, bytes.length);
+ *   h.update(bytes.subarray(0, 2));
+ *   h.update(bytes.subarray(2));
+ *   assert.equal(await h.digest(), digestOf(bytes, algorithm));
+ * }
+ * ```
+ */
+export function blobHash(digest: string, expectedSize?: number): BlobHash {
+  const algorithm = digest.slice(0, digest.indexOf(":"));
+  if (algorithm === "sha256") {
+    const h = new Sha256Stream({ expectedSize });
+    return {
+      update: (chunk) => h.update(chunk),
+      digest: async () => `sha256:${await h.digest()}`,
+    };
+  }
+  const h = nodeCrypto().createHash(algorithm);
+  return {
+    update: (chunk) => void h.update(chunk),
+    digest: () => Promise.resolve(`${algorithm}:${h.digest("hex")}`),
+  };
 }
 
 /**
@@ -115,16 +154,46 @@ export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
 }
 
 /**
+ * {@link digestOf}, off Node while `bytes` are small (`src/_sha256.ts`;
+ * sha512 by Web Crypto): what the registry client hashes manifests with.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { digestOf, digestOfAsync } from "./digest.ts";
+ * const bytes = new TextEncoder().encode("{}");
+ * assert.equal(await digestOfAsync(bytes), digestOf(bytes));
+ * assert.equal(await digestOfAsync(bytes, "sha512"), digestOf(bytes, "sha512"));
+ * ```
+ */
+export async function digestOfAsync(
+  bytes: Uint8Array,
+  algorithm = "sha256",
+): Promise<string> {
+  if (algorithm === "sha256") return `sha256:${await sha256Of(bytes)}`;
+  if (algorithm !== "sha512") return digestOf(bytes, algorithm);
+  const d = new Uint8Array(
+    await crypto.subtle.digest("SHA-512", bytes as Uint8Array<ArrayBuffer>),
+  );
+  return `sha512:${
+    Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
+/**
  * Checks `bytes` against `digest` (any supported algorithm).
  *
  * @throws {DigestMismatch} naming `subject`.
  */
-export function verifyBytes(
+export async function verifyBytes(
   subject: string,
   bytes: Uint8Array,
   digest: string,
-): void {
-  const got = digestOf(bytes, digest.slice(0, digest.indexOf(":")));
+): Promise<void> {
+  const got = await digestOfAsync(
+    bytes,
+    digest.slice(0, digest.indexOf(":")),
+  );
   if (got !== digest) throw new DigestMismatch(subject, digest, got);
 }
 

@@ -8,7 +8,6 @@
  * @module
  */
 
-import { nodeBuffer } from "../_node.ts";
 import {
   InsecureRegistry,
   RegistryDenied,
@@ -555,7 +554,7 @@ class TryTls extends Error {}
 
 function basic(c: Credentials): string {
   return "Basic " +
-    nodeBuffer().from(`${c.username}:${c.password}`, "utf8").toString("base64");
+    new TextEncoder().encode(`${c.username}:${c.password}`).toBase64();
 }
 
 function pickChallenge(

@@ -22,7 +22,7 @@
  * @module
  */
 
-import { nodeBuffer, nodePath } from "../_node.ts";
+import { nodePath } from "../_node.ts";
 import { CredentialHelperUnsupported, LayerfsError } from "../errors.ts";
 import { syncDir } from "../store/_atomic.ts";
 import { DOCKER_HUB } from "../image/reference.ts";
@@ -132,6 +132,19 @@ async function readJsonFile(path: string): Promise<AuthFileJson | undefined> {
   }
 }
 
+/**
+ * An entry's `auth` (base64 of "user:password") as text, or undefined when
+ * it is not base64: refused, as docker's strict decoder does, not read
+ * around stray characters.
+ */
+function decodeAuth(auth: string): string | undefined {
+  try {
+    return new TextDecoder().decode(Uint8Array.fromBase64(auth));
+  } catch {
+    return undefined;
+  }
+}
+
 function lookupIn(
   file: string,
   json: AuthFileJson,
@@ -160,9 +173,9 @@ function lookupIn(
     }
     return undefined;
   }
-  const decoded = nodeBuffer().from(best.auth, "base64").toString("utf8");
-  const colon = decoded.indexOf(":");
-  if (colon <= 0) {
+  const decoded = decodeAuth(best.auth);
+  const colon = decoded?.indexOf(":") ?? -1;
+  if (decoded === undefined || colon <= 0) {
     throw new LayerfsError(
       `Auth file ${file}: the entry for ${best.key} is not base64 of "user:password"; ` +
         `run "layerfs login ${host}" again`,
@@ -254,8 +267,8 @@ export async function storeCredentials(
   const json = (await readJsonFile(path)) ?? {};
   const auths = { ...(json.auths ?? {}) };
   auths[key] = {
-    auth: nodeBuffer().from(`${creds.username}:${creds.password}`, "utf8")
-      .toString("base64"),
+    auth: new TextEncoder().encode(`${creds.username}:${creds.password}`)
+      .toBase64(),
   };
   await writeAuthFile(path, { ...json, auths });
   return path;

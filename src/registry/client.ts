@@ -27,8 +27,8 @@
 import { DigestMismatch, RegistryError, RegistryNotFound } from "../errors.ts";
 import { type Credentials, readCredentials } from "./auth_file.ts";
 import {
-  digestOf,
-  hasherFor,
+  blobHash,
+  digestOfAsync,
   parseDigest,
   verifyBytes,
 } from "../image/digest.ts";
@@ -292,11 +292,11 @@ export class RegistryClient {
       ref.host,
       `the manifest of ${subject}`,
     );
-    const digest = ref.digest ?? digestOf(bytes);
-    verifyBytes(subject, bytes, digest);
+    const digest = ref.digest ?? await digestOfAsync(bytes);
+    await verifyBytes(subject, bytes, digest);
     const header = res.headers.get("docker-content-digest");
     if (header !== null) {
-      verifyBytes(
+      await verifyBytes(
         `${subject} (Docker-Content-Digest)`,
         bytes,
         validDigest(header, `${subject} (Docker-Content-Digest)`),
@@ -375,8 +375,8 @@ export class RegistryClient {
         `the manifest for ${subject} is larger than ${MAX_MANIFEST_SIZE} bytes; registries refuse it`,
       );
     }
-    const digest = ref.digest ?? digestOf(bytes);
-    verifyBytes(subject, bytes, digest);
+    const digest = ref.digest ?? await digestOfAsync(bytes);
+    await verifyBytes(subject, bytes, digest);
     const t = await this.#host(ref.host);
     const res = await t.request({
       method: "PUT",
@@ -464,7 +464,7 @@ export class RegistryClient {
     const signal = options.signal;
     async function* chunks(): AsyncGenerator<Uint8Array> {
       const t = await transport();
-      const hash = hasherFor(digest);
+      const hash = blobHash(digest, size);
       let offset = 0;
       let ranges = false;
       let lastError: unknown;
@@ -550,9 +550,7 @@ export class RegistryClient {
           lastError = new Error(`the reply ended at byte ${offset}`);
           continue;
         }
-        const got = `${digest.slice(0, digest.indexOf(":"))}:${
-          hash.digest("hex")
-        }`;
+        const got = await hash.digest();
         if (got !== digest) throw new DigestMismatch(subject, digest, got);
         return;
       }
@@ -723,7 +721,7 @@ export class RegistryClient {
           `${source.length} bytes`,
         );
       }
-      verifyBytes(subject, source, blob.digest);
+      await verifyBytes(subject, source, blob.digest);
       body = source;
     } else {
       // Hashed on the way; a mismatch errors the body, so the registry
@@ -759,7 +757,7 @@ export class RegistryClient {
     chunkSize: number,
     subject: string,
   ): Promise<void> {
-    const hash = hasherFor(blob.digest);
+    const hash = blobHash(blob.digest, blob.size);
     let offset = 0;
     let url = location;
     const send = async (chunk: Uint8Array) => {
@@ -811,9 +809,6 @@ export class RegistryClient {
       }
       if (fill > 0) await send(buf.slice(0, fill));
     }
-    const got = `${blob.digest.slice(0, blob.digest.indexOf(":"))}:${
-      hash.digest("hex")
-    }`;
     if (offset !== blob.size) {
       throw new DigestMismatch(
         subject,
@@ -821,6 +816,7 @@ export class RegistryClient {
         `${offset} bytes`,
       );
     }
+    const got = await hash.digest();
     if (got !== blob.digest) {
       throw new DigestMismatch(subject, blob.digest, got);
     }
@@ -840,7 +836,7 @@ function verifying(
   subject: string,
   blob: { digest: string; size: number },
 ): { stream: TransformStream<Uint8Array, Uint8Array>; error?: DigestMismatch } {
-  const hash = hasherFor(blob.digest);
+  const hash = blobHash(blob.digest, blob.size);
   let n = 0;
   const out: {
     stream: TransformStream<Uint8Array, Uint8Array>;
@@ -865,13 +861,11 @@ function verifying(
       hash.update(chunk);
       c.enqueue(chunk);
     },
-    flush() {
+    async flush() {
       if (n !== blob.size) {
         fail(new DigestMismatch(subject, `${blob.size} bytes`, `${n} bytes`));
       }
-      const got = `${blob.digest.slice(0, blob.digest.indexOf(":"))}:${
-        hash.digest("hex")
-      }`;
+      const got = await hash.digest();
       if (got !== blob.digest) {
         fail(new DigestMismatch(subject, blob.digest, got));
       }

@@ -26,7 +26,7 @@
  */
 
 import { InvalidImage } from "../errors.ts";
-import { sha256Hex } from "../image/digest.ts";
+import { sha256Of } from "../_sha256.ts";
 import { MAX_JSON, parseManifest } from "../image/_formats.ts";
 import { getBlob as storedBlob } from "../image/image_store.ts";
 import { isIndex, LAYER_TYPES, MANIFEST_TYPES } from "../image/media_types.ts";
@@ -67,6 +67,10 @@ export interface PullImageOptions {
    * download at once (as podman's `--max-parallel-downloads`): 1 fetches
    * and unpacks one layer after another, on the calling thread. On
    * backends that copy the parent (vfs) layers always go one after another.
+   * An image whose missing blobs are under 16 MiB in all unpacks on the
+   * calling thread too (a worker's start costs more than it would share),
+   * while up to `parallel` of its blobs download at once, read ahead into
+   * memory (each at most its manifest size) until their layer's turn.
    * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;
@@ -155,7 +159,7 @@ export async function pullImage(
   try {
     const subject = r.toString();
     const m = await resolveManifest(client, r, want, signal);
-    const hex = sha256Hex(m.bytes);
+    const hex = await sha256Of(m.bytes);
     const { config, layers } = parseManifest(m.bytes, subject);
     if (config.size > MAX_JSON) {
       throw new InvalidImage(
@@ -166,7 +170,7 @@ export async function pullImage(
     // A config the image store has (verified when stored) is not fetched.
     const local = await storedBlob(store, config.digest);
     const configBytes = local && local.length === config.size &&
-        sha256Hex(local) === config.digest
+        await sha256Of(local) === config.digest
       ? local
       : await new Response(
         client.getBlob(r, `sha256:${config.digest}`, config.size, { signal }),

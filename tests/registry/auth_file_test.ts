@@ -144,6 +144,22 @@ Deno.test("malformed auth files are refused without quoting them", () =>
       assert.doesNotMatch(e.message, /no-colon-secret/);
       return true;
     });
+    // Not base64 (a stray character, padding past the end): refused as
+    // docker's strict decoder refuses it, not decoded around.
+    for (const auth of [b64("u:se") + "!" + b64("cret"), b64("u:pw") + "="]) {
+      await writeJson(`${home}/.docker/config.json`, {
+        auths: { "a.io": { auth } },
+      });
+      await assert.rejects(
+        readCredentials("a.io", "x", { env }),
+        (e: Error) => {
+          assert.ok(e instanceof LayerfsError);
+          assert.match(e.message, /not base64 of "user:password"/);
+          assert.doesNotMatch(e.message, /dTpzZQ|cret/);
+          return true;
+        },
+      );
+    }
     await Deno.writeTextFile(
       `${home}/.docker/config.json`,
       '{"auths": {"a.io": {"auth": "c2VjcmV0"',
