@@ -12,7 +12,7 @@ import type { OptionSpec } from "./_types.ts";
 export const PARALLEL_OPTION: OptionSpec = {
   type: "string",
   help:
-    "--parallel N      layers fetched and unpacked at once, bottom first (default: the CPUs; a load of under 16 MiB unpacks them one at a time)",
+    "--parallel N      layers fetched and unpacked at once, bottom first (default: the CPUs; an image of under 16 MiB unpacks them one at a time, a pull still fetching N at once)",
 };
 
 /**

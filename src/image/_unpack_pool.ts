@@ -15,7 +15,10 @@
  * (`unpackChecked`). On one gzip layer of a rootfs the two halves cost
  * about the same CPU, so a layer left alone still keeps two cores busy.
  * {@link inlineUnpacker} runs jobs on the calling thread, one at a time
- * (`parallel: 1`, and backends that copy the parent).
+ * (`parallel: 1`, backends that copy the parent, small loads);
+ * {@link readAheadUnpacker} too, for small pulls, but opens each job's
+ * source as soon as the job is handed in (at most `parallel` at once) and
+ * reads it ahead into memory, so that downloads still overlap.
  *
  * A job's source is opened when the job starts and read only as fast as
  * it unpacks, so `size` bounds the downloads too; jobs start in the order
@@ -35,6 +38,7 @@
  */
 
 import type { StagedLayer } from "../store/_chain.ts";
+import { type ReadAhead, readAhead } from "./_read_ahead.ts";
 import { unpackChecked, type UnpackJob, unpackLayer } from "./_unpack.ts";
 import type { WorkerJob, WorkerReply } from "./_unpack_worker.ts";
 import { ErrorBook, owned, sendStream } from "./_wire.ts";
@@ -189,6 +193,82 @@ export function inlineUnpacker(): Unpacker {
       () => signal?.throwIfAborted(),
     );
   }, () => {});
+}
+
+/**
+ * Jobs on the calling thread, one at a time, as {@link inlineUnpacker}, but
+ * each job's source is opened as soon as the job is handed in (at most
+ * `downloads` at once, in place order) and read ahead into memory, so that
+ * the waits of several downloads overlap while one layer unpacks. For
+ * sources whose sizes are known and small in all: what each holds is
+ * bounded by its size (`_read_ahead.ts`).
+ */
+export function readAheadUnpacker(downloads: number): Unpacker {
+  const unpackSlot = ordered(1);
+  const downloadSlot = ordered(downloads);
+  const reading = new Set<ReadAhead>();
+  const place = (): Place => {
+    const unpack = unpackSlot();
+    const download = downloadSlot();
+    return {
+      run(job, open, staged, onBytes, signal) {
+        // Opened when its download slot comes; the slot is held until the
+        // read-ahead stopped (its end, an error, its job's end).
+        const opened = Promise.withResolvers<
+          { ahead: ReadAhead; size?: number }
+        >();
+        opened.promise.catch(() => {}); // taken by the unpack below
+        download.run(async () => {
+          let o: Opened;
+          try {
+            o = open();
+          } catch (e) {
+            opened.reject(e);
+            return;
+          }
+          const ahead = readAhead(o.stream, o.size ?? job.size ?? 0);
+          reading.add(ahead);
+          opened.resolve({ ahead, size: o.size });
+          await ahead.filled;
+        }).catch(() => {});
+        return unpack.run(async () => {
+          let ahead: ReadAhead | undefined;
+          try {
+            const o = await opened.promise;
+            ahead = o.ahead;
+            return await unpackLayer(
+              { ...job, size: o.size ?? job.size },
+              ahead.stream,
+              staged,
+              onBytes,
+              () => signal?.throwIfAborted(),
+            );
+          } catch (e) {
+            throw signal?.aborted ? signal.reason : e;
+          } finally {
+            if (ahead) {
+              ahead.cancel();
+              reading.delete(ahead);
+            }
+          }
+        });
+      },
+      release() {
+        unpack.release();
+        download.release();
+      },
+    };
+  };
+  return {
+    place,
+    run: (job, open, staged, onBytes, signal) =>
+      place().run(job, open, staged, onBytes, signal),
+    close() {
+      for (const a of reading) a.cancel();
+      reading.clear();
+    },
+    slots: 1,
+  };
 }
 
 const WORKER_URL = new URL("./_unpack_worker.ts", import.meta.url).href;

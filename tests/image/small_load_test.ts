@@ -3,10 +3,11 @@
  * thread, whatever `parallel` says: a worker's start costs more than the
  * unpack it would share. Past 16 MiB of blobs in all the layers go to
  * workers again, and a bad layer there fails the ones unpacking beside it
- * with nothing left behind. A pull keeps its workers whatever the size (its
- * downloads overlap): tests/registry/pull_test.ts checks that parallel 2
- * downloads two blobs at once. And a small load needs no Node module at all
- * (digests by Web Crypto, src/_sha256.ts).
+ * with nothing left behind. A small pull unpacks on the calling thread too,
+ * its downloads read ahead `parallel` at once: tests/registry/pull_test.ts
+ * checks that parallel 2 downloads two blobs at once in both cases. And a
+ * small load needs no Node module at all (digests by Web Crypto,
+ * src/_sha256.ts).
  */
 
 import assert from "node:assert/strict";

@@ -11,6 +11,7 @@ import { listImages, loadImage, openStore } from "../../mod.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
 import { workersGone, workerThreads } from "../_threads.ts";
 import { storeImage } from "../../src/image/_store_image.ts";
+import { noiseBytes } from "../_bytes.ts";
 import {
   buildImage,
   buildLayer,
@@ -127,50 +128,66 @@ privilegedTest(
 );
 
 privilegedTest(
-  "image (overlay): with slots to share, the largest missing layer's blob is opened first, the rest bottom first",
+  "image (overlay): with workers to share, the largest missing layer's blob is opened first, the rest bottom first; a small image's all bottom first",
   async () => {
     await using tmp = await tempDir();
-    const layer = async (name: string, bytes: number) =>
-      buildLayer(
-        await layerTar([{ name, content: "x".repeat(bytes) }]),
-        "gzip",
-      );
-    // The top layer is the largest; the bottom one second largest.
-    const built = [
-      await layer("a", 3000),
-      await layer("b", 1000),
-      await layer("c", 2000),
-      await layer("d", 400000),
+    const layer = async (name: string, content: string) =>
+      buildLayer(await layerTar([{ name, content }]), "gzip");
+    // The top layer is the largest; the bottom one second largest. Past
+    // 16 MiB of blobs in all (noise does not compress) the layers unpack in
+    // workers; under it on this thread, their downloads read ahead in place
+    // order.
+    const small = [
+      await layer("a", "x".repeat(3000)),
+      await layer("b", "x".repeat(1000)),
+      await layer("c", "x".repeat(2000)),
     ];
-    const img = buildImage(built);
-    for (const [parallel, want] of [[2, [3, 0, 1, 2]], [1, [0, 1, 2, 3]]]) {
-      const store = await openStore({
-        root: `${tmp.path}/p${parallel}`,
-        backend: "overlay",
-      });
-      try {
-        const opened: number[] = [];
-        const stored = await storeImage(store, {
-          subject: "order:1",
-          refs: ["order:1"],
-          config: img.config,
-          layers: built.map((l, i) => ({
-            label: `layer ${i + 1}`,
-            digest: sha(l.blob),
-            size: l.blob.length,
-            compression: "gzip",
-            open: () => {
-              opened.push(i);
-              // A copy: a worker takes the buffer of a chunk it is sent.
-              return { stream: ReadableStream.from([l.blob.slice()]) };
-            },
-          })),
-        }, { parallel: parallel as number });
-        assert.deepEqual(stored.layers, img.chains);
-        // With two slots the first two open at once: the largest, then the bottom.
-        assert.deepEqual(opened, want, `parallel ${parallel}`);
-      } finally {
-        store.close();
+    const noise = new TextDecoder("latin1").decode(noiseBytes(17 << 20, 7));
+    const cases = [
+      ["big", [...small, await layer("d", noise)], [[2, [3, 0, 1, 2]], [1, [
+        0,
+        1,
+        2,
+        3,
+      ]]]],
+      ["small", [...small, await layer("d", "x".repeat(400000))], [[2, [
+        0,
+        1,
+        2,
+        3,
+      ]]]],
+    ] as const;
+    for (const [name, built, runs] of cases) {
+      const img = buildImage([...built]);
+      for (const [parallel, want] of runs) {
+        const store = await openStore({
+          root: `${tmp.path}/${name}${parallel}`,
+          backend: "overlay",
+        });
+        try {
+          const opened: number[] = [];
+          const stored = await storeImage(store, {
+            subject: "order:1",
+            refs: ["order:1"],
+            config: img.config,
+            layers: built.map((l, i) => ({
+              label: `layer ${i + 1}`,
+              digest: sha(l.blob),
+              size: l.blob.length,
+              compression: "gzip",
+              open: () => {
+                opened.push(i);
+                // A copy: a worker takes the buffer of a chunk it is sent.
+                return { stream: ReadableStream.from([l.blob.slice()]) };
+              },
+            })),
+          }, { parallel });
+          assert.deepEqual(stored.layers, img.chains);
+          // With two workers the first two open at once: the largest, then the bottom.
+          assert.deepEqual(opened, want, `${name}, parallel ${parallel}`);
+        } finally {
+          store.close();
+        }
       }
     }
   },

@@ -34,12 +34,13 @@ import {
   EXPECTED_TOP,
   sha,
   simpleTree,
+  topLayer,
   writeOciLayout,
 } from "../image/_images.ts";
 import { startRegistry } from "./_registry.ts";
 import { startProxy } from "./_proxy.ts";
 import { RegistryClient } from "../../src/registry/client.ts";
-import { workersGone, workerThreads } from "../_threads.ts";
+import { countWorkers, workersGone, workerThreads } from "../_threads.ts";
 import {
   bigImage,
   skopeoPush,
@@ -371,13 +372,19 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
         }),
     );
 
-    // The big image, pushed once for the interruption steps below.
+    // The big image (12 MiB of blobs: a small pull, its layers unpack on
+    // the calling thread while their downloads are read ahead) and a bigger
+    // one (18 MiB: in workers), pushed once for the steps below.
     const big = await bigImage(3, 4);
+    const bigger = await bigImage(2, 9);
     {
       const dir = await layout(big);
+      const dir2 = await layout(bigger);
       try {
         await skopeoPush(dir, "v1", `${reg.host}/test/big:v1`);
+        await skopeoPush(dir2, "v1", `${reg.host}/test/bigger:v1`);
       } finally {
+        await Deno.remove(dir2, { recursive: true });
         await Deno.remove(dir, { recursive: true });
       }
     }
@@ -389,48 +396,72 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
         .map((s) => s.path.slice(s.path.lastIndexOf("/") + 1));
 
     await t.step(
-      "parallel bounds the blob downloads running at once",
+      "parallel bounds the blob downloads running at once: read ahead for a small image (no worker), in workers past 16 MiB",
       async () => {
-        const layerPaths = big.layers.map((_, i) => `/blobs/${bigBlob(i)}`);
+        const images = [["big", big], ["bigger", bigger]] as const;
+        const layerPaths = images.flatMap(([, img]) =>
+          img.layers.map((l) => `/blobs/sha256:${sha(l.blob)}`)
+        );
         const isLayer = (req: Request) =>
           req.method === "GET" &&
           layerPaths.some((b) => new URL(req.url).pathname.endsWith(b));
         try {
-          for (const parallel of [1, 2]) {
-            // Backends that copy the parent unpack one layer at a time.
-            const want = backendByName(STORE_BACKEND).capabilities.copiesParent
-              ? 1
-              : parallel;
-            // Blobs trickle out (64 KiB per 2 ms), so downloads that may
-            // overlap do. When two may run, the first reply is held until a
-            // second GET is in flight (or 20 s passed: then the peak is 1
-            // and the test fails), so the two overlap whatever the timing.
-            const both = Promise.withResolvers<void>();
-            const escape = setTimeout(both.resolve, 20_000);
-            proxy.fault = (req) => {
-              if (!isLayer(req)) return { kind: "forward" };
-              if (want === 2 && proxy.blobGets.now < 2) {
-                return { kind: "wait", until: both.promise };
-              }
-              both.resolve();
-              return { kind: "slow", chunk: 64 << 10, delayMs: 2 };
-            };
-            await withStore(STORE_BACKEND, async (store, root) => {
-              proxy.blobGets.peak = 0;
-              proxy.seen.length = 0;
-              const img = await pullImage(store, `${proxy.host}/test/big:v1`, {
-                clientOptions: { credentials: none },
-                parallel,
+          for (const [name, img] of images) {
+            for (const parallel of [1, 2]) {
+              // Backends that copy the parent unpack one layer at a time.
+              const want =
+                backendByName(STORE_BACKEND).capabilities.copiesParent
+                  ? 1
+                  : parallel;
+              // Blobs trickle out (64 KiB per 2 ms), so downloads that may
+              // overlap do. When two may run, the first reply is held until a
+              // second GET is in flight (or 20 s passed: then the peak is 1
+              // and the test fails), so the two overlap whatever the timing.
+              const both = Promise.withResolvers<void>();
+              const escape = setTimeout(both.resolve, 20_000);
+              proxy.fault = (req) => {
+                if (!isLayer(req)) return { kind: "forward" };
+                if (want === 2 && proxy.blobGets.now < 2) {
+                  return { kind: "wait", until: both.promise };
+                }
+                both.resolve();
+                return { kind: "slow", chunk: 64 << 10, delayMs: 2 };
+              };
+              const workers = countWorkers();
+              await withStore(STORE_BACKEND, async (store, root) => {
+                proxy.blobGets.peak = 0;
+                proxy.seen.length = 0;
+                const got = await pullImage(
+                  store,
+                  `${proxy.host}/test/${name}:v1`,
+                  { clientOptions: { credentials: none }, parallel },
+                );
+                assert.deepEqual(got.extracted, img.chains);
+                assert.equal(proxy.blobGets.now, 0);
+                assert.equal(
+                  proxy.blobGets.peak,
+                  want,
+                  `${name}, parallel ${parallel}`,
+                );
+                // Workers only for the bigger image, when two may run.
+                assert.equal(
+                  workers.count() > 0,
+                  name === "bigger" && want === 2,
+                  `${name}, parallel ${parallel}: ${workers.count()} workers`,
+                );
+                // Each blob once; one at a time means bottom first.
+                const all = [
+                  `sha256:${img.configHex}`,
+                  ...img.layers.map((l) => `sha256:${sha(l.blob)}`),
+                ];
+                if (want === 1) assert.deepEqual(fetched(), all);
+                else assert.deepEqual(fetched().sort(), all.sort());
+                assert.deepEqual((await checkStore(root)).problems, []);
+              }).finally(() => {
+                clearTimeout(escape);
+                workers.restore();
               });
-              assert.deepEqual(img.extracted, big.chains);
-              assert.equal(proxy.blobGets.now, 0);
-              assert.equal(proxy.blobGets.peak, want, `parallel ${parallel}`);
-              // Each blob once; one at a time means bottom first.
-              const all = [bigConfig, ...big.layers.map((_, i) => bigBlob(i))];
-              if (want === 1) assert.deepEqual(fetched(), all);
-              else assert.deepEqual(fetched().sort(), all.sort());
-              assert.deepEqual((await checkStore(root)).problems, []);
-            }).finally(() => clearTimeout(escape));
+            }
           }
         } finally {
           proxy.fault = () => ({ kind: "forward" });
@@ -480,38 +511,57 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
     );
 
     await t.step(
-      "an abort while layers unpack in workers (parallel 2): the call rejects with its reason, no staging or worker is left, the next pull completes",
-      () =>
-        withStore(STORE_BACKEND, async (store, root) => {
-          const before = workerThreads();
-          const ac = new AbortController();
-          const reason = new Error("stop, test");
-          await assert.rejects(
-            pullImage(store, `${proxy.host}/test/big:v1`, {
+      "an abort while layers unpack (parallel 2; in workers, or read ahead for a small image): the call rejects with its reason, no staging, worker or download is left, the next pull completes",
+      async () => {
+        for (const [name, img] of [["bigger", bigger], ["big", big]] as const) {
+          const workers = countWorkers();
+          await withStore(STORE_BACKEND, async (store, root) => {
+            const ref = `${proxy.host}/test/${name}:v1`;
+            const before = workerThreads();
+            const ac = new AbortController();
+            const reason = new Error("stop, test");
+            await assert.rejects(
+              pullImage(store, ref, {
+                clientOptions: { credentials: none },
+                signal: ac.signal,
+                parallel: 2,
+                onProgress: (p) => {
+                  if (p.layer === 1 && p.state === "apply" && p.bytes > 0) {
+                    ac.abort(reason);
+                  }
+                },
+              }),
+              (e) => e === reason,
+            );
+            // On the backend that does not copy its parent, the bigger
+            // image unpacks in workers and the small one on this thread.
+            const copies = backendByName(STORE_BACKEND).capabilities
+              .copiesParent;
+            assert.equal(
+              workers.count() > 0,
+              name === "bigger" && !copies,
+              `${name}: ${workers.count()} workers`,
+            );
+            assert.deepEqual(await temps(root), []);
+            assert.deepEqual(await workersGone(before), []);
+            // Every download was stopped (none is left reading ahead).
+            for (let i = 0; i < 200 && proxy.blobGets.now > 0; i++) {
+              await new Promise((r) => setTimeout(r, 25));
+            }
+            assert.equal(proxy.blobGets.now, 0, `${name}: downloads left`);
+            await assert.rejects(findImage(store, ref));
+            // What completed before the stop stays as unused layers only.
+            for (const p of (await checkStore(root)).problems) {
+              assert.equal(p.kind, "unused-layer", JSON.stringify(p));
+            }
+            const again = await pullImage(store, ref, {
               clientOptions: { credentials: none },
-              signal: ac.signal,
-              parallel: 2,
-              onProgress: (p) => {
-                if (p.layer === 1 && p.state === "apply" && p.bytes > 0) {
-                  ac.abort(reason);
-                }
-              },
-            }),
-            (e) => e === reason,
-          );
-          assert.deepEqual(await temps(root), []);
-          assert.deepEqual(await workersGone(before), []);
-          await assert.rejects(findImage(store, `${proxy.host}/test/big:v1`));
-          // What completed before the stop stays as unused layers only.
-          for (const p of (await checkStore(root)).problems) {
-            assert.equal(p.kind, "unused-layer", JSON.stringify(p));
-          }
-          const img = await pullImage(store, `${proxy.host}/test/big:v1`, {
-            clientOptions: { credentials: none },
-          });
-          assert.deepEqual(img.layers, big.chains);
-          assert.deepEqual((await checkStore(root)).problems, []);
-        }),
+            });
+            assert.deepEqual(again.layers, img.chains);
+            assert.deepEqual((await checkStore(root)).problems, []);
+          }).finally(() => workers.restore());
+        }
+      },
     );
 
     await t.step(
@@ -789,5 +839,46 @@ Deno.test("pull: htpasswd and token auth", async (t) => {
   } finally {
     await Deno.remove(src, { recursive: true });
     await Deno.remove(pkiDir, { recursive: true });
+  }
+});
+
+Deno.test("pull (vfs): a small image pulled by a fresh process loads no node: built-in", async () => {
+  const reg = await startRegistry();
+  // Uncompressed layers: gzip is Node-free only through ISA-L, when it is
+  // installed (tests/archive/compress/gunzip_isal_test.ts).
+  const image = buildImage([
+    buildLayer(await baseLayer()),
+    buildLayer(await topLayer()),
+  ]);
+  const src = await layout(image);
+  const root = await Deno.makeTempDir({ prefix: "layerfs-pull-store-" });
+  try {
+    await skopeoPush(src, "v1", `${reg.host}/small/app:v1`);
+    // A fresh process: this one loaded node:crypto and node:zlib already.
+    const probe = `
+      import { openStore, pullImage } from "./mod.ts";
+      import { loadedBuiltins } from "./src/_node.ts";
+      const [ref, root] = Deno.args;
+      const store = await openStore({ root, backend: "vfs" });
+      const img = await pullImage(store, ref, {
+        clientOptions: { credentials: () => Promise.resolve(undefined) },
+      });
+      store.close();
+      console.log(JSON.stringify({ id: img.id, layers: img.layers, loaded: loadedBuiltins() }));
+    `;
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["eval", probe, `${reg.host}/small/app:v1`, root],
+      cwd: new URL("../../", import.meta.url).pathname,
+    }).output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+      id: `sha256:${image.configHex}`,
+      layers: image.chains,
+      loaded: [],
+    });
+  } finally {
+    await reg.stop();
+    await Deno.remove(src, { recursive: true });
+    await Deno.remove(root, { recursive: true });
   }
 });
