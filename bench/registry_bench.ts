@@ -1,7 +1,8 @@
 /**
  * Registry benchmark (`deno task bench registry`): pulling a 4-layer image
  * (gzip layers, about 130 MiB of files: many small ones and a few large)
- * from a local `docker-registry` on 127.0.0.1 into a fresh store with
+ * and a small 3-layer one (about 1.5 MiB of files, unpacked on the calling
+ * thread) from a local `docker-registry` on 127.0.0.1 into a fresh store with
  * `layerfs pull` (a CLI process: its start-up counts), against
  * `skopeo copy docker://... oci-archive:` followed by `podman load`, and
  * against `podman pull`; podman with a private `--root`/`--runroot` in a
@@ -98,10 +99,44 @@ export async function runRegistryBench(): Promise<void> {
     return;
   }
   // The VM disk, and tmpfs (where file creation costs no disk work).
-  for (const dir of [undefined, "/dev/shm"]) await benchIn(dir);
+  for (const dir of [undefined, "/dev/shm"]) {
+    for (const image of IMAGES) await benchIn(dir, image);
+  }
 }
 
-async function benchIn(dir: string | undefined): Promise<void> {
+/** An image the bench pulls: its name in the registry and its layer tars. */
+interface BenchImage {
+  name: string;
+  layers: () => Promise<Uint8Array[]>;
+}
+
+const IMAGES: BenchImage[] = [
+  // Many small files and a few large ones: unpacked in workers.
+  {
+    name: "app",
+    layers: async () => [
+      await layer("usr", 4000, 4096, 20 << 20, 1),
+      await layer("lib", 2000, 16384, 16 << 20, 2),
+      await layer("opt", 500, 65536, 24 << 20, 3),
+      await layer("app", 1000, 2048, 8 << 20, 4),
+    ],
+  },
+  // A small image (under 16 MiB of blobs): unpacked on the calling thread,
+  // its downloads read ahead.
+  {
+    name: "small",
+    layers: async () => [
+      await layer("bin", 100, 1024, 256 << 10, 5),
+      await layer("etc", 100, 512, 64 << 10, 6),
+      await layer("srv", 100, 2048, 512 << 10, 7),
+    ],
+  },
+];
+
+async function benchIn(
+  dir: string | undefined,
+  spec: BenchImage,
+): Promise<void> {
   const work = await Deno.makeTempDir({
     dir,
     prefix: "layerfs-registry-bench-",
@@ -109,18 +144,13 @@ async function benchIn(dir: string | undefined): Promise<void> {
   const runBase = await Deno.makeTempDir({ dir: "/tmp", prefix: "lfr" });
   const reg = await startRegistry();
   try {
-    // The image: 4 gzip layers, written as an OCI layout, pushed by skopeo.
-    const tars = [
-      await layer("usr", 4000, 4096, 20 << 20, 1),
-      await layer("lib", 2000, 16384, 16 << 20, 2),
-      await layer("opt", 500, 65536, 24 << 20, 3),
-      await layer("app", 1000, 2048, 8 << 20, 4),
-    ];
+    // The image: gzip layers, written as an OCI layout, pushed by skopeo.
+    const tars = await spec.layers();
     const image = buildImage(tars.map((t) => buildLayer(t, "gzip")));
     const blobs = image.layers.map((l) => l.blob);
     const oci = `${work}/oci`;
     await writeOciLayout(oci, [{ image, ref: "v1" }]);
-    const ref = `${reg.host}/bench/app:v1`;
+    const ref = `${reg.host}/bench/${spec.name}:v1`;
     await sh("skopeo", [
       "--insecure-policy",
       "copy",
@@ -128,9 +158,9 @@ async function benchIn(dir: string | undefined): Promise<void> {
       `oci:${oci}:v1`,
       `docker://${ref}`,
     ]);
-    const mib = (n: number) => (n / (1 << 20)).toFixed(0);
+    const mib = (n: number) => (n / (1 << 20)).toFixed(1);
     console.log(
-      `registry bench: 4 layers, ${
+      `registry bench: ${tars.length} layers, ${
         mib(tars.reduce((a, t) => a + t.length, 0))
       } MiB of tar, ${
         mib(blobs.reduce((a, b) => a + b.length, 0))
@@ -180,7 +210,7 @@ async function benchIn(dir: string | undefined): Promise<void> {
             "copy",
             "--src-tls-verify=false",
             `docker://${ref}`,
-            `oci-archive:${d}/image.tar:bench/app:v1`,
+            `oci-archive:${d}/image.tar:bench/${spec.name}:v1`,
           ],
           pull(d, ["load", "-q", "-i", `${d}/image.tar`]),
         ]);
