@@ -25,7 +25,7 @@
  * @module
  */
 
-import { InvalidImage } from "../errors.ts";
+import { DigestMismatch, InvalidImage } from "../errors.ts";
 import { sha256Of } from "../_sha256.ts";
 import { MAX_JSON, parseManifest } from "../image/_formats.ts";
 import { getBlob as storedBlob } from "../image/image_store.ts";
@@ -70,7 +70,8 @@ export interface PullImageOptions {
    * An image whose missing blobs are under 16 MiB in all unpacks on the
    * calling thread too (a worker's start costs more than it would share),
    * while up to `parallel` of its blobs download at once, read ahead into
-   * memory (each at most its manifest size) until their layer's turn.
+   * memory (each at most its manifest size and a 64 KiB block) until
+   * their layer's turn.
    * @default {navigator.hardwareConcurrency (the CPUs)}
    */
   parallel?: number;
@@ -169,12 +170,22 @@ export async function pullImage(
     }
     // A config the image store has (verified when stored) is not fetched.
     const local = await storedBlob(store, config.digest);
-    const configBytes = local && local.length === config.size &&
-        await sha256Of(local) === config.digest
-      ? local
-      : await new Response(
+    let configBytes = local?.length === config.size ? local : undefined;
+    if (!configBytes || await sha256Of(configBytes) !== config.digest) {
+      configBytes = await new Response(
         client.getBlob(r, `sha256:${config.digest}`, config.size, { signal }),
       ).bytes();
+      // RegistryClient.getBlob checked it; a client that replaces it may
+      // not have, and the image id is the config's digest.
+      const got = await sha256Of(configBytes);
+      if (got !== config.digest) {
+        throw new DigestMismatch(
+          `${subject} config`,
+          `sha256:${config.digest}`,
+          `sha256:${got}`,
+        );
+      }
+    }
     const refs = [
       ...(r.tag ? [`${r.name}:${r.tag}`] : []),
       ...(r.digest ? [`${r.name}@${r.digest}`] : []),

@@ -18,6 +18,7 @@ import assert from "node:assert/strict";
 import { DigestMismatch, InvalidImage } from "../../src/errors.ts";
 import {
   findImage,
+  listImages,
   openStore,
   pruneImages,
   pullImage,
@@ -284,6 +285,42 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
             client.close();
           }
           assert.deepEqual(await store.list(), []);
+          assert.deepEqual(await temps(root), []);
+        }),
+    );
+
+    await t.step(
+      "a client whose getBlob does not check digests: a config that is not the manifest's is refused",
+      () =>
+        withStore(STORE_BACKEND, async (store, root) => {
+          const config = `sha256:${image.configHex}`;
+          // The same JSON with one more space: valid, another digest.
+          const other = new TextDecoder().decode(image.config).replace(
+            /,"/,
+            ', "',
+          );
+          assert.notEqual(other, new TextDecoder().decode(image.config));
+          class Sloppy extends RegistryClient {
+            override getBlob(
+              ...args: Parameters<RegistryClient["getBlob"]>
+            ): ReadableStream<Uint8Array> {
+              if (args[1] !== config) return super.getBlob(...args);
+              return ReadableStream.from([enc.encode(other)]);
+            }
+          }
+          const client = new Sloppy({ credentials: none });
+          try {
+            await assert.rejects(
+              pullImage(store, `${proxy.host}/test/app:v1`, { client }),
+              (e) =>
+                e instanceof DigestMismatch && e.expected === config &&
+                /config/.test(e.subject),
+            );
+          } finally {
+            client.close();
+          }
+          assert.deepEqual(await store.list(), []);
+          assert.deepEqual(await listImages(store), []);
           assert.deepEqual(await temps(root), []);
         }),
     );
@@ -842,7 +879,7 @@ Deno.test("pull: htpasswd and token auth", async (t) => {
   }
 });
 
-Deno.test("pull (vfs): a small image pulled by a fresh process loads no node: built-in", async () => {
+Deno.test("pull: a small image pulled by a fresh process loads no node: built-in (vfs; overlay as root: read ahead)", async () => {
   const reg = await startRegistry();
   // Uncompressed layers: gzip is Node-free only through ISA-L, when it is
   // installed (tests/archive/compress/gunzip_isal_test.ts).
@@ -858,24 +895,32 @@ Deno.test("pull (vfs): a small image pulled by a fresh process loads no node: bu
     const probe = `
       import { openStore, pullImage } from "./mod.ts";
       import { loadedBuiltins } from "./src/_node.ts";
-      const [ref, root] = Deno.args;
-      const store = await openStore({ root, backend: "vfs" });
+      const [ref, root, backend] = Deno.args;
+      const store = await openStore({ root, backend });
       const img = await pullImage(store, ref, {
         clientOptions: { credentials: () => Promise.resolve(undefined) },
       });
       store.close();
       console.log(JSON.stringify({ id: img.id, layers: img.layers, loaded: loadedBuiltins() }));
     `;
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["eval", probe, `${reg.host}/small/app:v1`, root],
-      cwd: new URL("../../", import.meta.url).pathname,
-    }).output();
-    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-    assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
-      id: `sha256:${image.configHex}`,
-      layers: image.chains,
-      loaded: [],
-    });
+    for (const backend of PULL_BACKENDS) {
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "eval",
+          probe,
+          `${reg.host}/small/app:v1`,
+          `${root}/${backend}`,
+          backend,
+        ],
+        cwd: new URL("../../", import.meta.url).pathname,
+      }).output();
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(out.stdout)), {
+        id: `sha256:${image.configHex}`,
+        layers: image.chains,
+        loaded: [],
+      }, backend);
+    }
   } finally {
     await reg.stop();
     await Deno.remove(src, { recursive: true });
