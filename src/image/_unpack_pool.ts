@@ -181,18 +181,31 @@ function queued(
   };
 }
 
+/** One job's unpack on the calling thread, from its opened source. */
+function unpackHere(
+  job: UnpackJob,
+  o: Opened,
+  staged: StagedLayer,
+  onBytes: (total: number) => void,
+  signal?: AbortSignal,
+): Promise<number> {
+  return unpackLayer(
+    { ...job, size: o.size ?? job.size },
+    o.stream,
+    staged,
+    onBytes,
+    () => signal?.throwIfAborted(),
+  );
+}
+
 /** Jobs on the calling thread, one at a time. */
 export function inlineUnpacker(): Unpacker {
-  return queued(1, async (job, open, staged, onBytes, signal) => {
-    const o = open();
-    return await unpackLayer(
-      { ...job, size: o.size ?? job.size },
-      o.stream,
-      staged,
-      onBytes,
-      () => signal?.throwIfAborted(),
-    );
-  }, () => {});
+  return queued(
+    1,
+    (job, open, staged, onBytes, signal) =>
+      unpackHere(job, open(), staged, onBytes, signal),
+    () => {},
+  );
 }
 
 /**
@@ -236,12 +249,12 @@ export function readAheadUnpacker(downloads: number): Unpacker {
           try {
             const o = await opened.promise;
             ahead = o.ahead;
-            return await unpackLayer(
-              { ...job, size: o.size ?? job.size },
-              ahead.stream,
+            return await unpackHere(
+              job,
+              { stream: ahead.stream, size: o.size },
               staged,
               onBytes,
-              () => signal?.throwIfAborted(),
+              signal,
             );
           } catch (e) {
             throw signal?.aborted ? signal.reason : e;
