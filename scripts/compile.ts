@@ -68,7 +68,11 @@ export const TARGETS: CompileTarget[] = [
     // Neither `new Worker(url)` nor `loadModule(url)` (src/_load_module.ts)
     // is followed by the module graph: src/preload.ts imports every module
     // loaded on first use (tests/compile/include_test.ts checks both).
-    include: ["src/image/_unpack_worker.ts", "src/preload.ts"],
+    include: [
+      "src/image/_unpack_worker.ts",
+      "src/archive/export/_file_prefetch_worker.ts",
+      "src/preload.ts",
+    ],
   },
   {
     name: "layerfs-helper",

@@ -107,22 +107,44 @@ const TWO32 = 4294967296;
 // 64-bit numbers as hi*2^32+lo: exact for any size or date a file system
 // stores and cheaper than a BigInt conversion per file.
 function parseStatx(): Stat {
-  const v = statxView;
-  const mode = v.getUint16(28, true);
+  return parseStatxAt(statxView, 0);
+}
+
+/** Bytes of a `struct statx` (what {@link peekFileAt} writes, {@link parseStatxAt} reads). */
+export const STATX_BYTES = 256;
+
+/**
+ * Decodes the `struct statx` at byte `o` of `v` (as {@link peekFileAt}
+ * left it in another thread's buffer).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseStatxAt, STATX_BYTES } from "./fs_walk_linux.ts";
+ * const raw = new DataView(new ArrayBuffer(STATX_BYTES));
+ * raw.setUint16(28, 0o100644, true); // stx_mode
+ * raw.setUint32(40, 5, true); // stx_size, low word
+ * const st = parseStatxAt(raw, 0);
+ * assert.equal(st.kind, "file");
+ * assert.equal(st.size, 5);
+ * ```
+ */
+export function parseStatxAt(v: DataView, o: number): Stat {
+  const mode = v.getUint16(o + 28, true);
   return {
     kind: kindOf(mode),
     mode,
-    uid: v.getUint32(20, true),
-    gid: v.getUint32(24, true),
-    size: v.getUint32(44, true) * TWO32 + v.getUint32(40, true),
-    ino: v.getBigUint64(32, true),
-    dev: v.getUint32(136, true) * TWO32 + v.getUint32(140, true),
-    nlink: v.getUint32(16, true),
-    blocks: v.getUint32(52, true) * TWO32 + v.getUint32(48, true),
-    rdevMajor: v.getUint32(128, true),
-    rdevMinor: v.getUint32(132, true),
-    mtimeSec: v.getInt32(116, true) * TWO32 + v.getUint32(112, true),
-    mtimeNsec: v.getUint32(120, true),
+    uid: v.getUint32(o + 20, true),
+    gid: v.getUint32(o + 24, true),
+    size: v.getUint32(o + 44, true) * TWO32 + v.getUint32(o + 40, true),
+    ino: v.getBigUint64(o + 32, true),
+    dev: v.getUint32(o + 136, true) * TWO32 + v.getUint32(o + 140, true),
+    nlink: v.getUint32(o + 16, true),
+    blocks: v.getUint32(o + 52, true) * TWO32 + v.getUint32(o + 48, true),
+    rdevMajor: v.getUint32(o + 128, true),
+    rdevMinor: v.getUint32(o + 132, true),
+    mtimeSec: v.getInt32(o + 116, true) * TWO32 + v.getUint32(o + 112, true),
+    mtimeNsec: v.getUint32(o + 120, true),
   };
 }
 
@@ -340,6 +362,102 @@ export function openFileAt(dirfd: number, name: CName): number {
     "openat",
     name,
   );
+}
+
+/** What {@link peekFileAt} did with a file entry (an fd, when it is left open, is >= 0). */
+export const PEEK = {
+  /** Read whole into the body buffer and closed (no xattrs). */
+  READ: -1,
+  /** Failed, or not a regular file: the caller opens it again itself (and reports what fails). */
+  REDO: -2,
+} as const;
+
+/**
+ * One file entry of an export, as a helper thread does it ahead of the
+ * thread writing the tar: opens `name` below `dirfd` as
+ * {@link openFileAt} does, writes its raw `statx` into `statxOut`
+ * ({@link parseStatxAt} decodes it) and, when it has no xattrs and its
+ * body fits `bodyOut`, reads the body into `bodyOut` (zeros past an early
+ * end, like the exporter) and closes it. Never throws.
+ *
+ * @returns {@link PEEK}.READ, {@link PEEK}.REDO, or the fd left open (the
+ *   file has xattrs, when `xattrsOut[0]` is 1, or a bigger body): the
+ *   caller closes it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseStatxAt, PEEK, peekFileAt, STATX_BYTES } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD } from "./fd_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/a`, "hello");
+ * const st = new Uint8Array(STATX_BYTES);
+ * const body = new Uint8Array(16);
+ * const xattrs = new Int32Array(1);
+ * const r = peekFileAt(AT_FDCWD, new TextEncoder().encode(`${dir}/a\0`), st, body, xattrs);
+ * assert.equal(r, PEEK.READ);
+ * assert.equal(parseStatxAt(new DataView(st.buffer), 0).size, 5);
+ * assert.equal(new TextDecoder().decode(body.subarray(0, 5)), "hello");
+ * assert.equal(peekFileAt(AT_FDCWD, new TextEncoder().encode(`${dir}\0`), st, body, xattrs), PEEK.REDO);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function peekFileAt(
+  dirfd: number,
+  name: Uint8Array,
+  statxOut: Uint8Array,
+  bodyOut: Uint8Array,
+  xattrsOut: Int32Array,
+): number {
+  const c = libc();
+  const fd = c.openat(
+    dirfd,
+    name,
+    O.RDONLY | O.NOFOLLOW | O.NONBLOCK | O.NOCTTY | O.CLOEXEC,
+    0,
+  );
+  if (fd < 0) return PEEK.REDO;
+  if (
+    c.statx(
+        fd,
+        EMPTY,
+        AT.EMPTY_PATH | AT.SYMLINK_NOFOLLOW,
+        STATX_BASIC_STATS,
+        statxOut,
+      ) < 0 ||
+    (statxOut[28] | (statxOut[29] << 8)) >>> 12 !== 0o10 // not S_IFREG
+  ) {
+    c.close(fd);
+    return PEEK.REDO;
+  }
+  // The size of the list, not the list: 0 is the common "none".
+  const n = c.flistxattr(fd, null, 0);
+  if (n < 0 && !isNoXattrSupport(errno())) {
+    c.close(fd);
+    return PEEK.REDO;
+  }
+  xattrsOut[0] = n > 0 ? 1 : 0;
+  const v = new DataView(statxOut.buffer, statxOut.byteOffset, STATX_BYTES);
+  const size = v.getUint32(44, true) * TWO32 + v.getUint32(40, true);
+  if (n > 0 || size > bodyOut.byteLength) return fd;
+  let got = 0;
+  while (got < size) {
+    const m = c.read(
+      fd,
+      got === 0 ? bodyOut : bodyOut.subarray(got),
+      size - got,
+    );
+    if (m < 0) {
+      c.close(fd);
+      return PEEK.REDO;
+    }
+    if (m === 0) break;
+    got += m;
+  }
+  // A file that shrank keeps its statx size: the rest is zeros.
+  if (got < size) bodyOut.fill(0, got, size);
+  c.close(fd);
+  return PEEK.READ;
 }
 
 /** `d_type` values of `getdents64`. */

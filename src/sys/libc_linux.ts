@@ -202,7 +202,9 @@ const SHAPES = {
   },
 } as const;
 
-type Buf = BufferSource | null;
+// Views of a SharedArrayBuffer too: the export's read-ahead helper fills
+// one shared with the writing thread (Deno's FFI takes any view).
+type Buf = BufferSource | ArrayBufferView<ArrayBufferLike> | null;
 type Int = number | bigint;
 
 /**

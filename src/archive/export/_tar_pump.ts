@@ -41,14 +41,28 @@ export interface ItemSource {
   next(): ExportItem | null;
   /** Closes what the source holds open (a walk cut short or failed). */
   close(): void;
+  /**
+   * Invites the source to read entries ahead on a helper thread: the
+   * consumer runs on a thread that blocks anyway ({@link TarPump.pumpTo}).
+   */
+  readAhead?(): void;
 }
 
-/** One entry to write: its header and, for a file with a body, an open fd the pump reads and closes. */
+/**
+ * One entry to write: its header and, for a file with a body, an open fd
+ * the pump reads and closes, or the body itself.
+ */
 export interface ExportItem {
-  /** The entry's header; `size` bytes are read from `fd` for files. */
+  /** The entry's header; `size` bytes are read from `fd` (or `body`) for files. */
   header: TarHeader;
   /** Open fd of the body (files with size > 0), else -1. The pump closes it. */
   fd: number;
+  /**
+   * The body, already read (`header.size` bytes), when `fd` is -1: valid
+   * until the source's next `next()` call, by which time the pump has
+   * copied it.
+   */
+  body?: Uint8Array;
 }
 
 /**
@@ -64,6 +78,9 @@ class TarPump {
   #pendingAt = 0;
   #zeros = 0;
   #bodyFd = -1;
+  /** The current body when it came in memory (ExportItem.body). */
+  #bodyMem: Uint8Array | null = null;
+  #bodyMemAt = 0;
   #remaining = 0;
   #padding = 0;
   #exhausted = false;
@@ -132,6 +149,19 @@ class TarPump {
         if (this.#remaining === 0) this.#endBody();
         continue;
       }
+      if (this.#bodyMem !== null) {
+        const n = Math.min(this.#remaining, len - off);
+        const at = this.#bodyMemAt;
+        buf.set(this.#bodyMem.subarray(at, at + n), off);
+        off += n;
+        this.#bodyMemAt += n;
+        this.#remaining -= n;
+        if (this.#remaining === 0) {
+          this.#bodyMem = null;
+          this.#zeros = this.#padding;
+        }
+        continue;
+      }
       if (this.#exhausted) break;
       const item = this.#items.next();
       if (item === null) {
@@ -156,6 +186,11 @@ class TarPump {
           this.#remaining = size;
           this.#padding = (512 - (size % 512)) % 512;
         } else close(item.fd);
+      } else if (size > 0 && item.body !== undefined) {
+        this.#bodyMem = item.body;
+        this.#bodyMemAt = 0;
+        this.#remaining = size;
+        this.#padding = (512 - (size % 512)) % 512;
       } else if (size > 0) {
         throw new Error(`internal: file entry ${h.name} has no body fd`);
       }
@@ -182,6 +217,8 @@ class TarPump {
    * layer). Returns the bytes written.
    */
   pumpTo(outFd: number): number {
+    this.#items ??= this.#makeItems();
+    this.#items.readAhead?.();
     const buf = new Uint8Array(DIRECT_BUFFER);
     let total = 0;
     while (!this.done) {
@@ -218,6 +255,7 @@ class TarPump {
   cleanup(): void {
     if (this.#bodyFd >= 0) close(this.#bodyFd);
     this.#bodyFd = -1;
+    this.#bodyMem = null;
     try {
       this.#items?.close();
     } catch { /* the source's own cleanup failed: nothing more to do */ }

@@ -35,6 +35,7 @@ import {
   statxAt,
 } from "../../sys/fs_walk_linux.ts";
 import { close } from "../../sys/fd_linux.ts";
+import { FilePrefetch, type Prefetched } from "./_file_prefetch.ts";
 import { StoreError } from "../../errors.ts";
 import type { EntryType, TarHeader } from "../tar/header.ts";
 import type { Change, WhiteoutCodec } from "../types.ts";
@@ -141,6 +142,8 @@ interface Child {
   name: string;
   /** Stat taken while sorting (overlay char devices). */
   st?: Stat;
+  /** Its {@link FilePrefetch} slot once asked for, else -1. */
+  slot: number;
 }
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
@@ -189,7 +192,17 @@ interface Frame {
   at: number;
   /** The walker closes the fd when it is done with the directory. */
   owned: boolean;
+  /** Children before this index were considered for read-ahead. */
+  asked: number;
 }
+
+/**
+ * Entries a walk emits before it starts a read-ahead helper: a small tree
+ * is done before the helper (~15 ms to start) could help.
+ */
+const READ_AHEAD_AFTER = 512;
+/** Free slots that make the walk ask for more of a directory before the helper runs dry. */
+const ASK_MORE = 16;
 
 /**
  * The walk as an explicit stack of directories, stepped by {@link next}. A
@@ -206,6 +219,11 @@ class Walker implements ItemSource {
   readonly #stack: Frame[] = [];
   /** An item to hand out before the next entry (a directory's opaque marker). */
   #queued: ExportItem | null = null;
+  /** Read-ahead wanted ({@link readAhead}): entries to emit before starting it, or -1. */
+  #readAheadIn = -1;
+  #prefetch: FilePrefetch | null = null;
+  /** The slot whose body the last item handed out (freed at the next call). */
+  #held = -1;
 
   constructor(opts: WalkOptions, rootFd: number) {
     this.#opts = opts;
@@ -213,8 +231,29 @@ class Walker implements ItemSource {
     this.#push(rootFd, "", "", true);
   }
 
+  /**
+   * Starts a read-ahead helper once the walk has emitted a few hundred
+   * entries, or uses `helper` (started by the caller) from the next entry
+   * on. The walk closes it when it ends or is closed.
+   */
+  readAhead(helper?: FilePrefetch): void {
+    if (this.#prefetch !== null) return;
+    if (helper !== undefined) {
+      this.#prefetch = helper;
+      this.#readAheadIn = -1;
+    } else if (this.#readAheadIn < 0) this.#readAheadIn = READ_AHEAD_AFTER;
+  }
+
   /** The next item, or null at the end. */
   next(): ExportItem | null {
+    const p = this.#prefetch;
+    if (this.#held >= 0) {
+      p!.release(this.#held);
+      this.#held = -1;
+    }
+    if (this.#readAheadIn > 0 && --this.#readAheadIn === 0) {
+      this.#prefetch = FilePrefetch.start();
+    }
     const q = this.#queued;
     if (q !== null) {
       this.#queued = null;
@@ -223,12 +262,21 @@ class Walker implements ItemSource {
     const stack = this.#stack;
     for (;;) {
       const f = stack[stack.length - 1];
-      if (f === undefined) return null;
+      if (f === undefined) {
+        // Every request was answered and taken: nothing is left to close.
+        this.#prefetch?.close();
+        this.#prefetch = null;
+        return null;
+      }
       if (f.at >= f.children.length) {
         stack.pop();
         if (f.owned) close(f.fd);
         continue;
       }
+      if (
+        p !== null && f.asked < f.children.length &&
+        (f.asked <= f.at || p.free >= ASK_MORE) && p.ready
+      ) this.#ask(f, p);
       const c = f.children[f.at++];
       const tarName = f.prefix + c.emit;
       if (!c.e) {
@@ -247,7 +295,7 @@ class Walker implements ItemSource {
           c.st.mtimeNsec,
         );
       }
-      const item = this.#entry(f.fd, c.e, c.name, f.prefix, f.path);
+      const item = this.#entry(f.fd, c, f.prefix, f.path);
       if (item === DIR) {
         return this.#enter(f.fd, c.e, c.name, f.prefix, `${f.path}/${c.name}`);
       }
@@ -257,6 +305,10 @@ class Walker implements ItemSource {
 
   /** Closes the fds of every directory still open (the walk was cut short or failed). */
   close(): void {
+    // The helper first: it may still be opening files below these directories.
+    this.#prefetch?.close();
+    this.#prefetch = null;
+    this.#held = -1;
     for (let f = this.#stack.pop(); f !== undefined; f = this.#stack.pop()) {
       if (f.owned) close(f.fd);
     }
@@ -272,7 +324,32 @@ class Walker implements ItemSource {
       if (owned) close(fd);
       throw e;
     }
-    this.#stack.push({ fd, prefix, path, children, at: 0, owned });
+    this.#stack.push({ fd, prefix, path, children, at: 0, owned, asked: 0 });
+  }
+
+  /**
+   * Asks the helper for the regular files of `f` from the next child on, up
+   * to its next subdirectory (so that every request in a directory is
+   * answered before the walk leaves it and closes its fd) or the last free
+   * slot.
+   */
+  #ask(f: Frame, p: FilePrefetch): void {
+    const kids = f.children;
+    let j = f.asked > f.at ? f.asked : f.at;
+    let n = 0;
+    for (; j < kids.length && p.free > 0; j++) {
+      const c = kids[j];
+      const e = c.e;
+      if (e === undefined || c.st !== undefined) continue; // whiteouts
+      if (e.type === DT.DIR) {
+        // The walk enters it now: ask again once back (at > asked).
+        if (j === f.at) j++;
+        break;
+      }
+      if (e.type === DT.REG && (c.slot = p.request(f.fd, e.cname)) >= 0) n++;
+    }
+    f.asked = j;
+    if (n > 0) p.flush();
   }
 
   /** The children of directory `path` to emit, in emit order. */
@@ -291,14 +368,22 @@ class Walker implements ItemSource {
       if (path === "" && this.#codec.internalAtRoot(name)) continue;
       const st = this.#codec.deviceWhiteout(fd, e);
       if (st !== null) {
-        children.push({ emit: WH_PREFIX + name, e, name, st });
+        children.push({ emit: WH_PREFIX + name, e, name, st, slot: -1 });
         continue;
       }
-      children.push({ emit: name, e, name });
+      children.push({ emit: name, e, name, st: undefined, slot: -1 });
     }
     if (planned) {
       for (const [name, kind] of planned) {
-        if (kind === "delete") children.push({ emit: WH_PREFIX + name, name });
+        if (kind === "delete") {
+          children.push({
+            emit: WH_PREFIX + name,
+            e: undefined,
+            name,
+            st: undefined,
+            slot: -1,
+          });
+        }
       }
     }
     children.sort((a, b) => compareNames(a.emit, b.emit));
@@ -308,11 +393,12 @@ class Walker implements ItemSource {
   /** The item of a non-directory entry, {@link DIR} for a directory, null for what is not exported. */
   #entry(
     dirFd: number,
-    e: DirEntry,
-    name: string,
+    c: Child,
     prefix: string,
     path: string,
   ): ExportItem | typeof DIR | null {
+    const e = c.e!;
+    const name = c.name;
     const childPath = `${path}/${name}`;
     let st: Stat | null = null;
     let kind = kindFromDirent(e.type);
@@ -321,6 +407,14 @@ class Walker implements ItemSource {
       kind = st.kind;
     }
     if (kind === "dir") return DIR;
+    if (kind === "file" && c.slot >= 0) {
+      const slot = c.slot;
+      c.slot = -1;
+      const got = this.#prefetch!.take(slot);
+      if (got !== null) {
+        return this.#prefetched(got, slot, name, prefix, childPath);
+      }
+    }
     if (kind === "file") {
       const fd = openFileAt(dirFd, e.cname);
       let handed = false;
@@ -364,6 +458,46 @@ class Walker implements ItemSource {
     }
     this.#linked(h, st, name);
     return { header: h, fd: -1 };
+  }
+
+  /** The item of a file the helper did (see {@link FilePrefetch.take}); frees or holds its slot. */
+  #prefetched(
+    got: Prefetched,
+    slot: number,
+    name: string,
+    prefix: string,
+    childPath: string,
+  ): ExportItem {
+    const p = this.#prefetch!;
+    const st = got.stat;
+    let fd = got.fd;
+    try {
+      const xattrs = got.hasXattrs ? readXattrsFd(fd) : EMPTY_XATTRS;
+      this.#checkFeatures(xattrs, childPath);
+      const h = header(
+        prefix + name,
+        "file",
+        st,
+        contentXattrs(this.#codec, xattrs),
+      );
+      if (this.#linked(h, st, name) || st.size === 0) {
+        p.release(slot);
+        if (fd >= 0) close(fd);
+        return { header: h, fd: -1 };
+      }
+      if (fd >= 0) {
+        p.release(slot);
+        const item = { header: h, fd };
+        fd = -1; // the pump's now
+        return item;
+      }
+      this.#held = slot; // the pump copies the body before the next call
+      return { header: h, fd: -1, body: got.body! };
+    } catch (err) {
+      if (fd >= 0) close(fd);
+      p.release(slot);
+      throw err;
+    }
   }
 
   /** Opens a directory entry: its item, its opaque marker queued, its children pushed. */
@@ -439,7 +573,10 @@ class Walker implements ItemSource {
  * The tar entries of the tree at `root` (a path opened once; below it only
  * fds are used), one per {@link ItemSource.next} call.
  */
-export function walkTree(root: string, opts: WalkOptions): ItemSource {
+export function walkTree(
+  root: string,
+  opts: WalkOptions,
+): ItemSource & { readAhead(helper?: FilePrefetch): void } {
   // The walker owns the root fd too: closed when the walk ends, fails or is closed.
   return new Walker(opts, openDirAt(-100, root));
 }
