@@ -85,8 +85,9 @@ export async function writeToFile(
   onBytes: (n: number) => void = ignore,
 ): Promise<number> {
   // A tar made by packDir/layerTar/diff going to a file: written straight
-  // from the walk on this thread, file bodies by copy_file_range (see
-  // TarPump.pumpTo in export/_tar_pump.ts).
+  // from the walk on this thread (a helper thread opening and reading files
+  // ahead once the walk has a few hundred entries behind it), file bodies
+  // by copy_file_range (see TarPump.pumpTo in export/_tar_pump.ts).
   if (file instanceof Deno.FsFile && isFreshTarStream(stream)) {
     const fd = writableFdOf(file);
     const n = fd === null ? null : pumpToFd(stream, fd);

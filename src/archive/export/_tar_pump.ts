@@ -214,7 +214,9 @@ class TarPump {
    * copy_file_range(2), in the kernel: no copy through user memory and no
    * handoff to a writer thread per MiB (GNU tar -c: one thread, one copy
    * in and one out; the async path made ~500 context switches on a 200 MB
-   * layer). Returns the bytes written.
+   * layer). Since this thread blocks anyway, the source may read files
+   * ahead on a helper thread ({@link ItemSource.readAhead}: the walk's
+   * `_file_prefetch.ts`). Returns the bytes written.
    */
   pumpTo(outFd: number): number {
     this.#items ??= this.#makeItems();
