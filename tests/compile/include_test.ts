@@ -55,8 +55,11 @@ function loadsOf(
   for (const m of text.matchAll(lazy)) {
     loads.push({ file, typed: m[1], url: m[2] });
   }
+  // A Worker is made from a module's own WORKER_URL, or (src/archive/
+  // _slot_helper.ts) from the `workerUrl` its callers give, each declared
+  // with `new URL("..._worker.ts", import.meta.url)` where it is found.
   const worker =
-    /\bnew Worker\( ?(?:options\.workerUrl \?\? )?WORKER_URL\b|\bnew URL\( ?"([^"]+_worker\.ts)", import\.meta\.url,? ?\)/g;
+    /\bnew Worker\( ?(?:options\.workerUrl \?\? )?(?:WORKER_URL|workerUrl)\b|\bnew URL\( ?"([^"]+_worker\.ts)", import\.meta\.url,? ?\)/g;
   let workers = 0;
   for (const m of text.matchAll(worker)) {
     if (m[1] !== undefined) loads.push({ file, url: m[1] });
