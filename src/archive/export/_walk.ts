@@ -421,13 +421,11 @@ class Walker implements ItemSource {
       try {
         st = fstatx(fd);
         if (st.kind === "file") {
-          const xattrs = readXattrsFd(fd);
-          this.#checkFeatures(xattrs, childPath);
-          const h = header(
-            prefix + name,
-            "file",
+          const h = this.#fileHeader(
             st,
-            contentXattrs(this.#codec, xattrs),
+            readXattrsFd(fd),
+            prefix + name,
+            childPath,
           );
           if (!this.#linked(h, st, name)) {
             handed = true;
@@ -460,6 +458,17 @@ class Walker implements ItemSource {
     return { header: h, fd: -1 };
   }
 
+  /** A regular file's header, its xattrs checked and filtered to content ones. */
+  #fileHeader(
+    st: Stat,
+    xattrs: Map<string, Uint8Array>,
+    tarName: string,
+    childPath: string,
+  ): TarHeader {
+    this.#checkFeatures(xattrs, childPath);
+    return header(tarName, "file", st, contentXattrs(this.#codec, xattrs));
+  }
+
   /** The item of a file the helper did (see {@link FilePrefetch.take}); frees or holds its slot. */
   #prefetched(
     got: Prefetched,
@@ -472,13 +481,11 @@ class Walker implements ItemSource {
     const st = got.stat;
     let fd = got.fd;
     try {
-      const xattrs = got.hasXattrs ? readXattrsFd(fd) : EMPTY_XATTRS;
-      this.#checkFeatures(xattrs, childPath);
-      const h = header(
-        prefix + name,
-        "file",
+      const h = this.#fileHeader(
         st,
-        contentXattrs(this.#codec, xattrs),
+        got.hasXattrs ? readXattrsFd(fd) : EMPTY_XATTRS,
+        prefix + name,
+        childPath,
       );
       if (this.#linked(h, st, name) || st.size === 0) {
         p.release(slot);

@@ -69,20 +69,36 @@ async function buildTree(src: string): Promise<void> {
   );
 }
 
+/**
+ * Packs `src` into the file `out` with `pack` and checks that the bytes are
+ * the streamed pack's (which reads every file on the calling thread), and
+ * that no fd below `src` and no worker thread but `threads` is left.
+ */
+async function sameAsStreamed(
+  src: string,
+  out: string,
+  pack: (f: Deno.FsFile) => Promise<number> | number,
+  threads = workerThreads(),
+): Promise<void> {
+  const want = await collect(packDir(src));
+  {
+    using f = await Deno.create(out);
+    equal(await pack(f), want.length);
+  }
+  deepEqual(await Deno.readFile(out), want);
+  deepEqual(fdsUnder(src), []);
+  deepEqual(await workersGone(threads), []);
+}
+
 Deno.test("pack read-ahead: a pack to a file is the same bytes as the streamed pack, with files, links, xattrs and subdirectories between runs of files", async () => {
   await using d = await tempDir();
   const src = `${d.path}/src`;
   await buildTree(src);
-  const threads = workerThreads();
-  // The stream path reads every file on the calling thread.
-  const want = await collect(packDir(src));
-  {
-    using f = await Deno.create(`${d.path}/o.tar`);
-    equal(await writeToFile(packDir(src), f), want.length);
-  }
-  deepEqual(await Deno.readFile(`${d.path}/o.tar`), want);
-  deepEqual(fdsUnder(src), []);
-  deepEqual(await workersGone(threads), []);
+  await sameAsStreamed(
+    src,
+    `${d.path}/o.tar`,
+    (f) => writeToFile(packDir(src), f),
+  );
 });
 
 Deno.test("pack read-ahead: with its helper running from the first entry, the helper does files and the bytes are the same", async () => {
@@ -90,19 +106,17 @@ Deno.test("pack read-ahead: with its helper running from the first entry, the he
   const src = `${d.path}/src`;
   await buildTree(src);
   const threads = workerThreads();
-  const want = await collect(packDir(src));
   const p = FilePrefetch.start();
   await untilReady(p);
   const walk = walkTree(src, { codec: whiteoutCodec("none") });
   walk.readAhead(p);
-  {
-    using f = await Deno.create(`${d.path}/o.tar`);
-    equal(pumpToFd(tarStream(() => walk), writableFdOf(f)!), want.length);
-  }
+  await sameAsStreamed(
+    src,
+    `${d.path}/o.tar`,
+    (f) => pumpToFd(tarStream(() => walk), writableFdOf(f)!)!,
+    threads,
+  );
   ok(p.helped > 0, "the helper answered no file");
-  deepEqual(await Deno.readFile(`${d.path}/o.tar`), want);
-  deepEqual(fdsUnder(src), []);
-  deepEqual(await workersGone(threads), []);
 });
 
 Deno.test("pack read-ahead: a pack that fails part way closes every fd it and its helper opened and ends the helper", async () => {
