@@ -1,7 +1,7 @@
 /**
  * Internal: a helper thread that takes per-file system calls off a thread
- * that blocks on them anyway (pack's `export/_file_prefetch.ts`, apply's
- * `extract/_file_finish.ts`). Jobs live in slots of one
+ * that blocks on them anyway (pack's `export/_file_prefetch.ts`). Jobs
+ * live in slots of one
  * `SharedArrayBuffer`: the calling thread fills a slot, marks it requested
  * and puts it on a ring; the helper takes requested slots oldest first.
  * Whichever thread moves a slot on first does its job: the helper while it
@@ -19,8 +19,9 @@
  * @module
  */
 
-/** Slots: jobs asked for and not yet taken. */
+/** Slots: jobs asked for and not yet taken (a power of two: ring indexes are masked). */
 export const SLOTS = 64;
+const MASK = SLOTS - 1;
 
 /** Control words. */
 const CTRL = {
@@ -126,6 +127,7 @@ export function serveSlots(
         HELPER.RUNNING,
       ) !== HELPER.STARTING
     ) return; // closed before it started
+    // Int32 arithmetic, as HEAD is an Int32 word: both wrap alike.
     let tail = 0;
     for (;;) {
       // Read before the checks: a wake after them makes the wait return.
@@ -138,9 +140,9 @@ export function serveSlots(
       }
       // More requests than slots were made since (slots the caller did
       // itself, reused): the oldest are overwritten; the caller does those.
-      if (head - tail > SLOTS) tail = head - SLOTS;
-      const i = Atomics.load(ring, tail % SLOTS);
-      tail++;
+      if (((head - tail) | 0) > SLOTS) tail = (head - SLOTS) | 0;
+      const i = Atomics.load(ring, tail & MASK);
+      tail = (tail + 1) | 0;
       if (
         Atomics.compareExchange(state, i, SLOT.REQUESTED, SLOT.CLAIMED) !==
           SLOT.REQUESTED
@@ -161,7 +163,8 @@ export class SlotHelper {
   readonly slots: Slots;
   readonly #work: (s: Slots, i: number) => void;
   readonly #free: number[] = [];
-  #head = 0;
+  /** Requests made so far (HEAD is this, wrapped to Int32). */
+  #made = 0;
   /** Slots this thread did itself (not counted in {@link helped}). */
   readonly #mine = new Uint8Array(SLOTS);
   #helped = 0;
@@ -228,14 +231,14 @@ export class SlotHelper {
   /** Puts filled slot `i` up for the helper; call {@link flush} after a batch. */
   request(i: number): void {
     Atomics.store(this.slots.state, i, SLOT.REQUESTED);
-    this.slots.ring[this.#head % SLOTS] = i;
-    this.#head++;
+    this.slots.ring[this.#made & MASK] = i;
+    this.#made++;
   }
 
   /** Tells the helper about the requests made since the last flush. */
   flush(): void {
     const c = this.slots.ctrl;
-    Atomics.store(c, CTRL.HEAD, this.#head);
+    Atomics.store(c, CTRL.HEAD, this.#made | 0);
     Atomics.add(c, CTRL.WAKE, 1);
     Atomics.notify(c, CTRL.WAKE);
   }
@@ -273,8 +276,8 @@ export class SlotHelper {
   /** Does the newest open request on this thread; false when there is none. */
   #doNewest(): boolean {
     const s = this.slots;
-    for (let k = this.#head - 1; k >= 0 && k >= this.#head - SLOTS; k--) {
-      const j = s.ring[k % SLOTS];
+    for (let k = this.#made - 1; k >= 0 && k >= this.#made - SLOTS; k--) {
+      const j = s.ring[k & MASK];
       if (
         Atomics.compareExchange(s.state, j, SLOT.REQUESTED, SLOT.CLAIMED) ===
           SLOT.REQUESTED

@@ -11,10 +11,12 @@
  *
  * A slot holds the request (directory fd and name) and the answer (raw
  * statx, the fd or the body). The helper opens below the writer's
- * directory fds, which the writer keeps open until every request in them
- * is answered (it asks only within the run of files before a directory's
- * next subdirectory) and, on every way out, closes only after
- * {@link FilePrefetch.close} has stopped the helper.
+ * directory fds: the writer takes every request in a directory before it
+ * closes that directory's fd, and on a walk cut short (an error, a cancel)
+ * closes its fds only after {@link FilePrefetch.close} has stopped the
+ * helper. The helper may open a file some entries before the writer would
+ * have (a file swapped for a symlink after that is packed as it was), and
+ * reads the bodies of later names of a hardlinked file too (not used).
  *
  * @module
  */

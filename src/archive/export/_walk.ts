@@ -263,7 +263,8 @@ class Walker implements ItemSource {
     for (;;) {
       const f = stack[stack.length - 1];
       if (f === undefined) {
-        // Every request was answered and taken: nothing is left to close.
+        // Every request was taken (each before its frame popped and closed
+        // its directory fd): the helper holds nothing.
         this.#prefetch?.close();
         this.#prefetch = null;
         return null;
@@ -329,9 +330,11 @@ class Walker implements ItemSource {
 
   /**
    * Asks the helper for the regular files of `f` from the next child on, up
-   * to its next subdirectory (so that every request in a directory is
-   * answered before the walk leaves it and closes its fd) or the last free
-   * slot.
+   * to its next subdirectory (the files after it are needed only once the
+   * walk is back from that subtree: asked now, they would hold slots the
+   * subtree's files need) or the last free slot. Every file asked for is a
+   * `DT_REG` child, which {@link #entry} takes before the frame can pop and
+   * its fd close: that, not this limit, keeps the helper off closed fds.
    */
   #ask(f: Frame, p: FilePrefetch): void {
     const kids = f.children;
