@@ -157,6 +157,27 @@ export function serveSlots(
   }
 }
 
+/** The library's source directory (`src/`), where every module a helper loads is. */
+const SOURCES = new URL("../", import.meta.url);
+
+/**
+ * Whether a Worker may load the module at `url` and what it imports: local
+ * ones need read access to their files (a process given only --allow-ffi
+ * has none), and a Worker refused it prints an uncaught error whatever
+ * `onerror` does. Remote ones are left to Deno's import rules (and
+ * `onerror`).
+ */
+function mayLoad(url: string): boolean {
+  if (!url.startsWith("file:")) return true;
+  try {
+    return [new URL(url), SOURCES].every((path) =>
+      Deno.permissions.querySync({ name: "read", path }).state === "granted"
+    );
+  } catch {
+    return false;
+  }
+}
+
 /** The calling thread's side: see the module doc. */
 export class SlotHelper {
   /** The slots (fill a free one's request before {@link request}). */
@@ -187,6 +208,10 @@ export class SlotHelper {
     this.slots = slotsOf(new SharedArrayBuffer(byteLength(shape)), shape);
     this.#work = work;
     for (let i = SLOTS - 1; i >= 0; i--) this.#free.push(i);
+    if (!mayLoad(workerUrl)) {
+      this.#closed = true;
+      return;
+    }
     try {
       const w = new Worker(workerUrl, { type: "module" });
       // Handled, or an error in the helper would end the process; the

@@ -15,6 +15,7 @@ import { workersGone, workerThreads } from "../../_threads.ts";
 import { collect, sh } from "../changes/_fixture.ts";
 
 const enc = new TextEncoder();
+const stdout = (o: Deno.CommandOutput) => new TextDecoder().decode(o.stdout);
 const cname = (s: string) => enc.encode(`${s}\0`);
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -230,4 +231,58 @@ Deno.test("FilePrefetch: what the helper has not reached is the caller's; close 
   }
   deepEqual(fdsUnder(src), []);
   deepEqual(await workersGone(threads), []);
+});
+
+Deno.test("pack read-ahead: a process without read access packs on its own thread, the same bytes, and prints nothing", async () => {
+  await using d = await tempDir();
+  const src = `${d.path}/src`;
+  await buildTree(src);
+  const script = `${d.path}/pack.ts`;
+  await Deno.writeTextFile(
+    script,
+    `import { packDir, writeToFile } from ${
+      JSON.stringify(new URL("../../../mod.ts", import.meta.url).href)
+    };
+import { FilePrefetch } from ${
+      JSON.stringify(
+        new URL(
+          "../../../src/archive/export/_file_prefetch.ts",
+          import.meta.url,
+        )
+          .href,
+      )
+    };
+using o = await Deno.open(Deno.args[1], { create: true, write: true });
+await writeToFile(packDir(Deno.args[0]), o);
+// A helper kept a while, as in a long pack: one that failed to load would
+// say so on stderr by now.
+const p = FilePrefetch.start();
+await new Promise((r) => setTimeout(r, 500));
+console.log(p.ready);
+p.close();
+`,
+  );
+  // FFI and writes to its output only: a Worker could not load its module.
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-ffi",
+      `--allow-write=${d.path}`,
+      "--no-prompt",
+      script,
+      src,
+      `${d.path}/o.tar`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(out.stderr);
+  deepEqual(
+    [out.code, err.replace(/^(Download|Check) .*\n/gm, ""), stdout(out)],
+    [0, "", "false\n"],
+  );
+  deepEqual(
+    await Deno.readFile(`${d.path}/o.tar`),
+    await collect(packDir(src)),
+  );
 });
