@@ -175,7 +175,10 @@ export async function startRegistry(
       file,
       config.htpasswd.user,
       config.htpasswd.password,
-    ]);
+    ]).catch(async (e) => {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      throw e;
+    });
     lines.push(
       "auth:",
       "  htpasswd:",
@@ -193,13 +196,20 @@ export async function startRegistry(
       `    rootcertbundle: ${t.rootCertBundle}`,
     );
   }
-  await Deno.writeTextFile(`${dir}/config.yml`, lines.join("\n") + "\n");
-  const child = new Deno.Command("docker-registry", {
-    args: ["serve", `${dir}/config.yml`],
-    stdin: "null",
-    stdout: "null",
-    stderr: "piped",
-  }).spawn();
+  let child: Deno.ChildProcess;
+  try {
+    await Deno.writeTextFile(`${dir}/config.yml`, lines.join("\n") + "\n");
+    child = new Deno.Command("docker-registry", {
+      args: ["serve", `${dir}/config.yml`],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).spawn();
+  } catch (e) {
+    // Not started (no docker-registry, say): nothing is left behind.
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+    throw e;
+  }
   let stderr = "";
   const drained = (async () => {
     const decoder = new TextDecoder();

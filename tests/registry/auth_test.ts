@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { tempDir } from "../_privileged.ts";
 import { RegistryUnauthorized } from "../../src/errors.ts";
 import {
   type Credentials,
@@ -100,7 +101,8 @@ Deno.test("basic auth (htpasswd)", async (t) => {
 });
 
 Deno.test("token auth (JWT issuer)", async (t) => {
-  const pkiDir = await Deno.makeTempDir({ prefix: "layerfs-pki-" });
+  await using pkiTmp = await tempDir("layerfs-pki-");
+  const pkiDir = pkiTmp.path;
   const pki = await makePki(pkiDir);
   const issuer = await startIssuer({
     cert: pki.tokenCert,
@@ -235,7 +237,6 @@ Deno.test("token auth (JWT issuer)", async (t) => {
   } finally {
     await reg.stop();
     await issuer.stop();
-    await Deno.remove(pkiDir, { recursive: true });
   }
 });
 

@@ -20,6 +20,7 @@
  */
 
 import assert from "node:assert/strict";
+import { tempDir } from "../_privileged.ts";
 import {
   loadImage,
   openStore,
@@ -130,7 +131,8 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
   const proxy = startProxy(reg.url);
   const otherProxy = startProxy(other.url);
   const image = await testImage();
-  const src = await Deno.makeTempDir({ prefix: "layerfs-push-src-" });
+  await using srcTmp = await tempDir("layerfs-push-src-");
+  const src = srcTmp.path;
   await writeOciLayout(src, [{ image, ref: "v1" }]);
   const opts = { clientOptions: { credentials: none } };
   try {
@@ -414,16 +416,17 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
     await otherProxy.stop();
     await reg.stop();
     await other.stop();
-    await Deno.remove(src, { recursive: true });
   }
 });
 
 Deno.test("push: htpasswd and token auth", async (t) => {
   const image = await testImage();
-  const src = await Deno.makeTempDir({ prefix: "layerfs-push-src-" });
+  await using srcTmp = await tempDir("layerfs-push-src-");
+  const src = srcTmp.path;
   await writeOciLayout(src, [{ image, ref: "v1" }]);
   const good = () => Promise.resolve({ username: USER, password: PASSWORD });
-  const pkiDir = await Deno.makeTempDir({ prefix: "layerfs-push-pki-" });
+  await using pkiTmp = await tempDir("layerfs-push-pki-");
+  const pkiDir = pkiTmp.path;
   const plain = await startRegistry();
   try {
     await skopeoPush(src, "v1", `${plain.host}/test/app:v1`);
@@ -483,7 +486,5 @@ Deno.test("push: htpasswd and token auth", async (t) => {
     });
   } finally {
     await plain.stop();
-    await Deno.remove(src, { recursive: true });
-    await Deno.remove(pkiDir, { recursive: true });
   }
 });

@@ -10,6 +10,7 @@
  */
 
 import assert from "node:assert/strict";
+import { tempDir } from "../_privileged.ts";
 import { parseReference, RegistryClient } from "../../src/registry/mod.ts";
 import { OCI_MANIFEST } from "../../src/image/mod.ts";
 import { makePki, startRegistry } from "./_registry.ts";
@@ -94,7 +95,8 @@ Deno.test("a plain-HTTP loopback registry is spoken to without a TLS attempt", a
 });
 
 Deno.test("a TLS loopback registry without certs.d answers the plain probe with a 400: then TLS", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "layerfs-scheme-" });
+  await using tmp = await tempDir("layerfs-scheme-");
+  const dir = tmp.path;
   const pki = await makePki(dir);
   const reg = await startRegistry({
     tls: { cert: pki.serverCert, key: pki.serverKey, ca: pki.ca },
@@ -146,6 +148,5 @@ Deno.test("a TLS loopback registry without certs.d answers the plain probe with 
   } finally {
     await r.stop();
     await reg.stop();
-    await Deno.remove(dir, { recursive: true });
   }
 });

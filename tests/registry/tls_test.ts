@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { tempDir } from "../_privileged.ts";
 import { RegistryError } from "../../src/errors.ts";
 import { parseReference, RegistryClient } from "../../src/registry/mod.ts";
 import { OCI_MANIFEST } from "../../src/image/mod.ts";
@@ -15,7 +16,8 @@ import { makePki, startRegistry } from "./_registry.ts";
 import { blobOf, collect, manifestFor, noCredentials } from "./_data.ts";
 
 Deno.test("TLS with per-registry CAs from certs.d", async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "layerfs-tls-" });
+  await using tmp = await tempDir("layerfs-tls-");
+  const dir = tmp.path;
   const pki = await makePki(await mkdir(`${dir}/pki`));
   const other = await makePki(await mkdir(`${dir}/other`), "another CA");
   const reg = await startRegistry({
@@ -76,7 +78,6 @@ Deno.test("TLS with per-registry CAs from certs.d", async (t) => {
     }
   } finally {
     await reg.stop();
-    await Deno.remove(dir, { recursive: true });
   }
 });
 
