@@ -50,6 +50,12 @@ const ignore = () => {};
  * one after another, in order. Other (non-byte) streams are read with a
  * default reader and written the same way, one write ahead.
  *
+ * A tar from those exporters going to a file is written on the calling
+ * thread without an await; past its first 512 entries a Web Worker opens,
+ * stats and reads files ahead of it (when the process may read this
+ * module's source files; else the calling thread does them all) and ends
+ * with the call.
+ *
  * The file is not closed. On an error (reading or writing) the stream is
  * cancelled, so a diff releases what it mounted, and the error is rethrown.
  *
