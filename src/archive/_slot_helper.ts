@@ -40,7 +40,7 @@ const CTRL_WORDS = 16;
 const HELPER = { STARTING: 0, RUNNING: 1, CLOSED: 2 } as const;
 
 /** A slot's state. */
-export const SLOT = {
+const SLOT = {
   FREE: 0,
   /** Asked for: the first thread to move it on does the job. */
   REQUESTED: 1,
@@ -56,8 +56,6 @@ export const SLOT = {
 export interface SlotShape {
   /** Int32 words per slot. */
   words: number;
-  /** Float64 numbers per slot. */
-  numbers: number;
   /** Bytes per slot. */
   bytes: number;
 }
@@ -66,8 +64,6 @@ export interface SlotShape {
 export interface Slots {
   /** `SLOTS * shape.words` words: slot `i`'s are at `i * shape.words`. */
   words: Int32Array<SharedArrayBuffer>;
-  /** `SLOTS * shape.numbers` numbers. */
-  numbers: Float64Array<SharedArrayBuffer>;
   /** `SLOTS * shape.bytes` bytes. */
   bytes: Uint8Array<SharedArrayBuffer>;
   /** Each slot's state ({@link SLOT}). */
@@ -78,8 +74,7 @@ export interface Slots {
 }
 
 function byteLength(s: SlotShape): number {
-  const ints = 4 * (CTRL_WORDS + 2 * SLOTS + SLOTS * s.words);
-  return Math.ceil(ints / 8) * 8 + SLOTS * (8 * s.numbers + s.bytes);
+  return 4 * (CTRL_WORDS + 2 * SLOTS + SLOTS * s.words) + SLOTS * s.bytes;
 }
 
 /** Views of `sab`, laid out for `shape` (both threads call this). */
@@ -94,11 +89,8 @@ export function slotsOf(sab: SharedArrayBuffer, shape: SlotShape): Slots {
   const ring = ints(SLOTS);
   const state = ints(SLOTS);
   const words = ints(SLOTS * shape.words);
-  at = Math.ceil(at / 8) * 8;
-  const numbers = new Float64Array(sab, at, SLOTS * shape.numbers);
-  at += numbers.byteLength;
   const bytes = new Uint8Array(sab, at, SLOTS * shape.bytes);
-  return { words, numbers, bytes, state, ctrl, ring, shape };
+  return { words, bytes, state, ctrl, ring, shape };
 }
 
 /** What a helper's worker module posts nothing back for: it gets `{ sab, shape }` once. */

@@ -50,7 +50,7 @@ const W = {
 } as const;
 
 /** The slot shape both threads lay the buffer out with. */
-export const PREFETCH_SHAPE = { words: W.COUNT, numbers: 0, bytes: BYTES };
+export const PREFETCH_SHAPE = { words: W.COUNT, bytes: BYTES };
 
 /** Slot `i`'s request bytes (the name), answer (statx) and body. */
 function views(s: Slots, i: number) {
