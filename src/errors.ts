@@ -518,6 +518,8 @@ export class RegistryError extends LayerfsError {
   readonly registry: string;
   /** HTTP status of the last reply, when there was one. */
   readonly status?: number;
+  /** The message without the registry's name: what went wrong, what to do. */
+  readonly why: string;
   /** Builds the error; `why` says what went wrong and what to do. */
   constructor(
     registry: string,
@@ -527,6 +529,7 @@ export class RegistryError extends LayerfsError {
     super(`Registry ${registry}: ${why}`, options);
     this.registry = registry;
     this.status = options?.status;
+    this.why = why;
   }
 }
 

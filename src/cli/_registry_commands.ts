@@ -35,11 +35,33 @@ const insecure = {
     "--insecure        allow plain HTTP to this registry (loopback registries always may)",
 };
 
+const timeout = {
+  type: "string" as const,
+  help:
+    "--timeout S       give up on a connection after S seconds with nothing moving (a stalled download resumes first); 0 waits forever (default 30)",
+};
+
+/** `--timeout`'s seconds as ms, or undefined when it was not given. */
+function idleTimeoutOf(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const s = typeof value === "string" && /^\d+(\.\d+)?$/.test(value)
+    ? Number(value)
+    : NaN;
+  if (!Number.isFinite(s) || s > 86400) {
+    throw new UsageError(
+      `--timeout takes seconds (0 to wait forever, at most 86400), not ${
+        JSON.stringify(value)
+      }`,
+    );
+  }
+  return Math.round(s * 1000);
+}
+
 /** The registry commands' table entries. */
 export const REGISTRY_COMMANDS: CommandSpec[] = [
   {
     name: "pull",
-    usage: "REF [--platform P] [--parallel N] [--insecure]",
+    usage: "REF [--platform P] [--parallel N] [--timeout S] [--insecure]",
     summary:
       "pull an image from a registry into the store; prints its name and id",
     description:
@@ -55,13 +77,15 @@ export const REGISTRY_COMMANDS: CommandSpec[] = [
           "--platform P      os/arch[/variant] to pick from multi-platform images (default: the host's)",
       },
       parallel: PARALLEL_OPTION,
+      timeout,
       insecure,
     },
     args: [1, 1],
   },
   {
     name: "push",
-    usage: "REF [--image LOCAL] [--compress gzip|zstd] [--insecure]",
+    usage:
+      "REF [--image LOCAL] [--compress gzip|zstd] [--timeout S] [--insecure]",
     summary:
       "push an image of the store to a registry; prints the manifest digest",
     description:
@@ -79,6 +103,7 @@ export const REGISTRY_COMMANDS: CommandSpec[] = [
         help:
           "--compress C      gzip (default) | zstd: for layers that are exported afresh",
       },
+      timeout,
       insecure,
     },
     args: [1, 1],
@@ -118,11 +143,13 @@ async function client(
   ref: string,
 ): Promise<RegistryClient> {
   const host = parseReference(ref).host;
+  const idleTimeoutMs = idleTimeoutOf(ctx.values.timeout);
   const { RegistryClient } = await clientImpl();
   return new RegistryClient({
     env: ctx.io.env,
     uid: ctx.io.uid,
     insecure: ctx.values.insecure === true ? [host] : [],
+    idleTimeoutMs,
   });
 }
 

@@ -2,8 +2,9 @@
  * Internal: one registry host's connection: its HTTP client (connection
  * pool, TLS roots), the scheme (HTTPS, or plain HTTP where allowed), the
  * authentication it asked for (anonymous, basic, bearer tokens cached per
- * scope), bounded retries, and redirects that never carry credentials to
- * another host.
+ * scope), bounded retries, redirects that never carry credentials to
+ * another host, and stall detection (a request on which nothing moves for
+ * `idleTimeoutMs` is aborted: `_stall.ts`).
  *
  * @module
  */
@@ -25,6 +26,7 @@ import {
   retryAfterMs,
   sleep,
 } from "./_http.ts";
+import { StallWatch } from "./_stall.ts";
 import { isLoopback, plainHttpAllowed, registryCaCerts } from "./tls.ts";
 
 /** Settings shared by every host of one client. */
@@ -48,6 +50,11 @@ export interface TransportSettings {
   maxDelayMs: number;
   /** Longest `Retry-After` honoured, in ms; a longer one fails at once. */
   maxRetryAfterMs: number;
+  /**
+   * Longest wait, in ms, with nothing moving on a request's connection (no
+   * reply yet, no body byte); 0 waits forever.
+   */
+  idleTimeoutMs: number;
   /** Clock in ms (token expiry, Retry-After dates). */
   now: () => number;
   /** User-Agent sent. */
@@ -355,12 +362,24 @@ export class HostTransport {
     for (let attempt = 1;; attempt++) {
       const last = !replayable || attempt >= s.tries;
       let res: Response;
+      const watch = new StallWatch(s.idleTimeoutMs, signal);
       try {
-        res = await fetch(url, { ...init, redirect: "manual", signal });
-      } catch (e) {
+        res = await fetch(url, {
+          ...init,
+          body: watch.send(init.body),
+          redirect: "manual",
+          signal: watch.controller.signal,
+        });
+        watch.disarm();
+      } catch (err) {
+        watch.end();
         if (signal?.aborted) throw signal.reason;
-        // A TLS port may drop a plain request: no retries, TLS instead.
-        if (probe && replayable) throw new TryTls();
+        const e = watch.stalled
+          ? new Error(`no reply in ${watch.armedMs / 1000} s`)
+          : err;
+        // A TLS port may drop a plain request: no retries, TLS instead. (It
+        // does not sit on it: a stall is the host's, whatever it speaks.)
+        if (probe && replayable && !watch.stalled) throw new TryTls();
         if (
           url.protocol === "https:" && url.host === this.host &&
           // "http": a request running at the same time found it out first
@@ -390,6 +409,7 @@ export class HostTransport {
         await sleep(backoff(attempt, s.baseDelayMs, s.maxDelayMs), signal);
         continue;
       }
+      res = watch.reply(res, url.host);
       if (url.protocol === "https:" && url.host === this.host) {
         this.#scheme ??= "https";
       }

@@ -93,6 +93,16 @@ export interface RegistryClientOptions {
   maxDelayMs?: number;
   /** Longest `Retry-After` waited for, in ms. @default 60000 */
   maxRetryAfterMs?: number;
+  /**
+   * Longest wait, in ms, with nothing moving on a connection: no reply to a
+   * request, no request body taken, no byte of a reply being read (time the
+   * caller takes between reads does not count). A stalled blob download
+   * resumes like a cut one (up to `blobTries`); a stalled request is retried
+   * up to `tries` where its body can be sent again; then
+   * {@link RegistryError}. 0 waits forever.
+   * @default 30000
+   */
+  idleTimeoutMs?: number;
   /** Clock in ms since the epoch (token expiry). @default Date.now */
   now?: () => number;
   /** User-Agent. @default "layerfs" */
@@ -188,6 +198,7 @@ export class RegistryClient {
       baseDelayMs: options.baseDelayMs ?? 250,
       maxDelayMs: options.maxDelayMs ?? 8000,
       maxRetryAfterMs: options.maxRetryAfterMs ?? 60_000,
+      idleTimeoutMs: Math.max(0, options.idleTimeoutMs ?? 30_000),
       now: options.now ?? Date.now,
       userAgent: options.userAgent ?? "layerfs",
     };
@@ -557,7 +568,9 @@ export class RegistryClient {
       throw new RegistryError(
         host,
         `downloading ${subject} failed after ${tries} connections (${
-          String((lastError as Error)?.message ?? lastError).slice(0, 200)
+          lastError instanceof RegistryError
+            ? lastError.why
+            : String((lastError as Error)?.message ?? lastError).slice(0, 200)
         }); retry later`,
         { cause: lastError },
       );

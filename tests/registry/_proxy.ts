@@ -3,8 +3,9 @@
  * that forwards every request and, as a test asks, injects one fault into
  * chosen replies: a blob cut halfway, 503 once, 429 with Retry-After, wrong
  * bytes, a redirect to another origin, a reply held until the test lets it
- * go, or a reply trickled out slowly (so a test can interrupt a pull in the
- * middle of it). It counts blob GETs in
+ * go, a reply trickled out slowly (so a test can interrupt a pull in the
+ * middle of it), a reply that stalls after some bytes, or no reply at all
+ * (the request's body left unread). It counts blob GETs in
  * flight (from the request until its reply body ended or was dropped), so a
  * test can see how many downloads ran at once.
  *
@@ -25,7 +26,9 @@ export type Fault =
   | { kind: "lose-reply"; status: number }
   | { kind: "redirect"; to: string }
   | { kind: "slow"; chunk: number; delayMs: number }
-  | { kind: "wait"; until: Promise<unknown> };
+  | { kind: "wait"; until: Promise<unknown> }
+  | { kind: "stall"; at?: number }
+  | { kind: "mute" };
 
 /** A running proxy. */
 export interface Proxy {
@@ -41,7 +44,7 @@ export interface Proxy {
   slowSent: number;
   /** Blob GETs whose reply is not finished, and the most there were at once. */
   blobGets: { now: number; peak: number };
-  /** Stops it. */
+  /** Stops it (letting every held request go first). */
   stop(): Promise<void>;
 }
 
@@ -57,6 +60,8 @@ export function startProxy(target: string): Proxy {
     blobGets: { now: 0, peak: 0 },
     stop: () => Promise.resolve(),
   };
+  // "mute" and "stall" hold until the client goes away or the proxy stops.
+  const { promise: stopping, resolve: letGo } = Promise.withResolvers<void>();
   const server = Deno.serve(
     { hostname: "127.0.0.1", port: 0, onListen() {} },
     async (req) => {
@@ -91,6 +96,10 @@ export function startProxy(target: string): Proxy {
     if (fault.kind === "wait") {
       await fault.until; // then forwarded
       fault = { kind: "forward" };
+    }
+    if (fault.kind === "mute") {
+      await stopping; // the body is never read, no reply is sent
+      return new Response(null, { status: 503 });
     }
     if (fault.kind === "status") {
       await req.body?.cancel();
@@ -147,6 +156,24 @@ export function startProxy(target: string): Proxy {
       });
       return new Response(body, { status: res.status, headers: out });
     }
+    if (fault.kind === "stall") {
+      // The declared length and the first `at` bytes; then nothing.
+      const at = fault.at ?? bytes.length >> 1;
+      let sent = false;
+      const body = new ReadableStream<Uint8Array>({
+        async pull(c) {
+          if (!sent) {
+            sent = true;
+            c.enqueue(bytes.subarray(0, at));
+            return;
+          }
+          await stopping;
+          c.close();
+        },
+      }, { highWaterMark: 0 });
+      out.set("content-length", String(bytes.length));
+      return new Response(body, { status: res.status, headers: out });
+    }
     if (fault.kind === "corrupt") {
       const bad = bytes.slice();
       if (bad.length) bad[bad.length >> 1] ^= 0xff;
@@ -170,7 +197,10 @@ export function startProxy(target: string): Proxy {
     return new Response(body, { status: res.status, headers: out });
   }
   state.host = `127.0.0.1:${server.addr.port}`;
-  state.stop = () => server.shutdown();
+  state.stop = () => {
+    letGo();
+    return server.shutdown();
+  };
   return state;
 }
 

@@ -187,6 +187,52 @@ Deno.test("cli: SIGINT and SIGTERM stop a pull cleanly (one line, 130/143, store
   }
 });
 
+Deno.test("cli: a pull whose registry stalls fails with one line after --timeout, store consistent", async () => {
+  const reg = await startRegistry();
+  const proxy = startProxy(reg.url);
+  const tmp = await Deno.makeTempDir({ prefix: "layerfs-cli-stall-" });
+  const image = await bigImage(2, 2);
+  try {
+    await writeOciLayout(`${tmp}/src`, [{ image, ref: "v1" }]);
+    await skopeoPush(`${tmp}/src`, "v1", `${reg.host}/cli/big:v1`);
+    const top = `/blobs/sha256:${sha(image.layers[1].blob)}`;
+    // The top layer sends its first 100 KB, then nothing, every time.
+    proxy.fault = (req) =>
+      req.method === "GET" && new URL(req.url).pathname.endsWith(top)
+        ? { kind: "stall", at: 100_000 }
+        : { kind: "forward" };
+    const root = `${tmp}/s`;
+    const ref = `${proxy.host}/cli/big:v1`;
+    const args = ["--root", root, "--backend", "vfs", "pull", ref];
+    const bad = await layerfs([...args, "--timeout", "soon"]);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /^layerfs: --timeout takes seconds/);
+    const out = await layerfs([...args, "--timeout", "0.2"]);
+    assert.equal(out.code, 1, out.stderr);
+    assert.equal(out.stdout, "");
+    const lines = out.stderr.trimEnd().split("\n");
+    assert.equal(lines.length, 1, out.stderr);
+    assert.match(
+      lines[0],
+      /^layerfs: Registry [^ ]+: downloading [^ ]+ failed after 5 connections \(no byte of its reply for 0\.2 s: the connection stalled; check the network, then retry\); retry later$/,
+    );
+    const gets = proxy.seen.filter((s) => s.path.endsWith(top));
+    assert.equal(gets.length, 5);
+    const report = await checkStore(root);
+    assert.deepEqual(
+      report.problems.filter((p) => p.kind !== "unused-layer"),
+      [],
+    );
+    const images = await layerfs(["--root", root, "--json", "images"]);
+    assert.deepEqual(JSON.parse(images.stdout).images, []);
+    assert.deepEqual(await staging(root), []);
+  } finally {
+    await proxy.stop();
+    await reg.stop();
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 /** Entries of staging/ and temp files under images/. */
 async function staging(root: string): Promise<string[]> {
   const out: string[] = [];

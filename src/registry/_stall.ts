@@ -1,0 +1,158 @@
+/**
+ * Internal: the transport's stall detection. A request gets its own abort
+ * controller and a watch that aborts it when the network has kept us
+ * waiting for `ms` with nothing moving: no reply yet, no request body pulled
+ * by the connection, no reply byte while the caller is reading. Time spent
+ * on our side (extracting a layer between reads, compressing the next piece
+ * of an upload) does not count: bodies are re-wrapped so the watch is armed
+ * only while the network is awaited.
+ *
+ * @module
+ */
+
+import { RegistryError } from "../errors.ts";
+
+/** The abort reason of a stalled request (never escapes the transport). */
+class Stalled extends Error {}
+
+/**
+ * A request body of bytes is handed to the connection whole (re-streaming it
+ * would drop its Content-Length: Deno sends streams chunked), so its
+ * progress is not seen: the reply wait gets one idle period more per this
+ * many bytes, i.e. an upload counts as stalled below 1 MiB per period.
+ */
+const BYTES_PER_PERIOD = 1 << 20;
+
+/** Null-body statuses: a Response with one of them cannot be given a body. */
+const NULL_BODY = new Set([101, 103, 204, 205, 304]);
+
+/** One request's watch: its controller, the caller's signal, a timer. */
+export class StallWatch {
+  readonly controller: AbortController = new AbortController();
+  #ms: number;
+  #armedMs = 0;
+  #timer?: ReturnType<typeof setTimeout>;
+  #signal?: AbortSignal;
+  #forward = () => this.controller.abort(this.#signal!.reason);
+
+  /** Aborts the request when `signal` does, or when armed `ms` without a kick. */
+  constructor(ms: number, signal?: AbortSignal) {
+    this.#ms = ms;
+    this.#signal = signal;
+    if (signal?.aborted) this.controller.abort(signal.reason);
+    else signal?.addEventListener("abort", this.#forward, { once: true });
+  }
+
+  /** Whether the request was aborted because it stalled. */
+  get stalled(): boolean {
+    return this.controller.signal.reason instanceof Stalled;
+  }
+
+  /** The countdown last started, in ms (what a stall waited). */
+  get armedMs(): number {
+    return this.#armedMs;
+  }
+
+  /** (Re)starts the countdown, `periods` idle times long; a time of 0 disables it. */
+  arm(periods = 1): void {
+    clearTimeout(this.#timer);
+    if (!(this.#ms > 0 && this.#ms < Infinity)) return;
+    this.#armedMs = this.#ms * periods;
+    this.#timer = setTimeout(
+      () => this.controller.abort(new Stalled("stalled")),
+      this.#armedMs,
+    );
+  }
+
+  /** Stops the countdown (the caller has what it waited for). */
+  disarm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** The request is over: no timer, no listener on the caller's signal. */
+  end(): void {
+    this.disarm();
+    this.#signal?.removeEventListener("abort", this.#forward);
+  }
+
+  /**
+   * Starts the countdown for `body` being sent: a stream body re-arms the
+   * watch on every pull (an upload that moves is not stalled); bytes add
+   * periods by their size (see {@link BYTES_PER_PERIOD}). Returns the body
+   * to send.
+   */
+  send(body: BodyInit | null | undefined): BodyInit | null | undefined {
+    if (body instanceof Uint8Array) {
+      this.arm(1 + Math.ceil(body.length / BYTES_PER_PERIOD));
+      return body;
+    }
+    this.arm();
+    if (!(body instanceof ReadableStream)) return body;
+    const reader = (body as ReadableStream<Uint8Array>).getReader();
+    return new ReadableStream<Uint8Array>({
+      // The connection pulled: it took the last piece. Producing the next
+      // one (a layer compressed on the way) is our time, not the network's.
+      pull: async (c) => {
+        this.disarm();
+        const r = await reader.read();
+        this.arm();
+        if (r.done) c.close();
+        else c.enqueue(r.value);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * `res` with its body re-wrapped: armed while a read waits for the
+   * network; a stall errors the body with a {@link RegistryError} naming
+   * `host`. The watch ends with the body (read to its end, failed or
+   * cancelled).
+   */
+  reply(res: Response, host: string): Response {
+    const body = res.body;
+    if (!body || NULL_BODY.has(res.status)) {
+      this.end();
+      return res;
+    }
+    const reader = body.getReader();
+    const wrapped = new ReadableStream<Uint8Array>({
+      pull: async (c) => {
+        this.arm();
+        try {
+          const r = await reader.read();
+          if (r.done) {
+            this.end();
+            c.close();
+          } else c.enqueue(r.value);
+        } catch (e) {
+          this.end();
+          throw this.stalled ? this.error(host, e) : e;
+        } finally {
+          this.disarm();
+        }
+      },
+      cancel: (reason) => {
+        this.end();
+        return reader.cancel(reason);
+      },
+    }, { highWaterMark: 0 });
+    return new Response(wrapped, {
+      status: res.status,
+      statusText: res.statusText,
+      headers: res.headers,
+    });
+  }
+
+  /** The error of a reply that stopped coming. */
+  error(host: string, cause?: unknown): RegistryError {
+    return new RegistryError(
+      host,
+      `no byte of its reply for ${
+        this.#armedMs / 1000
+      } s: the connection stalled; check the network, then retry`,
+      { cause },
+    );
+  }
+}
