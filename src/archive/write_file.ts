@@ -51,7 +51,7 @@ const ignore = () => {};
  * default reader and written the same way, one write ahead.
  *
  * A tar from those exporters going to a file is written on the calling
- * thread without an await; past its first 512 entries a Web Worker opens,
+ * thread without an await; past its first 8192 entries a Web Worker opens,
  * stats and reads files ahead of it (when the process may read this
  * module's source files; else the calling thread does them all) and ends
  * with the call.

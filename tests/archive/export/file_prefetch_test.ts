@@ -48,24 +48,24 @@ function body(i: number): Uint8Array {
 }
 
 /**
- * A tree of ~2,600 entries: files with subdirectories sorted between them
+ * A tree of ~10,400 entries: files with subdirectories sorted between them
  * (each directory's runs of files end at a subdirectory), hardlinks across
- * directories, xattrs, symlinks, a fifo, all past the first few hundred
- * entries that a pack emits before it starts its helper.
+ * directories, xattrs, symlinks, a fifo; those in d7, past the 8192 entries
+ * that a pack emits before it starts its helper.
  */
 async function buildTree(src: string): Promise<void> {
   for (let d = 0; d < 8; d++) {
-    for (let i = 0; i < 300; i++) {
+    for (let i = 0; i < 1300; i++) {
       const dir = `${src}/d${d}`;
       if (i % 40 === 20) await Deno.mkdir(`${dir}/f${i}x`, { recursive: true });
       await Deno.mkdir(dir, { recursive: true });
-      await Deno.writeFile(`${dir}/f${String(i).padStart(3, "0")}`, body(i));
+      await Deno.writeFile(`${dir}/f${String(i).padStart(4, "0")}`, body(i));
     }
   }
   await sh(
-    `ln d1/f001 d6/hard && ln d1/f001 d7/zhard
-     setfattr -n user.k -v v1 d5/f100 && setfattr -n user.k -v 0x00ff d6/f204
-     ln -s f001 d6/link && mkfifo d6/fifo && : > d7/empty`,
+    `ln d1/f0001 d7/hard && ln d7/f0300 d7/zhard
+     setfattr -n user.k -v v1 d7/f0100 && setfattr -n user.k -v 0x00ff d7/f1204
+     ln -s f0001 d7/link && mkfifo d7/fifo && : > d7/empty`,
     src,
   );
 }
