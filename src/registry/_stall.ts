@@ -23,6 +23,14 @@ class Stalled extends Error {}
  */
 const BYTES_PER_PERIOD = 1 << 20;
 
+/**
+ * What a registry is given per idle period to work through an upload before
+ * it replies (a final PUT: the digest checked, the blob moved into place,
+ * which on an object store is a copy): 256 MiB, so a 5 GB blob's commit may
+ * take 10 minutes at the default 30 s.
+ */
+const SERVER_BYTES_PER_PERIOD = 256 << 20;
+
 /** Null-body statuses: a Response with one of them cannot be given a body. */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
@@ -79,26 +87,44 @@ export class StallWatch {
   /**
    * Starts the countdown for `body` being sent: a stream body re-arms the
    * watch on every pull (an upload that moves is not stalled); bytes add
-   * periods by their size (see {@link BYTES_PER_PERIOD}). Returns the body
-   * to send.
+   * periods by their size (see {@link BYTES_PER_PERIOD}). The reply wait
+   * after the last byte grows with what the registry works through first:
+   * `serverBytes`, or what a stream body sent (see
+   * {@link SERVER_BYTES_PER_PERIOD}). Returns the body to send.
    */
-  send(body: BodyInit | null | undefined): BodyInit | null | undefined {
+  send(
+    body: BodyInit | null | undefined,
+    serverBytes = 0,
+  ): BodyInit | null | undefined {
+    const replyPeriods = (n: number) =>
+      1 + Math.floor(Math.max(n, serverBytes) / SERVER_BYTES_PER_PERIOD);
     if (body instanceof Uint8Array) {
-      this.arm(1 + Math.ceil(body.length / BYTES_PER_PERIOD));
+      this.arm(
+        Math.ceil(body.length / BYTES_PER_PERIOD) + replyPeriods(body.length),
+      );
+      return body;
+    }
+    if (!(body instanceof ReadableStream)) {
+      this.arm(replyPeriods(0));
       return body;
     }
     this.arm();
-    if (!(body instanceof ReadableStream)) return body;
     const reader = (body as ReadableStream<Uint8Array>).getReader();
+    let sent = 0;
     return new ReadableStream<Uint8Array>({
       // The connection pulled: it took the last piece. Producing the next
       // one (a layer compressed on the way) is our time, not the network's.
       pull: async (c) => {
         this.disarm();
         const r = await reader.read();
-        this.arm();
-        if (r.done) c.close();
-        else c.enqueue(r.value);
+        if (r.done) {
+          this.arm(replyPeriods(sent));
+          c.close();
+        } else {
+          this.arm();
+          sent += r.value.length;
+          c.enqueue(r.value);
+        }
       },
       cancel: (reason) => reader.cancel(reason),
     }, { highWaterMark: 0 });

@@ -83,6 +83,11 @@ export interface RequestSpec {
   followRedirects?: boolean;
   /** Stops the request and its retries. */
   signal?: AbortSignal;
+  /**
+   * Bytes the registry works through before it replies (the blob a final
+   * upload PUT commits): more time for the reply before it counts as a stall.
+   */
+  serverBytes?: number;
 }
 
 interface Token {
@@ -357,6 +362,7 @@ export class HostTransport {
     replayable: boolean,
     signal?: AbortSignal,
     probe = false,
+    serverBytes = 0,
   ): Promise<Response> {
     const s = this.#settings;
     for (let attempt = 1;; attempt++) {
@@ -366,7 +372,7 @@ export class HostTransport {
       try {
         res = await fetch(url, {
           ...init,
-          body: watch.send(init.body),
+          body: watch.send(init.body, serverBytes),
           redirect: "manual",
           signal: watch.controller.signal,
         });
@@ -476,6 +482,7 @@ export class HostTransport {
           replayable,
           spec.signal,
           probe,
+          spec.serverBytes,
         );
       } catch (e) {
         if (e instanceof TryTls) {

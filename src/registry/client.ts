@@ -839,6 +839,7 @@ export class RegistryClient {
       method: "PUT",
       url: put,
       headers: { "content-length": "0" },
+      serverBytes: blob.size,
     });
     await this.#finish(res, subject, put.host, blob.digest);
   }
