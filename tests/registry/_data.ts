@@ -4,8 +4,8 @@
  * @module
  */
 
-import {} from "../../src/registry/mod.ts";
-import { digestOf } from "../../src/image/mod.ts";
+import { parseReference, type RegistryClient } from "../../src/registry/mod.ts";
+import { digestOf, OCI_MANIFEST } from "../../src/image/mod.ts";
 import { concat } from "../_bytes.ts";
 
 /** A blob: bytes, digest, size. */
@@ -69,3 +69,26 @@ export function manifestFor(
 
 /** No stored credentials (the tests never read the machine's auth files). */
 export const noCredentials = () => Promise.resolve(undefined);
+
+/**
+ * Puts an OCI image of `config` and `layers` in `repo` (`host/name`) as
+ * `repo:tag`, through `client`; returns the manifest's bytes.
+ */
+export async function seedImage(
+  client: RegistryClient,
+  repo: string,
+  tag: string,
+  config: Blob,
+  layers: Blob[],
+): Promise<Uint8Array> {
+  for (const b of [...layers, config]) {
+    await client.pushBlob(repo, b, b.bytes);
+  }
+  const manifest = manifestFor(OCI_MANIFEST, config, layers);
+  await client.putManifest(
+    parseReference(`${repo}:${tag}`),
+    OCI_MANIFEST,
+    manifest,
+  );
+  return manifest;
+}

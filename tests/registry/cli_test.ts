@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { sha, writeOciLayout } from "../image/_images.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import { startRegistry } from "./_registry.ts";
-import { startProxy } from "./_proxy.ts";
+import { type Proxy, startProxy } from "./_proxy.ts";
 import { bigImage, skopeoPush, testImage } from "./_images.ts";
 
 const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
@@ -105,15 +105,42 @@ Deno.test("cli: pull and push", async () => {
   }
 });
 
-Deno.test("cli: SIGINT and SIGTERM stop a pull cleanly (one line, 130/143, store consistent)", async () => {
+/**
+ * Runs `fn` with a two-layer image pushed as `cli/big:v1` to a registry
+ * behind the fault proxy (`top`: the top layer's blob path), in a temp dir;
+ * stops both and removes the dir after.
+ */
+async function withBigImageBehindProxy(
+  prefix: string,
+  fn: (
+    env: {
+      proxy: Proxy;
+      tmp: string;
+      image: Awaited<ReturnType<typeof bigImage>>;
+      top: string;
+    },
+  ) => Promise<void>,
+): Promise<void> {
   const reg = await startRegistry();
   const proxy = startProxy(reg.url);
-  const tmp = await Deno.makeTempDir({ prefix: "layerfs-cli-sig-" });
+  const tmp = await Deno.makeTempDir({ prefix });
   const image = await bigImage(2, 2);
   try {
     await writeOciLayout(`${tmp}/src`, [{ image, ref: "v1" }]);
     await skopeoPush(`${tmp}/src`, "v1", `${reg.host}/cli/big:v1`);
     const top = `/blobs/sha256:${sha(image.layers[1].blob)}`;
+    await fn({ proxy, tmp, image, top });
+  } finally {
+    await proxy.stop();
+    await reg.stop();
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+Deno.test("cli: SIGINT and SIGTERM stop a pull cleanly (one line, 130/143, store consistent)", async () => {
+  await withBigImageBehindProxy("layerfs-cli-sig-", async (
+    { proxy, tmp, image, top },
+  ) => {
     // The top layer trickles out: 16 KiB every 50 ms (some seconds).
     proxy.fault = (req) =>
       req.method === "GET" && new URL(req.url).pathname.endsWith(top)
@@ -180,22 +207,13 @@ Deno.test("cli: SIGINT and SIGTERM stop a pull cleanly (one line, 130/143, store
       assert.deepEqual(JSON.parse(images.stdout).images, []);
       assert.deepEqual(await staging(root), []);
     }
-  } finally {
-    await proxy.stop();
-    await reg.stop();
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 Deno.test("cli: a pull whose registry stalls fails with one line after --timeout, store consistent", async () => {
-  const reg = await startRegistry();
-  const proxy = startProxy(reg.url);
-  const tmp = await Deno.makeTempDir({ prefix: "layerfs-cli-stall-" });
-  const image = await bigImage(2, 2);
-  try {
-    await writeOciLayout(`${tmp}/src`, [{ image, ref: "v1" }]);
-    await skopeoPush(`${tmp}/src`, "v1", `${reg.host}/cli/big:v1`);
-    const top = `/blobs/sha256:${sha(image.layers[1].blob)}`;
+  await withBigImageBehindProxy("layerfs-cli-stall-", async (
+    { proxy, tmp, top },
+  ) => {
     // The top layer sends its first 100 KB, then nothing, every time.
     proxy.fault = (req) =>
       req.method === "GET" && new URL(req.url).pathname.endsWith(top)
@@ -226,11 +244,7 @@ Deno.test("cli: a pull whose registry stalls fails with one line after --timeout
     const images = await layerfs(["--root", root, "--json", "images"]);
     assert.deepEqual(JSON.parse(images.stdout).images, []);
     assert.deepEqual(await staging(root), []);
-  } finally {
-    await proxy.stop();
-    await reg.stop();
-    await Deno.remove(tmp, { recursive: true });
-  }
+  });
 });
 
 /** Entries of staging/ and temp files under images/. */

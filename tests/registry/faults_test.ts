@@ -19,7 +19,7 @@ import { parseReference, RegistryClient } from "../../src/registry/mod.ts";
 import { digestOf, OCI_MANIFEST } from "../../src/image/mod.ts";
 import { startRegistry } from "./_registry.ts";
 import { startProxy } from "./_proxy.ts";
-import { blobOf, collect, manifestFor } from "./_data.ts";
+import { blobOf, collect, manifestFor, seedImage } from "./_data.ts";
 import { sameBytes } from "../_bytes.ts";
 
 const USER = "bob";
@@ -55,13 +55,7 @@ Deno.test("faults through a proxy in front of the registry", async (t) => {
       s.method === "GET" && s.path === blobPath && s.auth
     );
   try {
-    await direct.pushBlob(`${reg.host}/app`, layer, layer.bytes);
-    await direct.pushBlob(`${reg.host}/app`, config, config.bytes);
-    await direct.putManifest(
-      parseReference(`${reg.host}/app:v1`),
-      OCI_MANIFEST,
-      manifest,
-    );
+    await seedImage(direct, `${reg.host}/app`, "v1", config, [layer]);
 
     await t.step("a blob cut halfway resumes with Range", async () => {
       proxy.seen.length = 0;

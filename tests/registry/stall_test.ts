@@ -12,11 +12,15 @@
 
 import assert from "node:assert/strict";
 import { RegistryError } from "../../src/errors.ts";
-import { parseReference, RegistryClient } from "../../src/registry/mod.ts";
-import { digestOf, OCI_MANIFEST } from "../../src/image/mod.ts";
+import {
+  parseReference,
+  RegistryClient,
+  type RegistryClientOptions,
+} from "../../src/registry/mod.ts";
+import { digestOf } from "../../src/image/mod.ts";
 import { startRegistry } from "./_registry.ts";
 import { startProxy } from "./_proxy.ts";
-import { blobOf, collect, manifestFor } from "./_data.ts";
+import { blobOf, collect, seedImage } from "./_data.ts";
 import { concat, sameBytes } from "../_bytes.ts";
 
 const IDLE_MS = 300;
@@ -35,18 +39,38 @@ function hangGuard<T>(p: Promise<T>, what: string): Promise<T> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** A client with quick backoff and the tests' idle time. */
+const quickClient = (o: RegistryClientOptions = {}) =>
+  new RegistryClient({
+    baseDelayMs: 1,
+    maxDelayMs: 5,
+    idleTimeoutMs: IDLE_MS,
+    ...o,
+  });
+
+/** `p` rejects with a RegistryError whose message matches every pattern. */
+function failsWith(
+  p: Promise<unknown>,
+  what: string,
+  ...patterns: RegExp[]
+): Promise<void> {
+  return hangGuard(
+    assert.rejects(p, (e: Error) => {
+      assert.ok(e instanceof RegistryError, String(e));
+      for (const re of patterns) assert.match(e.message, re);
+      return true;
+    }),
+    what,
+  );
+}
+
 Deno.test("stalled connections fail or resume; slow callers are not stalls", async (t) => {
   const reg = await startRegistry();
   const direct = new RegistryClient();
   const proxy = startProxy(reg.url);
-  const client = new RegistryClient({
-    baseDelayMs: 1,
-    maxDelayMs: 5,
-    idleTimeoutMs: IDLE_MS,
-  });
+  const client = quickClient();
   const layer = blobOf(1_000_000, 31);
   const config = blobOf(300, 32);
-  const manifest = manifestFor(OCI_MANIFEST, config, [layer]);
   const blobPath = `/v2/app/blobs/${layer.digest}`;
   const isBlobGet = (r: Request) =>
     r.method === "GET" && new URL(r.url).pathname === blobPath;
@@ -56,13 +80,7 @@ Deno.test("stalled connections fail or resume; slow callers are not stalls", asy
     proxy.seen.filter((s) => s.method === "GET" && s.path === blobPath);
   const via = `${proxy.host}/app`;
   try {
-    await direct.pushBlob(`${reg.host}/app`, layer, layer.bytes);
-    await direct.pushBlob(`${reg.host}/app`, config, config.bytes);
-    await direct.putManifest(
-      parseReference(`${reg.host}/app:v1`),
-      OCI_MANIFEST,
-      manifest,
-    );
+    await seedImage(direct, `${reg.host}/app`, "v1", config, [layer]);
 
     await t.step("a blob that stops sending resumes with Range", async () => {
       proxy.seen.length = 0;
@@ -91,25 +109,13 @@ Deno.test("stalled connections fail or resume; slow callers are not stalls", asy
         proxy.seen.length = 0;
         proxy.fault = (r) =>
           isBlobGet(r) ? { kind: "stall", at: 1000 } : { kind: "forward" };
-        const c = new RegistryClient({
-          baseDelayMs: 1,
-          maxDelayMs: 5,
-          blobTries: 3,
-          idleTimeoutMs: IDLE_MS,
-        });
+        const c = quickClient({ blobTries: 3 });
         try {
-          await hangGuard(
-            assert.rejects(
-              collect(c.getBlob(via, layer.digest, layer.size)),
-              (e: Error) => {
-                assert.ok(e instanceof RegistryError, String(e));
-                assert.match(e.message, /after 3 connections/);
-                assert.match(e.message, /stalled/);
-                assert.match(e.message, /0\.3 s/);
-                return true;
-              },
-            ),
+          await failsWith(
+            collect(c.getBlob(via, layer.digest, layer.size)),
             "the always-stalling download",
+            /after 3 connections/,
+            /no byte of its reply for 0\.3 s: the connection stalled/,
           );
           assert.equal(blobGets().length, 3);
         } finally {
@@ -127,23 +133,12 @@ Deno.test("stalled connections fail or resume; slow callers are not stalls", asy
           n++;
           return { kind: "mute" };
         };
-        const c = new RegistryClient({
-          baseDelayMs: 1,
-          maxDelayMs: 5,
-          tries: 2,
-          idleTimeoutMs: IDLE_MS,
-        });
+        const c = quickClient({ tries: 2 });
         try {
-          await hangGuard(
-            assert.rejects(
-              c.getManifest(parseReference(`${via}:v1`)),
-              (e: Error) => {
-                assert.ok(e instanceof RegistryError, String(e));
-                assert.match(e.message, /no reply in 0\.3 s\) after 2 tries/);
-                return true;
-              },
-            ),
+          await failsWith(
+            c.getManifest(parseReference(`${via}:v1`)),
             "the unanswered request",
+            /no reply in 0\.3 s\) after 2 tries/,
           );
           assert.equal(n, 2);
         } finally {
@@ -216,24 +211,13 @@ Deno.test("stalled connections fail or resume; slow callers are not stalls", asy
           puts++;
           return { kind: "mute" };
         };
-        const c = new RegistryClient({
-          baseDelayMs: 1,
-          maxDelayMs: 5,
-          tries: 2,
-          idleTimeoutMs: IDLE_MS,
-        });
+        const c = quickClient({ tries: 2 });
         try {
-          await hangGuard(
-            assert.rejects(
-              c.pushBlob(via, blob, blob.bytes),
-              (e: Error) => {
-                assert.ok(e instanceof RegistryError, String(e));
-                // 200 KB of bytes: one idle time more for the upload.
-                assert.match(e.message, /no reply in 0\.6 s/);
-                return true;
-              },
-            ),
+          // 200 KB of bytes: one idle time to send them, one for the reply.
+          await failsWith(
+            c.pushBlob(via, blob, blob.bytes),
             "the unanswered upload",
+            /no reply in 0\.6 s/,
           );
           assert.ok(puts >= 2, `${puts} PUTs`);
           assert.equal(
