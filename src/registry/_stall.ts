@@ -40,6 +40,8 @@ export class StallWatch {
   #ms: number;
   #armedMs = 0;
   #timer?: ReturnType<typeof setTimeout>;
+  /** The wait in progress ({@link race}), rejected when the watch fires. */
+  #stall?: PromiseWithResolvers<never>;
   #signal?: AbortSignal;
   #forward = () => this.controller.abort(this.#signal!.reason);
 
@@ -66,10 +68,34 @@ export class StallWatch {
     clearTimeout(this.#timer);
     if (!(this.#ms > 0 && this.#ms < Infinity)) return;
     this.#armedMs = this.#ms * periods;
-    this.#timer = setTimeout(
-      () => this.controller.abort(new Stalled("stalled")),
-      this.#armedMs,
-    );
+    this.#timer = setTimeout(() => {
+      this.controller.abort(new Stalled("stalled"));
+      this.#stall?.reject(this.controller.signal.reason);
+    }, this.#armedMs);
+  }
+
+  /**
+   * `p`, or a rejection as soon as the watch fires. The abort alone did
+   * not always end the wait: a download stalled on every connection hung
+   * in ~1 of 6 runs on a loaded machine (and once in CI), somewhere inside
+   * fetch. A Response that `p` gives after losing is cancelled.
+   */
+  async race<T>(p: Promise<T>): Promise<T> {
+    const stall = Promise.withResolvers<never>();
+    this.#stall = stall;
+    if (this.stalled) stall.reject(this.controller.signal.reason);
+    try {
+      return await Promise.race([p, stall.promise]);
+    } catch (e) {
+      if (this.stalled) {
+        p.then((v) => {
+          if (v instanceof Response) v.body?.cancel().catch(() => {});
+        }, () => {});
+      }
+      throw e;
+    } finally {
+      if (this.#stall === stall) this.#stall = undefined;
+    }
   }
 
   /** Stops the countdown (the caller has what it waited for). */
@@ -147,14 +173,16 @@ export class StallWatch {
       pull: async (c) => {
         this.arm();
         try {
-          const r = await reader.read();
+          const r = await this.race(reader.read());
           if (r.done) {
             this.end();
             c.close();
           } else c.enqueue(r.value);
         } catch (e) {
           this.end();
-          throw this.stalled ? this.error(host, e) : e;
+          if (!this.stalled) throw e;
+          reader.cancel().catch(() => {});
+          throw this.error(host, e);
         } finally {
           this.disarm();
         }

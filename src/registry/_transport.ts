@@ -370,12 +370,12 @@ export class HostTransport {
       let res: Response;
       const watch = new StallWatch(s.idleTimeoutMs, signal);
       try {
-        res = await fetch(url, {
+        res = await watch.race(fetch(url, {
           ...init,
           body: watch.send(init.body, serverBytes),
           redirect: "manual",
           signal: watch.controller.signal,
-        });
+        }));
         watch.disarm();
       } catch (err) {
         watch.end();
