@@ -377,12 +377,13 @@ export const PEEK = {
  * thread writing the tar: opens `name` below `dirfd` as
  * {@link openFileAt} does, writes its raw `statx` into `statxOut`
  * ({@link parseStatxAt} decodes it) and, when it has no xattrs and its
- * body fits `bodyOut`, reads the body into `bodyOut` (zeros past an early
- * end, like the exporter) and closes it. Never throws.
+ * body is smaller than `bodyOut`, reads the body into `bodyOut` and closes
+ * it. Never throws.
  *
- * @returns {@link PEEK}.READ, {@link PEEK}.REDO, or the fd left open (the
- *   file has xattrs, when `xattrsOut[0]` is 1, or a bigger body): the
- *   caller closes it.
+ * @returns {@link PEEK}.READ, {@link PEEK}.REDO (also for a file whose size
+ *   changed between the statx and the read), or the fd left open (the file
+ *   has xattrs, when `xattrsOut[0]` is 1, or a bigger body): the caller
+ *   closes it.
  *
  * @example
  * ```ts
@@ -439,13 +440,15 @@ export function peekFileAt(
   xattrsOut[0] = n > 0 ? 1 : 0;
   const v = new DataView(statxOut.buffer, statxOut.byteOffset, STATX_BYTES);
   const size = v.getUint32(44, true) * TWO32 + v.getUint32(40, true);
-  if (n > 0 || size > bodyOut.byteLength) return fd;
+  if (n > 0 || size >= bodyOut.byteLength) return fd;
+  // One byte more than its size: a file that grew or shrank since the statx
+  // is left to the caller, whose own read reports it.
   let got = 0;
-  while (got < size) {
+  while (got <= size) {
     const m = c.read(
       fd,
       got === 0 ? bodyOut : bodyOut.subarray(got),
-      size - got,
+      size + 1 - got,
     );
     if (m < 0) {
       c.close(fd);
@@ -454,10 +457,8 @@ export function peekFileAt(
     if (m === 0) break;
     got += m;
   }
-  // A file that shrank keeps its statx size: the rest is zeros.
-  if (got < size) bodyOut.fill(0, got, size);
   c.close(fd);
-  return PEEK.READ;
+  return got === size ? PEEK.READ : PEEK.REDO;
 }
 
 /** `d_type` values of `getdents64`. */

@@ -83,7 +83,7 @@ export function peekSlot(s: Slots, i: number): void {
 export interface Prefetched {
   /** statx of the opened file (a regular file). */
   stat: Stat;
-  /** The open file (xattrs to read, or a body bigger than {@link SLOT_BODY}), else -1. */
+  /** The open file (xattrs to read, or a body of {@link SLOT_BODY} bytes or more), else -1. */
   fd: number;
   /** True when the file has xattrs (read them from `fd`). */
   hasXattrs: boolean;

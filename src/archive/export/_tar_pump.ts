@@ -22,6 +22,7 @@ import {
   OUTPUT_CHUNK_SIZE,
 } from "../tar/writer.ts";
 import { close, copyFileRange, read, writeAll } from "../../sys/fd_linux.ts";
+import { StoreError } from "../../errors.ts";
 
 /**
  * Bodies at least this long go from the file to a file output with
@@ -31,6 +32,8 @@ import { close, copyFileRange, read, writeAll } from "../../sys/fd_linux.ts";
 const DIRECT_MIN = 64 * 1024;
 /** Buffer of {@link TarPump.pumpTo}: headers and small bodies between two writes. */
 const DIRECT_BUFFER = 1 << 20;
+/** Where a body's end is probed for bytes past its header's size. */
+const PROBE = new Uint8Array(1);
 
 /**
  * Where the pump takes its entries from, one at a time (the export walk): a
@@ -90,6 +93,11 @@ class TarPump {
   #noDirect = false;
   /** copy_file_range works for this output (false after it refused once). */
   #direct = true;
+  /** Tar name and header size of the current body (for a file that changed size). */
+  #bodyName = "";
+  #bodySize = 0;
+  /** The last read of the current body asked for a byte past its end and got none. */
+  #probed = false;
 
   constructor(
     makeItems: () => ItemSource,
@@ -139,14 +147,23 @@ class TarPump {
           break;
         }
         const want = Math.min(this.#remaining, len - off);
-        const n = read(this.#bodyFd, buf.subarray(off, off + want), want);
-        // A file that shrank while we read it keeps its header's size: the
-        // rest is zeros, like GNU tar.
-        if (n === 0) buf.fill(0, off, off + want);
-        const got = n === 0 ? want : n;
-        off += got;
-        this.#remaining -= got;
-        if (this.#remaining === 0) this.#endBody();
+        // The last read asks for one byte more where the buffer has room
+        // (padding or the next header overwrites it): a file that grew since
+        // its header was made shows there, without a system call more.
+        const ask = want === this.#remaining && off + want < len
+          ? want + 1
+          : want;
+        const n = read(this.#bodyFd, buf.subarray(off, off + ask), ask);
+        // GNU tar pads a file that shrank with zeros (and exits 1); a layer
+        // must not carry bytes its file never had, nor a file cut short.
+        if (n === 0) throw this.#changedSize("shrank");
+        if (n > want) throw this.#changedSize("grew");
+        off += n;
+        this.#remaining -= n;
+        if (this.#remaining === 0) {
+          this.#probed = ask > want;
+          this.#endBody();
+        }
         continue;
       }
       if (this.#bodyMem !== null) {
@@ -185,6 +202,9 @@ class TarPump {
           this.#bodyFd = item.fd;
           this.#remaining = size;
           this.#padding = (512 - (size % 512)) % 512;
+          this.#bodyName = h.name;
+          this.#bodySize = size;
+          this.#probed = false;
         } else close(item.fd);
       } else if (size > 0 && item.body !== undefined) {
         this.#bodyMem = item.body;
@@ -201,10 +221,22 @@ class TarPump {
   }
 
   #endBody(): void {
+    // Bodies whose last read could not ask past their end (copied by
+    // copy_file_range, or ending at the buffer's end) are probed here.
+    if (!this.#probed && read(this.#bodyFd, PROBE, 1) > 0) {
+      throw this.#changedSize("grew");
+    }
     close(this.#bodyFd);
     this.#bodyFd = -1;
     this.#noDirect = false;
     this.#zeros = this.#padding;
+  }
+
+  /** The error for a body whose file changed size since its header was made. */
+  #changedSize(how: "grew" | "shrank"): StoreError {
+    return new StoreError(
+      `"${this.#bodyName}" ${how} while it was being exported (its header says ${this.#bodySize} bytes): the tar would not hold the file as it is; stop writers to the tree and retry`,
+    );
   }
 
   /**
@@ -243,7 +275,7 @@ class TarPump {
     this.#remaining -= copied;
     if (copied < want) {
       // Refused (the same for every later body of this archive: stop
-      // asking), or the file shrank (fill() pads the rest with zeros).
+      // asking), or the file shrank (fill() reads the rest and says so).
       this.#noDirect = true;
       this.#direct = false;
     }

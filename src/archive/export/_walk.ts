@@ -36,7 +36,8 @@ import {
 } from "../../sys/fs_walk_linux.ts";
 import { close } from "../../sys/fd_linux.ts";
 import { FilePrefetch, type Prefetched } from "./_file_prefetch.ts";
-import { StoreError } from "../../errors.ts";
+import { LayerfsError, StoreError } from "../../errors.ts";
+import { SysError } from "../../sys/libc_linux.ts";
 import type { EntryType, TarHeader } from "../tar/header.ts";
 import type { Change, WhiteoutCodec } from "../types.ts";
 import { compareNames, entryName } from "../changes/_change_list.ts";
@@ -592,5 +593,20 @@ export function walkTree(
   opts: WalkOptions,
 ): ItemSource & { readAhead(helper?: FilePrefetch): void } {
   // The walker owns the root fd too: closed when the walk ends, fails or is closed.
-  return new Walker(opts, openDirAt(-100, root));
+  return new Walker(opts, openRoot(root));
+}
+
+/** Opens the tree's root (following the caller's own symlinks is fine). */
+function openRoot(root: string): number {
+  try {
+    return openDirAt(-100, root);
+  } catch (e) {
+    if (!(e instanceof SysError)) throw e;
+    throw new LayerfsError(
+      `Cannot pack ${
+        JSON.stringify(root)
+      }: ${e.code}; it must be an existing directory`,
+      { cause: e },
+    );
+  }
 }

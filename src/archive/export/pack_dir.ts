@@ -35,8 +35,11 @@ export interface PackDirOptions {
  * @param options Whiteout conversion and progress; see {@link PackDirOptions}.
  * @returns A pull-based byte stream: 1 MiB chunks to a default reader, or
  *   straight into the caller's buffer with a BYOB reader (reused buffers are
- *   the fastest way to write a tar to a file: see `writeToFile`); read errors
- *   error it.
+ *   the fastest way to write a tar to a file: see `writeToFile`). Errors
+ *   error it: `LayerfsError` when `dirPath` is not a directory, `StoreError`
+ *   for a file that changes size (or an entry that changes type) while it
+ *   is packed, as moby's exporter fails on it (GNU tar pads with zeros and
+ *   exits 1).
  *
  * @example Pack a directory into a file
  * ```ts

@@ -4,6 +4,7 @@ import { readTar } from "../../../src/archive/tar/reader.ts";
 import { tempDir } from "../../_privileged.ts";
 import { readByob } from "../../_byob.ts";
 import { fdsUnder } from "../../_fds.ts";
+import { LayerfsError, StoreError } from "../../../src/errors.ts";
 import { collect, gnuList, gnuNames, save, sh } from "../changes/_fixture.ts";
 
 const T = "1700000000.123456789";
@@ -125,6 +126,55 @@ Deno.test("packDir: cancelling a BYOB read midway closes every fd it opened", as
   );
   await r.cancel();
   deepEqual(fdsUnder(src), []);
+});
+
+Deno.test("packDir: a file that shrinks or grows while it is packed fails the pack, naming it (no zeros for bytes it lost, no bytes cut off)", async () => {
+  await using d = await tempDir();
+  const src = `${d.path}/src`;
+  for (
+    const [how, change] of [
+      ["shrank", (f: string) => Deno.truncateSync(f, 1000)],
+      [
+        "grew",
+        (f: string) =>
+          Deno.writeFileSync(f, new Uint8Array(9), { append: true }),
+      ],
+    ] as const
+  ) {
+    await sh(`rm -rf src && mkdir -p src/var && : > src/a`, d.path);
+    await Deno.writeFile(`${src}/var/log`, new Uint8Array(8 << 20).fill(0x41));
+    const r = packDir(src).getReader();
+    ok(!(await r.read()).done); // 1 MiB: the log's body has started
+    change(`${src}/var/log`);
+    await rejects(
+      (async () => {
+        while (!(await r.read()).done) { /* on to the end */ }
+      })(),
+      (e: unknown) =>
+        e instanceof StoreError &&
+        e.message.startsWith(
+          `"var/log" ${how} while it was being exported (its header says 8388608 bytes)`,
+        ),
+    );
+    deepEqual(fdsUnder(src), []);
+  }
+});
+
+Deno.test("packDir: a path that is missing or not a directory errors the stream with a LayerfsError naming it", async () => {
+  await using d = await tempDir();
+  await Deno.writeTextFile(`${d.path}/file`, "x");
+  for (const [name, code] of [["nope", "ENOENT"], ["file", "ENOTDIR"]]) {
+    const path = `${d.path}/${name}`;
+    await rejects(
+      collect(packDir(path)),
+      (e: unknown) =>
+        e instanceof LayerfsError &&
+        e.message ===
+          `Cannot pack ${
+            JSON.stringify(path)
+          }: ${code}; it must be an existing directory`,
+    );
+  }
 });
 
 Deno.test("packDir: a walk that fails deep in the tree closes every directory it opened", async () => {
