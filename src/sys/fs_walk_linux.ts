@@ -443,19 +443,18 @@ export function peekFileAt(
   if (n > 0 || size >= bodyOut.byteLength) return fd;
   // One byte more than its size: a file that grew or shrank since the statx
   // is left to the caller, whose own read reports it.
+  // A regular file's read comes back short only at its end: one read(2).
+  // An empty one is not read (nor by the pump, nor by moby's exporter).
   let got = 0;
-  while (got <= size) {
-    const m = c.read(
-      fd,
-      got === 0 ? bodyOut : bodyOut.subarray(got),
-      size + 1 - got,
-    );
+  while (got <= size && size > 0) {
+    const want = size + 1 - got;
+    const m = c.read(fd, got === 0 ? bodyOut : bodyOut.subarray(got), want);
     if (m < 0) {
       c.close(fd);
       return PEEK.REDO;
     }
-    if (m === 0) break;
     got += m;
+    if (m < want) break;
   }
   c.close(fd);
   return got === size ? PEEK.READ : PEEK.REDO;
