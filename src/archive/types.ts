@@ -192,6 +192,11 @@ export interface WhiteoutCodec {
    * False when it holds only the layer's own entries (an upper dir).
    */
   readonly fullTree: boolean;
+  /**
+   * True when a character device 0:0 on disk is this format's whiteout
+   * (overlay): a tar's own 0:0 device cannot be stored, extraction refuses it.
+   */
+  readonly zeroDeviceIsWhiteout: boolean;
 
   // tar -> disk
 

@@ -684,6 +684,17 @@ class Extractor implements WhiteoutTarget {
 
   #node(h: TarHeader, path: string, parent: string, base: string): void {
     const isDev = h.type !== "fifo";
+    if (
+      h.type === "char" && h.devmajor === 0 && h.devminor === 0 &&
+      this.#codec.zeroDeviceIsWhiteout
+    ) {
+      // moby's overlay2 and containerd store it, and the path vanishes from
+      // the union view and comes back out of a diff as a deletion.
+      throw new InvalidArchive(
+        `a character device 0:0 is how ${this.#codec.name} marks a deletion: stored in this layer it would delete the path from the layers below, not add a device; remove it from the image, or use the vfs backend`,
+        h.name,
+      );
+    }
     if (isDev && !this.#o.devices) return; // rootless: see apply_tar.ts
     const dir = this.#dir_(parent)!;
     const type = h.type === "char"

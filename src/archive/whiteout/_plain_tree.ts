@@ -23,6 +23,7 @@ const CONTENT: DiskEntry = { kind: "content" };
 /** A codec over plain trees; `classify` and the apply methods are the subclass's. */
 export abstract class PlainTreeCodec implements WhiteoutCodec {
   abstract readonly name: ExtractFormat;
+  readonly zeroDeviceIsWhiteout = false;
   readonly fullTree = true;
 
   abstract classify(

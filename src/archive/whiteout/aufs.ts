@@ -42,6 +42,7 @@ function join(rel: string, name: string): string {
 
 class AufsCodec implements WhiteoutCodec {
   readonly name = "aufs";
+  readonly zeroDeviceIsWhiteout = false;
   readonly fullTree = false;
 
   classify(

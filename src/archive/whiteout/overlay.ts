@@ -69,6 +69,7 @@ function featureXattr(xattrs: Map<string, Uint8Array>): string | null {
 class OverlayCodec implements WhiteoutCodec {
   readonly name = "overlay";
   readonly fullTree = false;
+  readonly zeroDeviceIsWhiteout = true;
   /** The xattr extraction sets on opaque dirs (reading accepts both). */
   readonly opaqueXattr: string;
 

@@ -70,6 +70,39 @@ privilegedTest(
 );
 
 privilegedTest(
+  "whiteouts, overlay: a tar's own 0:0 character device is refused (it would be a whiteout); vfs, aufs and none keep it",
+  async () => {
+    const withZeroDevice = tar([
+      { name: "dev/", type: "dir" },
+      { name: "dev/null0", type: "char", devmajor: 0, devminor: 0 },
+      { name: "dev/tty0", type: "char", devmajor: 4, devminor: 0 },
+    ]);
+    {
+      await using d = await tempDir();
+      await assert.rejects(
+        applyTar(d.path, withZeroDevice, { format: "overlay" }),
+        (e: unknown) =>
+          e instanceof InvalidArchive && e.entry === "dev/null0" &&
+          e.reason.startsWith(
+            "a character device 0:0 is how overlay marks a deletion",
+          ),
+      );
+      assert.ok(!exists(`${d.path}/dev/null0`));
+    }
+    for (const format of ["vfs", "aufs", "none"] as const) {
+      await using d = await tempDir();
+      await applyTar(d.path, withZeroDevice, { format });
+      const st = statAt(`${d.path}/dev/null0`);
+      assert.deepEqual(
+        [st.mode & 0o170000, st.rdevMajor, st.rdevMinor],
+        [0o020000, 0, 0],
+        format,
+      );
+    }
+  },
+);
+
+privilegedTest(
   "whiteouts, overlay: a whiteout replaces an earlier entry of the same tar; opaque without a dir entry",
   async () => {
     await using d = await tempDir();

@@ -6,8 +6,9 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { InvalidArchive } from "../../../mod.ts";
+import { InvalidArchive, tarHeader, TarWriter } from "../../../mod.ts";
 import { isRoot } from "../../_privileged.ts";
+import { whiteoutCodec } from "../../../src/archive/whiteout/mod.ts";
 import {
   collect,
   describeTree,
@@ -168,6 +169,32 @@ export function endToEndScenarios(s: Suite): void {
         );
         assert.deepEqual(staging, []);
       }
+    },
+  );
+
+  s.store(
+    "applyDiff of a 0:0 character device: refused where it is the backend's whiteout, else a device",
+    { root: "mknod of a character device (a rootless apply skips devices)" },
+    async ({ store, backend }) => {
+      const w = new TarWriter();
+      const tar = new Response(w.readable).bytes();
+      await w.add(tarHeader({ name: "dev/", type: "dir" }));
+      await w.add(tarHeader({ name: "dev/null0", type: "char" }));
+      await w.close();
+      if (whiteoutCodec(backend.whiteoutFormat).zeroDeviceIsWhiteout) {
+        await assert.rejects(
+          store.applyDiff("dev", undefined, await tar),
+          (e: unknown) =>
+            e instanceof InvalidArchive && e.entry === "dev/null0",
+        );
+        assert.equal(await store.exists("dev"), false);
+        return;
+      }
+      await store.applyDiff("dev", undefined, await tar);
+      const st = Deno.lstatSync(`${await store.get("dev")}/dev/null0`);
+      assert.ok(st.isCharDevice);
+      assert.equal(st.rdev, 0);
+      await store.put("dev");
     },
   );
 
