@@ -688,7 +688,7 @@ class Extractor implements WhiteoutTarget {
       h.type === "char" && h.devmajor === 0 && h.devminor === 0 &&
       this.#codec.zeroDeviceIsWhiteout
     ) {
-      // moby's overlay2 and containerd store it, and the path vanishes from
+      // moby's overlay2 stores it, and the path vanishes from
       // the union view and comes back out of a diff as a deletion.
       throw new InvalidArchive(
         `a character device 0:0 is how ${this.#codec.name} marks a deletion: stored in this layer it would delete the path from the layers below, not add a device; remove it from the image, or use the vfs backend`,
