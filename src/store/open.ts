@@ -7,9 +7,14 @@
  * @module
  */
 
-import { backendByName, type BackendName } from "../backends/registry.ts";
+import {
+  backendByName,
+  type BackendName,
+  backendNames,
+  isBackendName,
+} from "../backends/registry.ts";
 import { chooseBackend, probeHost } from "../backends/detect.ts";
-import { BackendNotSupported } from "../errors.ts";
+import { BackendNotSupported, StoreError } from "../errors.ts";
 import { STORE_DIRS, StoreLayout } from "../layout.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
 import { directMounter, type Mounter } from "../mount/mounter.ts";
@@ -46,10 +51,10 @@ export interface OpenStoreOptions {
  * the store lock, finishes or sweeps what crashed operations left (see
  * `recovery.ts`) and reconciles mount counts with mountinfo.
  *
- * @throws {BackendNotSupported} when the requested backend cannot run here or
- *   differs from the one the store was initialised with.
+ * @throws {BackendNotSupported} when the requested backend is unknown,
+ *   cannot run here or differs from the one the store was initialised with.
  * @throws {IncompatibleBackingFs} when the backing filesystem cannot host it.
- * @throws {StoreError} when layerfs.json is corrupt.
+ * @throws {StoreError} when `root` is not a directory, or layerfs.json is corrupt.
  *
  * @example
  * ```ts
@@ -64,6 +69,16 @@ export interface OpenStoreOptions {
  */
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
   const requested = options.backend ?? "auto";
+  // Checked here, not by the type alone: the name often comes from a
+  // config file or plain JavaScript.
+  if (requested !== "auto" && !isBackendName(requested)) {
+    throw new BackendNotSupported(
+      String(requested),
+      `layerfs has no such backend; use one of auto, ${
+        backendNames().join(", ")
+      }`,
+    );
+  }
   const isRoot = Deno.uid() === 0;
   const mounter = options.mounter ??
     (isRoot
@@ -131,6 +146,21 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
 
 /** Creates `root` and missing parents; returns the topmost dir it created, if any. */
 async function makeDirs(root: string): Promise<string | undefined> {
+  try {
+    if (!(await Deno.stat(root)).isDirectory) {
+      throw new StoreError(
+        `Cannot open a store at ${root}: it is not a directory; give a directory, or a path that does not exist yet, as the root`,
+      );
+    }
+    return undefined;
+  } catch (e) {
+    if (e instanceof StoreError || !(e instanceof Error)) throw e;
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new StoreError(`Cannot open a store at ${root}: ${e.message}`, {
+        cause: e,
+      });
+    }
+  }
   let top: string | undefined;
   let p = root.replace(/\/+$/, "") || "/";
   for (;;) {
