@@ -5,6 +5,15 @@
  * @module
  */
 
+/**
+ * Largest uid/gid a tar entry may carry (reader and writer): ids are 32-bit,
+ * and 2^32 - 1 is `(uid_t)-1`, which chown(2) reads as "leave unchanged".
+ * Anything above would wrap.
+ */
+export const MAX_ID = 0xfffffffe;
+/** Largest device major/minor (32-bit in glibc's dev_t). */
+export const MAX_DEV = 0xffffffff;
+
 /** Type flags of the tar formats layerfs reads and writes (ustar, PAX, GNU long names). */
 export const TypeFlag = {
   /** Regular file. */

@@ -52,6 +52,8 @@ import { type ChunkSource, chunkSource, type TarInput } from "./_source.ts";
 import {
   type EntryType,
   entryTypeOf,
+  MAX_DEV,
+  MAX_ID,
   type TarHeader,
   TypeFlag,
 } from "./header.ts";
@@ -109,14 +111,6 @@ const DEFAULTS: Required<TarReaderOptions> = {
   maxEntries: 10_000_000,
   keepOtherPax: true,
 };
-
-/**
- * Largest uid/gid accepted: ids are 32-bit, and 2^32 - 1 is `(uid_t)-1`,
- * which chown(2) reads as "leave unchanged". Anything above would wrap.
- */
-const MAX_ID = 0xfffffffe;
-/** Largest device major/minor (32-bit in glibc's dev_t). */
-const MAX_DEV = 0xffffffff;
 
 /** File-type bits of a mode (S_IFMT) and the types each entry kind may carry. */
 const S_IFMT = 0o170000;

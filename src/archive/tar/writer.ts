@@ -22,7 +22,14 @@ import {
   writeChecksum,
 } from "./_block.ts";
 import { formatPaxTime } from "./_pax.ts";
-import { type TarHeader, tarHeader, TYPE_FLAG_OF, TypeFlag } from "./header.ts";
+import {
+  MAX_DEV,
+  MAX_ID,
+  type TarHeader,
+  tarHeader,
+  TYPE_FLAG_OF,
+  TypeFlag,
+} from "./header.ts";
 
 /** Two zero blocks: the end-of-archive marker. */
 export const END_OF_ARCHIVE: Uint8Array = new Uint8Array(2 * BLOCK);
@@ -65,12 +72,27 @@ function splitUstar(name: string): [string, string] | null {
   return null;
 }
 
-function checkInt(h: TarHeader, k: string, v: number): void {
-  if (!Number.isSafeInteger(v) || v < 0) {
+function checkInt(
+  h: TarHeader,
+  k: string,
+  v: number,
+  max = Number.MAX_SAFE_INTEGER,
+  why = "a non-negative safe integer",
+): void {
+  if (!Number.isSafeInteger(v) || v < 0 || v > max) {
     throw new RangeError(
+      `TarHeader.${k} of ${JSON.stringify(h.name)} must be ${why}, got ${v}`,
+    );
+  }
+}
+
+/** Refuses text that UTF-8 cannot carry (a lone surrogate would become U+FFFD). */
+function checkText(h: TarHeader, k: string, v: string): void {
+  if (!v.isWellFormed()) {
+    throw new TypeError(
       `TarHeader.${k} of ${
         JSON.stringify(h.name)
-      } must be a non-negative safe integer, got ${v}`,
+      } holds a lone UTF-16 surrogate, which UTF-8 cannot encode`,
     );
   }
 }
@@ -89,12 +111,19 @@ function checkHeader(h: TarHeader): void {
   if (h.linkname.includes("\0")) {
     throw new TypeError(`TarHeader.linkname of ${h.name} contains NUL`);
   }
+  checkText(h, "name", h.name);
+  checkText(h, "linkname", h.linkname);
+  checkText(h, "uname", h.uname);
+  checkText(h, "gname", h.gname);
   checkInt(h, "size", h.size);
-  checkInt(h, "uid", h.uid);
-  checkInt(h, "gid", h.gid);
-  checkInt(h, "mode", h.mode);
-  checkInt(h, "devmajor", h.devmajor);
-  checkInt(h, "devminor", h.devminor);
+  // What readers (ours, the kernel's chown and mknod) can take back.
+  const id = `0-${MAX_ID} (ids are 32-bit; ${MAX_ID + 1} means "no owner")`;
+  checkInt(h, "uid", h.uid, MAX_ID, id);
+  checkInt(h, "gid", h.gid, MAX_ID, id);
+  // Permission bits only: the type is the entry's type.
+  checkInt(h, "mode", h.mode, 0o7777, "permission bits, 0-0o7777");
+  checkInt(h, "devmajor", h.devmajor, MAX_DEV, `0-${MAX_DEV}`);
+  checkInt(h, "devminor", h.devminor, MAX_DEV, `0-${MAX_DEV}`);
   if (!Number.isSafeInteger(h.mtime)) {
     throw new RangeError(`TarHeader.mtime of ${h.name} must be an integer`);
   }
@@ -333,26 +362,36 @@ function plan(h: TarHeader, p: Plan): void {
   // The size test spares an iterator per entry: nearly every file has none.
   if (h.xattrs.size > 0) {
     for (const [k, v] of h.xattrs) {
-      if (k.length === 0 || k.includes("=") || k.includes("\0")) {
-        throw new TypeError(
-          `xattr name ${
-            JSON.stringify(k)
-          } of ${h.name} cannot be stored in PAX (empty, "=" or NUL)`,
-        );
-      }
+      if (!paxKeyOk(k)) throw badPaxKey("xattr", k, h);
       addRecord(p, "SCHILY.xattr." + k, v);
     }
   }
   if (h.pax) {
     for (const [k, v] of h.pax) {
+      // The header's own fields and xattrs win over records that restate them.
       if (
         OWN_PAX_KEY.test(k) || k.startsWith("SCHILY.xattr.") ||
-        k.startsWith("GNU.sparse.") || k.includes("=")
+        k.startsWith("GNU.sparse.")
       ) continue;
+      if (!paxKeyOk(k)) throw badPaxKey("PAX record", k, h);
       addRecord(p, k, v);
     }
   }
   if (p.count > 0) finishRecords(p);
+}
+
+/** A key a PAX record can carry: not empty, no "=" or NUL, valid Unicode. */
+function paxKeyOk(k: string): boolean {
+  return k.length > 0 && !k.includes("=") && !k.includes("\0") &&
+    k.isWellFormed();
+}
+
+function badPaxKey(what: string, k: string, h: TarHeader): TypeError {
+  return new TypeError(
+    `${what} name ${
+      JSON.stringify(k)
+    } of ${h.name} cannot be stored in PAX (empty, "=", NUL or a lone surrogate)`,
+  );
 }
 
 /** Bytes {@link writePlanned} writes for a plan. */
@@ -466,8 +505,11 @@ function writePlanned(
  *
  * @param h The header.
  * @returns The header bytes (a multiple of 512).
- * @throws {TypeError} An unknown type, an empty name, NUL bytes, or an xattr name with "=".
- * @throws {RangeError} A negative or non-integer number.
+ * @throws {TypeError} An unknown type, an empty name, NUL bytes, a lone
+ *   surrogate in a name, or an xattr or PAX record name with "=".
+ * @throws {RangeError} A negative or non-integer number, a uid or gid over
+ *   4294967294, a device number over 4294967295, or a mode with more than
+ *   permission bits (over 0o7777).
  *
  * @example
  * ```ts

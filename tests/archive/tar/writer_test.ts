@@ -511,3 +511,62 @@ Deno.test("writer: atime, atimeNsec, xattrs and pax are checked like the other f
     1536,
   );
 });
+
+Deno.test("writer: refuses what its reader (and the kernel) cannot take back: ids, device numbers, type bits in mode, lone surrogates, bad PAX keys", async () => {
+  const refused: [Partial<TarHeader>, RegExp][] = [
+    [{ uid: 2 ** 32 - 1 }, /uid of "a" must be 0-4294967294 .*got 4294967295/],
+    [{ gid: 2 ** 33 }, /gid of "a" must be 0-4294967294/],
+    [
+      { type: "char", devmajor: 2 ** 32 },
+      /devmajor of "a" must be 0-4294967295/,
+    ],
+    [
+      { type: "block", devminor: 2 ** 33 },
+      /devminor of "a" must be 0-4294967295/,
+    ],
+    [
+      { mode: 0o170777 },
+      /mode of "a" must be permission bits, 0-0o7777, got 61951/,
+    ],
+    [{ name: "a\uD800b" }, /name of "a\\ud800b" holds a lone UTF-16 surrogate/],
+    [{ type: "symlink", linkname: "\uDC00" }, /linkname of "a" holds a lone/],
+    [{ uname: "u\uD800" }, /uname of "a" holds a lone/],
+    [
+      { xattrs: new Map([["user.\uD800", new Uint8Array(1)]]) },
+      /xattr name "user.\\ud800" of a cannot be stored in PAX/,
+    ],
+    [
+      { pax: new Map([["my=key", new Uint8Array(1)]]) },
+      /PAX record name "my=key" of a cannot be stored in PAX/,
+    ],
+  ];
+  for (const [fields, re] of refused) {
+    const h = header(fields.name ?? "a", fields);
+    assert.throws(() => encodeHeader(h), re, JSON.stringify(fields));
+    const w = new TarWriter();
+    const out = new Response(w.readable).bytes().catch((e) => e);
+    await assert.rejects(w.add(h), re);
+    assert.match(
+      String(await out),
+      re,
+      "the archive fails, nothing half-written",
+    );
+  }
+  // The limits themselves go through, and our reader takes them back.
+  const edge = [
+    header("ids", { uid: 2 ** 32 - 2, gid: 2 ** 32 - 2 }),
+    header("dev", {
+      type: "char",
+      devmajor: 2 ** 32 - 1,
+      devminor: 2 ** 32 - 1,
+    }),
+    header("modes", { mode: 0o7777 }),
+  ];
+  const w = new TarWriter();
+  const bytes = new Response(w.readable).bytes();
+  for (const h of edge) await w.add(h);
+  await w.close();
+  const r = new TarReader(await bytes);
+  for (const want of edge) assert.deepEqual(await r.next(), want);
+  assert.equal(await r.next(), null);
+});
