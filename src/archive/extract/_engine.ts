@@ -67,6 +67,7 @@ import {
   removeAllAt,
   S,
   symlinkat,
+  unlinkat,
   utimensat,
 } from "../../sys/fs_at_linux.ts";
 import {
@@ -622,23 +623,45 @@ class Extractor implements WhiteoutTarget {
         this.#bodyFd = fd;
         if (!this.#reader.readBodyNow(this.#writeBody)) {
           later = true;
-          return this.#fileLater(h, fd, dir);
+          return this.#fileLater(h, fd, dir, base);
         }
       }
       this.#fileMeta(h, fd, dir);
+    } catch (e) {
+      this.#dropPartial(dir, base);
+      throw e;
     } finally {
       if (!later) close(fd);
     }
   }
 
   /** The rest of {@link #file} when its body is not buffered yet; closes `fd`. */
-  async #fileLater(h: TarHeader, fd: number, dir: CachedDir): Promise<void> {
+  async #fileLater(
+    h: TarHeader,
+    fd: number,
+    dir: CachedDir,
+    base: string,
+  ): Promise<void> {
     try {
       await this.#reader.readBody(this.#writeBody);
       this.#fileMeta(h, fd, dir);
+    } catch (e) {
+      this.#dropPartial(dir, base);
+      throw e;
     } finally {
       close(fd);
     }
+  }
+
+  /**
+   * Removes the file an entry that failed had begun (a body cut short, a
+   * failed chown): nothing half-written looks like a whole file. The
+   * apply fails; the entries before it stay.
+   */
+  #dropPartial(dir: CachedDir, base: string): void {
+    try {
+      unlinkat(dir.fd, base);
+    } catch { /* the entry's own error is the one to report */ }
   }
 
   /** Owner, mode, xattrs and times of the regular file open at `fd`. */

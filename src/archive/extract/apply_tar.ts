@@ -47,7 +47,9 @@
  * ## On failure
  * The archive is read as it streams, so an entry is refused only when it is
  * reached: `applyTar` on a plain directory leaves the entries before it in
- * place (and nothing outside the directory). To get all or nothing, extract
+ * place (and nothing outside the directory); a file whose body was cut short
+ * (or whose owner, mode or times could not be set) is removed, so that no
+ * half-written file looks whole. To get all or nothing, extract
  * into an empty staging directory and remove it on error, which is what the
  * store's `applyDiff` does (its staging directory is removed, no layer is
  * made).

@@ -320,6 +320,45 @@ privilegedTest(
 );
 
 privilegedTest(
+  "applyTar: a file whose body is cut short is removed; the entries before it stay",
+  async () => {
+    const whole = tar([
+      { name: "before", body: "b" },
+      { name: "cut", body: "x".repeat(5000) },
+    ]);
+    const cut = whole.slice(0, 1024 + 512 + 3000); // inside cut's body
+    const inputs = {
+      bytes: () => cut, // the body is buffered: written at once
+      stream: () =>
+        // the body arrives later: written as it comes
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(cut.slice(0, 1024 + 512 + 100));
+            c.enqueue(cut.slice(1024 + 512 + 100));
+            c.close();
+          },
+        }),
+    };
+    for (const [how, input] of Object.entries(inputs)) {
+      await using d = await tempDir();
+      await assert.rejects(
+        applyTar(d.path, input()),
+        (e: unknown) =>
+          e instanceof InvalidArchive && e.entry === "cut" &&
+          /truncated/.test(e.message),
+        how,
+      );
+      assert.deepEqual(
+        (await Array.fromAsync(Deno.readDir(d.path))).map((e) => e.name),
+        ["before"],
+        how,
+      );
+      assert.equal(await Deno.readTextFile(`${d.path}/before`), "b");
+    }
+  },
+);
+
+privilegedTest(
   "applyTar: missing target directory is a clear error",
   async () => {
     await using d = await tempDir();
