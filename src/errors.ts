@@ -489,6 +489,8 @@ export class LayerNotWritable extends LayerfsError {
 export class InvalidReference extends LayerfsError {
   /** The rejected reference. */
   readonly reference: string;
+  /** What is wrong with it (the message without the reference and the hint). */
+  readonly why: string;
   /** Builds the error; `why` says what is wrong. */
   constructor(reference: string, why: string) {
     super(
@@ -496,6 +498,7 @@ export class InvalidReference extends LayerfsError {
         `use [HOST[:PORT]/]REPO[:TAG][@sha256:HEX], e.g. docker.io/library/alpine:3.20`,
     );
     this.reference = reference;
+    this.why = why;
   }
 }
 

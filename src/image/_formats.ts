@@ -19,7 +19,8 @@
  * @module
  */
 
-import { ForeignLayer, InvalidImage } from "../errors.ts";
+import { ForeignLayer, InvalidImage, InvalidReference } from "../errors.ts";
+import { parseReference } from "./reference.ts";
 import {
   CONFIG_TYPES,
   FOREIGN_LAYER as FOREIGN,
@@ -131,7 +132,11 @@ function descSize(v: unknown, subject: string): number {
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v < 0) {
     throw new InvalidImage(
       subject,
-      `the size ${JSON.stringify(v)} is not a byte count`,
+      `the size ${JSON.stringify(v)} is not a byte count${
+        typeof v === "number" && Math.abs(v) > Number.MAX_SAFE_INTEGER
+          ? " (as written it is over 2^53, past exact numbers: shown rounded)"
+          : ""
+      }`,
     );
   }
   return v;
@@ -139,12 +144,26 @@ function descSize(v: unknown, subject: string): number {
 
 /** Checks a `name:tag` taken from an archive. */
 function checkRef(ref: unknown, subject: string): string {
-  if (typeof ref !== "string" || !REF_RE.test(ref) || ref.includes("..")) {
-    throw new InvalidImage(
+  const bad = (why: string, fix?: string) =>
+    new InvalidImage(
       subject,
       `the reference ${
         JSON.stringify(ref)?.slice(0, 100)
-      } is not an image name`,
+      } is not an image name${why}`,
+      fix,
+    );
+  if (typeof ref !== "string" || !REF_RE.test(ref) || ref.includes("..")) {
+    throw bad("");
+  }
+  // The grammar pull and push use too (docker load refuses these as well):
+  // a name no other command could take back is not stored.
+  try {
+    parseReference(ref);
+  } catch (e) {
+    if (!(e instanceof InvalidReference)) throw e;
+    throw bad(
+      ` (${e.why})`,
+      "save or export the image again under a valid name",
     );
   }
   return withTag(ref);

@@ -7,9 +7,15 @@
  * short name standing for names of two images is refused.
  */
 import assert from "node:assert/strict";
-import { InvalidReference } from "../../src/errors.ts";
+import { InvalidImage, InvalidReference } from "../../src/errors.ts";
 import { processIo, runCli } from "../../src/cli/main.ts";
-import { findImage, loadImage, openStore, type Store } from "../../mod.ts";
+import {
+  findImage,
+  listImages,
+  loadImage,
+  openStore,
+  type Store,
+} from "../../mod.ts";
 import {
   baseLayer,
   buildImage,
@@ -136,4 +142,33 @@ Deno.test("names: an exact name wins; a short name standing for two images is re
       `sha256:${a.configHex}`,
     );
   });
+});
+
+Deno.test("names: a load whose archive names an image with a name pull could not take (uppercase, two tags) is refused, and nothing is stored", async () => {
+  const image = buildImage([await buildLayer(await baseLayer())]);
+  for (
+    const [tag, why] of [
+      ["UPPER/Case:tag", "(the repository must be lowercase)"],
+      [
+        "a:b:c:d",
+        '(the path component "a:b:c" is not valid (a-z 0-9 separated by . _ __ or -))',
+      ],
+    ] as const
+  ) {
+    await withLoaded([], async (store, _root, dir) => {
+      await writeDocker25(`${dir}/bad.tar`, [{ image, tags: [tag] }]);
+      await assert.rejects(
+        loadImage(store, `${dir}/bad.tar`),
+        (e: unknown) =>
+          e instanceof InvalidImage &&
+          e.message.endsWith(
+            `the reference ${
+              JSON.stringify(tag)
+            } is not an image name ${why}; save or export the image again under a valid name`,
+          ),
+      );
+      assert.deepEqual(await listImages(store), []);
+      assert.deepEqual((await store.list()).map((l) => l.id), []);
+    });
+  }
 });
