@@ -86,6 +86,9 @@ function checkInt(
   }
 }
 
+const ID_RANGE = `0-${MAX_ID} (ids are 32-bit; ${MAX_ID + 1} means "no owner")`;
+const DEV_RANGE = `0-${MAX_DEV}`;
+
 /** Refuses text that UTF-8 cannot carry (a lone surrogate would become U+FFFD). */
 function checkText(h: TarHeader, k: string, v: string): void {
   if (!v.isWellFormed()) {
@@ -117,13 +120,12 @@ function checkHeader(h: TarHeader): void {
   checkText(h, "gname", h.gname);
   checkInt(h, "size", h.size);
   // What readers (ours, the kernel's chown and mknod) can take back.
-  const id = `0-${MAX_ID} (ids are 32-bit; ${MAX_ID + 1} means "no owner")`;
-  checkInt(h, "uid", h.uid, MAX_ID, id);
-  checkInt(h, "gid", h.gid, MAX_ID, id);
+  checkInt(h, "uid", h.uid, MAX_ID, ID_RANGE);
+  checkInt(h, "gid", h.gid, MAX_ID, ID_RANGE);
   // Permission bits only: the type is the entry's type.
   checkInt(h, "mode", h.mode, 0o7777, "permission bits, 0-0o7777");
-  checkInt(h, "devmajor", h.devmajor, MAX_DEV, `0-${MAX_DEV}`);
-  checkInt(h, "devminor", h.devminor, MAX_DEV, `0-${MAX_DEV}`);
+  checkInt(h, "devmajor", h.devmajor, MAX_DEV, DEV_RANGE);
+  checkInt(h, "devminor", h.devminor, MAX_DEV, DEV_RANGE);
   if (!Number.isSafeInteger(h.mtime)) {
     throw new RangeError(`TarHeader.mtime of ${h.name} must be an integer`);
   }
