@@ -22,8 +22,8 @@ export async function removeLayer(
   ctx: StoreContext,
   id: string,
   force: boolean,
-): Promise<void> {
-  await ctx.locked(async () => {
+): Promise<string[]> {
+  return await ctx.locked(async () => {
     if (!(await readParents(ctx.layout, id))) throw new LayerNotFound(id);
     const { counts, info } = await reconciled(ctx);
     const order = await removalOrder(ctx, id, force);
@@ -37,15 +37,24 @@ export async function removeLayer(
         `remove layer "${victim}"`,
       );
     }
+    // All checked before anything goes. Force takes the named layer from
+    // whoever mounted it, never a descendant nobody named: a running
+    // container's rootfs is refused until it is unmounted (or named itself).
     for (const victim of order) {
       const n = usesOf(ctx, victim, counts, info);
-      if (n > 0 && !force) throw new LayerInUse(victim, n);
+      if (n === 0 || (force && victim === id)) continue;
+      throw victim === id
+        ? new LayerInUse(victim, n)
+        : new LayerInUse(victim, n, `remove "${id}" and its descendant`);
+    }
+    for (const victim of order) {
       const mnt = ctx.layout.mnt(victim);
       if (mountAt(info, mnt)) await ctx.mounter.unmount(ctx.root, victim, mnt);
       delete counts[victim];
       await deleteLayer(ctx, victim);
     }
     await writeCounts(ctx.layout, counts);
+    return order;
   });
 }
 

@@ -82,7 +82,9 @@ export interface GetOptions {
 /** Options of {@link Store.remove}. */
 export interface RemoveOptions {
   /**
-   * Remove even if mounted (it is unmounted) or a parent (its descendants are removed first).
+   * Remove even if mounted (it is unmounted) or a parent (its descendants
+   * are removed first; a descendant that is mounted is refused with
+   * `LayerInUse` naming it, and then nothing is removed).
    * @default {false}
    */
   force?: boolean;
@@ -393,10 +395,13 @@ export class Store {
 
   /**
    * Removes a layer: refuses while it is mounted (by anyone) or is a parent,
-   * unless `force` (then it is unmounted and its descendants removed first).
-   * The layer disappears atomically (`layers/<id>` renamed to `-removing`),
-   * then its dirs are renamed to `-removing` and deleted.
+   * unless `force` (then it is unmounted and its descendants removed first;
+   * a mounted descendant is refused, so force never takes a view from
+   * someone who did not name it). Everything is checked before anything is
+   * removed. Each layer disappears atomically (`layers/<id>` renamed to
+   * `-removing`), then its dirs are renamed to `-removing` and deleted.
    *
+   * @returns The layers removed, descendants first, `id` last.
    * @throws {InvalidLayerId} {LayerNotFound} {LayerHasChildren} {LayerInUse}
    *
    * @example
@@ -411,15 +416,15 @@ export class Store {
    * await assert.rejects(store.remove("base"), LayerHasChildren);
    * await store.remove("ctr1");
    * await store.create("app", "base");
-   * await store.remove("base", { force: true }); // app goes too
+   * assert.deepEqual(await store.remove("base", { force: true }), ["app", "base"]);
    * assert.deepEqual(await store.list(), []);
    * store.close();
    * await Deno.remove(root, { recursive: true });
    * ```
    */
-  async remove(id: string, options: RemoveOptions = {}): Promise<void> {
+  async remove(id: string, options: RemoveOptions = {}): Promise<string[]> {
     this.#open();
-    await removeLayer(this.#ctx, validateLayerId(id), !!options.force);
+    return await removeLayer(this.#ctx, validateLayerId(id), !!options.force);
   }
 
   /**

@@ -154,7 +154,20 @@ export function lifecycleScenarios(s: Suite): void {
       await store.get("leaf");
       await assert.rejects(store.remove("leaf"), LayerInUse);
       await store.put("leaf");
-      await store.remove("base", { force: true });
+      // Force takes the named layer's own view, never a descendant's: a
+      // mounted descendant is refused and nothing is removed.
+      await store.get("base");
+      await assert.rejects(
+        store.remove("base", { force: true }),
+        (e) => e instanceof LayerInUse && e.id === "ctr2" && e.mounts === 2,
+      );
+      assert.equal((await store.list()).length, 4);
+      await store.put("ctr2");
+      await store.put("ctr2");
+      assert.deepEqual(
+        (await store.remove("base", { force: true })).sort(),
+        ["base", "ctr2", "leaf", "mid"],
+      );
       assert.deepEqual(await store.list(), []);
       assert.deepEqual(await mountsUnder(`${root}/mnt`), []);
       for (const d of storeDirs(c.backend)) {
