@@ -1,18 +1,28 @@
 /**
- * Internal: where `layerfs diff -o FILE` writes. A regular file (or a new
- * name) is written under a temporary name next to it, fsynced and renamed
- * over it, so a failed or interrupted export never leaves a truncated tar
- * under the name asked for. Anything else that already exists (a fifo, a
- * device such as /dev/null, a socket) is written in place: replacing it with
- * a regular file would break whoever else uses it. A symlink is followed, so
- * the file it points to is what gets written, and the link stays.
+ * Internal: where an export writes (`layerfs diff -o FILE`, `saveImage`,
+ * `layerfs save -o FILE`). A regular file (or a new name) is written as an
+ * unnamed file in its directory (`O_TMPFILE`), fsynced, given a temporary
+ * name and renamed over the target: a failed, interrupted or killed export
+ * leaves nothing, not even a temp file, and never a truncated file under the
+ * name asked for. Where the file system has no `O_TMPFILE` (some FUSE and
+ * network file systems) a named temp beside the target is used, removed on
+ * failure. Anything else that already exists (a fifo, a device such as
+ * /dev/null, a socket) is written in place: replacing it with a regular file
+ * would break whoever else uses it. A symlink is followed, so the file it
+ * points to is what gets written, and the link stays.
+ *
+ * Every failure names the path asked for, never a temp name.
  *
  * @module
  */
 
-import { nodePath } from "../_node.ts";
-import { UsageError } from "../errors.ts";
-import { syncDir } from "../store/_atomic.ts";
+import { nodePath } from "./_node.ts";
+import { LayerfsError, UsageError } from "./errors.ts";
+import { syncDir } from "./store/_atomic.ts";
+import { AT, AT_FDCWD, close, O, openat } from "./sys/fd_linux.ts";
+import { linkat } from "./sys/fs_at_linux.ts";
+import { SysError } from "./sys/libc_linux.ts";
+import { ioAdvice } from "./sys/errno.ts";
 
 /** An open output: write to `file`, then `commit` on success or `abort` on failure. */
 export interface Output {
@@ -22,6 +32,65 @@ export interface Output {
   commit(): Promise<void>;
   /** Closes and removes what a failed write left (never the target itself). */
   abort(): Promise<void>;
+}
+
+/** What Deno would have said, for the errors our own syscalls give here. */
+const SYS_TEXT: Record<string, string> = {
+  ENOENT: "No such file or directory",
+  ENOTDIR: "Not a directory",
+  EACCES: "Permission denied",
+  EPERM: "Operation not permitted",
+  EROFS: "Read-only file system",
+  ENOSPC: "No space left on device",
+  EDQUOT: "Disk quota exceeded",
+};
+
+/** open(2)'s O_TMPFILE (it includes O_DIRECTORY). */
+const O_TMPFILE = 0o20000000 | O.DIRECTORY;
+
+/**
+ * `e` as a {@link LayerfsError} that names `path` and says what to do;
+ * LayerfsErrors, broken pipes (the CLI ends quietly on those) and non-errors
+ * pass unchanged. Deno's file errors name no path ("Is a directory (os
+ * error 21)"), so every file the commands open, read or write is wrapped.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { namedFsError } from "./_output_file.ts";
+ * const e = await Deno.readFile("/no/such/file").catch((e) => namedFsError(e, "read", "/no/such/file"));
+ * assert.match((e as Error).message, /^Cannot read \/no\/such\/file: .*; check the path$/);
+ * ```
+ */
+export function namedFsError(
+  e: unknown,
+  action: string,
+  path: string,
+): unknown {
+  if (
+    e instanceof LayerfsError || !(e instanceof Error) ||
+    e instanceof Deno.errors.BrokenPipe ||
+    (e as { code?: string }).code === "EPIPE"
+  ) {
+    return e;
+  }
+  const code = (e as { code?: string }).code ?? "";
+  // Deno's message (or a SysError's errno name), without "(os error N)" or
+  // any path it repeats.
+  const what = e instanceof SysError
+    ? (SYS_TEXT[e.code] ?? e.code)
+    : e.message.replace(/\s*\(os error \d+\).*$/, "");
+  const advice = ioAdvice(code) ??
+    (code === "EISDIR"
+      ? "it is a directory; pass a file"
+      : code === "ENOENT" || code === "ENOTDIR"
+      ? "check the path"
+      : code === "EACCES" || code === "EPERM"
+      ? "check its permissions"
+      : "check the path and the file system");
+  return new LayerfsError(`Cannot ${action} ${path}: ${what}; ${advice}`, {
+    cause: e,
+  });
 }
 
 async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
@@ -48,13 +117,64 @@ async function followLink(path: string): Promise<string> {
   }
 }
 
+/** A temp name beside `path` for the last step (or the whole write, without O_TMPFILE). */
+const tempName = (path: string) =>
+  `${path}.layerfs-${crypto.randomUUID().slice(0, 8)}.tmp`;
+
+/**
+ * An unnamed file in `dir`, as [an fd kept only to link it later, the file
+ * to write], or null where the file system cannot make one. The kept fd is
+ * O_APPEND so that `writableFdOf` (which finds the FsFile's own fd for the
+ * fast export path) never takes it for the file's.
+ */
+function unnamedFile(dir: string, mode: number): [number, Deno.FsFile] | null {
+  let fd: number;
+  try {
+    fd = openat(AT_FDCWD, dir, O_TMPFILE | O.WRONLY | O.APPEND, mode);
+  } catch (e) {
+    const code = (e as SysError).code;
+    if (code === "EOPNOTSUPP" || code === "EINVAL" || code === "EISDIR") {
+      return null;
+    }
+    throw e;
+  }
+  try {
+    return [fd, Deno.openSync(`/proc/self/fd/${fd}`, { write: true })];
+  } catch {
+    close(fd);
+    return null; // no /proc: a named temp instead
+  }
+}
+
 /**
  * Opens `path` for an export as described in the module doc.
  *
  * @throws {UsageError} `path` is a directory or a dangling symlink.
+ * @throws {LayerfsError} It cannot be created (no such directory, no
+ *   permission, a read-only file system), naming `path`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openOutput } from "./_output_file.ts";
+ * const dir = await Deno.makeTempDir();
+ * const out = await openOutput(`${dir}/layer.tar`);
+ * await out.file.write(new TextEncoder().encode("tar"));
+ * assert.deepEqual([...Deno.readDirSync(dir)], []); // nothing visible yet
+ * await out.commit();
+ * assert.equal(await Deno.readTextFile(`${dir}/layer.tar`), "tar");
+ * const failed = await openOutput(`${dir}/other.tar`);
+ * await failed.abort();
+ * assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["layer.tar"]);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function openOutput(path: string): Promise<Output> {
-  let st = await lstatOrNull(path);
+  const asked = path;
+  const named = (e: unknown) => namedFsError(e, "write to", asked);
+  let st = await lstatOrNull(path).catch((e) => {
+    throw named(e);
+  });
   if (st?.isSymlink) {
     path = await followLink(path);
     st = await Deno.stat(path);
@@ -66,40 +186,76 @@ export async function openOutput(path: string): Promise<Output> {
   }
   if (st && !st.isFile) {
     // A fifo, device or socket: in place, as a shell redirection would.
-    const file = await Deno.open(path, { write: true });
+    const file = await Deno.open(path, { write: true }).catch((e) => {
+      throw named(e);
+    });
     return {
       file,
       commit: () => Promise.resolve(file.close()),
       abort: () => Promise.resolve(file.close()),
     };
   }
-  const tmp = `${path}.layerfs-${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const { dirname, resolve } = nodePath();
+  const dir = dirname(resolve(path));
   // An existing file keeps its permission bits (less the umask, as for any
   // new file); a new one is 0644.
-  const file = await Deno.open(tmp, {
-    write: true,
-    createNew: true,
-    mode: st ? st.mode! & 0o777 : 0o644,
-  });
+  const mode = st ? st.mode! & 0o777 : 0o644;
+  let unnamed: [number, Deno.FsFile] | null;
+  try {
+    unnamed = unnamedFile(dir, mode);
+  } catch (e) {
+    throw named(e);
+  }
+  let tmp: string | undefined;
+  let file: Deno.FsFile;
+  if (unnamed) file = unnamed[1];
+  else {
+    tmp = tempName(path);
+    file = await Deno.open(tmp, { write: true, createNew: true, mode }).catch(
+      (e) => {
+        throw named(e);
+      },
+    );
+  }
   let closed = false;
-  const close = () => {
-    if (!closed) file.close();
+  const closeAll = () => {
+    if (closed) return;
     closed = true;
+    file.close();
+    if (unnamed) close(unnamed[0]);
   };
   return {
     file,
     async commit() {
-      // Data on disk before the name points at it: after a crash the name
-      // holds the old file or the whole new one, never a short one.
-      await file.syncData();
-      close();
-      await Deno.rename(tmp, path);
-      const { dirname, resolve } = nodePath();
-      await syncDir(dirname(resolve(path)));
+      try {
+        // Data on disk before the name points at it: after a crash the name
+        // holds the old file or the whole new one, never a short one.
+        await file.syncData();
+        if (unnamed) {
+          tmp = tempName(path);
+          // linkat of /proc/self/fd/N with AT_SYMLINK_FOLLOW names an
+          // O_TMPFILE file without CAP_DAC_READ_SEARCH (AT_EMPTY_PATH needs it).
+          linkat(
+            AT_FDCWD,
+            `/proc/self/fd/${unnamed[0]}`,
+            AT_FDCWD,
+            tmp,
+            AT.SYMLINK_FOLLOW,
+          );
+        }
+        closeAll();
+        await Deno.rename(tmp!, path);
+        tmp = undefined;
+        await syncDir(dir);
+      } catch (e) {
+        closeAll();
+        if (tmp) await Deno.remove(tmp).catch(() => {});
+        throw named(e);
+      }
     },
     async abort() {
-      close();
-      await Deno.remove(tmp).catch(() => {});
+      closeAll();
+      if (tmp) await Deno.remove(tmp).catch(() => {});
     },
   };
 }

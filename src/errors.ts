@@ -200,6 +200,37 @@ export class LayerHasChildren extends LayerfsError {
 }
 
 /**
+ * The layer belongs to an image: removing it would leave the image naming a
+ * layer that is gone. `layerfs rm` refuses it (with `--force` too); remove
+ * the image instead (`rmi`, `removeImage`), which removes the layers only it
+ * uses.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LayerUsedByImage } from "./errors.ts";
+ * assert.equal(
+ *   new LayerUsedByImage("4e3a", "app:1").message,
+ *   'Cannot remove layer "4e3a": image app:1 uses it; remove the image with "layerfs rmi app:1"',
+ * );
+ * ```
+ */
+export class LayerUsedByImage extends LayerfsError {
+  /** The layer that was to be removed. */
+  readonly id: string;
+  /** The image that uses it: its name, or its id when it has none. */
+  readonly image: string;
+  /** Builds the error; the message says what to do. */
+  constructor(id: string, image: string) {
+    super(
+      `Cannot remove layer "${id}": image ${image} uses it; remove the image with "layerfs rmi ${image}"`,
+    );
+    this.id = id;
+    this.image = image;
+  }
+}
+
+/**
  * The requested backend cannot work on this machine (kernel lacks it, no privileges, ...),
  * or the store was initialised with another backend.
  *
@@ -470,7 +501,7 @@ export class LayerNotWritable extends LayerfsError {
   constructor(id: string) {
     super(
       `Cannot commit layer "${id}": it is already read-only (an image layer); ` +
-        `commit only layers made with createReadWrite / "layerfs create --rw"`,
+        `commit only read-write layers ("layerfs create --rw", Store.createReadWrite)`,
     );
     this.id = id;
   }

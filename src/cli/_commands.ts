@@ -7,13 +7,16 @@
 
 import {
   InvalidArchive,
+  InvalidLayerId,
   LayerNotMounted,
+  LayerUsedByImage,
   StoreError,
   UsageError,
 } from "../errors.ts";
 import { openStore } from "../store/open.ts";
+import { validateLayerId } from "../store/id.ts";
 import type { Store } from "../store/store.ts";
-import { openOutput } from "./_output.ts";
+import { openOutput } from "../_output_file.ts";
 import {
   EXIT_BROKEN_PIPE,
   isBrokenPipe,
@@ -23,12 +26,15 @@ import {
   readFileStream,
 } from "./_io_errors.ts";
 import { makeProgress } from "./_progress.ts";
+import { interruptible } from "./_interrupt.ts";
 import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
 import { loginCommands } from "./login.ts";
 import { imageCommands } from "./_image_commands.ts";
 import { registryCommands } from "./_registry_commands.ts";
-import { findImage } from "../image/lazy.ts";
+import { findImage, listImages } from "../image/lazy.ts";
+import { entryNames, exists } from "../_fs.ts";
+import { readMountInfo } from "../mount/mountinfo.ts";
 
 export type { CliIo, CommandContext, CommandResult } from "./_types.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
@@ -76,6 +82,10 @@ async function withStore<T>(
       `No layerfs store at ${ctx.root}; run "layerfs --root ${ctx.root} init" or pass the right --root`,
     );
   }
+  // A root that does not exist yet is made by this command: if the command
+  // fails, the empty store goes again (a typo'd --root with a bad tar leaves
+  // nothing behind).
+  const fresh = create && !(await exists(ctx.root));
   // Not root: mounts go through the privileged helper when one is configured
   // (LAYERFS_HELPER, e.g. "sudo -n /usr/local/bin/layerfs-helper").
   const helper = ctx.io.env("LAYERFS_HELPER");
@@ -86,9 +96,77 @@ async function withStore<T>(
   });
   try {
     return await fn(store);
+  } catch (e) {
+    store.close();
+    if (fresh) await removeIfEmptyStore(ctx.root);
+    throw e;
   } finally {
     store.close();
   }
+}
+
+/**
+ * Removes the store at `root` if it holds nothing: no layer, no image
+ * index, nothing mounted under it (another process may have started using
+ * it meanwhile; then it stays).
+ */
+async function removeIfEmptyStore(root: string): Promise<void> {
+  try {
+    if ((await entryNames(`${root}/layers`)).length > 0) return;
+    if (await exists(`${root}/images/index.json`)) return;
+    if (
+      (await readMountInfo()).some((m) => m.mountPoint.startsWith(`${root}/`))
+    ) {
+      return;
+    }
+    await Deno.remove(root, { recursive: true });
+  } catch {
+    /* best effort: an empty store left behind is harmless */
+  }
+}
+
+/**
+ * `rm` refuses a layer an image uses (and, with --force, a descendant one):
+ * removing it would leave the image naming a layer that is gone. `rmi`
+ * removes images with the layers only they use.
+ */
+async function refuseImageLayers(
+  store: Store,
+  id: string,
+  force: boolean,
+): Promise<void> {
+  // No image index, no images: the image code need not even load.
+  if (!(await exists(`${store.root}/images/index.json`))) return;
+  const doomed = new Set([id]);
+  if (force) {
+    const layers = await store.list();
+    for (let grew = true; grew;) {
+      grew = false;
+      for (const l of layers) {
+        if (l.parent && doomed.has(l.parent) && !doomed.has(l.id)) {
+          doomed.add(l.id);
+          grew = true;
+        }
+      }
+    }
+  }
+  for (const image of await listImages(store)) {
+    const layer = image.layers.find((l) => doomed.has(l));
+    if (layer === undefined) continue;
+    throw new LayerUsedByImage(layer, image.ref ?? image.id);
+  }
+}
+
+/**
+ * The layer a diff, changes or size compared `id` with, for JSON: `--parent`
+ * as given, else `id`'s direct parent (null for a base layer).
+ */
+async function comparedWith(
+  store: Store,
+  id: string,
+  parent: string | undefined,
+): Promise<string | null> {
+  return parent ?? (await store.parents(id))[0] ?? null;
 }
 
 function str(v: unknown): string | undefined {
@@ -126,8 +204,14 @@ const commands: Record<string, Run> = {
       const status = await store.status();
       const width = Math.max(...status.map(([k]) => k.length));
       return {
+        // JSON keys are camelCase ("mounted views" is mountedViews).
         json: Object.fromEntries(
-          status.map(([k, v]) => [k, NUMERIC_STATUS.has(k) ? Number(v) : v]),
+          status.map((
+            [k, v],
+          ) => [
+            k.replace(/ (\w)/g, (_, c: string) => c.toUpperCase()),
+            NUMERIC_STATUS.has(k) ? Number(v) : v,
+          ]),
         ),
         text: status.map(([k, v]) => `${(k + ":").padEnd(width + 1)} ${v}`)
           .join("\n"),
@@ -160,12 +244,24 @@ const commands: Record<string, Run> = {
   rm: (ctx) =>
     withStore(ctx, false, async (store) => {
       const [id] = ctx.args;
-      await store.remove(id, { force: ctx.values.force === true });
-      return { json: { id, removed: true }, text: `removed ${id}` };
+      const force = ctx.values.force === true;
+      await refuseImageLayers(store, id, force);
+      const removed = await store.remove(id, { force });
+      return {
+        json: { id, removed },
+        text: removed.map((l) => `removed ${l}`).join("\n"),
+      };
     }),
 
   exists: async (ctx) => {
     const [id] = ctx.args;
+    // Exit 1 means "absent": a name that can be no layer is a usage error
+    // (exit 2), so a script never reads a typo as "not there".
+    try {
+      validateLayerId(id);
+    } catch (e) {
+      throw e instanceof InvalidLayerId ? new UsageError(e.message) : e;
+    }
     const exists = (await storeExists(ctx.root)) &&
       await withStore(ctx, false, (store) => store.exists(id));
     return {
@@ -194,12 +290,14 @@ const commands: Record<string, Run> = {
         Math.max(...rows.map((r) => r[i].length))
       );
       return {
-        json: layers.map((l) => ({
-          id: l.id,
-          parent: l.parent ?? null,
-          readWrite: l.readWrite,
-          mounts: l.mounts,
-        })),
+        json: {
+          layers: layers.map((l) => ({
+            id: l.id,
+            parent: l.parent ?? null,
+            readWrite: l.readWrite,
+            mounts: l.mounts,
+          })),
+        },
         text: rows.map((r) =>
           r.map((c, i) => i === r.length - 1 ? c : c.padEnd(widths[i])).join(
             "  ",
@@ -258,47 +356,51 @@ const commands: Record<string, Run> = {
     const parent = str(ctx.values.parent);
     const fromStdin = file === undefined || file === "-";
     const name = fromStdin ? "stdin" : file;
+    if (fromStdin && ctx.io.isTerminal.stdin) {
+      throw new UsageError(
+        "Refusing to read a tar from a terminal; pass FILE or pipe the tar into standard input",
+      );
+    }
     const progress = progressFor(ctx, `apply ${id}`);
     const counted = (n: number) => progress.bytes(n);
-    let input: ReadableStream<Uint8Array>;
-    if (fromStdin) {
-      if (ctx.io.isTerminal.stdin) {
-        throw new UsageError(
-          "Refusing to read a tar from a terminal; pass FILE or pipe the tar into standard input",
-        );
+    // Ctrl-C fails the input's next read: the store removes its staging and
+    // the command ends with one "apply of ID interrupted" line.
+    return await interruptible(ctx, `apply of ${id}`, async (signal) => {
+      const input = fromStdin
+        ? namedStream(ctx.io.stdin(), name, counted, signal)
+        : await readFileStream(file, counted, signal);
+      let tar: ReadableStream<Uint8Array> = input;
+      try {
+        // Only to report it: the store decompresses (and checks) by itself.
+        const { peekCompression } = await compressors();
+        const peeked = await peekCompression(input, { name });
+        const compression = peeked.compression;
+        tar = peeked.tar as ReadableStream<Uint8Array>;
+        return await withStore(ctx, true, async (store) => {
+          const size = await store.applyDiff(id, parent, tar);
+          progress.done();
+          return {
+            json: { id, parent: parent ?? null, size, compression },
+            text: String(size),
+            data: true,
+          };
+        });
+      } catch (e) {
+        // Closes the file when the store never read it (e.g. no such parent).
+        if (!tar.locked) await tar.cancel(e).catch(() => {});
+        throw e instanceof InvalidArchive ? e.withInput(name) : e;
       }
-      input = namedStream(ctx.io.stdin(), name, counted);
-    } else {
-      input = await readFileStream(file, counted);
-    }
-    let tar: ReadableStream<Uint8Array> = input;
-    try {
-      // Only to report it: the store decompresses (and checks) by itself.
-      const { peekCompression } = await compressors();
-      const peeked = await peekCompression(input, { name });
-      const compression = peeked.compression;
-      tar = peeked.tar as ReadableStream<Uint8Array>;
-      return await withStore(ctx, true, async (store) => {
-        const size = await store.applyDiff(id, parent, tar);
-        progress.done();
-        return {
-          json: { id, parent: parent ?? null, size, compression },
-          text: String(size),
-          data: true,
-        };
-      });
-    } catch (e) {
-      // Closes the file when the store never read it (e.g. no such parent).
-      if (!tar.locked) await tar.cancel(e).catch(() => {});
-      throw e instanceof InvalidArchive ? e.withInput(name) : e;
-    }
+    });
   },
 
   diff: (ctx) =>
     withStore(ctx, false, async (store) => {
       const [id] = ctx.args;
       const parent = str(ctx.values.parent);
-      const out = str(ctx.values.output);
+      // `-o -` is standard output, as for tar -f - (not a file named "-").
+      const out = str(ctx.values.output) === "-"
+        ? undefined
+        : str(ctx.values.output);
       const kind = str(ctx.values.compress);
       if (kind !== undefined && kind !== "gzip" && kind !== "zstd") {
         throw new UsageError(
@@ -358,7 +460,7 @@ const commands: Record<string, Run> = {
       return {
         json: {
           id,
-          parent: parent ?? null,
+          parent: await comparedWith(store, id, parent),
           file: out,
           bytes: written,
           compression: kind ?? null,
@@ -370,10 +472,11 @@ const commands: Record<string, Run> = {
   changes: (ctx) =>
     withStore(ctx, false, async (store) => {
       const [id] = ctx.args;
-      const changes = await store.changes(id, str(ctx.values.parent));
+      const parent = str(ctx.values.parent);
+      const changes = await store.changes(id, parent);
       const letter = { add: "A", modify: "C", delete: "D" } as const;
       return {
-        json: changes,
+        json: { id, parent: await comparedWith(store, id, parent), changes },
         text: changes.map((c) => `${letter[c.kind]} ${c.path}`).join("\n") ||
           undefined,
         data: true,
@@ -383,8 +486,13 @@ const commands: Record<string, Run> = {
   size: (ctx) =>
     withStore(ctx, false, async (store) => {
       const [id] = ctx.args;
-      const size = await store.diffSize(id, str(ctx.values.parent));
-      return { json: { id, size }, text: String(size), data: true };
+      const parent = str(ctx.values.parent);
+      const size = await store.diffSize(id, parent);
+      return {
+        json: { id, parent: await comparedWith(store, id, parent), size },
+        text: String(size),
+        data: true,
+      };
     }),
 
   cleanup: (ctx) =>

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { UsageError } from "../errors.ts";
+import { LayerfsError, UsageError } from "../errors.ts";
 import type { ImageInput, LoadProgress } from "../image/mod.ts";
 import {
   findImage,
@@ -168,16 +168,34 @@ export function imageCommands(
 
     rmi: (ctx) =>
       withStore(ctx, false, async (store) => {
+        // Every name is tried, as docker rmi does: one that fails (no such
+        // image) is reported on its own line and the run exits 1, and
+        // what the others removed is still said.
         const removed = [];
+        const failed = [];
         const lines = [];
         for (const ref of ctx.args) {
-          const r = await removeImage(store, ref);
+          let r;
+          try {
+            r = await removeImage(store, ref);
+          } catch (e) {
+            if (!(e instanceof LayerfsError) || e instanceof UsageError) {
+              throw e;
+            }
+            failed.push({ ref, error: { name: e.name, message: e.message } });
+            ctx.io.stderr(`layerfs: ${e.message}\n`);
+            continue;
+          }
           removed.push({ ref, ...r });
           for (const u of r.untagged) lines.push(`Untagged: ${u}`);
           if (r.deleted) lines.push(`Deleted: ${r.deleted}`);
           for (const l of r.removedLayers) lines.push(`Removed layer: ${l}`);
         }
-        return { json: { removed }, text: lines.join("\n") };
+        return {
+          json: { removed, failed },
+          text: lines.length ? lines.join("\n") : undefined,
+          exitCode: failed.length ? 1 : 0,
+        };
       }),
 
     prune: (ctx) =>
@@ -206,6 +224,13 @@ export function imageCommands(
         const output = ctx.values.output;
         if (typeof output !== "string") {
           throw new UsageError("Pass -o FILE: where to write the archive");
+        }
+        if (output === "-") {
+          // Not a file named "-"; an archive is written whole before its
+          // name appears, which a pipe cannot give.
+          throw new UsageError(
+            "save writes a file, not standard output; pass -o FILE (then cat FILE if you need it on a pipe)",
+          );
         }
         const format = ctx.values.format ?? "docker";
         if (format !== "docker" && format !== "oci") {

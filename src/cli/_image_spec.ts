@@ -84,8 +84,8 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
       "Each layer is rebuilt byte for byte from the tar-split record kept when it was loaded,\n" +
       "so DiffIDs and the image id stay the same. A layer without a record, or changed since,\n" +
       "is exported afresh: it gets a new DiffID, the saved config carries it and the image a\n" +
-      "new id (both printed, with the reason). FILE is written under a temp name and renamed\n" +
-      "when complete.",
+      "new id (both printed, with the reason). FILE appears only when complete (a failed or\n" +
+      "interrupted save leaves nothing); a fifo or device is written in place.",
     options: {
       output: {
         type: "string",

@@ -1,5 +1,6 @@
 /**
- * Internal: Ctrl-C for the long commands (`pull`, `push`, `load`, `save`).
+ * Internal: Ctrl-C for the long commands (`apply`, `pull`, `push`, `load`,
+ * `save`).
  * SIGINT or SIGTERM becomes the AbortSignal the module functions take:
  * they stop, remove their temps and write no reference; the command then
  * fails with one {@link Interrupted} line ("pull of REF interrupted") and

@@ -6,8 +6,6 @@
  * @module
  */
 
-import { LayerfsError } from "../errors.ts";
-import { ioAdvice } from "../sys/errno.ts";
 import type { ByteWriter } from "../archive/write_file.ts";
 
 /** Exit code of a process killed by SIGPIPE, as a shell reports it. */
@@ -19,33 +17,8 @@ export function isBrokenPipe(e: unknown): boolean {
     (e as { code?: string })?.code === "EPIPE";
 }
 
-/**
- * `e` as a {@link LayerfsError} that names `path`; LayerfsErrors and broken
- * pipes (handled by the caller) pass unchanged.
- */
-export function namedFsError(
-  e: unknown,
-  action: string,
-  path: string,
-): unknown {
-  if (e instanceof LayerfsError || isBrokenPipe(e) || !(e instanceof Error)) {
-    return e;
-  }
-  const code = (e as { code?: string }).code ?? "";
-  // Deno's message, without the "(os error N)" and any path it repeats.
-  const what = e.message.replace(/\s*\(os error \d+\).*$/, "");
-  const advice = ioAdvice(code) ??
-    (code === "EISDIR"
-      ? "it is a directory; pass a file"
-      : code === "ENOENT"
-      ? "check the path"
-      : code === "EACCES" || code === "EPERM"
-      ? "check its permissions"
-      : "check the path and the file system");
-  return new LayerfsError(`Cannot ${action} ${path}: ${what}; ${advice}`, {
-    cause: e,
-  });
-}
+export { namedFsError } from "../_output_file.ts";
+import { namedFsError } from "../_output_file.ts";
 
 /** `w` with its write errors named after `path`. */
 export function namedWriter(w: ByteWriter, path: string): ByteWriter {
@@ -70,6 +43,7 @@ export function namedWriter(w: ByteWriter, path: string): ByteWriter {
 export async function readFileStream(
   path: string,
   onBytes?: (n: number) => void,
+  signal?: AbortSignal,
 ): Promise<ReadableStream<Uint8Array>> {
   let file: Deno.FsFile;
   try {
@@ -90,6 +64,7 @@ export async function readFileStream(
       const req = c.byobRequest!;
       const v = req.view as Uint8Array<ArrayBuffer>;
       try {
+        signal?.throwIfAborted(); // Ctrl-C: the reader fails, and cleans up
         const n = await file.read(
           new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
         );
@@ -103,7 +78,7 @@ export async function readFileStream(
         }
       } catch (e) {
         close();
-        throw namedFsError(e, "read", path);
+        throw signal?.aborted ? e : namedFsError(e, "read", path);
       }
     },
     cancel() {
@@ -112,24 +87,40 @@ export async function readFileStream(
   });
 }
 
-/** A stream whose read errors name `name` (e.g. "stdin"); `onBytes` sees every chunk. */
+/**
+ * A stream whose read errors name `name` (e.g. "stdin"); `onBytes` sees
+ * every chunk. An abort of `signal` fails the next read, or the one waiting
+ * (standard input may never send more).
+ */
 export function namedStream(
   s: ReadableStream<Uint8Array>,
   name: string,
   onBytes?: (n: number) => void,
+  signal?: AbortSignal,
 ): ReadableStream<Uint8Array> {
   const reader = s.getReader();
+  const aborted = new Promise<never>((_, reject) => {
+    signal?.addEventListener("abort", () => {
+      reject(signal.reason);
+      reader.cancel(signal.reason).catch(() => {});
+    }, { once: true });
+  });
+  aborted.catch(() => {});
   return new ReadableStream<Uint8Array>({
     async pull(c) {
       try {
-        const r = await reader.read();
-        if (r.done) c.close();
-        else {
+        signal?.throwIfAborted();
+        const r = await (signal
+          ? Promise.race([reader.read(), aborted])
+          : reader.read());
+        if (r.done) {
+          c.close();
+        } else {
           onBytes?.(r.value.length);
           c.enqueue(r.value);
         }
       } catch (e) {
-        throw namedFsError(e, "read", name);
+        throw signal?.aborted ? e : namedFsError(e, "read", name);
       }
     },
     cancel(reason) {

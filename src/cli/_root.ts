@@ -24,7 +24,8 @@ export interface RootInputs {
  * Picks the store root from the flag, the environment and the user id.
  *
  * @returns An absolute store root path.
- * @throws {UsageError} when no root can be derived (no HOME for a non-root user).
+ * @throws {UsageError} when `flag` is empty, or no root can be derived (no
+ *   HOME for a non-root user).
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -35,6 +36,12 @@ export interface RootInputs {
  * ```
  */
 export function defaultRoot({ flag, env, uid, cwd }: RootInputs): string {
+  // `--root=` or `--root "$UNSET"`: a script's mistake, not "the default".
+  if (flag === "") {
+    throw new UsageError(
+      "--root is empty; pass the store's directory, e.g. --root /var/lib/layerfs",
+    );
+  }
   const chosen = nonEmpty(flag) ?? nonEmpty(env("LAYERFS_ROOT"));
   if (chosen !== undefined) return normalize(chosen, cwd);
   if (uid === 0) return "/var/lib/layerfs";

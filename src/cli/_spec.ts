@@ -107,6 +107,10 @@ export const COMMANDS: CommandSpec[] = [
     aliases: ["remove"],
     usage: "ID [--force]",
     summary: "remove a layer",
+    description:
+      "Prints each layer removed. --force removes ID even when mounted, and its descendants\n" +
+      "first; a descendant that is mounted is refused (nothing is removed then). A layer an\n" +
+      "image uses is always refused: remove the image with rmi.",
     options: {
       force: {
         type: "boolean",
@@ -168,7 +172,7 @@ export const COMMANDS: CommandSpec[] = [
     usage: "ID [--parent P] [-o FILE] [--compress gzip|zstd]",
     summary: "write the layer's changes as an OCI layer tar",
     description:
-      "Writes to FILE, or to standard output when -o is missing (refused when that is a terminal).",
+      "Writes to FILE, or to standard output when -o is missing or - (refused when that is a terminal).",
     options: {
       parent,
       output: {

@@ -13,10 +13,12 @@
  * standard output (`layerfs diff x | head`) ends the run quietly with exit
  * 141, as SIGPIPE would. SIGXFSZ is ignored, so a write past `ulimit -f`
  * fails with an error naming the file instead of killing the process.
- * SIGINT (Ctrl-C) or SIGTERM during `pull`, `push`, `load` or `save` stops
- * the work cleanly (temps removed, no reference written, layers already
- * completed kept): one line "layerfs: pull of REF interrupted", exit 130
- * (SIGINT) or 143 (SIGTERM).
+ * SIGINT (Ctrl-C) or SIGTERM during `apply`, `pull`, `push`, `load` or
+ * `save` stops the work cleanly (staging and temps removed, no reference
+ * written, image layers already completed kept): one line "layerfs: pull of
+ * REF interrupted", exit 130 (SIGINT) or 143 (SIGTERM). Other commands are
+ * ended by the signal at once; nothing they leave is half-done (outputs are
+ * unnamed until complete, views are released by the next open).
  *
  * @example Run it
  * ```sh

@@ -10,7 +10,8 @@
  * @module
  */
 
-import { InvalidImage, UsageError } from "../errors.ts";
+import { InvalidImage, InvalidReference, UsageError } from "../errors.ts";
+import { parseReference } from "./reference.ts";
 import { decompress, detectCompression } from "../archive/compress/mod.ts";
 import type { Store } from "../store/store.ts";
 import { writeToFile } from "../archive/write_file.ts";
@@ -110,6 +111,7 @@ export type ImageInput = string | ReadableStream<Uint8Array>;
  * @throws {InvalidImage} malformed input, hostile names, missing blobs,
  *   digest/size/DiffID mismatches (nothing of that image is kept).
  * @throws {ForeignLayer} {NoMatchingPlatform} {UsageError} (`tag` with several images)
+ * @throws {InvalidReference} `tag` is not an image name (nothing is read or stored)
  *
  * @example Load a one-layer OCI layout built on the spot
  * ```ts
@@ -158,6 +160,7 @@ export async function loadImage(
   options: LoadImageOptions = {},
 ): Promise<LoadedImage[]> {
   checkParallel(options.parallel ?? 1);
+  if (options.tag !== undefined) checkTag(options.tag);
   let spool: string | undefined;
   const label = typeof source === "string" ? source : "standard input";
   await ensureDirs(imagesDir(store));
@@ -217,6 +220,20 @@ export async function loadImage(
     }
   } finally {
     if (spool) await Deno.remove(spool).catch(() => {});
+  }
+}
+
+/**
+ * A `tag` option must be a name pull, push and save can take back (checked
+ * before anything is read or stored).
+ */
+function checkTag(tag: string): void {
+  parseReference(tag);
+  if (tag.includes("@")) {
+    throw new InvalidReference(
+      tag,
+      "a tag cannot carry a digest (pass NAME[:TAG])",
+    );
   }
 }
 

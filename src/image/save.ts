@@ -26,6 +26,7 @@ import { writeCompressed } from "../archive/compress/mod.ts";
 import { tarHeader } from "../archive/tar/header.ts";
 import { TarWriter } from "../archive/tar/writer.ts";
 import { writeToFile } from "../archive/write_file.ts";
+import { namedFsError, openOutput, type Output } from "../_output_file.ts";
 import type { Store } from "../store/store.ts";
 import { sha256Hex } from "./digest.ts";
 import { abortable } from "./_abort.ts";
@@ -101,15 +102,18 @@ const enc = new TextEncoder();
 
 /**
  * Writes the images `refs` name (`name:tag`, `sha256:<id>`, id prefix) to
- * the tar file `path` (written under a temp name, fsynced, then renamed).
+ * the tar file `path` (written as an unnamed file, fsynced, then named:
+ * a failed or killed save leaves nothing; a fifo or device is written in
+ * place, a symlink followed).
  * Layers shared by several images are written once.
  *
  * @param store An open store.
  * @param refs The images to save.
  * @param path The archive to write.
  * @param options The format.
- * @returns What was saved, in `refs` order.
- * @throws {ImageNotFound} {UsageError} (no refs) {StoreError}
+ * @returns What was saved, in `refs` order (a name given twice, once).
+ * @throws {ImageNotFound} {UsageError} (no refs, `path` a directory)
+ *   {StoreError} {LayerfsError} (`path` cannot be written: named, with what to do)
  *
  * @example
  * ```ts
@@ -154,19 +158,27 @@ export async function saveImage(
     );
   }
   const idx = await readIndex(store);
-  const images = refs.map((ref) => {
+  // One manifest entry per name: `save app:2 app:2` (or `app:2 sha256:<its
+  // id>` twice) names it once, as docker save does.
+  const seen = new Set<string>();
+  const images = refs.flatMap((ref) => {
     const hex = resolveRef(idx, ref);
     const tagged = resolveName(idx, ref) ?? null;
-    return { ref: tagged, hex, record: idx.images[hex] };
+    const key = `${tagged ?? ""} ${hex}`;
+    if (seen.has(key)) return [];
+    seen.add(key);
+    return [{ ref: tagged, hex, record: idx.images[hex] }];
   });
-  await ensureDirs(imagesDir(store));
-  await sweepImageTemps(store);
-  const tmp = await Deno.makeTempDir({
-    dir: imagesDir(store),
-    prefix: `.save-${Deno.pid}-`,
-  });
-  const out = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  // Opened first, so a bad path fails before any layer is exported.
+  let out: Output | undefined = await openOutput(path);
+  let tmp: string | undefined;
   try {
+    await ensureDirs(imagesDir(store));
+    await sweepImageTemps(store);
+    tmp = await Deno.makeTempDir({
+      dir: imagesDir(store),
+      prefix: `.save-${Deno.pid}-`,
+    });
     // Each layer once, to a temp file: a tar header needs its size first.
     const exported = new Map<string, Exported>();
     for (const { record } of images) {
@@ -216,9 +228,13 @@ export async function saveImage(
         }),
       });
     }
-    using file = await Deno.open(out, { write: true, createNew: true });
     const w = new TarWriter();
-    const written = writeToFile(abortable(w.readable, options.signal), file);
+    const written = writeToFile(
+      abortable(w.readable, options.signal),
+      out!.file,
+    ).catch((e) => {
+      throw namedFsError(e, "write to", path);
+    });
     written.catch(() => {});
     try {
       if (format === "docker") {
@@ -230,12 +246,12 @@ export async function saveImage(
       throw e;
     }
     await written;
-    await file.sync();
-    await Deno.rename(out, path);
+    await out!.commit();
+    out = undefined;
     return saved;
   } finally {
-    await Deno.remove(out).catch(() => {});
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await out?.abort();
+    if (tmp) await Deno.remove(tmp, { recursive: true }).catch(() => {});
   }
 }
 

@@ -125,7 +125,7 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
   const missing = await layerfs([...g, "--json", "exists", "nope"]);
   assert.equal(missing.code, 1);
   assert.deepEqual(JSON.parse(missing.stdout), { id: "nope", exists: false });
-  const ls = JSON.parse((await ok(["--json", "ls"])).stdout);
+  const ls = JSON.parse((await ok(["--json", "ls"])).stdout).layers;
   assert.deepEqual(ls.map((l: { id: string }) => l.id), [
     "base",
     "base-gz",
@@ -144,7 +144,7 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
   assert.equal(await Deno.readTextFile(`${path}/etc/motd`), "hello\n");
   await assert.rejects(Deno.stat(`${path}/etc/hosts`), Deno.errors.NotFound);
   await Deno.writeTextFile(`${path}/etc/new`, "x\n");
-  const mounted = JSON.parse((await ok(["--json", "ls"])).stdout);
+  const mounted = JSON.parse((await ok(["--json", "ls"])).stdout).layers;
   assert.equal(mounted.find((l: { id: string }) => l.id === "ctr").mounts, 1);
 
   // rm of a mounted layer is refused with one line; --force works later.
@@ -159,8 +159,12 @@ async function everyCommand(backend: "overlay" | "vfs"): Promise<void> {
   // changes, size
   assert.equal((await ok(["changes", "ctr"])).stdout, "C /etc\nA /etc/new\n");
   const ch = JSON.parse((await ok(["--json", "changes", "child"])).stdout);
+  assert.equal(ch.id, "child");
+  assert.equal(ch.parent, "base"); // its direct parent, when --parent is not given
   assert.deepEqual(
-    ch.map((c: { path: string; kind: string }) => `${c.kind} ${c.path}`),
+    ch.changes.map((c: { path: string; kind: string }) =>
+      `${c.kind} ${c.path}`
+    ),
     [
       "modify /etc",
       "delete /etc/hosts",
@@ -507,7 +511,7 @@ privilegedTest(
     );
     await ok(["apply", "big", "--parent", "child", `${d}/big.tar`]);
     const held = async () => ({
-      gets: JSON.parse((await ok(["--json", "ls"])).stdout)
+      gets: JSON.parse((await ok(["--json", "ls"])).stdout).layers
         .filter((l: { mounts: number }) => l.mounts > 0)
         .map((l: { id: string }) => l.id),
       mounted: (await Deno.readTextFile("/proc/self/mountinfo")).includes(

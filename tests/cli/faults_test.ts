@@ -250,7 +250,8 @@ privilegedTest(
       assert.equal(r.stderr, "", `${extra}: ${r.stderr}`);
       assert.equal(r.code, 141, extra.join(" "));
     }
-    const ls = JSON.parse((await layerfs([...g, "--json", "ls"])).stdout);
+    const ls =
+      JSON.parse((await layerfs([...g, "--json", "ls"])).stdout).layers;
     assert.equal(ls[0].mounts, 0, "the diff's views were given back");
   },
 );
@@ -312,9 +313,10 @@ privilegedTest(
     typed("status", await json(["status"]), {
       backend: "string",
       layers: "number",
-      "mounted views": "number",
-      "outstanding gets": "number",
-      "format version": "number",
+      mountedViews: "number",
+      outstandingGets: "number",
+      formatVersion: "number",
+      backingFilesystem: "string",
     });
     typed("apply", await json(["apply", "base", `${d}/t.tar.gz`]), {
       id: "string",
@@ -332,7 +334,8 @@ privilegedTest(
       exists: "boolean",
     });
     const ls = await json(["ls"]);
-    for (const l of ls) {
+    typed("ls", ls, { layers: "array" });
+    for (const l of ls.layers) {
       typed("ls[]", l, {
         id: "string",
         parent: "string|null",
@@ -348,10 +351,20 @@ privilegedTest(
       id: "string",
       released: "boolean",
     });
-    for (const c of await json(["changes", "base"])) {
+    const changes = await json(["changes", "ctr"]);
+    typed("changes", changes, {
+      id: "string",
+      parent: "string",
+      changes: "array",
+    });
+    for (const c of changes.changes) {
       typed("changes[]", c, { path: "string", kind: "string" });
     }
-    typed("size", await json(["size", "base"]), { size: "number" });
+    typed("size", await json(["size", "base"]), {
+      id: "string",
+      parent: "null",
+      size: "number",
+    });
     for (
       const [args, compression] of [[[], null], [
         ["--compress", "gzip"],
@@ -368,7 +381,7 @@ privilegedTest(
       problems: "array",
     });
     typed("cleanup", await json(["cleanup"]), { cleaned: "boolean" });
-    typed("rm", await json(["rm", "ctr"]), { removed: "boolean" });
+    typed("rm", await json(["rm", "ctr"]), { id: "string", removed: "array" });
     typed("help", await json(["help"]), { help: "string" });
     typed("version", await json(["--version"]), { version: "string" });
     typed("helper doctor", await json(["helper", "doctor"], 1), {

@@ -4,7 +4,6 @@
  */
 import assert from "node:assert/strict";
 import { privilegedTest, tempDir } from "../_privileged.ts";
-import { checkStore } from "../../src/cli/check.ts";
 import {
   baseLayer,
   buildImage,
@@ -172,6 +171,7 @@ privilegedTest(
         deleted: `sha256:${img.configHex}`,
         removedLayers: [],
       }],
+      failed: [],
     });
     assert.equal((await layerfs([...root, "rm", "ctr"])).code, 0);
     r = await layerfs([...root, "load", `${tmp.path}/d.tar`]);
@@ -211,7 +211,7 @@ privilegedTest(
       /^layerfs: Cannot load image .*index\.json is not a JSON object; .*\n$/,
     );
     r = await layerfs([...root, "--json", "ls"]);
-    assert.deepEqual(JSON.parse(r.stdout), []);
+    assert.deepEqual(JSON.parse(r.stdout), { layers: [] });
     r = await layerfs([...root, "check"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
   },
@@ -315,11 +315,6 @@ Deno.test("cli: SIGINT during load from standard input stops it cleanly", async 
     dec.decode(out.stderr),
     "layerfs: load of standard input interrupted\n",
   );
-  assert.deepEqual(
-    [...Deno.readDirSync(`${root}/images`)].map((e) => e.name).filter((n) =>
-      n.startsWith(".")
-    ),
-    [],
-  );
-  assert.deepEqual((await checkStore(root)).problems, []);
+  // The load made this store and completed no layer: the store goes too.
+  assert.throws(() => Deno.lstatSync(root), Deno.errors.NotFound);
 });

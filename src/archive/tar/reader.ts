@@ -747,6 +747,15 @@ export class TarReader {
         );
       }
       if (got < BLOCK) {
+        // Shorter than one header and nothing before it: a cut tar, or
+        // something that is no tar at all (a text file, an error page).
+        if (this.#consumed === 0) {
+          throw new InvalidArchive(
+            `truncated: the input ends inside the first header: it is ${got} byte${
+              got === 1 ? "" : "s"
+            }, shorter than one 512-byte tar header (cut short, or not a tar at all); pass a whole tar`,
+          );
+        }
         throw this.#truncated(
           this.#entry === undefined
             ? "inside the first header"

@@ -1,0 +1,316 @@
+/**
+ * What the CLI promises about removal, names, outputs and interrupts, on vfs
+ * (no privileges needed): `rm --force` says what it removed and never takes
+ * a mounted descendant, `rm` refuses an image's layer, `rmi` tries every
+ * name, `load --tag` checks the name, `diff -o`/`save -o` leave nothing when
+ * they fail or are killed, Ctrl-C of `apply` removes its staging, and the
+ * small edges (`--root=`, `exists bad/id`, `-o -`, a file too short to be a
+ * tar, a typo'd root).
+ */
+import assert from "node:assert/strict";
+import { tempDir } from "../_privileged.ts";
+import {
+  buildImage,
+  buildLayer,
+  layerTar,
+  writeOciLayout,
+} from "../image/_images.ts";
+import { layerfs, MAIN, names, sh } from "./_layerfs.ts";
+
+async function store(d: string) {
+  const g = ["--root", `${d}/store`, "--backend", "vfs"];
+  const ok = async (args: string[]) => {
+    const r = await layerfs([...g, ...args]);
+    assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+    return r;
+  };
+  await ok(["init"]);
+  return { g, ok };
+}
+
+/** An OCI layout of one image with one layer, named `ref`. */
+async function imageDir(dir: string, ref: string, file: string) {
+  const tar = await layerTar([{ name: file, content: `${ref}\n` }]);
+  const image = buildImage([buildLayer(tar)]);
+  await writeOciLayout(dir, [{ image, ref }]);
+  return image;
+}
+
+Deno.test("cli rm: --force lists every layer it removed; a mounted descendant is refused and nothing goes", async () => {
+  await using tmp = await tempDir();
+  const { g, ok } = await store(tmp.path);
+  await ok(["create", "base"]);
+  await ok(["create", "mid", "--parent", "base"]);
+  await ok(["create", "ctr", "--parent", "mid", "--rw"]);
+  await ok(["mount", "ctr"]);
+  const busy = await layerfs([...g, "rm", "--force", "base"]);
+  assert.equal(busy.code, 1);
+  assert.match(
+    busy.stderr,
+    /^layerfs: Cannot remove "base" and its descendant layer "ctr": it is mounted 1 time; run "layerfs umount ctr" first\n$/,
+  );
+  const left = JSON.parse((await ok(["--json", "ls"])).stdout).layers;
+  assert.deepEqual(left.map((l: { id: string }) => l.id).sort(), [
+    "base",
+    "ctr",
+    "mid",
+  ]);
+  // The layer named is taken even when mounted (that is what --force is for).
+  await ok(["mount", "base"]);
+  await ok(["umount", "ctr"]);
+  const text = await ok(["rm", "--force", "base"]);
+  assert.equal(text.stdout, "removed ctr\nremoved mid\nremoved base\n");
+  await ok(["create", "a"]);
+  await ok(["create", "b", "--parent", "a"]);
+  const doc = JSON.parse((await ok(["--json", "rm", "-f", "a"])).stdout);
+  assert.deepEqual(doc, { id: "a", removed: ["b", "a"] });
+  assert.deepEqual(JSON.parse((await ok(["--json", "ls"])).stdout).layers, []);
+});
+
+Deno.test("cli rm: a layer an image uses is refused (also with --force); rmi removes it", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  const image = await imageDir(`${d}/oci`, "app:1", "a");
+  await ok(["load", `${d}/oci`]);
+  const layer = image.chains[0];
+  for (const args of [["rm", layer], ["rm", "--force", layer]]) {
+    const r = await layerfs([...g, ...args]);
+    assert.equal(r.code, 1, args.join(" "));
+    assert.equal(
+      r.stderr,
+      `layerfs: Cannot remove layer "${layer}": image app:1 uses it; remove the image with "layerfs rmi app:1"\n`,
+    );
+  }
+  // A container on the image can go; the image's layer under it stays.
+  await ok(["create", "ctr", "--rw", "--image", "app:1"]);
+  await ok(["rm", "ctr"]);
+  await ok(["create", "base"]);
+  await ok(["create", "ctr2", "--parent", "base", "--rw"]);
+  assert.equal((await layerfs([...g, "exists", layer])).code, 0);
+  await ok(["rmi", "app:1"]);
+  assert.equal((await layerfs([...g, "exists", layer])).code, 1);
+  await ok(["rm", "--force", "base"]);
+});
+
+Deno.test("cli rmi: every name is tried; a missing one is reported and the run exits 1", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  await imageDir(`${d}/a`, "a:1", "a");
+  await imageDir(`${d}/b`, "b:1", "b");
+  await ok(["load", `${d}/a`]);
+  await ok(["load", `${d}/b`]);
+  const r = await layerfs([...g, "rmi", "a:1", "nope:1", "b:1"]);
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /^Untagged: a:1\nDeleted: sha256:/);
+  assert.match(r.stdout, /\nUntagged: b:1\nDeleted: sha256:/);
+  assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+  assert.match(r.stderr, /^layerfs: .*nope:1/);
+  assert.equal((await ok(["images"])).stdout.trim().split("\n").length, 1);
+
+  await ok(["load", `${d}/a`]);
+  const j = await layerfs([...g, "--json", "rmi", "gone:2", "a:1"]);
+  assert.equal(j.code, 1);
+  const doc = JSON.parse(j.stdout);
+  assert.deepEqual(doc.removed.map((x: { ref: string }) => x.ref), ["a:1"]);
+  assert.equal(doc.failed.length, 1);
+  assert.equal(doc.failed[0].ref, "gone:2");
+  assert.equal(doc.failed[0].error.name, "ImageNotFound");
+});
+
+Deno.test("cli load --tag: a name pull, push and save could not take is refused before anything is stored", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  await imageDir(`${d}/oci`, "app:1", "a");
+  for (
+    const tag of ["BAD:tag", "", "x y", "a:b:c", `a@sha256:${"0".repeat(64)}`]
+  ) {
+    const r = await layerfs([...g, "load", "--tag", tag, `${d}/oci`]);
+    assert.equal(r.code, 1, JSON.stringify(tag));
+    assert.match(r.stderr, /^layerfs: Invalid image reference /, tag);
+    assert.equal(r.stderr.trim().split("\n").length, 1);
+  }
+  assert.deepEqual(JSON.parse((await ok(["--json", "ls"])).stdout).layers, []);
+  assert.deepEqual(
+    JSON.parse((await ok(["--json", "images"])).stdout).images,
+    [],
+  );
+  await ok(["load", "--tag", "good/name:2", `${d}/oci`]);
+  assert.match((await ok(["images"])).stdout, /\ngood\/name:2 /);
+});
+
+Deno.test("cli save -o / diff -o: a bad path fails first, naming it; nothing is left; a name given twice is saved once", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  await imageDir(`${d}/oci`, "app:1", "a");
+  await ok(["load", `${d}/oci`]);
+  await ok(["create", "base"]);
+  const before = await names(d);
+  for (const cmd of [["save", "app:1"], ["diff", "base"]]) {
+    const missing = await layerfs([...g, ...cmd, "-o", `${d}/nodir/x.tar`]);
+    assert.equal(missing.code, 1);
+    assert.equal(
+      missing.stderr,
+      `layerfs: Cannot write to ${d}/nodir/x.tar: No such file or directory; check the path\n`,
+    );
+    const dir = await layerfs([...g, ...cmd, "-o", d]);
+    assert.equal(dir.code, 2);
+    assert.match(
+      dir.stderr,
+      /^layerfs: Cannot write to .*: it is a directory; /,
+    );
+    const full = await layerfs([...g, ...cmd, "-o", "/dev/full"]);
+    assert.equal(full.code, 1);
+    assert.match(
+      full.stderr,
+      /^layerfs: Cannot write to \/dev\/full: No space left on device; the file system is full; /,
+    );
+  }
+  assert.deepEqual(await names(d), before);
+  assert.deepEqual(
+    (await names(`${d}/store/images`)).filter((n) => n.startsWith(".save-")),
+    [],
+  );
+  const dash = await layerfs([...g, "save", "app:1", "-o", "-"]);
+  assert.equal(dash.code, 2);
+  assert.match(
+    dash.stderr,
+    /^layerfs: save writes a file, not standard output/,
+  );
+
+  await ok(["save", "app:1", "app:1", "-o", `${d}/twice.tar`]);
+  await sh("mkdir x && tar -C x -xf twice.tar", d);
+  const manifest = JSON.parse(await Deno.readTextFile(`${d}/x/manifest.json`));
+  assert.equal(manifest.length, 1);
+  assert.deepEqual(manifest[0].RepoTags, ["app:1"]);
+
+  // diff -o - is standard output, as tar -f - is.
+  const viaDash = await layerfs([...g, "diff", "base", "-o", "-"]);
+  assert.equal(viaDash.code, 0, viaDash.stderr);
+  assert.deepEqual(
+    viaDash.bytes,
+    (await layerfs([...g, "diff", "base"])).bytes,
+  );
+  assert.ok(!(await names(d)).includes("-"));
+});
+
+Deno.test("cli diff -o: killed (SIGKILL) in the middle, it leaves no file and no temp", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  // Random bytes gzip slowly: the export runs long enough to be caught.
+  await sh(
+    "mkdir -p big && head -c 48000000 /dev/urandom > big/blob && tar -C big -cf big.tar . && rm -r big",
+    d,
+  );
+  await ok(["apply", "big", `${d}/big.tar`]);
+  await Deno.remove(`${d}/big.tar`);
+  const out = `${d}/out`;
+  await Deno.mkdir(out);
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", MAIN, ...g, "diff", "big", "-o", `${out}/big.tar.gz`]
+      .concat("--compress", "gzip"),
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  // Its output is open (an unnamed file in `out`) once /proc shows it.
+  let open = false;
+  while (!open) {
+    const fds = await names(`/proc/${child.pid}/fd`);
+    for (const fd of fds) {
+      const link = await Deno.readLink(`/proc/${child.pid}/fd/${fd}`).catch(
+        () => "",
+      );
+      if (link.startsWith(`${out}/`)) open = true;
+    }
+    if (!open) await new Promise((r) => setTimeout(r, 5));
+  }
+  child.kill("SIGKILL");
+  assert.equal((await child.status).signal, "SIGKILL");
+  assert.deepEqual(await names(out), []);
+});
+
+Deno.test("cli apply: SIGINT or SIGTERM while it reads stops it with one line; no staging or layer is left", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g } = await store(d);
+  await sh(
+    "mkdir -p src && head -c 4000000 /dev/urandom > src/blob && tar -C src -cf t.tar .",
+    d,
+  );
+  const head = (await Deno.readFile(`${d}/t.tar`)).subarray(0, 1 << 20);
+  for (
+    const [signal, code, json] of [
+      ["SIGINT", 130, false],
+      ["SIGTERM", 143, true],
+    ] as const
+  ) {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        MAIN,
+        ...g,
+        ...(json ? ["--json"] : []),
+        "apply",
+        "x",
+      ],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1" },
+    }).spawn();
+    // Part of the tar, then nothing: the apply waits on standard input.
+    const w = child.stdin.getWriter();
+    await w.write(head);
+    while ((await names(`${d}/store/staging`)).length === 0) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    child.kill(signal);
+    const r = await child.output();
+    await w.close().catch(() => {});
+    const err = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, code, err);
+    assert.equal(err, "layerfs: apply of x interrupted\n");
+    if (json) {
+      assert.deepEqual(JSON.parse(new TextDecoder().decode(r.stdout)).error, {
+        name: "Interrupted",
+        message: "apply of x interrupted",
+        exitCode: 143,
+      });
+    }
+    assert.deepEqual(await names(`${d}/store/staging`), []);
+    assert.equal((await layerfs([...g, "exists", "x"])).code, 1);
+  }
+});
+
+Deno.test("cli edges: --root= is refused, exists of a bad id is a usage error, a short non-tar says so, a typo'd root is not left behind", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g } = await store(d);
+  const empty = await layerfs(["--root=", "ls"]);
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /^layerfs: --root is empty; /);
+  const bad = await layerfs([...g, "exists", "bad/id"]);
+  assert.equal(bad.code, 2); // 1 means "absent"
+  assert.match(bad.stderr, /^layerfs: Invalid layer id "bad\/id"/);
+  await Deno.writeTextFile(`${d}/hello.txt`, "hello\n");
+  const short = await layerfs([...g, "apply", "x", `${d}/hello.txt`]);
+  assert.equal(short.code, 1);
+  assert.match(
+    short.stderr,
+    /truncated: the input ends inside the first header: it is 6 bytes, shorter than one 512-byte tar header \(cut short, or not a tar at all\)/,
+  );
+  const typo = await layerfs([
+    "--root",
+    `${d}/typo`,
+    "apply",
+    "x",
+    `${d}/hello.txt`,
+  ]);
+  assert.equal(typo.code, 1);
+  assert.ok(!(await names(d)).includes("typo"), "the store it made is gone");
+});
