@@ -6,52 +6,7 @@
 import assert from "node:assert/strict";
 import { privilegedTest, tempDir } from "../_privileged.ts";
 
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-  bytes: Uint8Array;
-}
-
-async function layerfs(
-  args: string[],
-  opts: { stdin?: Uint8Array; env?: Record<string, string> } = {},
-): Promise<Run> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdin: opts.stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1", ...opts.env },
-  }).spawn();
-  if (opts.stdin) {
-    const w = child.stdin.getWriter();
-    await w.write(opts.stdin);
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-    bytes: out.stdout,
-  };
-}
-
-async function sh(cmd: string, cwd: string): Promise<Uint8Array> {
-  const out = await new Deno.Command("sh", {
-    args: ["-c", cmd],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-  })
-    .output();
-  assert.equal(out.code, 0, `${cmd}: ${new TextDecoder().decode(out.stderr)}`);
-  return out.stdout;
-}
+import { layerfs, MAIN, type Run, sh } from "./_layerfs.ts";
 
 /** A tar with etc/hosts and a dir; plus gzip and zstd copies. */
 async function makeTars(dir: string): Promise<void> {

@@ -15,29 +15,9 @@ import {
   writeOciLayout,
 } from "./_images.ts";
 
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+import { layerfs as run, MAIN } from "../cli/_layerfs.ts";
 
-async function layerfs(args: string[], stdin?: Uint8Array) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdin: stdin ? "piped" : "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  if (stdin) {
-    const w = child.stdin.getWriter();
-    await w.write(stdin);
-    await w.close();
-  }
-  const out = await child.output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
+const layerfs = (args: string[], stdin?: Uint8Array) => run(args, { stdin });
 
 privilegedTest(
   "cli: load (file, stdin, --json, --tag), images, create --image, rmi",
