@@ -17,12 +17,12 @@
  */
 
 import { nodePath } from "./_node.ts";
-import { LayerfsError, UsageError } from "./errors.ts";
+import { UsageError } from "./errors.ts";
+import { namedFsError } from "./_fs_error.ts";
 import { syncDir } from "./store/_atomic.ts";
 import { AT, AT_FDCWD, close, O, openat } from "./sys/fd_linux.ts";
 import { linkat } from "./sys/fs_at_linux.ts";
-import { SysError } from "./sys/libc_linux.ts";
-import { ioAdvice } from "./sys/errno.ts";
+import type { SysError } from "./sys/libc_linux.ts";
 
 /** An open output: write to `file`, then `commit` on success or `abort` on failure. */
 export interface Output {
@@ -34,64 +34,8 @@ export interface Output {
   abort(): Promise<void>;
 }
 
-/** What Deno would have said, for the errors our own syscalls give here. */
-const SYS_TEXT: Record<string, string> = {
-  ENOENT: "No such file or directory",
-  ENOTDIR: "Not a directory",
-  EACCES: "Permission denied",
-  EPERM: "Operation not permitted",
-  EROFS: "Read-only file system",
-  ENOSPC: "No space left on device",
-  EDQUOT: "Disk quota exceeded",
-};
-
 /** open(2)'s O_TMPFILE (it includes O_DIRECTORY). */
 const O_TMPFILE = 0o20000000 | O.DIRECTORY;
-
-/**
- * `e` as a {@link LayerfsError} that names `path` and says what to do;
- * LayerfsErrors, broken pipes (the CLI ends quietly on those) and non-errors
- * pass unchanged. Deno's file errors name no path ("Is a directory (os
- * error 21)"), so every file the commands open, read or write is wrapped.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { namedFsError } from "./_output_file.ts";
- * const e = await Deno.readFile("/no/such/file").catch((e) => namedFsError(e, "read", "/no/such/file"));
- * assert.match((e as Error).message, /^Cannot read \/no\/such\/file: .*; check the path$/);
- * ```
- */
-export function namedFsError(
-  e: unknown,
-  action: string,
-  path: string,
-): unknown {
-  if (
-    e instanceof LayerfsError || !(e instanceof Error) ||
-    e instanceof Deno.errors.BrokenPipe ||
-    (e as { code?: string }).code === "EPIPE"
-  ) {
-    return e;
-  }
-  const code = (e as { code?: string }).code ?? "";
-  // Deno's message (or a SysError's errno name), without "(os error N)" or
-  // any path it repeats.
-  const what = e instanceof SysError
-    ? (SYS_TEXT[e.code] ?? e.code)
-    : e.message.replace(/\s*\(os error \d+\).*$/, "");
-  const advice = ioAdvice(code) ??
-    (code === "EISDIR"
-      ? "it is a directory; pass a file"
-      : code === "ENOENT" || code === "ENOTDIR"
-      ? "check the path"
-      : code === "EACCES" || code === "EPERM"
-      ? "check its permissions"
-      : "check the path and the file system");
-  return new LayerfsError(`Cannot ${action} ${path}: ${what}; ${advice}`, {
-    cause: e,
-  });
-}
 
 async function lstatOrNull(path: string): Promise<Deno.FileInfo | null> {
   try {

@@ -17,8 +17,8 @@ export function isBrokenPipe(e: unknown): boolean {
     (e as { code?: string })?.code === "EPIPE";
 }
 
-export { namedFsError } from "../_output_file.ts";
-import { namedFsError } from "../_output_file.ts";
+export { namedFsError } from "../_fs_error.ts";
+import { namedFsError } from "../_fs_error.ts";
 
 /** `w` with its write errors named after `path`. */
 export function namedWriter(w: ByteWriter, path: string): ByteWriter {
