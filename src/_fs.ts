@@ -46,6 +46,27 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Whether `path` is a directory itself (not followed through a symlink).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isDirectory } from "./_fs.ts";
+ * assert.equal(await isDirectory("/"), true);
+ * assert.equal(await isDirectory("/proc/self/status"), false);
+ * assert.equal(await isDirectory("/no/such/entry"), false);
+ * ```
+ */
+export async function isDirectory(path: string): Promise<boolean> {
+  try {
+    return (await Deno.lstat(path)).isDirectory;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
 /** Removes a file or symlink; absent is fine. */
 export async function removeEntry(path: string): Promise<void> {
   try {

@@ -409,6 +409,57 @@ export class InvalidArchive extends LayerfsError {
 export class StoreError extends LayerfsError {}
 
 /**
+ * One layer of the store is damaged: its `layers/<id>` or `meta/<id>` record
+ * cannot be read, it names a parent that is not a layer, or its content dir
+ * `diff/<id>` (or a dir its backend keeps for it) is gone. Only that layer
+ * (and what stacks on it) is affected: the store lists it as damaged,
+ * `layerfs check` says what is wrong and what `--repair` can restore, and
+ * `layerfs rm --force <id>` removes what is left of it. A {@link StoreError},
+ * so code that handles a corrupt store still catches it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { LayerDamaged, StoreError } from "./errors.ts";
+ * const e = new LayerDamaged("app", "diff/app is missing (the layer's content is gone)");
+ * assert.ok(e instanceof StoreError);
+ * assert.equal(e.name, "LayerDamaged");
+ * assert.equal(e.id, "app");
+ * assert.equal(e.problem, "diff/app is missing (the layer's content is gone)");
+ * assert.match(e.message, /^Layer "app" is damaged: diff\/app is missing/);
+ * assert.match(e.message, /run "layerfs check"/);
+ * ```
+ */
+export class LayerDamaged extends StoreError {
+  /** The damaged layer. */
+  readonly id: string;
+  /** What is wrong, naming the file (never its content). */
+  readonly problem: string;
+  /**
+   * Builds the error; the message says what to do.
+   *
+   * @param id The damaged layer.
+   * @param problem What is wrong, naming the file (root-relative).
+   * @param options `root`: the store, named in the message; `cause`.
+   */
+  constructor(
+    id: string,
+    problem: string,
+    options?: ErrorOptions & { root?: string },
+  ) {
+    super(
+      `Layer "${id}" is damaged: ${problem}${
+        options?.root ? ` (store ${options.root})` : ""
+      }; run "layerfs check" to see what --repair can restore, ` +
+        `or remove the layer with "layerfs rm --force ${id}"`,
+      options,
+    );
+    this.id = id;
+    this.problem = problem;
+  }
+}
+
+/**
  * The privileged helper refused or failed a request.
  *
  * @example

@@ -26,4 +26,4 @@ export function baseView(input: LayerMountInput): NoMountPlan | BindMountPlan {
   };
 }
 
-export { entryNames, removeDir, removeEntry } from "../_fs.ts";
+export { entryNames, exists, removeDir, removeEntry } from "../_fs.ts";

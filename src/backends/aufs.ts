@@ -145,5 +145,7 @@ export const aufsBackend: Backend<"aufs"> = {
   prepareLayer: () => Promise.resolve(),
   removeLayer: () => Promise.resolve(),
   leftovers: () => Promise.resolve([]),
+  missingEntries: () => Promise.resolve([]),
+  restoreEntries: () => Promise.resolve(),
   planMount: (input) => planAufsMount(input),
 };

@@ -17,7 +17,13 @@ import {
   overlayCodec,
   overlayUserXattrCodec,
 } from "../archive/whiteout/overlay.ts";
-import { baseView, entryNames, removeDir, removeEntry } from "./_mounting.ts";
+import {
+  baseView,
+  entryNames,
+  exists,
+  removeDir,
+  removeEntry,
+} from "./_mounting.ts";
 import type { Backend, LayerMountInput } from "./types.ts";
 
 const BASE32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
@@ -170,6 +176,22 @@ export const overlayBackend: Backend<"overlay"> = {
       if (!links.has(n)) out.push(`l/${n}`);
     }
     return out;
+  },
+  // The work dir is overlay's scratch space and the link names diff/<id>:
+  // neither holds data of the layer, so both can be remade exactly.
+  async missingEntries(layout, id) {
+    const out: string[] = [];
+    if (!(await exists(work(layout, id)))) out.push(`work/${id}`);
+    if (!(await exists(link(layout, id)))) out.push(`l/${shortLinkName(id)}`);
+    return out;
+  },
+  async restoreEntries(layout, id) {
+    if (!(await exists(work(layout, id)))) {
+      await Deno.mkdir(work(layout, id), { mode: 0o700 });
+    }
+    if (!(await exists(link(layout, id)))) {
+      await Deno.symlink(`../diff/${id}`, link(layout, id));
+    }
   },
   planMount: planOverlayMount,
 };

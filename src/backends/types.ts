@@ -103,6 +103,14 @@ export interface Backend<N extends string = string> {
    * `live`: leftovers of a crash, for the open-time sweep and `check`.
    */
   leftovers(layout: StoreLayout, live: ReadonlySet<string>): Promise<string[]>;
+  /**
+   * Its per-layer entries (root-relative) that existing layer `id` lacks
+   * (deleted by hand): damage `check` reports. Only entries that hold no
+   * data of the layer, so {@link restoreEntries} can remake them exactly.
+   */
+  missingEntries(layout: StoreLayout, id: string): Promise<string[]>;
+  /** Remakes the entries {@link missingEntries} reports; present ones are left (caller holds the store lock). */
+  restoreEntries(layout: StoreLayout, id: string): Promise<void>;
   /** Plans the view of a layer (pure). */
   planMount(input: LayerMountInput): MountPlan;
 }

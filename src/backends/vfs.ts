@@ -58,5 +58,7 @@ export const vfsBackend: Backend<"vfs"> = {
   prepareLayer: () => Promise.resolve(),
   removeLayer: () => Promise.resolve(),
   leftovers: () => Promise.resolve([]),
+  missingEntries: () => Promise.resolve([]),
+  restoreEntries: () => Promise.resolve(),
   planMount: planVfsMount,
 };

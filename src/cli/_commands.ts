@@ -275,15 +275,20 @@ const commands: Record<string, Run> = {
     withStore(ctx, false, async (store) => {
       const layers = await store.list();
       layers.sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+      // A damaged layer's kind may be unknown (its meta unreadable): it is
+      // shown as "damaged", with why in a PROBLEM column that only a store
+      // with damage gets (so healthy output stays as it was).
+      const damage = layers.some((l) => l.damaged !== undefined);
       const rows = [
-        ["ID", "PARENT", "KIND", "MOUNTS"],
+        ["ID", "PARENT", "KIND", "MOUNTS", ...(damage ? ["PROBLEM"] : [])],
         ...layers.map((
           l,
         ) => [
           l.id,
           l.parent ?? "-",
-          l.readWrite ? "rw" : "ro",
+          l.damaged !== undefined ? "damaged" : l.readWrite ? "rw" : "ro",
           String(l.mounts),
+          ...(damage ? [l.damaged ?? "-"] : []),
         ]),
       ];
       const widths = rows[0].map((_, i) =>
@@ -296,6 +301,7 @@ const commands: Record<string, Run> = {
             parent: l.parent ?? null,
             readWrite: l.readWrite,
             mounts: l.mounts,
+            ...(l.damaged !== undefined ? { damaged: l.damaged } : {}),
           })),
         },
         text: rows.map((r) =>

@@ -4,8 +4,14 @@
  * safe to repair.
  *
  * Finds:
- * - layers whose parent is missing (`missing-parent`), or whose `layers/<id>`
- *   file is unreadable (`bad-metadata`): reported; fix with `rm --force`;
+ * - damaged layers, by the rules of `src/store/damage.ts`: a parent that is
+ *   not a layer (`missing-parent`), an unreadable or corrupt `layers/<id>`
+ *   or `meta/<id>` (`bad-metadata`), a content dir `diff/<id>` deleted by
+ *   hand (`missing-dir`): reported, never rebuilt by guessing (a corrupt
+ *   meta's read-write flag and label cannot be known; a missing content dir
+ *   is data gone); fix with `rm --force`. A missing dir the backend keeps
+ *   for a layer that holds no data (overlay's `work/<id>`, `l/<short>`:
+ *   `missing-dir`): repair remakes it;
  * - leftovers of interrupted work: entries of `staging/`, `*-removing` entries,
  *   temp files of atomic writes (`leftover`): repair deletes them;
  * - mount counts for layers whose view is not mounted, or that are gone
@@ -37,7 +43,9 @@ import { StoreLayout } from "../layout.ts";
 import { type MountInfoEntry, readMountInfo } from "../mount/mountinfo.ts";
 import { directMounter, type Mounter } from "../mount/mounter.ts";
 import { readConfig } from "../store/config.ts";
+import { type Damage, findDamage, repairDamage } from "../store/damage.ts";
 import { validateLayerId } from "../store/id.ts";
+import { readParents } from "../store/meta.ts";
 import { planLayerMount } from "../store/plan_layer.ts";
 import {
   findLeftovers,
@@ -55,6 +63,7 @@ import { readCounts, withStoreLock, writeCounts } from "../store/refcounts.ts";
 export type ProblemKind =
   | "missing-parent"
   | "bad-metadata"
+  | "missing-dir"
   | "leftover"
   | "stale-count"
   | "orphan-mount"
@@ -223,38 +232,16 @@ async function scan(
   const layers = new Set(layerIds);
   const parentsOf = new Map<string, string[]>();
   for (const id of layerIds) {
-    let parents: string[];
-    try {
-      parents = (await Deno.readTextFile(layout.layers(id))).split("\n")
-        .filter((l) => l !== "");
-    } catch (e) {
-      add(
-        "bad-metadata",
-        `layers/${id}`,
-        `layers/${id} cannot be read (${(e as Error).message})`,
+    for (const d of await findDamage(layout, backend, id, layers)) {
+      const p = add(
+        d.kind,
+        d.kind === "missing-parent" ? id : d.path,
+        damageMessage(d),
       );
-      continue;
+      if (repair) p.repaired = await repairDamage(layout, backend, d);
     }
-    if (!parents.every(isValidId)) {
-      add(
-        "bad-metadata",
-        `layers/${id}`,
-        `layers/${id} holds an invalid parent id; remove layer "${id}" with "layerfs rm --force ${id}"`,
-      );
-      continue;
-    }
-    parentsOf.set(id, parents);
-    const missing = parents.filter((p) => !layers.has(p));
-    if (missing.length) {
-      add(
-        "missing-parent",
-        id,
-        `layer "${id}" has missing parent(s) ${
-          missing.map((m) => `"${m}"`).join(", ")
-        }; ` +
-          `its view cannot be mounted: remove it with "layerfs rm --force ${id}"`,
-      );
-    }
+    const parents = await readParents(layout, id).catch(() => undefined);
+    if (parents) parentsOf.set(id, parents);
   }
 
   // Counts against mounts. A layer without parents is its own view (no mount).
@@ -340,6 +327,28 @@ async function scan(
   }
 
   return { root: layout.root, layers: layers.size, problems };
+}
+
+/** What `check` says of a damaged layer: the problem, then what to do. */
+function damageMessage(d: Damage): string {
+  const rm = `"layerfs rm --force ${d.id}"`;
+  if (d.repairable) return `layer "${d.id}": ${d.problem}; --repair remakes it`;
+  if (d.kind === "missing-parent") {
+    return `layer "${d.id}" has missing parent(s) ${
+      d.missing!.map((m) => `"${m}"`).join(", ")
+    } (${d.path}); its view cannot be mounted: remove it with ${rm}`;
+  }
+  if (d.path.startsWith("meta/")) {
+    return `layer "${d.id}": ${d.problem}; whether it is read-write and its ` +
+      `mount label cannot be known, so it is not rebuilt: remove it with ${rm} ` +
+      `(if you know it is an image layer without a mount label, deleting ` +
+      `${d.path} makes it one: a layer without meta reads as that)`;
+  }
+  if (d.kind === "missing-dir") {
+    return `layer "${d.id}": ${d.problem}; it cannot be restored without its ` +
+      `data: remove it with ${rm}, then apply or pull it again`;
+  }
+  return `layer "${d.id}": ${d.problem}; its parents cannot be known: remove it with ${rm}`;
 }
 
 /** The layer a mount point under `mnt/` belongs to (for the Mounter), else its path. */

@@ -10,7 +10,9 @@
  */
 
 import type { LayerDirs } from "../archive/types.ts";
+import { isDirectory } from "../_fs.ts";
 import {
+  LayerDamaged,
   LayerExists,
   LayerHasChildren,
   LayerInUse,
@@ -75,6 +77,9 @@ export async function buildLayer<R>(
     if ((await readMeta(l, parent)).readWrite) {
       throw new ParentNotCommitted(id, parent);
     }
+    // Else a child of a parent whose content is gone would be published,
+    // damaged from birth (overlay reads no parent dir until a mount).
+    await requireContent(ctx, parent);
     const chain = [parent, ...pp];
     const max = ctx.backend.capabilities.maxDepth;
     if (chain.length > max) {
@@ -156,6 +161,9 @@ export async function commitLayer(
     await ctx.parentsOf(from);
     const meta = await readMeta(l, from);
     if (!meta.readWrite) throw new LayerNotWritable(from);
+    // Checked before the commit point: after it, a missing dir would leave
+    // the new layer damaged and nothing for recovery to finish with.
+    await requireContent(ctx, from);
     if (await readParents(l, to)) throw new LayerExists(to);
     const { counts, info } = await reconciled(ctx);
     const n = usesOf(ctx, from, counts, info);
@@ -177,6 +185,16 @@ export async function commitLayer(
     }
     await writeMeta(l, to, { readWrite: false, mountLabel: meta.mountLabel });
   });
+}
+
+/** Throws LayerDamaged when layer `id`'s content dir `diff/<id>` is gone. */
+async function requireContent(ctx: StoreContext, id: string): Promise<void> {
+  if (await isDirectory(ctx.layout.diff(id))) return;
+  throw new LayerDamaged(
+    id,
+    `diff/${id} is missing (the layer's content is gone)`,
+    { root: ctx.root },
+  );
 }
 
 /** Creates a staging entry holding a live flock (caller holds the store lock). */

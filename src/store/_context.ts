@@ -9,7 +9,7 @@
 import type { LayerDirs, WhiteoutFormat } from "../archive/types.ts";
 import type { BackendName } from "../backends/registry.ts";
 import type { Backend, BackendSettings } from "../backends/types.ts";
-import { LayerNotFound } from "../errors.ts";
+import { LayerDamaged, LayerNotFound } from "../errors.ts";
 import type { StoreLayout } from "../layout.ts";
 import type { Mounter } from "../mount/mounter.ts";
 import type { MountPlan } from "../mount/plan.ts";
@@ -70,9 +70,22 @@ export class StoreContext {
     });
   }
 
-  /** {@link plan}, reading the layer's meta record. */
+  /**
+   * {@link plan}, reading the layer's meta record. For a layer whose meta is
+   * damaged it plans a read-only view: its callers (count reconciling on
+   * open and remove, put) only need where the view would be mounted, which
+   * is `mnt/<id>` either way, and one damaged layer must not make the store
+   * unopenable. `get` reads the meta itself and refuses such a layer.
+   */
   async planFor(id: string, parents: string[]): Promise<MountPlan> {
-    return this.plan(id, parents, await readMeta(this.layout, id));
+    let meta: LayerMeta;
+    try {
+      meta = await readMeta(this.layout, id);
+    } catch (e) {
+      if (!(e instanceof LayerDamaged)) throw e;
+      meta = { readWrite: false };
+    }
+    return this.plan(id, parents, meta);
   }
 
   /** How the archive code sees `dir` as a layer on `parents` (the only place LayerDirs are made). */
@@ -114,11 +127,21 @@ export class StoreContext {
     return ids.sort();
   }
 
-  /** Direct children of every layer. */
+  /**
+   * Direct children of every layer. A layer whose `layers/<id>` cannot be
+   * read is nobody's known child (`check` reports it), so it cannot stop a
+   * forced remove of another layer.
+   */
   async children(): Promise<Map<string, string[]>> {
     const out = new Map<string, string[]>();
     for (const id of await this.ids()) {
-      const p = (await readParents(this.layout, id))?.[0];
+      let p: string | undefined;
+      try {
+        p = (await readParents(this.layout, id))?.[0];
+      } catch (e) {
+        if (!(e instanceof LayerDamaged)) throw e;
+        continue;
+      }
       if (p === undefined) continue;
       const list = out.get(p) ?? [];
       list.push(id);

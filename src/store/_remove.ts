@@ -14,17 +14,21 @@ import { syncDir } from "./_atomic.ts";
 import type { StoreContext } from "./_context.ts";
 import { mountInside, removeIfPresent, rmdirIfPresent } from "./_fs.ts";
 import { reconciled, usesOf } from "./_views.ts";
-import { readParents } from "./meta.ts";
+import { isLayer } from "./meta.ts";
 import { removeCount, writeCounts } from "./refcounts.ts";
 
-/** `remove`: see Store.remove. */
+/**
+ * `remove`: see Store.remove. Reads no record of the layer beyond its
+ * existence, so a damaged layer (unreadable `layers/<id>` or `meta/<id>`,
+ * missing dirs) is removed like any other: what is there goes.
+ */
 export async function removeLayer(
   ctx: StoreContext,
   id: string,
   force: boolean,
 ): Promise<string[]> {
   return await ctx.locked(async () => {
-    if (!(await readParents(ctx.layout, id))) throw new LayerNotFound(id);
+    if (!(await isLayer(ctx.layout, id))) throw new LayerNotFound(id);
     const { counts, info } = await reconciled(ctx);
     const order = await removalOrder(ctx, id, force);
     // Something mounted inside a layer's own dirs (a volume bound into a

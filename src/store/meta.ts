@@ -6,7 +6,8 @@
  * @module
  */
 
-import { StoreError } from "../errors.ts";
+import { LayerDamaged } from "../errors.ts";
+import type { StoreLayout } from "../layout.ts";
 import { writeFileAtomic } from "./_atomic.ts";
 import { validateLayerId } from "./id.ts";
 
@@ -18,7 +19,6 @@ function isLayerId(id: string): boolean {
     return false;
   }
 }
-import type { StoreLayout } from "../layout.ts";
 
 /** What `meta/<id>` holds. */
 export interface LayerMeta {
@@ -43,15 +43,15 @@ export interface LayerMeta {
  * @param text The file's content.
  * @param id The layer whose file it is (for the message).
  * @returns The parent ids, nearest first.
- * @throws {StoreError} when a line is not a valid layer id.
+ * @throws {LayerDamaged} (a StoreError) when a line is not a valid layer id.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { parseParents } from "./meta.ts";
- * import { StoreError } from "../errors.ts";
+ * import { LayerDamaged } from "../errors.ts";
  * assert.deepEqual(parseParents("child\nbase\n", "app"), ["child", "base"]);
- * assert.throws(() => parseParents("../etc\n", "app"), StoreError);
+ * assert.throws(() => parseParents("../etc\n", "app"), LayerDamaged);
  * ```
  */
 export function parseParents(text: string, id: string): string[] {
@@ -60,9 +60,9 @@ export function parseParents(text: string, id: string): string[] {
     try {
       validateLayerId(p);
     } catch {
-      throw new StoreError(
-        `layers/${id} names an invalid parent id on line ${i + 1}; ` +
-          `the store is corrupt: remove layer "${id}" with --force`,
+      throw new LayerDamaged(
+        id,
+        `layers/${id} names an invalid parent id on line ${i + 1}`,
       );
     }
   });
@@ -73,7 +73,9 @@ export function parseParents(text: string, id: string): string[] {
  * Reads `layers/<id>` (see {@link parseParents}); undefined when the layer
  * does not exist.
  *
- * @throws {StoreError} when the file holds an invalid id.
+ * @throws {LayerDamaged} when the file holds an invalid id or cannot be read
+ *   (a directory in its place, an I/O error); not for permission errors,
+ *   which say nothing about the layer.
  *
  * @example
  * ```ts
@@ -99,6 +101,35 @@ export function readParents(
   }
 }
 
+/**
+ * Whether layer `id` exists: `layers/<id>` is there, readable or damaged
+ * (a damaged layer still exists until it is removed).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { StoreLayout } from "../layout.ts";
+ * import { isLayer } from "./meta.ts";
+ * const root = await Deno.makeTempDir();
+ * await Deno.mkdir(`${root}/layers`);
+ * await Deno.writeTextFile(`${root}/layers/app`, "../etc\n"); // damaged, but there
+ * assert.equal(await isLayer(new StoreLayout(root), "app"), true);
+ * assert.equal(await isLayer(new StoreLayout(root), "gone"), false);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function isLayer(
+  layout: StoreLayout,
+  id: string,
+): Promise<boolean> {
+  try {
+    return (await readParents(layout, id)) !== undefined;
+  } catch (e) {
+    if (e instanceof LayerDamaged) return true;
+    throw e;
+  }
+}
+
 function readParentsSync(
   layout: StoreLayout,
   id: string,
@@ -110,15 +141,35 @@ function readParentsSync(
     text = Deno.readTextFileSync(layout.layers(id));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
+    throw unreadable(layout, id, "layers", e);
   }
   try {
     return parseParents(text, id);
   } catch (e) {
-    throw new StoreError(`${(e as Error).message} (store ${layout.root})`, {
-      cause: e,
-    });
+    throw inStore(layout, e);
   }
+}
+
+/** A read error of a layer's record as LayerDamaged (permission errors stay as they are). */
+function unreadable(
+  layout: StoreLayout,
+  id: string,
+  dir: "layers" | "meta",
+  e: unknown,
+): unknown {
+  if (e instanceof Deno.errors.PermissionDenied || !(e instanceof Error)) {
+    return e;
+  }
+  return new LayerDamaged(id, `${dir}/${id} cannot be read (${e.message})`, {
+    cause: e,
+    root: layout.root,
+  });
+}
+
+/** A parser's LayerDamaged with the store named (the pure parsers do not know it). */
+function inStore(layout: StoreLayout, e: unknown): unknown {
+  if (!(e instanceof LayerDamaged)) return e;
+  return new LayerDamaged(e.id, e.problem, { cause: e, root: layout.root });
 }
 
 /**
@@ -155,7 +206,7 @@ export async function writeParents(
  *
  * @param text The file's content.
  * @param id The layer whose file it is (for the message).
- * @throws {StoreError} when it is not a JSON object.
+ * @throws {LayerDamaged} (a StoreError) when it is not a JSON object.
  *
  * @example
  * ```ts
@@ -173,9 +224,7 @@ export function parseMeta(text: string, id: string): LayerMeta {
     m = undefined;
   }
   if (typeof m !== "object" || m === null || Array.isArray(m)) {
-    throw new StoreError(
-      `meta/${id} is not a valid JSON object; the store is corrupt`,
-    );
+    throw new LayerDamaged(id, `meta/${id} is not a valid JSON object`);
   }
   const o = m as {
     readWrite?: unknown;
@@ -188,8 +237,9 @@ export function parseMeta(text: string, id: string): LayerMeta {
   }
   if (o.committedFrom !== undefined) {
     if (typeof o.committedFrom !== "string" || !isLayerId(o.committedFrom)) {
-      throw new StoreError(
-        `meta/${id} names an invalid committedFrom layer; the store is corrupt`,
+      throw new LayerDamaged(
+        id,
+        `meta/${id} names an invalid committedFrom layer`,
       );
     }
     meta.committedFrom = o.committedFrom;
@@ -200,6 +250,9 @@ export function parseMeta(text: string, id: string): LayerMeta {
 /**
  * Reads `meta/<id>`; a missing file (a store made by Docker's aufs driver)
  * reads as an image layer without label.
+ *
+ * @throws {LayerDamaged} when the file is not a JSON object or cannot be
+ *   read (not for permission errors).
  *
  * @example
  * ```ts
@@ -231,14 +284,12 @@ function readMetaSync(layout: StoreLayout, id: string): LayerMeta {
     text = Deno.readTextFileSync(layout.meta(id)); // sync: see readParents
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return { readWrite: false };
-    throw e;
+    throw unreadable(layout, id, "meta", e);
   }
   try {
     return parseMeta(text, id);
   } catch (e) {
-    throw new StoreError(`${(e as Error).message} (store ${layout.root})`, {
-      cause: e,
-    });
+    throw inStore(layout, e);
   }
 }
 

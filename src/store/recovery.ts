@@ -25,7 +25,8 @@ import { entryNames, exists } from "../_fs.ts";
 import type { Backend } from "../backends/types.ts";
 import { PER_LAYER_DIRS, type StoreLayout } from "../layout.ts";
 import { validateLayerId } from "./id.ts";
-import { readMeta, writeMeta } from "./meta.ts";
+import { LayerDamaged } from "../errors.ts";
+import { type LayerMeta, readMeta, writeMeta } from "./meta.ts";
 
 /** What kind of leftover. */
 export type LeftoverKind = "staging" | "removing" | "temp" | "orphan" | "lock";
@@ -237,7 +238,14 @@ export async function finishCommits(
 ): Promise<string[]> {
   const done: string[] = [];
   for (const id of await liveIds(layout)) {
-    const meta = await readMeta(layout, id);
+    let meta: LayerMeta;
+    try {
+      meta = await readMeta(layout, id);
+    } catch (e) {
+      // One damaged layer must not make the store unopenable: check reports it.
+      if (e instanceof LayerDamaged) continue;
+      throw e;
+    }
     const from = meta.committedFrom;
     if (from === undefined) continue;
     if (!(await exists(layout.diff(id)))) {

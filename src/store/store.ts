@@ -20,8 +20,15 @@
  */
 
 import type { Change, TarSource } from "../archive/layer.ts";
+import type { LayerDirs } from "../archive/types.ts";
 import type { BackendName } from "../backends/registry.ts";
-import { LayerfsError, StoreError } from "../errors.ts";
+import {
+  InvalidLayerId,
+  LayerDamaged,
+  LayerfsError,
+  LayerNotFound,
+  StoreError,
+} from "../errors.ts";
 import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
 import { statfs } from "../sys/statfs_linux.ts";
 import { buildLayer, commitLayer } from "./_build.ts";
@@ -30,12 +37,14 @@ import { noParent, type StoreContext } from "./_context.ts";
 import { compared, comparison, openComparison } from "./_compare.ts";
 import { deferredByteStream } from "./_deferred_stream.ts";
 import { removeIfPresent, rmdirIfPresent } from "./_fs.ts";
+import { entryNames } from "../_fs.ts";
 import { removeLayer } from "./_remove.ts";
 import { diskUsage } from "./_usage.ts";
 import { getView, putView, unmountAll, unmountUncounted } from "./_views.ts";
 import { FORMAT_VERSION } from "./config.ts";
+import { chainDamage, listedLayer } from "./damage.ts";
 import { validateLayerId } from "./id.ts";
-import { readMeta, readParents } from "./meta.ts";
+import { isLayer, readMeta } from "./meta.ts";
 import { readCounts } from "./refcounts.ts";
 import { findLeftovers, finishCommits, removeLockFile } from "./recovery.ts";
 import { loadModule } from "../_load_module.ts";
@@ -94,12 +103,20 @@ export interface RemoveOptions {
 export interface LayerInfo {
   /** The layer id. */
   id: string;
-  /** Its direct parent, or undefined for a base layer. */
+  /** Its direct parent, or undefined for a base layer (or when `layers/<id>` cannot be read). */
   parent: string | undefined;
-  /** Created with createReadWrite. */
+  /** Created with createReadWrite; false when `meta/<id>` cannot be read (see `damaged`). */
   readWrite: boolean;
   /** Outstanding `get`s (across all processes). */
   mounts: number;
+  /**
+   * Set when the layer is damaged: why, naming the file (`meta/app is not
+   * a valid JSON object`, `diff/app is missing ...`, `layers/app names
+   * parent "x", which is not a layer`). Its view cannot be made; `layerfs
+   * check` says what can be repaired, `remove(id, { force: true })` removes
+   * it. Absent on a healthy layer.
+   */
+  damaged?: string;
 }
 
 /** Disk usage, as containerd's `Usage`: bytes allocated and inodes. */
@@ -265,7 +282,7 @@ export class Store {
   async exists(id: string): Promise<boolean> {
     this.#open();
     validateLayerId(id);
-    return (await readParents(this.#ctx.layout, id)) !== undefined;
+    return await isLayer(this.#ctx.layout, id); // a damaged layer exists too
   }
 
   /**
@@ -294,7 +311,11 @@ export class Store {
   }
 
   /**
-   * Every layer with its parent, kind and mount count, sorted by id.
+   * Every layer with its parent, kind and mount count, sorted by id. A
+   * damaged layer (unreadable records, a parent that is not a layer, its
+   * content dir gone) is listed with `damaged` saying why, never dropped and
+   * never failing the list; a missing dir the backend keeps beside the
+   * content (overlay's `work/<id>`) is left to `layerfs check`.
    *
    * @example
    * ```ts
@@ -321,17 +342,14 @@ export class Store {
     // see a layer half-created or a count half-written.
     return await this.#ctx.locked(async () => {
       const counts = await readCounts(l);
+      const ids = await this.#ctx.ids();
+      const live = new Set(ids);
+      // One readdir for the whole list, not a stat per layer.
+      const contents = new Set(await entryNames(`${l.root}/diff`));
       const out: LayerInfo[] = [];
-      for (const id of await this.#ctx.ids()) {
-        const parents = await readParents(l, id);
-        if (!parents) continue;
-        const meta = await readMeta(l, id);
-        out.push({
-          id,
-          parent: parents[0],
-          readWrite: meta.readWrite,
-          mounts: counts[id] ?? 0,
-        });
+      for (const id of ids) {
+        const row = await listedLayer(l, id, live, contents);
+        if (row) out.push({ ...row, mounts: counts[id] ?? 0 });
       }
       return out;
     });
@@ -344,16 +362,21 @@ export class Store {
    * cannot be enforced). A read-write layer without parents, and every vfs
    * layer, is its own `diff/<id>` and mounts nothing.
    *
-   * @throws {InvalidLayerId} {LayerNotFound} {MountError}
+   * @throws {InvalidLayerId} {LayerNotFound} {MountError} {LayerDamaged} (the
+   *   layer or a parent is damaged: the error names which and what is wrong)
    *
    * @example
    * ```ts
    * import assert from "node:assert/strict";
    * import { openStore } from "./open.ts";
+   * import { LayerDamaged } from "../errors.ts";
    * const root = await Deno.makeTempDir();
    * const store = await openStore({ root, backend: "vfs" });
    * await store.create("base");
    * await store.createReadWrite("ctr1", "base");
+   * await store.createReadWrite("ctr2", "base");
+   * await Deno.remove(`${root}/diff/ctr2`, { recursive: true }); // damaged by hand
+   * await assert.rejects(store.get("ctr2"), LayerDamaged);
    * const rootfs = await store.get("ctr1"); // on vfs: the layer's own dir
    * assert.equal(rootfs, `${store.root}/diff/ctr1`);
    * await Deno.writeTextFile(`${rootfs}/hello`, "hi\n");
@@ -364,7 +387,22 @@ export class Store {
    */
   async get(id: string, options: GetOptions = {}): Promise<string> {
     this.#open();
-    return await getView(this.#ctx, validateLayerId(id), options.mountLabel);
+    const ctx = this.#ctx;
+    validateLayerId(id);
+    let target: string;
+    try {
+      target = await getView(ctx, id, options.mountLabel);
+    } catch (e) {
+      throw await this.#explained(id, e);
+    }
+    // A view that is the layer's own dir mounts nothing, so nothing has
+    // failed if that dir is gone: one lstat, only for such views.
+    if (target === ctx.layout.diff(id) && !isDirSync(target)) {
+      await putView(ctx, id).catch(() => {}); // give back the count just taken
+      throw await this.#explained(id, undefined) ??
+        new LayerDamaged(id, `diff/${id} is missing`, { root: this.root });
+    }
+    return target;
   }
 
   /**
@@ -400,6 +438,10 @@ export class Store {
    * someone who did not name it). Everything is checked before anything is
    * removed. Each layer disappears atomically (`layers/<id>` renamed to
    * `-removing`), then its dirs are renamed to `-removing` and deleted.
+   *
+   * A damaged layer (see {@link LayerInfo.damaged}) is removed the same
+   * way: nothing of its records needs to be readable, and what is left of
+   * its dirs goes.
    *
    * @returns The layers removed, descendants first, `id` last.
    * @throws {InvalidLayerId} {LayerNotFound} {LayerHasChildren} {LayerInUse}
@@ -453,14 +495,18 @@ export class Store {
   async usage(id: string): Promise<LayerUsage> {
     this.#open();
     const parents = await this.#ctx.parentsOf(validateLayerId(id));
-    const layer = diskUsage(this.#ctx.layout.diff(id));
-    const chain = { ...layer };
-    for (const p of parents) {
-      const u = diskUsage(this.#ctx.layout.diff(p));
-      chain.size += u.size;
-      chain.inodes += u.inodes;
+    try {
+      const layer = diskUsage(this.#ctx.layout.diff(id));
+      const chain = { ...layer };
+      for (const p of parents) {
+        const u = diskUsage(this.#ctx.layout.diff(p));
+        chain.size += u.size;
+        chain.inodes += u.inodes;
+      }
+      return { layer, chain };
+    } catch (e) {
+      throw await this.#explained(id, e);
     }
-    return { layer, chain };
   }
 
   /**
@@ -639,6 +685,14 @@ export class Store {
     // Views are taken on the first read, so a stream never read mounts nothing.
     return deferredByteStream(async () => {
       const { dirs, release } = await openComparison(this.#ctx, await cmp);
+      // The export opens its dirs as it reads: a dir deleted by hand would
+      // surface mid-stream as a bare openat error, not naming the layer.
+      const gone = [dirs.dir, ...dirs.parentDirs].find((d) => !isDirSync(d));
+      if (gone !== undefined) {
+        await release();
+        throw await this.#explained(id, undefined) ??
+          new StoreError(`${gone} is missing; run "layerfs check"`);
+      }
       return { stream: (await exporter()).layerTar(dirs), release };
     });
   }
@@ -893,12 +947,8 @@ export class Store {
    */
   async diffSize(id: string, parent?: string | null): Promise<number> {
     this.#open();
-    return await compared(
-      this.#ctx,
-      validateLayerId(id),
-      parent,
-      (await sizer()).layerDiffSize,
-    );
+    const measure = (await sizer()).layerDiffSize;
+    return await this.#compared(id, parent, measure);
   }
 
   /**
@@ -938,12 +988,8 @@ export class Store {
    */
   async changes(id: string, parent?: string | null): Promise<Change[]> {
     this.#open();
-    return await compared(
-      this.#ctx,
-      validateLayerId(id),
-      parent,
-      (await changeLister()).layerChanges,
-    );
+    const list = (await changeLister()).layerChanges;
+    return await this.#compared(id, parent, list);
   }
 
   /**
@@ -1002,6 +1048,42 @@ export class Store {
 
   // ---- internals ----
 
+  /**
+   * What to throw for a failed operation on layer `id`: the error itself
+   * when it is already ours and about the layer, else {@link LayerDamaged}
+   * when the layer or its chain is damaged (the syscall error as its
+   * cause), else the error. Runs only after a failure, so healthy
+   * operations pay nothing for it.
+   */
+  async #explained(id: string, e: unknown): Promise<unknown> {
+    if (
+      e instanceof LayerDamaged || e instanceof LayerNotFound ||
+      e instanceof InvalidLayerId
+    ) return e;
+    const ctx = this.#ctx;
+    const damage = await chainDamage(ctx.layout, ctx.backend, id, e)
+      .catch(() => undefined);
+    return damage ?? e;
+  }
+
+  /** `compared`, with a failure explained by the damage of `id` or `parent`. */
+  async #compared<T>(
+    id: string,
+    parent: string | null | undefined,
+    fn: (dirs: LayerDirs) => Promise<T>,
+  ): Promise<T> {
+    validateLayerId(id);
+    try {
+      return await compared(this.#ctx, id, parent, fn);
+    } catch (e) {
+      const other = noParent(parent);
+      const why = await this.#explained(id, e);
+      throw why === e && other !== undefined && isLayerIdText(other)
+        ? await this.#explained(other, e)
+        : why;
+    }
+  }
+
   #open(): void {
     if (this.#closed) {
       throw new StoreError(
@@ -1022,5 +1104,23 @@ export class Store {
     const p = noParent(parent);
     if (p !== undefined) validateLayerId(p);
     return await buildLayer(this.#ctx, id, p, { readWrite, mountLabel, fill });
+  }
+}
+
+/** Whether `path` is a directory (sync: one lstat on get's path). */
+function isDirSync(path: string): boolean {
+  try {
+    return Deno.lstatSync(path).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+function isLayerIdText(id: string): boolean {
+  try {
+    validateLayerId(id);
+    return true;
+  } catch {
+    return false;
   }
 }

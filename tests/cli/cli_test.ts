@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { privilegedTest, tempDir } from "../_privileged.ts";
+import { shortLinkName } from "../../src/backends/overlay.ts";
 
 import { layerfs, MAIN, type Run, sh } from "./_layerfs.ts";
 
@@ -382,7 +383,8 @@ privilegedTest(
     await layerfs([...g, "create", "app", "--parent", "base"]);
     assert.equal((await layerfs([...g, "check"])).code, 0);
 
-    // Plant: a layer whose parent is missing, a staging leftover, a -removing
+    // Plant: a layer whose parent is missing (made by hand, so without
+    // overlay's work dir and link), a staging leftover, a -removing
     // leftover, a stale count, an orphan mount, a diff dir without metadata.
     await Deno.writeTextFile(`${root}/layers/orphan`, "ghost\n");
     await Deno.mkdir(`${root}/diff/orphan`);
@@ -406,6 +408,8 @@ privilegedTest(
     assert.deepEqual(kinds, [
       "leftover diff/old-removing",
       "leftover staging/crashed",
+      `missing-dir l/${shortLinkName("orphan")}`,
+      "missing-dir work/orphan",
       "missing-parent orphan",
       "orphan-diff diff/stray",
       "orphan-mount mnt/base",
@@ -420,7 +424,8 @@ privilegedTest(
       p: { repaired: boolean },
     ) => !p.repaired)
       .map((p: { kind: string }) => p.kind).sort();
-    assert.deepEqual(left, ["missing-parent"]);
+    assert.deepEqual(left, ["missing-parent"]); // overlay's own entries remade
+    assert.ok((await Deno.stat(`${root}/work/orphan`)).isDirectory);
     await assert.rejects(Deno.stat(`${root}/diff/stray`), Deno.errors.NotFound);
     await assert.rejects(
       Deno.stat(`${root}/staging/crashed`),

@@ -21,6 +21,7 @@
  * | usage.ts      | usage of a layer and its chain                                    |
  * | compare.ts    | diff/changes/diffSize against any layer (naive diff)              |
  * | recovery.ts   | sweeps on open, counts, uncounted mounts, failed count writes, failed first open |
+ * | damaged.ts    | a corrupt meta or layers record, a deleted diff or backend dir: only that layer is affected |
  * | processes.ts  | several processes on one store, kill -9 then reopen               |
  * | e2e.ts        | apply, change through a view, diff, re-apply; truncated tar; "" parent |
  *
@@ -31,6 +32,7 @@ import type { BackendName } from "../../../src/backends/registry.ts";
 import { type OpenFn, Suite } from "./_harness.ts";
 import { applyScenarios } from "./apply.ts";
 import { commitScenarios } from "./commit.ts";
+import { damagedScenarios } from "./damaged.ts";
 import { compareScenarios } from "./compare.ts";
 import { endToEndScenarios } from "./e2e.ts";
 import { lifecycleScenarios } from "./lifecycle.ts";
@@ -68,6 +70,7 @@ export function backendSuite(name: BackendName, open: OpenFn): void {
   usageScenarios(s);
   compareScenarios(s);
   recoveryScenarios(s);
+  damagedScenarios(s);
   processScenarios(s);
   endToEndScenarios(s);
 }
