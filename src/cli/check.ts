@@ -45,7 +45,7 @@ import { directMounter, type Mounter } from "../mount/mounter.ts";
 import { readConfig } from "../store/config.ts";
 import { type Damage, findDamage, repairDamage } from "../store/damage.ts";
 import { validateLayerId } from "../store/id.ts";
-import { readParents } from "../store/meta.ts";
+import { readMeta, readParents } from "../store/meta.ts";
 import { planLayerMount } from "../store/plan_layer.ts";
 import {
   findLeftovers,
@@ -309,11 +309,15 @@ async function scan(
 
   // Image layers no image uses (an interrupted load or pull), top first.
   const idx = await readIndex({ root: layout.root });
-  const infos = [...parentsOf].map(([id, parents]) => ({
-    id,
-    parent: parents[0],
-    mounts: counts[id] ?? 0,
-  }));
+  const infos = [];
+  for (const [id, parents] of parentsOf) {
+    infos.push({
+      id,
+      parent: parents[0],
+      mounts: counts[id] ?? 0,
+      imageLayer: await imageMade(layout, id),
+    });
+  }
   for (const id of unusedImageLayers(idx, infos)) {
     if (await layerBusy({ root: layout.root }, id)) continue;
     add(
@@ -357,4 +361,16 @@ function idOf(layout: StoreLayout, mountPoint: string): string {
   return mountPoint.startsWith(prefix)
     ? mountPoint.slice(prefix.length).split("/")[0]
     : mountPoint;
+}
+
+/** Whether a load or pull made layer `id` (its meta says so); unreadable: no. */
+async function imageMade(
+  layout: StoreLayout,
+  id: string,
+): Promise<true | undefined> {
+  try {
+    return (await readMeta(layout, id)).imageLayer;
+  } catch {
+    return undefined; // damaged: reported as such, never pruned
+  }
 }

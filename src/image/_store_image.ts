@@ -523,7 +523,7 @@ async function applyLayer(
         );
       }
       return size;
-    }, { parentReady: job.parentReady });
+    }, { parentReady: job.parentReady, imageLayer: true });
   } catch (e) {
     if (keepTmp !== undefined) await Deno.remove(keepTmp).catch(() => {});
     // Another load made it meanwhile without our lock (not a layerfs load):

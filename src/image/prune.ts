@@ -8,11 +8,14 @@
  * for such layers, used by `layerfs check` (which reports them) and by
  * `pruneImages` (which removes them):
  *
- * A layer is an unused image layer when its id is a chain id (64 lowercase
- * hex: the ids loads and pulls give layers), no image of the index names
- * it, it is not mounted, and every layer on it is an unused image layer
- * too. So a container layer (`create --rw --image`) keeps its whole chain,
- * and layers made by `create` or `apply` under other ids are never touched.
+ * A layer is an unused image layer when a load or pull made it (its meta
+ * says so: `imageLayer`), its id is a chain id (64 lowercase hex), no image
+ * of the index names it, it is not mounted, and every layer on it is an
+ * unused image layer too. So a container layer (`create --rw --image`)
+ * keeps its whole chain, and layers made by `create`, `apply` or `commit`
+ * are never touched, whatever their id (a container named by a 64-hex id,
+ * as docker names them, is the user's). Layers loaded before the mark
+ * existed (layerfs 0.x stores) carry none: they are never pruned.
  *
  * @module
  */
@@ -61,11 +64,12 @@ export interface PrunedImages {
  * const root = await Deno.makeTempDir();
  * const store = await openStore({ root, backend: "vfs" });
  * const left = "f".repeat(64); // as an interrupted pull leaves a layer
- * await store.create(left);
+ * await store.applyDiffStaged(left, undefined, () => Promise.resolve(0), { imageLayer: true });
  * await store.create("mine"); // not an image layer: never pruned
+ * await store.create("e".repeat(64), undefined); // nor is this, a chain id made by hand
  * const pruned = await pruneImages(store);
  * assert.deepEqual(pruned.removedLayers, [left]);
- * assert.deepEqual((await store.list()).map((l) => l.id), ["mine"]);
+ * assert.deepEqual((await store.list()).map((l) => l.id).sort(), ["e".repeat(64), "mine"]);
  * store.close();
  * await Deno.remove(root, { recursive: true });
  * ```

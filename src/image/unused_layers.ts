@@ -24,18 +24,20 @@ export const CHAIN_ID = /^[0-9a-f]{64}$/;
  * import { unusedImageLayers } from "./unused_layers.ts";
  * const [a, b, c] = ["a", "b", "c"].map((x) => x.repeat(64));
  * const idx = { version: 1 as const, refs: {}, images: {} };
+ * const d = "d".repeat(64);
  * const layers = [
- *   { id: a, parent: undefined, mounts: 0 },
- *   { id: b, parent: a, mounts: 0 },
- *   { id: c, parent: undefined, mounts: 0 },
+ *   { id: a, parent: undefined, mounts: 0, imageLayer: true as const },
+ *   { id: b, parent: a, mounts: 0, imageLayer: true as const },
+ *   { id: c, parent: undefined, mounts: 0, imageLayer: true as const },
  *   { id: "ctr", parent: c, mounts: 0 }, // a container on c keeps it
+ *   { id: d, parent: undefined, mounts: 0 }, // no load made it: the user's
  * ];
  * assert.deepEqual(unusedImageLayers(idx, layers), [b, a]);
  * ```
  */
 export function unusedImageLayers(
   idx: { images: Record<string, { layers: string[] }> },
-  layers: Pick<LayerInfo, "id" | "parent" | "mounts">[],
+  layers: Pick<LayerInfo, "id" | "parent" | "mounts" | "imageLayer">[],
 ): string[] {
   const named = new Set(Object.values(idx.images).flatMap((r) => r.layers));
   const children = new Map<string, string[]>();
@@ -61,8 +63,11 @@ export function unusedImageLayers(
         continue;
       }
       const l = byId.get(id);
-      const ok = l !== undefined && CHAIN_ID.test(id) && !named.has(id) &&
-        l.mounts === 0 && kids.every((k) => unused.get(k) === true);
+      // Only what a load or pull made (marked in its meta): a container
+      // layer or an `apply` under a 64-hex id is the user's, never a leftover.
+      const ok = l !== undefined && l.imageLayer === true &&
+        CHAIN_ID.test(id) && !named.has(id) && l.mounts === 0 &&
+        kids.every((k) => unused.get(k) === true);
       unused.set(id, ok);
       if (ok) order.push(id);
     }

@@ -35,6 +35,8 @@ export interface BuildOptions<R> {
   readWrite: boolean;
   /** SELinux label for its view. */
   mountLabel?: string;
+  /** Made by an image load or pull (see LayerMeta.imageLayer). */
+  imageLayer?: boolean;
   /**
    * Fills the staged dir (an archive apply); runs without the store lock.
    * A tar-split record it writes to `record` is published with the layer.
@@ -126,6 +128,7 @@ export async function buildLayer<R>(
         await writeMeta(l, id, {
           readWrite: opts.readWrite,
           mountLabel: opts.mountLabel || undefined,
+          imageLayer: opts.imageLayer ? true : undefined,
         });
         await writeParents(l, id, parents); // commit point
       } catch (e) {

@@ -96,10 +96,12 @@ export async function applyStagedLayer(
   parent: string | undefined,
   fill: (staged: StagedLayer) => Promise<number>,
   parentReady?: Promise<void>,
+  imageLayer?: boolean,
 ): Promise<number> {
   const size = await buildLayer(ctx, id, parent, {
     readWrite: false,
     parentReady,
+    imageLayer,
     fill: (dirs, record) => fill({ dirs: ctx.plainDirs(dirs), record }),
   });
   return size!;

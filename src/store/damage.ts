@@ -196,6 +196,8 @@ export interface ListedLayer {
   parent: string | undefined;
   /** Its read-write flag (false when `meta/<id>` is unreadable). */
   readWrite: boolean;
+  /** Made by an image load or pull. */
+  imageLayer?: true;
   /** Why it is damaged, when it is. */
   damaged?: string;
 }
@@ -264,6 +266,7 @@ export async function listedLayer(
     parent: parents?.[0],
     readWrite: meta.readWrite,
   };
+  if (meta.imageLayer) row.imageLayer = true;
   if (why.length) row.damaged = why.join("; ");
   return row;
 }

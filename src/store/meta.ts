@@ -31,6 +31,13 @@ export interface LayerMeta {
    * if it dies after its commit point, recovery finishes moving the content.
    */
   committedFrom?: string;
+  /**
+   * Made by an image load or pull (`applyDiffStaged` with `imageLayer`):
+   * only such layers can be unused image layers, which `pruneImages` and
+   * `layerfs check --repair` remove once no image names them. Layers made
+   * by `create`, `apply` or `commit` never are, whatever their id.
+   */
+  imageLayer?: true;
 }
 
 /**
@@ -230,8 +237,10 @@ export function parseMeta(text: string, id: string): LayerMeta {
     readWrite?: unknown;
     mountLabel?: unknown;
     committedFrom?: unknown;
+    imageLayer?: unknown;
   };
   const meta: LayerMeta = { readWrite: o.readWrite === true };
+  if (o.imageLayer === true) meta.imageLayer = true;
   if (typeof o.mountLabel === "string" && o.mountLabel !== "") {
     meta.mountLabel = o.mountLabel;
   }

@@ -110,6 +110,12 @@ export interface LayerInfo {
   /** Outstanding `get`s (across all processes). */
   mounts: number;
   /**
+   * True when an image load or pull made it (`applyDiffStaged` with
+   * `imageLayer`): only such layers are ever unused image layers that
+   * `pruneImages` removes. Absent otherwise.
+   */
+  imageLayer?: true;
+  /**
    * Set when the layer is damaged: why, naming the file (`meta/app is not
    * a valid JSON object`, `diff/app is missing ...`, `layers/app names
    * parent "x", which is not a layer`). Its view cannot be made; `layerfs
@@ -868,7 +874,9 @@ export class Store {
    * with `applyLayerTarRecorded`, checks what it must, and returns the
    * applied size. When it throws, the staging dir is removed and nothing is
    * published; the store's locks and state stay with the caller's thread.
-   * `options.parentReady` is as in {@link applyDiffChecked}.
+   * `options.parentReady` is as in {@link applyDiffChecked};
+   * `options.imageLayer` marks the layer as an image load's or pull's (see
+   * {@link LayerInfo.imageLayer}: only such layers are ever pruned).
    *
    * @throws {InvalidLayerId} {LayerExists} {ParentNotFound} {ParentNotCommitted}
    *   and whatever `fill` throws.
@@ -905,7 +913,7 @@ export class Store {
     id: string,
     parent: string | null | undefined,
     fill: (staged: StagedLayer) => Promise<number>,
-    options: { parentReady?: Promise<void> } = {},
+    options: { parentReady?: Promise<void>; imageLayer?: boolean } = {},
   ): Promise<number> {
     this.#open();
     validateLayerId(id);
@@ -917,6 +925,7 @@ export class Store {
       p,
       fill,
       options.parentReady,
+      options.imageLayer,
     );
   }
 

@@ -16,6 +16,7 @@ import {
   openStore,
   pruneImages,
   removeImage,
+  type Store,
 } from "../../mod.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import { processIo, runCli } from "../../src/cli/main.ts";
@@ -33,6 +34,13 @@ import {
 
 const hex = (c: string) => c.repeat(64);
 
+/** A layer as an interrupted load or pull leaves it: made by the image code, named by no image. */
+function leftover(store: Store, id: string, parent?: string): Promise<number> {
+  return store.applyDiffStaged(id, parent, () => Promise.resolve(0), {
+    imageLayer: true,
+  });
+}
+
 Deno.test("prune: unused image layers go top first; used ones stay", async () => {
   const root = await Deno.makeTempDir({ prefix: "layerfs-prune-" });
   const store = await openStore({ root, backend: "vfs" });
@@ -46,12 +54,12 @@ Deno.test("prune: unused image layers go top first; used ones stay", async () =>
     await writeOciLayout(`${root}/oci`, [{ image: img, ref: "p/app:1" }]);
     await loadImage(store, `${root}/oci`);
     const [base] = img.chains;
-    await store.create(hex("a"), base);
-    await store.create(hex("b"), hex("a"));
-    await store.create(hex("c"));
-    await store.create(hex("d"));
+    await leftover(store, hex("a"), base);
+    await leftover(store, hex("b"), hex("a"));
+    await leftover(store, hex("c"));
+    await leftover(store, hex("d"));
     await store.createReadWrite("ctr", hex("d"));
-    await store.create(hex("e"));
+    await leftover(store, hex("e"));
     await store.get(hex("e"));
     await store.create("mine"); // not a chain id: never an image layer
 
@@ -136,8 +144,8 @@ Deno.test("prune: layerfs check --repair and layerfs prune remove them", async (
     return runCli(["--root", root, ...args], io, (t) => void (out += t));
   };
   try {
-    await store.create(hex("a"));
-    await store.create(hex("b"), hex("a"));
+    await leftover(store, hex("a"));
+    await leftover(store, hex("b"), hex("a"));
     assert.equal(await cli(["check"]), 1);
     assert.match(
       out,
@@ -147,7 +155,7 @@ Deno.test("prune: layerfs check --repair and layerfs prune remove them", async (
     assert.match(out, /repaired: image layer "bbbbbbbbbbbb"/);
     assert.deepEqual(await store.list(), []);
 
-    await store.create(hex("a"));
+    await leftover(store, hex("a"));
     assert.equal(await cli(["--json", "prune"]), 0);
     assert.deepEqual(JSON.parse(out), {
       removedLayers: [hex("a")],
@@ -279,6 +287,43 @@ Deno.test("rmi leaves the blobs to prune while a load holds a layer lock", async
     assert.deepEqual(pruned.removedBlobs, mine);
     assert.deepEqual(await blobs(), []);
     assert.deepEqual((await checkStore(root)).problems, []);
+  } finally {
+    store.close();
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+Deno.test("prune and check --repair never take a layer no load made, whatever its id (a docker-style 64-hex container)", async () => {
+  const root = await Deno.makeTempDir({ prefix: "layerfs-prune-own-" });
+  const store = await openStore({ root, backend: "vfs" });
+  try {
+    const ctr = hex("9");
+    await store.createReadWrite(ctr);
+    await Deno.writeTextFile(`${await store.get(ctr)}/data`, "important\n");
+    await store.put(ctr);
+    await store.create(hex("7")); // a read-only layer named by hand
+    await store.applyDiff(hex("6"), undefined, new Uint8Array(1024)); // apply
+    assert.deepEqual(
+      (await checkStore(root)).problems.map((p) => p.kind),
+      [],
+    );
+    assert.deepEqual((await checkStore(root, { repair: true })).problems, []);
+    assert.deepEqual((await pruneImages(store)).removedLayers, []);
+    assert.deepEqual(
+      (await store.list()).map((l) => l.id).sort(),
+      [hex("6"), hex("7"), ctr],
+    );
+    assert.equal(
+      await Deno.readTextFile(`${root}/diff/${ctr}/data`),
+      "important\n",
+    );
+    // What a load made carries the mark (and is what prune takes).
+    await leftover(store, hex("5"));
+    assert.equal(
+      (await store.list()).find((l) => l.id === hex("5"))?.imageLayer,
+      true,
+    );
+    assert.deepEqual((await pruneImages(store)).removedLayers, [hex("5")]);
   } finally {
     store.close();
     await Deno.remove(root, { recursive: true });
