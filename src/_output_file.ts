@@ -9,7 +9,9 @@
  * failure. Anything else that already exists (a fifo, a device such as
  * /dev/null, a socket) is written in place: replacing it with a regular file
  * would break whoever else uses it. A symlink is followed, so the file it
- * points to is what gets written, and the link stays.
+ * points to is what gets written, and the link stays. A replaced file's
+ * mode is kept, and its owner where the caller may set it (root); other
+ * hard links to it keep the old content (a rename makes a new inode).
  *
  * Every failure names the path asked for, never a temp name.
  *
@@ -21,7 +23,7 @@ import { UsageError } from "./errors.ts";
 import { namedFsError } from "./_fs_error.ts";
 import { syncDir } from "./store/_atomic.ts";
 import { AT, AT_FDCWD, close, O, openat } from "./sys/fd_linux.ts";
-import { linkat } from "./sys/fs_at_linux.ts";
+import { fchmod, fchown, linkat } from "./sys/fs_at_linux.ts";
 import type { SysError } from "./sys/libc_linux.ts";
 
 /** An open output: write to `file`, then `commit` on success or `abort` on failure. */
@@ -91,6 +93,31 @@ function unnamedFile(dir: string, mode: number): [number, Deno.FsFile] | null {
 }
 
 /**
+ * Gives the new file (the unnamed file's fd, or the named temp) the owner
+ * and permission bits of the file it replaces. A chown only root may make
+ * (another owner) is skipped: the file is then the caller's, as any file it
+ * creates. The mode is set after the chown, which clears setuid bits.
+ */
+function keepOwnerAndMode(
+  fd: number | undefined,
+  tmp: string | undefined,
+  st: Deno.FileInfo,
+): void {
+  const mode = st.mode! & 0o777;
+  try {
+    if (fd !== undefined) fchown(fd, st.uid!, st.gid!);
+    else Deno.chownSync(tmp!, st.uid!, st.gid!);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    if (!(code === "EPERM" || e instanceof Deno.errors.PermissionDenied)) {
+      throw e;
+    }
+  }
+  if (fd !== undefined) fchmod(fd, mode);
+  else Deno.chmodSync(tmp!, mode);
+}
+
+/**
  * Opens `path` for an export as described in the module doc.
  *
  * @throws {UsageError} `path` is a directory or a dangling symlink.
@@ -141,8 +168,8 @@ export async function openOutput(path: string): Promise<Output> {
   }
   const { dirname, resolve } = nodePath();
   const dir = dirname(resolve(path));
-  // An existing file keeps its permission bits (less the umask, as for any
-  // new file); a new one is 0644.
+  // A new file is 0644 less the umask; one replacing a file keeps its mode
+  // and, where we may (root), its owner, as writing in place would.
   const mode = st ? st.mode! & 0o777 : 0o644;
   let unnamed: [number, Deno.FsFile] | null;
   try {
@@ -160,6 +187,16 @@ export async function openOutput(path: string): Promise<Output> {
         throw named(e);
       },
     );
+  }
+  if (st) {
+    try {
+      keepOwnerAndMode(unnamed?.[0], tmp, st);
+    } catch (e) {
+      file.close();
+      if (unnamed) close(unnamed[0]);
+      if (tmp) await Deno.remove(tmp).catch(() => {});
+      throw named(e);
+    }
   }
   let closed = false;
   const closeAll = () => {

@@ -27,6 +27,7 @@ import {
 } from "./_io_errors.ts";
 import { makeProgress } from "./_progress.ts";
 import { interruptible } from "./_interrupt.ts";
+import { quotePath } from "./_quote.ts";
 import { type ByteWriter, writeToFile } from "../archive/write_file.ts";
 import { helperMounter } from "../mount/helper_mounter.ts";
 import { loginCommands } from "./login.ts";
@@ -483,7 +484,8 @@ const commands: Record<string, Run> = {
       const letter = { add: "A", modify: "C", delete: "D" } as const;
       return {
         json: { id, parent: await comparedWith(store, id, parent), changes },
-        text: changes.map((c) => `${letter[c.kind]} ${c.path}`).join("\n") ||
+        text: changes.map((c) => `${letter[c.kind]} ${quotePath(c.path)}`)
+          .join("\n") ||
           undefined,
         data: true,
       };

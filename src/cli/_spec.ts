@@ -191,6 +191,9 @@ export const COMMANDS: CommandSpec[] = [
     name: "changes",
     usage: "ID [--parent P]",
     summary: 'list changed paths: "A /path", "C /path", "D /path"',
+    description:
+      "A backslash and control characters in a path are escaped as GNU tar does (\\\\, \\n,\n" +
+      "\\177), so every line is one change; --json gives the paths as they are.",
     options: { parent },
     args: [1, 1],
   },

@@ -8,7 +8,7 @@
  * tar, a typo'd root).
  */
 import assert from "node:assert/strict";
-import { tempDir } from "../_privileged.ts";
+import { privilegedTest, tempDir } from "../_privileged.ts";
 import {
   buildImage,
   buildLayer,
@@ -313,4 +313,43 @@ Deno.test("cli edges: --root= is refused, exists of a bad id is a usage error, a
   ]);
   assert.equal(typo.code, 1);
   assert.ok(!(await names(d)).includes("typo"), "the store it made is gone");
+});
+
+privilegedTest(
+  "cli diff -o over an existing file keeps its owner and mode (umask aside); hard links keep the old content",
+  async () => {
+    await using tmp = await tempDir();
+    const d = tmp.path;
+    const { ok } = await store(d);
+    await ok(["create", "base"]);
+    const out = `${d}/out.tar`;
+    await Deno.writeTextFile(out, "old");
+    await Deno.chown(out, 65534, 65534);
+    await Deno.chmod(out, 0o664);
+    await Deno.link(out, `${d}/hard.tar`);
+    await ok(["diff", "base", "-o", out]);
+    const st = await Deno.stat(out);
+    assert.deepEqual([st.uid, st.gid, st.mode! & 0o777], [65534, 65534, 0o664]);
+    assert.equal(st.size, 1024); // the tar: two end blocks
+    assert.equal(await Deno.readTextFile(`${d}/hard.tar`), "old");
+  },
+);
+
+Deno.test("cli changes: a path with a newline or a backslash cannot forge a line (escaped as GNU tar does); --json is raw", async () => {
+  await using tmp = await tempDir();
+  const { ok } = await store(tmp.path);
+  await ok(["create", "ctr", "--rw"]);
+  const view = (await ok(["mount", "ctr"])).stdout.trim();
+  await Deno.writeTextFile(`${view}/a\nD x`, "");
+  await Deno.writeTextFile(`${view}/b\\c`, "");
+  await ok(["umount", "ctr"]);
+  assert.equal(
+    (await ok(["changes", "ctr"])).stdout,
+    "A /a\\nD x\nA /b\\\\c\n",
+  );
+  const doc = JSON.parse((await ok(["--json", "changes", "ctr"])).stdout);
+  assert.deepEqual(doc.changes.map((c: { path: string }) => c.path), [
+    "/a\nD x",
+    "/b\\c",
+  ]);
 });
