@@ -22,6 +22,7 @@
  * | compare.ts    | diff/changes/diffSize against any layer (naive diff)              |
  * | recovery.ts   | sweeps on open, counts, uncounted mounts, failed count writes, failed first open |
  * | processes.ts  | several processes on one store, kill -9 then reopen               |
+ * | holds.ts      | views held for one call: a killed holder released, a live one kept |
  * | e2e.ts        | apply, change through a view, diff, re-apply; truncated tar; "" parent |
  *
  * @module
@@ -33,6 +34,7 @@ import { applyScenarios } from "./apply.ts";
 import { commitScenarios } from "./commit.ts";
 import { compareScenarios } from "./compare.ts";
 import { endToEndScenarios } from "./e2e.ts";
+import { holdScenarios } from "./holds.ts";
 import { lifecycleScenarios } from "./lifecycle.ts";
 import { planScenarios } from "./plans.ts";
 import { processScenarios } from "./processes.ts";
@@ -69,5 +71,6 @@ export function backendSuite(name: BackendName, open: OpenFn): void {
   compareScenarios(s);
   recoveryScenarios(s);
   processScenarios(s);
+  holdScenarios(s);
   endToEndScenarios(s);
 }
