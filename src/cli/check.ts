@@ -295,7 +295,7 @@ async function scan(
   }
   if (staleIds.length) {
     // A hold is a unit of its count: dropped with it, first (holds.ts).
-    await dropHoldsOf(layout, staleIds);
+    dropHoldsOf(layout, staleIds);
     await writeCounts(layout, newCounts);
   }
 

@@ -27,7 +27,7 @@ export function holdViews(
         paths.push(await countView(ctx, id, undefined));
         taken.push(id);
       }
-      await addHolds(ctx.layout, taken);
+      addHolds(ctx.layout, taken);
     } catch (e) {
       for (const id of taken.reverse()) {
         await putTaken(ctx, id).catch(() => {});
@@ -46,7 +46,7 @@ export function holdViews(
 export function releaseHeld(ctx: StoreContext, ids: string[]): Promise<void> {
   return ctx.locked(async () => {
     let failure: unknown;
-    for (const id of await removeHolds(ctx.layout, ids)) {
+    for (const id of removeHolds(ctx.layout, ids)) {
       try {
         await putTaken(ctx, id);
       } catch (e) {

@@ -45,7 +45,7 @@ export async function removeLayer(
       if (mountAt(info, mnt)) await ctx.mounter.unmount(ctx.root, victim, mnt);
       // Its holds go before its count, so none is released against a new
       // layer of the same id.
-      await dropHoldsOf(ctx.layout, [victim]);
+      dropHoldsOf(ctx.layout, [victim]);
       delete counts[victim];
       await deleteLayer(ctx, victim);
     }
@@ -107,6 +107,6 @@ export async function purgeLayer(ctx: StoreContext, id: string): Promise<void> {
     }
     await removeIfPresent(`${p}-removing`, true);
   }
-  await dropHoldsOf(l, [id]);
+  dropHoldsOf(l, [id]);
   removeCount(l, id);
 }

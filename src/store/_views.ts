@@ -88,7 +88,7 @@ export async function reconciled(
     );
   }
   const { counts, dropped } = reconcileCounts(raw, (id) => states.get(id)!);
-  await dropHoldsOf(ctx.layout, dropped);
+  dropHoldsOf(ctx.layout, dropped);
   for (const id of dropped) {
     if (states.get(id) === "gone") removeCount(ctx.layout, id);
     else writeCount(ctx.layout, id, 0);
@@ -151,7 +151,7 @@ export async function countView(
     if (n > 0) {
       // A count whose mount is gone (a manual umount, a reboot) is stale;
       // dropped before mounting, so dying after the mount cannot revive it.
-      await dropHoldsOf(ctx.layout, [id]);
+      dropHoldsOf(ctx.layout, [id]);
       writeCount(ctx.layout, id, 0);
       n = 0;
     }
@@ -191,7 +191,7 @@ export async function uncountView(
   let n = readCount(ctx.layout, id);
   const { mounted } = await viewAt(plan);
   if (plan.kind !== "none" && !mounted && n > 0) {
-    await dropHoldsOf(ctx.layout, [id]);
+    dropHoldsOf(ctx.layout, [id]);
     writeCount(ctx.layout, id, 0); // stale: its mount is gone
     n = 0;
   }

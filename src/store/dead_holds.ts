@@ -18,7 +18,7 @@ import {
   readMountInfo,
 } from "../mount/mountinfo.ts";
 import type { Mounter } from "../mount/mounter.ts";
-import { dropHold, readHolds } from "./holds.ts";
+import { dropHold, readHolds, sweepEmptyHolds } from "./holds.ts";
 import { readCount, writeCount } from "./refcounts.ts";
 
 /** One hold of a process that has exited. */
@@ -60,7 +60,8 @@ export function deadHolds(layout: StoreLayout): DeadHold[] {
 
 /**
  * Releases every hold of exited processes (caller holds the store lock) and
- * deletes their records. Returns what was released. One that cannot be
+ * deletes their records (and the empty ones exited processes left).
+ * Returns what was released. One that cannot be
  * released (its unmount fails) stays recorded; the others are released,
  * then the first failure is thrown.
  *
@@ -92,6 +93,7 @@ export async function releaseDeadHolds(
   layout: StoreLayout,
   mounter: Mounter,
 ): Promise<DeadHold[]> {
+  sweepEmptyHolds(layout);
   const dead = deadHolds(layout);
   if (dead.length === 0) return [];
   let info = await readMountInfo();
@@ -117,7 +119,7 @@ async function releaseOne(
   info: MountInfoEntry[],
 ): Promise<MountInfoEntry[]> {
   if (!(await exists(layout.layers(h.id)))) {
-    await dropHold(layout, h.file, h.id); // a gone layer's count went with it
+    dropHold(layout, h.file, h.id); // a gone layer's count went with it
     return info;
   }
   const n = readCount(layout, h.id);
@@ -129,7 +131,7 @@ async function releaseOne(
     await mounter.unmount(layout.root, h.id, mnt);
     info = await readMountInfo();
   }
-  await dropHold(layout, h.file, h.id); // the record, then the count
+  dropHold(layout, h.file, h.id); // the record, then the count
   if (n > 0) writeCount(layout, h.id, n - 1);
   return info;
 }

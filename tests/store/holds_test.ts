@@ -23,7 +23,7 @@ import { privilegedTest, unmountUnder } from "../_privileged.ts";
 const ownHeader = async () => {
   const root = await Deno.makeTempDir();
   const layout = new StoreLayout(root);
-  await addHolds(layout, ["x"]);
+  addHolds(layout, ["x"]);
   const text = await Deno.readTextFile(`${root}/run/holds/${holdName()}`);
   await Deno.remove(root, { recursive: true });
   return text.split("\n")[0];
@@ -80,19 +80,18 @@ Deno.test("holds: a record of an earlier boot is exited; one of another pid name
   });
 });
 
-Deno.test("holds: a layer held twice is released twice; foreign lines hold nothing", async () => {
-  await withRecords({}, async (layout, root) => {
-    await addHolds(layout, ["a", "a"]);
-    await Deno.writeTextFile(
-      `${root}/run/holds/${holdName()}`,
-      "not an id!\n",
-      { append: true },
-    );
+Deno.test("holds: a layer held twice is released twice; an empty line ends a record; foreign lines hold nothing", async () => {
+  const header = await ownHeader();
+  await withRecords({
+    [holdName()]: `${header}\na\nnot an id!\na\n\nb\n`, // "b": an old tail
+  }, (layout) => {
     assert.deepEqual(readHolds(layout)[0].ids, ["a", "a"]);
-    assert.deepEqual(await removeHolds(layout, ["a"]), ["a"]);
+    assert.deepEqual(removeHolds(layout, ["a"]), ["a"]);
     assert.deepEqual(readHolds(layout)[0].ids, ["a"]);
-    assert.deepEqual(await removeHolds(layout, ["a", "a"]), ["a"]);
-    assert.deepEqual(readHolds(layout), []);
+    assert.deepEqual(removeHolds(layout, ["a", "a", "b"]), ["a"]);
+    assert.deepEqual(readHolds(layout).map((h) => h.ids), [[]]);
+    addHolds(layout, ["c"]);
+    assert.deepEqual(readHolds(layout)[0].ids, ["c"]);
   });
 });
 
