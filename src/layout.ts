@@ -12,7 +12,8 @@
  * <root>/tarsplit/<id>   tar-split record of a layer applied from a tar (archive/tarsplit)
  * <root>/diff/<id>/      the layer's own content
  * <root>/mnt/<id>/       mount point of the union view (backends that mount)
- * <root>/run/            lock file; run/counts/<id>: a layer's outstanding gets
+ * <root>/run/            lock file; run/counts/<id>: a layer's outstanding gets;
+ *                        run/holds/<pid>-<starttime>: views a process took for one call
  * <root>/staging/        layers being built; swept on open
  * ```
  *
@@ -87,6 +88,15 @@ export class StoreLayout {
     return id === undefined
       ? `${this.root}/run/counts`
       : `${this.root}/run/counts/${id}`;
+  }
+  /**
+   * `run/holds/<name>` (or the `run/holds` dir): the views process `<name>`
+   * (`<pid>-<starttime>`) took for the duration of one call (`holds.ts`).
+   */
+  holds(name?: string): string {
+    return name === undefined
+      ? `${this.root}/run/holds`
+      : `${this.root}/run/holds/${name}`;
   }
   /** `staging/` (or one entry of it). */
   staging(name?: string): string {

@@ -16,6 +16,11 @@
  *   temp files of atomic writes (`leftover`): repair deletes them;
  * - mount counts for layers whose view is not mounted, or that are gone
  *   (`stale-count`): repair drops the count;
+ * - views held for one call (`run/holds/`, see src/store/holds.ts) by a
+ *   process that has exited, say a `diff` killed with kill -9
+ *   (`dead-holder`): repair releases them as the process would have (each
+ *   count drops by one, the last unmounts), as store open does; holds of
+ *   live processes are not problems;
  * - overlay mounts on `mnt/<id>` with no count (`orphan-mount`): repair unmounts;
  * - `diff/<id>` dirs with no `layers/<id>` (`orphan-diff`): a create or remove
  *   that died between its steps (`layers/<id>` is the commit point); repair
@@ -58,6 +63,8 @@ import { pruneImages } from "../image/prune.ts";
 import { unusedImageLayers } from "../image/unused_layers.ts";
 import { openStore } from "../store/open.ts";
 import { readCounts, withStoreLock, writeCounts } from "../store/refcounts.ts";
+import { deadHolds, releaseDeadHolds } from "../store/dead_holds.ts";
+import { dropHoldsOf } from "../store/holds.ts";
 
 /** Kinds of problems `check` reports. */
 export type ProblemKind =
@@ -66,6 +73,7 @@ export type ProblemKind =
   | "missing-dir"
   | "leftover"
   | "stale-count"
+  | "dead-holder"
   | "orphan-mount"
   | "orphan-diff"
   | "dangling-image"
@@ -245,13 +253,13 @@ async function scan(
   }
 
   // Counts against mounts. A layer without parents is its own view (no mount).
-  const counts = await readCounts(layout);
+  let counts = await readCounts(layout);
   const needsMount = async (id: string) =>
     parentsOf.has(id) &&
     (await planLayerMount(layout.root, id).catch(() => undefined))?.kind !==
       "none";
   const newCounts = { ...counts };
-  let countsChanged = false;
+  const staleIds: string[] = [];
   for (const [id, n] of Object.entries(counts)) {
     const gone = !layers.has(id);
     const unmounted = !gone && await needsMount(id) &&
@@ -268,11 +276,41 @@ async function scan(
     );
     if (repair) {
       delete newCounts[id];
-      countsChanged = true;
+      staleIds.push(id);
       p.repaired = true;
     }
   }
-  if (countsChanged) await writeCounts(layout, newCounts);
+  if (staleIds.length) {
+    // A hold is a unit of its count: dropped with it, first (holds.ts).
+    dropHoldsOf(layout, staleIds);
+    await writeCounts(layout, newCounts);
+  }
+
+  // Views held for one call by processes that have exited.
+  const dead = deadHolds(layout);
+  const held = new Map<string, { pid: number; id: string; n: number }>();
+  for (const h of dead) {
+    const key = `${h.file}\0${h.id}`;
+    const e = held.get(key) ?? { pid: h.pid, id: h.id, n: 0 };
+    e.n++;
+    held.set(key, e);
+  }
+  const deadProblems = [...held.values()].map(({ pid, id, n }) =>
+    add(
+      "dead-holder",
+      id,
+      `layer "${id}"'s view is held${
+        n > 1 ? ` ${n} times` : ""
+      } by process ${pid}, which has exited (a diff, changes or diffSize that never finished); ` +
+        `--repair releases it (so does opening the store)`,
+    )
+  );
+  if (repair && dead.length) {
+    await releaseDeadHolds(layout, mounter);
+    for (const p of deadProblems) p.repaired = true;
+    counts = await readCounts(layout);
+    mounts = await readMountInfo();
+  }
 
   // Mounts on mnt/<x> with no count.
   const mntPrefix = `${layout.root}/mnt/`;

@@ -2,17 +2,18 @@
  * Internal: what `diff`, `changes` and `diffSize` compare. Against its own
  * parents (or its direct parent) a layer is read from its own dir: the fast
  * path. Against any other layer both complete views are compared entry by
- * entry, as moby's NaiveDiffDriver does: they are taken with `get` (so
- * counted, and neither layer can be removed meanwhile) and put afterwards.
+ * entry, as moby's NaiveDiffDriver does: they are taken as holds of this
+ * process (`_held_views.ts`: counted, so neither layer can be removed
+ * meanwhile, and recorded, so that recovery gives them back if the process
+ * dies before it does) and put afterwards.
  *
  * @module
  */
 
 import type { LayerDirs } from "../archive/types.ts";
 import { vfsCodec } from "../archive/whiteout/vfs.ts";
-import { LayerNotFound, LayerNotMounted } from "../errors.ts";
 import { noParent, type StoreContext } from "./_context.ts";
-import { getView, putView } from "./_views.ts";
+import { holdViews, releaseHeld } from "./_held_views.ts";
 import { validateLayerId } from "./id.ts";
 
 /** The layer's own dirs (fast path), or two layers whose complete views are compared. */
@@ -50,27 +51,16 @@ export async function openComparison(
   cmp: Comparison,
 ): Promise<Opened> {
   if ("dirs" in cmp) return { dirs: cmp.dirs, release: async () => {} };
-  const [id, parent] = cmp.views;
-  // On vfs, get mounts nothing (the view is diff/<id>) but still counts.
-  const view = await getView(ctx, id, undefined);
-  let parentView: string;
-  try {
-    parentView = await getView(ctx, parent, undefined);
-  } catch (e) {
-    await putTaken(ctx, id);
-    throw e;
-  }
+  const ids = cmp.views;
+  // On vfs, a view mounts nothing (it is diff/<id>) but is still counted.
+  const [view, parentView] = await holdViews(ctx, ids);
   let released = false;
   return {
     dirs: { dir: view, codec: vfsCodec, parentDirs: [parentView] },
     release: async () => {
       if (released) return;
       released = true;
-      try {
-        await putTaken(ctx, id);
-      } finally {
-        await putTaken(ctx, parent);
-      }
+      await releaseHeld(ctx, ids);
     },
   };
 }
@@ -90,14 +80,5 @@ export async function compared<T>(
     return await use(dirs);
   } finally {
     await release();
-  }
-}
-
-/** Puts a view taken for a comparison; a layer force-removed meanwhile has none left. */
-async function putTaken(ctx: StoreContext, id: string): Promise<void> {
-  try {
-    await putView(ctx, id);
-  } catch (e) {
-    if (!(e instanceof LayerNotFound || e instanceof LayerNotMounted)) throw e;
   }
 }

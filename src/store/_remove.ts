@@ -14,6 +14,7 @@ import { syncDir } from "./_atomic.ts";
 import type { StoreContext } from "./_context.ts";
 import { mountInside, removeIfPresent, rmdirIfPresent } from "./_fs.ts";
 import { reconciled, usesOf } from "./_views.ts";
+import { dropHoldsOf } from "./holds.ts";
 import { isLayer } from "./meta.ts";
 import { removeCount, writeCounts } from "./refcounts.ts";
 
@@ -54,6 +55,9 @@ export async function removeLayer(
     for (const victim of order) {
       const mnt = ctx.layout.mnt(victim);
       if (mountAt(info, mnt)) await ctx.mounter.unmount(ctx.root, victim, mnt);
+      // Its holds go before its count, so none is released against a new
+      // layer of the same id.
+      dropHoldsOf(ctx.layout, [victim]);
       delete counts[victim];
       await deleteLayer(ctx, victim);
     }
@@ -96,8 +100,8 @@ async function deleteLayer(ctx: StoreContext, id: string): Promise<void> {
  * rmdir'ed (a recursive delete there would walk into a live union view and
  * delete the parents' files), the backend removes its own entries, and
  * `diff/`, `meta/` and `tarsplit/` are renamed to `-removing` and deleted,
- * and its count file goes (a layer purged by recovery has no other rule
- * that would delete it).
+ * and its holds and count file go (a layer purged by recovery has no other
+ * rule that would delete them).
  */
 export async function purgeLayer(ctx: StoreContext, id: string): Promise<void> {
   const l = ctx.layout;
@@ -116,5 +120,6 @@ export async function purgeLayer(ctx: StoreContext, id: string): Promise<void> {
     }
     await removeIfPresent(`${p}-removing`, true);
   }
+  dropHoldsOf(l, [id]);
   removeCount(l, id);
 }

@@ -12,12 +12,14 @@
  * drops a stale count before it mounts and counts after (dying in between
  * leaves an uncounted mount, which open unmounts); a put unmounts before it
  * uncounts (dying in between leaves a count without its mount, which is
- * dropped).
+ * dropped). A count dropped without its puts takes its layer's holds
+ * (`holds.ts`) with it, first: a hold is one unit of a count, and releasing
+ * it later must not take a unit that is someone else's.
  *
  * @module
  */
 
-import { LayerNotFound, LayerNotMounted } from "../errors.ts";
+import { LayerfsError, LayerNotFound, LayerNotMounted } from "../errors.ts";
 import {
   mountAt,
   type MountInfoEntry,
@@ -30,6 +32,8 @@ import {
 import type { MountPlan } from "../mount/plan.ts";
 import type { StoreContext } from "./_context.ts";
 import { validateLayerId } from "./id.ts";
+import { releaseDeadHolds } from "./dead_holds.ts";
+import { dropAllHolds, dropHoldsOf } from "./holds.ts";
 import { readMeta, readParents, writeMeta } from "./meta.ts";
 import {
   migrateLegacyCounts,
@@ -43,11 +47,22 @@ import {
   writeCounts,
 } from "./refcounts.ts";
 
-/** Counts reconciled with mountinfo (caller holds the lock); persisted if changed. */
+/**
+ * Counts reconciled with mountinfo (caller holds the lock); persisted if
+ * changed. The views that exited processes held (`holds.ts`) are given
+ * back first, so open, remove and commit see them free.
+ */
 export async function reconciled(
   ctx: StoreContext,
 ): Promise<{ counts: MountCounts; info: MountInfoEntry[] }> {
   await migrateLegacyCounts(ctx.layout);
+  try {
+    await releaseDeadHolds(ctx.layout, ctx.mounter);
+  } catch (e) {
+    // A view that cannot be unmounted stays held (`layerfs check` reports
+    // it); it must not make the store unopenable.
+    if (!(e instanceof LayerfsError)) throw e;
+  }
   const info = await readMountInfo();
   const raw = await readCounts(ctx.layout);
   const states = new Map<string, ViewState>();
@@ -73,6 +88,7 @@ export async function reconciled(
     );
   }
   const { counts, dropped } = reconcileCounts(raw, (id) => states.get(id)!);
+  dropHoldsOf(ctx.layout, dropped);
   for (const id of dropped) {
     if (states.get(id) === "gone") removeCount(ctx.layout, id);
     else writeCount(ctx.layout, id, 0);
@@ -106,71 +122,86 @@ async function viewAt(
 }
 
 /** `get`: see Store.get. */
-export async function getView(
+export function getView(
   ctx: StoreContext,
   id: string,
   mountLabel: string | undefined,
 ): Promise<string> {
-  return await ctx.locked(async () => {
-    const parents = await readParents(ctx.layout, id);
-    if (!parents) throw new LayerNotFound(id);
-    let meta = await readMeta(ctx.layout, id);
-    if (mountLabel !== undefined && (meta.mountLabel ?? "") !== mountLabel) {
-      meta = { ...meta, mountLabel: mountLabel || undefined };
-      await writeMeta(ctx.layout, id, meta);
+  return ctx.locked(() => countView(ctx, id, mountLabel));
+}
+
+/** {@link getView} for a caller that holds the store lock. */
+export async function countView(
+  ctx: StoreContext,
+  id: string,
+  mountLabel: string | undefined,
+): Promise<string> {
+  const parents = await readParents(ctx.layout, id);
+  if (!parents) throw new LayerNotFound(id);
+  let meta = await readMeta(ctx.layout, id);
+  if (mountLabel !== undefined && (meta.mountLabel ?? "") !== mountLabel) {
+    meta = { ...meta, mountLabel: mountLabel || undefined };
+    await writeMeta(ctx.layout, id, meta);
+  }
+  const plan = ctx.plan(id, parents, meta);
+  let n = readCount(ctx.layout, id);
+  const { mounted, state } = await viewAt(plan);
+  let mountedHere = false;
+  if (plan.kind !== "none" && !mounted) {
+    if (n > 0) {
+      // A count whose mount is gone (a manual umount, a reboot) is stale;
+      // dropped before mounting, so dying after the mount cannot revive it.
+      dropHoldsOf(ctx.layout, [id]);
+      writeCount(ctx.layout, id, 0);
+      n = 0;
     }
-    const plan = ctx.plan(id, parents, meta);
-    let n = readCount(ctx.layout, id);
-    const { mounted, state } = await viewAt(plan);
-    let mountedHere = false;
-    if (plan.kind !== "none" && !mounted) {
-      if (n > 0) {
-        // A count whose mount is gone (a manual umount, a reboot) is stale;
-        // dropped before mounting, so dying after the mount cannot revive it.
-        writeCount(ctx.layout, id, 0);
-        n = 0;
-      }
-      if (state === "absent") {
-        // Stores made before read-only base layers were bind-mounted have no mnt/<id> for them.
-        Deno.mkdirSync(plan.target, { mode: 0o700 });
-      }
-      await ctx.mounter.mount(ctx.root, id, plan);
-      mountedHere = true;
+    if (state === "absent") {
+      // Stores made before read-only base layers were bind-mounted have no mnt/<id> for them.
+      Deno.mkdirSync(plan.target, { mode: 0o700 });
     }
-    // A mount nobody counted (a process died between mount and count) is adopted here.
-    try {
-      writeCount(ctx.layout, id, n + 1);
-    } catch (e) {
-      // An uncounted mount would outlive every put: undo it before failing.
-      if (mountedHere) {
-        await ctx.mounter.unmount(ctx.root, id, plan.target).catch(() => {});
-      }
-      throw e;
+    await ctx.mounter.mount(ctx.root, id, plan);
+    mountedHere = true;
+  }
+  // A mount nobody counted (a process died between mount and count) is adopted here.
+  try {
+    writeCount(ctx.layout, id, n + 1);
+  } catch (e) {
+    // An uncounted mount would outlive every put: undo it before failing.
+    if (mountedHere) {
+      await ctx.mounter.unmount(ctx.root, id, plan.target).catch(() => {});
     }
-    return plan.target;
-  });
+    throw e;
+  }
+  return plan.target;
 }
 
 /** `put`: see Store.put. */
-export async function putView(ctx: StoreContext, id: string): Promise<void> {
-  await ctx.locked(async () => {
-    const parents = await readParents(ctx.layout, id);
-    if (!parents) throw new LayerNotFound(id);
-    const plan = await ctx.planFor(id, parents);
-    let n = readCount(ctx.layout, id);
-    const { mounted } = await viewAt(plan);
-    if (plan.kind !== "none" && !mounted && n > 0) {
-      writeCount(ctx.layout, id, 0); // stale: its mount is gone
-      n = 0;
-    }
-    if (n === 0 && !mounted) throw new LayerNotMounted(id);
-    if (n <= 1 && mounted) {
-      await ctx.mounter.unmount(ctx.root, id, plan.target);
-    }
-    // If this write fails the view is already released; the stale count is
-    // dropped by the next get, put or reconcile.
-    writeCount(ctx.layout, id, n - 1);
-  });
+export function putView(ctx: StoreContext, id: string): Promise<void> {
+  return ctx.locked(() => uncountView(ctx, id));
+}
+
+/** {@link putView} for a caller that holds the store lock. */
+export async function uncountView(
+  ctx: StoreContext,
+  id: string,
+): Promise<void> {
+  const parents = await readParents(ctx.layout, id);
+  if (!parents) throw new LayerNotFound(id);
+  const plan = await ctx.planFor(id, parents);
+  let n = readCount(ctx.layout, id);
+  const { mounted } = await viewAt(plan);
+  if (plan.kind !== "none" && !mounted && n > 0) {
+    dropHoldsOf(ctx.layout, [id]);
+    writeCount(ctx.layout, id, 0); // stale: its mount is gone
+    n = 0;
+  }
+  if (n === 0 && !mounted) throw new LayerNotMounted(id);
+  if (n <= 1 && mounted) {
+    await ctx.mounter.unmount(ctx.root, id, plan.target);
+  }
+  // If this write fails the view is already released; the stale count is
+  // dropped by the next get, put or reconcile.
+  writeCount(ctx.layout, id, n - 1);
 }
 
 /** `cleanup`: unmounts every view under `mnt/` and forgets all counts. */
@@ -179,6 +210,7 @@ export async function unmountAll(ctx: StoreContext): Promise<void> {
     for (const [id, target] of await viewMounts(ctx)) {
       await ctx.mounter.unmount(ctx.root, id, target);
     }
+    dropAllHolds(ctx.layout);
     await writeCounts(ctx.layout, {});
   });
 }

@@ -10,6 +10,9 @@
  * - `diff/`, `mnt/` and `meta/` entries of no layer are orphans, and so are
  *   the backend's own per-layer entries (overlay's `work/` and `l/`) and
  *   mount count files `run/counts/<id>` (a put leaves "0" in place);
+ * - hold records `run/holds/<pid>-<starttime>` of processes that have exited
+ *   are not deleted but released, view by view (`dead_holds.ts`, run by the
+ *   count reconciliation of open, remove and commit);
  * - a commit that died after its commit point (`layers/<new>` written,
  *   `diff/<old>` not yet renamed) is finished first, never swept;
  * - in the image store (`images/`, see src/image/image_store.ts; named here
@@ -75,7 +78,13 @@ export async function findLeftovers(
     }
   }
   const flagged = new Set<string>();
-  const dirs = ["layers", ...PER_LAYER_DIRS, "run", ...backend.ownDirs];
+  const dirs = [
+    "layers",
+    ...PER_LAYER_DIRS,
+    "run",
+    "run/holds",
+    ...backend.ownDirs,
+  ];
   for (const d of ["", ...dirs]) {
     for (const n of await entryNames(d ? `${layout.root}/${d}` : layout.root)) {
       const path = d ? `${d}/${n}` : n;

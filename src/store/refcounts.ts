@@ -8,7 +8,9 @@
  * on `run/lock` and reconciled with the mount table, so that a count whose
  * mount is gone (a reboot, a manual umount) is dropped. containers/storage
  * keeps mount counts beside its layers the same way; one file per layer
- * makes a `get` or `put` touch only its own count.
+ * makes a `get` or `put` touch only its own count. A count does not say
+ * whose it is: views taken for one call are also recorded as holds of their
+ * process (`holds.ts`), so that a dead process's can be given back.
  *
  * A count is updated in place with one write(2) and never fsynced: a killed
  * process leaves the old or the new number (a write within a page is not cut

@@ -1005,8 +1005,10 @@ export class Store {
    * Crash recovery, run by {@link openStore}: under the store lock, finishes
    * commits that died after their commit point, deletes the leftovers of
    * crashed operations (the rules of `recovery.ts`, the same `layerfs check`
-   * reports), unmounts views no count accounts for and reconciles mount
-   * counts with mountinfo. Safe to call again at any time.
+   * reports), gives back the views that processes which have exited held
+   * for one call (`holds.ts`: a killed `diff` against a non-parent),
+   * unmounts views no count accounts for and reconciles mount counts with
+   * mountinfo. Safe to call again at any time.
    *
    * @example
    * ```ts
@@ -1051,6 +1053,7 @@ export class Store {
           if (!(e instanceof LayerfsError)) throw e;
         }
       }
+      // Also gives back what dead processes held (reconciled, _views.ts).
       await unmountUncounted(ctx);
     });
   }

@@ -15,6 +15,10 @@
  *                             unmount and the uncount)
  *   lock <root>               takes the store lock, prints "locked", holds it
  *                             until stdin closes
+ *   diff-hold <root> <id> <parent>
+ *                             reads the first chunk of diff(id, parent) (its
+ *                             views held), prints "holding", waits for stdin
+ *                             to close, cancels the stream (gives them back)
  *
  * @module
  */
@@ -22,7 +26,7 @@
 import { directMounter, type Mounter, openStore } from "../../../mod.ts";
 import { unmountTarget } from "../../../src/mount/perform.ts";
 
-const [op, root, id] = Deno.args;
+const [op, root, id, parent] = Deno.args;
 let stallNow = false;
 
 /** Prints `word`, then waits until the parent closes stdin (or kills us). */
@@ -71,6 +75,11 @@ if (op === "hold") {
 } else if (op === "stall-unmount") {
   stallNow = true;
   await store.put(id);
+} else if (op === "diff-hold") {
+  const reader = store.diff(id, parent).getReader();
+  if ((await reader.read()).done) throw new Error("the diff ended at once");
+  await announceAndWait("holding");
+  await reader.cancel();
 } else if (op === "churn") {
   const tag = crypto.randomUUID().slice(0, 6);
   console.log("ready");

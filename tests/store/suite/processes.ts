@@ -14,30 +14,7 @@ import { StoreLayout } from "../../../src/layout.ts";
 import type { Backend } from "../../../src/backends/types.ts";
 import { mountsUnder } from "../_helpers.ts";
 import { entries, type StoreCase, type Suite } from "./_harness.ts";
-
-const CHILD = new URL("./_child.ts", import.meta.url).pathname;
-function spawn(...args: string[]): Deno.ChildProcess {
-  return new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--no-check", CHILD, ...args],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-}
-
-/** Reads stdout until the first line. */
-async function firstLine(child: Deno.ChildProcess): Promise<string> {
-  const reader = child.stdout.getReader();
-  const dec = new TextDecoder();
-  let buf = "";
-  while (!buf.includes("\n")) {
-    const r = await reader.read();
-    if (r.done) throw new Error(`child exited before printing: ${buf}`);
-    buf += dec.decode(r.value, { stream: true });
-  }
-  reader.releaseLock();
-  return buf.slice(0, buf.indexOf("\n"));
-}
+import { firstLine, spawn } from "./_spawn.ts";
 
 /** Runs a child `op` until it prints `word`, then kills it with SIGKILL. */
 async function killAfter(

@@ -23,6 +23,7 @@
  * | recovery.ts   | sweeps on open, counts, uncounted mounts, failed count writes, failed first open |
  * | damaged.ts    | a corrupt meta or layers record, a deleted diff or backend dir: only that layer is affected |
  * | processes.ts  | several processes on one store, kill -9 then reopen               |
+ * | holds.ts      | views held for one call: a killed holder released, a live one kept |
  * | e2e.ts        | apply, change through a view, diff, re-apply; truncated tar; "" parent |
  *
  * @module
@@ -35,6 +36,7 @@ import { commitScenarios } from "./commit.ts";
 import { damagedScenarios } from "./damaged.ts";
 import { compareScenarios } from "./compare.ts";
 import { endToEndScenarios } from "./e2e.ts";
+import { holdScenarios } from "./holds.ts";
 import { lifecycleScenarios } from "./lifecycle.ts";
 import { planScenarios } from "./plans.ts";
 import { processScenarios } from "./processes.ts";
@@ -72,5 +74,6 @@ export function backendSuite(name: BackendName, open: OpenFn): void {
   recoveryScenarios(s);
   damagedScenarios(s);
   processScenarios(s);
+  holdScenarios(s);
   endToEndScenarios(s);
 }
