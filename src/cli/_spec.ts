@@ -124,7 +124,8 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: "exists",
     usage: "ID",
-    summary: "exit 0 when the layer exists, 1 when it does not",
+    summary:
+      "exit 0 when the layer exists, 1 when it does not (2: ID can be no layer id)",
     options: {},
     args: [1, 1],
   },

@@ -309,14 +309,18 @@ export async function storeImage(
       }
       const idx = await readIndex(store);
       const old = idx.images[configHex];
-      // Sizes of reused layers: from an image that has them, else the store.
+      // Sizes of reused layers (their tars' bytes): from an image that has
+      // them, else the layer's tar-split record; the files' bytes only for a
+      // layer without one.
       const known = new Map<string, number>();
       for (const r of Object.values(idx.images)) {
         r.layers.forEach((l, j) => known.set(l, r.layerSizes?.[j] ?? 0));
       }
       const layerSizes = await Promise.all(
         sizes.map(async (n, j) =>
-          n >= 0 ? n : known.get(chains[j]) ?? await store.diffSize(chains[j])
+          n >= 0 ? n : known.get(chains[j]) ??
+            await store.exactDiffSize(chains[j]) ??
+            await store.diffSize(chains[j])
         ),
       );
       const sources = [

@@ -170,7 +170,9 @@ export async function unpackChecked(
     throw new InvalidImage(
       subject,
       `its layer tar cannot be applied (${(e as Error).message})`,
-      "the archive is corrupt or truncated; make or fetch it again",
+      // The tar fails before the blob's digest can be checked at its end:
+      // a blob whose bytes are not its digest's shows up here too.
+      "make or fetch the image again (a registry's blob that is not what its digest says fails this way too)",
       { cause: e },
     );
   } finally {

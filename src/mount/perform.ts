@@ -55,15 +55,24 @@ function extraOpts(plan: OverlayMountPlan): string {
     (plan.userXattr ? ",userxattr" : "");
 }
 
+/**
+ * A path as overlayfs's `upperdir`, `workdir` and legacy `lowerdir` options
+ * take it: the kernel unescapes them (ovl_mount_dir), so a backslash in a
+ * path is doubled. `lowerdir+` (ovl_mount_dir_noesc) takes paths as they are.
+ */
+function escaped(path: string): string {
+  return path.replaceAll("\\", "\\\\");
+}
+
 function overlayData(
   lowers: string[],
   upper: string,
   work: string,
   plan: OverlayMountPlan,
 ): string {
-  return `lowerdir=${lowers.join(":")},upperdir=${upper},workdir=${work}${
-    extraOpts(plan)
-  }`;
+  return `lowerdir=${lowers.map(escaped).join(":")},upperdir=${
+    escaped(upper)
+  },workdir=${escaped(work)}${extraOpts(plan)}`;
 }
 
 /**
@@ -237,8 +246,8 @@ function mountOverlayNewApi(
         fc.setFd("upperdir", fds.upperdir);
         fc.setFd("workdir", fds.workdir);
       } else {
-        fc.setString("upperdir", plan.upperdir);
-        fc.setString("workdir", plan.workdir);
+        fc.setString("upperdir", escaped(plan.upperdir));
+        fc.setString("workdir", escaped(plan.workdir));
       }
       if (plan.mountLabel) fc.setString("context", plan.mountLabel);
       if (plan.userXattr) fc.setFlag("userxattr");

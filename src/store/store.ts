@@ -757,6 +757,33 @@ export class Store {
   }
 
   /**
+   * The byte length of the tar layer `id` was applied from (what
+   * {@link exactDiff} would stream), from its tar-split record; null when it
+   * has none (made by `create` or `commit`) or the record is unreadable.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound}
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.applyDiff("base", undefined, new Uint8Array(3072)); // an empty tar, padded
+   * assert.equal(await store.exactDiffSize("base"), 3072);
+   * await store.create("empty");
+   * assert.equal(await store.exactDiffSize("empty"), null);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
+   * ```
+   */
+  async exactDiffSize(id: string): Promise<number | null> {
+    this.#open();
+    await this.#ctx.parentsOf(validateLayerId(id));
+    return (await tarSplit()).recordedTarSize(this.#ctx.layout.tarsplit(id));
+  }
+
+  /**
    * Makes a new read-only layer `id` on `parent` from an OCI layer tar
    * (gzip and zstd are detected). The layer is built entirely in staging
    * and published with one rename; on any error nothing is left. A

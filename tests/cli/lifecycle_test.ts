@@ -353,3 +353,42 @@ Deno.test("cli changes: a path with a newline or a backslash cannot forge a line
     "/b\\c",
   ]);
 });
+
+Deno.test("cli images: an image's size is its layer tars' bytes, also when its layers were reused from the store", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { ok } = await store(d);
+  const image = await imageDir(`${d}/oci`, "app:1", "a");
+  const size = async () =>
+    JSON.parse((await ok(["--json", "images"])).stdout).images[0].size;
+  await ok(["load", `${d}/oci`]);
+  const first = await size();
+  assert.equal(first, image.layers[0].tar.length);
+  // The container keeps the layer when the image goes; loading it again reuses it.
+  await ok(["create", "ctr", "--rw", "--image", "app:1"]);
+  await ok(["rmi", "app:1"]);
+  await ok(["load", `${d}/oci`]);
+  assert.equal(await size(), first);
+});
+
+privilegedTest(
+  "cli overlay: a store root with a backslash mounts (overlayfs unescapes upperdir and workdir)",
+  async () => {
+    await using tmp = await tempDir();
+    const root = `${tmp.path}/back\\slash`;
+    const g = ["--root", root, "--backend", "overlay"];
+    const ok = async (args: string[]) => {
+      const r = await layerfs([...g, ...args]);
+      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+      return r;
+    };
+    await ok(["create", "base"]);
+    await ok(["create", "ctr", "--rw", "--parent", "base"]);
+    const view = (await ok(["mount", "ctr"])).stdout.trim();
+    assert.equal(view, `${root}/mnt/ctr`);
+    await Deno.writeTextFile(`${view}/x`, "hi\n");
+    await ok(["umount", "ctr"]);
+    assert.equal(await Deno.readTextFile(`${root}/diff/ctr/x`), "hi\n");
+    assert.equal((await ok(["check"])).code, 0);
+  },
+);

@@ -19,4 +19,5 @@ export {
   type RecordedApplyOptions,
 } from "./apply_recorded.ts";
 export { rebuildLayerTar, type RebuildOptions } from "./rebuild.ts";
+export { recordedTarSize } from "./recorded_size.ts";
 export type { RecordSummary } from "./_recorder.ts";
