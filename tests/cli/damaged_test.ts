@@ -9,25 +9,7 @@
 import assert from "node:assert/strict";
 import { privilegedTest, tempDir } from "../_privileged.ts";
 
-const MAIN = new URL("../../src/cli/main.ts", import.meta.url).pathname;
-
-async function layerfs(
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", MAIN, ...args],
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return {
-    code: out.code,
-    stdout: dec.decode(out.stdout),
-    stderr: dec.decode(out.stderr),
-  };
-}
+import { layerfs } from "./_layerfs.ts";
 
 async function damagedStore(backend: string): Promise<void> {
   await using tmp = await tempDir();
