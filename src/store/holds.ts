@@ -38,6 +38,7 @@ import {
 } from "../sys/small_file_linux.ts";
 import { StoreError } from "../errors.ts";
 import { validateLayerId } from "./id.ts";
+import { removeRunFile } from "./refcounts.ts";
 
 /** One process's hold record. */
 export interface Hold {
@@ -450,18 +451,7 @@ export function dropHoldsOf(layout: StoreLayout, ids: Iterable<string>): void {
  * ```
  */
 export function dropAllHolds(layout: StoreLayout): void {
-  for (const file of recordNames(layout)) {
-    try {
-      removeSmallFile(layout.holds(file));
-    } catch (e) {
-      throw new StoreError(
-        `Cannot delete ${layout.holds(file)} (${
-          (e as Error).message
-        }); delete it by hand`,
-        { cause: e },
-      );
-    }
-  }
+  for (const file of recordNames(layout)) removeRunFile(layout.holds(file));
 }
 
 /**

@@ -192,13 +192,25 @@ export function writeCount(layout: StoreLayout, id: string, n: number): void {
  * ```
  */
 export function removeCount(layout: StoreLayout, id: string): void {
+  removeRunFile(layout.counts(id));
+}
+
+/**
+ * Deletes a small file under `run/` (a count, a hold record); absent is
+ * fine. A failure is a StoreError naming the file.
+ *
+ * @example
+ * ```ts
+ * import { removeRunFile } from "./refcounts.ts";
+ * removeRunFile("/no/such/run/counts/x"); // absent: nothing to do
+ * ```
+ */
+export function removeRunFile(path: string): void {
   try {
-    removeSmallFile(layout.counts(id));
+    removeSmallFile(path);
   } catch (e) {
     throw new StoreError(
-      `Cannot delete ${layout.counts(id)} (${
-        (e as Error).message
-      }); delete it by hand`,
+      `Cannot delete ${path} (${(e as Error).message}); delete it by hand`,
       { cause: e },
     );
   }
