@@ -207,7 +207,11 @@ export type {
   LoadImageOptions,
   LoadProgress,
 } from "./src/image/load.ts";
-export type { ImageInfo, RemovedImage } from "./src/image/images.ts";
+export type {
+  ImageInfo,
+  RemovedImage,
+  RemoveImageOptions,
+} from "./src/image/images.ts";
 export {
   chainIds,
   digestHex,

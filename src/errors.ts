@@ -892,6 +892,46 @@ export class ImageNotFound extends LayerfsError {
 }
 
 /**
+ * The image cannot be removed: a layer that is no image's (a container made
+ * with `create --rw --image`) sits on one of its layers. As docker and
+ * podman refuse `rmi` of an image a container uses; remove those layers
+ * first, or pass `force` (`rmi --force`: the image goes, its layers stay
+ * while they are used).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ImageInUse } from "./errors.ts";
+ * assert.equal(
+ *   new ImageInUse("app:1", ["ctr"]).message,
+ *   'Cannot remove image app:1: layer "ctr" is built on it; remove it first ("layerfs rm ctr") or pass --force to keep the layers it needs',
+ * );
+ * ```
+ */
+export class ImageInUse extends LayerfsError {
+  /** The image as named. */
+  readonly ref: string;
+  /** The layers built on it that no image names. */
+  readonly layers: string[];
+  /** Builds the error; the message says what to do. */
+  constructor(ref: string, layers: string[]) {
+    const shown = layers.slice(0, 3).map((l) => `"${l}"`).join(", ") +
+      (layers.length > 3 ? ` and ${layers.length - 3} more` : "");
+    super(
+      `Cannot remove image ${ref}: layer${
+        layers.length === 1 ? "" : "s"
+      } ${shown} ${layers.length === 1 ? "is" : "are"} built on it; remove ${
+        layers.length === 1 ? "it" : "them"
+      } first ("layerfs rm ${
+        layers[0]
+      }") or pass --force to keep the layers it needs`,
+    );
+    this.ref = ref;
+    this.layers = layers;
+  }
+}
+
+/**
  * A layer's files no longer match the tar-split record kept when it was
  * applied (a file changed, grew, shrank or is gone, or the record is
  * damaged), so the exact tar it came from cannot be rebuilt: export it

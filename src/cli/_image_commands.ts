@@ -177,7 +177,9 @@ export function imageCommands(
         for (const ref of ctx.args) {
           let r;
           try {
-            r = await removeImage(store, ref);
+            r = await removeImage(store, ref, {
+              force: ctx.values.force === true,
+            });
           } catch (e) {
             if (!(e instanceof LayerfsError) || e instanceof UsageError) {
               throw e;

@@ -48,15 +48,24 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
   },
   {
     name: "rmi",
-    usage: "REF...",
+    usage: "REF... [--force]",
     summary:
       "remove image names or images, and the layers nothing else uses any more",
     description:
       "REF is NAME:TAG (NAME means NAME:latest; short names as docker and podman read them:\n" +
       "alpine finds docker.io/library/alpine:latest, myimg finds localhost/myimg:latest),\n" +
       "sha256:ID, an id prefix (12+ hex) or a manifest digest (sha256:M, NAME@sha256:M).\n" +
-      "A name of an image that has other names is only untagged; an id removes the image.",
-    options: {},
+      "A name of an image that has other names is only untagged; an id removes the image.\n" +
+      "An image a container layer is built on is refused (as docker and podman do) unless\n" +
+      "--force: then the image goes and its layers stay while the container uses them.",
+    options: {
+      force: {
+        type: "boolean",
+        short: "f",
+        help:
+          "-f, --force       remove it even when a container is built on it",
+      },
+    },
     args: [1, 1000],
   },
   {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { LayerfsError, LayerNotFound } from "../errors.ts";
+import { ImageInUse, LayerfsError, LayerNotFound } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import { parseManifest } from "./_formats.ts";
 import {
@@ -123,6 +123,38 @@ export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
   return all.find((r) => r.ref === name) ?? all[0];
 }
 
+/** Options of {@link removeImage}. */
+export interface RemoveImageOptions {
+  /**
+   * Remove the image even when layers no image names (containers) are
+   * built on it: its record and names go, and its layers stay as long as
+   * something uses them.
+   * @default {false}
+   */
+  force?: boolean;
+}
+
+/**
+ * The layers no image names whose parent is one of `layers` (containers
+ * on the image, or on one of its layers), sorted; unused image layers a
+ * load or pull left (`imageLayer`) do not count: prune takes them.
+ */
+async function layersBuiltOn(
+  store: Store,
+  idx: ImageIndex,
+  layers: string[],
+): Promise<string[]> {
+  const mine = new Set(layers);
+  const named = new Set(Object.values(idx.images).flatMap((r) => r.layers));
+  return (await store.list())
+    .filter((l) =>
+      l.parent !== undefined && mine.has(l.parent) && !named.has(l.id) &&
+      !l.imageLayer
+    )
+    .map((l) => l.id)
+    .sort();
+}
+
 /** What {@link removeImage} did. */
 export interface RemovedImage {
   /** Names taken away. */
@@ -140,9 +172,11 @@ export interface RemovedImage {
  * (`keepBlobs`) that no other image uses (left to `pruneImages` while a
  * load or pull is running), and then its layers, top first,
  * that no other image uses, no layer sits on and nothing has mounted (those
- * stay, and so do the layers below them).
+ * stay, and so do the layers below them). An image with a container on it
+ * (a layer no image names, built on one of its layers) is refused with
+ * `ImageInUse`, as docker and podman refuse it, unless `options.force`.
  *
- * @throws {ImageNotFound}
+ * @throws {ImageNotFound} {ImageInUse}
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -171,6 +205,7 @@ export interface RemovedImage {
 export async function removeImage(
   store: Store,
   ref: string,
+  options: RemoveImageOptions = {},
 ): Promise<RemovedImage> {
   const plan = await withImagesLock(store, async () => {
     const idx = await readIndex(store);
@@ -183,6 +218,10 @@ export async function removeImage(
       return { untagged: [byTag], deleted: null, layers: [] as string[] };
     }
     const rec = idx.images[hex];
+    if (!options.force) {
+      const users = await layersBuiltOn(store, idx, rec.layers);
+      if (users.length) throw new ImageInUse(ref, users);
+    }
     const mine = await blobsOf(store, rec);
     for (const n of names) delete idx.refs[n];
     delete idx.images[hex];

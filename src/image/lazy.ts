@@ -14,7 +14,7 @@
  */
 
 import type { Store } from "../store/store.ts";
-import type { ImageInfo, RemovedImage } from "./images.ts";
+import type { ImageInfo, RemovedImage, RemoveImageOptions } from "./images.ts";
 import type { ImageInput, LoadedImage, LoadImageOptions } from "./load.ts";
 import type { PrunedImages } from "./prune.ts";
 import type { SavedImage, SaveImageOptions } from "./save.ts";
@@ -124,8 +124,10 @@ export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
  *
  * @param store An open store.
  * @param ref The name or id.
+ * @param options `force`: remove it even when a container is built on it.
  * @returns What was untagged and removed.
  * @throws {ImageNotFound} when no image has that name or id.
+ * @throws {ImageInUse} a layer no image names (a container) is built on it.
  *
  * @example An unknown name
  * ```ts
@@ -142,8 +144,9 @@ export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
 export async function removeImage(
   store: Store,
   ref: string,
+  options: RemoveImageOptions = {},
 ): Promise<RemovedImage> {
-  return (await imagesImpl()).removeImage(store, ref);
+  return (await imagesImpl()).removeImage(store, ref, options);
 }
 
 /**

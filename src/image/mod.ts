@@ -19,6 +19,7 @@ export {
   listImages,
   type RemovedImage,
   removeImage,
+  type RemoveImageOptions,
 } from "./images.ts";
 export { chainIds, digestHex, digestOf, parseDigest } from "./digest.ts";
 export {

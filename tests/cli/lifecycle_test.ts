@@ -366,7 +366,7 @@ Deno.test("cli images: an image's size is its layer tars' bytes, also when its l
   assert.equal(first, image.layers[0].tar.length);
   // The container keeps the layer when the image goes; loading it again reuses it.
   await ok(["create", "ctr", "--rw", "--image", "app:1"]);
-  await ok(["rmi", "app:1"]);
+  await ok(["rmi", "--force", "app:1"]);
   await ok(["load", `${d}/oci`]);
   assert.equal(await size(), first);
 });

@@ -139,11 +139,17 @@ privilegedTest(
     assert.equal(r.code, 2);
     assert.match(r.stderr, /^layerfs: Pass -o FILE/);
 
-    // rmi: the first name untags; the last one removes the image, but the
-    // layers stay while ctr sits on them.
+    // rmi: the first name untags; the last one is refused while ctr sits
+    // on the image; with --force the image goes and the layers stay.
     r = await layerfs([...root, "rmi", "cli/app:stdin"]);
     assert.equal(r.stdout, "Untagged: cli/app:stdin\n");
-    r = await layerfs([...root, "--json", "rmi", "cli/app:1"]);
+    r = await layerfs([...root, "rmi", "cli/app:1"]);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.stderr,
+      'layerfs: Cannot remove image cli/app:1: layer "ctr" is built on it; remove it first ("layerfs rm ctr") or pass --force to keep the layers it needs\n',
+    );
+    r = await layerfs([...root, "--json", "rmi", "--force", "cli/app:1"]);
     assert.deepEqual(JSON.parse(r.stdout), {
       removed: [{
         ref: "cli/app:1",

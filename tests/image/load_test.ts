@@ -3,6 +3,7 @@ import { gzipSync } from "node:zlib";
 import {
   findImage,
   ForeignLayer,
+  ImageInUse,
   ImageNotFound,
   InvalidImage,
   listImages,
@@ -549,7 +550,14 @@ privilegedTest(
         deleted: `sha256:${a.configHex}`,
         removedLayers: [a.chains[1]], // the shared base stays for b
       });
-      r = await removeImage(store, `sha256:${b.configHex}`);
+      // b has a container on it: refused as docker and podman refuse it,
+      // unless forced (then its layers stay for the container).
+      await assert.rejects(
+        removeImage(store, `sha256:${b.configHex}`),
+        (e) => e instanceof ImageInUse && e.layers.join() === "ctr",
+      );
+      assert.equal((await listImages(store)).length, 1);
+      r = await removeImage(store, `sha256:${b.configHex}`, { force: true });
       assert.deepEqual(r, {
         untagged: ["b:1"],
         deleted: `sha256:${b.configHex}`,
