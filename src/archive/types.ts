@@ -197,6 +197,15 @@ export interface WhiteoutCodec {
    * (overlay): a tar's own 0:0 device cannot be stored, extraction refuses it.
    */
   readonly zeroDeviceIsWhiteout: boolean;
+  /**
+   * True when a file named `.wh.*` on disk is the user's own, not this
+   * format's whiteout (overlay marks deletions with devices, vfs deletes):
+   * no OCI layer can carry it (every reader takes it for a whiteout), so
+   * an export refuses it rather than delete a file in whoever applies it.
+   * False for aufs (such files are its whiteouts) and none (passed through
+   * as the caller wrote them).
+   */
+  readonly whiteoutNamesAreData: boolean;
 
   // tar -> disk
 

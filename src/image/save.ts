@@ -46,7 +46,9 @@ export interface SaveImageOptions {
   /**
    * "docker": a classic docker-archive (`manifest.json`, `<id>/layer.tar`,
    * `repositories`) that `docker load` and `podman load` read;
-   * "oci": an oci-archive (a tar of an OCI image layout).
+   * "oci": an oci-archive (a tar of an OCI image layout; podman and skopeo
+   * read one image per oci-archive, so save several images to several files,
+   * or as "docker").
    * @default {"docker"}
    */
   format?: "docker" | "oci";

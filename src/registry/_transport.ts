@@ -396,10 +396,9 @@ export class HostTransport {
         if (isCertificateError(e)) {
           throw new RegistryError(
             url.host,
-            `TLS certificate not trusted (${
-              netMessage(e)
-            }); if the registry uses a private CA, ` +
-              `put it in /etc/containers/certs.d/${url.host}/ca.crt`,
+            `TLS certificate not trusted (${netMessage(e)}); ${
+              certificateAdvice(netMessage(e), url.host, s.certsDirs)
+            }`,
             { cause: e },
           );
         }
@@ -604,4 +603,25 @@ function pickChallenge(
     return { auth: { scheme: "basic" } };
   }
   return undefined;
+}
+
+/**
+ * What to do about a certificate the TLS stack refused. A self-signed CA
+ * certificate served as the registry's own (`openssl req -x509` makes one)
+ * is refused even when trusted (rustls: CaUsedAsEndEntity); otherwise the
+ * CA is named where this client looks (the `certsDirs` it was given).
+ */
+function certificateAdvice(
+  why: string,
+  host: string,
+  certsDirs: readonly string[],
+): string {
+  if (why.includes("CaUsedAsEndEntity")) {
+    return "the registry serves a CA certificate as its own; issue it a server " +
+      "certificate signed by that CA (basicConstraints CA:FALSE) and keep the CA as ca.crt";
+  }
+  const where = certsDirs.map((d) => `${d}/${host}/ca.crt`);
+  return `if the registry uses a private CA, put it in ${
+    where.length ? where.join(" or ") : `/etc/containers/certs.d/${host}/ca.crt`
+  }`;
 }

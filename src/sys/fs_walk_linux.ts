@@ -194,6 +194,49 @@ function statxName(dirfd: number, name: CName): number {
   );
 }
 
+/** A status-change time (`st_ctime`): whole seconds and nanoseconds. */
+export interface Ctime {
+  /** Seconds since the epoch. */
+  sec: number;
+  /** Nanoseconds part. */
+  nsec: number;
+}
+
+const STATX_CTIME = 0x80;
+
+/**
+ * The ctime of `name` below `dirfd` (the entry itself, never a symlink's
+ * target): what any change of its content, mode, owner, xattrs, links or
+ * (for a directory) entries moves forward. One statx asking only for it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ctimeAt } from "./fs_walk_linux.ts";
+ * import { AT_FDCWD } from "./fd_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * const before = ctimeAt(AT_FDCWD, dir);
+ * await Deno.chmod(dir, 0o700);
+ * const after = ctimeAt(AT_FDCWD, dir);
+ * assert.ok(after.sec > before.sec || (after.sec === before.sec && after.nsec >= before.nsec));
+ * await Deno.remove(dir);
+ * ```
+ */
+export function ctimeAt(dirfd: number, name: CName): Ctime {
+  const r = libc().statx(
+    dirfd,
+    cname(name),
+    AT.SYMLINK_NOFOLLOW,
+    STATX_CTIME,
+    statxBuf,
+  );
+  if (r < 0) throw new SysError("statx", errno(), show(name));
+  return {
+    sec: statxView.getInt32(100, true) * TWO32 + statxView.getUint32(96, true),
+    nsec: statxView.getUint32(104, true),
+  };
+}
+
 /**
  * Like {@link statxAt} but returns `null` when the entry does not exist
  * (ENOENT) or a path component is not a directory (ENOTDIR).

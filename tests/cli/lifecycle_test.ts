@@ -392,3 +392,39 @@ privilegedTest(
     assert.equal((await ok(["check"])).code, 0);
   },
 );
+
+for (const backend of ["vfs", "overlay"] as const) {
+  const t = backend === "vfs" ? Deno.test : privilegedTest;
+  t(
+    `cli diff (${backend}): a file named .wh.* in a layer is refused, not exported as a whiteout`,
+    async () => {
+      await using tmp = await tempDir();
+      const g = ["--root", `${tmp.path}/store`, "--backend", backend];
+      const ok = async (args: string[]) => {
+        const r = await layerfs([...g, ...args]);
+        assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
+        return r;
+      };
+      await ok(["create", "base"]);
+      await ok(["create", "ctr", "--rw", "--parent", "base"]);
+      const view = (await ok(["mount", "ctr"])).stdout.trim();
+      await Deno.mkdir(`${view}/etc`);
+      await Deno.writeTextFile(`${view}/etc/fifo`, "kept\n");
+      await Deno.writeTextFile(`${view}/etc/.wh.fifo`, "x\n");
+      await ok(["umount", "ctr"]);
+      const r = await layerfs([
+        ...g,
+        "diff",
+        "ctr",
+        "-o",
+        `${tmp.path}/out.tar`,
+      ]);
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        'layerfs: Cannot export "/etc/.wh.fifo": a file named .wh.* is read as a whiteout by every OCI layer reader (it would delete "fifo" where the layer is applied); rename it, then export again\n',
+      );
+      assert.ok(!(await names(tmp.path)).includes("out.tar"));
+    },
+  );
+}

@@ -379,6 +379,13 @@ class Walker implements ItemSource {
         children.push({ emit: WH_PREFIX + name, e, name, st, slot: -1 });
         continue;
       }
+      if (this.#codec.whiteoutNamesAreData && name.startsWith(WH_PREFIX)) {
+        throw new StoreError(
+          `Cannot export "${path}/${name}": a file named ${WH_PREFIX}* is read as a whiteout by every OCI layer reader (it would delete "${
+            name.slice(WH_PREFIX.length)
+          }" where the layer is applied); rename it, then export again`,
+        );
+      }
       children.push({ emit: name, e, name, st: undefined, slot: -1 });
     }
     if (planned) {

@@ -15,8 +15,10 @@
  * with {@link LayerNotExact} (naming the file), and the last chunk is only
  * handed out once the sha256 matched, so a consumer that reads to the end
  * without an error has the original tar. What a record cannot see (a mode,
- * owner or xattr changed in place, a file added or removed where the tar had
- * none) is not detected, as with tar-split: compare the digest you expect.
+ * owner or xattr changed in place, a file added or removed) is found by
+ * ctime before the last chunk (`_changed_since.ts`): every entry's must be
+ * no later than the record's, which publishing set after the layer's.
+ * tar-split itself does not check these.
  *
  * @module
  */
@@ -31,11 +33,23 @@ import {
   read,
   RESOLVE,
 } from "../../sys/fd_linux.ts";
-import { fstatx } from "../../sys/fs_walk_linux.ts";
+import { ctimeAt, fstatx, openDirAt } from "../../sys/fs_walk_linux.ts";
+import { changedSince } from "./_changed_since.ts";
 import { decodeRecord, type RecordOp } from "./_format.ts";
 import { StreamSums } from "./_sums.ts";
 
 const CHUNK = 1 << 20;
+
+/** {@link changedSince} of the layer dir, against the record's ctime. */
+function layerChangedSince(dirPath: string, recordPath: string): string | null {
+  const since = ctimeAt(AT_FDCWD, recordPath);
+  const fd = openDirAt(AT_FDCWD, dirPath);
+  try {
+    return changedSince(fd, since);
+  } finally {
+    close(fd);
+  }
+}
 
 /** Options of {@link rebuildLayerTar}. */
 export interface RebuildOptions {
@@ -185,6 +199,17 @@ export function rebuildLayerTar(
           if (options.sha256 !== undefined && got !== options.sha256) {
             throw notExact(
               `the rebuilt tar has sha256:${got}, expected sha256:${options.sha256}`,
+            );
+          }
+          // Last, so the record's own checks name what they find first:
+          // what the record cannot see (a file added, a mode, owner or xattr
+          // changed in place) moved a ctime past the record's.
+          const changed = layerChangedSince(dirPath, recordPath);
+          if (changed !== null) {
+            throw notExact(
+              `${
+                changed === "." ? "its top directory" : changed
+              } changed after the layer was applied (a file added or removed, or a mode, owner or xattr changed: its ctime is later than the record's)`,
             );
           }
           cleanup();

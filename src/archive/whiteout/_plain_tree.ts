@@ -25,6 +25,7 @@ export abstract class PlainTreeCodec implements WhiteoutCodec {
   abstract readonly name: ExtractFormat;
   readonly zeroDeviceIsWhiteout = false;
   readonly fullTree = true;
+  abstract readonly whiteoutNamesAreData: boolean;
 
   abstract classify(
     type: EntryType,

@@ -43,6 +43,7 @@ function join(rel: string, name: string): string {
 class AufsCodec implements WhiteoutCodec {
   readonly name = "aufs";
   readonly zeroDeviceIsWhiteout = false;
+  readonly whiteoutNamesAreData = false;
   readonly fullTree = false;
 
   classify(

@@ -15,6 +15,7 @@ import { PlainTreeCodec } from "./_plain_tree.ts";
 import { ENTRY } from "./oci.ts";
 
 class NoneCodec extends PlainTreeCodec {
+  readonly whiteoutNamesAreData = false;
   readonly name = "none";
 
   classify(): WhiteoutAction {

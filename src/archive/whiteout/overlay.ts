@@ -70,6 +70,7 @@ class OverlayCodec implements WhiteoutCodec {
   readonly name = "overlay";
   readonly fullTree = false;
   readonly zeroDeviceIsWhiteout = true;
+  readonly whiteoutNamesAreData = true;
   /** The xattr extraction sets on opaque dirs (reading accepts both). */
   readonly opaqueXattr: string;
 

@@ -21,6 +21,7 @@ import { PlainTreeCodec } from "./_plain_tree.ts";
 import { classifyOci } from "./oci.ts";
 
 class VfsCodec extends PlainTreeCodec {
+  readonly whiteoutNamesAreData = true;
   readonly name = "vfs";
 
   classify(

@@ -191,6 +191,73 @@ privilegedTest(
 );
 
 privilegedTest(
+  "tarsplit: what the record cannot see is found by ctime: a file added, a mode, owner or xattr changed in place",
+  async () => {
+    await using tmp = await tempDir();
+    const t = tmp.path;
+    await Deno.mkdir(`${t}/src`);
+    await oddTree(`${t}/src`);
+    await run("tar", [
+      "--format=pax",
+      "--xattrs",
+      "-cf",
+      `${t}/a.tar`,
+      "-C",
+      `${t}/src`,
+      ".",
+    ]);
+    const bytes = await Deno.readFile(`${t}/a.tar`);
+    const store = await openStore({ root: `${t}/s`, backend: "vfs" });
+    const drain = async (id: string) =>
+      await new Response(await store.exactDiff(id)).bytes();
+    const changes: [string, (d: string) => Promise<unknown>, RegExp][] = [
+      [
+        "added",
+        (d) => Deno.writeTextFile(`${d}/d/new`, "x"),
+        /exactly: d(\/new)? changed after/,
+      ],
+      [
+        "chmod",
+        (d) => Deno.chmod(`${d}/big`, 0o600),
+        /exactly: big changed after/,
+      ],
+      [
+        "chown",
+        (d) => Deno.chown(`${d}/empty`, 1234, 1234),
+        /exactly: empty changed after/,
+      ],
+      [
+        "xattr",
+        (d) =>
+          run("setfattr", ["-n", "user.note", "-v", "new", `${d}/d/small`]),
+        /exactly: (d\/small|hardlink) changed after/,
+      ],
+      [
+        "top",
+        (d) => Deno.chmod(d, 0o700),
+        /exactly: its top directory changed after/,
+      ],
+    ];
+    try {
+      for (const [id] of changes) await store.applyDiff(id, undefined, bytes);
+      // Past the kernel's coarse clock tick, so a change gets a later ctime.
+      await new Promise((r) => setTimeout(r, 50));
+      for (const [id, change, re] of changes) {
+        assert.ok(sameBytes(await drain(id), bytes), `${id} before the change`);
+        await change(`${t}/s/diff/${id}`);
+        await assert.rejects(
+          drain(id),
+          notExact(re),
+          id,
+        );
+      }
+    } finally {
+      store.close();
+    }
+  },
+);
+
+privilegedTest(
   "tarsplit: the record goes with its layer, and an orphan record is a leftover",
   async () => {
     await using tmp = await tempDir();

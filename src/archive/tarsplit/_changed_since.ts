@@ -1,0 +1,97 @@
+/**
+ * Internal: whether a layer's dir changed after its tar-split record was
+ * published. Publishing renames the record into place after the layer's
+ * dir, and a rename moves the record's ctime to that moment; every later
+ * change to an entry of the layer (content, mode, owner, xattrs, a link
+ * count) moves that entry's ctime, and adding, removing or renaming an
+ * entry moves its directory's. So one statx per entry finds what the
+ * record's own checks (each file's size and crc32, the whole tar's sha256)
+ * cannot: a file added, or a mode, owner or xattr changed in place.
+ *
+ * It errs only towards "changed": a store copied with `cp -a` gets new
+ * ctimes, and such a layer is then exported afresh (a new DiffID), never
+ * passed off as the original. A change within the same clock tick as the
+ * publish (the kernel's coarse clock, a few ms) is not seen.
+ *
+ * @module
+ */
+
+import { close } from "../../sys/fd_linux.ts";
+import {
+  type Ctime,
+  ctimeAt,
+  type DirEntry,
+  displayName,
+  DT,
+  openDirAt,
+  readDirFd,
+  statxAt,
+} from "../../sys/fs_walk_linux.ts";
+
+const later = (a: Ctime, b: Ctime) =>
+  a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec);
+
+/**
+ * The first entry of the tree at `dirfd` (its root included, as ".") whose
+ * ctime is later than `since`, as a root-relative path, or null when none
+ * is. Walks with fds, never following a symlink.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { changedSince } from "./_changed_since.ts";
+ * import { AT_FDCWD, close } from "../../sys/fd_linux.ts";
+ * import { ctimeAt, openDirAt } from "../../sys/fs_walk_linux.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.mkdir(`${dir}/etc`);
+ * await Deno.writeTextFile(`${dir}/etc/hosts`, "x");
+ * await Deno.writeTextFile(`${dir}/stamp`, "");
+ * const since = ctimeAt(AT_FDCWD, `${dir}/stamp`);
+ * const fd = openDirAt(AT_FDCWD, dir);
+ * assert.equal(changedSince(fd, since), null);
+ * await new Promise((r) => setTimeout(r, 20)); // past the coarse clock's tick
+ * await Deno.chmod(`${dir}/etc/hosts`, 0o600);
+ * assert.equal(changedSince(fd, since), "etc/hosts");
+ * close(fd);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export function changedSince(dirfd: number, since: Ctime): string | null {
+  if (later(ctimeAt(dirfd, "."), since)) return ".";
+  // Depth first with an explicit stack: the fds open are those of the
+  // directories on the current path (a subdirectory is opened from its
+  // parent's fd without following a symlink, so raw, non-UTF-8 names work).
+  type Frame = { fd: number; prefix: string; entries: DirEntry[]; at: number };
+  const stack: Frame[] = [{
+    fd: dirfd,
+    prefix: "",
+    entries: readDirFd(dirfd),
+    at: 0,
+  }];
+  try {
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (top.at === top.entries.length) {
+        stack.pop();
+        if (top.fd !== dirfd) close(top.fd);
+        continue;
+      }
+      const e = top.entries[top.at++];
+      const path = top.prefix + (e.name ?? displayName(e.cname));
+      if (later(ctimeAt(top.fd, e.cname), since)) return path;
+      const isDir = e.type === DT.DIR ||
+        (e.type === DT.UNKNOWN && statxAt(top.fd, e.cname).kind === "dir");
+      if (!isDir) continue;
+      const fd = openDirAt(top.fd, e.cname);
+      try {
+        stack.push({ fd, prefix: `${path}/`, entries: readDirFd(fd), at: 0 });
+      } catch (err) {
+        close(fd);
+        throw err;
+      }
+    }
+    return null;
+  } finally {
+    for (const f of stack) if (f.fd !== dirfd) close(f.fd);
+  }
+}
