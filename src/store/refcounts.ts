@@ -201,8 +201,14 @@ export function removeCount(layout: StoreLayout, id: string): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { removeRunFile } from "./refcounts.ts";
- * removeRunFile("/no/such/run/counts/x"); // absent: nothing to do
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/x`, "1");
+ * removeRunFile(`${dir}/x`);
+ * removeRunFile(`${dir}/x`); // absent: nothing to do
+ * assert.deepEqual([...Deno.readDirSync(dir)], []);
+ * await Deno.remove(dir);
  * ```
  */
 export function removeRunFile(path: string): void {
