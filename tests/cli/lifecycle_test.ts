@@ -17,13 +17,23 @@ import {
 } from "../image/_images.ts";
 import { layerfs, MAIN, names, sh } from "./_layerfs.ts";
 
-async function store(d: string) {
-  const g = ["--root", `${d}/store`, "--backend", "vfs"];
-  const ok = async (args: string[]) => {
+/** `layerfs` on the store `g` names, failing the test unless it exits 0. */
+function expectOk(g: string[]) {
+  return async (args: string[]) => {
     const r = await layerfs([...g, ...args]);
     assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
     return r;
   };
+}
+
+/** A store at `root` (default `d/store`), initialised. */
+async function store(
+  d: string,
+  backend: "vfs" | "overlay" = "vfs",
+  root = `${d}/store`,
+) {
+  const g = ["--root", root, "--backend", backend];
+  const ok = expectOk(g);
   await ok(["init"]);
   return { g, ok };
 }
@@ -376,12 +386,7 @@ privilegedTest(
   async () => {
     await using tmp = await tempDir();
     const root = `${tmp.path}/back\\slash`;
-    const g = ["--root", root, "--backend", "overlay"];
-    const ok = async (args: string[]) => {
-      const r = await layerfs([...g, ...args]);
-      assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-      return r;
-    };
+    const { ok } = await store(tmp.path, "overlay", root);
     await ok(["create", "base"]);
     await ok(["create", "ctr", "--rw", "--parent", "base"]);
     const view = (await ok(["mount", "ctr"])).stdout.trim();
@@ -399,12 +404,7 @@ for (const backend of ["vfs", "overlay"] as const) {
     `cli diff (${backend}): a file named .wh.* in a layer is refused, not exported as a whiteout`,
     async () => {
       await using tmp = await tempDir();
-      const g = ["--root", `${tmp.path}/store`, "--backend", backend];
-      const ok = async (args: string[]) => {
-        const r = await layerfs([...g, ...args]);
-        assert.equal(r.code, 0, `${args.join(" ")}: ${r.stderr}`);
-        return r;
-      };
+      const { g, ok } = await store(tmp.path, backend);
       await ok(["create", "base"]);
       await ok(["create", "ctr", "--rw", "--parent", "base"]);
       const view = (await ok(["mount", "ctr"])).stdout.trim();

@@ -33,6 +33,29 @@ async function oddTree(dir: string): Promise<void> {
   await run("setfattr", ["-n", "user.note", "-v", "kept", `${dir}/d/small`]);
 }
 
+/**
+ * A pax tar of {@link oddTree} (GNU tar, `extra` options), a vfs store at
+ * `t/s`, and a function that reads a layer's `exactDiff` to its end.
+ */
+async function oddStore(t: string, extra: string[] = []) {
+  await Deno.mkdir(`${t}/src`);
+  await oddTree(`${t}/src`);
+  await run("tar", [
+    "--format=pax",
+    ...extra,
+    "-cf",
+    `${t}/a.tar`,
+    "-C",
+    `${t}/src`,
+    ".",
+  ]);
+  const bytes = await Deno.readFile(`${t}/a.tar`);
+  const store = await openStore({ root: `${t}/s`, backend: "vfs" });
+  const drain = async (id: string) =>
+    await new Response(await store.exactDiff(id)).bytes();
+  return { bytes, store, drain };
+}
+
 /** GNU tar archives of `src`, as the test names them. */
 async function archives(t: string, src: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
@@ -138,20 +161,7 @@ privilegedTest(
   async () => {
     await using tmp = await tempDir();
     const t = tmp.path;
-    await Deno.mkdir(`${t}/src`);
-    await oddTree(`${t}/src`);
-    await run("tar", [
-      "--format=pax",
-      "-cf",
-      `${t}/a.tar`,
-      "-C",
-      `${t}/src`,
-      ".",
-    ]);
-    const bytes = await Deno.readFile(`${t}/a.tar`);
-    const store = await openStore({ root: `${t}/s`, backend: "vfs" });
-    const drain = async (id: string) =>
-      await new Response(await store.exactDiff(id)).bytes();
+    const { bytes, store, drain } = await oddStore(t);
     try {
       for (const id of ["same-size", "longer", "gone", "symlinked"]) {
         await store.applyDiff(id, undefined, bytes);
@@ -195,21 +205,7 @@ privilegedTest(
   async () => {
     await using tmp = await tempDir();
     const t = tmp.path;
-    await Deno.mkdir(`${t}/src`);
-    await oddTree(`${t}/src`);
-    await run("tar", [
-      "--format=pax",
-      "--xattrs",
-      "-cf",
-      `${t}/a.tar`,
-      "-C",
-      `${t}/src`,
-      ".",
-    ]);
-    const bytes = await Deno.readFile(`${t}/a.tar`);
-    const store = await openStore({ root: `${t}/s`, backend: "vfs" });
-    const drain = async (id: string) =>
-      await new Response(await store.exactDiff(id)).bytes();
+    const { bytes, store, drain } = await oddStore(t, ["--xattrs"]);
     const changes: [string, (d: string) => Promise<unknown>, RegExp][] = [
       [
         "added",
