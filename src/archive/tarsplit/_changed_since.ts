@@ -62,10 +62,19 @@ export function changedSince(dirfd: number, since: Ctime): string | null {
   // directories on the current path (a subdirectory is opened from its
   // parent's fd without following a symlink, so raw, non-UTF-8 names work).
   type Frame = { fd: number; prefix: string; entries: DirEntry[]; at: number };
+  // The root read through an fd of its own: reading `dirfd` itself would
+  // move its offset, and a second call would see no entries.
+  const root = openDirAt(dirfd, ".");
+  let rootEntries: DirEntry[];
+  try {
+    rootEntries = readDirFd(root);
+  } finally {
+    close(root);
+  }
   const stack: Frame[] = [{
     fd: dirfd,
     prefix: "",
-    entries: readDirFd(dirfd),
+    entries: rootEntries,
     at: 0,
   }];
   try {
