@@ -75,9 +75,9 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
       "remove image layers and blobs no image uses (what interrupted loads and pulls completed)",
     description:
       "An interrupted pull keeps the layers it completed, so the next pull of the image\n" +
-      "fetches only the rest; this removes them instead. Only layers named by chain ids\n" +
-      "(64 hex, as loads and pulls name them) that no image names, nothing has mounted and\n" +
-      "no other layer sits on go; layers a load or pull is working on are left. Blobs\n" +
+      "fetches only the rest; this removes them instead. Only layers a load or pull made\n" +
+      "(never a container or an apply, whatever its id) that no image names, nothing has\n" +
+      "mounted and no other layer sits on go; layers a load or pull is working on are left. Blobs\n" +
       "kept by pulls (keepBlobs) that no image uses go too, unless a load or pull is\n" +
       "running. As `podman image prune`, it is the housekeeping step; `layerfs check`\n" +
       "lists the layers.",
