@@ -8,7 +8,9 @@
  * record's own checks (each file's size and crc32, the whole tar's sha256)
  * cannot: a file added, or a mode, owner or xattr changed in place.
  *
- * It errs only towards "changed": a store copied with `cp -a` gets new
+ * The top directory is judged by its mtime instead when overlayfs has
+ * marked it (see `rootTime`). It errs only towards "changed" otherwise: a
+ * store copied with `cp -a` gets new
  * ctimes, and such a layer is then exported afresh (a new DiffID), never
  * passed off as the original. A change within the same clock tick as the
  * publish (the kernel's coarse clock, a few ms) is not seen.
@@ -17,6 +19,8 @@
  */
 
 import { close } from "../../sys/fd_linux.ts";
+import { fgetxattr } from "../../sys/fs_at_linux.ts";
+import { SysError } from "../../sys/libc_linux.ts";
 import {
   type Ctime,
   ctimeAt,
@@ -30,6 +34,32 @@ import {
 
 const later = (a: Ctime, b: Ctime) =>
   a.sec > b.sec || (a.sec === b.sec && a.nsec > b.nsec);
+
+/**
+ * The time that says whether the layer's top directory changed: its ctime,
+ * unless overlayfs marked it as an upper dir (a view of a read-only layer
+ * with parents is mounted with it as upperdir, and the kernel then writes
+ * `*.overlay.uuid` on it, moving its ctime though nothing of the layer
+ * changed). Then its mtime, which only a top-level entry added, removed or
+ * renamed moves (extraction set it from the tar): a mode, owner or xattr
+ * changed on the top directory itself goes unseen in that case.
+ */
+function rootTime(dirfd: number): Ctime {
+  const has = (name: string) => {
+    try {
+      return fgetxattr(dirfd, name) !== null;
+    } catch {
+      return false; // no xattrs here (or not ours to read): not marked
+    }
+  };
+  const marked = has("trusted.overlay.uuid") || has("user.overlay.uuid");
+  if (!marked) return ctimeAt(dirfd, ".");
+  const st = statxAt(dirfd, ".");
+  return { sec: st.mtimeSec, nsec: st.mtimeNsec };
+}
+
+const unreadable = (e: unknown) =>
+  e instanceof SysError && (e.code === "EACCES" || e.code === "EPERM");
 
 /**
  * The first entry of the tree at `dirfd` (its root included, as ".") whose
@@ -57,7 +87,7 @@ const later = (a: Ctime, b: Ctime) =>
  * ```
  */
 export function changedSince(dirfd: number, since: Ctime): string | null {
-  if (later(ctimeAt(dirfd, "."), since)) return ".";
+  if (later(rootTime(dirfd), since)) return ".";
   // Depth first with an explicit stack: the fds open are those of the
   // directories on the current path (a subdirectory is opened from its
   // parent's fd without following a symlink, so raw, non-UTF-8 names work).
@@ -91,11 +121,20 @@ export function changedSince(dirfd: number, since: Ctime): string | null {
       const isDir = e.type === DT.DIR ||
         (e.type === DT.UNKNOWN && statxAt(top.fd, e.cname).kind === "dir");
       if (!isDir) continue;
-      const fd = openDirAt(top.fd, e.cname);
+      // A directory this process may not read (mode 0311, not root): its
+      // own ctime, checked above, still shows entries added or removed.
+      let fd: number;
+      try {
+        fd = openDirAt(top.fd, e.cname);
+      } catch (err) {
+        if (unreadable(err)) continue;
+        throw err;
+      }
       try {
         stack.push({ fd, prefix: `${path}/`, entries: readDirFd(fd), at: 0 });
       } catch (err) {
         close(fd);
+        if (unreadable(err)) continue;
         throw err;
       }
     }

@@ -204,7 +204,17 @@ export function rebuildLayerTar(
           // Last, so the record's own checks name what they find first:
           // what the record cannot see (a file added, a mode, owner or xattr
           // changed in place) moved a ctime past the record's.
-          const changed = layerChangedSince(dirPath, recordPath);
+          let changed: string | null;
+          try {
+            changed = layerChangedSince(dirPath, recordPath);
+          } catch (e) {
+            throw notExact(
+              `its files cannot be checked against the record (${
+                (e as Error).message
+              })`,
+              e,
+            );
+          }
           if (changed !== null) {
             throw notExact(
               `${
