@@ -135,16 +135,20 @@ export interface RemoveImageOptions {
 }
 
 /**
- * The layers no image names whose parent is one of `layers` (containers
- * on the image, or on one of its layers), sorted; unused image layers a
- * load or pull left (`imageLayer`) do not count: prune takes them.
+ * The layers no image names whose parent is one of the image `hex`'s own
+ * layers (those no other image names: a container on a layer another image
+ * shares depends on that image, not this one), sorted; unused image layers
+ * a load or pull left (`imageLayer`) do not count: prune takes them.
  */
 async function layersBuiltOn(
   store: Store,
   idx: ImageIndex,
-  layers: string[],
+  hex: string,
 ): Promise<string[]> {
-  const mine = new Set(layers);
+  const others = new Set(
+    Object.entries(idx.images).flatMap(([h, r]) => h === hex ? [] : r.layers),
+  );
+  const mine = new Set(idx.images[hex].layers.filter((l) => !others.has(l)));
   const named = new Set(Object.values(idx.images).flatMap((r) => r.layers));
   return (await store.list())
     .filter((l) =>
@@ -219,7 +223,7 @@ export async function removeImage(
     }
     const rec = idx.images[hex];
     if (!options.force) {
-      const users = await layersBuiltOn(store, idx, rec.layers);
+      const users = await layersBuiltOn(store, idx, hex);
       if (users.length) throw new ImageInUse(ref, users);
     }
     const mine = await blobsOf(store, rec);

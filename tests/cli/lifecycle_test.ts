@@ -428,3 +428,28 @@ for (const backend of ["vfs", "overlay"] as const) {
     },
   );
 }
+
+Deno.test("cli rmi: a container on a layer another image also has does not block removing this one", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  const base = buildLayer(await layerTar([{ name: "a", content: "a\n" }]));
+  const top = buildLayer(await layerTar([{ name: "b", content: "b\n" }]));
+  const baseImage = buildImage([base]);
+  const appImage = buildImage([base, top]);
+  await writeOciLayout(`${d}/oci`, [
+    { image: baseImage, ref: "r/base:1" },
+    { image: appImage, ref: "r/app:1" },
+  ]);
+  await ok(["load", `${d}/oci`]);
+  await ok(["create", "ctr", "--rw", "--parent", appImage.chains[0]]);
+  // ctr sits on the shared layer: it depends on r/base, not on r/app.
+  const r = await ok(["rmi", "r/app:1"]);
+  assert.match(r.stdout, /^Untagged: r\/app:1\nDeleted: sha256:/);
+  const refused = await layerfs([...g, "rmi", "r/base:1"]);
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    /Cannot remove image r\/base:1: layer "ctr" is built on it/,
+  );
+});
