@@ -28,6 +28,7 @@ import { removeIfPresent, rmdirIfPresent } from "./_fs.ts";
 import { purgeLayer } from "./_remove.ts";
 import { reconciled, usesOf } from "./_views.ts";
 import { readMeta, readParents, writeMeta, writeParents } from "./meta.ts";
+import { removeCount } from "./refcounts.ts";
 
 /** What to build. */
 export interface BuildOptions<R> {
@@ -182,6 +183,7 @@ export async function commitLayer(
     await ctx.backend.removeLayer(l, from);
     await rmdirIfPresent(l.mnt(from));
     await removeIfPresent(l.meta(from), false);
+    removeCount(l, from); // its last put left a 0 there; the id is gone
     await ctx.backend.prepareLayer(l, to);
     if (ctx.backend.capabilities.mounts) {
       await Deno.mkdir(l.mnt(to), { mode: 0o700 });

@@ -30,6 +30,7 @@ import { PER_LAYER_DIRS, type StoreLayout } from "../layout.ts";
 import { validateLayerId } from "./id.ts";
 import { LayerDamaged } from "../errors.ts";
 import { type LayerMeta, readMeta, writeMeta } from "./meta.ts";
+import { removeCount } from "./refcounts.ts";
 
 /** What kind of leftover. */
 export type LeftoverKind = "staging" | "removing" | "temp" | "orphan" | "lock";
@@ -270,6 +271,7 @@ export async function finishCommits(
       await Deno.mkdir(layout.mnt(id), { mode: 0o700 }).catch(() => {});
     }
     await Deno.remove(layout.meta(from)).catch(() => {});
+    removeCount(layout, from);
     const { committedFrom: _, ...rest } = meta;
     await writeMeta(layout, id, rest);
     done.push(id);

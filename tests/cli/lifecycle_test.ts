@@ -453,3 +453,16 @@ Deno.test("cli rmi: a container on a layer another image also has does not block
     /Cannot remove image r\/base:1: layer "ctr" is built on it/,
   );
 });
+
+Deno.test("cli commit: a container that was mounted and committed leaves nothing check calls a leftover", async () => {
+  await using tmp = await tempDir();
+  const { g, ok } = await store(tmp.path);
+  await ok(["create", "base"]);
+  await ok(["create", "ctr", "--rw", "--parent", "base"]);
+  await ok(["mount", "ctr"]);
+  await ok(["umount", "ctr"]);
+  await ok(["commit", "ctr", "app"]);
+  const r = await layerfs([...g, "check"]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.ok(!(await names(`${tmp.path}/store/run/counts`)).includes("ctr"));
+});
