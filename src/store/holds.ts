@@ -73,13 +73,21 @@ const PAGE = 4096;
 let self: Identity | undefined;
 let buf: Uint8Array<ArrayBuffer> | undefined;
 
-/** `/proc/<pid>/stat`'s state (field 3) and start time (field 22), or undefined when there is no such process. */
-function statOf(pid: number): { state: string; start: number } | undefined {
+/**
+ * `/proc/<pid>/stat`'s state (field 3) and start time (field 22), undefined
+ * when there is no such process, or "unknown" when it cannot be read (a
+ * `/proc` mounted with hidepid): then the owner counts as alive, since
+ * releasing a live process's views would unmount them under it.
+ */
+function statOf(
+  pid: number | "self",
+): { state: string; start: number } | undefined | "unknown" {
   let text: string;
   try {
     text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return undefined;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    return "unknown";
   }
   // The command name (field 2) may hold spaces and parentheses: fields
   // are counted after its last ")".
@@ -98,8 +106,9 @@ function readOr(path: string, f: (s: string) => string): string {
 /** This process's identity (read once). */
 function me(): Identity {
   if (self) return self;
-  const st = statOf(Deno.pid);
-  if (!st) {
+  // /proc/self: the pid in this /proc's namespace, which Deno.pid may not be.
+  const st = statOf("self");
+  if (!st || st === "unknown") {
     throw new StoreError("Cannot read /proc/self/stat: is /proc mounted?");
   }
   let pidns = "";
@@ -139,6 +148,7 @@ function ownerExited(file: string, header: Partial<Identity>): boolean {
   if (header.pidns && id.pidns && header.pidns !== id.pidns) return false;
   const st = statOf(pid);
   if (!st) return true;
+  if (st === "unknown") return false;
   return st.start !== Number(m[2]) || st.state === "Z" || st.state === "X";
 }
 
