@@ -34,7 +34,9 @@ import { loginCommands } from "./login.ts";
 import { imageCommands } from "./_image_commands.ts";
 import { registryCommands } from "./_registry_commands.ts";
 import { findImage, listImages } from "../image/lazy.ts";
-import { entryNames, exists } from "../_fs.ts";
+import { exists } from "../_fs.ts";
+import { StoreLayout } from "../layout.ts";
+import { withStoreLock } from "../store/refcounts.ts";
 import { readMountInfo } from "../mount/mountinfo.ts";
 
 export type { CliIo, CommandContext, CommandResult } from "./_types.ts";
@@ -107,23 +109,39 @@ async function withStore<T>(
 }
 
 /**
- * Removes the store at `root` if it holds nothing: no layer, no image
- * index, nothing mounted under it (another process may have started using
- * it meanwhile; then it stays).
+ * Removes the store at `root` if it holds nothing but what opening it made
+ * (empty dirs, `layerfs.json`, lock files) and nothing is mounted under it,
+ * under the store lock: another command that started using the new root
+ * meanwhile (a staging dir, a spool, a layer) keeps it.
  */
 async function removeIfEmptyStore(root: string): Promise<void> {
   try {
-    if ((await entryNames(`${root}/layers`)).length > 0) return;
-    if (await exists(`${root}/images/index.json`)) return;
-    if (
-      (await readMountInfo()).some((m) => m.mountPoint.startsWith(`${root}/`))
-    ) {
-      return;
-    }
-    await Deno.remove(root, { recursive: true });
+    await withStoreLock(new StoreLayout(root), async () => {
+      if (
+        (await readMountInfo()).some((m) => m.mountPoint.startsWith(`${root}/`))
+      ) {
+        return;
+      }
+      if (!(await onlySkeleton(root, ""))) return;
+      await Deno.remove(root, { recursive: true });
+    });
   } catch {
     /* best effort: an empty store left behind is harmless */
   }
+}
+
+/** True when the tree under `root/rel` has no file but `layerfs.json` and lock files. */
+async function onlySkeleton(root: string, rel: string): Promise<boolean> {
+  for await (const e of Deno.readDir(`${root}/${rel}`)) {
+    const path = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory) {
+      if (!(await onlySkeleton(root, path))) return false;
+    } else if (
+      !(path === "layerfs.json" || e.name === "lock" ||
+        path.startsWith("images/locks/"))
+    ) return false;
+  }
+  return true;
 }
 
 /**
