@@ -9,7 +9,10 @@
  * failure. Anything else that already exists (a fifo, a device such as
  * /dev/null, a socket) is written in place: replacing it with a regular file
  * would break whoever else uses it. A symlink is followed, so the file it
- * points to is what gets written, and the link stays. A replaced file's
+ * points to is what gets written, and the link stays. A file bind-mounted
+ * onto the name is written in place too (a rename onto a mount point cannot
+ * be made). A read-only file is refused (as a shell's `>` refuses it), and
+ * so is a directory that takes no new file, with what to do. A replaced file's
  * mode is kept, and its owner where the caller may set it (root); other
  * hard links to it keep the old content (a rename makes a new inode).
  *
@@ -19,9 +22,10 @@
  */
 
 import { nodePath } from "./_node.ts";
-import { UsageError } from "./errors.ts";
+import { LayerfsError, UsageError } from "./errors.ts";
 import { namedFsError } from "./_fs_error.ts";
 import { syncDir } from "./store/_atomic.ts";
+import { mountPointState } from "./mount/_mount_point.ts";
 import { AT, AT_FDCWD, close, O, openat } from "./sys/fd_linux.ts";
 import { fchmod, fchown, linkat } from "./sys/fs_at_linux.ts";
 import type { SysError } from "./sys/libc_linux.ts";
@@ -118,6 +122,51 @@ function keepOwnerAndMode(
 }
 
 /**
+ * Whether `path` is a mount point: statx's STATX_ATTR_MOUNT_ROOT (a file
+ * bind-mounted from the same file system has its directory's device), or,
+ * on kernels that do not say, a device other than its directory's.
+ */
+async function isMountPoint(path: string, dir: string): Promise<boolean> {
+  const state = mountPointState(path);
+  if (state !== "unknown") return state === "mount";
+  try {
+    return (await Deno.stat(path)).dev !== (await Deno.stat(dir)).dev;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Whether this process may write `st`'s file, by its permission bits (root
+ * may write any; a shell's `>` refuses a read-only file for anyone else).
+ */
+function writableBy(st: Deno.FileInfo): boolean {
+  const uid = Deno.uid();
+  if (uid === 0 || uid === null) return true;
+  const mode = st.mode!;
+  if (st.uid === uid) return (mode & 0o200) !== 0;
+  if (st.gid === Deno.gid()) return (mode & 0o020) !== 0;
+  return (mode & 0o002) !== 0;
+}
+
+/**
+ * The error for an output whose directory refuses new files: the file is
+ * written beside its name first, so the directory must be writable (even
+ * when the file itself is). Null for any other failure.
+ */
+function dirError(e: unknown, path: string, dir: string): LayerfsError | null {
+  const code = (e as { code?: string }).code;
+  if (
+    !(code === "EACCES" || code === "EPERM" ||
+      e instanceof Deno.errors.PermissionDenied)
+  ) return null;
+  return new LayerfsError(
+    `Cannot write to ${path}: its directory ${dir} is not writable, and the file is written beside its name until it is complete; write it elsewhere or make ${dir} writable`,
+    { cause: e },
+  );
+}
+
+/**
  * Opens `path` for an export as described in the module doc.
  *
  * @throws {UsageError} `path` is a directory or a dangling symlink.
@@ -148,26 +197,38 @@ export async function openOutput(path: string): Promise<Output> {
   });
   if (st?.isSymlink) {
     path = await followLink(path);
-    st = await Deno.stat(path);
+    st = await Deno.stat(path).catch((e) => {
+      throw named(e);
+    });
   }
   if (st?.isDirectory) {
     throw new UsageError(
       `Cannot write to ${path}: it is a directory; pass a file name, e.g. ${path}/layer.tar`,
     );
   }
-  if (st && !st.isFile) {
-    // A fifo, device or socket: in place, as a shell redirection would.
-    const file = await Deno.open(path, { write: true }).catch((e) => {
-      throw named(e);
-    });
+  const { dirname, resolve } = nodePath();
+  const dir = dirname(resolve(path));
+  // A fifo, device or socket, or a file bind-mounted onto the name (a
+  // container's `-v out.tar:/out.tar`: a rename onto a mount point fails
+  // with EBUSY): in place, as a shell redirection would.
+  if (st && (!st.isFile || await isMountPoint(path, dir))) {
+    const file = await Deno.open(path, { write: true, truncate: st.isFile })
+      .catch((e) => {
+        throw named(e);
+      });
     return {
       file,
       commit: () => Promise.resolve(file.close()),
       abort: () => Promise.resolve(file.close()),
     };
   }
-  const { dirname, resolve } = nodePath();
-  const dir = dirname(resolve(path));
+  if (st && !writableBy(st)) {
+    throw new LayerfsError(
+      `Cannot write to ${path}: it is read-only (mode ${
+        (st.mode! & 0o777).toString(8)
+      }); make it writable (chmod u+w) or remove it`,
+    );
+  }
   // A new file is 0644 less the umask; one replacing a file keeps its mode
   // and, where we may (root), its owner, as writing in place would.
   const mode = st ? st.mode! & 0o777 : 0o644;
@@ -175,7 +236,7 @@ export async function openOutput(path: string): Promise<Output> {
   try {
     unnamed = unnamedFile(dir, mode);
   } catch (e) {
-    throw named(e);
+    throw dirError(e, path, dir) ?? named(e);
   }
   let tmp: string | undefined;
   let file: Deno.FsFile;
@@ -184,7 +245,7 @@ export async function openOutput(path: string): Promise<Output> {
     tmp = tempName(path);
     file = await Deno.open(tmp, { write: true, createNew: true, mode }).catch(
       (e) => {
-        throw named(e);
+        throw dirError(e, path, dir) ?? named(e);
       },
     );
   }

@@ -466,3 +466,62 @@ Deno.test("cli commit: a container that was mounted and committed leaves nothing
   assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.ok(!(await names(`${tmp.path}/store/run/counts`)).includes("ctr"));
 });
+
+privilegedTest(
+  "cli diff -o onto a bind-mounted file writes it in place (a rename onto a mount point cannot be made)",
+  async () => {
+    await using tmp = await tempDir();
+    const d = tmp.path;
+    const { ok } = await store(d);
+    await ok(["create", "base"]);
+    await Deno.writeTextFile(`${d}/real.tar`, "old");
+    await Deno.writeTextFile(`${d}/out.tar`, "");
+    await sh(`mount --bind real.tar out.tar`, d);
+    try {
+      await ok(["diff", "base", "-o", `${d}/out.tar`]);
+      assert.equal((await Deno.stat(`${d}/real.tar`)).size, 1024);
+    } finally {
+      await sh(`umount out.tar`, d);
+    }
+  },
+);
+
+Deno.test("cli diff -o: a read-only file, or a directory that takes no new file, is refused before the export, saying so", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  await ok(["create", "base"]);
+  await Deno.writeTextFile(`${d}/ro.tar`, "old");
+  await Deno.chmod(`${d}/ro.tar`, 0o444);
+  const ro = await layerfs([...g, "diff", "base", "-o", `${d}/ro.tar`]);
+  if (Deno.uid() === 0) {
+    assert.equal(ro.code, 0, ro.stderr); // root writes any file, as a shell would
+  } else {
+    assert.equal(ro.code, 1);
+    assert.match(ro.stderr, /: it is read-only \(mode 444\); make it writable/);
+    assert.equal(await Deno.readTextFile(`${d}/ro.tar`), "old");
+  }
+  await Deno.mkdir(`${d}/locked`);
+  await Deno.writeTextFile(`${d}/locked/out.tar`, "old");
+  await Deno.chmod(`${d}/locked`, 0o555);
+  try {
+    const r = await layerfs([
+      ...g,
+      "diff",
+      "base",
+      "-o",
+      `${d}/locked/out.tar`,
+    ]);
+    if (Deno.uid() === 0) assert.equal(r.code, 0, r.stderr);
+    else {
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /its directory .*locked is not writable, and the file is written beside its name/,
+      );
+      assert.equal(await Deno.readTextFile(`${d}/locked/out.tar`), "old");
+    }
+  } finally {
+    await Deno.chmod(`${d}/locked`, 0o755);
+  }
+});
