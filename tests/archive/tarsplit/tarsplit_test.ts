@@ -360,17 +360,10 @@ privilegedTest(
   async () => {
     await using tmp = await tempDir();
     const t = tmp.path;
-    await Deno.mkdir(`${t}/src/d`, { recursive: true });
-    await Deno.writeTextFile(`${t}/src/d/f`, "f\n");
-    await run("tar", [
-      "--format=pax",
-      "-cf",
-      `${t}/a.tar`,
-      "-C",
-      `${t}/src`,
-      ".",
+    const bytes = await layerTar([
+      { name: "d", type: "dir" },
+      { name: "d/f", content: "f\n" },
     ]);
-    const bytes = await Deno.readFile(`${t}/a.tar`);
     const store = await openStore({ root: `${t}/s`, backend: "overlay" });
     try {
       await store.applyDiff("base", undefined, bytes);
