@@ -177,7 +177,11 @@ export async function chainDamage(
     return undefined;
   }
   for (const p of parents) {
-    const d = (await findDamage(layout, backend, p, live))[0];
+    // A parent's backend dirs (overlay's work dir, `l/` link) take no part
+    // in its child's view: such damage did not cause this failure.
+    const d = (await findDamage(layout, backend, p, live)).find((x) =>
+      !x.repairable
+    );
     if (d) {
       return new LayerDamaged(p, `${d.problem}, needed by layer "${id}"`, {
         cause,
