@@ -71,6 +71,10 @@ export interface Stat {
   mtimeSec: number;
   /** Nanoseconds part of the modification time. */
   mtimeNsec: number;
+  /** Status-change time (any change of content, mode, owner, xattrs, links), whole seconds. */
+  ctimeSec: number;
+  /** Nanoseconds part of the status-change time. */
+  ctimeNsec: number;
 }
 
 const S_IFMT = 0o170000;
@@ -145,6 +149,8 @@ export function parseStatxAt(v: DataView, o: number): Stat {
     rdevMinor: v.getUint32(o + 132, true),
     mtimeSec: v.getInt32(o + 116, true) * TWO32 + v.getUint32(o + 112, true),
     mtimeNsec: v.getUint32(o + 120, true),
+    ctimeSec: v.getInt32(o + 100, true) * TWO32 + v.getUint32(o + 96, true),
+    ctimeNsec: v.getUint32(o + 104, true),
   };
 }
 

@@ -64,7 +64,10 @@ const unreadable = (e: unknown) =>
 /**
  * The first entry of the tree at `dirfd` (its root included, as ".") whose
  * ctime is later than `since`, as a root-relative path, or null when none
- * is. Walks with fds, never following a symlink.
+ * is. Walks with fds, never following a symlink. With `filesSeen`, regular
+ * files are left to the caller, which stats each as it opens it (the
+ * rebuild does): only directories and other entries cost a statx here, and
+ * a file added still moves its directory's ctime.
  *
  * @example
  * ```ts
@@ -86,7 +89,11 @@ const unreadable = (e: unknown) =>
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export function changedSince(dirfd: number, since: Ctime): string | null {
+export function changedSince(
+  dirfd: number,
+  since: Ctime,
+  filesSeen = false,
+): string | null {
   if (later(rootTime(dirfd), since)) return ".";
   // Depth first with an explicit stack: the fds open are those of the
   // directories on the current path (a subdirectory is opened from its
@@ -116,10 +123,16 @@ export function changedSince(dirfd: number, since: Ctime): string | null {
         continue;
       }
       const e = top.entries[top.at++];
+      if (filesSeen && e.type === DT.REG) continue;
       const path = top.prefix + (e.name ?? displayName(e.cname));
-      if (later(ctimeAt(top.fd, e.cname), since)) return path;
-      const isDir = e.type === DT.DIR ||
-        (e.type === DT.UNKNOWN && statxAt(top.fd, e.cname).kind === "dir");
+      let isDir = e.type === DT.DIR;
+      if (e.type === DT.UNKNOWN) {
+        // One statx says both what it is and when it changed.
+        const st = statxAt(top.fd, e.cname);
+        if (later({ sec: st.ctimeSec, nsec: st.ctimeNsec }, since)) return path;
+        if (filesSeen && st.kind === "file") continue;
+        isDir = st.kind === "dir";
+      } else if (later(ctimeAt(top.fd, e.cname), since)) return path;
       if (!isDir) continue;
       // A directory this process may not read (mode 0311, not root): its
       // own ctime, checked above, still shows entries added or removed.

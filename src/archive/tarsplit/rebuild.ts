@@ -33,23 +33,33 @@ import {
   read,
   RESOLVE,
 } from "../../sys/fd_linux.ts";
-import { ctimeAt, fstatx, openDirAt } from "../../sys/fs_walk_linux.ts";
+import {
+  type Ctime,
+  ctimeAt,
+  fstatx,
+  openDirAt,
+} from "../../sys/fs_walk_linux.ts";
 import { changedSince } from "./_changed_since.ts";
 import { decodeRecord, type RecordOp } from "./_format.ts";
 import { StreamSums } from "./_sums.ts";
 
 const CHUNK = 1 << 20;
 
-/** {@link changedSince} of the layer dir, against the record's ctime. */
-function layerChangedSince(dirPath: string, recordPath: string): string | null {
-  const since = ctimeAt(AT_FDCWD, recordPath);
+/**
+ * {@link changedSince} of the layer dir against the record's ctime, its
+ * regular files left out: the rebuild checked each as it opened it.
+ */
+function layerChangedSince(dirPath: string, since: Ctime): string | null {
   const fd = openDirAt(AT_FDCWD, dirPath);
   try {
-    return changedSince(fd, since);
+    return changedSince(fd, since, true);
   } finally {
     close(fd);
   }
 }
+
+const changedAfter = (path: string) =>
+  `${path} changed after the layer was applied (a file added or removed, or a mode, owner or xattr changed: its ctime is later than the record's)`;
 
 /** Options of {@link rebuildLayerTar}. */
 export interface RebuildOptions {
@@ -87,6 +97,9 @@ export function rebuildLayerTar(
   options: RebuildOptions = {},
 ): ReadableStream<Uint8Array> {
   let record: Deno.FsFile | undefined;
+  // The record's ctime (set when it was published, after the layer's
+  // files): a later ctime on any entry means the entry changed since.
+  let since: Ctime | undefined;
   let ops: AsyncGenerator<RecordOp> | undefined;
   let dirFd = -1;
   let seg: Uint8Array | null = null;
@@ -131,6 +144,13 @@ export function rebuildLayerTar(
           : `${path} has ${st.size} bytes, the record says ${size}`,
       );
     }
+    const c = since!;
+    if (
+      st.ctimeSec > c.sec || (st.ctimeSec === c.sec && st.ctimeNsec > c.nsec)
+    ) {
+      close(fd);
+      throw notExact(changedAfter(path));
+    }
     cur = { fd, path, size, left: size, want, crc: 0 };
   };
   return new ReadableStream<Uint8Array>({
@@ -138,6 +158,7 @@ export function rebuildLayerTar(
       try {
         if (!ops) {
           record = await Deno.open(recordPath);
+          since = ctimeAt(AT_FDCWD, recordPath);
           ops = decodeRecord(record);
           dirFd = openat(AT_FDCWD, dirPath, O.PATH | O.DIRECTORY);
         }
@@ -206,7 +227,7 @@ export function rebuildLayerTar(
           // changed in place) moved a ctime past the record's.
           let changed: string | null;
           try {
-            changed = layerChangedSince(dirPath, recordPath);
+            changed = layerChangedSince(dirPath, since!);
           } catch (e) {
             throw notExact(
               `its files cannot be checked against the record (${
@@ -217,9 +238,7 @@ export function rebuildLayerTar(
           }
           if (changed !== null) {
             throw notExact(
-              `${
-                changed === "." ? "its top directory" : changed
-              } changed after the layer was applied (a file added or removed, or a mode, owner or xattr changed: its ctime is later than the record's)`,
+              changedAfter(changed === "." ? "its top directory" : changed),
             );
           }
           cleanup();
