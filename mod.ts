@@ -115,20 +115,24 @@ export type {
   NoMountPlan,
   OverlayMountPlan,
 } from "./src/mount/mod.ts";
+// The tar codec's parts one by one, not through src/archive/tar/mod.ts,
+// which also exports the header encoder: TarWriter loads it on its first
+// `add`, packDir on its first read.
 export {
   type EntryType,
-  readTar,
-  type TarEntry,
   type TarHeader,
   tarHeader,
   type TarHeaderInit,
+  TypeFlag,
+} from "./src/archive/tar/header.ts";
+export {
+  readTar,
+  type TarEntry,
   type TarInput,
   TarReader,
   type TarReaderOptions,
-  TarWriter,
-  type TarWriterOptions,
-  TypeFlag,
-} from "./src/archive/tar/mod.ts";
+} from "./src/archive/tar/reader.ts";
+export { TarWriter, type TarWriterOptions } from "./src/archive/tar/writer.ts";
 // Decompression loads on first use (src/archive/compress/lazy.ts): the
 // gunzip and zstd decoders are not loaded by a tool that applies plain tars.
 export {

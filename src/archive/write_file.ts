@@ -30,7 +30,7 @@ export const WRITE_BUFFER_SIZE = 1 << 20;
  */
 export const WRITE_BUFFERS = 4;
 
-import { isFreshTarStream, pumpToFd } from "./export/_tar_pump.ts";
+import { isFreshTarStream, pumpToFd } from "./export/_tar_stream.ts";
 import { writableFdOf } from "../sys/fd_linux.ts";
 
 const ignore = () => {};
@@ -96,7 +96,7 @@ export async function writeToFile(
   // by copy_file_range (see TarPump.pumpTo in export/_tar_pump.ts).
   if (file instanceof Deno.FsFile && isFreshTarStream(stream)) {
     const fd = writableFdOf(file);
-    const n = fd === null ? null : pumpToFd(stream, fd);
+    const n = fd === null ? null : await pumpToFd(stream, fd);
     if (n !== null) {
       onBytes(n);
       return n;

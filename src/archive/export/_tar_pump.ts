@@ -5,10 +5,11 @@
  * buffer is filled only when the consumer pulls, so memory stays flat
  * whatever the layer's size.
  *
- * The stream is a byte stream (`type: "bytes"`): a consumer that reads with a
- * BYOB reader gets the tar written into its own buffer, so a few reused
- * buffers serve the whole export (see ../write_file.ts for why).
- * A default reader gets freshly allocated {@link OUTPUT_CHUNK_SIZE} chunks.
+ * The stream (./_tar_stream.ts) is a byte stream (`type: "bytes"`): a
+ * consumer that reads with a BYOB reader gets the tar written into its own
+ * buffer, so a few reused buffers serve the whole export (see
+ * ../write_file.ts for why). A default reader gets freshly allocated 1 MiB
+ * chunks.
  *
  * @module
  */
@@ -19,8 +20,8 @@ import {
   encodeHeader,
   encodeHeaderInto,
   END_OF_ARCHIVE,
-  OUTPUT_CHUNK_SIZE,
-} from "../tar/writer.ts";
+} from "../tar/encode.ts";
+import { type Pump, pumpStream } from "./_tar_stream.ts";
 import { close, copyFileRange, read, writeAll } from "../../sys/fd_linux.ts";
 import { StoreError } from "../../errors.ts";
 
@@ -73,7 +74,7 @@ export interface ExportItem {
  * a header that did not fit, zeros still owed (padding, end of archive), or
  * the rest of a body, then the next entry.
  */
-class TarPump {
+export class TarPump implements Pump {
   readonly #makeItems: () => ItemSource;
   readonly #onProgress?: (p: ArchiveProgress) => void;
   #items: ItemSource | null = null;
@@ -297,69 +298,14 @@ class TarPump {
 }
 
 /**
- * Streams the entries of `makeItems()` as a tar archive. Errors thrown by
- * the source or by `read` error the stream; failing or cancelling closes the
- * open body fd and the source (its directory fds).
+ * Streams the entries of `makeItems()` as a tar archive (see
+ * ./_tar_stream.ts). Errors thrown by the source or by `read` error the
+ * stream; failing or cancelling closes the open body fd and the source (its
+ * directory fds).
  */
 export function tarStream(
   makeItems: () => ItemSource,
   onProgress?: (p: ArchiveProgress) => void,
 ): ReadableStream<Uint8Array> {
-  const pump = new TarPump(makeItems, onProgress);
-  const stream = new ReadableStream({
-    type: "bytes",
-    pull(c) {
-      try {
-        const req = c.byobRequest;
-        if (req?.view) {
-          const v = req.view;
-          const n = pump.fill(
-            new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
-          );
-          if (n > 0) req.respond(n);
-          if (pump.done) c.close();
-          if (n === 0) req.respond(0); // only allowed once closed
-          return;
-        }
-        const buf = new Uint8Array(OUTPUT_CHUNK_SIZE);
-        const n = pump.fill(buf);
-        if (n > 0) c.enqueue(buf.subarray(0, n));
-        if (pump.done) c.close();
-      } catch (e) {
-        pump.cleanup();
-        throw e;
-      }
-    },
-    cancel() {
-      pump.cleanup();
-    },
-  });
-  pumps.set(stream, pump);
-  return stream;
-}
-
-const pumps = new WeakMap<ReadableStream<Uint8Array>, TarPump>();
-
-/** True when `stream` was made by {@link tarStream} and nothing read it yet. */
-export function isFreshTarStream(stream: ReadableStream<Uint8Array>): boolean {
-  return pumps.has(stream) && !stream.locked;
-}
-
-/**
- * Writes `stream`, made by {@link tarStream} and not read yet, to the file
- * `outFd` with {@link TarPump.pumpTo}; returns null for any other stream.
- * The stream is cancelled after (nothing is left to read from it).
- */
-export function pumpToFd(
-  stream: ReadableStream<Uint8Array>,
-  outFd: number,
-): number | null {
-  const pump = pumps.get(stream);
-  if (pump === undefined || stream.locked) return null;
-  pumps.delete(stream);
-  try {
-    return pump.pumpTo(outFd);
-  } finally {
-    stream.cancel().catch(() => {});
-  }
+  return pumpStream(() => new TarPump(makeItems, onProgress));
 }

@@ -7,8 +7,19 @@
 
 import type { ArchiveProgress } from "../types.ts";
 import { whiteoutCodec } from "../whiteout/mod.ts";
-import { tarStream } from "./_tar_pump.ts";
-import { walkTree } from "./_walk.ts";
+import { pumpStream } from "./_tar_stream.ts";
+import { loadModule } from "../../_load_module.ts";
+
+// The walk and the pump load on the first read: a process that imports
+// mod.ts to apply tars does not load them at start-up.
+const pumpModule = () =>
+  loadModule<typeof import("./_tar_pump.ts")>(
+    new URL("./_tar_pump.ts", import.meta.url),
+  );
+const walkModule = () =>
+  loadModule<typeof import("./_walk.ts")>(
+    new URL("./_walk.ts", import.meta.url),
+  );
 
 /** Options of {@link packDir}. */
 export interface PackDirOptions {
@@ -39,7 +50,10 @@ export interface PackDirOptions {
  *   error it: `LayerfsError` when `dirPath` is not a directory, `StoreError`
  *   for a file that changes size (or an entry that changes type) while it
  *   is packed, as moby's exporter fails on it (GNU tar pads with zeros and
- *   exits 1).
+ *   exits 1). The walk loads on the first read (a tool that imports mod.ts
+ *   only to apply tars does not load it): from a local copy of layerfs that
+ *   needs read access to it, else the stream errors with
+ *   `PermissionRequired` (or import `src/preload.ts` first).
  *
  * @example Pack a directory into a file
  * ```ts
@@ -61,9 +75,17 @@ export function packDir(
   dirPath: string,
   options: PackDirOptions = {},
 ): ReadableStream<Uint8Array> {
-  return tarStream(
-    () =>
-      walkTree(dirPath, { codec: whiteoutCodec(options.whiteouts ?? "none") }),
-    options.onProgress,
-  );
+  return pumpStream(async () => {
+    const [{ TarPump }, { walkTree }] = await Promise.all([
+      pumpModule(),
+      walkModule(),
+    ]);
+    return new TarPump(
+      () =>
+        walkTree(dirPath, {
+          codec: whiteoutCodec(options.whiteouts ?? "none"),
+        }),
+      options.onProgress,
+    );
+  });
 }

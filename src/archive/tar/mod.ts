@@ -48,6 +48,5 @@ export {
   encodeHeaderInto,
   END_OF_ARCHIVE,
   paddingFor,
-  TarWriter,
-  type TarWriterOptions,
-} from "./writer.ts";
+} from "./encode.ts";
+export { TarWriter, type TarWriterOptions } from "./writer.ts";

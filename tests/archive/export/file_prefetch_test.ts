@@ -5,7 +5,8 @@ import {
   SLOT_BODY,
 } from "../../../src/archive/export/_file_prefetch.ts";
 import { walkTree } from "../../../src/archive/export/_walk.ts";
-import { pumpToFd, tarStream } from "../../../src/archive/export/_tar_pump.ts";
+import { pumpToFd } from "../../../src/archive/export/_tar_stream.ts";
+import { tarStream } from "../../../src/archive/export/_tar_pump.ts";
 import { whiteoutCodec } from "../../../src/archive/whiteout/mod.ts";
 import { openDirAt } from "../../../src/sys/fs_walk_linux.ts";
 import { close, writableFdOf } from "../../../src/sys/fd_linux.ts";
@@ -114,7 +115,7 @@ Deno.test("pack read-ahead: with its helper running from the first entry, the he
   await sameAsStreamed(
     src,
     `${d.path}/o.tar`,
-    (f) => pumpToFd(tarStream(() => walk), writableFdOf(f)!)!,
+    async (f) => (await pumpToFd(tarStream(() => walk), writableFdOf(f)!))!,
     threads,
   );
   ok(p.helped > 0, "the helper answered no file");
@@ -233,56 +234,56 @@ Deno.test("FilePrefetch: what the helper has not reached is the caller's; close 
   deepEqual(await workersGone(threads), []);
 });
 
-Deno.test("pack read-ahead: a process without read access packs on its own thread, the same bytes, and prints nothing", async () => {
+Deno.test("pack read-ahead: a process without read access gets PermissionRequired from packDir, and with src/preload.ts packs on its own thread, the same bytes, and prints nothing", async () => {
   await using d = await tempDir();
   const src = `${d.path}/src`;
   await buildTree(src);
-  const script = `${d.path}/pack.ts`;
-  await Deno.writeTextFile(
-    script,
-    `import { packDir, writeToFile } from ${
-      JSON.stringify(new URL("../../../mod.ts", import.meta.url).href)
-    };
-import { FilePrefetch } from ${
-      JSON.stringify(
-        new URL(
-          "../../../src/archive/export/_file_prefetch.ts",
-          import.meta.url,
-        )
-          .href,
-      )
-    };
+  const url = (p: string) =>
+    JSON.stringify(new URL(`../../../${p}`, import.meta.url).href);
+  const pack = (preload: boolean) =>
+    `${
+      preload ? `import ${url("src/preload.ts")};\n` : ""
+    }import { packDir, writeToFile } from ${url("mod.ts")};
+import { FilePrefetch } from ${url("src/archive/export/_file_prefetch.ts")};
 using o = await Deno.open(Deno.args[1], { create: true, write: true });
-await writeToFile(packDir(Deno.args[0]), o);
+try {
+  await writeToFile(packDir(Deno.args[0]), o);
+} catch (e) {
+  console.log((e as Error).name);
+  Deno.exit(3);
+}
 // A helper kept a while, as in a long pack: one that failed to load would
 // say so on stderr by now.
 const p = FilePrefetch.start();
 await new Promise((r) => setTimeout(r, 500));
 console.log(p.ready);
 p.close();
-`,
-  );
-  // FFI and writes to its output only: a Worker could not load its module.
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--allow-ffi",
-      `--allow-write=${d.path}`,
-      "--no-prompt",
-      script,
-      src,
-      `${d.path}/o.tar`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(out.stderr);
+`;
+  // FFI and writes to its output only: a Worker could not load its module,
+  // nor packDir the walk it loads on first read (unless preloaded).
+  const run = async (preload: boolean) => {
+    const script = `${d.path}/pack-${preload}.ts`;
+    await Deno.writeTextFile(script, pack(preload));
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-ffi",
+        `--allow-write=${d.path}`,
+        "--no-prompt",
+        script,
+        src,
+        `${d.path}/o-${preload}.tar`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    return [out.code, err.replace(/^(Download|Check) .*\n/gm, ""), stdout(out)];
+  };
+  deepEqual(await run(false), [3, "", "PermissionRequired\n"]);
+  deepEqual(await run(true), [0, "", "false\n"]);
   deepEqual(
-    [out.code, err.replace(/^(Download|Check) .*\n/gm, ""), stdout(out)],
-    [0, "", "false\n"],
-  );
-  deepEqual(
-    await Deno.readFile(`${d.path}/o.tar`),
+    await Deno.readFile(`${d.path}/o-true.tar`),
     await collect(packDir(src)),
   );
 });

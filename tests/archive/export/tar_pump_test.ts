@@ -1,7 +1,7 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import {
   type ExportItem,
-  pumpToFd,
+  TarPump,
   tarStream,
 } from "../../../src/archive/export/_tar_pump.ts";
 import { tarHeader } from "../../../src/archive/tar/header.ts";
@@ -39,7 +39,12 @@ function pumpToFile(dir: string, items: ReturnType<typeof oneFile>): number {
     0o600,
   );
   try {
-    return pumpToFd(tarStream(items), out)!;
+    const pump = new TarPump(items);
+    try {
+      return pump.pumpTo(out);
+    } finally {
+      pump.cleanup(); // what cancelling its stream does (writeToFile)
+    }
   } finally {
     close(out);
   }
