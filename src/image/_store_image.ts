@@ -504,6 +504,7 @@ async function applyLayer(
           label: blob.label,
           // A self-verifying stream fails by itself before its end is taken.
           digest: blob.selfVerifying ? undefined : blob.digest,
+          selfVerifying: blob.selfVerifying,
           size: blob.size,
           compression: blob.compression,
           diffId: job.diffId,

@@ -29,6 +29,8 @@ export interface UnpackJob {
   label: string;
   /** Expected sha256 hex of the blob, when known. */
   digest?: string;
+  /** The input checks its own digest at its end (a registry client's stream; `digest` is then left out). */
+  selfVerifying?: boolean;
   /** Expected size of the blob, when known. */
   size?: number;
   /** Its compression when its media type names it; detected from the bytes otherwise. */
@@ -144,18 +146,7 @@ export async function unpackChecked(
     await extract(t.stream, () => t.digest()); // hashed once
     await t.drain(); // the extractor stops at the end-of-archive blocks
     await p.drain();
-    if (job.size !== undefined && p.bytes !== job.size) {
-      throw new InvalidImage(
-        subject,
-        `its blob ${job.label} ended after ${p.bytes} of ${job.size} bytes`,
-      );
-    }
-    if (job.digest !== undefined && p.digest() !== job.digest) {
-      throw new InvalidImage(
-        subject,
-        `its blob has digest sha256:${p.digest()}, the manifest says sha256:${job.digest}`,
-      );
-    }
+    checkBlob(job, p);
     if (`sha256:${t.digest()}` !== diffId) {
       throw new InvalidImage(
         subject,
@@ -167,12 +158,17 @@ export async function unpackChecked(
     return t.bytes;
   } catch (e) {
     if (!(e instanceof InvalidArchive)) throw e;
+    // The tar (or its compression) failed before the blob's end, where its
+    // digest is checked: the rest is read (no more than its descriptor's
+    // size) to tell a blob that is not its digest's bytes (a registry or
+    // a disk that corrupted it) from a layer tar that is bad as published.
+    const checked = packed !== undefined && await checkRest(job, packed, e);
     throw new InvalidImage(
       subject,
       `its layer tar cannot be applied (${(e as Error).message})`,
-      // The tar fails before the blob's digest can be checked at its end:
-      // a blob whose bytes are not its digest's shows up here too.
-      "make or fetch the image again (a registry's blob that is not what its digest says fails this way too)",
+      checked
+        ? "its blob is the bytes its digest names, so the image is bad as published: rebuild it, or ask its publisher"
+        : "make or fetch the image again",
       { cause: e },
     );
   } finally {
@@ -183,4 +179,57 @@ export async function unpackChecked(
       if (!keptOk) await Deno.remove(job.keepTmp!).catch(() => {});
     }
   }
+}
+
+/** Throws when the blob read to its end is not its descriptor's size or digest. */
+function checkBlob(job: UnpackJob, p: HashedStream): void {
+  if (job.size !== undefined && p.bytes !== job.size) {
+    throw new InvalidImage(
+      job.subject,
+      `its blob ${job.label} ended after ${p.bytes} of ${job.size} bytes`,
+    );
+  }
+  if (job.digest !== undefined && p.digest() !== job.digest) {
+    throw new InvalidImage(
+      job.subject,
+      `its blob has digest sha256:${p.digest()}, the manifest says sha256:${job.digest}`,
+    );
+  }
+}
+
+/**
+ * After the tar failed: reads the rest of the blob and throws what its end
+ * shows (a digest or size that is not its descriptor's: from
+ * {@link checkBlob}, or from a source that checks itself, such as a
+ * registry client's stream; or what stopped the read), with the tar's
+ * error as the cause. Returns whether the blob was checked against its
+ * digest and found right (false: there was none to check).
+ */
+async function checkRest(
+  job: UnpackJob,
+  p: HashedStream,
+  tarError: InvalidArchive,
+): Promise<boolean> {
+  try {
+    // What stops the rest is the answer: a self-checking source's
+    // DigestMismatch, a blob longer than its size, an abort (`check`), a
+    // failed read.
+    await p.drain();
+    checkBlob(job, p);
+  } catch (e) {
+    throw withCause(e, tarError);
+  }
+  return job.digest !== undefined || job.selfVerifying === true;
+}
+
+/** `e` with `cause` set when it has none (what the tar said first). */
+function withCause(e: unknown, cause: unknown): unknown {
+  if (e instanceof Error && e.cause === undefined) {
+    Object.defineProperty(e, "cause", {
+      value: cause,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return e;
 }

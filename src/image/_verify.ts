@@ -5,7 +5,10 @@
  * end by the code that made it, whoever reads the stream. The tar extractor
  * stops at the end-of-archive blocks and leaves the padding after them
  * unread; a DiffID or blob digest must cover every byte, so the loader
- * drains the rest before it compares.
+ * drains the rest before it compares. A consumer that cancels the stream
+ * (a decoder or the extractor that failed) leaves the input to its maker,
+ * which may still drain it (to tell a corrupted blob by its digest) and
+ * cancels it in the end.
  *
  * @module
  */
@@ -60,7 +63,8 @@ export class HashedStream {
         if (v === null) c.close();
         else c.enqueue(v);
       },
-      cancel: (reason) => this.cancel(reason),
+      // Not the input: its maker drains or cancels it (see the module doc).
+      cancel: () => {},
     }, { highWaterMark: 0 });
   }
 

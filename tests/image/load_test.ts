@@ -5,6 +5,7 @@ import {
   ForeignLayer,
   ImageInUse,
   ImageNotFound,
+  InvalidArchive,
   InvalidImage,
   listImages,
   loadImage,
@@ -337,6 +338,62 @@ privilegedTest(
       `${tmp.path}/oci`,
       /layer 2: its blob has digest sha256:[0-9a-f]{64}, the manifest says/,
     );
+  },
+);
+
+privilegedTest(
+  "image: a blob corrupted where its tar cannot be read is refused for its digest, the tar's error as the cause",
+  async () => {
+    for (const c of ["none", "gzip"] as const) {
+      await using tmp = await tempDir();
+      const img = await twoLayerImage("none", c);
+      await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "bad:1" }]);
+      const blob = `${tmp.path}/oci/blobs/sha256/${sha(img.layers[1].blob)}`;
+      const bytes = await Deno.readFile(blob);
+      // The first header's checksum field (a plain tar), or the middle of
+      // the deflate stream: either way the reader fails before the end.
+      bytes[c === "none" ? 150 : bytes.length >> 1] ^= 0x5a;
+      await Deno.writeFile(blob, bytes);
+      const store = await openStore({ root: `${tmp.path}/s`, backend: "vfs" });
+      try {
+        await assert.rejects(loadImage(store, `${tmp.path}/oci`), (e) => {
+          assert.ok(e instanceof InvalidImage, `${c}: ${e}`);
+          assert.match(
+            e.message,
+            /layer 2: its blob has digest sha256:[0-9a-f]{64}, the manifest says/,
+          );
+          assert.ok(e.cause instanceof InvalidArchive, `${c}: ${e.cause}`);
+          return true;
+        });
+        await assertEmpty(store);
+      } finally {
+        store.close();
+      }
+    }
+  },
+);
+
+privilegedTest(
+  "image: a layer tar bad as published (its blob is its digest's bytes) says so",
+  async () => {
+    await using tmp = await tempDir();
+    const tar = await topLayer();
+    tar[150] ^= 0x5a; // the first header's checksum field
+    const img = buildImage([buildLayer(await baseLayer()), buildLayer(tar)]);
+    await writeOciLayout(`${tmp.path}/oci`, [{ image: img, ref: "bad:1" }]);
+    const store = await openStore({ root: `${tmp.path}/s`, backend: "vfs" });
+    try {
+      await assert.rejects(loadImage(store, `${tmp.path}/oci`), (e) => {
+        assert.ok(e instanceof InvalidImage, String(e));
+        assert.match(e.message, /layer 2: its layer tar cannot be applied/);
+        assert.match(e.message, /is the bytes its digest names/);
+        assert.ok(e.cause instanceof InvalidArchive);
+        return true;
+      });
+      await assertEmpty(store);
+    } finally {
+      store.close();
+    }
   },
 );
 

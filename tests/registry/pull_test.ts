@@ -228,7 +228,7 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
     );
 
     await t.step(
-      "wrong bytes for a layer are refused; nothing is applied",
+      "wrong bytes for a layer are refused for their digest, though its gzip fails first; nothing is applied",
       () =>
         withStore(STORE_BACKEND, async (store, root) => {
           const top = `/blobs/sha256:${sha(image.layers[1].blob)}`;
@@ -242,7 +242,10 @@ Deno.test("pull: skopeo-pushed images through the proxy", async (t) => {
                 clientOptions: { credentials: none, baseDelayMs: 1 },
                 parallel: 1,
               }),
-              (e) => e instanceof DigestMismatch || e instanceof InvalidImage,
+              // The byte flipped mid-blob breaks the deflate stream before
+              // the blob's end, where the client checks its digest: the
+              // unpack reads the rest and reports the digest.
+              (e) => e instanceof DigestMismatch,
             );
           } finally {
             proxy.fault = () => ({ kind: "forward" });
