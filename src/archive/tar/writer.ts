@@ -1,8 +1,8 @@
 /**
  * The tar writer: a stream of entries added one at a time, with
  * backpressure. Headers are encoded by ./encode.ts, which loads on the
- * first `add` or `close`: a process that imports mod.ts to apply tars does
- * not load it at start-up.
+ * first `add`: a process that imports mod.ts to apply tars does not load it
+ * at start-up.
  *
  * @module
  */
