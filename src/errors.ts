@@ -106,7 +106,9 @@ export class LayerExists extends LayerfsError {
 }
 
 /**
- * The parent named for a new layer does not exist.
+ * The parent named for a new layer does not exist: it never did, or it was
+ * removed while the layer was being built (`removed`; nothing was
+ * published).
  *
  * @example
  * ```ts
@@ -116,6 +118,10 @@ export class LayerExists extends LayerfsError {
  *   new ParentNotFound("app", "base").message,
  *   'Cannot create layer "app": parent layer "base" does not exist; create the parent first',
  * );
+ * assert.equal(
+ *   new ParentNotFound("app", "base", true).message,
+ *   'Cannot create layer "app": its parent layer "base" was removed while it was being built, and nothing was published; create the parent again and retry',
+ * );
  * ```
  */
 export class ParentNotFound extends LayerfsError {
@@ -123,13 +129,18 @@ export class ParentNotFound extends LayerfsError {
   readonly id: string;
   /** The missing parent. */
   readonly parent: string;
+  /** The parent existed when the build began and was removed before its end. */
+  readonly removed: boolean;
   /** Builds the error; the message says what to do. */
-  constructor(id: string, parent: string) {
+  constructor(id: string, parent: string, removed = false) {
     super(
-      `Cannot create layer "${id}": parent layer "${parent}" does not exist; create the parent first`,
+      removed
+        ? `Cannot create layer "${id}": its parent layer "${parent}" was removed while it was being built, and nothing was published; create the parent again and retry`
+        : `Cannot create layer "${id}": parent layer "${parent}" does not exist; create the parent first`,
     );
     this.id = id;
     this.parent = parent;
+    this.removed = removed;
   }
 }
 

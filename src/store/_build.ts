@@ -70,13 +70,17 @@ export async function buildLayer<R>(
 ): Promise<R | undefined> {
   const l = ctx.layout;
   let parents: string[] = [];
+  // The parent existed once this build began (checked, or made by the
+  // load that waits for it): gone at publish, it was removed meanwhile.
+  let parentSeen = false;
   // Checked before anything is read, and again at publish: the store lock is
   // not held while the layer is filled.
   const check = async () => {
     if (await readParents(l, id)) throw new LayerExists(id);
     if (parent === undefined) return [];
     const pp = await readParents(l, parent);
-    if (!pp) throw new ParentNotFound(id, parent);
+    if (!pp) throw new ParentNotFound(id, parent, parentSeen);
+    parentSeen = true;
     if ((await readMeta(l, parent)).readWrite) {
       throw new ParentNotCommitted(id, parent);
     }
@@ -106,6 +110,7 @@ export async function buildLayer<R>(
     if (ctx.backend.capabilities.copiesParent && parent !== undefined) {
       if (early) {
         await opts.parentReady;
+        parentSeen = true;
         parents = await ctx.locked(check);
       }
       copyLayer(l.diff(parent), diff, parent);
@@ -115,6 +120,7 @@ export async function buildLayer<R>(
       ? await opts.fill(ctx.dirs(diff, parents), record)
       : undefined;
     await opts.parentReady;
+    parentSeen ||= early;
     await ctx.locked(async () => {
       parents = await check();
       await purgeLayer(ctx, id); // leftovers of a crashed earlier attempt

@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { LayerExists, LayerfsError } from "../../../mod.ts";
+import { LayerExists, LayerfsError, ParentNotFound } from "../../../mod.ts";
 import { describe, put } from "../_helpers.ts";
 import { collect, gnuTar, gnuTarList } from "../../integration/_tree.ts";
 import { withView } from "./_fixtures.ts";
@@ -51,6 +51,39 @@ export function applyScenarios(s: Suite): void {
       assert.ok(names.includes("etc/new"), names.join(","));
       assert.ok(!names.includes("etc/hosts"), names.join(","));
       await assertOnly(c, ["base", "child"]);
+    },
+  );
+
+  s.store(
+    "a parent removed while its child is applied: ParentNotFound says so, nothing is published",
+    async (c) => {
+      const { store, src } = c;
+      await put(`${src}/base/a`, "a\n");
+      await store.applyDiff("base", undefined, await gnuTar(`${src}/base`));
+      await put(`${src}/child/b`, "b\n");
+      const tar = await gnuTar(`${src}/child`);
+      // The tar's first read removes the parent (no child is published yet,
+      // so nothing refuses it); the child's publish finds it gone.
+      const input = new ReadableStream<Uint8Array>({
+        async pull(ctl) {
+          assert.deepEqual(await store.remove("base"), ["base"]);
+          ctl.enqueue(tar);
+          ctl.close();
+        },
+      }, { highWaterMark: 0 });
+      await assert.rejects(store.applyDiff("child", "base", input), (e) => {
+        assert.ok(e instanceof ParentNotFound, String(e));
+        assert.equal(e.removed, true);
+        assert.match(e.message, /"base" was removed while it was being built/);
+        return true;
+      });
+      await assertOnly(c, []);
+      // Never there: the plain message.
+      await assert.rejects(store.applyDiff("x", "nope", tar), (e) => {
+        assert.ok(e instanceof ParentNotFound && !e.removed, String(e));
+        assert.match(e.message, /does not exist; create the parent first/);
+        return true;
+      });
     },
   );
 
