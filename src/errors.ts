@@ -735,10 +735,16 @@ export class DigestMismatch extends LayerfsError {
   /** What arrived. */
   readonly actual: string;
   /** Builds the error. */
-  constructor(subject: string, expected: string, actual: string) {
+  constructor(
+    subject: string,
+    expected: string,
+    actual: string,
+    options?: ErrorOptions,
+  ) {
     super(
       `${subject}: content does not match: expected ${expected}, got ${actual}; ` +
         `the bytes were refused (retry; if it persists the registry or a proxy is corrupting data)`,
+      options,
     );
     this.subject = subject;
     this.expected = expected;

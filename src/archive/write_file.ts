@@ -50,7 +50,9 @@ const ignore = () => {};
  * one after another, in order. Other (non-byte) streams are read with a
  * default reader and written the same way, one write ahead.
  *
- * A tar from those exporters going to a file is written on the calling
+ * A tar from `packDir` or `layerTar` going to a file (not `Store.diff`'s,
+ * which comes through a stream that mounts on its first read) is written on
+ * the calling
  * thread without an await; past its first 8192 entries a Web Worker opens,
  * stats and reads files ahead of it (when the process may read this
  * module's source files; else the calling thread does them all) and ends
@@ -90,7 +92,7 @@ export async function writeToFile(
   file: ByteWriter,
   onBytes: (n: number) => void = ignore,
 ): Promise<number> {
-  // A tar made by packDir/layerTar/diff going to a file: written straight
+  // A tar made by packDir/layerTar going to a file: written straight
   // from the walk on this thread (a helper thread opening and reading files
   // ahead once the walk has a few hundred entries behind it), file bodies
   // by copy_file_range (see TarPump.pumpTo in export/_tar_pump.ts).

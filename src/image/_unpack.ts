@@ -15,7 +15,7 @@
  * @module
  */
 
-import { InvalidArchive, InvalidImage } from "../errors.ts";
+import { DigestMismatch, InvalidArchive, InvalidImage } from "../errors.ts";
 import { decompress, decompressStream } from "../archive/compress/mod.ts";
 import { applyLayerTarRecorded } from "../archive/tarsplit/mod.ts";
 import type { StagedLayer } from "../store/_chain.ts";
@@ -160,7 +160,7 @@ export async function unpackChecked(
     if (!(e instanceof InvalidArchive)) throw e;
     // The tar (or its compression) failed before the blob's end, where its
     // digest is checked: the rest is read (no more than its descriptor's
-    // size) to tell a blob that is not its digest's bytes (a registry or
+    // size, which every caller gives) to tell a blob that is not its digest's bytes (a registry or
     // a disk that corrupted it) from a layer tar that is bad as published.
     const checked = packed !== undefined && await checkRest(job, packed, e);
     throw new InvalidImage(
@@ -181,29 +181,38 @@ export async function unpackChecked(
   }
 }
 
-/** Throws when the blob read to its end is not its descriptor's size or digest. */
-function checkBlob(job: UnpackJob, p: HashedStream): void {
+/**
+ * Throws when the blob read to its end is not its descriptor's size or
+ * digest (`cause`: what failed first, when something did).
+ */
+function checkBlob(job: UnpackJob, p: HashedStream, cause?: unknown): void {
+  const options = cause === undefined ? undefined : { cause };
   if (job.size !== undefined && p.bytes !== job.size) {
     throw new InvalidImage(
       job.subject,
       `its blob ${job.label} ended after ${p.bytes} of ${job.size} bytes`,
+      undefined,
+      options,
     );
   }
   if (job.digest !== undefined && p.digest() !== job.digest) {
     throw new InvalidImage(
       job.subject,
       `its blob has digest sha256:${p.digest()}, the manifest says sha256:${job.digest}`,
+      undefined,
+      options,
     );
   }
 }
 
 /**
  * After the tar failed: reads the rest of the blob and throws what its end
- * shows (a digest or size that is not its descriptor's: from
- * {@link checkBlob}, or from a source that checks itself, such as a
- * registry client's stream; or what stopped the read), with the tar's
- * error as the cause. Returns whether the blob was checked against its
- * digest and found right (false: there was none to check).
+ * shows, with the tar's error as the cause: a digest or size that is not
+ * its descriptor's ({@link checkBlob}), a blob longer than its size, or a
+ * self-checking source's `DigestMismatch` (a registry client's stream).
+ * Returns whether the blob was checked against its digest and found right;
+ * false when there was none to check, or when the rest could not be read
+ * (a failed download, an abort): the tar's error then stands.
  */
 async function checkRest(
   job: UnpackJob,
@@ -211,25 +220,29 @@ async function checkRest(
   tarError: InvalidArchive,
 ): Promise<boolean> {
   try {
-    // What stops the rest is the answer: a self-checking source's
-    // DigestMismatch, a blob longer than its size, an abort (`check`), a
-    // failed read.
     await p.drain();
-    checkBlob(job, p);
   } catch (e) {
-    throw withCause(e, tarError);
+    // A fresh error, not the source's with a cause added: the source's may
+    // be another thread's (given back by reference) or the caller's.
+    if (e instanceof DigestMismatch) {
+      throw new DigestMismatch(e.subject, e.expected, e.actual, {
+        cause: tarError,
+      });
+    }
+    // HashedStream's own, made on this thread (a blob longer than its
+    // descriptor says): the tar's error is added as its cause.
+    if (e instanceof InvalidImage) {
+      if (e.cause === undefined) {
+        Object.defineProperty(e, "cause", {
+          value: tarError,
+          writable: true,
+          configurable: true,
+        });
+      }
+      throw e;
+    }
+    return false;
   }
+  checkBlob(job, p, tarError);
   return job.digest !== undefined || job.selfVerifying === true;
-}
-
-/** `e` with `cause` set when it has none (what the tar said first). */
-function withCause(e: unknown, cause: unknown): unknown {
-  if (e instanceof Error && e.cause === undefined) {
-    Object.defineProperty(e, "cause", {
-      value: cause,
-      writable: true,
-      configurable: true,
-    });
-  }
-  return e;
 }

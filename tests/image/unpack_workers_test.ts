@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import {
+  DigestMismatch,
   Interrupted,
   InvalidArchive,
   InvalidImage,
@@ -370,6 +371,74 @@ Deno.test("unpack workers: a layer decoded on the calling thread and extracted i
     assert.equal(got, cut);
   } finally {
     for (const p of pools) p.close();
+    await Deno.remove(root, { recursive: true });
+  }
+  assert.deepEqual(await workersGone(before), []);
+});
+
+Deno.test("unpack workers: after the tar fails, the blob's end decides, on every pool: a self-checking source's DigestMismatch with the tar's error as cause; a rest that cannot be read leaves the tar's error and the source's error untouched", async () => {
+  const root = await Deno.makeTempDir();
+  const before = workerThreads();
+  const pools: [string, Unpacker][] = [
+    ["inline", inlineUnpacker()],
+    ["worker", workerUnpacker(1)],
+    ["decodeHere", workerUnpacker(1, { decodeHere: 1 })],
+  ];
+  try {
+    const l = buildLayer(await bigTar(), "gzip");
+    const corrupt = l.blob.slice();
+    corrupt[40] ^= 0xff; // in the first deflate block: the tar breaks early
+    // The source checks itself, as a registry client's stream does: its
+    // DigestMismatch comes at its end, after the tar has failed.
+    // (Pulled: an error in start() would drop the chunks queued before it.)
+    const chunks = (bytes: Uint8Array, end: Error) => {
+      let at = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (at >= bytes.length) return c.error(end);
+          c.enqueue(bytes.slice(at, at += 65536));
+        },
+      }, { highWaterMark: 0 });
+    };
+    const selfChecking = () =>
+      chunks(
+        corrupt,
+        new DigestMismatch("blob", `sha256:${sha(l.blob)}`, "other"),
+      );
+    const down = new RegistryError("example.com", "the connection dropped", {
+      cause: new Error("reset"),
+    });
+    // A rest that fails to download: the tar's error is the answer.
+    const failing = () =>
+      chunks(corrupt.subarray(0, corrupt.length - 65536), down);
+    for (const [name, pool] of pools) {
+      const job = { diffId: l.diffId, compression: "gzip" as const };
+      const mismatch = await unpackWith(
+        pool,
+        root,
+        `${name}-m`,
+        corrupt,
+        { ...job, selfVerifying: true },
+        selfChecking,
+      );
+      assert.ok(mismatch instanceof DigestMismatch, `${name}: ${mismatch}`);
+      assert.ok(mismatch.cause instanceof InvalidArchive, `${name}: cause`);
+      const cut = await unpackWith(
+        pool,
+        root,
+        `${name}-c`,
+        corrupt,
+        job,
+        failing,
+      );
+      assert.ok(cut instanceof InvalidImage, `${name}: ${cut}`);
+      assert.match(cut.message, /its layer tar cannot be applied/);
+      assert.match(cut.message, /make or fetch the image again/);
+      assert.ok(cut.cause instanceof InvalidArchive, `${name}: cut cause`);
+      assert.equal((down.cause as Error).message, "reset"); // untouched
+    }
+  } finally {
+    for (const [, p] of pools) p.close();
     await Deno.remove(root, { recursive: true });
   }
   assert.deepEqual(await workersGone(before), []);

@@ -1,6 +1,6 @@
 /**
  * Internal: the byte stream an exporter returns (`packDir`, `layerTar`,
- * `Store.diff`'s walk), over a pump that fills caller-given buffers, and the
+ * which `Store.diff` wraps), over a pump that fills caller-given buffers, and the
  * way `writeToFile` takes such a stream's pump to write a file without
  * reading the stream.
  *
@@ -74,10 +74,13 @@ export function pumpStream(
     pull(c) {
       unread.delete(stream); // read now: pumpToFd may no longer take it
       if (pump !== undefined) return fill(c, pump);
-      return made().then((p) => fill(c, p));
+      return made().then((p) => {
+        if (!cancelled) fill(c, p); // cancelled while loading: nothing to walk
+      });
     },
     cancel() {
       cancelled = true;
+      unread.delete(stream); // nor write a cancelled one (writeToFile)
       pump?.cleanup();
     },
   });
@@ -102,9 +105,11 @@ export async function pumpToFd(
   const made = unread.get(stream);
   if (made === undefined || stream.locked) return null;
   unread.delete(stream);
+  // Locked meanwhile: no one reads or cancels it while its pump writes.
+  const reader = stream.getReader();
   try {
     return (await made()).pumpTo(outFd);
   } finally {
-    stream.cancel().catch(() => {});
+    reader.cancel().catch(() => {});
   }
 }

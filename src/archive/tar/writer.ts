@@ -11,8 +11,8 @@ import { BLOCK } from "./_block.ts";
 import type { TarHeader } from "./header.ts";
 import { loadModule } from "../../_load_module.ts";
 
-/** Two zero blocks end an archive. */
-const END_OF_ARCHIVE = 2 * BLOCK;
+/** Bytes of the two zero blocks that end an archive. */
+const END_LENGTH = 2 * BLOCK;
 
 let encoder: typeof import("./encode.ts") | undefined;
 const loadEncoder = async () =>
@@ -98,6 +98,8 @@ export class TarWriter {
    * @param options Chunk size and queue length; see {@link TarWriterOptions}.
    */
   constructor(options: TarWriterOptions = {}) {
+    // Loading starts now, so that the first `add` rarely waits for it.
+    loadEncoder().catch(() => {}); // a refusal is the first add's error
     this.#size = options.chunkSize ?? OUTPUT_CHUNK_SIZE;
     this.#batch = new Uint8Array(this.#size);
     this.readable = new ReadableStream<Uint8Array>({
@@ -123,6 +125,7 @@ export class TarWriter {
    * the consumer when the queue is full).
    *
    * @param header The entry's header; `size` is the body length for files.
+   *   It and the body must not change until the returned promise settles.
    * @param body The body of a file entry (none for other types or empty files).
    * @throws {RangeError} The body length differs from `header.size` (the writer is then failed).
    */
@@ -196,7 +199,7 @@ export class TarWriter {
    */
   close(): Promise<void> {
     return this.#call(async () => {
-      await this.#advance(END_OF_ARCHIVE);
+      await this.#advance(END_LENGTH);
       await this.#emit(this.#batch.subarray(0, this.#fill));
       this.#batch = new Uint8Array(0);
       this.#fill = 0;

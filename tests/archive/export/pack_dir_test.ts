@@ -1,5 +1,6 @@
 import { deepEqual, ok, rejects } from "node:assert/strict";
 import { packDir } from "../../../src/archive/export/pack_dir.ts";
+import { writeToFile } from "../../../src/archive/write_file.ts";
 import { readTar } from "../../../src/archive/tar/reader.ts";
 import { tempDir } from "../../_privileged.ts";
 import { readByob } from "../../_byob.ts";
@@ -125,6 +126,27 @@ Deno.test("packDir: cancelling a BYOB read midway closes every fd it opened", as
     [src, `${src}/a`, `${src}/a/b`, `${src}/a/b/c`, `${src}/a/b/c/big`].sort(),
   );
   await r.cancel();
+  deepEqual(fdsUnder(src), []);
+});
+
+Deno.test("packDir: cancelled during its first read (while its walk loads), it walks nothing; a cancelled stream writes no file", async () => {
+  await using d = await tempDir();
+  const src = `${d.path}/src`;
+  await sh(`mkdir -p src/a && head -c 300000 /dev/urandom > src/a/big`, d.path);
+  let progress = 0;
+  const s = packDir(src, { onProgress: () => progress++ });
+  const r = s.getReader({ mode: "byob" });
+  const first = r.read(new Uint8Array(65536));
+  await r.cancel(); // before the walk's module has loaded
+  ok((await first).done);
+  await new Promise((go) => setTimeout(go, 200)); // the load settles
+  deepEqual([progress, fdsUnder(src)], [0, []]);
+  // Cancelled before any read: writeToFile finds nothing left to write.
+  const c = packDir(src);
+  await c.cancel();
+  using f = await Deno.create(`${d.path}/out.tar`);
+  deepEqual(await writeToFile(c, f), 0);
+  deepEqual((await Deno.stat(`${d.path}/out.tar`)).size, 0);
   deepEqual(fdsUnder(src), []);
 });
 
