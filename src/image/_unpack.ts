@@ -160,8 +160,9 @@ export async function unpackChecked(
     if (!(e instanceof InvalidArchive)) throw e;
     // The tar (or its compression) failed before the blob's end, where its
     // digest is checked: the rest is read (no more than its descriptor's
-    // size, which every caller gives) to tell a blob that is not its digest's bytes (a registry or
-    // a disk that corrupted it) from a layer tar that is bad as published.
+    // size, which every caller gives) to tell a blob that is not its
+    // digest's bytes (a registry or a disk that corrupted it) from a layer
+    // tar that is bad as published.
     const checked = packed !== undefined && await checkRest(job, packed, e);
     throw new InvalidImage(
       subject,
