@@ -44,8 +44,8 @@ const SHAPES = Deno.env.get("LAYERFS_BENCH_SHAPES")?.split(",") ??
 const CHILD = new URL("./_shape_child.ts", import.meta.url).pathname;
 /**
  * A peer to time beside GNU tar: a program built from moby's `pkg/archive`
- * (not part of this repository; moby's Go code cannot be built here without
- * a Go toolchain and its sources) that takes the same arguments as
+ * (`moby_peer/main.go`, built with Go by whoever runs the bench; see its
+ * header and the README) that takes the same arguments as
  * `_shape_child.ts`: `apply <tar> <dir>` (`archive.Untar`), `pack <dir>
  * <out.tar>` (`archive.TarWithOptions`, uncompressed), `changes <dir>
  * <parent>` (`archive.ChangesDirs`, printing the count). Its change counts
