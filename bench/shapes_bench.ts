@@ -39,8 +39,10 @@ import { median, prng, type Run, sh, timeCommand } from "./_util.ts";
 const RUNS = Math.max(1, Number(Deno.env.get("LAYERFS_BENCH_RUNS") ?? 5));
 const HOG = Deno.env.get("LAYERFS_BENCH_HOG") === "1";
 const BIG = Deno.env.get("LAYERFS_BENCH_BIG") === "1";
-const SHAPES = Deno.env.get("LAYERFS_BENCH_SHAPES")?.split(",") ??
-  ["base", "small", "upper"];
+/** The shapes asked for; an empty LAYERFS_BENCH_SHAPES runs none (only BIG). */
+const SHAPES =
+  Deno.env.get("LAYERFS_BENCH_SHAPES")?.split(",").filter((n) => n !== "") ??
+    ["base", "small", "upper"];
 const CHILD = new URL("./_shape_child.ts", import.meta.url).pathname;
 /**
  * A peer to time beside GNU tar: a program built from moby's `pkg/archive`
@@ -533,6 +535,14 @@ async function writeBigLayer(path: string, bytes: number): Promise<void> {
  * ```
  */
 export async function runShapesBench(): Promise<void> {
+  const unknown = SHAPES.filter((n) => !Object.hasOwn(SPECS, n));
+  if (unknown.length > 0) {
+    throw new Error(
+      `LAYERFS_BENCH_SHAPES names no shape ${
+        unknown.join(", ")
+      }; the shapes are ${Object.keys(SPECS).join(", ")}`,
+    );
+  }
   const deno = Deno.execPath();
   const ours = (mode: string, a: string) => (out: string) => [
     deno,
