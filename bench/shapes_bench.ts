@@ -21,7 +21,7 @@
  *
  * Environment: LAYERFS_BENCH_RUNS (default 5), LAYERFS_BENCH_HOG=1 (a busy
  * loop on each core while measuring), LAYERFS_BENCH_SHAPES (comma list of
- * base, small, upper; all by default), LAYERFS_BENCH_BIG=1 (also peak RSS
+ * base, small, upper; all by default, none when empty), LAYERFS_BENCH_BIG=1 (peak RSS
  * applying a 1M-entry layer and a ~2 GB one), LAYERFS_BENCH_MOBY (a program
  * that runs moby's pkg/archive, built by the person running the bench: it
  * is timed in the same rotation and gets its own columns; see
