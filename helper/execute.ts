@@ -348,12 +348,53 @@ export function helperMount(
   }
   const plan: OverlayMountPlan = planned;
   const lower = plan.lowerdirs.map((p) => dir(p).fd);
-  const upper = dir(plan.upperdir);
-  const work = dir(plan.workdir);
+  // A read-only layer's view has no upper dir (nothing of it is written);
+  // only a read-write one has upper and work dirs to check and record.
+  const rw = plan.upperdir !== undefined && plan.workdir !== undefined
+    ? checkUpper(fds, root, req, lock, dir, plan.upperdir, plan.workdir)
+    : undefined;
+  let entry: MountInfoEntry;
+  try {
+    entry = performOverlayPlan(plan, {
+      fds: {
+        lowerdirs: lower,
+        upperdir: rw?.upper,
+        workdir: rw?.work,
+        target: t.fd,
+      },
+      untrustedLayers: true,
+    });
+  } catch (e) {
+    if (e instanceof MountError) throw e;
+    if (e instanceof SysError) {
+      throw new MountError(e.syscall, e.code, target, e.message, { cause: e });
+    }
+    throw e;
+  }
+  if (rw) lock.record(entry, rw.dirs, readMountInfoSync());
+  return { op: "mount", target };
+}
+
+/**
+ * Opens and checks a read-write view's upper and work dirs: refuses either
+ * when a live mount uses it already (by path in mountinfo, and by device and
+ * inode in the helper's record, which a rename does not fool).
+ */
+function checkUpper(
+  fds: Fds,
+  root: StoreRoot,
+  req: HelperRequest,
+  lock: HelperLock,
+  dir: (path: string) => { fd: number; stat: FdStat },
+  upperdir: string,
+  workdir: string,
+): { upper: number; work: number; dirs: string[] } {
+  const upper = dir(upperdir);
+  const work = dir(workdir);
   // overlay creates work/<id>/work itself, as the mounter (root): the one
   // root-owned dir accepted, by name, and only on the store's mount.
   try {
-    openChecked(fds, root, `${relUnder(req.root, plan.workdir)}/work`, "dir", [
+    openChecked(fds, root, `${relUnder(req.root, workdir)}/work`, "dir", [
       0,
       root.owner,
     ]);
@@ -361,9 +402,7 @@ export function helperMount(
     if (!absent(e)) throw e;
   }
   const info = readMountInfoSync();
-  for (
-    const [what, path] of [["upper", plan.upperdir], ["work", plan.workdir]]
-  ) {
+  for (const [what, path] of [["upper", upperdir], ["work", workdir]]) {
     const m = overlayUsing(info, path);
     if (m) {
       throw new HelperError(
@@ -380,32 +419,14 @@ export function helperMount(
         `(renamed since?); unmount that one first`,
     );
   }
-  let entry: MountInfoEntry;
-  try {
-    entry = performOverlayPlan(plan, {
-      fds: {
-        lowerdirs: lower,
-        upperdir: upper.fd,
-        workdir: work.fd,
-        target: t.fd,
-      },
-      untrustedLayers: true,
-    });
-  } catch (e) {
-    if (e instanceof MountError) throw e;
-    if (e instanceof SysError) {
-      throw new MountError(e.syscall, e.code, target, e.message, { cause: e });
-    }
-    throw e;
-  }
-  lock.record(entry, dirs, readMountInfoSync());
-  return { op: "mount", target };
+  return { upper: upper.fd, work: work.fd, dirs };
 }
 
 /**
  * Unmounts the overlay at `<root>/mnt/<id>` of an allowed store, after
- * checking from mountinfo that it is an overlay whose upper dir is this
- * layer's `diff/<id>` (what the helper would have mounted there).
+ * checking from mountinfo that it is an overlay whose upper dir (or, with
+ * none, top lower dir) is this layer's `diff/<id>` (what the helper would
+ * have mounted there).
  *
  * @throws {HelperError} when nothing (or something else) is mounted there.
  */
@@ -430,9 +451,13 @@ export function helperUmount(
     return { op: "umount", target, wasMounted: false };
   }
   const entry = readMountInfoSync().find((m) => BigInt(m.id) === s.mntId);
-  const upper = `upperdir=${req.root}/diff/${req.id}`;
-  const isOverlay = entry?.fstype === "overlay" &&
-    entry.superOptions.includes(upper);
+  // This layer's overlay: its diff dir as the upper dir (read-write) or, with
+  // no upper dir, as the top lower dir (a read-only layer's view).
+  const own = `${req.root}/diff/${req.id}`;
+  const layers = entry?.fstype === "overlay" ? overlayLayers(entry) : undefined;
+  const isOverlay = layers !== undefined &&
+    (layers.upperdir === own ||
+      (layers.upperdir === undefined && layers.lowerdirs[0] === own));
   // A read-only base layer's view: a bind whose root is this layer's diff dir.
   const isBind = !isOverlay && entry !== undefined &&
     identity(openChecked(fds, root, `diff/${req.id}`, "dir").stat) ===

@@ -1,6 +1,7 @@
 /**
- * The overlay backend: kernel overlayfs, the layer's diff dir as upper dir,
- * its parents' diff dirs as lower dirs (nearest first), `nosuid,nodev`. It
+ * The overlay backend: kernel overlayfs, a read-write layer's diff dir as
+ * upper dir (a read-only layer's as the top lower dir), its parents' diff
+ * dirs as lower dirs (nearest first), `nosuid,nodev`. It
  * owns `work/<id>` (overlay's workdir) and `l/<short>` (short links for the
  * page-limited mount(2) fallback).
  *
@@ -69,9 +70,18 @@ export function shortLinkName(id: string): string {
 
 const ENCODER = new TextEncoder();
 
+/** The kernel's OVL_MAX_STACK: lower dirs one overlay mount may stack. */
+const OVL_MAX_STACK = 500;
+
 /**
  * Plans a layer's overlay view. A read-write layer without parents is its own
- * view (no mount); a read-only one gets a read-only bind mount.
+ * view (no mount); a read-only one gets a read-only bind mount. With parents,
+ * a read-write layer is the upper dir over them; a read-only layer is the
+ * top lower dir with no upper dir (overlayfs writes xattrs into an upper dir
+ * even on a read-only mount), except in a chain the kernel cannot stack
+ * without one: a layer with 500 parents (the limit before layerfs kept a
+ * slot for this, `maxDepth` 499 now), viewed as before, read-only over an
+ * upper dir.
  *
  * @example
  * ```ts
@@ -84,6 +94,11 @@ const ENCODER = new TextEncoder();
  *   assert.equal(plan.upperdir, "/s/diff/app");
  *   assert.equal(plan.target, "/s/mnt/app");
  * }
+ * const view = planOverlayMount({ root: "/s", id: "app", parents: ["base"], readWrite: false });
+ * if (view.kind === "overlay") {
+ *   assert.deepEqual(view.lowerdirs, ["/s/diff/app", "/s/diff/base"]);
+ *   assert.equal(view.upperdir, undefined);
+ * }
  * ```
  */
 export function planOverlayMount(
@@ -91,24 +106,30 @@ export function planOverlayMount(
 ): OverlayMountPlan | BindMountPlan | NoMountPlan {
   const { root, id, parents } = input;
   if (parents.length === 0) return baseView(input);
+  const upper = input.readWrite || parents.length + 1 > OVL_MAX_STACK;
+  const lowers = upper ? parents : [id, ...parents];
   const plan: OverlayMountPlan = {
     kind: "overlay",
     target: `${root}/mnt/${id}`,
-    lowerdirs: parents.map((p) => `${root}/diff/${p}`),
-    upperdir: `${root}/diff/${id}`,
-    workdir: `${root}/work/${id}`,
+    lowerdirs: lowers.map((p) => `${root}/diff/${p}`),
     readOnly: !input.readWrite,
     nosuid: true,
     nodev: true,
   };
+  if (upper) {
+    plan.upperdir = `${root}/diff/${id}`;
+    plan.workdir = `${root}/work/${id}`;
+  }
   if (input.mountLabel) plan.mountLabel = input.mountLabel;
   if (input.userXattr) plan.userXattr = true;
   plan.short = {
     cwd: root,
-    lowerdirs: parents.map((p) => `l/${shortLinkName(p)}`),
-    upperdir: `diff/${id}`,
-    workdir: `work/${id}`,
+    lowerdirs: lowers.map((p) => `l/${shortLinkName(p)}`),
   };
+  if (upper) {
+    plan.short.upperdir = `diff/${id}`;
+    plan.short.workdir = `work/${id}`;
+  }
   return plan;
 }
 
@@ -123,13 +144,13 @@ const link = (l: StoreLayout, id: string) => `${l.root}/l/${shortLinkName(id)}`;
  * import assert from "node:assert/strict";
  * import { overlayBackend } from "./overlay.ts";
  * assert.equal(overlayBackend.whiteoutFormat, "overlay");
- * assert.equal(overlayBackend.capabilities.maxDepth, 500);
+ * assert.equal(overlayBackend.capabilities.maxDepth, 499);
  * ```
  */
 export const overlayBackend: Backend<"overlay"> = {
   name: "overlay",
   summary:
-    "kernel overlayfs: parents as lower dirs (fsconfig lowerdir+, up to 500), the layer as upper dir",
+    "kernel overlayfs: parents as lower dirs (fsconfig lowerdir+, 500 layers in all), the layer as upper dir (read-write) or top lower dir (read-only)",
   whiteoutFormat: "overlay",
   whiteoutCodec: (settings) =>
     settings.userXattr ? overlayUserXattrCodec : overlayCodec,
@@ -137,8 +158,9 @@ export const overlayBackend: Backend<"overlay"> = {
     mounts: true,
     copiesParent: false,
     readOnlyViews: true,
-    // The kernel's OVL_MAX_STACK.
-    maxDepth: 500,
+    // OVL_MAX_STACK lower dirs: a read-only view stacks the layer itself
+    // and its parents.
+    maxDepth: OVL_MAX_STACK - 1,
   },
   requirements: {
     kernelFs: "overlay",

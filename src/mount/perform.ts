@@ -66,13 +66,14 @@ function escaped(path: string): string {
 
 function overlayData(
   lowers: string[],
-  upper: string,
-  work: string,
+  upper: string | undefined,
+  work: string | undefined,
   plan: OverlayMountPlan,
 ): string {
-  return `lowerdir=${lowers.map(escaped).join(":")},upperdir=${
-    escaped(upper)
-  },workdir=${escaped(work)}${extraOpts(plan)}`;
+  const rw = upper === undefined || work === undefined
+    ? ""
+    : `,upperdir=${escaped(upper)},workdir=${escaped(work)}`;
+  return `lowerdir=${lowers.map(escaped).join(":")}${rw}${extraOpts(plan)}`;
 }
 
 /**
@@ -101,7 +102,7 @@ export function legacyOverlayCall(
   plan: OverlayMountPlan,
   pageSize: number = PAGE_SIZE,
 ): LegacyOverlayCall {
-  const all = [...plan.lowerdirs, plan.upperdir, plan.workdir];
+  const all = [...plan.lowerdirs, plan.upperdir ?? "", plan.workdir ?? ""];
   if (all.some((p) => p.includes(",") || p.includes(":"))) {
     throw new MountError(
       "mount overlay",
@@ -184,10 +185,10 @@ function isOldKernel(e: unknown): boolean {
 export interface OverlayDirFds {
   /** Lower dir fds, in the plan's order (nearest parent first). */
   lowerdirs: number[];
-  /** Upper dir fd (`diff/<id>`). */
-  upperdir: number;
-  /** Work dir fd (`work/<id>`). */
-  workdir: number;
+  /** Upper dir fd (`diff/<id>`), when the plan has an upper dir. */
+  upperdir?: number;
+  /** Work dir fd (`work/<id>`), with the upper dir. */
+  workdir?: number;
   /** Mount point fd (`mnt/<id>`): move_mount goes onto this very inode. */
   target: number;
 }
@@ -242,12 +243,19 @@ function mountOverlayNewApi(
       }
     }
     try {
-      if (fds) {
-        fc.setFd("upperdir", fds.upperdir);
-        fc.setFd("workdir", fds.workdir);
-      } else {
-        fc.setString("upperdir", escaped(plan.upperdir));
-        fc.setString("workdir", escaped(plan.workdir));
+      if (plan.upperdir !== undefined && plan.workdir !== undefined) {
+        if (fds) {
+          if (fds.upperdir === undefined || fds.workdir === undefined) {
+            throw new TypeError(
+              "an overlay plan with an upper dir needs upper and work dir fds",
+            );
+          }
+          fc.setFd("upperdir", fds.upperdir);
+          fc.setFd("workdir", fds.workdir);
+        } else {
+          fc.setString("upperdir", escaped(plan.upperdir));
+          fc.setString("workdir", escaped(plan.workdir));
+        }
       }
       if (plan.mountLabel) fc.setString("context", plan.mountLabel);
       if (plan.userXattr) fc.setFlag("userxattr");
@@ -352,11 +360,13 @@ export function mismatch(
     if (got.lowerdirs.length !== n) {
       return `the kernel reports ${got.lowerdirs.length} lower dirs, ${n} were planned`;
     }
-    const uppers = [plan.upperdir, plan.short?.upperdir];
+    const uppers = plan.upperdir === undefined
+      ? [undefined]
+      : [plan.upperdir, plan.short?.upperdir];
     if (!uppers.includes(got.upperdir)) {
-      return `the kernel reports upperdir ${
-        got.upperdir ?? "(none)"
-      }, ${plan.upperdir} was planned`;
+      return `the kernel reports upperdir ${got.upperdir ?? "(none)"}, ${
+        plan.upperdir ?? "none"
+      } was planned`;
     }
     const bottoms = [plan.lowerdirs[n - 1], plan.short?.lowerdirs[n - 1]];
     if (!bottoms.includes(got.lowerdirs[n - 1])) {

@@ -38,18 +38,28 @@ export interface BindMountPlan {
   nodev: boolean;
 }
 
-/** An overlayfs mount of a layer on its parents. */
+/**
+ * An overlayfs mount of a layer on its parents. A read-write layer's view has
+ * the layer's dir as `upperdir`; a read-only layer's view has none: its dir
+ * is the top lower dir, because overlayfs writes into an upper dir even on a
+ * read-only mount (`*.overlay.origin` and `impure` on the merged directories
+ * it looks up, `uuid` on the root), which would change an image layer that
+ * must stay what it was applied as (its exact tar, its DiffID).
+ */
 export interface OverlayMountPlan {
   /** Discriminant. */
   kind: "overlay";
   /** Mount point (`mnt/<id>`). */
   target: string;
-  /** Absolute lower dirs, nearest parent first (the top of the stack first). */
+  /**
+   * Absolute lower dirs, the top of the stack first: the layer's own dir and
+   * then its parents for a read-only view, its parents for a read-write one.
+   */
   lowerdirs: string[];
-  /** The layer's own dir (`diff/<id>`). */
-  upperdir: string;
-  /** overlay's workdir (`work/<id>`), on the same filesystem as `upperdir`. */
-  workdir: string;
+  /** The layer's own dir (`diff/<id>`); absent in a read-only view. */
+  upperdir?: string;
+  /** overlay's workdir (`work/<id>`), on the same filesystem as `upperdir`; absent with it. */
+  workdir?: string;
   /** Mount read-only (MOUNT_ATTR_RDONLY): read-only layers get a read-only view. */
   readOnly: boolean;
   /** MOUNT_ATTR_NOSUID. */
@@ -68,8 +78,8 @@ export interface OverlayMountPlan {
   short?: {
     cwd: string;
     lowerdirs: string[];
-    upperdir: string;
-    workdir: string;
+    upperdir?: string;
+    workdir?: string;
   };
 }
 

@@ -225,6 +225,47 @@ privilegedTest(
 );
 
 privilegedTest(
+  "helper: a read-only layer with parents is viewed with no upper dir through sudo, and stays as applied",
+  () =>
+    withHelper(async ({ store, cli, asUser }) => {
+      const xattrs = async () =>
+        (await run([
+          "getfattr",
+          "-R",
+          "-d",
+          "-m",
+          "-",
+          "--absolute-names",
+          `${store}/diff/child`,
+        ])).stdout;
+      const before = await xattrs();
+      let r = await cli(["mount", "child"]);
+      assert.equal(r.code, 0, r.stderr);
+      const view = r.stdout.trim();
+      const line = (await Deno.readTextFile("/proc/self/mountinfo")).split("\n")
+        .find((l) => l.split(" ")[4] === view);
+      assert.match(line ?? "", / ro,nosuid,nodev[ ,]/);
+      assert.match(line ?? "", / - overlay /);
+      assert.doesNotMatch(line ?? "", /upperdir=|workdir=/);
+      assert.match(line ?? "", new RegExp(`lowerdir\\+=${store}/diff/child,`));
+      r = await asUser(["ls", "-AR", view]);
+      assert.equal(r.code, 0, r.stderr);
+      r = await asUser(["cat", `${view}/etc/motd`, `${view}/etc/hosts`]);
+      assert.equal(r.stdout, "child\nbase\n");
+      r = await asUser(["sh", "-c", `echo x > ${view}/etc/motd`]);
+      assert.match(r.stderr, /Read-only file system/);
+      r = await cli(["umount", "child"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(
+        (await Deno.readTextFile("/proc/self/mountinfo")).includes(` ${view} `),
+        false,
+      );
+      // Overlay wrote nothing into the layer (no origin, impure, uuid).
+      assert.equal(await xattrs(), before);
+    }),
+);
+
+privilegedTest(
   "helper: hostile environment variables never reach it through sudo",
   () =>
     withHelper(async ({ t, store, helper, helperBin, asUser, reply }) => {

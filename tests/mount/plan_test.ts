@@ -25,21 +25,70 @@ function overlayPlan(
   return plan as OverlayMountPlan;
 }
 
-Deno.test("overlay plan: lower dirs nearest first, nosuid,nodev, read-only for image layers", () => {
-  const plan = overlayPlan("/s", 2, false);
+Deno.test("overlay plan: lower dirs nearest first, nosuid,nodev, the layer as upper dir when read-write", () => {
+  const plan = overlayPlan("/s", 2, true);
   assert.deepEqual(plan.lowerdirs, ["/s/diff/layer-2", "/s/diff/layer-1"]);
   assert.equal(plan.upperdir, "/s/diff/top");
   assert.equal(plan.workdir, "/s/work/top");
   assert.equal(plan.target, "/s/mnt/top");
   assert.deepEqual([plan.readOnly, plan.nosuid, plan.nodev], [
-    true,
+    false,
     true,
     true,
   ]);
-  assert.deepEqual(plan.short?.lowerdirs, [
-    `l/${shortLinkName("layer-2")}`,
-    `l/${shortLinkName("layer-1")}`,
+  assert.deepEqual(plan.short, {
+    cwd: "/s",
+    lowerdirs: [
+      `l/${shortLinkName("layer-2")}`,
+      `l/${shortLinkName("layer-1")}`,
+    ],
+    upperdir: "diff/top",
+    workdir: "work/top",
+  });
+});
+
+Deno.test("overlay plan: a read-only layer is the top lower dir, with no upper dir the kernel would write to", () => {
+  const plan = overlayPlan("/s", 2, false);
+  assert.deepEqual(plan.lowerdirs, [
+    "/s/diff/top",
+    "/s/diff/layer-2",
+    "/s/diff/layer-1",
   ]);
+  assert.equal(plan.upperdir, undefined);
+  assert.equal(plan.workdir, undefined);
+  assert.equal(plan.readOnly, true);
+  assert.deepEqual(plan.short, {
+    cwd: "/s",
+    lowerdirs: ["top", "layer-2", "layer-1"].map((p) =>
+      `l/${shortLinkName(p)}`
+    ),
+  });
+  const { call } = legacyOverlayCall(plan);
+  assert.equal(
+    call.data,
+    "lowerdir=/s/diff/top:/s/diff/layer-2:/s/diff/layer-1",
+  );
+  assert.equal(call.flags, MS.NOSUID | MS.NODEV | MS.RDONLY);
+  // 499 parents: 500 lower dirs, the kernel's limit. A layer with 500
+  // parents (made before maxDepth kept the slot) keeps the upper dir.
+  assert.equal(overlayPlan("/s", 499, false).lowerdirs.length, 500);
+  const deep = overlayPlan("/s", 500, false);
+  assert.equal(deep.lowerdirs.length, 500);
+  assert.equal(deep.upperdir, "/s/diff/top");
+  assert.equal(deep.readOnly, true);
+});
+
+Deno.test("mountinfo check: a read-only view must have no upper dir", () => {
+  const plan = overlayPlan("/s", 1, false);
+  const [ok, upper] = parseMountInfo(
+    "45 27 0:39 / /s/mnt/top ro,nosuid,nodev - overlay none ro,lowerdir+=/s/diff/top,lowerdir+=/s/diff/layer-1\n" +
+      "46 27 0:40 / /s/mnt/top ro,nosuid,nodev - overlay none ro,lowerdir+=/s/diff/top,lowerdir+=/s/diff/layer-1,upperdir=/s/diff/x,workdir=/s/work/x\n",
+  );
+  assert.equal(mismatch(plan, ok), undefined);
+  assert.match(
+    mismatch(plan, upper) ?? "",
+    /upperdir \/s\/diff\/x, none was planned/,
+  );
 });
 
 Deno.test("fallback: absolute option string when it fits in a page", () => {

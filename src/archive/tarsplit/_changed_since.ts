@@ -37,10 +37,10 @@ const later = (a: Ctime, b: Ctime) =>
 
 /**
  * The time that says whether the layer's top directory changed: its ctime,
- * unless overlayfs marked it as an upper dir (a view of a read-only layer
- * with parents is mounted with it as upperdir, and the kernel then writes
- * `*.overlay.uuid` on it, moving its ctime though nothing of the layer
- * changed). Then its mtime, which only a top-level entry added, removed or
+ * unless overlayfs marked it as an upper dir (read-only views had the layer
+ * as upperdir before 2026-12-08, and still do for a layer with 500 parents;
+ * the kernel then writes `*.overlay.uuid` on it, moving its ctime though
+ * nothing of the layer changed). Then its mtime, which only a top-level entry added, removed or
  * renamed moves (extraction set it from the tar): a mode, owner or xattr
  * changed on the top directory itself goes unseen in that case.
  */

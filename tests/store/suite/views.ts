@@ -95,6 +95,15 @@ export function viewScenarios(s: Suite): void {
         "from the base\n",
       );
       await store.put("ctr");
+      // A read-only layer as deep: its view stacks it and its parents as
+      // lower dirs (500 at overlay's limit), with no upper dir.
+      await store.create("ro", top);
+      const ro = await store.get("ro");
+      assert.equal(
+        await Deno.readTextFile(`${ro}/etc/hello`),
+        "from the base\n",
+      );
+      await store.put("ro");
       assert.deepEqual(await mountsUnder(`${c.root}/mnt`), []);
     });
   }
