@@ -98,6 +98,14 @@ async function peekChunks(
       done = true;
       break;
     }
+    if (!(r.value instanceof Uint8Array)) {
+      const e = new TypeError(
+        `A tar stream must carry Uint8Array chunks, not ${typeof r
+          .value}s (encode text with TextEncoderStream)`,
+      );
+      await reader.cancel(e).catch(() => {});
+      throw e;
+    }
     chunks.push(r.value);
     have += r.value.length;
   }

@@ -86,6 +86,7 @@ export async function peekCompression(
   input: TarSource,
   options: DecompressOptions = {},
 ): Promise<{ compression: DetectedCompression; tar: TarSource }> {
+  checkTarSource(input);
   if (input instanceof Uint8Array) {
     const head = input.subarray(0, MAGIC_LENGTH);
     return { compression: detectCompression(head, options.name), tar: input };
@@ -104,6 +105,31 @@ export async function peekCompression(
     await stream.cancel(e).catch(() => {});
     throw e;
   }
+}
+
+/**
+ * Refuses what is not a {@link TarSource} (a JavaScript caller's path string,
+ * a plain object) with a TypeError that says what is accepted, rather than
+ * failing somewhere inside with "getReader is not a function".
+ */
+function checkTarSource(input: unknown): void {
+  if (input instanceof Uint8Array || input instanceof Deno.FsFile) return;
+  // Duck-typed: touching the ReadableStream global costs a cold process
+  // ~3 ms (Deno sets up its web streams), which a file input never needs.
+  const getReader = (input as { getReader?: unknown } | null)?.getReader;
+  if (typeof getReader === "function") return;
+  const what = typeof input === "string"
+    ? `the string ${JSON.stringify(input)} (open a file with Deno.open)`
+    : input === null
+    ? "null"
+    : input instanceof ArrayBuffer
+    ? "an ArrayBuffer (wrap it: new Uint8Array(buffer))"
+    : Array.isArray(input)
+    ? "an array"
+    : typeof input;
+  throw new TypeError(
+    `A layer tar must be a ReadableStream<Uint8Array>, a Uint8Array or a Deno.FsFile, not ${what}`,
+  );
 }
 
 /**

@@ -316,3 +316,54 @@ Deno.test("applyDiff takes gzip and zstd tars as a stream, bytes or a file; a cu
     store.close();
   }
 });
+
+Deno.test("applyDiff: what is not a tar source is a TypeError saying what is accepted, and leaves no layer", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore({ root: `${tmp.path}/store`, backend: "vfs" });
+  try {
+    const bad: [unknown, RegExp][] = [
+      [
+        "/tmp/x.tar",
+        /not the string "\/tmp\/x\.tar" \(open a file with Deno\.open\)/,
+      ],
+      [null, /not null/],
+      [{}, /not object/],
+      [new ArrayBuffer(8), /not an ArrayBuffer \(wrap it/],
+      [[1, 2], /not an array/],
+    ];
+    for (const [input, re] of bad) {
+      await assert.rejects(
+        store.applyDiff("x", undefined, input as Uint8Array),
+        (e) =>
+          e instanceof TypeError &&
+          /must be a ReadableStream<Uint8Array>, a Uint8Array or a Deno\.FsFile/
+            .test(e.message) &&
+          re.test(e.message),
+      );
+    }
+    // A stream of strings: refused at its first chunk, the stream cancelled.
+    let cancelled: unknown;
+    const strings = new ReadableStream<string>({
+      pull(c) {
+        c.enqueue("not bytes");
+      },
+      cancel(r) {
+        cancelled = r;
+      },
+    });
+    await assert.rejects(
+      store.applyDiff(
+        "x",
+        undefined,
+        strings as unknown as ReadableStream<Uint8Array>,
+      ),
+      (e) =>
+        e instanceof TypeError &&
+        /Uint8Array chunks, not strings/.test(e.message),
+    );
+    assert.ok(cancelled instanceof TypeError);
+    assert.equal(await store.exists("x"), false);
+  } finally {
+    store.close();
+  }
+});
