@@ -188,9 +188,22 @@ Deno.test("cli: usage errors exit 2 with the command's help, no stack trace", as
     [["rm", "a", "--bogus"], /Unknown option --bogus/, /Usage: .* rm ID/],
     [["diff", "a", "--compress"], /Option --compress needs a value/, /diff ID/],
     [["--backend", "zfs", "ls"], /Unknown backend "zfs"/, /ls/],
+    // A single-value option given twice is refused, not overridden.
+    [
+      ["load", "x.tar", "--tag", "a:1", "--tag", "b:2"],
+      /Option --tag given twice \("a:1", "b:2"\); it takes one value$/,
+      /Usage: .* load /,
+    ],
+    [["ls", "--root", "/elsewhere"], /Option --root given twice/, /ls/],
+    [
+      ["diff", "a", "-o", "x", "--output=y"],
+      /Option --output given twice/,
+      /diff ID/,
+    ],
   ];
   for (const [args, msg, help] of cases) {
-    const r = await layerfs([...g, ...args]);
+    // Only --root: a case may give --backend itself.
+    const r = await layerfs([...g.slice(0, 2), ...args]);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(
       r.stderr.split("\n")[0],
