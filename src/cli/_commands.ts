@@ -8,6 +8,7 @@
 import {
   InvalidArchive,
   InvalidLayerId,
+  LayerfsError,
   LayerNotMounted,
   LayerUsedByImage,
   StoreError,
@@ -262,13 +263,35 @@ const commands: Record<string, Run> = {
 
   rm: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id] = ctx.args;
+      // As rmi: every id is tried on its own (each removal all or nothing);
+      // one that fails is reported on its own line and the run exits 1.
       const force = ctx.values.force === true;
-      await refuseImageLayers(store, id, force);
-      const removed = await store.remove(id, { force });
+      const removed: { id: string; layers: string[] }[] = [];
+      const failed: { id: string; error: { name: string; message: string } }[] =
+        [];
+      const gone = new Set<string>();
+      for (const id of ctx.args) {
+        // Already removed in this run (named twice, or a descendant of an
+        // id --force removed): that is done, not "does not exist".
+        if (gone.has(id)) continue;
+        let layers;
+        try {
+          await refuseImageLayers(store, id, force);
+          layers = await store.remove(id, { force });
+        } catch (e) {
+          if (!(e instanceof LayerfsError) || e instanceof UsageError) throw e;
+          failed.push({ id, error: { name: e.name, message: e.message } });
+          ctx.io.stderr(`layerfs: ${e.message}\n`);
+          continue;
+        }
+        for (const l of layers) gone.add(l);
+        removed.push({ id, layers });
+      }
+      const lines = removed.flatMap((r) => r.layers.map((l) => `removed ${l}`));
       return {
-        json: { id, removed },
-        text: removed.map((l) => `removed ${l}`).join("\n"),
+        json: { removed, failed },
+        text: lines.length ? lines.join("\n") : undefined,
+        exitCode: failed.length ? 1 : 0,
       };
     }),
 

@@ -73,8 +73,62 @@ Deno.test("cli rm: --force lists every layer it removed; a mounted descendant is
   await ok(["create", "a"]);
   await ok(["create", "b", "--parent", "a"]);
   const doc = JSON.parse((await ok(["--json", "rm", "-f", "a"])).stdout);
-  assert.deepEqual(doc, { id: "a", removed: ["b", "a"] });
+  assert.deepEqual(doc, {
+    removed: [{ id: "a", layers: ["b", "a"] }],
+    failed: [],
+  });
   assert.deepEqual(JSON.parse((await ok(["--json", "ls"])).stdout).layers, []);
+});
+
+Deno.test("cli rm: several ids, each removed or refused on its own; the exit status and --json say which", async () => {
+  await using tmp = await tempDir();
+  const { g, ok } = await store(tmp.path);
+  for (const id of ["cx", "cy", "cz"]) await ok(["create", id, "--rw"]);
+  assert.equal(
+    (await ok(["rm", "cx", "cy"])).stdout,
+    "removed cx\nremoved cy\n",
+  );
+  await ok(["create", "base"]);
+  await ok(["create", "mid", "--parent", "base"]);
+  await ok(["create", "busy", "--parent", "mid", "--rw"]);
+  await ok(["mount", "busy"]);
+  // base is refused whole (its mounted descendant), nope does not exist;
+  // cz still goes, and the run exits 1 naming both failures.
+  const r = await layerfs([...g, "rm", "-f", "base", "nope", "cz"]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, "removed cz\n");
+  const err = r.stderr.trim().split("\n");
+  assert.equal(err.length, 2, r.stderr);
+  assert.match(
+    err[0],
+    /^layerfs: Cannot remove "base" and its descendant layer "busy"/,
+  );
+  assert.match(err[1], /^layerfs: .*"nope"/);
+  assert.deepEqual(
+    JSON.parse((await ok(["--json", "ls"])).stdout).layers.map((
+      l: { id: string },
+    ) => l.id).sort(),
+    ["base", "busy", "mid"],
+  );
+  await ok(["umount", "busy"]);
+  // A descendant removed by an earlier id's --force, or an id named twice, is done.
+  const j = await layerfs([
+    ...g,
+    "--json",
+    "rm",
+    "-f",
+    "mid",
+    "busy",
+    "mid",
+    "gone",
+  ]);
+  assert.equal(j.code, 1);
+  const doc = JSON.parse(j.stdout);
+  assert.deepEqual(doc.removed, [{ id: "mid", layers: ["busy", "mid"] }]);
+  assert.equal(doc.failed.length, 1);
+  assert.equal(doc.failed[0].id, "gone");
+  assert.equal(doc.failed[0].error.name, "LayerNotFound");
+  await ok(["rm", "base"]);
 });
 
 Deno.test("cli rm: a layer an image uses is refused (also with --force); rmi removes it", async () => {
