@@ -68,8 +68,37 @@ async function storeExists(root: string): Promise<boolean> {
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
+    if (e instanceof Deno.errors.NotADirectory) throw await notADirectory(root);
     throw e;
   }
+}
+
+/**
+ * The error for a root that is, or lies under, something that is not a
+ * directory (ENOTDIR from a lookup), naming which path it is: the raw
+ * "lstat '<root>/layerfs.json'" says neither that nor what to do.
+ */
+async function notADirectory(
+  root: string,
+  creating = false,
+): Promise<StoreError> {
+  // The topmost path of root's that exists and is no directory.
+  let culprit = root;
+  for (let p = root; p !== "/" && p !== "";) {
+    try {
+      if (!(await Deno.stat(p)).isDirectory) culprit = p;
+    } catch { /* missing or itself under the culprit */ }
+    p = p.slice(0, p.lastIndexOf("/")) || "/";
+  }
+  const what = culprit === root
+    ? "it is not a directory"
+    : `${culprit} is not a directory`;
+  // The words openStore uses for a root that is a file, when creating.
+  return new StoreError(
+    creating
+      ? `Cannot open a store at ${root}: ${what}; give a directory, or a path that does not exist yet, as the root`
+      : `No layerfs store at ${root}: ${what}; pass a store's directory as --root, or a new path and run "layerfs --root DIR init" there`,
+  );
 }
 
 /**
@@ -89,7 +118,11 @@ async function withStore<T>(
   // A root that does not exist yet is made by this command: if the command
   // fails, the empty store goes again (a typo'd --root with a bad tar leaves
   // nothing behind).
-  const fresh = create && !(await exists(ctx.root));
+  const fresh = create && !(await exists(ctx.root).catch(async (e) => {
+    throw e instanceof Deno.errors.NotADirectory
+      ? await notADirectory(ctx.root, true)
+      : e;
+  }));
   // Not root: mounts go through the privileged helper when one is configured
   // (LAYERFS_HELPER, e.g. "sudo -n /usr/local/bin/layerfs-helper").
   const helper = ctx.io.env("LAYERFS_HELPER");

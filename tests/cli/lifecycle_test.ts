@@ -351,6 +351,43 @@ Deno.test("cli apply: SIGINT or SIGTERM while it reads stops it with one line; n
   }
 });
 
+Deno.test("cli: a root that is a file, or under one, says so and what to do (not ENOTDIR from lstat)", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/somefile`;
+  await Deno.writeTextFile(file, "x\n");
+  const cases: [string, string[], RegExp][] = [
+    [
+      file,
+      ["ls"],
+      /^layerfs: No layerfs store at \S+\/somefile: it is not a directory; pass a store's directory as --root, or a new path and run "layerfs --root DIR init" there\n$/,
+    ],
+    [
+      file,
+      ["check"],
+      /^layerfs: No layerfs store at \S+\/somefile: it is not a directory; /,
+    ],
+    [
+      `${file}/sub`,
+      ["ls"],
+      /^layerfs: No layerfs store at \S+\/somefile\/sub: \S+\/somefile is not a directory; pass /,
+    ],
+    [
+      `${file}/sub`,
+      ["init"],
+      /^layerfs: Cannot open a store at \S+\/somefile\/sub: \S+\/somefile is not a directory; give a directory, or a path that does not exist yet, as the root\n$/,
+    ],
+  ];
+  for (const [root, args, re] of cases) {
+    const r = await layerfs(["--root", root, "--backend", "vfs", ...args]);
+    assert.equal(r.code, 1, `${root} ${args.join(" ")}`);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /os error|lstat/);
+    const j = await layerfs(["--root", root, "--json", ...args]);
+    assert.equal(JSON.parse(j.stdout).error.name, "StoreError");
+  }
+  assert.equal(await Deno.readTextFile(file), "x\n");
+});
+
 Deno.test("cli edges: --root= is refused, exists of a bad id is a usage error, a short non-tar says so, a typo'd root is not left behind", async () => {
   await using tmp = await tempDir();
   const d = tmp.path;
