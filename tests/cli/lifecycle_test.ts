@@ -455,6 +455,44 @@ Deno.test("cli changes: a path with a newline or a backslash cannot forge a line
   ]);
 });
 
+Deno.test("cli images: a name without a tag lists every tag of that repository; a tag, digest or id selects one image", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  const a = await imageDir(`${d}/a`, "test/app:1", "a");
+  await imageDir(`${d}/b`, "test/app:2", "b");
+  await ok(["load", `${d}/a`]);
+  await ok(["load", `${d}/b`]);
+  await ok(["load", `${d}/a`, "--tag", "other:1"]);
+  await ok(["load", `${d}/b`, "--tag", "localhost/test/app:3"]);
+  const refs = async (...args: string[]) =>
+    JSON.parse((await ok(["--json", "images", ...args])).stdout).images.map(
+      (i: { ref: string }) => i.ref,
+    );
+  // docker's reading of test/app (docker.io/test/app) comes first, as for a name.
+  assert.deepEqual(await refs("test/app"), ["test/app:1", "test/app:2"]);
+  assert.match(
+    (await ok(["images", "test/app"])).stdout,
+    /^REF +ID.*\ntest\/app:1 .*\ntest\/app:2 .*\n$/,
+  );
+  // podman's local reading: a loaded test/app:1 is localhost/test/app:1 too.
+  assert.deepEqual(await refs("localhost/test/app"), [
+    "localhost/test/app:3",
+    "test/app:1",
+    "test/app:2",
+  ]);
+  assert.deepEqual(await refs("other"), ["other:1"]);
+  // An explicit tag or an id: that image, under each of its names.
+  assert.deepEqual(await refs("test/app:1"), ["other:1", "test/app:1"]);
+  assert.deepEqual(await refs(a.configHex.slice(0, 12)), [
+    "other:1",
+    "test/app:1",
+  ]);
+  const none = await layerfs([...g, "images", "test/nope"]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /^layerfs: No image "test\/nope"/);
+});
+
 Deno.test("cli images: an image's size is its layer tars' bytes, also when its layers were reused from the store", async () => {
   await using tmp = await tempDir();
   const d = tmp.path;
