@@ -32,6 +32,17 @@ export interface ParsedArgv {
   positionals: string[];
 }
 
+/** How {@link parseArgv} reads `args`. */
+export interface ParseArgvMode {
+  /** Refuse what `parseArgs` refuses (unknown options, missing values). */
+  strict: boolean;
+  /**
+   * Refuse a string option without `multiple` given twice (`parseArgs` keeps
+   * the last, silently dropping the first). Only with `strict`.
+   */
+  once?: boolean;
+}
+
 /** Why an argument vector was refused (strict mode). */
 export class ArgvError extends Error {
   /** @param message One line that names the option. */
@@ -47,6 +58,8 @@ export class ArgvError extends Error {
  * the next argument that looks like an option throws {@link ArgvError}.
  * Not strict: unknown options are kept as `true` (or their inline value)
  * and nothing throws; a string option without a value is `true`.
+ * `strict` may be a {@link ParseArgvMode}: with `once`, a string option
+ * that does not repeat (no `multiple`) given twice throws too.
  *
  * @example
  * ```ts
@@ -64,8 +77,10 @@ export class ArgvError extends Error {
 export function parseArgv(
   args: readonly string[],
   options: Readonly<Record<string, ArgvOption>>,
-  strict: boolean,
+  mode: boolean | ParseArgvMode,
 ): ParsedArgv {
+  const strict = typeof mode === "boolean" ? mode : mode.strict;
+  const once = typeof mode !== "boolean" && mode.strict && mode.once === true;
   const values: Record<string, string | boolean | string[]> = {};
   const positionals: string[] = [];
   const byShort = new Map<string, string>();
@@ -74,8 +89,19 @@ export function parseArgv(
   }
   const spec = (name: string) =>
     Object.hasOwn(options, name) ? options[name] : undefined;
-  const store = (name: string, value: string | boolean) => {
+  const store = (name: string, value: string | boolean, shown?: string) => {
     if (name === "__proto__") return; // as parseArgs: never a key
+    const o = spec(name);
+    if (
+      once && o?.type === "string" && !o.multiple && Object.hasOwn(values, name)
+    ) {
+      // Keeping only the last value would drop the first without a word.
+      throw new ArgvError(
+        `Option ${shown ?? `--${name}`} given twice (${
+          JSON.stringify(values[name])
+        }, ${JSON.stringify(value)}); it takes one value`,
+      );
+    }
     const list = values[name];
     values[name] = !spec(name)?.multiple
       ? value
@@ -112,7 +138,7 @@ export function parseArgv(
         // `-abc` is `-a -b -c`, up to a letter that takes a value, which
         // takes the rest (`-fovalue` is `-f -ovalue`), as in parseArgs.
         if (long !== undefined && options[long].type === "string") {
-          store(long, arg.slice(2));
+          store(long, arg.slice(2), `-${letter}`);
           continue;
         }
         const expanded: string[] = [];
@@ -147,7 +173,7 @@ export function parseArgv(
       continue;
     }
     if (inline !== undefined) {
-      store(name, inline);
+      store(name, inline, shown);
       continue;
     }
     const next = rest[0];
@@ -162,7 +188,7 @@ export function parseArgv(
         `Option ${shown} needs a value, not ${next} (a value that starts with "-" is written --${name}=${next})`,
       );
     }
-    store(name, rest.shift()!);
+    store(name, rest.shift()!, shown);
   }
   return { values, positionals };
 }

@@ -8,6 +8,7 @@
 import {
   InvalidArchive,
   InvalidLayerId,
+  LayerfsError,
   LayerNotMounted,
   LayerUsedByImage,
   StoreError,
@@ -67,8 +68,37 @@ async function storeExists(root: string): Promise<boolean> {
     return true;
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return false;
+    if (e instanceof Deno.errors.NotADirectory) throw await notADirectory(root);
     throw e;
   }
+}
+
+/**
+ * The error for a root that is, or lies under, something that is not a
+ * directory (ENOTDIR from a lookup), naming which path it is: the raw
+ * "lstat '<root>/layerfs.json'" says neither that nor what to do.
+ */
+async function notADirectory(
+  root: string,
+  creating = false,
+): Promise<StoreError> {
+  // The topmost path of root's that exists and is no directory.
+  let culprit = root;
+  for (let p = root; p !== "/" && p !== "";) {
+    try {
+      if (!(await Deno.stat(p)).isDirectory) culprit = p;
+    } catch { /* missing or itself under the culprit */ }
+    p = p.slice(0, p.lastIndexOf("/")) || "/";
+  }
+  const what = culprit === root
+    ? "it is not a directory"
+    : `${culprit} is not a directory`;
+  // The words openStore uses for a root that is a file, when creating.
+  return new StoreError(
+    creating
+      ? `Cannot open a store at ${root}: ${what}; give a directory, or a path that does not exist yet, as the root`
+      : `No layerfs store at ${root}: ${what}; pass a store's directory as --root, or a new path and run "layerfs --root DIR init" there`,
+  );
 }
 
 /**
@@ -88,7 +118,11 @@ async function withStore<T>(
   // A root that does not exist yet is made by this command: if the command
   // fails, the empty store goes again (a typo'd --root with a bad tar leaves
   // nothing behind).
-  const fresh = create && !(await exists(ctx.root));
+  const fresh = create && !(await exists(ctx.root).catch(async (e) => {
+    throw e instanceof Deno.errors.NotADirectory
+      ? await notADirectory(ctx.root, true)
+      : e;
+  }));
   // Not root: mounts go through the privileged helper when one is configured
   // (LAYERFS_HELPER, e.g. "sudo -n /usr/local/bin/layerfs-helper").
   const helper = ctx.io.env("LAYERFS_HELPER");
@@ -262,13 +296,35 @@ const commands: Record<string, Run> = {
 
   rm: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id] = ctx.args;
+      // As rmi: every id is tried on its own (each removal all or nothing);
+      // one that fails is reported on its own line and the run exits 1.
       const force = ctx.values.force === true;
-      await refuseImageLayers(store, id, force);
-      const removed = await store.remove(id, { force });
+      const removed: { id: string; layers: string[] }[] = [];
+      const failed: { id: string; error: { name: string; message: string } }[] =
+        [];
+      const gone = new Set<string>();
+      for (const id of ctx.args) {
+        // Already removed in this run (named twice, or a descendant of an
+        // id --force removed): that is done, not "does not exist".
+        if (gone.has(id)) continue;
+        let layers;
+        try {
+          await refuseImageLayers(store, id, force);
+          layers = await store.remove(id, { force });
+        } catch (e) {
+          if (!(e instanceof LayerfsError) || e instanceof UsageError) throw e;
+          failed.push({ id, error: { name: e.name, message: e.message } });
+          ctx.io.stderr(`layerfs: ${e.message}\n`);
+          continue;
+        }
+        for (const l of layers) gone.add(l);
+        removed.push({ id, layers });
+      }
+      const lines = removed.flatMap((r) => r.layers.map((l) => `removed ${l}`));
       return {
-        json: { id, removed },
-        text: removed.map((l) => `removed ${l}`).join("\n"),
+        json: { removed, failed },
+        text: lines.length ? lines.join("\n") : undefined,
+        exitCode: failed.length ? 1 : 0,
       };
     }),
 

@@ -12,6 +12,7 @@ import type { ImageInput, LoadProgress } from "../image/mod.ts";
 import {
   findImage,
   listImages,
+  listRepository,
   loadImage,
   pruneImages,
   removeImage,
@@ -129,12 +130,17 @@ export function imageCommands(
     images: (ctx) =>
       withStore(ctx, false, async (store) => {
         const [ref] = ctx.args;
-        const id = ref === undefined
+        // A repository without a tag lists all its tags, as docker images
+        // REPO does; a tag, a digest or an id selects one image (every name).
+        const repo = ref === undefined ? [] : await listRepository(store, ref);
+        const id = ref === undefined || repo.length
           ? undefined
           : (await findImage(store, ref)).id;
-        const list = (await listImages(store)).filter((i) =>
-          id === undefined || i.id === id
-        );
+        const list = repo.length
+          ? repo
+          : (await listImages(store)).filter((i) =>
+            id === undefined || i.id === id
+          );
         const rows = [
           ["REF", "ID", "TOP LAYER", "SIZE", "CREATED"],
           ...list.map((i) => [

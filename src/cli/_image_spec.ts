@@ -39,10 +39,11 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
     usage: "[REF]",
     summary: "list images: name, id, top layer, size, created",
     description:
-      "With REF, only the image it names (every name of it). A name without a registry\n" +
-      "finds docker's reading (alpine = docker.io/library/alpine:latest) and then podman's\n" +
-      "local one (localhost/alpine:latest); rmi, save, push and create --image look names\n" +
-      "up the same way.",
+      "REF NAME (no tag or digest) lists every tag of that repository, as docker images\n" +
+      "REPO does; NAME:TAG, a digest or an id lists only the image it names (every name of\n" +
+      "it). A name without a registry finds docker's reading (alpine = docker.io/library/\n" +
+      "alpine) and then podman's local one (localhost/alpine); rmi, save, push and create\n" +
+      "--image look names up the same way (there NAME means NAME:latest).",
     options: {},
     args: [0, 1],
   },

@@ -49,7 +49,8 @@ function parse(
   command?: CommandSpec,
 ) {
   try {
-    return parseArgv(argv, options, strict);
+    // `once`: a single-value option given twice is refused, not overridden.
+    return parseArgv(argv, options, { strict, once: true });
   } catch (e) {
     if (e instanceof ArgvError) throw new CommandUsageError(e.message, command);
     throw e;

@@ -105,12 +105,13 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: "rm",
     aliases: ["remove"],
-    usage: "ID [--force]",
-    summary: "remove a layer",
+    usage: "ID... [--force]",
+    summary: "remove layers",
     description:
       "Prints each layer removed. --force removes ID even when mounted, and its descendants\n" +
-      "first; a descendant that is mounted is refused (nothing is removed then). A layer an\n" +
-      "image uses is always refused: remove the image with rmi.",
+      "first; a descendant that is mounted is refused (nothing of that ID is removed then).\n" +
+      "A layer an image uses is always refused: remove the image with rmi. Every ID is\n" +
+      "tried on its own; one that is refused is reported on its own line and the run exits 1.",
     options: {
       force: {
         type: "boolean",
@@ -119,7 +120,7 @@ export const COMMANDS: CommandSpec[] = [
           "-f, --force       remove even when mounted or a parent of other layers",
       },
     },
-    args: [1, 1],
+    args: [1, 1000],
   },
   {
     name: "exists",

@@ -85,7 +85,10 @@ export interface Problem {
   kind: ProblemKind;
   /** The layer or path concerned (relative to the root). */
   subject: string;
-  /** Human description with the fix. */
+  /**
+   * Human description with the fix; once repaired, with what was done
+   * instead (the fix is no advice any more).
+   */
   message: string;
   /** Whether `--repair` fixed it in this run. */
   repaired: boolean;
@@ -151,14 +154,32 @@ export async function checkStore(
   // read-only store.
   if (!options.repair) return await run();
   const report = await withStoreLock(layout, run);
+  await pruneUnused(root, report, options.mounter);
+  saidDone(report);
+  return report;
+}
+
+/** What a problem's message becomes once repaired: the problem, then what was done. */
+const REPAIRED_TEXT = new WeakMap<Problem, string>();
+
+/** Repaired problems' messages say what was done, not what to run. */
+function saidDone(report: CheckReport): void {
+  for (const p of report.problems) {
+    const done = REPAIRED_TEXT.get(p);
+    if (p.repaired && done !== undefined) p.message = done;
+  }
+}
+
+/** --repair's last step: the unused image layers, as prune removes them. */
+async function pruneUnused(
+  root: string,
+  report: CheckReport,
+  mounter: Mounter | undefined,
+): Promise<void> {
   const unused = report.problems.filter((p) => p.kind === "unused-layer");
   if (unused.length) {
     // Removing layers takes the store lock itself: after the locked part.
-    const store = await openStore({
-      root,
-      backend: "auto",
-      mounter: options.mounter,
-    });
+    const store = await openStore({ root, backend: "auto", mounter });
     try {
       const { removedLayers } = await pruneImages(store);
       for (const p of unused) p.repaired = removedLayers.includes(p.subject);
@@ -166,7 +187,6 @@ export async function checkStore(
       store.close();
     }
   }
-  return report;
 }
 
 async function scan(
@@ -175,8 +195,21 @@ async function scan(
   mounter: Mounter,
 ): Promise<CheckReport> {
   const problems: Problem[] = [];
-  const add = (kind: ProblemKind, subject: string, message: string) => {
-    const p: Problem = { kind, subject, message, repaired: false };
+  // `problem; advice` is the message; `problem; done` once repaired.
+  const add = (
+    kind: ProblemKind,
+    subject: string,
+    problem: string,
+    advice: string,
+    done: string,
+  ) => {
+    const p: Problem = {
+      kind,
+      subject,
+      message: `${problem}; ${advice}`,
+      repaired: false,
+    };
+    REPAIRED_TEXT.set(p, `${problem}; ${done}`);
     problems.push(p);
     return p;
   };
@@ -207,13 +240,16 @@ async function scan(
         path,
         `${path} has no layers/${
           path.slice(5)
-        }: it is not a layer (a create or remove died half way); ` +
-          `--repair deletes it`,
+        }: it is not a layer (a create or remove died half way)`,
+        "--repair deletes it",
+        "deleted it",
       )
       : add(
         "leftover",
         path,
-        `${path} is left over from an interrupted operation; "layerfs check --repair" deletes it`,
+        `${path} is left over from an interrupted operation`,
+        `"layerfs check --repair" deletes it`,
+        "deleted it",
       );
     if (repair) {
       const abs = `${layout.root}/${path}`;
@@ -241,10 +277,13 @@ async function scan(
   const parentsOf = new Map<string, string[]>();
   for (const id of layerIds) {
     for (const d of await findDamage(layout, backend, id, layers)) {
+      const [problem, advice] = damageMessage(d);
       const p = add(
         d.kind,
         d.kind === "missing-parent" ? id : d.path,
-        damageMessage(d),
+        problem,
+        advice,
+        "remade it",
       );
       if (repair) p.repaired = await repairDamage(layout, backend, d);
     }
@@ -269,10 +308,12 @@ async function scan(
       "stale-count",
       id,
       gone
-        ? `mount count ${n} recorded for layer "${id}", which does not exist; --repair drops it`
+        ? `mount count ${n} recorded for layer "${id}", which does not exist`
         : `mount count ${n} recorded for layer "${id}" but ${
           layout.mnt(id)
-        } is not mounted; --repair drops it`,
+        } is not mounted`,
+      "--repair drops it",
+      "dropped it",
     );
     if (repair) {
       delete newCounts[id];
@@ -301,8 +342,9 @@ async function scan(
       id,
       `layer "${id}"'s view is held${
         n > 1 ? ` ${n} times` : ""
-      } by process ${pid}, which has exited (a diff, changes or diffSize that never finished); ` +
-        `--repair releases it (so does opening the store)`,
+      } by process ${pid}, which has exited (a diff, changes or diffSize that never finished)`,
+      "--repair releases it (so does opening the store)",
+      "released it",
     )
   );
   if (repair && dead.length) {
@@ -322,8 +364,9 @@ async function scan(
     const p = add(
       "orphan-mount",
       `mnt/${id}`,
-      `${m.mountPoint} is mounted (${m.fstype}) but no mount count is recorded for it; ` +
-        `--repair unmounts it`,
+      `${m.mountPoint} is mounted (${m.fstype}) but no mount count is recorded for it`,
+      "--repair unmounts it",
+      "unmounted it",
     );
     if (repair) {
       await mounter.unmount(layout.root, id, m.mountPoint);
@@ -340,7 +383,9 @@ async function scan(
         d.refs.length ? ` (${d.refs.join(", ")})` : ""
       } names layer(s) that are gone (${
         d.missing.map((m) => m.slice(0, 12)).join(", ")
-      }); load it again, or --repair drops its references`,
+      })`,
+      "load it again, or --repair drops its references",
+      "dropped its references",
     );
     p.repaired = repair;
   }
@@ -364,33 +409,45 @@ async function scan(
       `image layer "${
         id.slice(0, 12)
       }" belongs to no image (left by an interrupted load or pull; ` +
-        `pulling the image again reuses it); "layerfs prune" or --repair removes it`,
+        `pulling the image again reuses it)`,
+      `"layerfs prune" or --repair removes it`,
+      "removed it",
     );
   }
 
   return { root: layout.root, layers: layers.size, problems };
 }
 
-/** What `check` says of a damaged layer: the problem, then what to do. */
-function damageMessage(d: Damage): string {
+/** What `check` says of a damaged layer: the problem, and what to do. */
+function damageMessage(d: Damage): [string, string] {
   const rm = `"layerfs rm --force ${d.id}"`;
-  if (d.repairable) return `layer "${d.id}": ${d.problem}; --repair remakes it`;
+  const what = `layer "${d.id}": ${d.problem}`;
+  if (d.repairable) return [what, "--repair remakes it"];
   if (d.kind === "missing-parent") {
-    return `layer "${d.id}" has missing parent(s) ${
-      d.missing!.map((m) => `"${m}"`).join(", ")
-    } (${d.path}); its view cannot be mounted: remove it with ${rm}`;
+    return [
+      `layer "${d.id}" has missing parent(s) ${
+        d.missing!.map((m) => `"${m}"`).join(", ")
+      } (${d.path})`,
+      `its view cannot be mounted: remove it with ${rm}`,
+    ];
   }
   if (d.path.startsWith("meta/")) {
-    return `layer "${d.id}": ${d.problem}; whether it is read-write and its ` +
+    return [
+      what,
+      `whether it is read-write and its ` +
       `mount label cannot be known, so it is not rebuilt: remove it with ${rm} ` +
       `(if you know it is an image layer without a mount label, deleting ` +
-      `${d.path} makes it one: a layer without meta reads as that)`;
+      `${d.path} makes it one: a layer without meta reads as that)`,
+    ];
   }
   if (d.kind === "missing-dir") {
-    return `layer "${d.id}": ${d.problem}; it cannot be restored without its ` +
-      `data: remove it with ${rm}, then apply or pull it again`;
+    return [
+      what,
+      `it cannot be restored without its ` +
+      `data: remove it with ${rm}, then apply or pull it again`,
+    ];
   }
-  return `layer "${d.id}": ${d.problem}; its parents cannot be known: remove it with ${rm}`;
+  return [what, `its parents cannot be known: remove it with ${rm}`];
 }
 
 /** The layer a mount point under `mnt/` belongs to (for the Mounter), else its path. */

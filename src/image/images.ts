@@ -7,6 +7,7 @@
 import { ImageInUse, LayerfsError, LayerNotFound } from "../errors.ts";
 import type { Store } from "../store/store.ts";
 import { parseManifest } from "./_formats.ts";
+import { nameCandidates } from "./reference.ts";
 import {
   anyLayerBusy,
   flock,
@@ -82,6 +83,60 @@ function rows(idx: ImageIndex): ImageInfo[] {
  */
 export async function listImages(store: Store): Promise<ImageInfo[]> {
   return rows(await readIndex(store));
+}
+
+/**
+ * Every name of the repository `name` (a name without a tag or digest: as
+ * `docker images REPO`), one row each, sorted; none when `name` has a tag
+ * or digest, or no stored name is in that repository. A short name finds
+ * its repository as {@link findImage} finds a name: docker's reading
+ * (`alpine` is `docker.io/library/alpine`), else podman's local one
+ * (`localhost/alpine`), the first that has a name stored.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { openStore } from "../../mod.ts";
+ * import { listRepository, loadImage } from "./mod.ts";
+ *
+ * const config = JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [] } });
+ * const id = createHash("sha256").update(config).digest("hex");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/${id}.json`, config);
+ * await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify([{ Config: `${id}.json`, RepoTags: ["test/app:1", "test/app:2", "other:1"], Layers: [] }]));
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await loadImage(store, dir);
+ * assert.deepEqual((await listRepository(store, "test/app")).map((r) => r.ref), ["test/app:1", "test/app:2"]);
+ * assert.deepEqual(await listRepository(store, "test/app:1"), []);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function listRepository(
+  store: Store,
+  name: string,
+): Promise<ImageInfo[]> {
+  if (
+    name.includes("@") || name.slice(name.lastIndexOf("/") + 1).includes(":")
+  ) {
+    return [];
+  }
+  // nameCandidates' names always carry a tag: the repository is before it.
+  const repo = (full: string) => full.slice(0, full.lastIndexOf(":"));
+  const want = nameCandidates(name)?.map(repo) ?? [];
+  const named = rows(await readIndex(store)).flatMap((r) =>
+    r.ref === null
+      ? []
+      : [{ r, repos: (nameCandidates(r.ref) ?? []).map(repo) }]
+  );
+  for (const key of want) {
+    const hits = named.filter((x) => x.repos.includes(key)).map((x) => x.r);
+    if (hits.length) return hits;
+  }
+  return [];
 }
 
 /**

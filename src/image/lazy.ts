@@ -119,6 +119,22 @@ export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
 }
 
 /**
+ * Every name of the repository `name` (no tag, no digest), as
+ * `docker images REPO` lists it; see `src/image/images.ts`.
+ *
+ * @param store An open store.
+ * @param name A repository name (`alpine`, `test/app`).
+ * @returns Its rows, sorted; none when `name` has a tag or digest or no
+ *   name of that repository is stored.
+ */
+export async function listRepository(
+  store: Store,
+  name: string,
+): Promise<ImageInfo[]> {
+  return (await imagesImpl()).listRepository(store, name);
+}
+
+/**
  * Untags `ref`, or removes the image and the layers nothing else uses (as
  * `layerfs rmi`; see `src/image/images.ts`).
  *

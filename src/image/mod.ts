@@ -17,6 +17,7 @@ export {
   findImage,
   type ImageInfo,
   listImages,
+  listRepository,
   type RemovedImage,
   removeImage,
   type RemoveImageOptions,

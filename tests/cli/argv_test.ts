@@ -167,3 +167,30 @@ Deno.test("cli argv: each refusal names the option and what is wrong", () => {
     );
   }
 });
+
+Deno.test("cli argv: with once, a single-value option given twice is refused; repeatable and boolean ones are not", () => {
+  const once = { strict: true, once: true };
+  for (
+    const args of [
+      ["--root", "/a", "--root", "/b"],
+      ["--root=/a", "--root=/a"],
+      ["-o", "x", "--output=y"],
+      ["-ox", "-oy"],
+      ["-fox", "--output", "y"],
+    ]
+  ) {
+    assert.throws(
+      () => parseArgv(args, OPTIONS, once),
+      /: Option -(-root|o|-output) given twice \(".*", ".*"\); it takes one value$/,
+      JSON.stringify(args),
+    );
+    // Without once, the last wins, as in parseArgs.
+    assert.doesNotThrow(() => parseArgv(args, OPTIONS, true));
+  }
+  const r = parseArgv(
+    ["--store", "a", "--store=b", "-f", "--force", "--json", "--json"],
+    OPTIONS,
+    once,
+  );
+  assert.deepEqual(r.values, { store: ["a", "b"], force: true, json: true });
+});

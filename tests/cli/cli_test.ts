@@ -188,9 +188,22 @@ Deno.test("cli: usage errors exit 2 with the command's help, no stack trace", as
     [["rm", "a", "--bogus"], /Unknown option --bogus/, /Usage: .* rm ID/],
     [["diff", "a", "--compress"], /Option --compress needs a value/, /diff ID/],
     [["--backend", "zfs", "ls"], /Unknown backend "zfs"/, /ls/],
+    // A single-value option given twice is refused, not overridden.
+    [
+      ["load", "x.tar", "--tag", "a:1", "--tag", "b:2"],
+      /Option --tag given twice \("a:1", "b:2"\); it takes one value$/,
+      /Usage: .* load /,
+    ],
+    [["ls", "--root", "/elsewhere"], /Option --root given twice/, /ls/],
+    [
+      ["diff", "a", "-o", "x", "--output=y"],
+      /Option --output given twice/,
+      /diff ID/,
+    ],
   ];
   for (const [args, msg, help] of cases) {
-    const r = await layerfs([...g, ...args]);
+    // Only --root: a case may give --backend itself.
+    const r = await layerfs([...g.slice(0, 2), ...args]);
     assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
     assert.match(
       r.stderr.split("\n")[0],
@@ -425,6 +438,31 @@ privilegedTest(
     ) => !p.repaired)
       .map((p: { kind: string }) => p.kind).sort();
     assert.deepEqual(left, ["missing-parent"]); // overlay's own entries remade
+    // A repaired problem says what was done, not the advice to do it.
+    const said = Object.fromEntries(
+      JSON.parse(fix.stdout).problems.map((
+        p: { subject: string; message: string },
+      ) => [p.subject, p.message]),
+    );
+    assert.equal(
+      said["staging/crashed"],
+      "staging/crashed is left over from an interrupted operation; deleted it",
+    );
+    assert.match(said["diff/stray"], /died half way\); deleted it$/);
+    assert.match(said["app"], /is not mounted; dropped it$/);
+    assert.match(
+      said["mnt/base"],
+      /no mount count is recorded for it; unmounted it$/,
+    );
+    assert.match(said["work/orphan"], /; remade it$/);
+    assert.match(said["orphan"], /remove it with "layerfs rm --force orphan"$/);
+    await Deno.mkdir(`${root}/staging/again`);
+    const text = await layerfs([...g, "check", "--repair"]);
+    assert.match(
+      text.stdout,
+      /^repaired: staging\/again is left over from an interrupted operation; deleted it$/m,
+    );
+    assert.doesNotMatch(text.stdout, /^repaired: .*--repair/m);
     assert.ok((await Deno.stat(`${root}/work/orphan`)).isDirectory);
     await assert.rejects(Deno.stat(`${root}/diff/stray`), Deno.errors.NotFound);
     await assert.rejects(

@@ -381,14 +381,17 @@ privilegedTest(
       problems: "array",
     });
     typed("cleanup", await json(["cleanup"]), { cleaned: "boolean" });
-    typed("rm", await json(["rm", "ctr"]), { id: "string", removed: "array" });
+    typed("rm", await json(["rm", "ctr"]), {
+      removed: "array",
+      failed: "array",
+    });
     typed("help", await json(["help"]), { help: "string" });
     typed("version", await json(["--version"]), { version: "string" });
     typed("helper doctor", await json(["helper", "doctor"], 1), {
       ok: "boolean",
       checks: "array",
     });
-    typed("error", (await json(["rm", "nope"], 1)).error, {
+    typed("error", (await json(["mount", "nope"], 1)).error, {
       name: "string",
       message: "string",
       exitCode: "number",

@@ -73,8 +73,62 @@ Deno.test("cli rm: --force lists every layer it removed; a mounted descendant is
   await ok(["create", "a"]);
   await ok(["create", "b", "--parent", "a"]);
   const doc = JSON.parse((await ok(["--json", "rm", "-f", "a"])).stdout);
-  assert.deepEqual(doc, { id: "a", removed: ["b", "a"] });
+  assert.deepEqual(doc, {
+    removed: [{ id: "a", layers: ["b", "a"] }],
+    failed: [],
+  });
   assert.deepEqual(JSON.parse((await ok(["--json", "ls"])).stdout).layers, []);
+});
+
+Deno.test("cli rm: several ids, each removed or refused on its own; the exit status and --json say which", async () => {
+  await using tmp = await tempDir();
+  const { g, ok } = await store(tmp.path);
+  for (const id of ["cx", "cy", "cz"]) await ok(["create", id, "--rw"]);
+  assert.equal(
+    (await ok(["rm", "cx", "cy"])).stdout,
+    "removed cx\nremoved cy\n",
+  );
+  await ok(["create", "base"]);
+  await ok(["create", "mid", "--parent", "base"]);
+  await ok(["create", "busy", "--parent", "mid", "--rw"]);
+  await ok(["mount", "busy"]);
+  // base is refused whole (its mounted descendant), nope does not exist;
+  // cz still goes, and the run exits 1 naming both failures.
+  const r = await layerfs([...g, "rm", "-f", "base", "nope", "cz"]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, "removed cz\n");
+  const err = r.stderr.trim().split("\n");
+  assert.equal(err.length, 2, r.stderr);
+  assert.match(
+    err[0],
+    /^layerfs: Cannot remove "base" and its descendant layer "busy"/,
+  );
+  assert.match(err[1], /^layerfs: .*"nope"/);
+  assert.deepEqual(
+    JSON.parse((await ok(["--json", "ls"])).stdout).layers.map((
+      l: { id: string },
+    ) => l.id).sort(),
+    ["base", "busy", "mid"],
+  );
+  await ok(["umount", "busy"]);
+  // A descendant removed by an earlier id's --force, or an id named twice, is done.
+  const j = await layerfs([
+    ...g,
+    "--json",
+    "rm",
+    "-f",
+    "mid",
+    "busy",
+    "mid",
+    "gone",
+  ]);
+  assert.equal(j.code, 1);
+  const doc = JSON.parse(j.stdout);
+  assert.deepEqual(doc.removed, [{ id: "mid", layers: ["busy", "mid"] }]);
+  assert.equal(doc.failed.length, 1);
+  assert.equal(doc.failed[0].id, "gone");
+  assert.equal(doc.failed[0].error.name, "LayerNotFound");
+  await ok(["rm", "base"]);
 });
 
 Deno.test("cli rm: a layer an image uses is refused (also with --force); rmi removes it", async () => {
@@ -297,6 +351,43 @@ Deno.test("cli apply: SIGINT or SIGTERM while it reads stops it with one line; n
   }
 });
 
+Deno.test("cli: a root that is a file, or under one, says so and what to do (not ENOTDIR from lstat)", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/somefile`;
+  await Deno.writeTextFile(file, "x\n");
+  const cases: [string, string[], RegExp][] = [
+    [
+      file,
+      ["ls"],
+      /^layerfs: No layerfs store at \S+\/somefile: it is not a directory; pass a store's directory as --root, or a new path and run "layerfs --root DIR init" there\n$/,
+    ],
+    [
+      file,
+      ["check"],
+      /^layerfs: No layerfs store at \S+\/somefile: it is not a directory; /,
+    ],
+    [
+      `${file}/sub`,
+      ["ls"],
+      /^layerfs: No layerfs store at \S+\/somefile\/sub: \S+\/somefile is not a directory; pass /,
+    ],
+    [
+      `${file}/sub`,
+      ["init"],
+      /^layerfs: Cannot open a store at \S+\/somefile\/sub: \S+\/somefile is not a directory; give a directory, or a path that does not exist yet, as the root\n$/,
+    ],
+  ];
+  for (const [root, args, re] of cases) {
+    const r = await layerfs(["--root", root, "--backend", "vfs", ...args]);
+    assert.equal(r.code, 1, `${root} ${args.join(" ")}`);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /os error|lstat/);
+    const j = await layerfs(["--root", root, "--json", ...args]);
+    assert.equal(JSON.parse(j.stdout).error.name, "StoreError");
+  }
+  assert.equal(await Deno.readTextFile(file), "x\n");
+});
+
 Deno.test("cli edges: --root= is refused, exists of a bad id is a usage error, a short non-tar says so, a typo'd root is not left behind", async () => {
   await using tmp = await tempDir();
   const d = tmp.path;
@@ -362,6 +453,44 @@ Deno.test("cli changes: a path with a newline or a backslash cannot forge a line
     "/a\nD x",
     "/b\\c",
   ]);
+});
+
+Deno.test("cli images: a name without a tag lists every tag of that repository; a tag, digest or id selects one image", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  const a = await imageDir(`${d}/a`, "test/app:1", "a");
+  await imageDir(`${d}/b`, "test/app:2", "b");
+  await ok(["load", `${d}/a`]);
+  await ok(["load", `${d}/b`]);
+  await ok(["load", `${d}/a`, "--tag", "other:1"]);
+  await ok(["load", `${d}/b`, "--tag", "localhost/test/app:3"]);
+  const refs = async (...args: string[]) =>
+    JSON.parse((await ok(["--json", "images", ...args])).stdout).images.map(
+      (i: { ref: string }) => i.ref,
+    );
+  // docker's reading of test/app (docker.io/test/app) comes first, as for a name.
+  assert.deepEqual(await refs("test/app"), ["test/app:1", "test/app:2"]);
+  assert.match(
+    (await ok(["images", "test/app"])).stdout,
+    /^REF +ID.*\ntest\/app:1 .*\ntest\/app:2 .*\n$/,
+  );
+  // podman's local reading: a loaded test/app:1 is localhost/test/app:1 too.
+  assert.deepEqual(await refs("localhost/test/app"), [
+    "localhost/test/app:3",
+    "test/app:1",
+    "test/app:2",
+  ]);
+  assert.deepEqual(await refs("other"), ["other:1"]);
+  // An explicit tag or an id: that image, under each of its names.
+  assert.deepEqual(await refs("test/app:1"), ["other:1", "test/app:1"]);
+  assert.deepEqual(await refs(a.configHex.slice(0, 12)), [
+    "other:1",
+    "test/app:1",
+  ]);
+  const none = await layerfs([...g, "images", "test/nope"]);
+  assert.equal(none.code, 1);
+  assert.match(none.stderr, /^layerfs: No image "test\/nope"/);
 });
 
 Deno.test("cli images: an image's size is its layer tars' bytes, also when its layers were reused from the store", async () => {
