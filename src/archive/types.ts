@@ -140,9 +140,18 @@ export type WhiteoutAction =
  * whiteout or opaque marker must name a real directory of the layer.
  */
 export interface WhiteoutTarget {
-  /** Removes `name` from `parent`; nothing when either is missing. */
+  /**
+   * Removes `name` from `parent`; nothing when either is missing, or when
+   * `name` is a non-directory this archive made (a whiteout hides only the
+   * parent layers' entries; the extractor turns one naming a directory of
+   * this archive into the codec's opaque marker of it instead).
+   */
   remove(parent: string, name: string, entry: string): void;
-  /** Makes `name` in `parent` (created as needed) an overlay whiteout: a 0/0 char device. */
+  /**
+   * Makes `name` in `parent` (created as needed) an overlay whiteout: a 0/0
+   * char device; nothing when `name` is a non-directory this archive made
+   * (it hides the parents' entry already).
+   */
   makeDeviceWhiteout(parent: string, name: string, entry: string): void;
   /** Removes everything in `parent` this archive did not create; nothing when it is missing. */
   keepOnlyArchived(parent: string, entry: string): void;
@@ -220,14 +229,21 @@ export interface WhiteoutCodec {
     base: string,
     entryName: string,
   ): WhiteoutAction;
-  /** Applies the whiteout `.wh.<name>` of directory `parent` (entry `entry`). */
+  /**
+   * Applies the whiteout `.wh.<name>` of directory `parent` (entry `entry`)
+   * when `<name>` is not a directory of this archive.
+   */
   applyWhiteout(
     t: WhiteoutTarget,
     parent: string,
     name: string,
     entry: string,
   ): void;
-  /** Applies the opaque marker of directory `parent` (entry `entry`). */
+  /**
+   * Applies the opaque marker of directory `parent` (entry `entry`); also
+   * for a directory of this archive that a whiteout of the same archive
+   * names, before or after it (it hides the parents' entries below it).
+   */
   applyOpaque(t: WhiteoutTarget, parent: string, entry: string): void;
   /**
    * True for xattrs of the union fs itself: never taken from a tar (they would

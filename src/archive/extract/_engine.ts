@@ -25,7 +25,9 @@
  * - a whiteout or opaque marker names its directory without any symlink on
  *   the way (RESOLVE_NO_SYMLINKS), or the archive is refused: through a link
  *   it would delete, empty or mark another directory than it says; the
- *   whiteout codec decides what the marker becomes on disk;
+ *   whiteout codec decides what the marker becomes on disk. A whiteout
+ *   hides the parent layers' entry only, never this tar's, in either order
+ *   (OCI image-spec): `#whiteout` and `#dirOverWhiteout` decide;
  * - hardlink targets must be earlier entries of this tar (moby CVE-2014-6407:
  *   links to host files); directories get their mode, owner, xattrs and
  *   times at the end, deepest first, through fds opened O_DIRECTORY|O_NOFOLLOW.
@@ -230,7 +232,7 @@ class Extractor implements WhiteoutTarget {
     }
     try {
       if (this.#plnk) {
-        this.#removeAll(this.#rootDir, WH_PLNK, WH_PLNK, null);
+        this.#removeAll(this.#root, WH_PLNK, WH_PLNK, null);
       }
       this.#finishDirs();
     } catch (e) {
@@ -292,7 +294,7 @@ class Extractor implements WhiteoutTarget {
         this.#codec.applyOpaque(this, parent, h.name);
         return undefined;
       case "whiteout":
-        this.#codec.applyWhiteout(this, parent, wh.name, h.name);
+        this.#whiteout(parent, wh.name, h.name);
         return undefined;
     }
     switch (h.type) {
@@ -342,10 +344,11 @@ class Extractor implements WhiteoutTarget {
       fd = this.#openDir(path);
     } catch (e) {
       if (!(e instanceof SysError)) throw e;
-      if (e.errno === Errno.ENOENT && create) fd = this.#makeParents(path);
-      else if (
-        !create && (e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR)
-      ) return null;
+      const missing = e.errno === Errno.ENOENT || e.errno === Errno.ENOTDIR;
+      // ENOTDIR: a non-directory on the way, which #makeParents replaces
+      // when it is a whiteout of this layer, and refuses otherwise.
+      if (missing && create) fd = this.#makeParents(path);
+      else if (missing) return null;
       else throw this.#notADir(path, e);
     }
     const d = { fd, gid: this.#inheritedGid(fd) };
@@ -354,7 +357,12 @@ class Extractor implements WhiteoutTarget {
     return d;
   }
 
-  /** Creates the missing directories of `path` one by one, each under its resolved parent. */
+  /**
+   * Creates the missing directories of `path` one by one, each under its
+   * resolved parent. A whiteout of this layer in the way (`.wh.d`, then
+   * `d/x` without a `d/` entry) becomes a directory too: see
+   * {@link #dirOverWhiteout}.
+   */
   #makeParents(path: string): number {
     const comps = path.split("/");
     let prev = this.#root;
@@ -366,14 +374,33 @@ class Extractor implements WhiteoutTarget {
         try {
           fd = this.#openDir(prefix);
         } catch (e) {
-          if (!(e instanceof SysError) || e.errno !== Errno.ENOENT) {
-            throw this.#notADir(prefix, e);
-          }
+          if (!(e instanceof SysError)) throw e;
+          let over: Stat | null = null;
+          if (e.errno === Errno.ENOTDIR) {
+            // Only here (an error path) is the name looked at.
+            over = statxAtOrNull(prev, comps[i]);
+            if (
+              over === null ||
+              !this.#codec.whitedOutAt(prev, "", comps[i], over)
+            ) {
+              throw this.#notADir(prefix, e);
+            }
+            this.#removeAll(prev, comps[i], prefix, over);
+          } else if (e.errno !== Errno.ENOENT) throw this.#notADir(prefix, e);
           try {
             mkdirat(prev, comps[i], 0o755);
           } catch (e2) {
             // EEXIST: a dangling symlink or a non-directory sits there.
             throw this.#notADir(prefix, e2);
+          }
+          if (over !== null) {
+            this.#dirOverWhiteout(
+              prev,
+              comps[i],
+              prefix,
+              over,
+              this.#current ?? prefix,
+            );
           }
           fd = this.#openDir(prefix);
         }
@@ -496,29 +523,29 @@ class Extractor implements WhiteoutTarget {
   #removeExisting(dir: CachedDir, base: string, path: string): void {
     const st = statxAtOrNull(dir.fd, base);
     if (st === null) return;
-    this.#removeAll(dir, base, path, st);
+    this.#removeAll(dir.fd, base, path, st);
   }
 
   /**
-   * Removes `base` (stat `st`, or looked up when null) below `dir` with
+   * Removes `base` (stat `st`, or looked up when null) below `dirFd` with
    * everything under it, keeping the applied size and the sets right: an
    * inode of this tar whose last name goes leaves {@link #ours} (and its
    * bytes the size). Only a directory the tree knows can hold entries of
    * this tar, so only such a directory is walked first.
    */
   #removeAll(
-    dir: CachedDir,
+    dirFd: number,
     base: string,
     path: string,
     st: Stat | null,
   ): void {
-    st ??= statxAtOrNull(dir.fd, base);
+    st ??= statxAtOrNull(dirFd, base);
     if (st === null) return;
     if (st.kind === "dir") {
-      if (this.#tree.get(path) !== undefined) this.#forgetBelow(dir.fd, base);
+      if (this.#tree.get(path) !== undefined) this.#forgetBelow(dirFd, base);
     } else this.#forget(st, 1);
-    removeAllAt(dir.fd, base);
-    if (st.kind === "dir" || st.kind === "symlink") this.#cache.clear(dir.fd);
+    removeAllAt(dirFd, base);
+    if (st.kind === "dir" || st.kind === "symlink") this.#cache.clear(dirFd);
     this.#tree.remove(path);
   }
 
@@ -684,10 +711,12 @@ class Extractor implements WhiteoutTarget {
       mkdirat(dir.fd, base, 0o755);
     } catch (e) {
       if (!(e instanceof SysError) || e.errno !== Errno.EEXIST) throw e;
-      if (statxAtOrNull(dir.fd, base)?.kind !== "dir") {
+      const st = statxAtOrNull(dir.fd, base);
+      if (st?.kind !== "dir") {
         // A file, symlink or node: replace it (never follow a symlink here).
-        this.#removeExisting(dir, base, path);
+        this.#removeAll(dir.fd, base, path, st);
         mkdirat(dir.fd, base, 0o755);
+        if (st !== null) this.#dirOverWhiteout(dir.fd, base, path, st, h.name);
       }
       // An existing directory is merged into, as tar does.
     }
@@ -896,17 +925,87 @@ class Extractor implements WhiteoutTarget {
     return d;
   }
 
+  /**
+   * The whiteout `.wh.<name>` of directory `parent`. A whiteout hides what
+   * the parent layers have at `<name>`, never what this tar made there
+   * (OCI image-spec, layer.md: "Whiteout files MUST only apply to resources
+   * in lower/parent layers. Files that are present in the same layer as a
+   * whiteout file can only be hidden by whiteout files in subsequent
+   * layers"), whatever the order of the two entries:
+   *
+   * - a directory of this tar (named, or a parent of its entries) stays,
+   *   and the parents' entries below it are hidden: the codec applies it
+   *   as an opaque marker of that directory (overlay: the opaque xattr;
+   *   vfs: only this tar's entries stay in the copy);
+   * - a non-directory of this tar stays as it is: it hides the parents'
+   *   entry already. {@link remove} and {@link makeDeviceWhiteout} keep it,
+   *   as they meet the name anyway;
+   * - the other order, `.wh.<name>` first, is {@link #dirOverWhiteout}.
+   *
+   * Only directories of this tar are in the tree, so a whiteout of a
+   * parent's entry (the common case) costs no syscall more than before.
+   */
+  #whiteout(parent: string, name: string, entry: string): void {
+    const path = joinPath(parent, name);
+    if (this.#tree.get(path) !== undefined) {
+      const dir = this.#realDir(parent, entry, false);
+      // A node may be a symlink the tar passed through: not a dir of its own.
+      if (dir !== null && statxAtOrNull(dir.fd, name)?.kind === "dir") {
+        this.#codec.applyOpaque(this, path, entry);
+        return;
+      }
+    }
+    this.#codec.applyWhiteout(this, parent, name, entry);
+  }
+
+  /**
+   * A directory of this tar was just made at `base` of `dirFd` (`path`) in
+   * place of `st`. When `st` was a whiteout of the format (overlay's 0/0
+   * device: a `.wh.<name>` earlier in this tar), the parents' `<name>` stays
+   * deleted (see {@link #whiteout}), so the new directory hides their
+   * entries below it: opaque, as the kernel makes a directory created over
+   * a whiteout. vfs deleted the parents' copy already and has no whiteout on
+   * disk; aufs keeps `.wh.<name>` beside the directory.
+   */
+  #dirOverWhiteout(
+    dirFd: number,
+    base: string,
+    path: string,
+    st: Stat,
+    entry: string,
+  ): void {
+    if (this.#codec.whitedOutAt(dirFd, "", base, st)) {
+      this.#codec.applyOpaque(this, path, entry);
+    }
+  }
+
+  /** True when `st` is a non-directory this tar made (a whiteout keeps it: see {@link #whiteout}). */
+  #ownNonDir(st: Stat): boolean {
+    return st.kind !== "dir" && this.#isOurs(st);
+  }
+
   remove(parent: string, name: string, entry: string): void {
     // Delete from the copy; nothing to do when the parent is not there.
     const dir = this.#realDir(parent, entry, false);
-    if (dir !== null) this.#removeExisting(dir, name, joinPath(parent, name));
+    if (dir === null) return;
+    const st = statxAtOrNull(dir.fd, name);
+    if (st === null || this.#ownNonDir(st)) return;
+    this.#removeAll(dir.fd, name, joinPath(parent, name), st);
   }
 
   makeDeviceWhiteout(parent: string, name: string, entry: string): void {
     const path = joinPath(parent, name);
     const dir = this.#realDir(parent, entry, true)!;
     // Not recorded as this tar's: a whiteout is never a hardlink target.
-    this.#create(dir, name, path, () => mknodat(dir.fd, name, S.IFCHR, 0n));
+    try {
+      mknodat(dir.fd, name, S.IFCHR, 0n);
+    } catch (e) {
+      if (!(e instanceof SysError) || e.errno !== Errno.EEXIST) throw e;
+      const st = statxAtOrNull(dir.fd, name);
+      if (st !== null && this.#ownNonDir(st)) return;
+      this.#removeAll(dir.fd, name, path, st);
+      mknodat(dir.fd, name, S.IFCHR, 0n);
+    }
     if (this.#fresh) {
       const st = statxAtOrNull(dir.fd, name);
       if (st !== null) this.#notOurs.add(Number(st.ino));

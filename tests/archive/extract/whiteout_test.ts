@@ -103,7 +103,7 @@ privilegedTest(
 );
 
 privilegedTest(
-  "whiteouts, overlay: a whiteout replaces an earlier entry of the same tar; opaque without a dir entry",
+  "whiteouts, overlay: a whiteout keeps an earlier dir of the same tar (opaque); opaque without a dir entry",
   async () => {
     await using d = await tempDir();
     await applyTar(
@@ -115,7 +115,11 @@ privilegedTest(
       ]),
       { format: "overlay" },
     );
-    assert.equal(statAt(`${d.path}/x/y`).mode & 0o170000, 0o020000);
+    assert.equal(Deno.readTextFileSync(`${d.path}/x/y/f`), "1");
+    assert.equal(
+      (await xattrs(`${d.path}/x/y`))["trusted.overlay.opaque"],
+      "79",
+    );
     assert.equal((await xattrs(`${d.path}/z`))["trusted.overlay.opaque"], "79");
     await applyTar(d.path, tar([{ name: "u/.wh..wh..opq", body: "" }]), {
       format: "overlay",
@@ -341,5 +345,138 @@ privilegedTest(
     );
     assert.ok(!exists(p("real/f")));
     assert.ok(!exists(p("link")));
+  },
+);
+
+/**
+ * A whiteout and entries of the same tar, in both orders (OCI image-spec,
+ * layer.md: a whiteout applies only to the parent layers' resources).
+ */
+const sameLayer = tar([
+  { name: "y", body: "mine" },
+  { name: ".wh.y", body: "" }, // a file of this tar: stays
+  { name: "hl", type: "hardlink", linkname: "y" },
+  { name: ".wh.hl", body: "" },
+  { name: "s", type: "symlink", linkname: "y" },
+  { name: ".wh.s", body: "" },
+  { name: "d/", type: "dir", mode: 0o755 },
+  { name: "d/x", body: "x" },
+  { name: ".wh.d", body: "" }, // a dir of this tar: stays, opaque
+  { name: "i/x", body: "x" },
+  { name: ".wh.i", body: "" }, // a dir the tar only implies: the same
+  { name: ".wh.z", body: "" },
+  { name: "z", body: "new" }, // replaces the whiteout
+  { name: ".wh.e", body: "" },
+  { name: "e/", type: "dir", mode: 0o755 },
+  { name: "e/n", body: "n" }, // a dir over the whiteout: opaque
+  { name: ".wh.f", body: "" },
+  { name: "f/m", body: "m" }, // an implied dir over the whiteout: opaque
+  { name: ".wh.gone", body: "" }, // the parents' only
+]);
+
+/** `dir`'s tree below it as "path kind", sorted. */
+function tree(dir: string, rel = ""): string[] {
+  const out: string[] = [];
+  for (
+    const e of [...Deno.readDirSync(dir + rel)].sort((a, b) =>
+      a.name < b.name ? -1 : 1
+    )
+  ) {
+    const p = `${rel}/${e.name}`;
+    const st = statAt(dir + p);
+    const kind = e.isDirectory
+      ? "dir"
+      : e.isSymlink
+      ? "symlink"
+      : e.isFile
+      ? "file"
+      : `dev ${st.rdevMajor}:${st.rdevMinor}`;
+    out.push(`${p} ${kind}`);
+    if (e.isDirectory) out.push(...tree(dir, p));
+  }
+  return out;
+}
+
+const OWN_VIEW = [
+  "/d dir",
+  "/d/x file",
+  "/e dir",
+  "/e/n file",
+  "/f dir",
+  "/f/m file",
+  "/hl file",
+  "/i dir",
+  "/i/x file",
+  "/s symlink",
+  "/y file",
+  "/z file",
+];
+
+for (const userXattr of [false, true]) {
+  const opaque = userXattr ? "user.overlay.opaque" : "trusted.overlay.opaque";
+  privilegedTest(
+    `whiteouts, overlay${
+      userXattr ? " (userxattr)" : ""
+    }: a whiteout keeps this tar's own entries in either order; its dirs are opaque (${opaque})`,
+    async () => {
+      await using d = await tempDir();
+      const size = await applyLayerTar(
+        { dir: d.path, format: "overlay", userXattr, parentDirs: [] },
+        sameLayer,
+      );
+      assert.equal(size, "mine".length + 1 + 1 + "new".length + 1 + 1);
+      assert.deepEqual(
+        tree(d.path),
+        [...OWN_VIEW, "/gone dev 0:0"].sort(),
+      );
+      assert.equal(Deno.readTextFileSync(`${d.path}/hl`), "mine");
+      assert.equal(statAt(`${d.path}/hl`).nlink, 2);
+      assert.equal(Deno.readTextFileSync(`${d.path}/z`), "new");
+      for (const dir of ["d", "e", "f", "i"]) {
+        assert.equal((await xattrs(`${d.path}/${dir}`))[opaque], "79", dir);
+      }
+      assert.equal(statAt(`${d.path}/d`).mode & 0o7777, 0o755);
+    },
+  );
+}
+
+privilegedTest(
+  "whiteouts, vfs: a whiteout deletes only the parent's copy, in either order; this tar's dirs keep only its entries",
+  async () => {
+    await using d = await tempDir();
+    const p = (s: string) => `${d.path}/${s}`;
+    // The parent's full copy, with something at every name.
+    for (const n of ["d", "e", "f", "i"]) {
+      Deno.mkdirSync(p(n));
+      Deno.writeTextFileSync(p(`${n}/old`), "old");
+    }
+    for (const n of ["y", "hl", "s", "z", "gone", "keep"]) {
+      Deno.writeTextFileSync(p(n), "parent");
+    }
+    const size = await applyLayerTar(
+      { dir: d.path, format: "vfs", parentDirs: [] },
+      sameLayer,
+    );
+    assert.equal(size, "mine".length + 1 + 1 + "new".length + 1 + 1);
+    assert.deepEqual(tree(d.path), [...OWN_VIEW, "/keep file"].sort());
+    assert.equal(Deno.readTextFileSync(p("y")), "mine");
+    assert.equal(statAt(p("hl")).nlink, 2);
+    assert.equal(Deno.readTextFileSync(p("z")), "new");
+  },
+);
+
+privilegedTest(
+  "whiteouts, vfs: a whiteout of the parent's symlink that this tar wrote through deletes the link, not the dir",
+  async () => {
+    await using d = await tempDir();
+    const p = (s: string) => `${d.path}/${s}`;
+    Deno.mkdirSync(p("real"));
+    Deno.symlinkSync("real", p("link"));
+    await applyLayerTar(
+      { dir: d.path, format: "vfs", parentDirs: [] },
+      tar([{ name: "link/k", body: "k" }, { name: ".wh.link", body: "" }]),
+    );
+    assert.ok(!exists(p("link")));
+    assert.equal(Deno.readTextFileSync(p("real/k")), "k");
   },
 );

@@ -25,6 +25,7 @@
  * | processes.ts  | several processes on one store, kill -9 then reopen               |
  * | holds.ts      | views held for one call: a killed holder released, a live one kept |
  * | e2e.ts        | apply, change through a view, diff, re-apply; truncated tar; "" parent |
+ * | whiteouts.ts  | a whiteout and entries of the same layer (OCI: it hides only the parents') |
  *
  * @module
  */
@@ -43,6 +44,7 @@ import { processScenarios } from "./processes.ts";
 import { recoveryScenarios } from "./recovery.ts";
 import { usageScenarios } from "./usage.ts";
 import { viewScenarios } from "./views.ts";
+import { whiteoutScenarios } from "./whiteouts.ts";
 
 export type { OpenFn } from "./_harness.ts";
 
@@ -76,4 +78,5 @@ export function backendSuite(name: BackendName, open: OpenFn): void {
   processScenarios(s);
   holdScenarios(s);
   endToEndScenarios(s);
+  whiteoutScenarios(s);
 }
