@@ -22,6 +22,7 @@ import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
 import { formatBytes, makeProgress, type Progress } from "./_progress.ts";
 import { interruptible } from "./_interrupt.ts";
+import { freshLine } from "./_fresh.ts";
 import { parallelOf } from "./_parallel.ts";
 
 type WithStore = <T>(
@@ -270,9 +271,7 @@ export function imageCommands(
             })),
           },
           text: saved.flatMap((s) => [
-            ...s.fresh.map((f) =>
-              `Layer ${f.layer} exported afresh (new DiffID): ${f.reason}`
-            ),
+            ...s.fresh.map(freshLine),
             `Saved ${s.ref ? `${s.ref} ` : ""}${s.id}${
               s.id === s.storeId ? "" : ` (was ${s.storeId})`
             }`,

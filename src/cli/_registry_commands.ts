@@ -23,6 +23,7 @@ import { interruptible } from "./_interrupt.ts";
 import { PARALLEL_OPTION, parallelOf } from "./_parallel.ts";
 import type { CommandContext, CommandResult, CommandSpec } from "./_types.ts";
 import { loadModule } from "../_load_module.ts";
+import { freshLine } from "./_fresh.ts";
 
 const clientImpl = () =>
   loadModule<typeof import("../registry/client.ts")>(
@@ -261,10 +262,14 @@ export function registryCommands(
                 diffId: l.diffId,
                 how: l.how,
               })),
+              fresh: r.fresh,
             },
-            text: ctx.global.quiet
-              ? r.digest
-              : `Pushed ${r.ref} ${r.digest} (image ${r.id})`,
+            text: ctx.global.quiet ? r.digest : [
+              ...r.fresh.map(freshLine),
+              `Pushed ${r.ref} ${r.digest} (image ${r.id}${
+                r.id === r.storeId ? "" : `, was ${r.storeId}`
+              })`,
+            ].join("\n"),
             data: true,
           };
         } finally {

@@ -68,6 +68,13 @@ export interface FreshLayer {
   layer: string;
   /** Why: no record, or what differs. */
   reason: string;
+  /** The DiffID of the tar exported afresh. */
+  diffId: string;
+  /**
+   * Whether that is the DiffID the image had: the content exported afresh
+   * made the very tar (the image id then stays).
+   */
+  sameDiffId: boolean;
 }
 
 /** One image {@link saveImage} wrote. */
@@ -225,9 +232,11 @@ export async function saveImage(
         id: `sha256:${sha256Hex(config)}`,
         storeId: record.id,
         diffIds,
-        fresh: record.layers.flatMap((c) => {
-          const reason = exported.get(c)!.fresh;
-          return reason === undefined ? [] : [{ layer: c, reason }];
+        fresh: record.layers.flatMap((c, i) => {
+          const { fresh: reason, diffId } = exported.get(c)!;
+          if (reason === undefined) return [];
+          const sameDiffId = diffId === record.diffIds[i];
+          return [{ layer: c, reason, diffId, sameDiffId }];
         }),
       });
     }

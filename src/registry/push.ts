@@ -54,7 +54,7 @@ import {
   OCI_MANIFEST,
 } from "../image/media_types.ts";
 import { hostPlatform } from "../image/platform.ts";
-import { saveImage } from "../image/save.ts";
+import { type FreshLayer, saveImage } from "../image/save.ts";
 import { tarSource } from "../image/_source.ts";
 import { checkParallel, semaphore } from "../image/_store_image.ts";
 import type { Store } from "../store/store.ts";
@@ -125,6 +125,11 @@ export interface PushedImage {
   config: PushedBlob;
   /** The layer blobs, bottom first, each with its DiffID. */
   layers: (PushedBlob & { diffId: string })[];
+  /**
+   * Layers exported afresh for this push (no blob known, no exact rebuild),
+   * bottom first, as `saveImage` reports them; empty when none was.
+   */
+  fresh: FreshLayer[];
 }
 
 /** A layer blob this store has pushed (`ImageRecord.pushed`, keyed by `<chain id> <compression>`). */
@@ -250,6 +255,7 @@ export async function pushImage(
       signal,
     })).how;
 
+  const freshAt: (FreshLayer | undefined)[] = [];
   try {
     const layers = await Promise.all(
       record.layers.map((chain, i) =>
@@ -287,6 +293,7 @@ export async function pushImage(
           }
           // 3. Exported afresh and compressed.
           const ex = await exportImage();
+          freshAt[i] = ex.fresh.find((f) => f.layer === chain);
           const out = `${tmp}/${chain}.${compression}`;
           const blob = await compressTo(ex.layer(i), compression, out);
           progress({ layer: i + 1, digest: blob.digest, state: "export" });
@@ -363,6 +370,7 @@ export async function pushImage(
       storeId: record.id,
       config: { ...configBlob, mediaType: configType, how: configHow },
       layers,
+      fresh: freshAt.filter((f) => f !== undefined),
     };
   } finally {
     if (!options.client) client.close();
@@ -373,6 +381,8 @@ export async function pushImage(
 interface Exported {
   /** DiffIDs of the exported layers, bottom first. */
   diffIds: string[];
+  /** The layers `saveImage` exported afresh. */
+  fresh: FreshLayer[];
   /** Layer `i`'s uncompressed tar. */
   layer(i: number): ReadableStream<Uint8Array>;
 }
@@ -388,6 +398,7 @@ async function exportOci(
   const [plan] = await planImages(src, hostPlatform());
   return {
     diffIds: saved.diffIds,
+    fresh: saved.fresh,
     layer: (i) => src.open((plan.layers[i] as Descriptor).path)!.stream(),
   };
 }

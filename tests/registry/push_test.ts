@@ -199,6 +199,8 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
               ` (config ${p.id === pulled.id ? "unchanged" : "rewritten"})`,
           );
           assert.equal(p.id === pulled.id, exact);
+          // What was exported afresh says whether its DiffID changed.
+          assert.equal(p.fresh.every((f) => f.sameDiffId), exact);
           await Deno.remove(back.dir, { recursive: true });
           assert.deepEqual(
             await pulledTree(`${other.host}/test/app:v2`),
@@ -280,6 +282,43 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
             "uploaded",
             "uploaded",
           ]);
+        }),
+    );
+
+    await t.step(
+      "a layer changed since it was loaded: exported afresh, reported with its new DiffID",
+      () =>
+        withStore(async (store) => {
+          const tmp = await Deno.makeTempDir();
+          try {
+            const img = buildImage([
+              buildLayer(await baseLayer()),
+              buildLayer(await topLayer()),
+            ]);
+            await writeDockerClassic(`${tmp}/a.tar`, [{
+              image: img,
+              tags: ["edited:1"],
+            }]);
+            const [loaded] = await loadImage(store, `${tmp}/a.tar`);
+            const top = loaded.layers[1];
+            await Deno.writeTextFile(
+              `${store.root}/diff/${top}/edited`,
+              "by hand\n",
+            );
+            const p = await pushImage(store, `${other.host}/edited/app:1`, {
+              ...opts,
+              image: "edited:1",
+            });
+            assert.deepEqual(p.fresh.map((f) => [f.layer, f.sameDiffId]), [
+              [top, false],
+            ]);
+            assert.equal(p.fresh[0].diffId, p.layers[1].diffId);
+            assert.notEqual(p.layers[1].diffId, img.layers[1].diffId);
+            assert.equal(p.layers[0].diffId, img.layers[0].diffId);
+            assert.notEqual(p.id, p.storeId);
+          } finally {
+            await Deno.remove(tmp, { recursive: true });
+          }
         }),
     );
 
