@@ -212,32 +212,62 @@ export class LayerHasChildren extends LayerfsError {
 
 /**
  * The layer belongs to an image: removing it would leave the image naming a
- * layer that is gone. `layerfs rm` refuses it (with `--force` too); remove
- * the image instead (`rmi`, `removeImage`), which removes the layers only it
- * uses.
+ * layer that is gone. `Store.remove` (and so `layerfs rm`) refuses it, with
+ * `force` too, and so a forced removal whose descendants include one;
+ * remove the image first instead (`rmi`, `removeImage`), which removes the
+ * layers only it uses.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { LayerUsedByImage } from "./errors.ts";
  * assert.equal(
- *   new LayerUsedByImage("4e3a", "app:1").message,
- *   'Cannot remove layer "4e3a": image app:1 uses it; remove the image with "layerfs rmi app:1"',
+ *   new LayerUsedByImage("4e3a", [["app:1"]]).message,
+ *   'Cannot remove layer "4e3a": image app:1 uses it; remove the image first with "layerfs rmi app:1"',
  * );
+ * const two = new LayerUsedByImage("4e3a", [["app:1", "app:latest"], ["sha256:99"]], "base");
+ * assert.equal(
+ *   two.message,
+ *   'Cannot remove layer "base" and its descendants: layer "4e3a" is used by images app:1 (also app:latest), sha256:99; ' +
+ *     'remove the images first with "layerfs rmi app:1 app:latest sha256:99"',
+ * );
+ * assert.deepEqual(two.images, ["app:1", "sha256:99"]);
  * ```
  */
 export class LayerUsedByImage extends LayerfsError {
-  /** The layer that was to be removed. */
+  /** The layer an image uses. */
   readonly id: string;
-  /** The image that uses it: its name, or its id when it has none. */
+  /** The layer that was to be removed: `id`, or an ancestor of it (a forced removal). */
+  readonly requested: string;
+  /** The first image that uses it: its first name, or its id when it has none. */
   readonly image: string;
-  /** Builds the error; the message says what to do. */
-  constructor(id: string, image: string) {
+  /** Every image that uses it, each by its first name, or its id when it has none. */
+  readonly images: string[];
+  /**
+   * Builds the error; `images` holds each image's names (all of them:
+   * `rmi` of the last one removes the image), or its `sha256:<id>` when it
+   * has none; `requested` is the layer asked for, when it is not `id`.
+   */
+  constructor(id: string, images: string[][], requested = id) {
+    const shown = images.map((n) =>
+      n[0] + (n.length > 1 ? ` (also ${n.slice(1).join(", ")})` : "")
+    ).join(", ");
+    const one = images.length === 1;
     super(
-      `Cannot remove layer "${id}": image ${image} uses it; remove the image with "layerfs rmi ${image}"`,
+      `Cannot remove layer "${requested}"${
+        requested === id
+          ? `: image${one ? "" : "s"} ${shown} ${one ? "uses" : "use"} it`
+          : ` and its descendants: layer "${id}" is used by image${
+            one ? "" : "s"
+          } ${shown}`
+      }; remove the image${one ? "" : "s"} first with "layerfs rmi ${
+        images.flat().join(" ")
+      }"`,
     );
     this.id = id;
-    this.image = image;
+    this.requested = requested;
+    this.images = images.map((n) => n[0]);
+    this.image = this.images[0];
   }
 }
 

@@ -10,7 +10,6 @@ import {
   InvalidLayerId,
   LayerfsError,
   LayerNotMounted,
-  LayerUsedByImage,
   StoreError,
   UsageError,
 } from "../errors.ts";
@@ -34,7 +33,7 @@ import { helperMounter } from "../mount/helper_mounter.ts";
 import { loginCommands } from "./login.ts";
 import { imageCommands } from "./_image_commands.ts";
 import { registryCommands } from "./_registry_commands.ts";
-import { findImage, listImages } from "../image/lazy.ts";
+import { findImage } from "../image/lazy.ts";
 import { exists } from "../_fs.ts";
 import { StoreLayout } from "../layout.ts";
 import { withStoreLock } from "../store/refcounts.ts";
@@ -179,38 +178,6 @@ async function onlySkeleton(root: string, rel: string): Promise<boolean> {
 }
 
 /**
- * `rm` refuses a layer an image uses (and, with --force, a descendant one):
- * removing it would leave the image naming a layer that is gone. `rmi`
- * removes images with the layers only they use.
- */
-async function refuseImageLayers(
-  store: Store,
-  id: string,
-  force: boolean,
-): Promise<void> {
-  // No image index, no images: the image code need not even load.
-  if (!(await exists(`${store.root}/images/index.json`))) return;
-  const doomed = new Set([id]);
-  if (force) {
-    const layers = await store.list();
-    for (let grew = true; grew;) {
-      grew = false;
-      for (const l of layers) {
-        if (l.parent && doomed.has(l.parent) && !doomed.has(l.id)) {
-          doomed.add(l.id);
-          grew = true;
-        }
-      }
-    }
-  }
-  for (const image of await listImages(store)) {
-    const layer = image.layers.find((l) => doomed.has(l));
-    if (layer === undefined) continue;
-    throw new LayerUsedByImage(layer, image.ref ?? image.id);
-  }
-}
-
-/**
  * The layer a diff, changes or size compared `id` with, for JSON: `--parent`
  * as given, else `id`'s direct parent (null for a base layer).
  */
@@ -309,7 +276,7 @@ const commands: Record<string, Run> = {
         if (gone.has(id)) continue;
         let layers;
         try {
-          await refuseImageLayers(store, id, force);
+          // A layer an image uses is refused by the store (LayerUsedByImage).
           layers = await store.remove(id, { force });
         } catch (e) {
           if (!(e instanceof LayerfsError) || e instanceof UsageError) throw e;

@@ -31,9 +31,11 @@
  *   an image's layer): repair drops their references from the image index;
  * - image layers no image uses (`unused-layer`: what an interrupted load or
  *   pull completed, by the rule of `src/image/prune.ts`); layers a load or
- *   pull is working on right now are not reported. Repair removes them as
- *   `layerfs prune` does (after the locked part, through the store's own
- *   remove).
+ *   pull is working on right now are not reported, nor are layers a removed
+ *   image released (the index's `released`: they stayed while a container
+ *   used them, and `prune` removes them once nothing does; a store with
+ *   them is healthy). Repair removes them as `layerfs prune` does (after
+ *   the locked part, through the store's own remove).
  *
  * Repairs run under the store's lock (run/lock), so they never race a
  * layerfs process that is creating, removing or mounting.
@@ -402,6 +404,10 @@ async function scan(
     });
   }
   for (const id of unusedImageLayers(idx, infos)) {
+    // Released by an image's removal (`rmi --force` while a container was
+    // built on it): garbage for prune, as docker's dangling images, not a
+    // problem; only what no removal explains is an interruption's.
+    if (idx.released && Object.hasOwn(idx.released, id)) continue;
     if (await layerBusy({ root: layout.root }, id)) continue;
     add(
       "unused-layer",

@@ -44,6 +44,8 @@ import {
   InvalidArchive,
   InvalidImage,
   LayerExists,
+  LayerNotFound,
+  StoreError,
   UsageError,
 } from "../errors.ts";
 import { backendByName } from "../backends/registry.ts";
@@ -341,7 +343,23 @@ export async function storeImage(
       };
       idx.images[configHex] = record;
       for (const r of image.refs) idx.refs[r] = configHex;
-      await writeIndex(store, idx);
+      // Released layers reused are an image's again.
+      for (const c of chains) delete idx.released?.[c];
+      if (idx.released && !Object.keys(idx.released).length) {
+        delete idx.released;
+      }
+      // Under the store lock, once every layer is there: a `remove` of one
+      // of them (it was no image's until now) either came first, and then
+      // no reference is written, or sees this one and is refused.
+      await store.whileLayersExist(chains, () => writeIndex(store, idx))
+        .catch((e) => {
+          if (!(e instanceof LayerNotFound)) throw e;
+          throw new StoreError(
+            `Cannot record image ${s}: its layer ${e.id} was removed while the image was being stored; ` +
+              `load or pull it again`,
+            { cause: e },
+          );
+        });
     });
     return { id, layers: chains, extracted: [...made] };
   } catch (e) {

@@ -2,7 +2,8 @@
  * The image store, beside the layers: `<root>/images/`.
  *
  * ```
- * images/index.json            { version, images: { <id hex>: record }, refs: { "name:tag": <id hex> } }
+ * images/index.json            { version, images: { <id hex>: record }, refs: { "name:tag": <id hex> },
+ *                              released: { <chain id>: <image id> } } (src/image_index.ts)
  * images/blobs/sha256/<hex>    manifests and configs, content-addressed, the bytes as loaded
  * images/lock                  flock held while references change
  * images/locks/<chain id>      per-layer flocks held while a load extracts, reuses or rolls back;
@@ -20,54 +21,18 @@
  */
 
 import { ImageNotFound, InvalidReference, StoreError } from "../errors.ts";
+import {
+  type ImageIndex,
+  imageIndexPath,
+  readImageIndex,
+} from "../image_index.ts";
 import { nameCandidates } from "./reference.ts";
 import { syncDir } from "../store/_atomic.ts";
 import type { Store } from "../store/store.ts";
 import { StoreLayout } from "../layout.ts";
 import { imageLeftovers, removeLockFile } from "../store/recovery.ts";
 
-/** One image of the store. */
-export interface ImageRecord {
-  /** Image id: the config's digest, `sha256:<hex>`. */
-  id: string;
-  /** Digest of the manifest, when the archive had one (OCI layouts, Docker 25+). */
-  manifest: string | null;
-  /** Layer ids (chain ids, 64 hex), bottom first. */
-  layers: string[];
-  /** The config's `rootfs.diff_ids`, bottom first. */
-  diffIds: string[];
-  /** Uncompressed bytes of each layer tar, bottom first. */
-  layerSizes: number[];
-  /** Uncompressed bytes of all layer tars. */
-  size: number;
-  /** The config's `created`, or null. */
-  created: string | null;
-  /** When it was loaded (ISO 8601). */
-  loaded: string;
-  /**
-   * Repositories (`host/repository`) it was pulled from or pushed to: a
-   * push to the same registry mounts blobs from them instead of uploading.
-   */
-  sources?: string[];
-  /**
-   * Layer blobs this store made and pushed, by `<chain id> <compression>`:
-   * a later push finds them in the registry by digest without exporting.
-   */
-  pushed?: Record<
-    string,
-    { digest: string; size: number; mediaType: string; diffId: string }
-  >;
-}
-
-/** The index file's shape. */
-export interface ImageIndex {
-  /** Format version (1). */
-  version: 1;
-  /** Images by id hex. */
-  images: Record<string, ImageRecord>;
-  /** References (`name:tag`) to id hex. */
-  refs: Record<string, string>;
-}
+export type { ImageIndex, ImageRecord } from "../image_index.ts";
 
 /** What the image store needs of a store: its root (so `layerfs check` can pass just that). */
 export type StoreRoot = Pick<Store, "root">;
@@ -206,26 +171,7 @@ export async function withImagesLock<T>(
 
 /** Reads `images/index.json` (an empty index when there is none). */
 export async function readIndex(store: StoreRoot): Promise<ImageIndex> {
-  const path = `${imagesDir(store)}/index.json`;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      return { version: 1, images: {}, refs: {} };
-    }
-    throw e;
-  }
-  try {
-    const idx = JSON.parse(text) as ImageIndex;
-    if (idx.version !== 1 || typeof idx.images !== "object") throw 0;
-    return idx;
-  } catch (e) {
-    throw new StoreError(
-      `The image index ${path} is not valid; restore it from a backup or remove it (the layers stay)`,
-      { cause: e },
-    );
-  }
+  return await readImageIndex(store.root);
 }
 
 /** Writes `bytes` to `path` crash-safely. */
@@ -259,9 +205,29 @@ export async function writeIndex(
   idx: ImageIndex,
 ): Promise<void> {
   await writeAtomic(
-    `${imagesDir(store)}/index.json`,
+    imageIndexPath(store.root),
     new TextEncoder().encode(JSON.stringify(idx, null, 1) + "\n"),
   );
+}
+
+/**
+ * Drops the `released` entries of layers that are gone (under
+ * `images/lock`): a layer made again under the same id later is not
+ * taken for one a removed image left.
+ */
+export async function forgetReleased(
+  store: StoreRoot,
+  gone: readonly string[],
+): Promise<void> {
+  await withImagesLock(store, async () => {
+    const idx = await readIndex(store);
+    const released = idx.released ?? {};
+    const drop = gone.filter((id) => Object.hasOwn(released, id));
+    if (drop.length === 0) return;
+    for (const id of drop) delete released[id];
+    if (Object.keys(released).length === 0) delete idx.released;
+    await writeIndex(store, idx);
+  });
 }
 
 /** Stores a manifest or config blob under its digest hex (idempotent). */
@@ -420,6 +386,7 @@ export async function danglingImages(
 ): Promise<DanglingImage[]> {
   const scan = async () => {
     const idx = await readIndex(store);
+    const before = { ...idx.images };
     const out: DanglingImage[] = [];
     for (const [hex, r] of Object.entries(idx.images)) {
       const missing = r.layers.filter((l) => !live.has(l));
@@ -431,6 +398,16 @@ export async function danglingImages(
       delete idx.images[hex];
     }
     if (drop && out.length > 0) {
+      // Their layers that are still there are no image's now, and no
+      // interruption left them: released, as `removeImage` releases them.
+      const named = new Set(
+        Object.values(idx.images).flatMap((r) => r.layers),
+      );
+      for (const d of out) {
+        for (const l of before[d.id.slice(7)].layers) {
+          if (live.has(l) && !named.has(l)) (idx.released ??= {})[l] = d.id;
+        }
+      }
       await writeIndex(store, idx);
       const used = new Set<string>();
       for (const r of Object.values(idx.images)) {

@@ -11,6 +11,7 @@ import { nameCandidates } from "./reference.ts";
 import {
   anyLayerBusy,
   flock,
+  forgetReleased,
   getBlob,
   type ImageIndex,
   type ImageRecord,
@@ -234,6 +235,9 @@ export interface RemovedImage {
  * stay, and so do the layers below them). An image with a container on it
  * (a layer no image names, built on one of its layers) is refused with
  * `ImageInUse`, as docker and podman refuse it, unless `options.force`.
+ * The layers that stay are recorded as released (`ImageIndex.released`):
+ * `check` does not take them for an interrupted load's, `pruneImages`
+ * removes them once nothing uses them, a load of an image reuses them.
  *
  * @throws {ImageNotFound} {ImageInUse}
  * @example
@@ -284,6 +288,14 @@ export async function removeImage(
     const mine = await blobsOf(store, rec);
     for (const n of names) delete idx.refs[n];
     delete idx.images[hex];
+    // Its own layers are released in the same write: those that stay (a
+    // container, a mount or a layer on them) are then known for what they
+    // are, not taken for what an interrupted load left (`check`), also if
+    // this process dies before it removes them.
+    const named = new Set(Object.values(idx.images).flatMap((r) => r.layers));
+    for (const l of rec.layers) {
+      if (!named.has(l)) (idx.released ??= {})[l] = rec.id;
+    }
     await writeIndex(store, idx);
     // Blobs no image uses any more: its config, its manifest and the layer
     // blobs a pull kept (`keepBlobs`) that no other image's manifest names.
@@ -306,30 +318,30 @@ export async function removeImage(
     return { untagged: names, deleted: rec.id, layers: [...rec.layers] };
   });
   const removedLayers: string[] = [];
-  // Lock order as in loadImage: the layer's lock, then images/lock.
+  const gone: string[] = [];
+  // Under the layer's lock, as loadImage holds it while it reuses a layer:
+  // a load of an image with this layer finishes (its index names the layer,
+  // and the store refuses it) or starts after the layer went.
   for (const id of plan.layers.reverse()) {
     const lock = await flock(`${imagesDir(store)}/locks/${id}`);
     try {
-      const keep = await withImagesLock(store, async () => {
-        const idx = await readIndex(store);
-        if (Object.values(idx.images).some((r) => r.layers.includes(id))) {
-          return true;
-        }
-        try {
-          await store.remove(id);
-          removedLayers.push(id);
-        } catch (e) {
-          if (e instanceof LayerNotFound) return false;
-          if (e instanceof LayerfsError) return true; // a child or a mount uses it
-          throw e;
-        }
-        return false;
-      });
-      if (keep) break; // everything below is its parent chain
+      await store.remove(id);
+      removedLayers.push(id);
+      gone.push(id);
+    } catch (e) {
+      if (e instanceof LayerNotFound) {
+        gone.push(id);
+        continue;
+      }
+      // Another image uses it, or a child or a mount: everything below it
+      // is its parent chain, and stays.
+      if (e instanceof LayerfsError) break;
+      throw e;
     } finally {
       lock.close();
     }
   }
+  if (gone.length) await forgetReleased(store, gone);
   return { untagged: plan.untagged, deleted: plan.deleted, removedLayers };
 }
 

@@ -4,9 +4,13 @@
  *
  * An interrupted load or pull keeps the layers it completed (they were
  * verified, so the next pull of the image reuses them) but writes no
- * reference. Until that next pull they belong to no image. The one rule
- * for such layers, used by `layerfs check` (which reports them) and by
- * `pruneImages` (which removes them):
+ * reference. Until that next pull they belong to no image. So do the
+ * layers of a removed image that stayed while something used them (`rmi
+ * --force` of an image a container is built on; the index records them as
+ * `released`), once nothing does. The one rule for such layers, used by
+ * `layerfs check` (which reports those an interruption left, not the
+ * released ones: a store with them is healthy) and by `pruneImages` (which
+ * removes both):
  *
  * A layer is an unused image layer when a load or pull made it (its meta
  * says so: `imageLayer`), its id is a chain id (64 lowercase hex), no image
@@ -27,6 +31,7 @@ import { CHAIN_ID, unusedImageLayers } from "./unused_layers.ts";
 import {
   anyLayerBusy,
   ensureDirs,
+  forgetReleased,
   imagesDir,
   layerLockPath,
   readIndex,
@@ -86,12 +91,13 @@ export async function pruneImages(store: Store): Promise<PrunedImages> {
     // A layer on it stayed: so does it (its removal would be refused).
     let outcome: "removed" | "gone" | "kept" = "kept";
     if (!kept.has(id)) {
-      // Lock order as in storeImage: the layer's lock, then images/lock.
+      // Under the layer's lock, as storeImage holds it while it reuses a
+      // layer (the store refuses one an image names by then).
       const lock = await tryFlock(layerLockPath(store, id));
       if (!lock) busy.push(id);
       else {
         try {
-          outcome = await withImagesLock(store, () => removeUnused(store, id));
+          outcome = await removeUnused(store, id);
         } finally {
           lock.close();
         }
@@ -101,6 +107,7 @@ export async function pruneImages(store: Store): Promise<PrunedImages> {
     const p = parentOf.get(id);
     if (outcome === "kept" && p) kept.add(p);
   }
+  if (removedLayers.length) await forgetReleased(store, removedLayers);
   const blobs = await pruneBlobs(store);
   return {
     removedLayers,
@@ -135,21 +142,20 @@ async function pruneBlobs(store: Store): Promise<string[] | undefined> {
   });
 }
 
-/** Removes `id` unless an image names it now (caller holds its lock and images/lock). */
+/**
+ * Removes `id` (caller holds its lock); the store refuses it if an image
+ * names it by now (`LayerUsedByImage`), or a child or a mount came.
+ */
 async function removeUnused(
   store: Store,
   id: string,
 ): Promise<"removed" | "gone" | "kept"> {
-  const idx = await readIndex(store);
-  if (Object.values(idx.images).some((r) => r.layers.includes(id))) {
-    return "kept";
-  }
   try {
     await store.remove(id);
     return "removed";
   } catch (e) {
     if (e instanceof LayerNotFound) return "gone";
-    if (e instanceof LayerfsError) return "kept"; // a child or a mount came meanwhile
+    if (e instanceof LayerfsError) return "kept"; // an image, a child or a mount came meanwhile
     throw e;
   }
 }

@@ -8,7 +8,13 @@
  * @module
  */
 
-import { LayerHasChildren, LayerInUse, LayerNotFound } from "../errors.ts";
+import {
+  LayerHasChildren,
+  LayerInUse,
+  LayerNotFound,
+  LayerUsedByImage,
+} from "../errors.ts";
+import { imagesUsing, readImageIndex } from "../image_index.ts";
 import { mountAt, readMountInfo } from "../mount/mountinfo.ts";
 import { syncDir } from "./_atomic.ts";
 import type { StoreContext } from "./_context.ts";
@@ -22,6 +28,11 @@ import { removeCount, writeCounts } from "./refcounts.ts";
  * `remove`: see Store.remove. Reads no record of the layer beyond its
  * existence, so a damaged layer (unreadable `layers/<id>` or `meta/<id>`,
  * missing dirs) is removed like any other: what is there goes.
+ *
+ * A layer an image uses is refused (`LayerUsedByImage`), force or not: the
+ * image index is read here, under the store lock, and a load or pull
+ * records an image's layers under that lock too (`Store.whileLayersExist`),
+ * so one of the two always sees the other.
  */
 export async function removeLayer(
   ctx: StoreContext,
@@ -32,6 +43,11 @@ export async function removeLayer(
     if (!(await isLayer(ctx.layout, id))) throw new LayerNotFound(id);
     const { counts, info } = await reconciled(ctx);
     const order = await removalOrder(ctx, id, force);
+    const [used] = imagesUsing(
+      await readImageIndex(ctx.root),
+      [...order].reverse(), // `id` first
+    );
+    if (used) throw new LayerUsedByImage(used.layer, used.images, id);
     // Something mounted inside a layer's own dirs (a volume bound into a
     // vfs rootfs) is not ours to unmount, and deleting through it would
     // delete the mounted files: refuse before anything changes.

@@ -449,8 +449,16 @@ export class Store {
    * way: nothing of its records needs to be readable, and what is left of
    * its dirs goes.
    *
+   * A layer an image of the store uses (`images/index.json` names it) is
+   * refused with `LayerUsedByImage`, with `force` too, and so is a forced
+   * removal with such a layer among the descendants: the image would name
+   * a layer that is gone. Remove the image first (`removeImage`, `layerfs
+   * rmi`), which removes the layers only it uses. The index is read under
+   * the store lock, where loads and pulls record their images' layers
+   * ({@link whileLayersExist}), so neither can race the other.
+   *
    * @returns The layers removed, descendants first, `id` last.
-   * @throws {InvalidLayerId} {LayerNotFound} {LayerHasChildren} {LayerInUse}
+   * @throws {InvalidLayerId} {LayerNotFound} {LayerHasChildren} {LayerInUse} {LayerUsedByImage}
    *
    * @example
    * ```ts
@@ -473,6 +481,46 @@ export class Store {
   async remove(id: string, options: RemoveOptions = {}): Promise<string[]> {
     this.#open();
     return await removeLayer(this.#ctx, validateLayerId(id), !!options.force);
+  }
+
+  /**
+   * Runs `fn` under the store lock once every layer of `ids` exists: the
+   * place to record, outside the layer store, that something uses them (a
+   * load or pull writes its image's references to `images/index.json`
+   * here). {@link remove} reads those references under the same lock, so
+   * a concurrent remove either sees them and refuses the layer, or removed
+   * it before, and then `fn` does not run. `fn` must not call methods of
+   * this store that take its lock (those that change it, `list`, `get`,
+   * `put`): the lock is not reentrant.
+   *
+   * @throws {InvalidLayerId} {LayerNotFound} (a layer of `ids` is gone; `fn` did not run)
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { openStore } from "./open.ts";
+   * import { LayerNotFound } from "../errors.ts";
+   * const root = await Deno.makeTempDir();
+   * const store = await openStore({ root, backend: "vfs" });
+   * await store.create("base");
+   * assert.equal(await store.whileLayersExist(["base"], () => Promise.resolve(7)), 7);
+   * await assert.rejects(store.whileLayersExist(["base", "gone"], () => Promise.resolve(7)), LayerNotFound);
+   * store.close();
+   * await Deno.remove(root, { recursive: true });
+   * ```
+   */
+  async whileLayersExist<T>(
+    ids: readonly string[],
+    fn: () => Promise<T>,
+  ): Promise<T> {
+    this.#open();
+    for (const id of ids) validateLayerId(id);
+    return await this.#ctx.locked(async () => {
+      for (const id of ids) {
+        if (!(await isLayer(this.#ctx.layout, id))) throw new LayerNotFound(id);
+      }
+      return await fn();
+    });
   }
 
   /**

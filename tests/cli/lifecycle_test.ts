@@ -143,7 +143,7 @@ Deno.test("cli rm: a layer an image uses is refused (also with --force); rmi rem
     assert.equal(r.code, 1, args.join(" "));
     assert.equal(
       r.stderr,
-      `layerfs: Cannot remove layer "${layer}": image app:1 uses it; remove the image with "layerfs rmi app:1"\n`,
+      `layerfs: Cannot remove layer "${layer}": image app:1 uses it; remove the image first with "layerfs rmi app:1"\n`,
     );
   }
   // A container on the image can go; the image's layer under it stays.
@@ -155,6 +155,26 @@ Deno.test("cli rm: a layer an image uses is refused (also with --force); rmi rem
   await ok(["rmi", "app:1"]);
   assert.equal((await layerfs([...g, "exists", layer])).code, 1);
   await ok(["rm", "--force", "base"]);
+});
+
+Deno.test("cli rmi --force: the layers a container kept are no interrupted pull's: check stays clean, prune removes them", async () => {
+  await using tmp = await tempDir();
+  const d = tmp.path;
+  const { g, ok } = await store(d);
+  const image = await imageDir(`${d}/oci`, "app:1", "a");
+  await ok(["load", `${d}/oci`]);
+  await ok(["create", "ctr", "--rw", "--image", "app:1"]);
+  await ok(["commit", "ctr", "ctr-img"]);
+  await ok(["rmi", "--force", "app:1"]);
+  assert.equal((await ok(["check"])).code, 0);
+  await ok(["rm", "ctr-img"]);
+  const check = await layerfs([...g, "check"]);
+  assert.equal(check.code, 0, check.stdout);
+  assert.equal(check.stdout, `store ${d}/store is consistent\n`);
+  const pruned = JSON.parse((await ok(["--json", "prune"])).stdout);
+  assert.deepEqual(pruned.removedLayers, [image.chains[0]]);
+  assert.deepEqual(JSON.parse((await ok(["--json", "ls"])).stdout).layers, []);
+  assert.equal((await ok(["check"])).code, 0);
 });
 
 Deno.test("cli rmi: every name is tried; a missing one is reported and the run exits 1", async () => {

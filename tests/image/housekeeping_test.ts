@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { listImages, loadImage, openStore } from "../../mod.ts";
+import { listImages, loadImage, openStore, pruneImages } from "../../mod.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import { flock } from "../../src/image/image_store.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
@@ -61,17 +61,26 @@ privilegedTest(
     held.close();
     assert.deepEqual(await names(`${t}/s/images/locks`), []);
 
-    // A layer of the image removed by hand: check reports the image.
-    await store.remove(loaded.layers[0], { force: true });
+    // A layer of the image deleted by hand (the store refuses to remove
+    // it): check reports the image.
     store.close();
+    const top = loaded.layers[1];
+    for (const d of ["layers", "diff", "meta", "tarsplit"]) {
+      await Deno.remove(`${t}/s/${d}/${top}`, { recursive: true })
+        .catch(() => {});
+    }
     const dangling = await checkStore(`${t}/s`);
     assert.deepEqual(dangling.problems.map((p) => p.kind), ["dangling-image"]);
     assert.match(dangling.problems[0].message, /hk\/app:1/);
     const repaired = await checkStore(`${t}/s`, { repair: true });
     assert.equal(repaired.problems[0].repaired, true);
+    // Its base layer stays, released: no interrupted load left it.
     assert.deepEqual((await checkStore(`${t}/s`)).problems, []);
     store = await openStore({ root: `${t}/s`, backend: "vfs" });
     assert.deepEqual(await listImages(store), []);
+    assert.deepEqual((await pruneImages(store)).removedLayers, [
+      loaded.layers[0],
+    ]);
     store.close();
   },
 );
