@@ -60,7 +60,13 @@ import {
   removeLockFile,
   TEMP_RE,
 } from "../store/recovery.ts";
-import { danglingImages, layerBusy, readIndex } from "../image/image_store.ts";
+import {
+  danglingImages,
+  imagesDir,
+  layerBusy,
+  readIndex,
+  withImagesLock,
+} from "../image/image_store.ts";
 import { pruneImages } from "../image/prune.ts";
 import { unusedImageLayers } from "../image/unused_layers.ts";
 import { openStore } from "../store/open.ts";
@@ -155,7 +161,16 @@ export async function checkStore(
   // Without --repair, read without the lock: check must work on a busy or
   // read-only store.
   if (!options.repair) return await run();
-  const report = await withStoreLock(layout, run);
+  // The images lock before the store lock, as rmi, load and pull take them
+  // (the other order could deadlock with them); a store that never held an
+  // image has no index to repair and gets no images/ dir from check.
+  const images = await Deno.lstat(`${imagesDir({ root })}/index.json`).then(
+    () => true,
+    () => false,
+  );
+  const report = images
+    ? await withImagesLock({ root }, () => withStoreLock(layout, run))
+    : await withStoreLock(layout, run);
   await pruneUnused(root, report, options.mounter);
   saidDone(report);
   return report;

@@ -372,8 +372,11 @@ export interface DanglingImage {
 /**
  * Images of the index with a layer the store no longer has (a `layerfs rm`
  * of an image's layer); with `drop`, their records and references are
- * removed from the index (under `images/lock`; config and manifest blobs
- * no other image names go too).
+ * removed from the index (config and manifest blobs no other image names go
+ * too). A caller that drops holds `images/lock` ({@link withImagesLock}),
+ * taken before the store lock: every other path takes them in that order
+ * (rmi, load and pull hold the images lock while the store locks), so
+ * taking it here, under the store lock, could deadlock with them.
  *
  * @param store The store (its root).
  * @param live Ids of the layers that exist.
@@ -427,5 +430,5 @@ export async function danglingImages(
   } catch {
     return [];
   }
-  return drop ? await withImagesLock(store, scan) : await scan();
+  return await scan();
 }

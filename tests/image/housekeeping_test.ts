@@ -10,6 +10,8 @@ import { listImages, loadImage, openStore, pruneImages } from "../../mod.ts";
 import { checkStore } from "../../src/cli/check.ts";
 import { flock } from "../../src/image/image_store.ts";
 import { privilegedTest, tempDir } from "../_privileged.ts";
+import { tryLockFile } from "../../src/sys/small_file_linux.ts";
+import { close } from "../../src/sys/fd_linux.ts";
 import {
   baseLayer,
   buildImage,
@@ -82,5 +84,40 @@ privilegedTest(
       loaded.layers[0],
     ]);
     store.close();
+  },
+);
+
+privilegedTest(
+  "check --repair takes the images lock before the store lock, as rmi and load do (the other order could deadlock with them)",
+  async () => {
+    await using tmp = await tempDir();
+    const t = tmp.path;
+    const img = buildImage([buildLayer(await baseLayer())]);
+    await writeOciLayout(`${t}/oci`, [{ image: img, ref: "lk/app:1" }]);
+    const store = await openStore({ root: `${t}/s`, backend: "vfs" });
+    await loadImage(store, `${t}/oci`);
+    store.close();
+    // This process plays an rmi: it holds the images lock and will want
+    // the store lock. A check --repair started meanwhile must wait for the
+    // images lock without holding the store lock.
+    const images = await flock(`${t}/s/images/lock`);
+    const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", cli, "--root", `${t}/s`, "check", "--repair"],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    try {
+      // Long enough for the child to reach its locks (more only makes the
+      // old order's failure surer; the new order passes at any wait).
+      await new Promise((r) => setTimeout(r, 1500));
+      const fd = tryLockFile(`${t}/s/run/lock`);
+      assert.notEqual(fd, null, "check holds the store lock while it waits");
+      close(fd!);
+    } finally {
+      images.close();
+    }
+    const out = await child.output();
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
   },
 );
