@@ -127,12 +127,34 @@ export class TarWriter {
    * @param header The entry's header; `size` is the body length for files.
    *   It and the body must not change until the returned promise settles.
    * @param body The body of a file entry (none for other types or empty files).
-   * @throws {RangeError} The body length differs from `header.size` (the writer is then failed).
+   * @throws {RangeError} The body length differs from `header.size`. A body
+   *   given as bytes (or none) is checked before anything is written: the
+   *   writer stays usable. A streamed body is found too long or too short
+   *   only as it is written: the writer is then failed and `readable` errors
+   *   (the archive would be incomplete), so consume `readable` with its
+   *   error handled.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { TarWriter } from "./writer.ts";
+   * import { tarHeader } from "./header.ts";
+   * const w = new TarWriter();
+   * const out = new Response(w.readable).bytes();
+   * const hi = new TextEncoder().encode("hi");
+   * // Bytes that do not match header.size: refused, nothing written.
+   * await assert.rejects(w.add(tarHeader({ name: "a", size: 5 }), hi), RangeError);
+   * await w.add(tarHeader({ name: "a", size: 2 }), hi);
+   * await w.close();
+   * assert.equal((await out).length, 512 + 512 + 1024);
+   * ```
    */
   add(
     header: TarHeader,
     body?: Uint8Array | ReadableStream<Uint8Array> | AsyncIterable<Uint8Array>,
   ): Promise<void> {
+    const refused = wrongBytes(header, body);
+    if (refused) return Promise.reject(refused);
     return this.#call(async () => {
       const { encodeHeaderInto } = encoder ?? await loadEncoder();
       // Encoded again after each wait for the consumer: a header changed
@@ -306,4 +328,27 @@ export class TarWriter {
   #pad(size: number): Promise<void> {
     return this.#advance((BLOCK - (size % BLOCK)) % BLOCK);
   }
+}
+
+/**
+ * Why a body given as bytes (or none) cannot be `header`'s, before anything
+ * is written; undefined when it fits or is streamed (checked as it goes).
+ */
+function wrongBytes(
+  header: TarHeader,
+  body: unknown,
+): RangeError | undefined {
+  const size = header.type === "file" ? header.size : 0;
+  const n = body instanceof Uint8Array
+    ? body.length
+    : body === undefined
+    ? 0
+    : -1;
+  if (n < 0 || n === size) return undefined;
+  const name = JSON.stringify(header.name);
+  return new RangeError(
+    header.type !== "file"
+      ? `${name} is a ${header.type} entry, which has no body, but ${n} bytes were given; nothing was written`
+      : `Body of ${name} has ${n} bytes but header.size is ${size}; nothing was written`,
+  );
 }

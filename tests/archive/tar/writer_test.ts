@@ -243,26 +243,59 @@ Deno.test("writer: deterministic output with sorted PAX keys", () => {
   assert.equal(END_OF_ARCHIVE.length, 1024);
 });
 
-Deno.test("writer: body length must equal header.size; the writer then fails", async () => {
+Deno.test("writer: a streamed body of another length than header.size fails the writer", async () => {
   for (
     const body of [
-      new Uint8Array(4),
       ReadableStream.from([new Uint8Array(2), new Uint8Array(3)]),
       (async function* () {
         yield new Uint8Array(1);
       })(),
-      undefined,
     ]
   ) {
     const w = new TarWriter();
     const out = new Response(w.readable).bytes();
     await assert.rejects(
       w.add(header("f", { size: 3 }), body),
-      /header\.size is 3/,
+      /header\.size is 3; the archive is now incomplete/,
     );
     await assert.rejects(w.add(header("g")), /header\.size is 3/);
     await assert.rejects(out, /header\.size is 3/);
   }
+});
+
+Deno.test("writer: bytes (or none) of another length than header.size are refused before anything is written", async () => {
+  const w = new TarWriter();
+  const out = new Response(w.readable).bytes();
+  const cases: [Parameters<TarWriter["add"]>, RegExp][] = [
+    [
+      [header("f", { size: 3 }), new Uint8Array(4)],
+      /has 4 bytes but header\.size is 3; nothing was written/,
+    ],
+    [[header("f", { size: 3 })], /has 0 bytes but header\.size is 3/],
+    [
+      [
+        header("l", { type: "symlink", linkname: "t", size: 3 }),
+        new Uint8Array(3),
+      ],
+      /"l" is a symlink entry, which has no body, but 3 bytes were given/,
+    ],
+  ];
+  for (const [args, re] of cases) {
+    await assert.rejects(
+      w.add(...args),
+      (e) => e instanceof RangeError && re.test(e.message),
+    );
+  }
+  // The writer goes on: the archive holds only what was added whole.
+  await w.add(header("ok", { size: 2 }), new Uint8Array([1, 2]));
+  await w.close();
+  const r = new TarReader(await out);
+  const names = [];
+  for (let h; (h = await r.next()) !== null;) names.push(h.name);
+  assert.deepEqual(names, ["ok"]);
+});
+
+Deno.test("writer: header validation errors", () => {
   assert.throws(() => encodeHeader(header("")), TypeError);
   assert.throws(() => encodeHeader(header("a\0b")), TypeError);
   assert.throws(() => encodeHeader(header("a", { uid: -1 })), RangeError);
