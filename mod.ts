@@ -250,6 +250,7 @@ export { unusedImageLayers } from "./src/image/unused_layers.ts";
 export {
   findImage,
   listImages,
+  listRepository,
   loadImage,
   pruneImages,
   removeImage,

@@ -103,6 +103,9 @@ export function imageCommands(
               platform: typeof ctx.values.platform === "string"
                 ? ctx.values.platform
                 : undefined,
+              ref: typeof ctx.values.ref === "string"
+                ? ctx.values.ref
+                : undefined,
               tag: typeof ctx.values.tag === "string"
                 ? ctx.values.tag
                 : undefined,

@@ -11,7 +11,8 @@ import { PARALLEL_OPTION } from "./_parallel.ts";
 export const IMAGE_COMMANDS: CommandSpec[] = [
   {
     name: "load",
-    usage: "[FILE|DIR|-] [--platform P] [--tag NAME:TAG] [--parallel N]",
+    usage:
+      "[FILE|DIR|-] [--platform P] [--ref NAME] [--tag NAME:TAG] [--parallel N]",
     summary:
       "load images from a docker-archive or OCI layout (dir or tar); prints each image's name and id",
     description:
@@ -24,6 +25,12 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
         type: "string",
         help:
           "--platform P      os/arch[/variant] to pick from multi-platform images (default: the host's)",
+      },
+      ref: {
+        type: "string",
+        help:
+          "--ref NAME        load only the image the archive names NAME: an OCI ref.name, bare\n" +
+          "                  (v2, as in skopeo's oci:DIR:v2) or full, or a docker-archive tag",
       },
       tag: {
         type: "string",

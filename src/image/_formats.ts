@@ -55,6 +55,11 @@ export interface ImagePlan {
   subject: string;
   /** `name:tag` references the archive gives it. */
   refs: string[];
+  /**
+   * Every name the archive gives it as written, bare OCI tags ("v2") too:
+   * what a load by `ref` selects on.
+   */
+  names: string[];
   /** The manifest: digest hex and bytes (already verified). */
   manifest?: { digest: string; bytes: Uint8Array };
   /** The config. */
@@ -243,6 +248,7 @@ async function dockerPlans(src: ImageSource): Promise<ImagePlan[]> {
     return {
       subject: s,
       refs,
+      names: refs,
       config: { path: configPath, digest: addressed(configPath) },
       layers: m.Layers.map((l: unknown) => {
         const path = safePath(l, s);
@@ -280,27 +286,39 @@ async function ociPlans(
   // Top-level descriptors with a platform are alternatives of one image per
   // name (Docker 25+ and some tools list platform manifests right there).
   const groups = new Map<string, Leaf[]>();
+  /** Each group's first descriptor: its annotations name the group. */
+  const firstOf = new Map<string, Record<string, unknown>>();
   const plans: ImagePlan[] = [];
   for (const d of top) {
-    const name = refName(d, src.label);
-    const key = name ?? "";
+    // Grouped by the name as written: two images tagged "v1" and "v2"
+    // (bare tags, which name no image in the store) stay two images.
+    const key = writtenName(d) ?? "";
     const leaves = INDEX_TYPES.includes(String(d.mediaType))
       ? await flatten(src, d, 0)
       : [d as Leaf];
     const g = groups.get(key) ?? [];
     if (!d.platform && !INDEX_TYPES.includes(String(d.mediaType))) {
-      plans.push(await manifestPlan(src, d, name ? [name] : []));
+      const name = refName(d, src.label);
+      plans.push({
+        ...await manifestPlan(src, d, name ? [name] : []),
+        names: key ? [key] : [],
+      });
       continue;
     }
     g.push(...leaves);
     groups.set(key, g);
+    firstOf.set(key, firstOf.get(key) ?? d);
   }
-  for (const [name, leaves] of groups) {
+  for (const [key, leaves] of groups) {
+    const name = refName(firstOf.get(key)!, src.label);
     // One untagged manifest is the image, whatever the platform asked.
     const hit = leaves.length === 1 && !leaves[0].platform
       ? leaves[0]
-      : selectPlatform({ manifests: leaves }, want, name || src.label);
-    plans.push(await manifestPlan(src, hit, name ? [name] : []));
+      : selectPlatform({ manifests: leaves }, want, key || src.label);
+    plans.push({
+      ...await manifestPlan(src, hit, name ? [name] : []),
+      names: key ? [key] : [],
+    });
   }
   if (plans.length === 0) {
     throw new InvalidImage(src.label, "index.json lists no image");
@@ -321,6 +339,17 @@ function descriptors(
     }
     return d as Record<string, unknown>;
   });
+}
+
+/** The descriptor's name as the archive writes it (a full reference or a bare tag). */
+function writtenName(d: Record<string, unknown>): string | undefined {
+  const a = (d.annotations ?? {}) as Record<string, unknown>;
+  for (
+    const k of ["io.containerd.image.name", "org.opencontainers.image.ref.name"]
+  ) {
+    if (typeof a[k] === "string" && a[k] !== "") return a[k] as string;
+  }
+  return undefined;
 }
 
 function refName(d: Record<string, unknown>, subject: string) {
@@ -380,6 +409,7 @@ async function manifestPlan(
   return {
     subject,
     refs,
+    names: refs,
     manifest: { digest: blob.digest, bytes },
     config,
     layers,

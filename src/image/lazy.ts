@@ -126,6 +126,17 @@ export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
  * @param name A repository name (`alpine`, `test/app`).
  * @returns Its rows, sorted; none when `name` has a tag or digest or no
  *   name of that repository is stored.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { listRepository, openStore } from "../../mod.ts";
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * assert.deepEqual(await listRepository(store, "test/app"), []);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * ```
  */
 export async function listRepository(
   store: Store,

@@ -42,6 +42,15 @@ export interface LoadImageOptions {
    */
   platform?: string;
   /**
+   * Load only the image the archive names so: an OCI layout's or
+   * oci-archive's `org.opencontainers.image.ref.name` (a bare tag such as
+   * "v2", as skopeo's `oci:DIR:v2` and umoci's `--image DIR:v2` name it, or
+   * a full name) or `io.containerd.image.name`, or a docker-archive's
+   * `RepoTags` entry. A bare tag names no image in the store: give `tag`
+   * to name it.
+   */
+  ref?: string;
+  /**
    * `name:tag` for the image instead of the names in the archive (the
    * archive must hold exactly one image).
    * @default {undefined}
@@ -197,15 +206,21 @@ export async function loadImage(
     } else path = source;
     const src = await openSource(path, label);
     try {
-      const plans = await planImages(
+      let plans = await planImages(
         src,
         options.platform === undefined
           ? hostPlatform()
           : parsePlatform(options.platform),
       );
+      if (options.ref !== undefined) {
+        plans = pickRef(plans, options.ref, src.label);
+      }
       if (options.tag !== undefined && plans.length !== 1) {
         throw new UsageError(
-          `--tag names one image, but ${src.label} holds ${plans.length}; load it without --tag`,
+          `--tag names one image, but ${src.label} holds ${plans.length}; ` +
+            `load it without --tag, or pick one with --ref (its names: ${
+              namesOf(plans)
+            })`,
         );
       }
       const out: LoadedImage[] = [];
@@ -221,6 +236,29 @@ export async function loadImage(
   } finally {
     if (spool) await Deno.remove(spool).catch(() => {});
   }
+}
+
+/** The archive's names of `plans`, for messages. */
+function namesOf(plans: ImagePlan[]): string {
+  const named = plans.flatMap((p) => p.names);
+  const unnamed = plans.filter((p) => p.names.length === 0).length;
+  return [
+    ...named.map((n) => JSON.stringify(n)),
+    ...(unnamed ? [`${unnamed} unnamed`] : []),
+  ].join(", ");
+}
+
+/** The plans the archive names `ref` (the `ref` option), or a UsageError listing its names. */
+function pickRef(plans: ImagePlan[], ref: string, label: string): ImagePlan[] {
+  const hit = plans.filter((p) => p.names.includes(ref));
+  if (hit.length === 0) {
+    throw new UsageError(
+      `${label} names no image ${JSON.stringify(ref)}; its images: ${
+        namesOf(plans)
+      }`,
+    );
+  }
+  return hit;
 }
 
 /**

@@ -7,7 +7,11 @@
  * short name standing for names of two images is refused.
  */
 import assert from "node:assert/strict";
-import { InvalidImage, InvalidReference } from "../../src/errors.ts";
+import {
+  InvalidImage,
+  InvalidReference,
+  UsageError,
+} from "../../src/errors.ts";
 import { processIo, runCli } from "../../src/cli/main.ts";
 import {
   findImage,
@@ -22,6 +26,8 @@ import {
   buildLayer,
   type BuiltImage,
   writeDocker25,
+  writeDockerClassic,
+  writeOciLayout,
 } from "./_images.ts";
 
 async function withLoaded(
@@ -170,5 +176,62 @@ Deno.test("names: a load whose archive names an image with a name pull could not
       assert.deepEqual(await listImages(store), []);
       assert.deepEqual((await store.list()).map((l) => l.id), []);
     });
+  }
+});
+
+Deno.test("load --ref: a layout's bare tags pick one image (tag names it); an unknown ref lists the names", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "layerfs-ref-" });
+  const store = await openStore({ root: `${dir}/store`, backend: "vfs" });
+  try {
+    const v1 = buildImage([buildLayer(await baseLayer())]);
+    const v2 = buildImage([buildLayer(await baseLayer())], "arm64");
+    await writeOciLayout(`${dir}/oci`, [
+      { image: v1, ref: "v1" },
+      { image: v2, ref: "v2" },
+    ]);
+    await writeDockerClassic(`${dir}/d.tar`, [
+      { image: v1, tags: ["app:1"] },
+      { image: v2, tags: ["app:2", "app:two"] },
+    ]);
+    const [two] = await loadImage(store, `${dir}/oci`, { ref: "v2" });
+    assert.equal(two.id, `sha256:${v2.configHex}`);
+    assert.equal(two.ref, null); // a bare tag names no image
+    const [named] = await loadImage(store, `${dir}/oci`, {
+      ref: "v1",
+      tag: "my/app:1",
+    });
+    assert.equal(named.id, `sha256:${v1.configHex}`);
+    assert.deepEqual(named.refs, ["my/app:1"]);
+    const [fromDocker] = await loadImage(store, `${dir}/d.tar`, {
+      ref: "app:two",
+    });
+    assert.equal(fromDocker.id, `sha256:${v2.configHex}`);
+    await assert.rejects(
+      loadImage(store, `${dir}/oci`, { ref: "v9" }),
+      (e) =>
+        e instanceof UsageError &&
+        e.message.includes('names no image "v9"; its images: "v1", "v2"'),
+    );
+    await assert.rejects(
+      loadImage(store, `${dir}/oci`, { tag: "x:1" }),
+      (e) =>
+        e instanceof UsageError &&
+        /pick one with --ref \(its names: "v1", "v2"\)/.test(e.message),
+    );
+    // The CLI: --ref and --tag together.
+    store.close();
+    const r = await cli(`${dir}/store`, [
+      "load",
+      `${dir}/oci`,
+      "--ref",
+      "v2",
+      "--tag",
+      "my/app:2",
+    ]);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /Loaded my\/app:2 sha256:/);
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true });
   }
 });
