@@ -20,7 +20,7 @@ import {
 } from "../image/lazy.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
-import { formatBytes, makeProgress, type Progress } from "./_progress.ts";
+import { type Board, board, formatBytes } from "./_progress.ts";
 import { interruptible } from "./_interrupt.ts";
 import { freshLine } from "./_fresh.ts";
 import { parallelOf } from "./_parallel.ts";
@@ -32,36 +32,27 @@ type WithStore = <T>(
 ) => Promise<T>;
 
 /**
- * Per-layer progress on a terminal: the line of the layer that moved last,
- * and a final line for each layer as it is published (or found present).
+ * Per-layer progress on a terminal, as pull shows it: a line per layer of
+ * each image, with the bytes read of its blob's size, redrawn in place.
  */
-function layerProgress(
-  ctx: CommandContext,
-  make: (label: string) => Progress,
-): (p: LoadProgress) => void {
-  const layers = new Map<string, { progress: Progress; seen: number }>();
+export function layerProgress(b: Board): (p: LoadProgress) => void {
+  const rows = new Map<string, number>();
   return (p) => {
-    const label = `${p.image} layer ${p.layer}/${p.layers} ${
-      p.id.slice(0, 12)
-    }`;
-    if (p.state === "reused") {
-      if (ctx.io.isTerminal.stderr && !ctx.global.quiet && !ctx.global.json) {
-        ctx.io.stderr(`\r\x1b[K${label}: already present\n`);
-      }
-      return;
-    }
-    let l = layers.get(p.id);
-    if (!l) {
-      l = { progress: make(label), seen: 0 };
-      layers.set(p.id, l);
-    }
-    if (p.state === "done") {
-      l.progress.done();
-      layers.delete(p.id);
-      return;
-    }
-    l.progress.bytes(p.bytes - l.seen);
-    l.seen = p.bytes;
+    const key = `${p.image}\0${p.layer}`;
+    let row = rows.get(key);
+    if (row === undefined) rows.set(key, row = rows.size);
+    const text = p.state === "reused"
+      ? "Already exists"
+      : p.state === "done"
+      ? "Load complete"
+      : `Loading ${formatBytes(p.bytes)}${
+        p.total !== undefined ? ` / ${formatBytes(p.total)}` : ""
+      }`;
+    b.set(
+      row,
+      `${p.image} layer ${p.layer}/${p.layers} ${p.id.slice(0, 12)}: ${text}`,
+      p.state !== "apply",
+    );
   };
 }
 
@@ -87,10 +78,7 @@ export function imageCommands(
       } else input = file;
       const enabled = ctx.io.isTerminal.stderr && !ctx.global.quiet &&
         !ctx.global.json;
-      const onProgress = layerProgress(
-        ctx,
-        (label) => makeProgress(label, enabled, ctx.io.stderr),
-      );
+      const onProgress = layerProgress(board(enabled, ctx.io.stderr));
       return await withStore(ctx, true, async (store) => {
         const what = `load of ${
           file === undefined || file === "-" ? "standard input" : file

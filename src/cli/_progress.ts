@@ -83,3 +83,48 @@ export function makeProgress(
     },
   };
 }
+
+/** Lines of a {@link board}, one per item (a layer), redrawn in place. */
+export interface Board {
+  /** Sets line `i` to `text`; redraws at most 10 times a second unless `force`. */
+  set(i: number, text: string, force: boolean): void;
+}
+
+/**
+ * One line per item (pull, push and load show one per layer, as docker
+ * does), redrawn in place on a terminal; a no-op when `enabled` is false.
+ *
+ * @param enabled Draw at all (stderr is a terminal, not quiet, not --json).
+ * @param write Sink for the text (the CLI passes a stderr writer).
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { board } from "./_progress.ts";
+ * let text = "";
+ * const b = board(true, (t) => text += t);
+ * b.set(0, "a: 1 MiB", true);
+ * b.set(1, "b: done", true);
+ * assert.ok(text.endsWith("\x1b[1A\r\x1b[Ka: 1 MiB\n\r\x1b[Kb: done\n"));
+ * ```
+ */
+export function board(
+  enabled: boolean,
+  write: (text: string) => void,
+): Board {
+  const lines: string[] = [];
+  let drawn = 0;
+  let last = -Infinity; // the first line is drawn at once
+  return {
+    set(i, text, force) {
+      if (!enabled) return;
+      while (lines.length <= i) lines.push("");
+      lines[i] = text;
+      const now = performance.now();
+      if (!force && now - last < 100) return;
+      last = now;
+      const up = drawn > 0 ? `\x1b[${drawn}A` : "";
+      write(up + lines.map((l) => `\r\x1b[K${l}\n`).join(""));
+      drawn = lines.length;
+    },
+  };
+}

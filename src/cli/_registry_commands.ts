@@ -18,7 +18,7 @@ import { pullImage, pushImage } from "../registry/lazy.ts";
 import type { PushProgress } from "../registry/push.ts";
 import { parseReference } from "../image/reference.ts";
 import type { Store } from "../store/store.ts";
-import { formatBytes } from "./_progress.ts";
+import { board, formatBytes } from "./_progress.ts";
 import { interruptible } from "./_interrupt.ts";
 import { PARALLEL_OPTION, parallelOf } from "./_parallel.ts";
 import type { CommandContext, CommandResult, CommandSpec } from "./_types.ts";
@@ -117,26 +117,6 @@ type WithStore = <T>(
   fn: (store: Store) => Promise<T>,
 ) => Promise<T>;
 
-/** Lines per layer, redrawn in place on a terminal (nothing when `enabled` is false). */
-function board(ctx: CommandContext, enabled: boolean) {
-  const lines: string[] = [];
-  let drawn = 0;
-  let last = 0;
-  return {
-    set(i: number, text: string, force: boolean) {
-      if (!enabled) return;
-      while (lines.length <= i) lines.push("");
-      lines[i] = text;
-      const now = performance.now();
-      if (!force && now - last < 100) return;
-      last = now;
-      const up = drawn > 0 ? `\x1b[${drawn}A` : "";
-      ctx.io.stderr(up + lines.map((l) => `\r\x1b[K${l}\n`).join(""));
-      drawn = lines.length;
-    },
-  };
-}
-
 // The client's code (HTTP, TLS, auth) loads when a command needs it: the
 // CLI's help and its store commands take this module's table entries only.
 async function client(
@@ -168,7 +148,7 @@ export function registryCommands(
     pull: (ctx) =>
       withStore(ctx, true, async (store) => {
         const [ref] = ctx.args;
-        const b = board(ctx, terminal(ctx));
+        const b = board(terminal(ctx), ctx.io.stderr);
         const onProgress = (p: LoadProgress) => {
           const id = p.id.slice(0, 12);
           const text = p.state === "reused"
@@ -219,7 +199,7 @@ export function registryCommands(
             `Unknown --compress ${JSON.stringify(compress)}; use gzip or zstd`,
           );
         }
-        const b = board(ctx, terminal(ctx));
+        const b = board(terminal(ctx), ctx.io.stderr);
         const words: Record<PushProgress["state"], string> = {
           export: "Exported, uploading",
           exists: "Layer already exists",
