@@ -34,6 +34,7 @@ import { loginCommands } from "./login.ts";
 import { imageCommands } from "./_image_commands.ts";
 import { registryCommands } from "./_registry_commands.ts";
 import { findImage } from "../image/lazy.ts";
+import { type LayerArgOptions, resolveLayer } from "./_layer_arg.ts";
 import { exists } from "../_fs.ts";
 import { StoreLayout } from "../layout.ts";
 import { withStoreLock } from "../store/refcounts.ts";
@@ -209,6 +210,19 @@ const NUMERIC_STATUS = new Set([
   "format version",
 ]);
 
+/** Layer arguments of commands that read a layer may name an image (its top layer). */
+const READS = { images: true } as const;
+
+/** `--parent`, resolved as a layer argument (see `_layer_arg.ts`). */
+async function resolveParent(
+  store: Store,
+  ctx: CommandContext,
+  options?: LayerArgOptions,
+): Promise<string | undefined> {
+  const p = str(ctx.values.parent);
+  return p === undefined ? undefined : await resolveLayer(store, p, options);
+}
+
 const commands: Record<string, Run> = {
   ...imageCommands(withStore),
   ...registryCommands(withStore),
@@ -248,7 +262,7 @@ const commands: Record<string, Run> = {
       }
       const parent = image !== undefined
         ? (await findImage(store, image)).topLayer ?? undefined
-        : str(ctx.values.parent);
+        : await resolveParent(store, ctx);
       const mountLabel = str(ctx.values["mount-label"]);
       const rw = ctx.values.rw === true;
       if (rw) await store.createReadWrite(id, parent, { mountLabel });
@@ -270,7 +284,11 @@ const commands: Record<string, Run> = {
       const failed: { id: string; error: { name: string; message: string } }[] =
         [];
       const gone = new Set<string>();
-      for (const id of ctx.args) {
+      // Every argument is resolved (a short id, exactly one layer's) before
+      // anything is removed: an ambiguous one stops the run with nothing done.
+      const ids: string[] = [];
+      for (const arg of ctx.args) ids.push(await resolveLayer(store, arg));
+      for (const id of ids) {
         // Already removed in this run (named twice, or a descendant of an
         // id --force removed): that is done, not "does not exist".
         if (gone.has(id)) continue;
@@ -357,7 +375,8 @@ const commands: Record<string, Run> = {
 
   commit: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id, newId] = ctx.args;
+      const id = await resolveLayer(store, ctx.args[0]);
+      const newId = ctx.args[1];
       await store.commit(id, newId);
       return {
         json: { id: newId, committedFrom: id },
@@ -367,7 +386,7 @@ const commands: Record<string, Run> = {
 
   usage: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id] = ctx.args;
+      const id = await resolveLayer(store, ctx.args[0], READS);
       const u = await store.usage(id);
       return {
         json: { id, ...u },
@@ -381,7 +400,7 @@ const commands: Record<string, Run> = {
 
   mount: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id] = ctx.args;
+      const id = await resolveLayer(store, ctx.args[0], READS);
       const path = await store.get(id, {
         mountLabel: str(ctx.values["mount-label"]),
       });
@@ -390,7 +409,7 @@ const commands: Record<string, Run> = {
 
   umount: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id] = ctx.args;
+      const id = await resolveLayer(store, ctx.args[0], READS);
       // Checked here too, so the CLI refuses with any store version (put
       // itself throws LayerNotMounted once the store checks it).
       const layer = (await store.list()).find((l) => l.id === id);
@@ -443,8 +462,8 @@ const commands: Record<string, Run> = {
 
   diff: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id] = ctx.args;
-      const parent = str(ctx.values.parent);
+      const id = await resolveLayer(store, ctx.args[0], READS);
+      const parent = await resolveParent(store, ctx, READS);
       // `-o -` is standard output, as for tar -f - (not a file named "-").
       const out = str(ctx.values.output) === "-"
         ? undefined
@@ -519,8 +538,8 @@ const commands: Record<string, Run> = {
 
   changes: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id] = ctx.args;
-      const parent = str(ctx.values.parent);
+      const id = await resolveLayer(store, ctx.args[0], READS);
+      const parent = await resolveParent(store, ctx, READS);
       const changes = await store.changes(id, parent);
       const letter = { add: "A", modify: "C", delete: "D" } as const;
       return {
@@ -534,8 +553,8 @@ const commands: Record<string, Run> = {
 
   size: (ctx) =>
     withStore(ctx, false, async (store) => {
-      const [id] = ctx.args;
-      const parent = str(ctx.values.parent);
+      const id = await resolveLayer(store, ctx.args[0], READS);
+      const parent = await resolveParent(store, ctx, READS);
       const size = await store.diffSize(id, parent);
       return {
         json: { id, parent: await comparedWith(store, id, parent), size },

@@ -330,3 +330,78 @@ Deno.test("cli: load's progress lines: one per layer of each image, bytes of the
   ]);
   assert.match(text, /a:1 layer 1\/2 1{12}: Loading 1\.0 KiB \/ 2\.0 KiB\n/);
 });
+
+privilegedTest(
+  "cli: layer arguments take the 12-hex ids images shows, and an image for its top layer where a layer is read",
+  async () => {
+    await using tmp = await tempDir();
+    const img = buildImage([
+      buildLayer(await baseLayer()),
+      buildLayer(await topLayer()),
+    ]);
+    await writeDocker25(`${tmp.path}/d.tar`, [{
+      image: img,
+      tags: ["arg/app:1"],
+    }]);
+    const root = ["--root", `${tmp.path}/s`, "--backend", "vfs"];
+    let r = await layerfs([...root, "load", `${tmp.path}/d.tar`]);
+    assert.equal(r.code, 0, r.stderr);
+    const [base, top] = img.chains;
+    // The short id from `images`, and the image itself.
+    r = await layerfs([...root, "--json", "mount", top.slice(0, 12)]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).id, top);
+    r = await layerfs([...root, "--json", "umount", "arg/app:1"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).id, top);
+    r = await layerfs([
+      ...root,
+      "changes",
+      "arg/app:1",
+      "--parent",
+      base.slice(0, 12),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      (await layerfs([...root, "changes", top, "--parent", base])).stdout,
+    );
+    // create --parent takes a prefix too; a new id is never resolved.
+    r = await layerfs([
+      ...root,
+      "create",
+      "ctr",
+      "--rw",
+      "--parent",
+      top.slice(0, 8),
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await layerfs([...root, "--json", "ls"]);
+    const ctr = JSON.parse(r.stdout).layers.find((l: { id: string }) =>
+      l.id === "ctr"
+    );
+    assert.equal(ctr.parent, top);
+    // Refused: a prefix shorter than 4, an image that is not there, a
+    // prefix two layers share.
+    r = await layerfs([...root, "mount", top.slice(0, 3)]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /does not exist/);
+    r = await layerfs([...root, "mount", "no/such:1"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /names no layer, and no image of this store/);
+    const twin = `${top.slice(0, 12)}${"0".repeat(52)}`;
+    r = await layerfs([...root, "create", twin]);
+    assert.equal(r.code, 0, r.stderr);
+    r = await layerfs([...root, "mount", top.slice(0, 12)]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /2 layers start with [0-9a-f]{12} .*give more of the id/,
+    );
+    // rm with a shared prefix is a usage error before anything is removed.
+    r = await layerfs([...root, "rm", "ctr", top.slice(0, 12)]);
+    assert.equal(r.code, 2, r.stderr);
+    r = await layerfs([...root, "exists", "ctr"]);
+    assert.equal(r.code, 0, "ctr was not removed");
+  },
+);
