@@ -420,7 +420,6 @@ const commands: Record<string, Run> = {
 
   apply: async (ctx) => {
     const [id, file] = ctx.args;
-    const parent = str(ctx.values.parent);
     const fromStdin = file === undefined || file === "-";
     const name = fromStdin ? "stdin" : file;
     if (fromStdin && ctx.io.isTerminal.stdin) {
@@ -444,6 +443,7 @@ const commands: Record<string, Run> = {
         const compression = peeked.compression;
         tar = peeked.tar as ReadableStream<Uint8Array>;
         return await withStore(ctx, true, async (store) => {
+          const parent = await resolveParent(store, ctx);
           const size = await store.applyDiff(id, parent, tar);
           progress.done();
           return {
