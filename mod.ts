@@ -215,6 +215,7 @@ export type {
   ImageInfo,
   RemovedImage,
   RemoveImageOptions,
+  TaggedImage,
 } from "./src/image/images.ts";
 export {
   chainIds,
@@ -255,4 +256,5 @@ export {
   pruneImages,
   removeImage,
   saveImage,
+  tagImage,
 } from "./src/image/lazy.ts";

@@ -17,6 +17,7 @@ import {
   pruneImages,
   removeImage,
   saveImage,
+  tagImage,
 } from "../image/lazy.ts";
 import type { Store } from "../store/store.ts";
 import type { CommandContext, CommandResult } from "./_types.ts";
@@ -65,6 +66,17 @@ export function imageCommands(
   withStore: WithStore,
 ): Record<string, (ctx: CommandContext) => Promise<CommandResult>> {
   return {
+    tag: (ctx) =>
+      withStore(ctx, false, async (store) => {
+        const [ref, name] = ctx.args;
+        const t = await tagImage(store, ref, name);
+        return {
+          json: t,
+          text: `Tagged ${t.ref} ${t.id}${
+            t.movedFrom ? ` (the name was ${t.movedFrom}'s)` : ""
+          }`,
+        };
+      }),
     load: async (ctx) => {
       const [file] = ctx.args;
       let input: ImageInput;

@@ -55,6 +55,17 @@ export const IMAGE_COMMANDS: CommandSpec[] = [
     args: [0, 1],
   },
   {
+    name: "tag",
+    usage: "REF NAME[:TAG]",
+    summary:
+      "give an image another name, as docker tag (NAME alone means NAME:latest)",
+    description:
+      "REF is read as rmi reads it (a name, sha256:ID, an id prefix, a manifest digest).\n" +
+      "A name another image had moves to this one; that image keeps its other names.",
+    options: {},
+    args: [2, 2],
+  },
+  {
     name: "rmi",
     usage: "REF... [--force]",
     summary:

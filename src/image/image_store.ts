@@ -26,7 +26,7 @@ import {
   imageIndexPath,
   readImageIndex,
 } from "../image_index.ts";
-import { nameCandidates } from "./reference.ts";
+import { nameCandidates, parseReference } from "./reference.ts";
 import { syncDir } from "../store/_atomic.ts";
 import type { Store } from "../store/store.ts";
 import { StoreLayout } from "../layout.ts";
@@ -330,6 +330,22 @@ export function resolveRef(idx: ImageIndex, ref: string): string {
     if (hits.length === 1) return hits[0];
   }
   throw new ImageNotFound(ref);
+}
+
+/**
+ * A name to give an image (load's `tag`, `tagImage`) must be one pull, push
+ * and save can take back: checked before anything is read or stored.
+ *
+ * @throws {InvalidReference} Not an image name, or one with a digest.
+ */
+export function checkTag(tag: string): void {
+  parseReference(tag);
+  if (tag.includes("@")) {
+    throw new InvalidReference(
+      tag,
+      "a tag cannot carry a digest (pass NAME[:TAG])",
+    );
+  }
 }
 
 /** `name` with `:latest` when it has no tag. */

@@ -10,6 +10,7 @@ import { parseManifest } from "./_formats.ts";
 import { nameCandidates } from "./reference.ts";
 import {
   anyLayerBusy,
+  checkTag,
   flock,
   forgetReleased,
   getBlob,
@@ -20,6 +21,7 @@ import {
   resolveName,
   resolveRef,
   withImagesLock,
+  withTag,
   writeIndex,
 } from "./image_store.ts";
 
@@ -177,6 +179,68 @@ export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
   const name = resolveName(idx, ref);
   const all = rows(idx).filter((r) => r.id === `sha256:${hex}`);
   return all.find((r) => r.ref === name) ?? all[0];
+}
+
+/** What {@link tagImage} did. */
+export interface TaggedImage {
+  /** The name given, as stored (`name:tag`, `:latest` added when it had no tag). */
+  ref: string;
+  /** The image it names now, `sha256:<config digest>`. */
+  id: string;
+  /** The image the name was taken from, when it named another one before (docker moves a tag). */
+  movedFrom: string | null;
+}
+
+/**
+ * Gives the image `ref` names (a name, an id or a prefix, as {@link
+ * findImage} takes) the name `name` too, as `docker tag` does. A name another
+ * image had moves to this one (that image keeps its other names, or is left
+ * without one: `layerfs images` shows it as <none>).
+ *
+ * @throws {ImageNotFound} {InvalidReference} (`name` is no image name, or has a digest)
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createHash } from "node:crypto";
+ * import { openStore } from "../../mod.ts";
+ * import { findImage, loadImage, tagImage } from "./mod.ts";
+ * const config = JSON.stringify({ os: "linux", architecture: "amd64", rootfs: { type: "layers", diff_ids: [] } });
+ * const id = createHash("sha256").update(config).digest("hex");
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/${id}.json`, config);
+ * await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify([{ Config: `${id}.json`, RepoTags: ["app:1"], Layers: [] }]));
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await loadImage(store, dir);
+ * const t = await tagImage(store, "app:1", "registry.test/app");
+ * assert.deepEqual(t, { ref: "registry.test/app:latest", id: `sha256:${id}`, movedFrom: null });
+ * assert.equal((await findImage(store, "registry.test/app:latest")).id, `sha256:${id}`);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function tagImage(
+  store: Store,
+  ref: string,
+  name: string,
+): Promise<TaggedImage> {
+  checkTag(name);
+  const tag = withTag(name);
+  return await withImagesLock(store, async () => {
+    const idx = await readIndex(store);
+    const hex = resolveRef(idx, ref);
+    const before = idx.refs[tag];
+    idx.refs[tag] = hex;
+    if (before !== hex) await writeIndex(store, idx);
+    return {
+      ref: tag,
+      id: `sha256:${hex}`,
+      movedFrom: before !== undefined && before !== hex
+        ? `sha256:${before}`
+        : null,
+    };
+  });
 }
 
 /** Options of {@link removeImage}. */

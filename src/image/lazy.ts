@@ -14,7 +14,12 @@
  */
 
 import type { Store } from "../store/store.ts";
-import type { ImageInfo, RemovedImage, RemoveImageOptions } from "./images.ts";
+import type {
+  ImageInfo,
+  RemovedImage,
+  RemoveImageOptions,
+  TaggedImage,
+} from "./images.ts";
 import type { ImageInput, LoadedImage, LoadImageOptions } from "./load.ts";
 import type { PrunedImages } from "./prune.ts";
 import type { SavedImage, SaveImageOptions } from "./save.ts";
@@ -116,6 +121,35 @@ export async function listImages(store: Store): Promise<ImageInfo[]> {
  */
 export async function findImage(store: Store, ref: string): Promise<ImageInfo> {
   return (await imagesImpl()).findImage(store, ref);
+}
+
+/**
+ * Gives an image another name, as `docker tag` does; see
+ * `src/image/images.ts`.
+ *
+ * @param store An open store.
+ * @param ref The image: a name, an id or an id prefix.
+ * @param name The name to give it (`:latest` when it has no tag).
+ * @returns The name as stored, the image id, and the image the name moved from.
+ * @throws {ImageNotFound} {InvalidReference}
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ImageNotFound, openStore, tagImage } from "../../mod.ts";
+ * const root = await Deno.makeTempDir();
+ * const store = await openStore({ root, backend: "vfs" });
+ * await assert.rejects(tagImage(store, "app:1", "app:2"), ImageNotFound);
+ * store.close();
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export async function tagImage(
+  store: Store,
+  ref: string,
+  name: string,
+): Promise<TaggedImage> {
+  return (await imagesImpl()).tagImage(store, ref, name);
 }
 
 /**

@@ -10,8 +10,7 @@
  * @module
  */
 
-import { InvalidImage, InvalidReference, UsageError } from "../errors.ts";
-import { parseReference } from "./reference.ts";
+import { InvalidImage, UsageError } from "../errors.ts";
 import { decompress, detectCompression } from "../archive/compress/mod.ts";
 import type { Store } from "../store/store.ts";
 import { writeToFile } from "../archive/write_file.ts";
@@ -24,6 +23,7 @@ import {
   storeImage,
 } from "./_store_image.ts";
 import {
+  checkTag,
   ensureDirs,
   imagesDir,
   sweepImageTemps,
@@ -259,20 +259,6 @@ function pickRef(plans: ImagePlan[], ref: string, label: string): ImagePlan[] {
     );
   }
   return hit;
-}
-
-/**
- * A `tag` option must be a name pull, push and save can take back (checked
- * before anything is read or stored).
- */
-function checkTag(tag: string): void {
-  parseReference(tag);
-  if (tag.includes("@")) {
-    throw new InvalidReference(
-      tag,
-      "a tag cannot carry a digest (pass NAME[:TAG])",
-    );
-  }
 }
 
 /** Whether `path` is a regular file of gzip or zstd (magic bytes). */

@@ -21,6 +21,8 @@ export {
   type RemovedImage,
   removeImage,
   type RemoveImageOptions,
+  type TaggedImage,
+  tagImage,
 } from "./images.ts";
 export { chainIds, digestHex, digestOf, parseDigest } from "./digest.ts";
 export {

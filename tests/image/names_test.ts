@@ -235,3 +235,52 @@ Deno.test("load --ref: a layout's bare tags pick one image (tag names it); an un
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("tag: an image gets another name (NAME alone is NAME:latest); a name another image had moves", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "layerfs-tag-" });
+  try {
+    const a = buildImage([buildLayer(await baseLayer())]);
+    const b = buildImage([buildLayer(await baseLayer())], "arm64");
+    await writeDockerClassic(`${dir}/d.tar`, [
+      { image: a, tags: ["app:1"] },
+      { image: b, tags: ["app:2"] },
+    ]);
+    let r = await cli(`${dir}/store`, ["load", `${dir}/d.tar`]);
+    assert.equal(r.code, 0, r.out);
+    r = await cli(`${dir}/store`, ["tag", "app:1", "reg.test/app"]);
+    assert.equal(r.code, 0, r.out);
+    assert.equal(r.out, `Tagged reg.test/app:latest sha256:${a.configHex}\n`);
+    r = await cli(`${dir}/store`, ["tag", a.configHex.slice(0, 12), "app:2"]);
+    assert.equal(
+      r.out,
+      `Tagged app:2 sha256:${a.configHex} (the name was sha256:${b.configHex}'s)\n`,
+    );
+    const store = await openStore({ root: `${dir}/store`, backend: "auto" });
+    try {
+      const rows = (await listImages(store)).map((i) => [i.ref, i.id]);
+      assert.deepEqual(
+        rows.sort(),
+        [
+          ["app:1", `sha256:${a.configHex}`],
+          ["app:2", `sha256:${a.configHex}`],
+          ["reg.test/app:latest", `sha256:${a.configHex}`],
+          [null, `sha256:${b.configHex}`],
+        ].sort(),
+      );
+    } finally {
+      store.close();
+    }
+    r = await cli(`${dir}/store`, [
+      "tag",
+      "app:1",
+      "app@sha256:" + "0".repeat(64),
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /a tag cannot carry a digest/);
+    r = await cli(`${dir}/store`, ["tag", "nope:1", "x:1"]);
+    assert.equal(r.code, 1);
+    assert.match(r.out, /No image "nope:1"/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
