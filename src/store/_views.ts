@@ -19,7 +19,12 @@
  * @module
  */
 
-import { LayerfsError, LayerNotFound, LayerNotMounted } from "../errors.ts";
+import {
+  LayerfsError,
+  LayerInUse,
+  LayerNotFound,
+  LayerNotMounted,
+} from "../errors.ts";
 import {
   mountAt,
   type MountInfoEntry,
@@ -140,6 +145,13 @@ export async function countView(
   if (!parents) throw new LayerNotFound(id);
   let meta = await readMeta(ctx.layout, id);
   if (mountLabel !== undefined && (meta.mountLabel ?? "") !== mountLabel) {
+    // A mounted view keeps the label it was mounted with: a get asking for
+    // another one would be handed a view without it.
+    const was = ctx.plan(id, parents, meta);
+    const users = readCount(ctx.layout, id);
+    if (was.kind !== "none" && users > 0 && (await viewAt(was)).mounted) {
+      throw new LayerInUse(id, users, "give a new mount label to");
+    }
     meta = { ...meta, mountLabel: mountLabel || undefined };
     await writeMeta(ctx.layout, id, meta);
   }

@@ -370,6 +370,8 @@ export class Store {
    *
    * @throws {InvalidLayerId} {LayerNotFound} {MountError} {LayerDamaged} (the
    *   layer or a parent is damaged: the error names which and what is wrong)
+   * @throws {LayerInUse} `options.mountLabel` differs from the label of the
+   *   view mounted now (a mounted view keeps its label: put it first)
    *
    * @example
    * ```ts

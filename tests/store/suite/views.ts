@@ -7,7 +7,12 @@
  */
 
 import assert from "node:assert/strict";
-import { LayerNotFound, LayerNotMounted, StoreError } from "../../../mod.ts";
+import {
+  LayerInUse,
+  LayerNotFound,
+  LayerNotMounted,
+  StoreError,
+} from "../../../mod.ts";
 import { describe, mountsUnder, put, whiteout } from "../_helpers.ts";
 import { chain } from "./_fixtures.ts";
 import { assertOnly, EROFS, type Suite } from "./_harness.ts";
@@ -75,6 +80,35 @@ export function viewScenarios(s: Suite): void {
           id,
         );
       }
+    },
+  );
+
+  s.store(
+    "a get asking a mounted view for another mount label is refused (LayerInUse); the view and its count stay",
+    {
+      unless: (b) =>
+        b.capabilities.mounts
+          ? undefined
+          : "the backend mounts nothing (labels are unused)",
+    },
+    async ({ store }) => {
+      await store.create("base");
+      await store.create("img", "base");
+      const view = await store.get("img");
+      await assert.rejects(
+        store.get("img", {
+          mountLabel: "system_u:object_r:container_file_t:s0",
+        }),
+        (e) =>
+          e instanceof LayerInUse &&
+          /Cannot give a new mount label to layer "img": it is mounted 1 time/
+            .test(e.message),
+      );
+      assert.equal((await store.metadata("img")).mountLabel, undefined);
+      assert.equal((await store.list()).find((l) => l.id === "img")?.mounts, 1);
+      assert.equal(await store.get("img"), view); // no label asked: counted
+      await store.put("img");
+      await store.put("img");
     },
   );
 
