@@ -33,7 +33,7 @@ import { helperMounter } from "../mount/helper_mounter.ts";
 import { loginCommands } from "./login.ts";
 import { imageCommands } from "./_image_commands.ts";
 import { registryCommands } from "./_registry_commands.ts";
-import { findImage } from "../image/lazy.ts";
+import { findImage, forgetReleased } from "../image/lazy.ts";
 import { type LayerArgOptions, resolveLayer } from "./_layer_arg.ts";
 import { exists } from "../_fs.ts";
 import { StoreLayout } from "../layout.ts";
@@ -304,6 +304,11 @@ const commands: Record<string, Run> = {
         }
         for (const l of layers) gone.add(l);
         removed.push({ id, layers });
+      }
+      // Layers an rmi --force released are no image's leftovers any more.
+      const layersGone = removed.flatMap((r) => r.layers);
+      if (layersGone.some((l) => /^[0-9a-f]{64}$/.test(l))) {
+        await forgetReleased(store, layersGone);
       }
       const lines = removed.flatMap((r) => r.layers.map((l) => `removed ${l}`));
       return {

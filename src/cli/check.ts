@@ -66,6 +66,7 @@ import {
   layerBusy,
   readIndex,
   withImagesLock,
+  writeIndex,
 } from "../image/image_store.ts";
 import { pruneImages } from "../image/prune.ts";
 import { unusedImageLayers } from "../image/unused_layers.ts";
@@ -409,6 +410,15 @@ async function scan(
 
   // Image layers no image uses (an interrupted load or pull), top first.
   const idx = await readIndex({ root: layout.root });
+  // Released layers that are gone since (removed with rm): their entries
+  // would excuse a layer made again under the id. --repair, which holds
+  // images/lock, drops them.
+  const stale = Object.keys(idx.released ?? {}).filter((l) => !layers.has(l));
+  if (repair && stale.length > 0) {
+    for (const l of stale) delete idx.released![l];
+    if (Object.keys(idx.released!).length === 0) delete idx.released;
+    await writeIndex({ root: layout.root }, idx);
+  }
   const infos = [];
   for (const [id, parents] of parentsOf) {
     infos.push({

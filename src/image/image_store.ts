@@ -28,6 +28,7 @@ import {
 } from "../image_index.ts";
 import { nameCandidates, parseReference } from "./reference.ts";
 import { syncDir } from "../store/_atomic.ts";
+import { exists } from "../_fs.ts";
 import type { Store } from "../store/store.ts";
 import { StoreLayout } from "../layout.ts";
 import { imageLeftovers, removeLockFile } from "../store/recovery.ts";
@@ -219,6 +220,9 @@ export async function forgetReleased(
   store: StoreRoot,
   gone: readonly string[],
 ): Promise<void> {
+  // A store that never held an image has nothing to forget (and gets no
+  // images/ dir from this).
+  if (!(await exists(imageIndexPath(store.root)))) return;
   await withImagesLock(store, async () => {
     const idx = await readIndex(store);
     const released = idx.released ?? {};

@@ -425,3 +425,6 @@ export async function blobsOf(store: Store, r: ImageRecord): Promise<string[]> {
   } catch { /* not an image manifest: only what the record names */ }
   return out;
 }
+
+/** Internal, for the CLI's `rm`: see `image_store.ts`. */
+export { forgetReleased };

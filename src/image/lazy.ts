@@ -268,3 +268,18 @@ export async function saveImage(
 ): Promise<SavedImage[]> {
   return (await saveImpl()).saveImage(store, refs, path, options);
 }
+
+/**
+ * Internal (the CLI's `rm`): drops the `released` entries of layers that are
+ * gone, so a layer made again under the same id is not taken for one a
+ * removed image left (see `image_store.ts`).
+ *
+ * @param store An open store.
+ * @param gone Ids of layers just removed.
+ */
+export async function forgetReleased(
+  store: Store,
+  gone: readonly string[],
+): Promise<void> {
+  return (await imagesImpl()).forgetReleased(store, gone);
+}

@@ -212,6 +212,7 @@ export async function loadImage(
           ? hostPlatform()
           : parsePlatform(options.platform),
       );
+      plans = sameImagesMerged(plans);
       if (options.ref !== undefined) {
         plans = pickRef(plans, options.ref, src.label);
       }
@@ -236,6 +237,28 @@ export async function loadImage(
   } finally {
     if (spool) await Deno.remove(spool).catch(() => {});
   }
+}
+
+/**
+ * One plan per image: an archive may list one manifest under several names
+ * (skopeo's `oci:DIR:v2` and `oci:DIR:v3` of the same image), which is one
+ * image with every name, loaded and reported once.
+ */
+function sameImagesMerged(plans: ImagePlan[]): ImagePlan[] {
+  const byKey = new Map<string, ImagePlan>();
+  const out: ImagePlan[] = [];
+  for (const p of plans) {
+    const key = p.manifest ? `m:${p.manifest.digest}` : `c:${p.config.path}`;
+    const had = byKey.get(key);
+    if (had === undefined) {
+      byKey.set(key, p);
+      out.push(p);
+      continue;
+    }
+    had.refs = [...new Set([...had.refs, ...p.refs])];
+    had.names = [...new Set([...had.names, ...p.names])];
+  }
+  return out;
 }
 
 /** The archive's names of `plans`, for messages. */

@@ -24,6 +24,9 @@ import { dropHoldsOf } from "./holds.ts";
 import { isLayer } from "./meta.ts";
 import { removeCount, writeCounts } from "./refcounts.ts";
 
+/** The ids images name their layers by (OCI chain ids). */
+const CHAIN_ID = /^[0-9a-f]{64}$/;
+
 /**
  * `remove`: see Store.remove. Reads no record of the layer beyond its
  * existence, so a damaged layer (unreadable `layers/<id>` or `meta/<id>`,
@@ -43,11 +46,14 @@ export async function removeLayer(
     if (!(await isLayer(ctx.layout, id))) throw new LayerNotFound(id);
     const { counts, info } = await reconciled(ctx);
     const order = await removalOrder(ctx, id, force);
-    const [used] = imagesUsing(
-      await readImageIndex(ctx.root),
-      [...order].reverse(), // `id` first
-    );
-    if (used) throw new LayerUsedByImage(used.layer, used.images, id);
+    // Images name their layers by chain id (64 hex): only a removal that
+    // reaches such a layer reads the index, so a damaged index blocks no
+    // removal of containers and other layers no image can name.
+    const named = [...order].reverse().filter((l) => CHAIN_ID.test(l)); // `id` first
+    if (named.length > 0) {
+      const [used] = imagesUsing(await readImageIndex(ctx.root), named);
+      if (used) throw new LayerUsedByImage(used.layer, used.images, id);
+    }
     // Something mounted inside a layer's own dirs (a volume bound into a
     // vfs rootfs) is not ours to unmount, and deleting through it would
     // delete the mounted files: refuse before anything changes.

@@ -174,3 +174,61 @@ Deno.test("rmi --force with a container on the image: check stays clean after th
   }
   assert.deepEqual((await checkStore(root)).problems, []);
 });
+
+Deno.test("Store.remove reads the image index only for layers an image can name: a damaged index blocks no container's removal", async () => {
+  await using tmp = await tempDir();
+  const t = tmp.path;
+  await twoLayerImage(`${t}/oci`, "refs/app:1");
+  const store = await openStore({ root: `${t}/s`, backend: "vfs" });
+  try {
+    const [loaded] = await loadImage(store, `${t}/oci`);
+    await store.createReadWrite("ctr", loaded.layers[1]);
+    await Deno.writeTextFile(`${t}/s/images/index.json`, "{bad");
+    assert.deepEqual(await store.remove("ctr"), ["ctr"]);
+    // An image layer is another matter: with the index unreadable, which
+    // image uses it cannot be told, and it stays.
+    await assert.rejects(
+      store.remove(loaded.layers[1]),
+      (e) => e instanceof Error && /image index/i.test(e.message),
+    );
+    assert.equal(await store.exists(loaded.layers[1]), true);
+  } finally {
+    store.close();
+  }
+});
+
+Deno.test("released entries go with their layers: rm forgets them, check --repair drops stale ones", async () => {
+  await using tmp = await tempDir();
+  const t = tmp.path;
+  await twoLayerImage(`${t}/oci`, "rel/app:1");
+  let store = await openStore({ root: `${t}/s`, backend: "vfs" });
+  const [loaded] = await loadImage(store, `${t}/oci`);
+  const [base, top] = loaded.layers;
+  await store.createReadWrite("ctr", top);
+  await removeImage(store, "rel/app:1", { force: true });
+  assert.deepEqual(
+    Object.keys((await readIndex({ root: `${t}/s` })).released ?? {}).sort(),
+    [base, top].sort(),
+  );
+  store.close();
+  // The CLI's rm forgets what it removed.
+  const cli = new URL("../../src/cli/main.ts", import.meta.url).pathname;
+  const rm = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", cli, "--root", `${t}/s`, "rm", "ctr", top],
+  }).output();
+  assert.equal(rm.code, 0, new TextDecoder().decode(rm.stderr));
+  assert.deepEqual(
+    Object.keys((await readIndex({ root: `${t}/s` })).released ?? {}),
+    [base],
+  );
+  // A library remove leaves its entry; check --repair drops it.
+  store = await openStore({ root: `${t}/s`, backend: "vfs" });
+  await store.remove(base);
+  store.close();
+  assert.deepEqual(
+    Object.keys((await readIndex({ root: `${t}/s` })).released ?? {}),
+    [base],
+  );
+  await checkStore(`${t}/s`, { repair: true });
+  assert.equal((await readIndex({ root: `${t}/s` })).released, undefined);
+});

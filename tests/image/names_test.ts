@@ -284,3 +284,26 @@ Deno.test("tag: an image gets another name (NAME alone is NAME:latest); a name a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("load: one manifest listed under two names is one image, loaded and reported once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "layerfs-twice-" });
+  const store = await openStore({ root: `${dir}/store`, backend: "vfs" });
+  try {
+    const img = buildImage([buildLayer(await baseLayer())]);
+    await writeOciLayout(`${dir}/oci`, [
+      { image: img, ref: "v2" },
+      { image: img, ref: "reg.test/app:3" },
+    ]);
+    const loaded = await loadImage(store, `${dir}/oci`);
+    assert.equal(loaded.length, 1);
+    assert.deepEqual(loaded[0].refs, ["reg.test/app:3"]);
+    const [picked] = await loadImage(store, `${dir}/oci`, {
+      ref: "v2",
+      tag: "mine:2",
+    });
+    assert.equal(picked.id, loaded[0].id);
+  } finally {
+    store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1041,6 +1041,25 @@ class Extractor implements WhiteoutTarget {
     this.#tree.dir(parent).endXattr = [name, value];
   }
 
+  /**
+   * An opaque directory (its marker was just set on `fd`) hides everything
+   * below it already: whiteouts this tar made in it (`d/.wh.p` with
+   * `d/.wh..wh..opq`, or with `.wh.d` when d is this tar's) would only show
+   * in the view as entries that cannot be opened (overlay reads an opaque
+   * directory as it is), so they go. Only opaque directories are read.
+   */
+  #dropWhiteoutsIn(fd: number, path: string): void {
+    for (const ent of readdirFd(fd)) {
+      if (ent.isDir === true) continue;
+      const name = decodeName(ent.name);
+      if (name === null) continue; // tar names are UTF-8: none of ours
+      const st = statxAtOrNull(fd, name);
+      if (st !== null && this.#codec.whitedOutAt(fd, "", name, st)) {
+        this.#removeAll(fd, name, joinPath(path, name), st);
+      }
+    }
+  }
+
   /** Removes every entry of directory `fd` that this tar did not create (vfs opaque). */
   #clearExcept(fd: number, node: EntryNode | undefined): void {
     for (const ent of readdirFd(fd)) {
@@ -1110,6 +1129,7 @@ class Extractor implements WhiteoutTarget {
         }
         if (node.endXattr !== null) {
           fsetxattr(fd, node.endXattr[0], node.endXattr[1]);
+          this.#dropWhiteoutsIn(fd, path);
         }
         if (h !== null) futimens(fd, ...times(h));
       } finally {

@@ -98,6 +98,47 @@ export function whiteoutScenarios(s: Suite): void {
     },
   );
 
+  s.store(
+    "whiteouts: an opaque dir keeps no whiteouts of its own (d/.wh.p then .wh.d, or with d/.wh..wh..opq): no entry that cannot be opened",
+    async ({ store }) => {
+      await store.applyDiff(
+        "P",
+        undefined,
+        tar([dir("d/"), file("d/p"), file("d/q"), file("e/p"), file("f")]),
+      );
+      // d is this layer's (it holds d/.wh.p) and whited out below: empty.
+      await check(
+        store,
+        "C1",
+        "P",
+        tar([file("d/.wh.p", ""), file(".wh.d", "")]),
+        ["/d dir", "/e dir", "/e/p=e/p", "/f=f"],
+        [
+          { path: "/d", kind: "modify" },
+          { path: "/d/p", kind: "delete" },
+          { path: "/d/q", kind: "delete" },
+        ],
+      );
+      // The opaque marker first or last, a whiteout beside it: the same.
+      for (const [id, order] of [["C2", 0], ["C3", 1]] as const) {
+        const marks = [file("d/.wh.p", ""), file("d/.wh..wh..opq", "")];
+        await check(
+          store,
+          id,
+          "P",
+          tar([...(order ? marks.reverse() : marks), file("d/n")]),
+          ["/d dir", "/d/n=d/n", "/e dir", "/e/p=e/p", "/f=f"],
+          [
+            { path: "/d", kind: "modify" },
+            { path: "/d/n", kind: "add" },
+            { path: "/d/p", kind: "delete" },
+            { path: "/d/q", kind: "delete" },
+          ],
+        );
+      }
+    },
+  );
+
   /** The parent of the same-layer scenarios. */
   const parent = tar([
     dir("d/"),
