@@ -974,8 +974,26 @@ class Extractor implements WhiteoutTarget {
     st: Stat,
     entry: string,
   ): void {
-    if (this.#codec.whitedOutAt(dirFd, "", base, st)) {
+    if (!this.#codec.whitedOutAt(dirFd, "", base, st)) return;
+    try {
       this.#codec.applyOpaque(this, path, entry);
+    } catch (e) {
+      // The opaque marker must name the real directory (#realDir): a
+      // directory made through a symlink of the layer over its whiteout
+      // cannot be marked where the tar names it. Refused, and said so.
+      if (
+        !(e instanceof InvalidArchive) ||
+        !/resolves through a symlink/.test(e.message)
+      ) {
+        throw e;
+      }
+      throw new InvalidArchive(
+        `the directory ${
+          JSON.stringify(path)
+        } replaces a whiteout of this layer through a symlink on its path, so it cannot be made opaque there (rebuild the layer naming the directory itself)`,
+        entry,
+        { cause: e },
+      );
     }
   }
 

@@ -480,3 +480,26 @@ privilegedTest(
     assert.equal(Deno.readTextFileSync(p("real/k")), "k");
   },
 );
+
+privilegedTest(
+  "whiteouts, overlay: a directory made through a symlink of the layer over its own whiteout is refused, saying why (vfs takes it)",
+  async () => {
+    const t = tar([
+      { name: "e/", type: "dir" },
+      { name: "s", type: "symlink", linkname: "e" },
+      { name: "e/.wh.q", body: "" },
+      { name: "s/q/", type: "dir" },
+    ]);
+    await using o = await tempDir();
+    await assert.rejects(
+      applyLayerTar({ dir: o.path, format: "overlay", parentDirs: [] }, t),
+      (e) =>
+        e instanceof InvalidArchive &&
+        /the directory "s\/q" replaces a whiteout of this layer through a symlink/
+          .test(e.message),
+    );
+    await using v = await tempDir();
+    await applyLayerTar({ dir: v.path, format: "vfs", parentDirs: [] }, t);
+    assert.equal(Deno.statSync(`${v.path}/e/q`).isDirectory, true);
+  },
+);
