@@ -1,5 +1,6 @@
 /**
- * Compression of layer tars: gzip through the web `CompressionStream`, zstd
+ * Compression of layer tars: gzip through ISA-L where it is installed
+ * (`_gzip_isal.ts`), else the web `CompressionStream`, zstd
  * through `node:zlib`'s `createZstdCompress` (Deno 2.9.6 ships it; output
  * checked against Debian's `zstd` 1.5 both ways), so no dependency is needed.
  *
@@ -10,6 +11,7 @@ import { nodeZlib } from "../../_node.ts";
 import type { Transform } from "node:stream";
 import { type ByteWriter, writeToFile } from "../write_file.ts";
 import type { Compression } from "./detect.ts";
+import { isalGzipAvailable, isalGzipStream } from "./_gzip_isal.ts";
 
 /**
  * A gzip or zstd compressor as a web `TransformStream`.
@@ -31,6 +33,8 @@ export function compressor(
   format: Compression,
 ): TransformStream<Uint8Array, Uint8Array> {
   if (format === "gzip") {
+    // ISA-L where it is installed (6-20x faster, see _gzip_isal.ts).
+    if (isalGzipAvailable()) return isalGzipStream();
     return new CompressionStream("gzip") as unknown as TransformStream<
       Uint8Array,
       Uint8Array
