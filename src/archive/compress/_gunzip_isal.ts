@@ -24,6 +24,7 @@
  */
 
 import { nodeZlib } from "../../_node.ts";
+import { openIsal } from "./_isal_lib.ts";
 
 /** `sizeof(struct inflate_state)`, ISA-L 2.24-2.32 (checked on x86-64 with each release's header). */
 const STATE_SIZE = 87368;
@@ -64,23 +65,8 @@ let bound: Isal | null | undefined;
 function isal(): Isal | null {
   if (bound !== undefined) return bound;
   bound = null;
-  // Asked first, so that a run without these permissions gets no prompt.
-  const granted = (d: Deno.PermissionDescriptor) => {
-    try {
-      return Deno.permissions.querySync(d).state === "granted";
-    } catch {
-      return false;
-    }
-  };
-  const env = { name: "env", variable: "LAYERFS_GZIP" } as const;
-  if (granted(env) && Deno.env.get("LAYERFS_GZIP") === "zlib") return null;
-  if (!granted({ name: "ffi" })) return null;
-  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    lib = Deno.dlopen("libisal.so.2", SYMBOLS);
-  } catch {
-    return null; // not installed
-  }
+  const lib = openIsal(SYMBOLS);
+  if (lib === null) return null;
   bound = lib.symbols;
   if (!selfTest()) {
     bound = null;

@@ -20,6 +20,7 @@
  */
 
 import { nodeZlib } from "../../_node.ts";
+import { openIsal } from "./_isal_lib.ts";
 
 /** Room for `struct isal_zstream` (82,384 bytes in ISA-L 2.30). */
 const STREAM_SIZE = 1 << 18;
@@ -58,22 +59,8 @@ let forcedOff = false;
 function isal(): Isal | null {
   if (bound !== undefined) return bound;
   bound = null;
-  const granted = (d: Deno.PermissionDescriptor) => {
-    try {
-      return Deno.permissions.querySync(d).state === "granted";
-    } catch {
-      return false;
-    }
-  };
-  const env = { name: "env", variable: "LAYERFS_GZIP" } as const;
-  if (granted(env) && Deno.env.get("LAYERFS_GZIP") === "zlib") return null;
-  if (!granted({ name: "ffi" })) return null;
-  let lib: Deno.DynamicLibrary<typeof SYMBOLS>;
-  try {
-    lib = Deno.dlopen("libisal.so.2", SYMBOLS);
-  } catch {
-    return null; // not installed
-  }
+  const lib = openIsal(SYMBOLS);
+  if (lib === null) return null;
   bound = lib.symbols;
   if (!selfTest()) {
     bound = null;
