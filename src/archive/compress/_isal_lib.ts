@@ -23,8 +23,11 @@ function granted(d: Deno.PermissionDescriptor): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openIsal } from "./_isal_lib.ts";
  * const lib = openIsal({ isal_deflate_init: { parameters: ["buffer"], result: "void" } });
+ * // Without the library (or with LAYERFS_GZIP=zlib): null, and zlib is used.
+ * assert.ok(lib === null || typeof lib.symbols.isal_deflate_init === "function");
  * lib?.close();
  * ```
  */
