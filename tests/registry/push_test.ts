@@ -101,6 +101,18 @@ async function withStore<T>(
 }
 
 /** Pulls `ref` into a fresh store and returns the rootfs of its top layer. */
+/** A two-layer image loaded from a docker-archive (no manifest) as `tag`; `tmp` holds the archive. */
+async function loadDockerArchive(store: Store, tag: string) {
+  const tmp = await Deno.makeTempDir();
+  const img = buildImage([
+    buildLayer(await baseLayer()),
+    buildLayer(await topLayer()),
+  ]);
+  await writeDockerClassic(`${tmp}/a.tar`, [{ image: img, tags: [tag] }]);
+  const [loaded] = await loadImage(store, `${tmp}/a.tar`);
+  return { img, loaded, tmp };
+}
+
 async function pulledTree(
   ref: string,
   credentials: () => Promise<
@@ -289,17 +301,11 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
       "a layer changed since it was loaded: exported afresh, reported with its new DiffID",
       () =>
         withStore(async (store) => {
-          const tmp = await Deno.makeTempDir();
+          const { img, loaded, tmp } = await loadDockerArchive(
+            store,
+            "edited:1",
+          );
           try {
-            const img = buildImage([
-              buildLayer(await baseLayer()),
-              buildLayer(await topLayer()),
-            ]);
-            await writeDockerClassic(`${tmp}/a.tar`, [{
-              image: img,
-              tags: ["edited:1"],
-            }]);
-            const [loaded] = await loadImage(store, `${tmp}/a.tar`);
             const top = loaded.layers[1];
             await Deno.writeTextFile(
               `${store.root}/diff/${top}/edited`,
@@ -326,17 +332,8 @@ Deno.test("push: pulled and loaded images, back through skopeo", async (t) => {
       "an image loaded from a docker-archive (no manifest): an OCI image out",
       () =>
         withStore(async (store) => {
-          const tmp = await Deno.makeTempDir();
+          const { loaded, tmp } = await loadDockerArchive(store, "app:1");
           try {
-            const img = buildImage([
-              buildLayer(await baseLayer()),
-              buildLayer(await topLayer()),
-            ]);
-            await writeDockerClassic(`${tmp}/a.tar`, [{
-              image: img,
-              tags: ["app:1"],
-            }]);
-            const [loaded] = await loadImage(store, `${tmp}/a.tar`);
             const p = await pushImage(store, `${other.host}/loaded/app:1`, {
               ...opts,
               image: "app:1",

@@ -24,7 +24,7 @@
  */
 
 import { nodeZlib } from "../../_node.ts";
-import { openIsal } from "./_isal_lib.ts";
+import { isalLoader } from "./_isal_lib.ts";
 
 /** `sizeof(struct inflate_state)`, ISA-L 2.24-2.32 (checked on x86-64 with each release's header). */
 const STATE_SIZE = 87368;
@@ -59,21 +59,8 @@ const SYMBOLS = {
 
 type Isal = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-let bound: Isal | null | undefined;
-
 /** The library, or `null` when it is missing, disabled or fails its self-test. */
-function isal(): Isal | null {
-  if (bound !== undefined) return bound;
-  bound = null;
-  const lib = openIsal(SYMBOLS);
-  if (lib === null) return null;
-  bound = lib.symbols;
-  if (!selfTest()) {
-    bound = null;
-    lib.close();
-  }
-  return bound;
-}
+const isal = isalLoader(SYMBOLS, selfTest);
 
 /**
  * Whether gzip is decoded by ISA-L: `libisal.so.2` loads, `LAYERFS_GZIP`
@@ -106,12 +93,12 @@ const SELF_TEST_MEMBER = Uint8Array.from(
 );
 
 /** Decodes a known gzip member and compares. */
-function selfTest(): boolean {
+function selfTest(lib: Isal): boolean {
   const want = new TextEncoder().encode("layerfs isa-l self-test ".repeat(40));
   const gz = SELF_TEST_MEMBER;
   const out: Uint8Array[] = [];
   try {
-    const d = new IsalGunzip((c) => out.push(c.slice()));
+    const d = new IsalGunzip((c) => out.push(c.slice()), lib);
     d.push(gz);
     d.end();
   } catch {
@@ -206,9 +193,11 @@ export class IsalGunzip {
   readonly #tail = new Uint8Array(8);
   #tailFill = 0;
 
-  /** @param emit Called with each uncompressed chunk. */
-  constructor(emit: (chunk: Uint8Array) => void) {
-    const lib = bound;
+  /**
+   * @param emit Called with each uncompressed chunk.
+   * @param lib The bound library (its self-test passes it; else the loaded one).
+   */
+  constructor(emit: (chunk: Uint8Array) => void, lib: Isal | null = isal()) {
     if (!lib) throw new Error("internal: ISA-L is not available");
     this.#lib = lib;
     this.#emit = emit;

@@ -20,7 +20,7 @@
  */
 
 import { nodeZlib } from "../../_node.ts";
-import { openIsal } from "./_isal_lib.ts";
+import { isalLoader } from "./_isal_lib.ts";
 
 /** Room for `struct isal_zstream` (82,384 bytes in ISA-L 2.30). */
 const STREAM_SIZE = 1 << 18;
@@ -52,22 +52,10 @@ const SYMBOLS = {
 
 type Isal = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
-let bound: Isal | null | undefined;
-let forcedOff = false;
-
 /** The library, or `null` when it is missing, disabled or fails its self-test. */
-function isal(): Isal | null {
-  if (bound !== undefined) return bound;
-  bound = null;
-  const lib = openIsal(SYMBOLS);
-  if (lib === null) return null;
-  bound = lib.symbols;
-  if (!selfTest()) {
-    bound = null;
-    lib.close();
-  }
-  return bound;
-}
+const isal = isalLoader(SYMBOLS, selfTest);
+
+let forcedOff = false;
 
 /**
  * Whether gzip is encoded by ISA-L: `libisal.so.2` loads, `LAYERFS_GZIP` is
@@ -90,13 +78,13 @@ export function disableIsalGzipForTests(off: boolean): void {
  * Compresses a known text and decodes it back with `node:zlib` (loaded only
  * here, when a process first compresses gzip; mod.ts's import loads neither).
  */
-function selfTest(): boolean {
+function selfTest(lib: Isal): boolean {
   const want = new TextEncoder().encode(
     "layerfs isa-l deflate self-test ".repeat(300),
   );
   try {
     const gz: Uint8Array[] = [];
-    const e = new IsalGzip((c) => gz.push(c));
+    const e = new IsalGzip((c) => gz.push(c), lib);
     e.push(want);
     e.end();
     const got = nodeZlib().gunzipSync(concatBytes(gz));
@@ -130,9 +118,11 @@ export class IsalGzip {
   readonly #levelBuf = new Uint8Array(LEVEL_BUF);
   readonly #out = new Uint8Array(OUT);
 
-  /** @param emit Receives the compressed bytes. */
-  constructor(emit: (chunk: Uint8Array) => void) {
-    const lib = bound ?? isal();
+  /**
+   * @param emit Receives the compressed bytes.
+   * @param lib The bound library (its self-test passes it; else the loaded one).
+   */
+  constructor(emit: (chunk: Uint8Array) => void, lib: Isal | null = isal()) {
     if (!lib) throw new Error("ISA-L deflate is not available");
     this.#lib = lib;
     this.#emit = emit;

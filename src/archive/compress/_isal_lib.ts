@@ -43,3 +43,32 @@ export function openIsal<S extends Deno.ForeignLibraryInterface>(
     return null; // not installed
   }
 }
+
+/**
+ * A binding's loader: on its first call opens the library with `symbols`
+ * ({@link openIsal}) and keeps it only when `selfTest` passes with those
+ * symbols; then always the same answer, the symbols or `null`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { isalLoader } from "./_isal_lib.ts";
+ * const load = isalLoader({ isal_deflate_init: { parameters: ["buffer"], result: "void" } }, () => false);
+ * assert.equal(load(), null); // a failed self-test: never used
+ * ```
+ */
+export function isalLoader<S extends Deno.ForeignLibraryInterface>(
+  symbols: S,
+  selfTest: (lib: Deno.DynamicLibrary<S>["symbols"]) => boolean,
+): () => Deno.DynamicLibrary<S>["symbols"] | null {
+  let bound: Deno.DynamicLibrary<S>["symbols"] | null | undefined;
+  return () => {
+    if (bound !== undefined) return bound;
+    bound = null;
+    const lib = openIsal(symbols);
+    if (lib === null) return null;
+    if (selfTest(lib.symbols)) bound = lib.symbols;
+    else lib.close();
+    return bound;
+  };
+}
